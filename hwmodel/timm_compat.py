@@ -1,0 +1,51 @@
+"""The one place that imports timm.
+
+timm imports torchvision; the torchvision wheel that pip picks beside torch 2.13.0 (CPU) fails at
+import with ``operator torchvision::nms does not exist`` because its C++ ops are missing. Declaring
+the missing operator schemas before the first ``import timm`` is enough for everything timm needs
+(DESIGN.md §4). Every module that needs timm imports it from here::
+
+    from hwmodel.timm_compat import timm
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+_TORCHVISION_OPS = (
+    "nms",
+    "qnms",
+    "roi_align",
+    "_roi_align_backward",
+    "ps_roi_align",
+    "_ps_roi_align_backward",
+    "roi_pool",
+    "_roi_pool_backward",
+    "ps_roi_pool",
+    "_ps_roi_pool_backward",
+    "qroi_align",
+    "deform_conv2d",
+    "_deform_conv2d_backward",
+)
+
+
+def _declare_missing_torchvision_ops() -> torch.library.Library | None:
+    missing = [op for op in _TORCHVISION_OPS if not hasattr(torch.ops.torchvision, op)]
+    if not missing:
+        return None
+    lib = torch.library.Library("torchvision", "FRAGMENT")
+    for op in missing:
+        lib.define(f"{op}(Tensor x) -> Tensor")
+    return lib
+
+
+# Keep a reference: the op definitions live as long as the Library object.
+_SHIM_LIBRARY = _declare_missing_torchvision_ops()
+
+import timm  # noqa: E402
+
+__all__ = ["timm"]
