@@ -1,0 +1,174 @@
+"""Typed accelerator configuration: array shape, clock, and per-layer precision and tiling.
+
+JSON form (``--config accel.json``, also the ``config`` block of an exported accelerator.json)::
+
+    {"schema_version": 1, "freq_mhz": 200,
+     "array": {"rows": 32, "cols": 64, "pot_cols": 16},
+     "acc_bits": 32, "nonlinear_lanes": 16,
+     "default": {"weight_bits": 8, "act_bits": 8, "pot_ratio": 0.0, "tm": 64, "tn": 64, "tk": 256},
+     "layers": {"blocks.0.mlp.fc1": {"weight_bits": 4, "pot_ratio": 0.5}}}
+
+Per-layer entries override the default key by key (default → layer name, as hls4ml layers its
+precision). ``pot_cols`` of the ``cols`` columns are power-of-two (shift-add) PEs, the rest
+fixed-point; a layer's ``pot_ratio`` of its output channels runs on the PoT columns. Tile sizes
+larger than a layer dimension are clipped to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from hwmodel.errors import InputError
+
+SCHEMA_VERSION = 1
+SUPPORTED_BITS = range(1, 33)
+
+
+@dataclass(frozen=True)
+class LayerHw:
+    """Precision and tiling of one GEMM layer as the hardware sees it."""
+
+    weight_bits: int = 8
+    act_bits: int = 8
+    pot_ratio: float = 0.0
+    tm: int = 64
+    tn: int = 64
+    tk: int = 256
+
+
+@dataclass(frozen=True)
+class AcceleratorConfig:
+    """One accelerator design point."""
+
+    freq_mhz: float
+    rows: int
+    cols: int
+    pot_cols: int = 0
+    acc_bits: int = 32
+    nonlinear_lanes: int = 16
+    default: LayerHw = field(default_factory=LayerHw)
+    layers: Mapping[str, LayerHw] = field(default_factory=dict)
+
+    @property
+    def cols_fixed(self) -> int:
+        return self.cols - self.pot_cols
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    def for_layer(self, name: str) -> LayerHw:
+        return self.layers.get(name, self.default)
+
+    def to_dict(self) -> dict[str, Any]:
+        default = asdict(self.default)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "freq_mhz": self.freq_mhz,
+            "array": {"rows": self.rows, "cols": self.cols, "pot_cols": self.pot_cols},
+            "acc_bits": self.acc_bits,
+            "nonlinear_lanes": self.nonlinear_lanes,
+            "default": default,
+            "layers": {
+                name: {k: v for k, v in asdict(hw).items() if v != default[k]}
+                for name, hw in self.layers.items()
+            },
+        }
+
+    @staticmethod
+    def from_dict(raw: Any, source: str = "config") -> AcceleratorConfig:
+        return _parse_config(raw, source)
+
+    @staticmethod
+    def load(path: str | Path) -> AcceleratorConfig:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"accelerator config '{p}' does not exist")
+        try:
+            raw = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+        if isinstance(raw, dict) and "config" in raw and "array" not in raw:
+            raw = raw["config"]  # an exported accelerator.json
+        return _parse_config(raw, str(p))
+
+
+def _check_keys(raw: Any, allowed: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise InputError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+    return raw
+
+
+def _int(raw: Mapping[str, Any], key: str, where: str, lo: int, hi: int | None = None) -> int:
+    v = raw[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise InputError(f"{where}: key '{key}' must be an integer {rng}, got {v!r}")
+    return v
+
+
+def _number(raw: Mapping[str, Any], key: str, where: str, lo: float, hi: float) -> float:
+    v = raw[key]
+    if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+        raise InputError(f"{where}: key '{key}' must be a number in [{lo}, {hi}], got {v!r}")
+    return float(v)
+
+
+def _parse_layer(raw: Any, base: LayerHw, where: str) -> LayerHw:
+    allowed = {f.name for f in fields(LayerHw)}
+    raw = _check_keys(raw, allowed, where)
+    out: dict[str, Any] = {}
+    for key in ("weight_bits", "act_bits"):
+        if key in raw:
+            out[key] = _int(raw, key, where, 1, 32)
+    for key in ("tm", "tn", "tk"):
+        if key in raw:
+            out[key] = _int(raw, key, where, 1)
+    if "pot_ratio" in raw:
+        out["pot_ratio"] = _number(raw, "pot_ratio", where, 0.0, 1.0)
+    return replace(base, **out)
+
+
+def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
+    top = {"schema_version", "freq_mhz", "array", "acc_bits", "nonlinear_lanes", "default", "layers"}
+    raw = _check_keys(raw, top, source)
+    for key in ("freq_mhz", "array"):
+        if key not in raw:
+            raise InputError(f"{source}: missing key '{key}'")
+    version = raw.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise InputError(f"{source}: schema_version {version!r} not supported (expected {SCHEMA_VERSION})")
+    freq = _number(raw, "freq_mhz", source, 1.0, 2000.0)
+    arr = _check_keys(raw["array"], {"rows", "cols", "pot_cols"}, f"{source}: array")
+    for key in ("rows", "cols"):
+        if key not in arr:
+            raise InputError(f"{source}: array: missing key '{key}'")
+    rows = _int(arr, "rows", f"{source}: array", 1, 4096)
+    cols = _int(arr, "cols", f"{source}: array", 1, 4096)
+    pot_cols = _int(arr, "pot_cols", f"{source}: array", 0, cols) if "pot_cols" in arr else 0
+    acc_bits = _int(raw, "acc_bits", source, 2, 64) if "acc_bits" in raw else 32
+    lanes = _int(raw, "nonlinear_lanes", source, 1, 1024) if "nonlinear_lanes" in raw else 16
+    default = _parse_layer(raw.get("default", {}), LayerHw(), f"{source}: default")
+    layers_raw = raw.get("layers", {})
+    if not isinstance(layers_raw, dict):
+        raise InputError(f"{source}: key 'layers' must map layer names to settings")
+    layers = {
+        str(name): _parse_layer(v, default, f"{source}: layers.{name}") for name, v in layers_raw.items()
+    }
+    return AcceleratorConfig(
+        freq_mhz=freq,
+        rows=rows,
+        cols=cols,
+        pot_cols=pot_cols,
+        acc_bits=acc_bits,
+        nonlinear_lanes=lanes,
+        default=default,
+        layers=layers,
+    )

@@ -1,0 +1,103 @@
+"""FPGA devices: YAML files in ``hwmodel/devices`` (or a user path) loaded into a frozen Device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hwmodel.errors import InputError
+
+DEVICES_DIR = Path(__file__).parent / "devices"
+DSP_TYPES = ("DSP48E1", "DSP48E2")
+
+
+@dataclass(frozen=True)
+class Device:
+    """One FPGA part on a board: fabric resources, DSP slice type, clocks and DRAM bandwidth."""
+
+    name: str
+    part: str
+    family: str
+    lut: int
+    ff: int
+    bram36: int
+    uram: int
+    dsp: int
+    dsp_type: str
+    default_freq_mhz: float
+    max_freq_mhz: float
+    offchip_bandwidth_gbps: float
+
+    def bytes_per_cycle(self, freq_mhz: float) -> float:
+        """Off-chip bytes transferred per accelerator clock cycle at ``freq_mhz``."""
+        return self.offchip_bandwidth_gbps * 1e9 / (freq_mhz * 1e6)
+
+
+_INT_KEYS = ("lut", "ff", "bram36", "uram", "dsp")
+_FLOAT_KEYS = ("default_freq_mhz", "max_freq_mhz", "offchip_bandwidth_gbps")
+_STR_KEYS = ("name", "part", "family", "dsp_type")
+
+
+def known_devices() -> list[str]:
+    """Names of the devices shipped with hwmodel."""
+    return sorted(p.stem for p in DEVICES_DIR.glob("*.yaml"))
+
+
+def _parse(raw: Any, source: str) -> Device:
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: expected a mapping of device keys, got {type(raw).__name__}")
+    allowed = {f.name for f in fields(Device)}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise InputError(f"{source}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+    missing = [k for k in sorted(allowed) if k not in raw]
+    if missing:
+        raise InputError(f"{source}: missing key '{missing[0]}'")
+    values: dict[str, Any] = {}
+    for key in _STR_KEYS:
+        if not isinstance(raw[key], str) or not raw[key]:
+            raise InputError(f"{source}: key '{key}' must be a non-empty string")
+        values[key] = raw[key]
+    for key in _INT_KEYS:
+        v = raw[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise InputError(f"{source}: key '{key}' must be a non-negative integer, got {v!r}")
+        values[key] = v
+    for key in _FLOAT_KEYS:
+        v = raw[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+            raise InputError(f"{source}: key '{key}' must be a positive number, got {v!r}")
+        values[key] = float(v)
+    if values["dsp_type"] not in DSP_TYPES:
+        raise InputError(
+            f"{source}: key 'dsp_type' is {values['dsp_type']!r} (allowed: {', '.join(DSP_TYPES)})"
+        )
+    if values["default_freq_mhz"] > values["max_freq_mhz"]:
+        raise InputError(f"{source}: key 'default_freq_mhz' exceeds 'max_freq_mhz'")
+    if values["lut"] == 0 or values["ff"] == 0:
+        raise InputError(f"{source}: keys 'lut' and 'ff' must be positive")
+    return Device(**values)
+
+
+def load_device(name_or_path: str | Path) -> Device:
+    """Load a shipped device by name (``zcu102``) or any device YAML by path."""
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith((".yaml", ".yml")) or path.exists()):
+        path = DEVICES_DIR / f"{text.lower()}.yaml"
+        if not path.exists():
+            raise InputError(
+                f"unknown device '{text}' (known: {', '.join(known_devices())}; or a path to a YAML file)"
+            )
+    if not path.is_file():
+        raise InputError(f"device file '{path}' does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}:{where} is not valid YAML") from exc
+    return _parse(raw, str(path))

@@ -1,0 +1,86 @@
+"""``python -m hwmodel.report --model M --device D [--config accel.json] [--json]``.
+
+Prints the per-layer table of one design (op, M, N, K, precision, PoT ratio, tiles, compute vs
+memory cycles, bound, DSP/LUT/BRAM of the parts the layer keeps busy) and the totals. Without
+``--config`` it reports the documented default design (:mod:`hwmodel.design`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from hwmodel.cli import OneLineParser, run_main
+from hwmodel.config import AcceleratorConfig
+from hwmodel.design import default_config
+from hwmodel.device import Device, load_device
+from hwmodel.model import DesignReport, UtilisationCaps, evaluate
+from hwmodel.workload import workload_from_name
+
+PUBLISHED_ZCU102_GOPS = {"Auto-ViT-Acc (DeiT-B, W8A8+W4A8 mix)": 1181.5, "VAQF (DeiT-B, W1A8)": 861.2}
+
+
+def format_table(report: DesignReport, device: Device) -> str:
+    """The per-layer table and totals as fixed-width text."""
+    head = (
+        f"{'op':<24} {'kind':<10} {'M':>5} {'N':>5} {'K':>5} {'xR':>3} {'prec':>6} {'pot':>5} "
+        f"{'tiles Tm×Tn×Tk':>16} {'compute':>10} {'memory':>10} {'bound':>9} {'PE%':>5} "
+        f"{'DSP':>5} {'LUT':>7} {'BRAM36':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in report.layers:
+        if r.bound == "nonlinear":
+            lines.append(
+                f"{r.name:<24} {r.kind:<10} {r.m:>5} {r.n:>5} {'':>5} {'':>3} {'':>6} {'':>5} "
+                f"{'':>16} {r.compute_cycles:>10,} {'-':>10} {r.bound:>9}"
+            )
+            continue
+        prec = f"W{r.weight_bits}A{r.act_bits}"
+        tiles = f"{r.tm}×{r.tn}×{r.tk}"
+        lines.append(
+            f"{r.name:<24} {r.kind:<10} {r.m:>5} {r.n:>5} {r.k:>5} {r.repeat:>3} {prec:>6} "
+            f"{r.pot_ratio:>5.2f} {tiles:>16} {r.compute_cycles:>10,} {r.memory_cycles:>10,} "
+            f"{r.bound:>9} {100 * r.pe_utilisation:>5.1f} {r.dsp:>5} {r.lut:>7,} {r.bram36:>7.1f}"
+        )
+    res, util = report.resources, report.utilisation
+    lines += [
+        "",
+        f"model {report.model_name} on {device.name} ({device.part}) at {report.freq_mhz:g} MHz",
+        f"MACs/image      {report.macs:,}",
+        f"latency         {report.latency_cycles:,} cycles = {report.latency_ms:.3f} ms "
+        f"(GEMM {report.gemm_cycles:,}, non-linear {report.nonlinear_cycles:,})",
+        f"throughput      {report.fps:.2f} FPS, {report.gops:.1f} GOP/s",
+        f"off-chip        {report.offchip_bytes / 1e6:.2f} MB/image",
+        f"DSP             {res.dsp:,} / {device.dsp:,} ({util['dsp']:.1%})",
+        f"LUT             {res.lut:,} / {device.lut:,} ({util['lut']:.1%})",
+        f"FF              {res.ff:,} / {device.ff:,} ({util['ff']:.1%})",
+        f"BRAM36          {res.bram36:g} / {device.bram36:,} ({util['bram36']:.1%})",
+        "feasible        " + ("yes" if report.feasible else "NO: " + "; ".join(report.violations)),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = OneLineParser(prog="python -m hwmodel.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="deit_base_patch16_224", help="timm model name")
+    parser.add_argument("--device", default="zcu102", help="device name or YAML path")
+    parser.add_argument("--config", help="accelerator config JSON (default: the default design)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    args = parser.parse_args(argv)
+    workload = workload_from_name(args.model)
+    device = load_device(args.device)
+    caps = UtilisationCaps()
+    config = AcceleratorConfig.load(args.config) if args.config else default_config(workload, device, caps)
+    report = evaluate(workload, config, device, caps, detail=True)
+    if args.json:
+        out = report.to_dict()
+        out["config"] = config.to_dict()
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_table(report, device))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, prog="hwmodel.report"))

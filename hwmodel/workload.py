@@ -1,0 +1,204 @@
+"""ViT workload: the ordered GEMMs and non-linear ops of a timm VisionTransformer.
+
+Layer names are the timm module names (``blocks.3.mlp.fc1``) plus ``blocks.{i}.attn.qk`` (Q·Kᵀ)
+and ``blocks.{i}.attn.sv`` (softmax·V) for the per-head activation×activation matmuls; the
+quantization config (``codesign.quant``) uses the same names, so a per-layer setting means the
+same layer in both places. A GEMM is C[M×N] = A[M×K]·B[K×N] repeated ``repeat`` times (once per
+head for qk/sv); B is a weight matrix when ``weight_operand`` is true.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from hwmodel.errors import InputError
+
+GEMM_KINDS = ("patch_embed", "qkv", "qk", "sv", "proj", "fc1", "fc2", "head")
+NONLINEAR_KINDS = ("layernorm", "softmax", "gelu")
+
+
+@dataclass(frozen=True)
+class GemmOp:
+    """C[M×N] = A[M×K]·B[K×N], ``repeat`` independent instances (heads)."""
+
+    name: str
+    kind: str
+    m: int
+    n: int
+    k: int
+    repeat: int = 1
+    weight_operand: bool = True
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.n * self.k * self.repeat
+
+    @property
+    def weight_elements(self) -> int:
+        return self.k * self.n * self.repeat if self.weight_operand else 0
+
+
+@dataclass(frozen=True)
+class NonlinearOp:
+    """A row-wise non-linear op over ``rows`` vectors of ``row_len`` elements."""
+
+    name: str
+    kind: str
+    rows: int
+    row_len: int
+
+    @property
+    def elements(self) -> int:
+        return self.rows * self.row_len
+
+
+Op = GemmOp | NonlinearOp
+
+
+@dataclass(frozen=True)
+class GemmArrays:
+    """The GEMMs of a workload as int64 columns, for the vectorised model."""
+
+    m: npt.NDArray[np.int64]
+    n: npt.NDArray[np.int64]
+    k: npt.NDArray[np.int64]
+    repeat: npt.NDArray[np.int64]
+    weight_operand: npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The ordered ops of one image through a ViT."""
+
+    model_name: str
+    img_size: int
+    in_chans: int
+    patch_size: int
+    tokens: int
+    embed_dim: int
+    depth: int
+    num_heads: int
+    mlp_hidden: int
+    num_classes: int
+    ops: tuple[Op, ...]
+
+    @cached_property
+    def gemms(self) -> tuple[GemmOp, ...]:
+        return tuple(op for op in self.ops if isinstance(op, GemmOp))
+
+    @cached_property
+    def nonlinears(self) -> tuple[NonlinearOp, ...]:
+        return tuple(op for op in self.ops if isinstance(op, NonlinearOp))
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.gemms)
+
+    @property
+    def weight_elements(self) -> int:
+        return sum(op.weight_elements for op in self.gemms)
+
+    def layer_names(self) -> list[str]:
+        """Names of the GEMM layers, in execution order (the per-layer config keys)."""
+        return [op.name for op in self.gemms]
+
+    @cached_property
+    def gemm_arrays(self) -> GemmArrays:
+        g = self.gemms
+        return GemmArrays(
+            m=np.array([op.m for op in g], dtype=np.int64),
+            n=np.array([op.n for op in g], dtype=np.int64),
+            k=np.array([op.k for op in g], dtype=np.int64),
+            repeat=np.array([op.repeat for op in g], dtype=np.int64),
+            weight_operand=np.array([op.weight_operand for op in g], dtype=np.bool_),
+        )
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, tuple | list):
+        return int(value[0])
+    return int(value)
+
+
+def workload_from_model(model: torch.nn.Module, name: str | None = None) -> Workload:
+    """Extract the workload of a timm ``VisionTransformer`` instance (any size, any input)."""
+    from hwmodel.timm_compat import timm
+
+    vit_cls = timm.models.vision_transformer.VisionTransformer
+    if not isinstance(model, vit_cls):
+        raise InputError(
+            f"model {type(model).__name__} is not a timm VisionTransformer (only ViT/DeiT supported)"
+        )
+    pe = model.patch_embed
+    proj = pe.proj
+    if not isinstance(proj, torch.nn.Conv2d):
+        raise InputError("patch embedding must be a Conv2d projection")
+    patch = _as_int(proj.kernel_size)
+    in_chans = int(proj.in_channels)
+    dim = int(proj.out_channels)
+    num_patches = int(pe.num_patches)
+    prefix = int(getattr(model, "num_prefix_tokens", 1))
+    tokens = num_patches + prefix
+    img = _as_int(pe.img_size)
+    ops: list[Op] = [GemmOp("patch_embed.proj", "patch_embed", num_patches, dim, in_chans * patch * patch)]
+    depth = len(model.blocks)
+    heads = 0
+    hidden = 0
+    for i, blk in enumerate(model.blocks):
+        attn, mlp = blk.attn, blk.mlp
+        if not hasattr(mlp, "fc1") or not hasattr(attn, "qkv"):
+            raise InputError(f"block {i}: expected attn.qkv and mlp.fc1/fc2 (standard ViT block)")
+        heads = int(attn.num_heads)
+        head_dim = int(attn.head_dim)
+        qkv_out = int(attn.qkv.out_features)
+        attn_dim = heads * head_dim
+        hidden = int(mlp.fc1.out_features)
+        p = f"blocks.{i}"
+        ops += [
+            NonlinearOp(f"{p}.norm1", "layernorm", tokens, dim),
+            GemmOp(f"{p}.attn.qkv", "qkv", tokens, qkv_out, int(attn.qkv.in_features)),
+            GemmOp(f"{p}.attn.qk", "qk", tokens, tokens, head_dim, heads, weight_operand=False),
+            NonlinearOp(f"{p}.attn.softmax", "softmax", heads * tokens, tokens),
+            GemmOp(f"{p}.attn.sv", "sv", tokens, head_dim, tokens, heads, weight_operand=False),
+            GemmOp(f"{p}.attn.proj", "proj", tokens, int(attn.proj.out_features), attn_dim),
+            NonlinearOp(f"{p}.norm2", "layernorm", tokens, dim),
+            GemmOp(f"{p}.mlp.fc1", "fc1", tokens, hidden, int(mlp.fc1.in_features)),
+            NonlinearOp(f"{p}.mlp.act", "gelu", tokens, hidden),
+            GemmOp(f"{p}.mlp.fc2", "fc2", tokens, int(mlp.fc2.out_features), hidden),
+        ]
+    ops.append(NonlinearOp("norm", "layernorm", tokens, dim))
+    num_classes = int(getattr(model, "num_classes", 0))
+    if isinstance(model.head, torch.nn.Linear):
+        ops.append(GemmOp("head", "head", 1, int(model.head.out_features), int(model.head.in_features)))
+    return Workload(
+        model_name=name or type(model).__name__,
+        img_size=img,
+        in_chans=in_chans,
+        patch_size=patch,
+        tokens=tokens,
+        embed_dim=dim,
+        depth=depth,
+        num_heads=heads,
+        mlp_hidden=hidden,
+        num_classes=num_classes,
+        ops=tuple(ops),
+    )
+
+
+def workload_from_name(model_name: str, **model_kwargs: Any) -> Workload:
+    """Workload of a timm model by name (built on the meta device: no weights, no download)."""
+    from hwmodel.timm_compat import timm
+
+    if not timm.is_model(model_name):
+        close = timm.list_models(f"*{model_name.split('_')[0]}*")[:5]
+        hint = f" (did you mean: {', '.join(close)})" if close else ""
+        raise InputError(f"unknown timm model '{model_name}'{hint}")
+    with torch.device("meta"):
+        model = timm.create_model(model_name, pretrained=False, **model_kwargs)
+    return workload_from_model(model, model_name)
