@@ -137,7 +137,15 @@ def _parse_layer(raw: Any, base: LayerHw, where: str) -> LayerHw:
 
 
 def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
-    top = {"schema_version", "freq_mhz", "array", "acc_bits", "nonlinear_lanes", "default", "layers"}
+    top = {
+        "schema_version",
+        "freq_mhz",
+        "array",
+        "acc_bits",
+        "nonlinear_lanes",
+        "default",
+        "layers",
+    }
     raw = _check_keys(raw, top, source)
     for key in ("freq_mhz", "array"):
         if key not in raw:

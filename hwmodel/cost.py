@@ -54,8 +54,7 @@ class Coefficients:
             version=str(raw["version"]),
             yosys_version=raw.get("yosys_version"),
             dsp_packing={
-                dsp: tuple(PackingRule(**rule) for rule in rules)
-                for dsp, rules in raw["dsp_packing"].items()
+                dsp: tuple(PackingRule(**rule) for rule in rules) for dsp, rules in raw["dsp_packing"].items()
             },
             array={k: float(v) for k, v in raw["array"].items()},
             nonlinear={k: NonlinearCost(**v) for k, v in raw["nonlinear"].items()},
@@ -106,9 +105,7 @@ def fixed_multiplier_dsp(
     return rows * cols_fixed * -per
 
 
-def array_register_bits(
-    rows: int, cols: int, weight_bits: int, act_bits: int, acc_bits: int
-) -> int:
+def array_register_bits(rows: int, cols: int, weight_bits: int, act_bits: int, acc_bits: int) -> int:
     """Flip-flops of one R×C sub-array: PE registers, shadow accumulators and skew feeders."""
     if cols == 0:
         return 0
@@ -133,10 +130,14 @@ def engine_resources(
     dsp = fixed_multiplier_dsp(rows, cols_fixed, weight_bits, act_bits, dsp_type, coef)
     shift_range = max(2 ** (pot_weight_bits - 1) - 2, 0)
     lut_fixed = cols_fixed * rows * (a["lut_fixed_pe_const"] + a["lut_fixed_pe_per_acc_bit"] * acc_bits)
-    lut_pot = cols_pot * rows * (
-        a["lut_pot_pe_const"]
-        + a["lut_pot_pe_per_acc_bit"] * acc_bits
-        + a["lut_pot_pe_per_act_bit_shift"] * act_bits * max(shift_range, 1).bit_length()
+    lut_pot = (
+        cols_pot
+        * rows
+        * (
+            a["lut_pot_pe_const"]
+            + a["lut_pot_pe_per_acc_bit"] * acc_bits
+            + a["lut_pot_pe_per_act_bit_shift"] * act_bits * max(shift_range, 1).bit_length()
+        )
     )
     cols = cols_fixed + cols_pot
     lut = lut_fixed + lut_pot + a["lut_control_const"] + a["lut_per_row"] * rows + a["lut_per_col"] * cols

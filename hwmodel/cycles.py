@@ -52,7 +52,7 @@ def tile_compute_cycles(tm: int, tn: int, tk: int, rows: int, cols: int) -> int:
 
 def split_channels(tn: int, pot_ratio: float) -> tuple[int, int]:
     """Split ``tn`` output channels into (fixed, pot) by the PoT ratio (round half to even)."""
-    tn_pot = int(round(pot_ratio * tn))
+    tn_pot = round(pot_ratio * tn)
     return tn - tn_pot, tn_pot
 
 

@@ -31,7 +31,7 @@ from hwmodel.config import AcceleratorConfig
 from hwmodel.cost import Coefficients, engine_resources, load_coefficients
 from hwmodel.device import Device
 from hwmodel.errors import InputError
-from hwmodel.workload import Workload
+from hwmodel.workload import GemmOp, Workload
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -150,7 +150,7 @@ class _LayerArrays:
 def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays:
     g = workload.gemm_arrays
     hws = [config.for_layer(op.name) for op in workload.gemms]
-    unknown = set(config.layers) - set(workload.layer_names())
+    unknown = set(config.layers) - workload.layer_name_set
     if unknown:
         name = sorted(unknown)[0]
         raise InputError(f"config layer '{name}' is not a layer of {workload.model_name}")
@@ -190,7 +190,11 @@ class _GemmTiming:
 
 
 def _gemm_timing(
-    workload: Workload, config: AcceleratorConfig, la: _LayerArrays, bytes_per_cycle: float, coef: Coefficients
+    workload: Workload,
+    config: AcceleratorConfig,
+    la: _LayerArrays,
+    bytes_per_cycle: float,
+    coef: Coefficients,
 ) -> _GemmTiming:
     g = workload.gemm_arrays
     rows, cf, cp = config.rows, config.cols_fixed, config.pot_cols
@@ -251,11 +255,8 @@ def _gemm_timing(
 
 
 def _nonlinear_cycles(workload: Workload, lanes: int, coef: Coefficients) -> list[int]:
-    out = []
-    for op in workload.nonlinears:
-        c = coef.nonlinear[op.kind]
-        out.append(c.passes * -(-op.elements // lanes) + c.pipeline_cycles)
-    return out
+    costs = {kind: (c.passes, c.pipeline_cycles) for kind, c in coef.nonlinear.items()}
+    return [costs[op.kind][0] * -(-op.elements // lanes) + costs[op.kind][1] for op in workload.nonlinears]
 
 
 def _buffers(workload: Workload, config: AcceleratorConfig, la: _LayerArrays) -> list[Buffer]:
@@ -322,8 +323,15 @@ def evaluate(
 
     wb_fix, wb_pot, ab = datapath_widths(workload, la)
     eng = engine_resources(
-        config.rows, config.cols_fixed, config.pot_cols, max(wb_fix, 1), max(wb_pot, 1), ab,
-        config.acc_bits, device.dsp_type, coef,
+        config.rows,
+        config.cols_fixed,
+        config.pot_cols,
+        max(wb_fix, 1),
+        max(wb_pot, 1),
+        ab,
+        config.acc_bits,
+        device.dsp_type,
+        coef,
     )
     sysc = coef.system
     bufs = _buffers(workload, config, la)
@@ -331,10 +339,20 @@ def evaluate(
     lanes = config.nonlinear_lanes
     nl = coef.nonlinear.values()
     dsp = eng.dsp + lanes * sum(c.dsp_per_lane for c in nl) + int(sysc["dsp_const"])
-    lut = eng.lut + lanes * sum(c.lut_per_lane for c in nl) + sysc["lut_const"] + banks * sysc["lut_per_buffer_bank"]
-    ff = eng.ff + lanes * sum(c.ff_per_lane for c in nl) + sysc["ff_const"] + banks * sysc["ff_per_buffer_bank"]
+    lut = (
+        eng.lut
+        + lanes * sum(c.lut_per_lane for c in nl)
+        + sysc["lut_const"]
+        + banks * sysc["lut_per_buffer_bank"]
+    )
+    ff = (
+        eng.ff
+        + lanes * sum(c.ff_per_lane for c in nl)
+        + sysc["ff_const"]
+        + banks * sysc["ff_per_buffer_bank"]
+    )
     bram = sum(b.bram36 for b in bufs) + sysc["bram36_const"]
-    res = Resources(dsp=int(dsp), lut=int(round(lut)), ff=int(round(ff)), bram36=float(bram))
+    res = Resources(dsp=int(dsp), lut=round(lut), ff=round(ff), bram36=float(bram))
     util = {
         "dsp": res.dsp / device.dsp if device.dsp else float("inf") if res.dsp else 0.0,
         "lut": res.lut / device.lut,
@@ -343,7 +361,12 @@ def evaluate(
     }
     violations = [
         f"{key} {util[key]:.1%} > cap {cap:.0%}"
-        for key, cap in (("dsp", caps.dsp), ("lut", caps.lut), ("ff", caps.ff), ("bram36", caps.bram36))
+        for key, cap in (
+            ("dsp", caps.dsp),
+            ("lut", caps.lut),
+            ("ff", caps.ff),
+            ("bram36", caps.bram36),
+        )
         if util[key] > cap
     ]
     if config.freq_mhz > device.max_freq_mhz:
@@ -378,7 +401,7 @@ def _part_resources(
     out = []
     for cf, cp in ((config.cols_fixed, 0), (0, config.pot_cols)):
         r = engine_resources(config.rows, cf, cp, wb_fix, wb_pot, ab, config.acc_bits, device.dsp_type, coef)
-        out.append((r.dsp, int(round(r.lut))))
+        out.append((r.dsp, round(r.lut)))
     return out[0], out[1]
 
 
@@ -395,7 +418,7 @@ def _layer_table(
     gi = 0
     ni = 0
     for op in workload.ops:
-        if hasattr(op, "m"):
+        if isinstance(op, GemmOp):
             i = gi
             gi += 1
             latency = int(timing.latency[i])
@@ -404,10 +427,22 @@ def _layer_table(
             uses_fix, uses_pot = ratio < 1.0, ratio > 0.0
             rows.append(
                 LayerResult(
-                    name=op.name, kind=op.kind, m=op.m, n=op.n, k=op.k, repeat=op.repeat,
-                    weight_bits=int(la.wb[i]), act_bits=int(la.ab[i]), pot_ratio=ratio,
-                    tm=int(la.tm[i]), tn=int(la.tn[i]), tk=int(la.tk[i]), tiles=int(timing.tiles[i]),
-                    compute_cycles=compute, memory_cycles=memory, latency_cycles=latency,
+                    name=op.name,
+                    kind=op.kind,
+                    m=op.m,
+                    n=op.n,
+                    k=op.k,
+                    repeat=op.repeat,
+                    weight_bits=int(la.wb[i]),
+                    act_bits=int(la.ab[i]),
+                    pot_ratio=ratio,
+                    tm=int(la.tm[i]),
+                    tn=int(la.tn[i]),
+                    tk=int(la.tk[i]),
+                    tiles=int(timing.tiles[i]),
+                    compute_cycles=compute,
+                    memory_cycles=memory,
+                    latency_cycles=latency,
                     bound="compute" if compute >= memory else "memory",
                     offchip_bytes=int(timing.offchip_bytes[i]),
                     pe_utilisation=op.macs / (latency * config.pes) if latency else 0.0,
@@ -421,10 +456,28 @@ def _layer_table(
             ni += 1
             rows.append(
                 LayerResult(
-                    name=op.name, kind=op.kind, m=op.rows, n=op.row_len, k=0, repeat=1,
-                    weight_bits=0, act_bits=0, pot_ratio=0.0, tm=0, tn=0, tk=0, tiles=0,
-                    compute_cycles=c, memory_cycles=0, latency_cycles=c, bound="nonlinear",
-                    offchip_bytes=0, pe_utilisation=0.0, dsp=0, lut=0, bram36=0.0,
+                    name=op.name,
+                    kind=op.kind,
+                    m=op.rows,
+                    n=op.row_len,
+                    k=0,
+                    repeat=1,
+                    weight_bits=0,
+                    act_bits=0,
+                    pot_ratio=0.0,
+                    tm=0,
+                    tn=0,
+                    tk=0,
+                    tiles=0,
+                    compute_cycles=c,
+                    memory_cycles=0,
+                    latency_cycles=c,
+                    bound="nonlinear",
+                    offchip_bytes=0,
+                    pe_utilisation=0.0,
+                    dsp=0,
+                    lut=0,
+                    bram36=0.0,
                 )
             )
     return tuple(rows)

@@ -18,7 +18,10 @@ from hwmodel.device import Device, load_device
 from hwmodel.model import DesignReport, UtilisationCaps, evaluate
 from hwmodel.workload import workload_from_name
 
-PUBLISHED_ZCU102_GOPS = {"Auto-ViT-Acc (DeiT-B, W8A8+W4A8 mix)": 1181.5, "VAQF (DeiT-B, W1A8)": 861.2}
+PUBLISHED_ZCU102_GOPS = {
+    "Auto-ViT-Acc (DeiT-B, W8A8+W4A8 mix)": 1181.5,
+    "VAQF (DeiT-B, W1A8)": 861.2,
+}
 
 
 def format_table(report: DesignReport, device: Device) -> str:

@@ -37,9 +37,9 @@ def _declare_missing_torchvision_ops() -> torch.library.Library | None:
     missing = [op for op in _TORCHVISION_OPS if not hasattr(torch.ops.torchvision, op)]
     if not missing:
         return None
-    lib = torch.library.Library("torchvision", "FRAGMENT")
+    lib = torch.library.Library("torchvision", "FRAGMENT")  # type: ignore[no-untyped-call]
     for op in missing:
-        lib.define(f"{op}(Tensor x) -> Tensor")
+        lib.define(f"{op}(Tensor x) -> Tensor")  # type: ignore[no-untyped-call]
     return lib
 
 

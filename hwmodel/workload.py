@@ -96,7 +96,7 @@ class Workload:
     def nonlinears(self) -> tuple[NonlinearOp, ...]:
         return tuple(op for op in self.ops if isinstance(op, NonlinearOp))
 
-    @property
+    @cached_property
     def macs(self) -> int:
         return sum(op.macs for op in self.gemms)
 
@@ -107,6 +107,10 @@ class Workload:
     def layer_names(self) -> list[str]:
         """Names of the GEMM layers, in execution order (the per-layer config keys)."""
         return [op.name for op in self.gemms]
+
+    @cached_property
+    def layer_name_set(self) -> frozenset[str]:
+        return frozenset(op.name for op in self.gemms)
 
     @cached_property
     def gemm_arrays(self) -> GemmArrays:
@@ -135,7 +139,8 @@ def workload_from_model(model: torch.nn.Module, name: str | None = None) -> Work
         raise InputError(
             f"model {type(model).__name__} is not a timm VisionTransformer (only ViT/DeiT supported)"
         )
-    pe = model.patch_embed
+    vit: Any = model  # timm is untyped: read its attributes dynamically
+    pe = vit.patch_embed
     proj = pe.proj
     if not isinstance(proj, torch.nn.Conv2d):
         raise InputError("patch embedding must be a Conv2d projection")
@@ -143,14 +148,14 @@ def workload_from_model(model: torch.nn.Module, name: str | None = None) -> Work
     in_chans = int(proj.in_channels)
     dim = int(proj.out_channels)
     num_patches = int(pe.num_patches)
-    prefix = int(getattr(model, "num_prefix_tokens", 1))
+    prefix = int(getattr(vit, "num_prefix_tokens", 1))
     tokens = num_patches + prefix
     img = _as_int(pe.img_size)
     ops: list[Op] = [GemmOp("patch_embed.proj", "patch_embed", num_patches, dim, in_chans * patch * patch)]
-    depth = len(model.blocks)
+    depth = len(vit.blocks)
     heads = 0
     hidden = 0
-    for i, blk in enumerate(model.blocks):
+    for i, blk in enumerate(vit.blocks):
         attn, mlp = blk.attn, blk.mlp
         if not hasattr(mlp, "fc1") or not hasattr(attn, "qkv"):
             raise InputError(f"block {i}: expected attn.qkv and mlp.fc1/fc2 (standard ViT block)")

@@ -1,0 +1,237 @@
+"""The analytic model: invariants (hypothesis), scalar cross-check, feasibility and golden totals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hwmodel.config import AcceleratorConfig, LayerHw
+from hwmodel.cost import load_coefficients
+from hwmodel.cycles import gemm_compute_cycles
+from hwmodel.design import default_config
+from hwmodel.device import known_devices, load_device
+from hwmodel.errors import InputError
+from hwmodel.model import evaluate
+from hwmodel.workload import Workload
+
+SIDES = st.sampled_from([1, 2, 3, 4, 8, 16, 24, 32, 64])
+BITS = st.sampled_from([2, 3, 4, 6, 8, 16])
+
+
+@st.composite
+def designs(draw: st.DrawFn, workload: Workload) -> AcceleratorConfig:
+    rows, cols = draw(SIDES), draw(st.sampled_from([2, 3, 4, 8, 16, 32, 64]))
+    pot_cols = draw(st.integers(0, cols - 1))
+    layers = {}
+    for op in workload.gemms:
+        ratio = draw(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0])) if op.weight_operand and pot_cols else 0.0
+        layers[op.name] = LayerHw(
+            weight_bits=draw(BITS),
+            act_bits=draw(BITS),
+            pot_ratio=ratio,
+            tm=draw(st.integers(1, 64)),
+            tn=draw(st.integers(1, 128)),
+            tk=draw(st.integers(1, 512)),
+        )
+    freq = draw(st.sampled_from([50.0, 100.0, 200.0, 300.0]))
+    return AcceleratorConfig(freq_mhz=freq, rows=rows, cols=cols, pot_cols=pot_cols, layers=layers)
+
+
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FAST
+@given(data=st.data(), device=st.sampled_from(known_devices()))
+def test_cycles_bounded_by_compute_and_bandwidth(
+    mnist_workload: Workload, data: st.DataObject, device: str
+) -> None:
+    cfg = data.draw(designs(mnist_workload))
+    dev = load_device(device)
+    rep = evaluate(mnist_workload, cfg, dev, detail=True)
+    assert rep.latency_cycles >= rep.macs / cfg.pes
+    assert rep.gemm_cycles >= rep.offchip_bytes / dev.bytes_per_cycle(cfg.freq_mhz)
+    for layer in rep.layers:
+        assert layer.latency_cycles >= max(layer.compute_cycles, 0)
+        if layer.bound != "nonlinear":
+            macs = layer.m * layer.n * layer.k * layer.repeat
+            assert layer.compute_cycles >= macs / cfg.pes
+
+
+@FAST
+@given(data=st.data())
+def test_vectorised_compute_cycles_equal_scalar_reference(
+    mnist_workload: Workload, data: st.DataObject
+) -> None:
+    cfg = data.draw(designs(mnist_workload))
+    rep = evaluate(mnist_workload, cfg, load_device("zcu102"), detail=True)
+    by_name = {r.name: r for r in rep.layers}
+    for op in mnist_workload.gemms:
+        hw = cfg.for_layer(op.name)
+        ref = gemm_compute_cycles(
+            op.m,
+            op.n,
+            op.k,
+            cfg.rows,
+            cfg.cols_fixed,
+            cfg.pot_cols,
+            hw.pot_ratio,
+            min(hw.tm, op.m),
+            min(hw.tn, op.n),
+            min(hw.tk, op.k),
+        )
+        assert by_name[op.name].compute_cycles == ref * op.repeat
+
+
+@FAST
+@given(
+    rows=st.integers(1, 48),
+    cols=st.integers(2, 48),
+    drow=st.integers(0, 16),
+    dcol=st.integers(0, 16),
+    pot_cols=st.integers(0, 1),
+    wb=BITS,
+    ab=BITS,
+    ratio=st.sampled_from([0.25, 0.5, 1.0]),
+    device=st.sampled_from(known_devices()),
+)
+def test_resources_non_decreasing_in_rows_and_cols(
+    mnist_workload: Workload,
+    rows: int,
+    cols: int,
+    drow: int,
+    dcol: int,
+    pot_cols: int,
+    wb: int,
+    ab: int,
+    ratio: float,
+    device: str,
+) -> None:
+    dev = load_device(device)
+
+    def res(r: int, c: int) -> tuple[int, int, int, float]:
+        weight_ratio = ratio if pot_cols else 0.0
+        layers = {
+            op.name: LayerHw(wb, ab, weight_ratio if op.weight_operand else 0.0, 32, 32, 64)
+            for op in mnist_workload.gemms
+        }
+        cfg = AcceleratorConfig(freq_mhz=100, rows=r, cols=c, pot_cols=pot_cols, layers=layers)
+        rp = evaluate(mnist_workload, cfg, dev).resources
+        return rp.dsp, rp.lut, rp.ff, rp.bram36
+
+    small = res(rows, cols)
+    for bigger in (res(rows + drow, cols), res(rows, cols + dcol)):
+        assert all(b >= a for a, b in zip(small, bigger, strict=True)), (small, bigger)
+
+
+def _uniform(workload: Workload, rows: int, cols: int, pot_cols: int, ratio: float) -> AcceleratorConfig:
+    layers = {
+        op.name: LayerHw(8, 8, ratio if op.weight_operand else 0.0, 32, 64, 128) for op in workload.gemms
+    }
+    return AcceleratorConfig(freq_mhz=100, rows=rows, cols=cols, pot_cols=pot_cols, layers=layers)
+
+
+def test_ratio_zero_uses_no_pot_luts_and_ratio_one_no_multiplier_dsps(
+    mnist_workload: Workload,
+) -> None:
+    dev = load_device("zcu104")
+    rep0 = evaluate(mnist_workload, _uniform(mnist_workload, 8, 16, 0, 0.0), dev, detail=True)
+    rep_mixed = evaluate(mnist_workload, _uniform(mnist_workload, 8, 16, 8, 0.0), dev, detail=True)
+    # the same array with half its columns PoT costs more LUTs (shift-add PEs) and fewer DSPs
+    assert rep_mixed.resources.lut > rep0.resources.lut - 1e-9 or rep_mixed.resources.dsp < rep0.resources.dsp
+    rep1 = evaluate(mnist_workload, _uniform(mnist_workload, 8, 16, 8, 1.0), dev, detail=True)
+    for layer in rep1.layers:
+        if layer.kind in {"qkv", "proj", "fc1", "fc2", "patch_embed", "head"}:
+            assert layer.pot_ratio == 1.0 and layer.dsp == 0, layer
+        if layer.kind in {"qk", "sv"}:
+            assert layer.dsp > 0
+    assert all(layer.lut == 0 or layer.dsp > 0 for layer in rep0.layers)  # no PoT part at all
+    from hwmodel.cost import engine_resources
+
+    coef = load_coefficients()
+    pot_only = engine_resources(8, 0, 16, 8, 4, 8, 32, "DSP48E2", coef)
+    fixed_only_res = engine_resources(8, 16, 0, 8, 4, 8, 32, "DSP48E2", coef)
+    assert pot_only.dsp == 0 and fixed_only_res.dsp > 0
+    assert engine_resources(8, 16, 0, 8, 4, 8, 32, "DSP48E2", coef).lut < pot_only.lut
+
+
+def test_pot_channels_without_pot_columns_is_an_input_error(mnist_workload: Workload) -> None:
+    with pytest.raises(InputError, match="pot_cols is 0"):
+        evaluate(mnist_workload, _uniform(mnist_workload, 8, 16, 0, 0.5), load_device("zcu102"))
+
+
+def test_pot_ratio_on_attention_matmul_is_rejected(mnist_workload: Workload) -> None:
+    cfg = AcceleratorConfig(
+        freq_mhz=100,
+        rows=4,
+        cols=8,
+        pot_cols=4,
+        layers={"blocks.0.attn.qk": LayerHw(pot_ratio=0.5)},
+    )
+    with pytest.raises(InputError, match=r"blocks\.0\.attn\.qk"):
+        evaluate(mnist_workload, cfg, load_device("zcu102"))
+
+
+def test_infeasible_design_is_reported(deit_base: Workload) -> None:
+    cfg = AcceleratorConfig(freq_mhz=100, rows=64, cols=64, default=LayerHw(tm=256, tn=128, tk=512))
+    rep = evaluate(deit_base, cfg, load_device("pynq_z2"))
+    assert not rep.feasible
+    assert any(v.startswith("dsp") for v in rep.violations)
+    fast_clock = AcceleratorConfig(freq_mhz=400, rows=4, cols=4)
+    assert any("clock" in v for v in evaluate(deit_base, fast_clock, load_device("pynq_z2")).violations)
+
+
+def test_config_json_round_trip(tmp_path: Path, mnist_workload: Workload) -> None:
+    cfg = _uniform(mnist_workload, 8, 16, 4, 0.25)
+    path = tmp_path / "accel.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    back = AcceleratorConfig.load(path)
+    dev = load_device("zcu102")
+    assert evaluate(mnist_workload, back, dev) == evaluate(mnist_workload, cfg, dev)
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ({"freq_mhz": 100}, "missing key 'array'"),
+        ({"freq_mhz": 100, "array": {"rows": 0, "cols": 4}}, "'rows'"),
+        ({"freq_mhz": 100, "array": {"rows": 4, "cols": 4, "pot_cols": 5}}, "'pot_cols'"),
+        (
+            {"freq_mhz": 100, "array": {"rows": 4, "cols": 4}, "default": {"pot_ratio": 2}},
+            "'pot_ratio'",
+        ),
+        ({"freq_mhz": 100, "array": {"rows": 4, "cols": 4}, "colour": 1}, "unknown key 'colour'"),
+    ],
+)
+def test_bad_config_is_one_line(tmp_path: Path, raw: dict[str, object], needle: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(InputError) as err:
+        AcceleratorConfig.load(path)
+    assert needle in str(err.value) and str(path) in str(err.value)
+
+
+GOLDEN = Path(__file__).parent / "golden" / "deit_base_zcu102_default.json"
+
+
+def test_golden_default_deit_base_on_zcu102(deit_base: Workload) -> None:
+    """Golden totals of the documented default design; regenerate only with a reason."""
+    dev = load_device("zcu102")
+    cfg = default_config(deit_base, dev)
+    rep = evaluate(deit_base, cfg, dev)
+    golden = json.loads(GOLDEN.read_text())
+    assert (cfg.rows, cfg.cols) == tuple(golden["array"])
+    assert rep.latency_cycles == pytest.approx(golden["latency_cycles"], rel=1e-6)
+    assert rep.fps == pytest.approx(golden["fps"], rel=1e-3)
+    assert rep.gops == pytest.approx(golden["gops"], rel=1e-3)
+    assert rep.resources.dsp == golden["dsp"]
+    assert rep.resources.bram36 == golden["bram36"]
+    assert rep.resources.lut == pytest.approx(golden["lut"], rel=0.01)
+    assert rep.resources.ff == pytest.approx(golden["ff"], rel=0.01)
+    assert rep.feasible
+    # under the physical roofline: DSPs × MACs/DSP × clock
+    peak = 2 * dev.dsp * 2 * cfg.freq_mhz * 1e6 / 1e9
+    assert rep.gops < peak
