@@ -1,0 +1,128 @@
+"""The real evaluator (top-1 on the test split) and the fast accuracy proxy.
+
+Built once from (model, splits): the FP32 calibration statistics (activation samples), the FP32
+logits on the proxy images and every quantized weight already computed are cached, so a proxy
+call is one deep copy + one forward pass on a few hundred calibration images.
+
+Proxies (higher is better; only calibration images are used, never the test split):
+
+* ``kl``     − mean KL(p_fp32 ‖ p_quant) of the softmax outputs.
+* ``agree``  top-1 agreement (%) of the quantized model with the FP32 model.
+* ``ce``     − mean cross-entropy of the quantized model against the FP32 soft labels plus the true
+  labels (a smooth accuracy estimate that also sees the labels of the calibration images).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from codesign.data import DataSplits
+from codesign.errors import UserError
+from codesign.quant import Calibration, QuantConfig, layer_names, quantize_model
+
+PROXY_KINDS: tuple[str, ...] = ("kl", "agree", "ce")
+
+
+@dataclass(frozen=True)
+class ProxyScores:
+    """All proxy scores of one config (higher is better) and the seconds it took."""
+
+    kl: float
+    agree: float
+    ce: float
+    seconds: float
+
+    def get(self, kind: str) -> float:
+        return float(getattr(self, kind))
+
+
+class Evaluator:
+    """Scores quantization configs of one model on one dataset.
+
+    ``proxy(config)`` is cheap (≈ 0.05–0.1 s on the default model); ``accuracy(config)`` is the
+    real top-1 (%) on the whole test split.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        splits: DataSplits,
+        *,
+        proxy_images: int = 256,
+        calib_images: int = 256,
+        proxy_kind: str = "kl",
+        batch_size: int = 500,
+    ) -> None:
+        if proxy_kind not in PROXY_KINDS:
+            raise UserError(f"proxy_kind={proxy_kind!r}: allowed {', '.join(PROXY_KINDS)}")
+        n_cal = int(splits.calib_x.shape[0])
+        if n_cal == 0:
+            raise UserError("the calibration split is empty")
+        self.model = model.eval()
+        self.splits = splits
+        self.proxy_kind = proxy_kind
+        self.batch_size = batch_size
+        self.calibration = Calibration(model, splits.calib_x[: min(calib_images, n_cal)])
+        self._proxy_x = splits.calib_x[: min(proxy_images, n_cal)]
+        self._proxy_y = splits.calib_y[: min(proxy_images, n_cal)]
+        with torch.no_grad():
+            self._fp32_logp = F.log_softmax(model(self._proxy_x), dim=-1)
+        self._fp32_top1 = self._fp32_logp.argmax(-1)
+        self._layer_names = layer_names(model)
+        self._proxy_memo: dict[QuantConfig, ProxyScores] = {}
+        self._acc_memo: dict[QuantConfig, float] = {}
+
+    def layer_names(self) -> list[str]:
+        return list(self._layer_names)
+
+    def quantized(self, config: QuantConfig) -> nn.Module:
+        return quantize_model(self.model, config, self.calibration)
+
+    def proxy_scores(self, config: QuantConfig) -> ProxyScores:
+        if config in self._proxy_memo:
+            return self._proxy_memo[config]
+        t0 = time.perf_counter()
+        qmodel = self.quantized(config)
+        with torch.no_grad():
+            logp = F.log_softmax(qmodel(self._proxy_x), dim=-1)
+        p32 = self._fp32_logp.exp()
+        kl = float((p32 * (self._fp32_logp - logp)).sum(-1).mean())
+        agree = 100.0 * float((logp.argmax(-1) == self._fp32_top1).float().mean())
+        soft = float(-(p32 * logp).sum(-1).mean())
+        hard = float(F.nll_loss(logp, self._proxy_y))
+        scores = ProxyScores(-kl, agree, -(soft + hard), time.perf_counter() - t0)
+        self._proxy_memo[config] = scores
+        return scores
+
+    def proxy(self, config: QuantConfig) -> float:
+        """The default proxy (``proxy_kind``), higher is better."""
+        return self.proxy_scores(config).get(self.proxy_kind)
+
+    def _top1(self, model: nn.Module) -> float:
+        x, y = self.splits.test_x, self.splits.test_y
+        correct = 0
+        with torch.no_grad():
+            for i in range(0, x.shape[0], self.batch_size):
+                correct += int((model(x[i : i + self.batch_size]).argmax(-1) == y[i : i + self.batch_size]).sum())
+        return 100.0 * correct / max(1, x.shape[0])
+
+    def accuracy(self, config: QuantConfig) -> float:
+        """Real top-1 accuracy (%) of the fake-quantized model on the test split."""
+        if config not in self._acc_memo:
+            self._acc_memo[config] = self._top1(self.quantized(config))
+        return self._acc_memo[config]
+
+    def fp32_accuracy(self) -> float:
+        return self._top1(self.model)
+
+
+def timed(fn: Callable[[], float]) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - t0

@@ -1,0 +1,241 @@
+"""Typed quantization settings: ``LayerQuant``, ``QuantConfig`` and precision-string parsing.
+
+Precision strings are parsed once, here, at the edge (case-insensitive):
+
+==============  =================================================================
+``W4A8``        4-bit fixed-point weights, 8-bit activations (pot_ratio 0)
+``W4A8P0.5``    same, half of the output channels power-of-two (mixed scheme)
+``pot4A8``      4-bit power-of-two weights (pot_ratio 1), 8-bit activations
+``pot4``        4-bit power-of-two weights, float activations
+``W8``          8-bit fixed-point weights, float activations
+``fp32``        no quantization (``W32A32``)
+==============  =================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from codesign.errors import UserError
+
+FLOAT_BITS = 32
+ALLOWED_BITS = (*range(2, 17), FLOAT_BITS)
+MAX_POT_BITS = 8
+MATMUL_KINDS = ("qk", "sv")
+
+ActCalibration = Literal["max", "percentile", "mse"]
+WeightCalibration = Literal["max", "mse"]
+SoftmaxScheme = Literal["uniform", "log2"]
+ACT_CALIBRATIONS: tuple[str, ...] = ("max", "percentile", "mse")
+WEIGHT_CALIBRATIONS: tuple[str, ...] = ("max", "mse")
+SOFTMAX_SCHEMES: tuple[str, ...] = ("uniform", "log2")
+
+
+def is_matmul_layer(name: str) -> bool:
+    """``blocks.{i}.attn.qk`` / ``blocks.{i}.attn.sv``: activation × activation products."""
+    return name.rsplit(".", 1)[-1] in MATMUL_KINDS and ".attn." in name
+
+
+@dataclass(frozen=True)
+class LayerQuant:
+    """Precision of one GEMM layer. Bits 32 mean "not quantized" (float).
+
+    For weight layers ``weight_bits``/``pot_ratio`` apply to the weight and ``act_bits`` to the
+    input activation. For ``qk`` ``act_bits`` quantizes Q and ``weight_bits`` K; for ``sv``
+    ``act_bits`` quantizes the softmax probabilities and ``weight_bits`` V (pot_ratio must be 0).
+    """
+
+    weight_bits: int
+    act_bits: int
+    pot_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("weight_bits", "act_bits"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v not in ALLOWED_BITS:
+                raise UserError(f"{key}={v!r}: allowed 2..16 or 32 (float)")
+        r = self.pot_ratio
+        if isinstance(r, bool) or not isinstance(r, int | float) or not 0.0 <= float(r) <= 1.0:
+            raise UserError(f"pot_ratio={r!r}: allowed a number in [0, 1]")
+        object.__setattr__(self, "pot_ratio", float(r))
+        if self.pot_ratio > 0 and self.weight_bits > MAX_POT_BITS:
+            raise UserError(
+                f"pot_ratio={self.pot_ratio} needs weight_bits 2..{MAX_POT_BITS}, "
+                f"got {self.weight_bits}"
+            )
+
+    @property
+    def is_float(self) -> bool:
+        return self.weight_bits == FLOAT_BITS and self.act_bits == FLOAT_BITS
+
+    def to_string(self) -> str:
+        if self.pot_ratio == 1.0 and self.weight_bits != FLOAT_BITS:
+            return f"pot{self.weight_bits}A{self.act_bits}"
+        s = f"W{self.weight_bits}A{self.act_bits}"
+        return s if self.pot_ratio == 0 else f"{s}P{self.pot_ratio:g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "weight_bits": self.weight_bits,
+            "act_bits": self.act_bits,
+            "pot_ratio": self.pot_ratio,
+        }
+
+
+_PRECISION = re.compile(
+    r"^(?:(?P<w>w)(?P<wb>\d+)|(?P<pot>pot)(?P<pb>\d+))(?:a(?P<ab>\d+))?(?:p(?P<r>\d*\.?\d+))?$"
+)
+
+
+def parse_precision(text: str) -> LayerQuant:
+    """``"W4A8"`` → ``LayerQuant(4, 8, 0.0)``; see the module docstring for the grammar."""
+    s = str(text).strip().lower().replace("_", "").replace("-", "")
+    if s in ("fp32", "float", "float32"):
+        return LayerQuant(FLOAT_BITS, FLOAT_BITS, 0.0)
+    m = _PRECISION.match(s)
+    if m is None:
+        raise UserError(
+            f"precision {text!r}: expected e.g. W4A8, W4A8P0.5, pot4A8, pot4, W8 or fp32"
+        )
+    act = int(m["ab"]) if m["ab"] else FLOAT_BITS
+    if m["pot"]:
+        if m["r"]:
+            raise UserError(f"precision {text!r}: potN is all power-of-two, drop the P<ratio>")
+        return LayerQuant(int(m["pb"]), act, 1.0)
+    return LayerQuant(int(m["wb"]), act, float(m["r"]) if m["r"] else 0.0)
+
+
+def _as_layer_quant(value: Any, where: str) -> LayerQuant:
+    if isinstance(value, LayerQuant):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_precision(value)
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from exc
+    if isinstance(value, Mapping):
+        allowed = {"weight_bits", "act_bits", "pot_ratio"}
+        extra = sorted(set(value) - allowed)
+        if extra or not {"weight_bits", "act_bits"} <= set(value):
+            raise UserError(f"{where}: keys must be weight_bits, act_bits[, pot_ratio]; got {sorted(value)}")
+        try:
+            return LayerQuant(
+                value["weight_bits"], value["act_bits"], value.get("pot_ratio", 0.0)
+            )
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from exc
+    raise UserError(f"{where}: expected a precision string or a mapping, got {type(value).__name__}")
+
+
+def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UserError(f"{key}={value!r}: allowed {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Per-layer quantization of a ViT: a default plus per-layer-name overrides.
+
+    ``for_layer(name)`` returns the override for ``name`` if any, else the default; for the
+    activation matmuls (``qk``/``sv``) the default's bits apply with pot_ratio 0 (the scheme ratio
+    is a weight-layer choice). Methods: ``act_calibration`` (max / percentile / mse, per tensor),
+    ``weight_calibration`` (max / mse, per output channel), ``softmax`` (uniform / log2 for the
+    post-softmax probabilities).
+    """
+
+    default: LayerQuant
+    layers: Mapping[str, LayerQuant] = field(default_factory=dict)
+    act_calibration: ActCalibration = "mse"
+    weight_calibration: WeightCalibration = "mse"
+    softmax: SoftmaxScheme = "uniform"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.default, LayerQuant):
+            object.__setattr__(self, "default", _as_layer_quant(self.default, "default"))
+        items = {
+            str(k): _as_layer_quant(v, f"layers.{k}") for k, v in sorted(dict(self.layers).items())
+        }
+        for name, lq in items.items():
+            if is_matmul_layer(name) and lq.pot_ratio != 0:
+                raise UserError(f"layers.{name}: pot_ratio must be 0 for qk/sv, got {lq.pot_ratio}")
+        object.__setattr__(self, "layers", MappingProxyType(items))
+        _check_choice("act_calibration", self.act_calibration, ACT_CALIBRATIONS)
+        _check_choice("weight_calibration", self.weight_calibration, WEIGHT_CALIBRATIONS)
+        _check_choice("softmax", self.softmax, SOFTMAX_SCHEMES)
+
+    def __hash__(self) -> int:
+        return hash(
+            (
+                self.default,
+                tuple(self.layers.items()),
+                self.act_calibration,
+                self.weight_calibration,
+                self.softmax,
+            )
+        )
+
+    def for_layer(self, name: str) -> LayerQuant:
+        lq = self.layers.get(name)
+        if lq is not None:
+            return lq
+        if is_matmul_layer(name) and self.default.pot_ratio != 0:
+            return LayerQuant(self.default.weight_bits, self.default.act_bits, 0.0)
+        return self.default
+
+    @classmethod
+    def uniform(cls, precision: str | LayerQuant, **methods: Any) -> QuantConfig:
+        """The same precision everywhere, e.g. ``QuantConfig.uniform("W8A8")``."""
+        return cls(_as_layer_quant(precision, "precision"), {}, **methods)
+
+    def with_layers(self, overrides: Mapping[str, LayerQuant | str]) -> QuantConfig:
+        merged: dict[str, Any] = dict(self.layers)
+        merged.update(overrides)
+        return QuantConfig(
+            self.default, merged, self.act_calibration, self.weight_calibration, self.softmax
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "default": self.default.to_dict(),
+            "layers": {k: v.to_dict() for k, v in self.layers.items()},
+            "act_calibration": self.act_calibration,
+            "weight_calibration": self.weight_calibration,
+            "softmax": self.softmax,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> QuantConfig:
+        if not isinstance(raw, Mapping):
+            raise UserError(f"quant config: expected a JSON object, got {type(raw).__name__}")
+        allowed = {"default", "layers", "act_calibration", "weight_calibration", "softmax"}
+        extra = sorted(set(raw) - allowed)
+        if extra:
+            raise UserError(f"quant config: unknown keys {extra}; allowed {sorted(allowed)}")
+        if "default" not in raw:
+            raise UserError("quant config: missing key 'default'")
+        layers = raw.get("layers", {})
+        if not isinstance(layers, Mapping):
+            raise UserError("quant config: 'layers' must be an object {layer name: precision}")
+        return cls(
+            _as_layer_quant(raw["default"], "default"),
+            {str(k): _as_layer_quant(v, f"layers.{k}") for k, v in layers.items()},
+            raw.get("act_calibration", "mse"),
+            raw.get("weight_calibration", "mse"),
+            raw.get("softmax", "uniform"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> QuantConfig:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"quant config: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+        return cls.from_dict(raw)

@@ -1,0 +1,491 @@
+"""Fake-quantize a timm VisionTransformer by a per-layer :class:`QuantConfig`.
+
+GEMM layer names (shared with ``hwmodel.workload``): ``patch_embed.proj``, ``blocks.{i}.attn.qkv``,
+``blocks.{i}.attn.qk``, ``blocks.{i}.attn.sv``, ``blocks.{i}.attn.proj``, ``blocks.{i}.mlp.fc1``,
+``blocks.{i}.mlp.fc2``, ``head``.
+
+Quantization points: each weight layer quantizes its weight (per output channel; mixed scheme:
+``pot_ratio`` of the output channels power-of-two, for ``qkv`` the same count in every head of
+Q, K and V) and its input activation (``<layer>:a``, per tensor, signed). ``qk`` quantizes Q
+(``qk:a``, act_bits) and K (``qk:b``, weight_bits); ``sv`` the softmax probabilities (``sv:a``,
+act_bits, unsigned or log2) and V (``sv:b``, weight_bits). Activation scales are calibrated on
+the FP32 model's activations for a calibration batch. LayerNorm, softmax, GELU and residual adds
+stay in float. A layer at 32/32 bits is left untouched, so ``W32A32`` equals FP32 exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from codesign.errors import UserError
+from codesign.quant._config import FLOAT_BITS, LayerQuant, QuantConfig, is_matmul_layer
+from codesign.quant._quantizers import (
+    QUANTIZERS,
+    channel_scales,
+    fixed_codes,
+    pot_codes,
+    pot_decode,
+    tensor_scale,
+)
+
+EXPORT_FORMAT = "codesign-int/1"
+_SAMPLE_PER_POINT = 1 << 16
+
+
+# ----------------------------------------------------------------------------- model structure
+
+
+def _vit_blocks(model: nn.Module) -> list[nn.Module]:
+    from hwmodel.timm_compat import timm
+
+    if not isinstance(model, timm.models.vision_transformer.VisionTransformer):
+        raise UserError(f"model {type(model).__name__} is not a timm VisionTransformer")
+    blocks = list(model.blocks)
+    for i, b in enumerate(blocks):
+        attn = getattr(b, "attn", None)
+        if not hasattr(attn, "qkv") or not hasattr(getattr(b, "mlp", None), "fc1"):
+            raise UserError(f"block {i}: expected attn.qkv and mlp.fc1/fc2 (standard ViT block)")
+        if getattr(attn, "gate", None) is not None:
+            raise UserError(f"block {i}: gated attention is not supported")
+    return blocks
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """The GEMM layer names of a timm ViT, in execution order."""
+    names = ["patch_embed.proj"]
+    for i, _ in enumerate(_vit_blocks(model)):
+        p = f"blocks.{i}"
+        names += [f"{p}.attn.{n}" for n in ("qkv", "qk", "sv", "proj")]
+        names += [f"{p}.mlp.fc1", f"{p}.mlp.fc2"]
+    if isinstance(getattr(model, "head", None), nn.Linear):
+        names.append("head")
+    return names
+
+
+def _weight_groups(model: nn.Module, name: str) -> int:
+    """Channel groups that share the PoT ratio: every head of Q, K and V for ``qkv``."""
+    if name.endswith(".attn.qkv"):
+        attn = model.get_submodule(name.rsplit(".", 1)[0])
+        return 3 * int(attn.num_heads)
+    return 1
+
+
+def _check_names(model: nn.Module, config: QuantConfig) -> list[str]:
+    names = layer_names(model)
+    unknown = sorted(set(config.layers) - set(names))
+    if unknown:
+        depth = len(_vit_blocks(model))
+        raise UserError(
+            f"unknown layer {unknown[0]!r} in quant config; layers are patch_embed.proj, "
+            f"blocks.{{0..{depth - 1}}}.attn.{{qkv,qk,sv,proj}}, blocks.{{i}}.mlp.{{fc1,fc2}}, head"
+        )
+    return names
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+@dataclass(frozen=True)
+class QWeight:
+    """An integer weight: codes ``[C, ...]`` (int8/int16), scales ``[C]``, PoT channel mask ``[C]``.
+
+    Fixed-point channels hold q (x̂ = s·q); PoT channels hold 0 or ±(e − e_min + 1) (x̂ = ±s·2^e).
+    """
+
+    bits: int
+    codes: torch.Tensor
+    scale: torch.Tensor
+    pot_mask: torch.Tensor
+
+    def dequantize(self) -> torch.Tensor:
+        c = self.codes.float()
+        shape = (-1, *([1] * (c.ndim - 1)))
+        mask = self.pot_mask.reshape(shape)
+        vals = torch.where(mask, pot_decode(c, self.bits), c)
+        return vals * self.scale.float().reshape(shape)
+
+    @property
+    def pot_ratio(self) -> float:
+        return float(self.pot_mask.float().mean())
+
+
+def quantize_weight(
+    w: torch.Tensor, bits: int, pot_ratio: float, groups: int = 1, method: str = "mse"
+) -> QWeight:
+    """Per-output-channel quantization of ``w [C, ...]``; mixed when 0 < pot_ratio < 1.
+
+    In each of ``groups`` equal channel groups, round(pot_ratio · group size) channels are PoT: the
+    ones whose squared error grows least when switched from fixed-point to PoT.
+    """
+    w = w.detach().float()
+    n_out = w.shape[0]
+    if n_out % groups:
+        raise ValueError(f"{n_out} channels do not split into {groups} groups")
+    fixed, pot = QUANTIZERS["fixed"], QUANTIZERS["pot"]
+    s_fix = channel_scales(w, bits, fixed, method)
+    mask = torch.zeros(n_out, dtype=torch.bool)
+    if pot_ratio > 0:
+        s_pot = channel_scales(w, bits, pot, method)
+        gsize = n_out // groups
+        n_pot = round(pot_ratio * gsize)
+        if n_pot >= gsize:
+            mask[:] = True
+        elif n_pot > 0:
+            dims = tuple(range(1, w.ndim))
+            e_fix = ((fixed(w, s_fix, bits) - w) ** 2).sum(dims)
+            e_pot = ((pot(w, s_pot, bits) - w) ** 2).sum(dims)
+            cost = (e_pot - e_fix).reshape(groups, gsize)
+            pick = cost.argsort(dim=1)[:, :n_pot] + torch.arange(groups)[:, None] * gsize
+            mask[pick.flatten()] = True
+        shape = (-1, *([1] * (w.ndim - 1)))
+        scale = torch.where(mask.reshape(shape), s_pot, s_fix)
+    else:
+        scale = s_fix
+    shape = (-1, *([1] * (w.ndim - 1)))
+    codes = torch.where(
+        mask.reshape(shape), pot_codes(w, scale, bits), fixed_codes(w, scale, bits)
+    )
+    dtype = torch.int8 if bits <= 8 else torch.int16
+    return QWeight(bits, codes.to(dtype), scale.reshape(-1).clone(), mask)
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+def _fq(x: torch.Tensor, scale: float | None, bits: int, kind: str) -> torch.Tensor:
+    if scale is None or bits >= FLOAT_BITS:
+        return x
+    return QUANTIZERS[kind](x, torch.tensor(scale, dtype=x.dtype), bits)
+
+
+class QuantLinear(nn.Module):
+    """``nn.Linear`` with fake-quantized weight (precomputed) and input activation."""
+
+    def __init__(
+        self, linear: nn.Linear, qweight: QWeight | None, act_bits: int, act_scale: float | None
+    ) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight = linear.weight.detach() if qweight is None else qweight.dequantize()
+        self.register_buffer("weight", weight.clone())
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
+        self.qweight = qweight
+        self.act_bits = act_bits
+        self.act_scale = act_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(_fq(x, self.act_scale, self.act_bits, "fixed"), self.weight, self.bias)
+
+
+class QuantConv2d(nn.Module):
+    """The patch-embedding ``nn.Conv2d`` with fake-quantized weight and input."""
+
+    def __init__(
+        self, conv: nn.Conv2d, qweight: QWeight | None, act_bits: int, act_scale: float | None
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.stride, self.padding = conv.stride, conv.padding
+        self.dilation, self.groups = conv.dilation, conv.groups
+        self.kernel_size = conv.kernel_size
+        weight = conv.weight.detach() if qweight is None else qweight.dequantize()
+        self.register_buffer("weight", weight.clone())
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
+        self.qweight = qweight
+        self.act_bits = act_bits
+        self.act_scale = act_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _fq(x, self.act_scale, self.act_bits, "fixed")
+        return F.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+
+
+Observer = Callable[[str, torch.Tensor], None]
+
+
+class QuantAttention(nn.Module):
+    """timm ``Attention`` with explicit, fake-quantized Q·Kᵀ and softmax·V products."""
+
+    def __init__(
+        self,
+        attn: nn.Module,
+        name: str,
+        qk: LayerQuant,
+        sv: LayerQuant,
+        scales: Mapping[str, float | None],
+        softmax: str,
+        observer: Observer | None = None,
+    ) -> None:
+        super().__init__()
+        self.qkv, self.proj = attn.qkv, attn.proj
+        self.q_norm, self.k_norm, self.norm = attn.q_norm, attn.k_norm, attn.norm
+        self.num_heads, self.head_dim = int(attn.num_heads), int(attn.head_dim)
+        self.attn_dim = int(getattr(attn, "attn_dim", self.num_heads * self.head_dim))
+        self.scale = float(attn.scale)
+        self.name = name
+        self.qk, self.sv = qk, sv
+        self.scales = dict(scales)
+        self.softmax_kind = "log2" if softmax == "log2" else "unsigned"
+        self.observer = observer
+
+    def _point(self, key: str, x: torch.Tensor, bits: int, kind: str) -> torch.Tensor:
+        if self.observer is not None:
+            self.observer(key, x)
+        return _fq(x, self.scales.get(key), bits, kind)
+
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False
+    ) -> torch.Tensor:
+        b, n, _ = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        pqk, psv = f"{self.name}.qk", f"{self.name}.sv"
+        q = self._point(f"{pqk}:a", q, self.qk.act_bits, "fixed")
+        k = self._point(f"{pqk}:b", k, self.qk.weight_bits, "fixed")
+        attn = (q @ k.transpose(-2, -1)) * self.scale
+        if attn_mask is not None:
+            attn = attn + attn_mask
+        if is_causal:
+            causal = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
+            attn = attn.masked_fill(causal, float("-inf"))
+        attn = attn.softmax(dim=-1)
+        attn = self._point(f"{psv}:a", attn, self.sv.act_bits, self.softmax_kind)
+        v = self._point(f"{psv}:b", v, self.sv.weight_bits, "fixed")
+        out = (attn @ v).transpose(1, 2).reshape(b, n, self.attn_dim)
+        return self.proj(self.norm(out))
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+class Calibration:
+    """FP32 activation statistics of a model on a calibration batch, plus memoised scales/weights.
+
+    Build once per (model, calibration batch) and pass it to :func:`quantize_model` instead of the
+    batch: scales and quantized weights are then computed once per (layer, bits, method) and reused.
+    """
+
+    def __init__(self, model: nn.Module, calib: torch.Tensor, seed: int = 0) -> None:
+        self.model = model
+        self.n_images = int(calib.shape[0])
+        gen = torch.Generator().manual_seed(seed)
+        self._samples: dict[str, torch.Tensor] = {}
+        self._amax: dict[str, float] = {}
+        self._scale_memo: dict[tuple[str, int, str, str], float] = {}
+        self._weight_memo: dict[tuple[str, int, float, str], QWeight] = {}
+
+        def observe(key: str, x: torch.Tensor) -> None:
+            flat = x.detach().reshape(-1)
+            if flat.numel() > _SAMPLE_PER_POINT:
+                idx = torch.randint(0, flat.numel(), (_SAMPLE_PER_POINT,), generator=gen)
+                sample = flat[idx]
+            else:
+                sample = flat.clone()
+            self._samples[key] = sample
+            self._amax[key] = float(flat.abs().max())
+
+        shadow = copy.deepcopy(model).eval()
+        float_lq = LayerQuant(FLOAT_BITS, FLOAT_BITS, 0.0)
+        hooks = []
+        for name in layer_names(model):
+            if is_matmul_layer(name):
+                continue
+            mod = shadow.get_submodule(name)
+            hooks.append(
+                mod.register_forward_pre_hook(
+                    lambda _m, args, key=f"{name}:a": observe(key, args[0])
+                )
+            )
+        for i, block in enumerate(_vit_blocks(shadow)):
+            block.attn = QuantAttention(
+                block.attn, f"blocks.{i}.attn", float_lq, float_lq, {}, "uniform", observe
+            )
+        with torch.no_grad():
+            shadow(calib)
+        for h in hooks:
+            h.remove()
+
+    def points(self) -> list[str]:
+        return sorted(self._samples)
+
+    def act_scale(self, point: str, bits: int, kind: str, method: str) -> float:
+        key = (point, bits, kind, method)
+        if key not in self._scale_memo:
+            q = QUANTIZERS[kind]
+            sample, amax = self._samples[point], self._amax[point]
+            if kind == "log2":  # post-softmax probabilities: the range is [0, 1]
+                s = 1.0
+            else:
+                s = tensor_scale(sample, amax, bits, q, method)
+            self._scale_memo[key] = s
+        return self._scale_memo[key]
+
+    def weight(self, name: str, lq: LayerQuant, method: str) -> QWeight:
+        key = (name, lq.weight_bits, lq.pot_ratio, method)
+        if key not in self._weight_memo:
+            w = self.model.get_submodule(name).weight
+            groups = _weight_groups(self.model, name)
+            self._weight_memo[key] = quantize_weight(w, lq.weight_bits, lq.pot_ratio, groups, method)
+        return self._weight_memo[key]
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def _act_points(name: str, lq: LayerQuant, softmax: str) -> Iterator[tuple[str, int, str]]:
+    """(point, bits, quantizer) of the activations a layer quantizes."""
+    if name.endswith(".qk"):
+        yield f"{name}:a", lq.act_bits, "fixed"
+        yield f"{name}:b", lq.weight_bits, "fixed"
+    elif name.endswith(".sv"):
+        yield f"{name}:a", lq.act_bits, "log2" if softmax == "log2" else "unsigned"
+        yield f"{name}:b", lq.weight_bits, "fixed"
+    else:
+        yield f"{name}:a", lq.act_bits, "fixed"
+
+
+def _build(
+    model: nn.Module,
+    config: QuantConfig,
+    qweights: Mapping[str, QWeight],
+    act_scales: Mapping[str, float],
+) -> nn.Module:
+    qmodel = copy.deepcopy(model).eval()
+    names = layer_names(model)
+    for name in names:
+        if is_matmul_layer(name):
+            continue
+        lq = config.for_layer(name)
+        if lq.is_float:
+            continue
+        parent_name, _, attr = name.rpartition(".")
+        parent = qmodel.get_submodule(parent_name) if parent_name else qmodel
+        mod = getattr(parent, attr)
+        qw = qweights.get(name)
+        scale = act_scales.get(f"{name}:a")
+        wrap = QuantConv2d if isinstance(mod, nn.Conv2d) else QuantLinear
+        setattr(parent, attr, wrap(mod, qw, lq.act_bits, scale))
+    for i, block in enumerate(_vit_blocks(qmodel)):
+        p = f"blocks.{i}.attn"
+        qk, sv = config.for_layer(f"{p}.qk"), config.for_layer(f"{p}.sv")
+        if qk.is_float and sv.is_float:
+            continue
+        keys = [f"{p}.{m}:{o}" for m in ("qk", "sv") for o in ("a", "b")]
+        block.attn = QuantAttention(
+            block.attn, p, qk, sv, {k: act_scales.get(k) for k in keys}, config.softmax
+        )
+    qmodel.quant_config = config  # type: ignore[assignment]
+    qmodel.quant_act_scales = dict(act_scales)  # type: ignore[assignment]
+    return qmodel
+
+
+def quantize_model(
+    model: nn.Module, config: QuantConfig, calib: torch.Tensor | Calibration
+) -> nn.Module:
+    """A fake-quantized deep copy of a timm ViT for a per-layer config.
+
+    ``calib`` is a calibration image batch, or a :class:`Calibration` built from this model (reuse
+    it across many configs: calibration and weight quantization are then memoised).
+    """
+    names = _check_names(model, config)
+    if isinstance(calib, Calibration):
+        if calib.model is not model:
+            raise ValueError("the Calibration was built from another model")
+        cal = calib
+    else:
+        cal = Calibration(model, calib)
+    qweights: dict[str, QWeight] = {}
+    act_scales: dict[str, float] = {}
+    for name in names:
+        lq = config.for_layer(name)
+        if is_matmul_layer(name) and lq.pot_ratio != 0:
+            raise UserError(f"layers.{name}: pot_ratio must be 0 for qk/sv")
+        if not is_matmul_layer(name) and lq.weight_bits < FLOAT_BITS:
+            qweights[name] = cal.weight(name, lq, config.weight_calibration)
+        for point, bits, kind in _act_points(name, lq, config.softmax):
+            if bits < FLOAT_BITS:
+                act_scales[point] = cal.act_scale(point, bits, kind, config.act_calibration)
+    return _build(model, config, qweights, act_scales)
+
+
+# ----------------------------------------------------------------------------- export / load
+
+
+def export_int_model(qmodel: nn.Module, path: str | Path) -> Path:
+    """Save integer weights + scales (+ the float rest) of a model from :func:`quantize_model`."""
+    config = getattr(qmodel, "quant_config", None)
+    if not isinstance(config, QuantConfig):
+        raise UserError("export_int_model: not a model returned by quantize_model")
+    weights: dict[str, dict[str, Any]] = {}
+    for name, mod in qmodel.named_modules():
+        if isinstance(mod, QuantLinear | QuantConv2d) and mod.qweight is not None:
+            qw = mod.qweight
+            weights[name] = {
+                "bits": qw.bits,
+                "codes": qw.codes,
+                "scale": qw.scale,
+                "pot_mask": qw.pot_mask,
+            }
+    skip = {f"{n}.weight" for n in weights}
+    float_state = {k: v for k, v in qmodel.state_dict().items() if k not in skip}
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "format": EXPORT_FORMAT,
+            "config": config.to_dict(),
+            "weights": weights,
+            "act_scales": dict(qmodel.quant_act_scales),
+            "float_state": float_state,
+        },
+        out,
+    )
+    return out
+
+
+def load_int_model(
+    path: str | Path, model_factory_or_model: nn.Module | Callable[[], nn.Module]
+) -> nn.Module:
+    """Rebuild the fake-quantized model saved by :func:`export_int_model`.
+
+    ``model_factory_or_model``: an instance of the same architecture (its weights are replaced) or
+    a zero-argument factory returning one.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"int model not found: {p}")
+    try:
+        raw = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"{p}: not a torch file ({exc.__class__.__name__})") from exc
+    if not isinstance(raw, dict) or raw.get("format") != EXPORT_FORMAT:
+        raise UserError(f"{p}: not a {EXPORT_FORMAT} export")
+    model = (
+        model_factory_or_model
+        if isinstance(model_factory_or_model, nn.Module)
+        else model_factory_or_model()
+    )
+    model = copy.deepcopy(model)
+    config = QuantConfig.from_dict(raw["config"])
+    qweights = {
+        name: QWeight(int(d["bits"]), d["codes"], d["scale"], d["pot_mask"])
+        for name, d in raw["weights"].items()
+    }
+    result = model.load_state_dict(raw["float_state"], strict=False)
+    missing = set(result.missing_keys) - {f"{n}.weight" for n in qweights}
+    if missing or result.unexpected_keys:
+        bad = sorted(missing) or sorted(result.unexpected_keys)
+        raise UserError(f"{p}: does not fit the given model (key {bad[0]!r})")
+    _check_names(model, config)
+    return _build(model, config, qweights, {str(k): float(v) for k, v in raw["act_scales"].items()})
