@@ -105,13 +105,110 @@ def fixed_multiplier_dsp(
     return rows * cols_fixed * -per
 
 
-def array_register_bits(rows: int, cols: int, weight_bits: int, act_bits: int, acc_bits: int) -> int:
-    """Flip-flops of one R×C sub-array: PE registers, shadow accumulators and skew feeders."""
-    if cols == 0:
+def pe_pairs(cols: int, lanes_per_dsp: int) -> int:
+    """Packed PE pairs of one row (columns 2j, 2j + 1 share a multiplier when 2 lanes per DSP)."""
+    return cols // 2 if lanes_per_dsp >= 2 else 0
+
+
+def _index_bits(values: int) -> int:
+    return max(1, (values - 1).bit_length())
+
+
+def pot_shift_stages(pot_weight_bits: int, acc_bits: int) -> int:
+    """Barrel-shifter stages of a PoT PE: shift amount bits, capped at ⌈log2 acc_bits⌉."""
+    return min(max(pot_weight_bits - 1, 1), _index_bits(acc_bits))
+
+
+def array_register_bits(
+    rows: int,
+    cols: int,
+    weight_bits: int,
+    act_bits: int,
+    acc_bits: int,
+    lanes_per_dsp: int = 1,
+) -> int:
+    """Flip-flops of one R×C sub-array as ``hwmodel.rtl`` registers them (exact).
+
+    Per PE lane: accumulator, shadow and preload (3·acc); activation hops R·(C−1)·act; weight
+    hops (R−1)·C·w plus, for packed pairs, the last row's delayed high-lane weight; skew feeders
+    act·R(R−1)/2 + w·C(C−1)/2; the ``first``/``last`` diagonal delay lines 2·(R+C−2).
+    """
+    if cols == 0 or rows == 0:
         return 0
-    pe = weight_bits + act_bits + 2 * acc_bits
+    lanes = rows * cols * 3 * acc_bits
+    hops = rows * (cols - 1) * act_bits + (rows - 1) * cols * weight_bits
+    hops += pe_pairs(cols, lanes_per_dsp) * weight_bits
     feeders = act_bits * rows * (rows - 1) // 2 + weight_bits * cols * (cols - 1) // 2
-    return rows * cols * pe + feeders
+    flags = 2 * (rows + cols - 2)
+    return lanes + hops + feeders + flags
+
+
+#: Names of the fitted LUT coefficients (``coefficients.json`` → ``array``), one per feature.
+LUT_FEATURES: tuple[str, ...] = (
+    "lut_fixed_lane_per_acc_bit",
+    "lut_fixed_pair_per_bit",
+    "lut_pot_lane_per_acc_bit",
+    "lut_pot_lane_per_acc_bit_stage",
+    "lut_readout_per_acc_bit_row",
+    "lut_per_row",
+    "lut_subarray_const",
+)
+
+
+def lut_features(
+    rows: int,
+    cols: int,
+    pot: bool,
+    weight_bits: int,
+    act_bits: int,
+    acc_bits: int,
+    lanes_per_dsp: int = 1,
+) -> dict[str, float]:
+    """Structural LUT features of one sub-array (all zero when it has no columns).
+
+    fixed lanes: accumulate adder + preload select per acc bit; packed pairs: the packing add and
+    the high-lane sign correction (act + 2·w bits); PoT lanes: adder/negate per acc bit and the
+    barrel shifter (acc bits × stages); readout: a rows:1 mux per column and acc bit; per row:
+    the preload row decode.
+    """
+    feats = dict.fromkeys(LUT_FEATURES, 0.0)
+    if cols == 0 or rows == 0:
+        return feats
+    lanes = rows * cols
+    if pot:
+        feats["lut_pot_lane_per_acc_bit"] = lanes * acc_bits
+        feats["lut_pot_lane_per_acc_bit_stage"] = (
+            lanes * acc_bits * pot_shift_stages(weight_bits, acc_bits)
+        )
+    else:
+        feats["lut_fixed_lane_per_acc_bit"] = lanes * acc_bits
+        feats["lut_fixed_pair_per_bit"] = (
+            rows * pe_pairs(cols, lanes_per_dsp) * (act_bits + 2 * weight_bits)
+        )
+    feats["lut_readout_per_acc_bit_row"] = cols * acc_bits * (rows - 1)
+    feats["lut_per_row"] = rows
+    feats["lut_subarray_const"] = 1.0
+    return feats
+
+
+def lanes_per_dsp(weight_bits: int, act_bits: int, dsp_type: str, coef: Coefficients) -> int:
+    """PE lanes sharing one multiplier in the RTL (2 for packed pairs, else 1)."""
+    return 2 if macs_per_dsp(weight_bits, act_bits, dsp_type, coef) >= 2 else 1
+
+
+def subarray_lut(
+    rows: int,
+    cols: int,
+    pot: bool,
+    weight_bits: int,
+    act_bits: int,
+    acc_bits: int,
+    lanes: int,
+    coef: Coefficients,
+) -> float:
+    """Fitted LUT count of one sub-array."""
+    feats = lut_features(rows, cols, pot, weight_bits, act_bits, acc_bits, lanes)
+    return sum(coef.array.get(name, 0.0) * value for name, value in feats.items())
 
 
 def engine_resources(
@@ -125,25 +222,15 @@ def engine_resources(
     dsp_type: str,
     coef: Coefficients,
 ) -> EngineResources:
-    """DSP/LUT/FF of the mixed engine: fixed sub-array R×Cf plus PoT sub-array R×Cp."""
-    a = coef.array
+    """DSP/LUT/FF of the mixed engine: fixed sub-array R×Cf plus PoT sub-array R×Cp.
+
+    Additive: ``engine(Cf, Cp) == engine(Cf, 0) + engine(0, Cp)`` (each sub-array has its own
+    feeders and control).
+    """
     dsp = fixed_multiplier_dsp(rows, cols_fixed, weight_bits, act_bits, dsp_type, coef)
-    shift_range = max(2 ** (pot_weight_bits - 1) - 2, 0)
-    lut_fixed = cols_fixed * rows * (a["lut_fixed_pe_const"] + a["lut_fixed_pe_per_acc_bit"] * acc_bits)
-    lut_pot = (
-        cols_pot
-        * rows
-        * (
-            a["lut_pot_pe_const"]
-            + a["lut_pot_pe_per_acc_bit"] * acc_bits
-            + a["lut_pot_pe_per_act_bit_shift"] * act_bits * max(shift_range, 1).bit_length()
-        )
-    )
-    cols = cols_fixed + cols_pot
-    lut = lut_fixed + lut_pot + a["lut_control_const"] + a["lut_per_row"] * rows + a["lut_per_col"] * cols
-    ff = (
-        array_register_bits(rows, cols_fixed, weight_bits, act_bits, acc_bits)
-        + array_register_bits(rows, cols_pot, pot_weight_bits, act_bits, acc_bits)
-        + a["ff_control_const"]
-    )
+    lanes = lanes_per_dsp(weight_bits, act_bits, dsp_type, coef)
+    lut = subarray_lut(rows, cols_fixed, False, weight_bits, act_bits, acc_bits, lanes, coef)
+    lut += subarray_lut(rows, cols_pot, True, pot_weight_bits, act_bits, acc_bits, 1, coef)
+    ff = array_register_bits(rows, cols_fixed, weight_bits, act_bits, acc_bits, lanes)
+    ff += array_register_bits(rows, cols_pot, pot_weight_bits, act_bits, acc_bits, 1)
     return EngineResources(dsp=dsp, lut=lut, ff=float(ff))

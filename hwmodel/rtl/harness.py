@@ -51,6 +51,10 @@ class GemmRun:
     outputs: IntArray
     cycles: int
     folds: int
+    #: per simulated cycle (set-up cycles included), when ``record=True``: the input values and
+    #: the engine's output-port values
+    input_vectors: tuple[dict[str, int], ...] = ()
+    output_vectors: tuple[dict[str, int], ...] = ()
 
 
 def pot_columns(n: int, tn: int, pot_ratio: float) -> BoolArray:
@@ -173,9 +177,11 @@ def simulate_gemm(
     config: EngineConfig,
     tiling: GemmTiling,
     pot_ratio: float,
+    record: bool = False,
 ) -> GemmRun:
     """Stream C = A·W through a freshly built engine; W's PoT columns (see :func:`pot_columns`)
-    hold PoT codes, the others signed integers. Resets the PyRTL working block.
+    hold PoT codes, the others signed integers. Resets the PyRTL working block. ``record`` keeps
+    every cycle's input and output port values (for Verilog co-simulation).
     """
     a = np.asarray(a, dtype=np.int64)
     w = np.asarray(w, dtype=np.int64)
@@ -221,6 +227,9 @@ def simulate_gemm(
     last_done = -1
     folds_run = 0
     t = -rows
+    in_log: list[dict[str, int]] = []
+    out_log: list[dict[str, int]] = []
+    out_names = [o.name for o in outputs]
     while True:
         if pending_start is not None and t == pending_start:
             for d in drivers:
@@ -260,6 +269,9 @@ def simulate_gemm(
             if rd is not None:
                 inputs[f"{p}_rd_row"] = rd[0]
         sim.step(inputs)
+        if record:
+            in_log.append(inputs)
+            out_log.append({name: sim.inspect(name) for name in out_names})
         for d in drivers:
             p = d.prefix
             rd = d.reads.pop(t, None)
@@ -291,4 +303,10 @@ def simulate_gemm(
         t += 1
         if t > 10_000_000:
             raise RuntimeError("simulation did not finish")
-    return GemmRun(outputs=out, cycles=last_done + 1, folds=folds_run)
+    return GemmRun(
+        outputs=out,
+        cycles=last_done + 1,
+        folds=folds_run,
+        input_vectors=tuple(in_log),
+        output_vectors=tuple(out_log),
+    )

