@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 from scipy.optimize import nnls
@@ -25,6 +26,15 @@ from scipy.optimize import nnls
 from hwmodel.cost import COEFFICIENTS_PATH, LUT_FEATURES, lanes_per_dsp, load_coefficients
 from hwmodel.cost import lut_features as _lut_features
 from hwmodel.rtl.engines import EngineConfig
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with bad input reported as one ``error:`` line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
 
 TABLE_PATH = COEFFICIENTS_PATH.parent / "synth_table.csv"
 DSP_TYPE = "DSP48E2"  # synth_xilinx -family xcup
@@ -137,11 +147,7 @@ def read_table(path: Path = TABLE_PATH) -> list[SynthRow]:
             for f in fields(SynthRow):
                 v = raw[f.name]
                 kw[f.name] = (
-                    int(v)
-                    if f.type in ("int", int)
-                    else float(v)
-                    if f.type in ("float", float)
-                    else v
+                    int(v) if f.type in ("int", int) else float(v) if f.type in ("float", float) else v
                 )
             out.append(SynthRow(**kw))  # type: ignore[arg-type]
     return out
@@ -158,9 +164,7 @@ def engine_lut_features(row: SynthRow) -> dict[str, float]:
         row.acc_bits,
         row.fixed_lanes_per_dsp,
     )
-    pot = _lut_features(
-        row.rows, row.cols_pot, True, row.pot_weight_bits, row.act_bits, row.acc_bits, 1
-    )
+    pot = _lut_features(row.rows, row.cols_pot, True, row.pot_weight_bits, row.act_bits, row.acc_bits, 1)
     return {k: fix[k] + pot[k] for k in LUT_FEATURES}
 
 
@@ -207,11 +211,9 @@ def run_grid(configs: list[EngineConfig], jobs: int) -> list[SynthRow]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hwmodel.calibrate", description=__doc__)
+    ap = OneLineParser(prog="python -m hwmodel.calibrate", description=__doc__)
     ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default 2)")
-    ap.add_argument(
-        "--fit-only", action="store_true", help="refit from the committed synth_table.csv"
-    )
+    ap.add_argument("--fit-only", action="store_true", help="refit from the committed synth_table.csv")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         print("error: --jobs must be ≥ 1", file=sys.stderr)

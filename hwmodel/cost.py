@@ -177,14 +177,10 @@ def lut_features(
     lanes = rows * cols
     if pot:
         feats["lut_pot_lane_per_acc_bit"] = lanes * acc_bits
-        feats["lut_pot_lane_per_acc_bit_stage"] = (
-            lanes * acc_bits * pot_shift_stages(weight_bits, acc_bits)
-        )
+        feats["lut_pot_lane_per_acc_bit_stage"] = lanes * acc_bits * pot_shift_stages(weight_bits, acc_bits)
     else:
         feats["lut_fixed_lane_per_acc_bit"] = lanes * acc_bits
-        feats["lut_fixed_pair_per_bit"] = (
-            rows * pe_pairs(cols, lanes_per_dsp) * (act_bits + 2 * weight_bits)
-        )
+        feats["lut_fixed_pair_per_bit"] = rows * pe_pairs(cols, lanes_per_dsp) * (act_bits + 2 * weight_bits)
     feats["lut_readout_per_acc_bit_row"] = cols * acc_bits * (rows - 1)
     feats["lut_per_row"] = rows
     feats["lut_subarray_const"] = 1.0

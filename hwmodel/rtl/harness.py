@@ -85,9 +85,7 @@ def wrap_signed(x: IntArray, bits: int) -> IntArray:
     return ((x + half) & (full - 1)) - half
 
 
-def reference_gemm(
-    a: IntArray, w: IntArray, pot_mask: BoolArray, config: EngineConfig
-) -> IntArray:
+def reference_gemm(a: IntArray, w: IntArray, pot_mask: BoolArray, config: EngineConfig) -> IntArray:
     """numpy integer reference: A · decode(W) wrapped to acc_bits (PoT columns hold codes)."""
     w_val = np.where(pot_mask[None, :], decode_pot(w, config.pot_weight_bits), w).astype(np.int64)
     exact = [[int(v) for v in row] for row in a.astype(object) @ w_val.astype(object)]
@@ -133,7 +131,7 @@ def _plan(
     for em in tile_extents(m, tiling.tm):
         n0 = 0
         for en in tile_extents(n, tiling.tn):
-            tn_fix, tn_pot = split_channels(en, pot_ratio)
+            tn_fix, _ = split_channels(en, pot_ratio)
             chans = {
                 "f": list(range(n0, n0 + tn_fix)),
                 "p": list(range(n0 + tn_fix, n0 + en)),

@@ -148,9 +148,7 @@ def synthesize_verilog(verilog: str, timeout_s: float = 1800.0) -> SynthResult:
         )
         seconds = time.perf_counter() - t0
         stat = json.loads((d / "stat.json").read_text(encoding="utf-8"))
-    cells: dict[str, int] = {
-        str(k): int(v) for k, v in stat["design"]["num_cells_by_type"].items()
-    }
+    cells: dict[str, int] = {str(k): int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
     # INV cells are LUT1s on the fabric
     lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT\d|INV", k))
     ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[CPRS]E?", k))

@@ -1,0 +1,210 @@
+"""Analytic model vs PyRTL simulation vs Yosys: ``python -m hwmodel.validate [--json]``.
+
+1. Cycle cross-check: random GEMMs (M, N, K, rows, cols, bit-widths, PoT ratio, tiling) streamed
+   through the simulated RTL; the simulated cycle count must equal
+   ``hwmodel.cycles.gemm_compute_cycles`` and the outputs the numpy integer reference.
+2. Resources: ``hwmodel.cost.engine_resources`` against the committed Yosys table
+   (``hwmodel/calibration/synth_table.csv``): DSP and BRAM absolute, FF and LUT relative error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import NoReturn
+
+import numpy as np
+
+from hwmodel.calibrate import DSP_TYPE, TABLE_PATH, read_table
+from hwmodel.cost import engine_resources, load_coefficients
+from hwmodel.cycles import gemm_compute_cycles
+from hwmodel.rtl.engines import EngineConfig
+from hwmodel.rtl.harness import GemmTiling, pot_columns, reference_gemm, simulate_gemm
+
+RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with bad input reported as one ``error:`` line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+@dataclass(frozen=True)
+class CycleCase:
+    """One random cycle cross-check case and its outcome."""
+
+    m: int
+    n: int
+    k: int
+    rows: int
+    cols_fixed: int
+    cols_pot: int
+    weight_bits: int
+    pot_weight_bits: int
+    act_bits: int
+    acc_bits: int
+    lanes: int
+    pot_ratio: float
+    tm: int
+    tn: int
+    tk: int
+    analytic_cycles: int
+    simulated_cycles: int
+    outputs_exact: bool
+
+
+@dataclass(frozen=True)
+class ResourcePoint:
+    """Model vs Yosys for one grid point."""
+
+    name: str
+    dsp_model: int
+    dsp_yosys: int
+    ff_model: float
+    ff_yosys: int
+    lut_model: float
+    lut_yosys: int
+    bram_model: float
+    bram_yosys: float
+
+    @property
+    def ff_rel_err(self) -> float:
+        return abs(self.ff_model - self.ff_yosys) / max(self.ff_yosys, 1)
+
+    @property
+    def lut_rel_err(self) -> float:
+        return abs(self.lut_model - self.lut_yosys) / max(self.lut_yosys, 1)
+
+
+def random_case(rng: np.random.Generator) -> tuple[EngineConfig, GemmTiling, float, int, int, int]:
+    """A random small case: shape, engine, bit-widths, ratio and tiling."""
+    ratio = float(rng.choice(RATIOS))
+    rows = int(rng.integers(2, 6))
+    cf = 0 if ratio == 1.0 else int(rng.integers(1, 6))
+    cp = 0 if ratio == 0.0 else int(rng.integers(1, 5))
+    wb, ab, pb = int(rng.integers(2, 9)), int(rng.integers(2, 9)), int(rng.integers(2, 6))
+    acc = ab + int(rng.integers(6, 20))
+    lanes = int(rng.integers(1, 3))
+    m, n, k = (int(v) for v in rng.integers(1, 17, size=3))
+    tiling = GemmTiling(int(rng.integers(1, m + 1)), int(rng.integers(1, n + 1)), int(rng.integers(1, k + 1)))
+    return EngineConfig(rows, cf, cp, wb, pb, ab, acc, lanes), tiling, ratio, m, n, k
+
+
+def run_cycle_case(rng: np.random.Generator) -> CycleCase:
+    cfg, til, ratio, m, n, k = random_case(rng)
+    a = rng.integers(-(1 << (cfg.act_bits - 1)), 1 << (cfg.act_bits - 1), size=(m, k))
+    mask = pot_columns(n, til.tn, ratio)
+    wf = rng.integers(-(1 << (cfg.weight_bits - 1)), 1 << (cfg.weight_bits - 1), size=(k, n))
+    wp = rng.integers(0, 1 << cfg.pot_weight_bits, size=(k, n))
+    w = np.where(mask[None, :], wp, wf)
+    run = simulate_gemm(a, w, cfg, til, ratio)
+    ana = gemm_compute_cycles(m, n, k, cfg.rows, cfg.cols_fixed, cfg.cols_pot, ratio, til.tm, til.tn, til.tk)
+    exact = bool(np.array_equal(run.outputs, reference_gemm(a, w, mask, cfg)))
+    return CycleCase(
+        m, n, k, cfg.rows, cfg.cols_fixed, cfg.cols_pot, cfg.weight_bits, cfg.pot_weight_bits,
+        cfg.act_bits, cfg.acc_bits, cfg.fixed_lanes_per_dsp, ratio, til.tm, til.tn, til.tk,
+        ana, run.cycles, exact,
+    )  # fmt: skip
+
+
+def resource_points() -> list[ResourcePoint]:
+    coef = load_coefficients()
+    out = []
+    for row in read_table():
+        res = engine_resources(
+            row.rows,
+            row.cols_fixed,
+            row.cols_pot,
+            row.weight_bits,
+            row.pot_weight_bits,
+            row.act_bits,
+            row.acc_bits,
+            DSP_TYPE,
+            coef,
+        )
+        out.append(
+            ResourcePoint(
+                name=row.name,
+                dsp_model=res.dsp,
+                dsp_yosys=row.dsp,
+                ff_model=res.ff,
+                ff_yosys=row.ff,
+                lut_model=res.lut,
+                lut_yosys=row.lut,
+                bram_model=0.0,  # the compute engines hold no block RAM (buffers are separate)
+                bram_yosys=row.bram36,
+            )
+        )
+    return out
+
+
+def validate(cases: int, seed: int) -> tuple[list[CycleCase], list[ResourcePoint], dict[str, float]]:
+    rng = np.random.default_rng(seed)
+    cyc = [run_cycle_case(rng) for _ in range(cases)]
+    res = resource_points()
+    summary: dict[str, float] = {
+        "cycle_cases": len(cyc),
+        "cycle_mismatches": sum(c.analytic_cycles != c.simulated_cycles for c in cyc),
+        "output_mismatches": sum(not c.outputs_exact for c in cyc),
+        "resource_points": len(res),
+        "dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in res), default=0),
+        "ff_max_rel_err": round(max((p.ff_rel_err for p in res), default=0.0), 5),
+        "bram_max_abs_err": max((abs(p.bram_model - p.bram_yosys) for p in res), default=0.0),
+        "lut_max_rel_err": round(max((p.lut_rel_err for p in res), default=0.0), 5),
+    }
+    return cyc, res, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = OneLineParser(prog="python -m hwmodel.validate", description=__doc__)
+    ap.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ap.add_argument("--cases", type=int, default=60, help="random cycle cases (default 60)")
+    ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ap.add_argument("--verbose", action="store_true", help="also list every cycle case")
+    args = ap.parse_args(argv)
+    if args.cases < 1:
+        print("error: --cases must be ≥ 1", file=sys.stderr)
+        return 2
+    if not TABLE_PATH.exists():
+        print(f"error: no synthesis table at {TABLE_PATH}; run python -m hwmodel.calibrate", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    cyc, res, summary = validate(args.cases, args.seed)
+    summary["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    if args.json:
+        out = dict(summary)
+        if args.verbose:
+            out["cases"] = [asdict(c) for c in cyc]  # type: ignore[assignment]
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"cycle cross-check: {len(cyc)} cases, {summary['cycle_mismatches']} cycle "
+              f"mismatches, {summary['output_mismatches']} output mismatches")  # fmt: skip
+        if args.verbose:
+            for c in cyc:
+                print(f"  M{c.m} N{c.n} K{c.k} R{c.rows} Cf{c.cols_fixed} Cp{c.cols_pot} "
+                      f"ratio {c.pot_ratio} T({c.tm},{c.tn},{c.tk}): analytic {c.analytic_cycles}"
+                      f" simulated {c.simulated_cycles} exact {c.outputs_exact}")  # fmt: skip
+        print(f"\nresources vs Yosys ({load_coefficients().yosys_version}), {len(res)} points:")
+        print(f"{'config':40s} {'DSP m/y':>9s} {'FF model':>9s} {'FF yosys':>9s} {'err':>6s} "
+              f"{'LUT model':>9s} {'LUT yosys':>9s} {'err':>6s} {'BRAM':>5s}")  # fmt: skip
+        for p in res:
+            print(f"{p.name:40s} {p.dsp_model:4d}/{p.dsp_yosys:<4d} {p.ff_model:9.0f} {p.ff_yosys:9d} "
+                  f"{100 * p.ff_rel_err:5.1f}% {p.lut_model:9.0f} {p.lut_yosys:9d} "
+                  f"{100 * p.lut_rel_err:5.1f}% {p.bram_yosys:5.1f}")  # fmt: skip
+        print(
+            f"\nmax errors: DSP {summary['dsp_max_abs_err']} abs, FF "
+            f"{100 * summary['ff_max_rel_err']:.2f} %, LUT {100 * summary['lut_max_rel_err']:.2f} %,"
+            f" BRAM {summary['bram_max_abs_err']} abs; {summary['wall_seconds']} s"
+        )
+    failed = summary["cycle_mismatches"] or summary["output_mismatches"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
