@@ -49,9 +49,8 @@ class DefaultRecord:
 
 def create_default_model() -> nn.Module:
     """The default architecture, randomly initialised (no weights loaded)."""
-    model: nn.Module = timm.create_model(
-        DEFAULT_MODEL_NAME, pretrained=False, **dict(DEFAULT_MODEL_KWARGS)
-    )
+    kwargs: dict[str, Any] = dict(DEFAULT_MODEL_KWARGS)
+    model: nn.Module = timm.create_model(DEFAULT_MODEL_NAME, pretrained=False, **kwargs)
     return model
 
 
@@ -154,7 +153,5 @@ def load_user(
         )
     n_model = int(model.num_classes)
     if splits.num_classes != n_model:
-        raise UserError(
-            f"wrong class count: {ckpt} has {n_model} classes, {data} has {splits.num_classes}"
-        )
+        raise UserError(f"wrong class count: {ckpt} has {n_model} classes, {data} has {splits.num_classes}")
     return model, splits

@@ -26,9 +26,7 @@ from codesign.models import load_default
 from codesign.proxy import DEFAULT_SPACE, PROXY_KINDS, Evaluator, random_config
 
 
-def run_check(
-    n_configs: int, seed: int, proxy_kind: str, proxy_images: int
-) -> dict[str, Any]:
+def run_check(n_configs: int, seed: int, proxy_kind: str, proxy_images: int) -> dict[str, Any]:
     model, splits = load_default()
     ev = Evaluator(model, splits, proxy_kind=proxy_kind, proxy_images=proxy_images)
     rng = random.Random(seed)
@@ -63,9 +61,7 @@ def run_check(
         "fp32_accuracy": ev.fp32_accuracy(),
         "accuracy_min": min(accs),
         "accuracy_max": max(accs),
-        "kendall_tau_all": {
-            k: float(stats.kendalltau(v, accs).statistic) for k, v in all_scores.items()
-        },
+        "kendall_tau_all": {k: float(stats.kendalltau(v, accs).statistic) for k, v in all_scores.items()},
     }
 
 
@@ -101,8 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         others = ", ".join(f"{k} {v:.3f}" for k, v in res["kendall_tau_all"].items())
         print(f"tau per proxy  {others}")
         print(f"proxy call     {res['proxy_s'] * 1e3:.1f} ms")
-        print(f"real eval      {res['eval_s'] * 1e3:.1f} ms "
-              f"({res['eval_s'] / max(res['proxy_s'], 1e-9):.1f}x the proxy)")
+        print(
+            f"real eval      {res['eval_s'] * 1e3:.1f} ms "
+            f"({res['eval_s'] / max(res['proxy_s'], 1e-9):.1f}x the proxy)"
+        )
         print(f"wall time      {res['wall_s']:.1f} s")
     return 0
 

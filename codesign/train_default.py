@@ -60,7 +60,11 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 50
 
 
 def train(
-    splits: DataSplits, epochs: int, seed: int, lr: float = 1e-3, batch: int = 128,
+    splits: DataSplits,
+    epochs: int,
+    seed: int,
+    lr: float = 1e-3,
+    batch: int = 128,
     log: bool = True,
 ) -> nn.Module:
     torch.manual_seed(seed)
@@ -87,7 +91,7 @@ def train(
             x = augment(splits.train_x[idx], gen)
             loss = F.cross_entropy(model(x), splits.train_y[idx], label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             sched.step()
         if log and (epoch % 10 == 9 or epoch == epochs - 1):

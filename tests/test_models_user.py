@@ -37,18 +37,14 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _checkpoint(path: Path, num_classes: int, **extra: int) -> Path:
     torch.manual_seed(0)
-    m = timm.create_model(
-        "vit_tiny_patch16_224", pretrained=False, num_classes=num_classes, **ARCH, **extra
-    )
+    m = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=num_classes, **ARCH, **extra)
     torch.save(m.state_dict(), path)
     return path
 
 
 def test_load_user_roundtrip(folder: Path, tmp_path: Path) -> None:
     ckpt = _checkpoint(tmp_path / "vit.pt", 3)
-    model, splits = load_user(
-        "vit_tiny_patch16_224", ckpt, folder, img_size=16, model_kwargs=ARCH
-    )
+    model, splits = load_user("vit_tiny_patch16_224", ckpt, folder, img_size=16, model_kwargs=ARCH)
     assert splits.num_classes == 3
     assert splits.image_shape == (3, 16, 16)
     n = splits.train_x.shape[0] + splits.calib_x.shape[0] + splits.test_x.shape[0]

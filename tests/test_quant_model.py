@@ -102,9 +102,7 @@ def test_quantized_modules_and_error_order(
     assert isinstance(q.blocks[1].mlp.fc2, QuantLinear)
 
 
-def test_per_layer_override_only_touches_that_layer(
-    model: nn.Module, calibration: Calibration
-) -> None:
+def test_per_layer_override_only_touches_that_layer(model: nn.Module, calibration: Calibration) -> None:
     cfg = QuantConfig(LayerQuant(32, 32), {"blocks.1.mlp.fc1": LayerQuant(4, 8, 0.5)})
     q = quantize_model(model, cfg, calibration)
     assert isinstance(q.blocks[1].mlp.fc1, QuantLinear)
@@ -155,10 +153,7 @@ def test_mixed_ratio_is_the_same_in_every_head(model: nn.Module, ratio: float) -
 
 def test_mixed_is_between_fixed_and_pot_in_error(model: nn.Module) -> None:
     w = model.blocks[1].mlp.fc1.weight.detach()
-    err = {
-        r: float(((quantize_weight(w, 4, r).dequantize() - w) ** 2).sum())
-        for r in (0.0, 0.5, 1.0)
-    }
+    err = {r: float(((quantize_weight(w, 4, r).dequantize() - w) ** 2).sum()) for r in (0.0, 0.5, 1.0)}
     assert err[0.0] <= err[0.5] <= err[1.0]
 
 
@@ -182,7 +177,7 @@ def test_export_and_reload_exact(
 
 
 def test_bad_inputs(model: nn.Module, images: torch.Tensor, tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="unknown layer 'blocks.7.mlp.fc1'"):
+    with pytest.raises(UserError, match=r"unknown layer 'blocks\.7\.mlp\.fc1'"):
         quantize_model(model, QuantConfig(LayerQuant(8, 8), {"blocks.7.mlp.fc1": "W4A8"}), images)
     with pytest.raises(UserError, match="not found"):
         load_int_model(tmp_path / "nope.pt", tiny_vit)
@@ -199,7 +194,5 @@ def test_log2_softmax_differs_from_uniform(
     base = QuantConfig.uniform("W32A4")
     with torch.no_grad():
         a = quantize_model(model, base, calibration)(images)
-        b = quantize_model(
-            model, QuantConfig(base.default, {}, softmax="log2"), calibration
-        )(images)
+        b = quantize_model(model, QuantConfig(base.default, {}, softmax="log2"), calibration)(images)
     assert not torch.equal(a, b)

@@ -97,7 +97,10 @@ def _list_classes(root: Path) -> list[Path]:
 
 
 def _read_images(
-    files: Sequence[Path], size: tuple[int, int], in_chans: int, mean: Sequence[float],
+    files: Sequence[Path],
+    size: tuple[int, int],
+    in_chans: int,
+    mean: Sequence[float],
     std: Sequence[float],
 ) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
@@ -220,7 +223,5 @@ def load_dataset(
         return _REGISTERED[key](seed)
     path = Path(key)
     if not path.exists():
-        raise UserError(
-            f"dataset {key!r}: not a directory and not one of {', '.join(registered_datasets())}"
-        )
+        raise UserError(f"dataset {key!r}: not a directory and not one of {', '.join(registered_datasets())}")
     return load_image_folder(path, image_size, in_chans, mean, std, seed)

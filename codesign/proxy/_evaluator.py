@@ -109,7 +109,9 @@ class Evaluator:
         correct = 0
         with torch.no_grad():
             for i in range(0, x.shape[0], self.batch_size):
-                correct += int((model(x[i : i + self.batch_size]).argmax(-1) == y[i : i + self.batch_size]).sum())
+                correct += int(
+                    (model(x[i : i + self.batch_size]).argmax(-1) == y[i : i + self.batch_size]).sum()
+                )
         return 100.0 * correct / max(1, x.shape[0])
 
     def accuracy(self, config: QuantConfig) -> float:

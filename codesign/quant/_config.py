@@ -65,8 +65,7 @@ class LayerQuant:
         object.__setattr__(self, "pot_ratio", float(r))
         if self.pot_ratio > 0 and self.weight_bits > MAX_POT_BITS:
             raise UserError(
-                f"pot_ratio={self.pot_ratio} needs weight_bits 2..{MAX_POT_BITS}, "
-                f"got {self.weight_bits}"
+                f"pot_ratio={self.pot_ratio} needs weight_bits 2..{MAX_POT_BITS}, got {self.weight_bits}"
             )
 
     @property
@@ -99,9 +98,7 @@ def parse_precision(text: str) -> LayerQuant:
         return LayerQuant(FLOAT_BITS, FLOAT_BITS, 0.0)
     m = _PRECISION.match(s)
     if m is None:
-        raise UserError(
-            f"precision {text!r}: expected e.g. W4A8, W4A8P0.5, pot4A8, pot4, W8 or fp32"
-        )
+        raise UserError(f"precision {text!r}: expected e.g. W4A8, W4A8P0.5, pot4A8, pot4, W8 or fp32")
     act = int(m["ab"]) if m["ab"] else FLOAT_BITS
     if m["pot"]:
         if m["r"]:
@@ -124,9 +121,7 @@ def _as_layer_quant(value: Any, where: str) -> LayerQuant:
         if extra or not {"weight_bits", "act_bits"} <= set(value):
             raise UserError(f"{where}: keys must be weight_bits, act_bits[, pot_ratio]; got {sorted(value)}")
         try:
-            return LayerQuant(
-                value["weight_bits"], value["act_bits"], value.get("pot_ratio", 0.0)
-            )
+            return LayerQuant(value["weight_bits"], value["act_bits"], value.get("pot_ratio", 0.0))
         except UserError as exc:
             raise UserError(f"{where}: {exc}") from exc
     raise UserError(f"{where}: expected a precision string or a mapping, got {type(value).__name__}")
@@ -157,9 +152,7 @@ class QuantConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.default, LayerQuant):
             object.__setattr__(self, "default", _as_layer_quant(self.default, "default"))
-        items = {
-            str(k): _as_layer_quant(v, f"layers.{k}") for k, v in sorted(dict(self.layers).items())
-        }
+        items = {str(k): _as_layer_quant(v, f"layers.{k}") for k, v in sorted(dict(self.layers).items())}
         for name, lq in items.items():
             if is_matmul_layer(name) and lq.pot_ratio != 0:
                 raise UserError(f"layers.{name}: pot_ratio must be 0 for qk/sv, got {lq.pot_ratio}")
@@ -195,9 +188,7 @@ class QuantConfig:
     def with_layers(self, overrides: Mapping[str, LayerQuant | str]) -> QuantConfig:
         merged: dict[str, Any] = dict(self.layers)
         merged.update(overrides)
-        return QuantConfig(
-            self.default, merged, self.act_calibration, self.weight_calibration, self.softmax
-        )
+        return QuantConfig(self.default, merged, self.act_calibration, self.weight_calibration, self.softmax)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -43,6 +43,27 @@ _SAMPLE_PER_POINT = 1 << 16
 # ----------------------------------------------------------------------------- model structure
 
 
+def _child(module: nn.Module, name: str) -> nn.Module:
+    sub = getattr(module, name)
+    if not isinstance(sub, nn.Module):
+        raise UserError(f"{type(module).__name__}.{name}: expected a module")
+    return sub
+
+
+def _number(module: nn.Module, name: str) -> float:
+    value = getattr(module, name)
+    if not isinstance(value, int | float):
+        raise UserError(f"{type(module).__name__}.{name}: expected a number")
+    return float(value)
+
+
+def _tensor(module: nn.Module, name: str) -> torch.Tensor:
+    value = getattr(module, name)
+    if not isinstance(value, torch.Tensor):
+        raise UserError(f"{type(module).__name__}.{name}: expected a tensor")
+    return value
+
+
 def _vit_blocks(model: nn.Module) -> list[nn.Module]:
     from hwmodel.timm_compat import timm
 
@@ -74,7 +95,7 @@ def _weight_groups(model: nn.Module, name: str) -> int:
     """Channel groups that share the PoT ratio: every head of Q, K and V for ``qkv``."""
     if name.endswith(".attn.qkv"):
         attn = model.get_submodule(name.rsplit(".", 1)[0])
-        return 3 * int(attn.num_heads)
+        return 3 * int(_number(attn, "num_heads"))
     return 1
 
 
@@ -150,9 +171,7 @@ def quantize_weight(
     else:
         scale = s_fix
     shape = (-1, *([1] * (w.ndim - 1)))
-    codes = torch.where(
-        mask.reshape(shape), pot_codes(w, scale, bits), fixed_codes(w, scale, bits)
-    )
+    codes = torch.where(mask.reshape(shape), pot_codes(w, scale, bits), fixed_codes(w, scale, bits))
     dtype = torch.int8 if bits <= 8 else torch.int16
     return QWeight(bits, codes.to(dtype), scale.reshape(-1).clone(), mask)
 
@@ -168,6 +187,9 @@ def _fq(x: torch.Tensor, scale: float | None, bits: int, kind: str) -> torch.Ten
 
 class QuantLinear(nn.Module):
     """``nn.Linear`` with fake-quantized weight (precomputed) and input activation."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
 
     def __init__(
         self, linear: nn.Linear, qweight: QWeight | None, act_bits: int, act_scale: float | None
@@ -188,11 +210,16 @@ class QuantLinear(nn.Module):
 class QuantConv2d(nn.Module):
     """The patch-embedding ``nn.Conv2d`` with fake-quantized weight and input."""
 
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
     def __init__(
         self, conv: nn.Conv2d, qweight: QWeight | None, act_bits: int, act_scale: float | None
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        if isinstance(conv.padding, str):
+            raise UserError("patch_embed.proj: string padding is not supported")
         self.stride, self.padding = conv.stride, conv.padding
         self.dilation, self.groups = conv.dilation, conv.groups
         self.kernel_size = conv.kernel_size
@@ -205,9 +232,7 @@ class QuantConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _fq(x, self.act_scale, self.act_bits, "fixed")
-        return F.conv2d(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 Observer = Callable[[str, torch.Tensor], None]
@@ -227,11 +252,13 @@ class QuantAttention(nn.Module):
         observer: Observer | None = None,
     ) -> None:
         super().__init__()
-        self.qkv, self.proj = attn.qkv, attn.proj
-        self.q_norm, self.k_norm, self.norm = attn.q_norm, attn.k_norm, attn.norm
-        self.num_heads, self.head_dim = int(attn.num_heads), int(attn.head_dim)
+        self.qkv, self.proj = _child(attn, "qkv"), _child(attn, "proj")
+        self.q_norm, self.k_norm = _child(attn, "q_norm"), _child(attn, "k_norm")
+        self.norm = _child(attn, "norm")
+        self.num_heads = int(_number(attn, "num_heads"))
+        self.head_dim = int(_number(attn, "head_dim"))
         self.attn_dim = int(getattr(attn, "attn_dim", self.num_heads * self.head_dim))
-        self.scale = float(attn.scale)
+        self.scale = _number(attn, "scale")
         self.name = name
         self.qk, self.sv = qk, sv
         self.scales = dict(scales)
@@ -263,7 +290,8 @@ class QuantAttention(nn.Module):
         attn = self._point(f"{psv}:a", attn, self.sv.act_bits, self.softmax_kind)
         v = self._point(f"{psv}:b", v, self.sv.weight_bits, "fixed")
         out = (attn @ v).transpose(1, 2).reshape(b, n, self.attn_dim)
-        return self.proj(self.norm(out))
+        result: torch.Tensor = self.proj(self.norm(out))
+        return result
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -303,13 +331,11 @@ class Calibration:
                 continue
             mod = shadow.get_submodule(name)
             hooks.append(
-                mod.register_forward_pre_hook(
-                    lambda _m, args, key=f"{name}:a": observe(key, args[0])
-                )
+                mod.register_forward_pre_hook(lambda _m, args, key=f"{name}:a": observe(key, args[0]))
             )
         for i, block in enumerate(_vit_blocks(shadow)):
             block.attn = QuantAttention(
-                block.attn, f"blocks.{i}.attn", float_lq, float_lq, {}, "uniform", observe
+                _child(block, "attn"), f"blocks.{i}.attn", float_lq, float_lq, {}, "uniform", observe
             )
         with torch.no_grad():
             shadow(calib)
@@ -324,17 +350,15 @@ class Calibration:
         if key not in self._scale_memo:
             q = QUANTIZERS[kind]
             sample, amax = self._samples[point], self._amax[point]
-            if kind == "log2":  # post-softmax probabilities: the range is [0, 1]
-                s = 1.0
-            else:
-                s = tensor_scale(sample, amax, bits, q, method)
+            # log2 post-softmax codes cover [0, 1]: the scale is 1 (no calibration needed)
+            s = 1.0 if kind == "log2" else tensor_scale(sample, amax, bits, q, method)
             self._scale_memo[key] = s
         return self._scale_memo[key]
 
     def weight(self, name: str, lq: LayerQuant, method: str) -> QWeight:
         key = (name, lq.weight_bits, lq.pot_ratio, method)
         if key not in self._weight_memo:
-            w = self.model.get_submodule(name).weight
+            w = _tensor(self.model.get_submodule(name), "weight")
             groups = _weight_groups(self.model, name)
             self._weight_memo[key] = quantize_weight(w, lq.weight_bits, lq.pot_ratio, groups, method)
         return self._weight_memo[key]
@@ -383,16 +407,14 @@ def _build(
             continue
         keys = [f"{p}.{m}:{o}" for m in ("qk", "sv") for o in ("a", "b")]
         block.attn = QuantAttention(
-            block.attn, p, qk, sv, {k: act_scales.get(k) for k in keys}, config.softmax
+            _child(block, "attn"), p, qk, sv, {k: act_scales.get(k) for k in keys}, config.softmax
         )
     qmodel.quant_config = config  # type: ignore[assignment]
     qmodel.quant_act_scales = dict(act_scales)  # type: ignore[assignment]
     return qmodel
 
 
-def quantize_model(
-    model: nn.Module, config: QuantConfig, calib: torch.Tensor | Calibration
-) -> nn.Module:
+def quantize_model(model: nn.Module, config: QuantConfig, calib: torch.Tensor | Calibration) -> nn.Module:
     """A fake-quantized deep copy of a timm ViT for a per-layer config.
 
     ``calib`` is a calibration image batch, or a :class:`Calibration` built from this model (reuse
@@ -446,7 +468,7 @@ def export_int_model(qmodel: nn.Module, path: str | Path) -> Path:
             "format": EXPORT_FORMAT,
             "config": config.to_dict(),
             "weights": weights,
-            "act_scales": dict(qmodel.quant_act_scales),
+            "act_scales": dict(getattr(qmodel, "quant_act_scales", {})),
             "float_state": float_state,
         },
         out,
@@ -472,9 +494,7 @@ def load_int_model(
     if not isinstance(raw, dict) or raw.get("format") != EXPORT_FORMAT:
         raise UserError(f"{p}: not a {EXPORT_FORMAT} export")
     model = (
-        model_factory_or_model
-        if isinstance(model_factory_or_model, nn.Module)
-        else model_factory_or_model()
+        model_factory_or_model if isinstance(model_factory_or_model, nn.Module) else model_factory_or_model()
     )
     model = copy.deepcopy(model)
     config = QuantConfig.from_dict(raw["config"])

@@ -32,12 +32,12 @@ def qmax_signed(bits: int) -> int:
 
 def pot_min_exponent(bits: int) -> int:
     """Smallest exponent of a signed power-of-two code of ``bits`` bits (one code for zero)."""
-    return -(2 ** (bits - 1) - 2)
+    return int(-(2 ** (bits - 1) - 2))
 
 
 def log2_min_exponent(bits: int) -> int:
     """Smallest exponent of an unsigned power-of-two code of ``bits`` bits (one code for zero)."""
-    return -(2**bits - 2)
+    return int(-(2**bits - 2))
 
 
 def fixed_codes(x: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
@@ -112,8 +112,10 @@ class Quantizer:
 
     def max_level(self, bits: int) -> float:
         """Largest representable value for scale 1 (the clip point)."""
-        return float(qmax_signed(bits)) if self.name == "fixed" else (
-            float(2**bits - 1) if self.name == "unsigned" else 1.0
+        return (
+            float(qmax_signed(bits))
+            if self.name == "fixed"
+            else (float(2**bits - 1) if self.name == "unsigned" else 1.0)
         )
 
 
@@ -142,9 +144,7 @@ def get_quantizer(name: str) -> Quantizer:
 _CLIP_GRID = torch.linspace(0.3, 1.0, 36)
 
 
-def channel_scales(
-    w: torch.Tensor, bits: int, quantizer: Quantizer, method: str = "mse"
-) -> torch.Tensor:
+def channel_scales(w: torch.Tensor, bits: int, quantizer: Quantizer, method: str = "mse") -> torch.Tensor:
     """Per-output-channel scales ``[C, 1, ...]`` for a weight ``[C, ...]``.
 
     ``max``: the channel's max |w| maps to the largest level. ``mse``: the clip point is searched
@@ -157,9 +157,7 @@ def channel_scales(
         best = amax / top
     else:
         cands = (amax[None, :] * _CLIP_GRID[:, None]) / top  # [G, C]
-        err = torch.stack(
-            [((quantizer(flat, s[:, None], bits) - flat) ** 2).sum(1) for s in cands]
-        )  # [G, C]
+        err = torch.stack([((quantizer(flat, s[:, None], bits) - flat) ** 2).sum(1) for s in cands])  # [G, C]
         best = cands.gather(0, err.argmin(0, keepdim=True))[0]
     return best.reshape(-1, *([1] * (w.ndim - 1)))
 
