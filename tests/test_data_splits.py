@@ -1,0 +1,44 @@
+"""The default MNIST split: fixed, stratified, disjoint; registered dataset lookup."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from codesign.data import DataSplits, load_dataset, load_mnist, registered_datasets
+from codesign.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def splits() -> DataSplits:
+    return load_mnist()
+
+
+def test_sizes_and_strata(splits: DataSplits) -> None:
+    assert splits.train_x.shape == (3500, 1, 28, 28)
+    assert splits.calib_x.shape[0] == 500 and splits.test_x.shape[0] == 1000
+    assert torch.bincount(splits.test_y, minlength=10).tolist() == [100] * 10
+    assert torch.bincount(splits.calib_y, minlength=10).tolist() == [50] * 10
+    assert splits.num_classes == 10 and splits.image_shape == (1, 28, 28)
+
+
+def test_disjoint(splits: DataSplits) -> None:
+    def keys(x: torch.Tensor) -> set[bytes]:
+        return {row.numpy().tobytes() for row in x.reshape(x.shape[0], -1)}
+
+    train, calib, test = keys(splits.train_x), keys(splits.calib_x), keys(splits.test_x)
+    assert not (train & test) and not (calib & test) and not (train & calib)
+
+
+def test_deterministic_per_seed(splits: DataSplits) -> None:
+    again = load_mnist(splits.seed)
+    assert torch.equal(again.test_x, splits.test_x) and torch.equal(again.train_y, splits.train_y)
+    other = load_mnist(splits.seed + 1)
+    assert not torch.equal(other.test_x, splits.test_x)
+
+
+def test_registered_and_unknown() -> None:
+    assert "mnist" in registered_datasets()
+    assert load_dataset("mnist").test_x.shape[0] == 1000
+    with pytest.raises(UserError, match="not a directory and not one of mnist"):
+        load_dataset("cifar-unknown")
