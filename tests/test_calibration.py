@@ -1,0 +1,78 @@
+"""The committed Yosys table, the fitted coefficients and the analytic resource model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hwmodel.calibrate import TABLE_PATH, default_grid, fit_lut, main, read_table
+from hwmodel.cost import (
+    COEFFICIENTS_PATH,
+    LUT_FEATURES,
+    engine_resources,
+    fixed_multiplier_dsp,
+    load_coefficients,
+    macs_per_dsp,
+)
+
+
+def test_table_covers_the_grid_with_one_yosys_version() -> None:
+    rows = read_table()
+    assert len(rows) >= 12
+    assert [r.name for r in rows] == [c.name for c in default_grid()]
+    assert {r.yosys_version for r in rows} == {load_coefficients().yosys_version}
+    kinds = {(r.cols_fixed > 0, r.cols_pot > 0) for r in rows}
+    assert kinds == {(True, False), (False, True), (True, True)}
+
+
+def test_committed_coefficients_are_the_fit_of_the_committed_table() -> None:
+    fitted = fit_lut(read_table())
+    coef = load_coefficients()
+    for name in LUT_FEATURES:
+        assert coef.array[name] == pytest.approx(fitted[name], rel=1e-5, abs=1e-6)
+
+
+def test_model_meets_targets_on_every_grid_point() -> None:
+    coef = load_coefficients()
+    for r in read_table():
+        res = engine_resources(
+            r.rows, r.cols_fixed, r.cols_pot, r.weight_bits, r.pot_weight_bits, r.act_bits,
+            r.acc_bits, "DSP48E2", coef,
+        )  # fmt: skip
+        assert res.dsp == r.dsp, r.name
+        assert r.bram36 == 0.0, r.name
+        assert abs(res.ff - r.ff) <= 0.05 * r.ff, r.name
+        assert abs(res.lut - r.lut) <= 0.15 * r.lut, r.name
+
+
+def test_engine_resources_are_additive_over_sub_arrays() -> None:
+    coef = load_coefficients()
+    both = engine_resources(8, 6, 2, 8, 4, 8, 32, "DSP48E2", coef)
+    fix = engine_resources(8, 6, 0, 8, 4, 8, 32, "DSP48E2", coef)
+    pot = engine_resources(8, 0, 2, 8, 4, 8, 32, "DSP48E2", coef)
+    assert both.dsp == fix.dsp + pot.dsp
+    assert both.ff == pytest.approx(fix.ff + pot.ff)
+    assert both.lut == pytest.approx(fix.lut + pot.lut)
+    assert pot.dsp == 0
+
+
+def test_packing_rules_match_the_rtl() -> None:
+    coef = load_coefficients()
+    assert macs_per_dsp(8, 8, "DSP48E2", coef) == 2
+    assert macs_per_dsp(4, 4, "DSP48E2", coef) == 2  # no 4-per-DSP packing in the RTL
+    assert macs_per_dsp(16, 16, "DSP48E2", coef) == 1
+    assert fixed_multiplier_dsp(4, 5, 8, 8, "DSP48E2", coef) == 12  # odd column: own DSP
+
+
+def test_coefficients_file_records_yosys_version() -> None:
+    raw = json.loads(COEFFICIENTS_PATH.read_text())
+    assert raw["yosys_version"].startswith("0.70")
+    assert set(LUT_FEATURES) <= set(raw["array"])
+    assert TABLE_PATH.exists()
+
+
+def test_calibrate_cli_rejects_bad_jobs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--jobs", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
