@@ -291,6 +291,17 @@ def _layer_bram(config: AcceleratorConfig, la: _LayerArrays, i: int) -> float:
     )
 
 
+def engine_widths(workload: Workload, config: AcceleratorConfig) -> tuple[int, int, int]:
+    """(fixed weight bits, PoT weight bits, activation bits) of the engine ``config`` needs
+    (0 for a part no layer uses)."""
+    return datapath_widths(workload, _layer_arrays(workload, config))
+
+
+def buffers(workload: Workload, config: AcceleratorConfig) -> list[Buffer]:
+    """The on-chip buffers of a design (sized for its largest tile)."""
+    return _buffers(workload, config, _layer_arrays(workload, config))
+
+
 def datapath_widths(workload: Workload, la: _LayerArrays) -> tuple[int, int, int]:
     """(fixed weight bits, PoT weight bits, activation bits) the shared engine must support."""
     has_fixed = la.ratio < 1.0

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
 
 from hwmodel.cli import OneLineParser, run_main
 from hwmodel.config import AcceleratorConfig
 from hwmodel.design import default_config
-from hwmodel.device import Device, load_device
-from hwmodel.model import DesignReport, UtilisationCaps, evaluate
+from hwmodel.device import load_device
+from hwmodel.model import UtilisationCaps, evaluate
 from hwmodel.workload import workload_from_name
 
 PUBLISHED_ZCU102_GOPS = {
@@ -24,44 +26,50 @@ PUBLISHED_ZCU102_GOPS = {
 }
 
 
-def format_table(report: DesignReport, device: Device) -> str:
-    """The per-layer table and totals as fixed-width text."""
+def format_table(report: dict[str, Any], device: dict[str, Any]) -> str:
+    """The per-layer table and totals as fixed-width text (from ``DesignReport.to_dict()``)."""
     head = (
         f"{'op':<24} {'kind':<10} {'M':>5} {'N':>5} {'K':>5} {'xR':>3} {'prec':>6} {'pot':>5} "
         f"{'tiles Tm×Tn×Tk':>16} {'compute':>10} {'memory':>10} {'bound':>9} {'PE%':>5} "
         f"{'DSP':>5} {'LUT':>7} {'BRAM36':>7}"
     )
     lines = [head, "-" * len(head)]
-    for r in report.layers:
-        if r.bound == "nonlinear":
+    for r in report["layers"]:
+        if r["bound"] == "nonlinear":
             lines.append(
-                f"{r.name:<24} {r.kind:<10} {r.m:>5} {r.n:>5} {'':>5} {'':>3} {'':>6} {'':>5} "
-                f"{'':>16} {r.compute_cycles:>10,} {'-':>10} {r.bound:>9}"
+                f"{r['name']:<24} {r['kind']:<10} {r['m']:>5} {r['n']:>5} {'':>5} {'':>3} {'':>6} {'':>5} "
+                f"{'':>16} {r['compute_cycles']:>10,} {'-':>10} {r['bound']:>9}"
             )
             continue
-        prec = f"W{r.weight_bits}A{r.act_bits}"
-        tiles = f"{r.tm}×{r.tn}×{r.tk}"
+        prec = f"W{r['weight_bits']}A{r['act_bits']}"
+        tiles = f"{r['tm']}×{r['tn']}×{r['tk']}"
         lines.append(
-            f"{r.name:<24} {r.kind:<10} {r.m:>5} {r.n:>5} {r.k:>5} {r.repeat:>3} {prec:>6} "
-            f"{r.pot_ratio:>5.2f} {tiles:>16} {r.compute_cycles:>10,} {r.memory_cycles:>10,} "
-            f"{r.bound:>9} {100 * r.pe_utilisation:>5.1f} {r.dsp:>5} {r.lut:>7,} {r.bram36:>7.1f}"
+            f"{r['name']:<24} {r['kind']:<10} {r['m']:>5} {r['n']:>5} {r['k']:>5} {r['repeat']:>3} {prec:>6} "
+            f"{r['pot_ratio']:>5.2f} {tiles:>16} {r['compute_cycles']:>10,} {r['memory_cycles']:>10,} "
+            f"{r['bound']:>9} {100 * r['pe_utilisation']:>5.1f} {r['dsp']:>5} {r['lut']:>7,} {r['bram36']:>7.1f}"
         )
-    res, util = report.resources, report.utilisation
+    res, util = report["resources"], report["utilisation"]
+    violations = report["violations"]
     lines += [
         "",
-        f"model {report.model_name} on {device.name} ({device.part}) at {report.freq_mhz:g} MHz",
-        f"MACs/image      {report.macs:,}",
-        f"latency         {report.latency_cycles:,} cycles = {report.latency_ms:.3f} ms "
-        f"(GEMM {report.gemm_cycles:,}, non-linear {report.nonlinear_cycles:,})",
-        f"throughput      {report.fps:.2f} FPS, {report.gops:.1f} GOP/s",
-        f"off-chip        {report.offchip_bytes / 1e6:.2f} MB/image",
-        f"DSP             {res.dsp:,} / {device.dsp:,} ({util['dsp']:.1%})",
-        f"LUT             {res.lut:,} / {device.lut:,} ({util['lut']:.1%})",
-        f"FF              {res.ff:,} / {device.ff:,} ({util['ff']:.1%})",
-        f"BRAM36          {res.bram36:g} / {device.bram36:,} ({util['bram36']:.1%})",
-        "feasible        " + ("yes" if report.feasible else "NO: " + "; ".join(report.violations)),
+        f"model {report['model']} on {device['name']} ({device['part']}) at {report['freq_mhz']:g} MHz",
+        f"MACs/image      {report['macs']:,}",
+        f"latency         {report['latency_cycles']:,} cycles = {report['latency_ms']:.3f} ms "
+        f"(GEMM {report['gemm_cycles']:,}, non-linear {report['nonlinear_cycles']:,})",
+        f"throughput      {report['fps']:.2f} FPS, {report['gops']:.1f} GOP/s",
+        f"off-chip        {report['offchip_bytes'] / 1e6:.2f} MB/image",
+        f"DSP             {res['dsp']:,} / {device['dsp']:,} ({util['dsp']:.1%})",
+        f"LUT             {res['lut']:,} / {device['lut']:,} ({util['lut']:.1%})",
+        f"FF              {res['ff']:,} / {device['ff']:,} ({util['ff']:.1%})",
+        f"BRAM36          {res['bram36']:g} / {device['bram36']:,} ({util['bram36']:.1%})",
+        "feasible        " + ("yes" if not violations else "NO: " + "; ".join(violations)),
     ]
     return "\n".join(lines)
+
+
+def _published_line(gops: float) -> str:
+    others = ", ".join(f"{name} {value:g} GOP/s" for name, value in PUBLISHED_ZCU102_GOPS.items())
+    return f"published on ZCU102: {others}; this design {gops:.1f} GOP/s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         out["config"] = config.to_dict()
         print(json.dumps(out, indent=2))
     else:
-        print(format_table(report, device))
+        print(format_table(report.to_dict(), asdict(device)))
+        print(_published_line(report.gops) if device.name == "zcu102" and "deit_base" in args.model else "")
     return 0
 
 

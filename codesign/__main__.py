@@ -1,0 +1,7 @@
+"""``python -m codesign`` is ``python -m codesign.search``."""
+
+import sys
+
+from codesign.search import entry
+
+sys.exit(entry())

@@ -1,0 +1,52 @@
+"""Atomic file and folder writes: readers see the old or the new content, never half of one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def write_atomic(path: Path, writer: Callable[[Path], object]) -> Path:
+    """Call ``writer(tmp)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def replace_dir_atomic(target: Path, builder: Callable[[Path], object]) -> Path:
+    """Build a folder with ``builder(tmp_dir)``, then swap it in for ``target``.
+
+    If ``builder`` fails, ``target`` is untouched. The swap is two renames (old → aside,
+    new → target); the old folder is deleted only after the new one is in place.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
+    try:
+        builder(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    aside = None
+    if target.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        aside.rmdir()
+        os.replace(target, aside)
+    os.replace(tmp, target)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return target

@@ -1,0 +1,110 @@
+"""Everything a search needs, built once from a study: workload, device, space, evaluator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from codesign.errors import UserError
+from codesign.models import load_default, load_user
+from codesign.proxy import Evaluator
+from codesign.quant import QuantConfig, parse_precision
+from codesign.space import SearchSpace, load_space
+from codesign.study import Study
+from hwmodel.device import Device, load_device
+from hwmodel.workload import Workload, workload_from_model, workload_from_name
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    study: Study
+    space: SearchSpace
+    device: Device
+    workload: Workload
+    layers: tuple[str, ...]
+    evaluator: Evaluator | None
+    model: nn.Module | None
+    fixed_quant: QuantConfig | None  # set for hardware-only searches
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        if self.fixed_quant is not None:
+            return tuple(o for o in self.study.objectives if o != "accuracy") or ("fps", "resources")
+        return self.study.objectives
+
+
+def parse_fixed_quant(text: str) -> QuantConfig:
+    """``--hw-only`` value: a uniform precision (``W8A8``) or a path to a quant.json."""
+    path = Path(text)
+    if path.suffix == ".json" or path.exists():
+        if not path.is_file():
+            raise UserError(f"quant config not found: {path}")
+        raw = path.read_text(encoding="utf-8")
+        import json
+
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: not valid JSON (line {exc.lineno})") from exc
+        if isinstance(data, dict) and "config" in data and "default" not in data:
+            data = data["config"]  # an exported quant.json
+        return QuantConfig.from_dict(data)
+    return QuantConfig(parse_precision(text), {})
+
+
+def build_context(study: Study, hw_only: str | None = None) -> SearchContext:
+    """Load the study's model, data, device and search space (all validated here)."""
+    space = load_space(study.search_space)
+    device = load_device(study.device)
+    spec = study.model
+    model: nn.Module | None = None
+    evaluator: Evaluator | None = None
+    fixed = parse_fixed_quant(hw_only) if hw_only is not None else None
+    if spec.is_default:
+        model, splits = load_default()
+        workload = workload_from_model(model, "default_vit_mnist")
+    elif spec.checkpoint is None or not spec.checkpoint.is_file() or spec.data is None:
+        if fixed is not None:  # hardware-only: the architecture is enough
+            kwargs = {"img_size": spec.img_size} if spec.img_size else {}
+            workload = workload_from_name(spec.name, **kwargs)
+            splits = None
+        else:
+            where = spec.checkpoint or "model.checkpoint"
+            raise UserError(
+                f"study '{study.name}' needs your checkpoint ({where}) and an ImageFolder "
+                f"(model.data in {study.source}); or search the hardware only with --hw-only W8A8"
+            )
+    else:
+        model, splits = load_user(
+            spec.name, spec.checkpoint, spec.data, img_size=spec.img_size, seed=study.seed
+        )
+        workload = workload_from_model(model, spec.name)
+    layers = tuple(workload.layer_names())
+    space.check_layers(layers)
+    if model is not None and splits is not None and fixed is None:
+        evaluator = Evaluator(
+            model,
+            splits,
+            proxy_images=study.proxy_images,
+            calib_images=study.proxy_images,
+            proxy_kind=study.proxy_kind,
+        )
+        qnames = evaluator.layer_names()
+        if list(qnames) != list(layers):
+            raise UserError(f"model {spec.name}: quantizable layers do not match the workload's GEMMs")
+    if fixed is not None:
+        unknown = sorted(set(fixed.layers) - set(layers))
+        if unknown:
+            raise UserError(f"--hw-only: unknown layer '{unknown[0]}' in the quant config")
+    return SearchContext(
+        study=study,
+        space=space,
+        device=device,
+        workload=workload,
+        layers=layers,
+        evaluator=evaluator,
+        model=model,
+        fixed_quant=fixed,
+    )

@@ -1,0 +1,145 @@
+"""Per-design exports: accelerator.json (schema-versioned), quant.json, model_int.pt and rtl/.
+
+``accelerator.json`` follows ``codesign/schemas/accelerator.schema.json``; its ``config`` block is
+an :class:`hwmodel.config.AcceleratorConfig` (``python -m hwmodel.report --config`` reads the file
+as it is) and ``predicted`` holds the model's numbers, so re-running the model reproduces them.
+``quant.json`` is layered like an hls4ml config (Model default → LayerName overrides) and also
+holds the exact :class:`codesign.quant.QuantConfig` under ``config``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from codesign.atomic import write_atomic, write_text_atomic
+from codesign.quant import LayerQuant, QuantConfig, export_int_model
+from codesign.space import Candidate
+from hwmodel.cost import load_coefficients, macs_per_dsp
+from hwmodel.device import Device
+from hwmodel.model import DesignReport, buffers, engine_widths
+from hwmodel.workload import Workload
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "accelerator.schema.json"
+
+
+def _fixed(bits: int) -> str:
+    return "float32" if bits >= 32 else f"fixed<{bits}>"
+
+
+def layer_precision(lq: LayerQuant) -> dict[str, Any]:
+    """hls4ml-like precision block of one layer."""
+    if lq.weight_bits >= 32:
+        weight = "float32"
+    elif lq.pot_ratio >= 1:
+        weight = f"pot<{lq.weight_bits}>"
+    elif lq.pot_ratio > 0:
+        weight = f"mixed<fixed<{lq.weight_bits}>,pot<{lq.weight_bits}>>"
+    else:
+        weight = _fixed(lq.weight_bits)
+    return {
+        "Precision": {"weight": weight, "act": _fixed(lq.act_bits)},
+        "weight_bits": lq.weight_bits,
+        "act_bits": lq.act_bits,
+        "pot_ratio": lq.pot_ratio,
+    }
+
+
+def quant_document(
+    quant: QuantConfig,
+    layers: tuple[str, ...],
+    model_name: str,
+    accuracy: dict[str, Any],
+    act_scales: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "model": model_name,
+        "Model": layer_precision(quant.default),
+        "LayerName": {name: layer_precision(quant.for_layer(name)) for name in layers},
+        "methods": {
+            "act_calibration": quant.act_calibration,
+            "weight_calibration": quant.weight_calibration,
+            "softmax": quant.softmax,
+        },
+        "accuracy": accuracy,
+        "config": quant.to_dict(),
+    }
+    if act_scales:
+        doc["act_scales"] = act_scales
+    return doc
+
+
+def accelerator_document(
+    cand: Candidate, workload: Workload, device: Device, report: DesignReport, trial: int | None
+) -> dict[str, Any]:
+    accel = cand.accel
+    wb_fix, wb_pot, ab = engine_widths(workload, accel)
+    coef = load_coefficients()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generator": "codesign",
+        "trial": trial,
+        "model": {"name": workload.model_name, "tokens": workload.tokens, "macs": workload.macs},
+        "device": asdict(device),
+        "coefficients_version": coef.version,
+        "config": accel.to_dict(),
+        "engines": {
+            "rows": accel.rows,
+            "cols_fixed": accel.cols_fixed,
+            "cols_pot": accel.pot_cols,
+            "fixed_weight_bits": wb_fix,
+            "pot_weight_bits": wb_pot,
+            "act_bits": ab,
+            "acc_bits": accel.acc_bits,
+            "macs_per_dsp": macs_per_dsp(max(wb_fix, 1), ab, device.dsp_type, coef) if wb_fix else 0,
+            "nonlinear_lanes": accel.nonlinear_lanes,
+        },
+        "buffers": [
+            {
+                "name": b.name,
+                "banks": b.banks,
+                "depth_words": b.depth_words,
+                "width_bits": b.width_bits,
+                "double_buffered": b.double_buffered,
+                "bram36": b.bram36,
+            }
+            for b in buffers(workload, accel)
+        ],
+        "predicted": report.to_dict(),
+    }
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> Path:
+    return write_text_atomic(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+
+
+def write_int_model(path: Path, qmodel: torch.nn.Module) -> Path:
+    return write_atomic(path, lambda tmp: export_int_model(qmodel, tmp))
+
+
+def engine_verilog_for(cand: Candidate, workload: Workload, device: Device) -> str:
+    """Verilog of the compute engines of a design (fixed and PoT sub-arrays)."""
+    from hwmodel.rtl.engines import EngineConfig
+    from hwmodel.rtl.verilog import engine_verilog
+
+    accel = cand.accel
+    wb_fix, wb_pot, ab = engine_widths(workload, accel)
+    coef = load_coefficients()
+    lanes = macs_per_dsp(max(wb_fix, 2), max(ab, 2), device.dsp_type, coef) if wb_fix else 1
+    config = EngineConfig(
+        rows=accel.rows,
+        cols_fixed=accel.cols_fixed,
+        cols_pot=accel.pot_cols,
+        weight_bits=max(wb_fix, 2),
+        pot_weight_bits=max(wb_pot, 2),
+        act_bits=max(ab, 2),
+        acc_bits=accel.acc_bits,
+        fixed_lanes_per_dsp=min(max(lanes, 1), 2),
+    )
+    return str(engine_verilog(config, module_name="codesign_engine"))

@@ -1,0 +1,41 @@
+"""Objectives a study may optimise, each with its direction and unit (one registry)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hwmodel.model import DesignReport
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    direction: str  # "maximize" | "minimize"
+    label: str  # axis label with unit
+    needs_accuracy: bool = False
+
+
+def resource_use(report: DesignReport) -> float:
+    """The binding resource: the largest utilisation fraction over DSP, LUT, FF and BRAM36."""
+    return max(report.utilisation.values())
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "accuracy": Objective("accuracy", "maximize", "proxy accuracy score (higher is better)", True),
+    "fps": Objective("fps", "maximize", "throughput [frames/s]"),
+    "resources": Objective("resources", "minimize", "resource use [max of DSP/LUT/FF/BRAM fraction]"),
+    "latency_ms": Objective("latency_ms", "minimize", "latency [ms]"),
+    "gops": Objective("gops", "maximize", "throughput [GOP/s]"),
+    "dsp": Objective("dsp", "minimize", "DSP slices"),
+    "lut": Objective("lut", "minimize", "LUTs"),
+}
+
+HARDWARE_VALUES: dict[str, Callable[[DesignReport], float]] = {
+    "fps": lambda r: r.fps,
+    "resources": resource_use,
+    "latency_ms": lambda r: r.latency_ms,
+    "gops": lambda r: r.gops,
+    "dsp": lambda r: float(r.resources.dsp),
+    "lut": lambda r: float(r.resources.lut),
+}

@@ -1,0 +1,216 @@
+"""Plots of a run, compute-then-render: ``*_data`` functions read the trial table, ``render_*``
+draw with matplotlib (PNG); ``pareto_html`` uses Optuna's plotly Pareto plot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from codesign.atomic import write_atomic  # noqa: E402
+from codesign.objectives import OBJECTIVES  # noqa: E402
+
+
+def _num(v: Any) -> float | None:
+    if v is None or v == "":
+        return None
+    return float(v)
+
+
+@dataclass(frozen=True)
+class Point:
+    trial: int
+    x: float
+    y: float
+    colour: float
+    feasible: bool
+    pareto: bool
+    baseline: str
+    real: float | None
+
+
+@dataclass(frozen=True)
+class Panel:
+    x_label: str
+    y_label: str
+    colour_label: str
+    points: tuple[Point, ...]
+    x_log: bool = False
+    x_line: float | None = None  # the FPS target
+    x_line_label: str = ""
+
+
+def _pick(rec: dict[str, Any], key: str) -> float:
+    v = _num(rec.get(key))
+    return float("nan") if v is None else v
+
+
+def pareto_data(
+    records: Sequence[dict[str, Any]], objectives: Sequence[str], fps_target: float | None
+) -> list[Panel]:
+    """Two views of the trials: accuracy vs FPS (colour: resources) and accuracy vs resources
+    (colour: FPS); without an accuracy objective, resources vs FPS."""
+    has_acc = "accuracy" in objectives
+    views: list[tuple[str, str, str]] = (
+        [("fps", "accuracy_proxy", "resource_use"), ("resource_use", "accuracy_proxy", "fps")]
+        if has_acc
+        else [("fps", "resource_use", "latency_ms")]
+    )
+    labels = {
+        "fps": OBJECTIVES["fps"].label,
+        "accuracy_proxy": OBJECTIVES["accuracy"].label,
+        "resource_use": OBJECTIVES["resources"].label,
+        "latency_ms": OBJECTIVES["latency_ms"].label,
+    }
+    panels = []
+    for x, y, c in views:
+        pts = tuple(
+            Point(
+                trial=int(rec["trial"]),
+                x=_pick(rec, x),
+                y=_pick(rec, y),
+                colour=_pick(rec, c),
+                feasible=str(rec["feasible"]) in {"1", "True", "true"},
+                pareto=str(rec["pareto"]) in {"1", "True", "true"},
+                baseline=str(rec.get("baseline") or ""),
+                real=_num(rec.get("accuracy_real")),
+            )
+            for rec in records
+        )
+        panels.append(
+            Panel(
+                x_label=labels[x],
+                y_label=labels[y],
+                colour_label=labels[c],
+                points=pts,
+                x_log=x == "fps",
+                x_line=fps_target if x == "fps" else None,
+                x_line_label=f"target {fps_target:g} FPS" if fps_target and x == "fps" else "",
+            )
+        )
+    return panels
+
+
+def render_pareto(panels: Sequence[Panel], path: Path, title: str) -> Path:
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 5.2), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        infeasible = [p for p in panel.points if not p.feasible]
+        feasible = [p for p in panel.points if p.feasible and not p.pareto]
+        front = sorted((p for p in panel.points if p.pareto), key=lambda p: p.x)
+        if infeasible:
+            ax.scatter(
+                [p.x for p in infeasible],
+                [p.y for p in infeasible],
+                marker="x",
+                c="0.7",
+                s=18,
+                label=f"infeasible ({len(infeasible)})",
+                zorder=1,
+            )
+        if feasible:
+            ax.scatter(
+                [p.x for p in feasible],
+                [p.y for p in feasible],
+                c="tab:blue",
+                s=16,
+                alpha=0.45,
+                label=f"feasible ({len(feasible)})",
+                zorder=2,
+            )
+        if front:
+            sc = ax.scatter(
+                [p.x for p in front],
+                [p.y for p in front],
+                c=[p.colour for p in front],
+                cmap="viridis",
+                s=60,
+                edgecolors="k",
+                linewidths=0.8,
+                label=f"Pareto front ({len(front)})",
+                zorder=3,
+            )
+            cb = fig.colorbar(sc, ax=ax)
+            cb.set_label(panel.colour_label)
+        for p in panel.points:
+            if p.baseline:
+                ax.scatter(
+                    [p.x],
+                    [p.y],
+                    marker="*",
+                    s=220,
+                    c="tab:red" if p.feasible else "none",
+                    edgecolors="tab:red",
+                    zorder=4,
+                )
+                ax.annotate(
+                    p.baseline,
+                    (p.x, p.y),
+                    textcoords="offset points",
+                    xytext=(6, -12),
+                    fontsize=7.5,
+                    color="tab:red",
+                )
+        ax.scatter([], [], marker="*", s=120, c="tab:red", label="baselines (hollow: infeasible)")
+        if panel.x_line:
+            ax.axvline(panel.x_line, ls="--", c="tab:orange", lw=1.5, label=panel.x_line_label)
+        if panel.x_log:
+            ax.set_xscale("log")
+        ax.set_xlabel(panel.x_label)
+        ax.set_ylabel(panel.y_label)
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def hypervolume_data(
+    history: Sequence[tuple[int, float]], baseline_hv: float
+) -> tuple[list[int], list[float], float]:
+    return [n for n, _ in history], [hv for _, hv in history], baseline_hv
+
+
+def render_hypervolume(data: tuple[list[int], list[float], float], path: Path, title: str) -> Path:
+    trials, hvs, base = data
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    ax.step(trials, hvs, where="post", label="search (feasible trials so far)", c="tab:blue")
+    ax.axhline(base, ls="--", c="tab:red", label=f"baselines only ({base:.3f})")
+    ax.set_xlabel("trial number")
+    ax.set_ylabel("hypervolume (normalised objectives, ref 1.1)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    def write(tmp: Path) -> None:
+        fig.savefig(tmp, dpi=110, format="png")
+
+    try:
+        return write_atomic(path, write)
+    finally:
+        plt.close(fig)
+
+
+def pareto_html(study: Any, objectives: Sequence[str], path: Path) -> Path:
+    """Optuna's interactive Pareto plot (plotly, self-contained HTML); infeasible trials (by the
+    constraints each trial recorded) are drawn apart."""
+    import optuna.visualization as vis
+
+    names = [OBJECTIVES[o].label for o in objectives]
+    if len(objectives) > 3:
+        names = names[:3]
+    fig = vis.plot_pareto_front(
+        study,
+        targets=(lambda t: t.values[:3]) if len(objectives) > 3 else None,
+        target_names=names,
+    )
+    return write_atomic(path, lambda tmp: fig.write_html(str(tmp), include_plotlyjs=True, full_html=True))

@@ -1,0 +1,224 @@
+"""The Optuna side of a search: storage, study creation/resume, baselines, the trial objective."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from codesign.context import SearchContext
+from codesign.errors import UserError
+from codesign.objectives import OBJECTIVES
+from codesign.quant import QuantConfig
+from codesign.scoring import Score, constraint_values, score
+from codesign.space import Candidate
+from hwmodel.model import evaluate
+
+HEARTBEAT_S = 10
+GRACE_S = 30
+
+#: Uniform designs enqueued first: (name, weight bits, activation bits, PoT ratio).
+BASELINES: tuple[tuple[str, int, int, float], ...] = (
+    ("W8A8 fixed", 8, 8, 0.0),
+    ("W4A8 fixed", 4, 8, 0.0),
+    ("Auto-ViT-Acc-like W4/PoT4 mix A8", 4, 8, 0.5),
+)
+
+
+def default_storage(run_dir: Path) -> str:
+    return f"sqlite:///{run_dir / 'study.db'}"
+
+
+def open_storage(url: str) -> BaseStorage:
+    """An RDB URL (sqlite://, postgresql://, ...) with heartbeats, or a journal file path."""
+    if "://" not in url:
+        path = Path(url)
+        if path.suffix not in {".log", ".journal", ".jsonl"}:
+            raise UserError(
+                f"storage '{url}': give an RDB URL (sqlite:///path.db, postgresql://...) or a journal file (*.log)"
+            )
+        if not path.parent.is_dir():
+            raise UserError(f"storage '{url}': folder {path.parent} does not exist")
+        return JournalStorage(JournalFileBackend(str(path)))
+    try:
+        return RDBStorage(
+            url,
+            heartbeat_interval=HEARTBEAT_S,
+            grace_period=GRACE_S,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+        )
+    except Exception as exc:  # sqlalchemy raises many kinds for a bad URL / unreachable server
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"storage '{_redact(url)}' unreachable: {detail[:160]}") from exc
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def make_sampler(ctx: SearchContext, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
+    """The study's sampler; constraints reach it through ``trial.set_constraint`` (Optuna ≥ 5)."""
+    seed = ctx.study.seed + seed_offset
+    if ctx.study.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=24)
+    if ctx.study.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=16, multivariate=True, group=True)
+
+
+class Objective:
+    """The callable Optuna runs per trial; equal candidates are scored once (cache)."""
+
+    def __init__(self, ctx: SearchContext, fps_target: float | None) -> None:
+        self.ctx = ctx
+        self.fps_target = fps_target
+        self.cache: dict[str, Score] = {}
+        self.cache_hits = 0
+
+    def candidate(self, params: dict[str, Any]) -> Candidate:
+        return self.ctx.space.decode(params, self.ctx.layers, self.ctx.fixed_quant)
+
+    def prime(self, trials: list[FrozenTrial]) -> None:
+        """Reuse the results of finished trials (a resumed study, other workers)."""
+        names = self.ctx.objectives
+        for t in trials:
+            if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == len(names):
+                attrs = t.user_attrs.get("score")
+                if isinstance(attrs, dict) and isinstance(attrs.get("key"), str):
+                    self.cache[attrs["key"]] = Score(tuple(t.values), attrs)
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        params = self.ctx.space.suggest(trial, self.ctx.layers, quantize=self.ctx.fixed_quant is None)
+        cand = self.candidate(params)
+        key = cand.key()
+        cached = self.cache.get(key)
+        if cached is None:
+            cached = score(self.ctx, cand)
+            self.cache[key] = cached
+        else:
+            self.cache_hits += 1
+        trial.set_user_attr("score", cached.attrs)  # one write: the whole breakdown
+        fps_gap, resource_gap = constraint_values(cached.attrs, self.fps_target)
+        trial.set_constraint("fps", fps_gap)
+        trial.set_constraint("resources", resource_gap)
+        return cached.values
+
+
+def baseline_hardware(ctx: SearchContext, quant: QuantConfig, fps_target: float | None) -> dict[str, Any]:
+    """The fastest feasible array (rows × cols × clock) of the space for a uniform design, with
+    middle tile choices; the least-violating one when none is feasible."""
+    hw = ctx.space.hardware
+    mid = {k: getattr(hw, k)[len(getattr(hw, k)) // 2] for k in ("tm_folds", "tn_folds", "tk")}
+    wants_pot = any(quant.for_layer(n).pot_ratio > 0 for n in ctx.layers)
+    share = min((s for s in hw.pot_cols_share if s > 0), key=lambda s: abs(s - 0.5), default=0.0)
+    best: tuple[tuple[float, float], dict[str, Any]] | None = None
+    for rows, cols, freq in itertools.product(hw.rows, hw.cols, hw.freq_mhz):
+        params = {
+            "hw.rows": rows,
+            "hw.cols": cols,
+            "hw.freq_mhz": freq,
+            "hw.pot_cols_share": share if wants_pot else 0.0,
+            "hw.nonlinear_lanes": max(hw.nonlinear_lanes),
+            "hw.acc_bits": max(hw.acc_bits),
+            **{f"hw.{k}": v for k, v in mid.items()},
+        }
+        if params["hw.pot_cols_share"] not in hw.pot_cols_share:
+            continue
+        cand = ctx.space.decode(params, ctx.layers, quant)
+        rep = evaluate(ctx.workload, cand.accel, ctx.device, ctx.study.caps)
+        violation = max(
+            max(rep.utilisation[k] / getattr(ctx.study.caps, k) for k in rep.utilisation) - 1.0, 0.0
+        )
+        if cand.accel.freq_mhz > ctx.device.max_freq_mhz:
+            violation += 1.0
+        rank = (violation, -rep.fps)
+        if best is None or rank < best[0]:
+            best = (rank, params)
+    assert best is not None
+    return best[1]
+
+
+def enqueue_baselines(study: optuna.Study, ctx: SearchContext, fps_target: float | None) -> list[str]:
+    """Enqueue the uniform baselines of :data:`BASELINES` (only into a new study)."""
+    names = []
+    if ctx.fixed_quant is not None:
+        hw = baseline_hardware(ctx, ctx.fixed_quant, fps_target)
+        study.enqueue_trial(hw, user_attrs={"baseline": "fixed quantization, largest array"})
+        return ["fixed quantization, largest array"]
+    for name, w, a, ratio in BASELINES:
+        if ratio > 0 and max(ctx.space.hardware.pot_cols_share) == 0:
+            continue
+        quant = ctx.space.quant_from_params(
+            ctx.space.baseline_params(ctx.layers, w, a, ratio, {}), ctx.layers, ratio > 0
+        )
+        params_hw = baseline_hardware(ctx, quant, fps_target)
+        params = ctx.space.baseline_params(
+            ctx.layers, w, a, ratio, {k.removeprefix("hw."): v for k, v in params_hw.items()}
+        )
+        study.enqueue_trial(params, user_attrs={"baseline": name})
+        names.append(name)
+    return names
+
+
+def open_study(
+    ctx: SearchContext, storage: BaseStorage, directions: list[str], fps_target: float | None
+) -> tuple[optuna.Study, bool]:
+    """Create the study or resume it; refuse to resume with another space or other objectives."""
+    name = ctx.study.name
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
+    fingerprint = ctx.space.fingerprint()
+    mode = "hw-only" if ctx.fixed_quant is not None else "joint"
+    if name in existing:
+        study = optuna.load_study(study_name=name, storage=storage)
+        attrs = study.user_attrs
+        if attrs.get("space_fingerprint") not in (None, fingerprint):
+            raise UserError(
+                f"study '{name}' in this storage was run with another search space "
+                f"({attrs.get('space_source')}); use a new --out/--storage or the same space"
+            )
+        if attrs.get("objectives") not in (None, list(ctx.objectives)) or attrs.get("mode") not in (
+            None,
+            mode,
+        ):
+            raise UserError(
+                f"study '{name}' in this storage has objectives {attrs.get('objectives')} ({attrs.get('mode')}); "
+                f"this run asks for {list(ctx.objectives)} ({mode})"
+            )
+        if attrs.get("fps_target", fps_target) != fps_target:
+            raise UserError(
+                f"study '{name}' in this storage was run with an FPS target of {attrs.get('fps_target')}; "
+                f"this run asks for {fps_target} (use another --out/--storage for a new target)"
+            )
+        return study, False
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
+    study.set_user_attr("space_fingerprint", fingerprint)
+    study.set_user_attr("space_source", str(ctx.space.source))
+    study.set_user_attr("objectives", list(ctx.objectives))
+    study.set_user_attr("mode", mode)
+    study.set_user_attr("fps_target", fps_target)
+    study.set_user_attr("model", ctx.workload.model_name)
+    study.set_user_attr("device", ctx.device.name)
+    return study, True
+
+
+def directions(ctx: SearchContext) -> list[str]:
+    return [OBJECTIVES[o].direction for o in ctx.objectives]
+
+
+def quiet_optuna() -> None:
+    """Optuna's info logs and its experimental/deprecation warnings are noise for users."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")

@@ -1,0 +1,271 @@
+"""``python -m codesign.search``: joint search of per-layer quantization and the accelerator.
+
+    python -m codesign.search --fps 30                      # the default study
+    python -m codesign.search --study studies/deit_small_zcu102.yaml --trials 300
+    python -m codesign.search --hw-only W8A8 --model deit_base_patch16_224 --device zcu102
+
+Objectives (default: maximise proxy accuracy, maximise FPS, minimise resource use) and
+constraints (FPS ≥ target, resources ≤ caps) come from the study; results go to
+``runs/<study>/``. Running the same command again resumes the study (SQLite in the run folder by
+default) up to ``--trials`` complete trials in total.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import TrialState
+
+from codesign.context import SearchContext, build_context
+from codesign.errors import UserError
+from codesign.plots import hypervolume_data, pareto_data, pareto_html, render_hypervolume, render_pareto
+from codesign.report import format_pareto, read_records
+from codesign.results import Outcome, analyse, export_designs, rescore, summary, trial_rows, write_tables
+from codesign.runner import (
+    Objective,
+    default_storage,
+    directions,
+    enqueue_baselines,
+    make_sampler,
+    open_storage,
+    open_study,
+    quiet_optuna,
+)
+from codesign.study import DEFAULT_STUDY, ModelSpec, Study, load_study
+from codesign.atomic import write_text_atomic
+from hwmodel.cli import OneLineParser, positive_float, positive_int, run_main
+
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
+
+
+class NoFeasibleDesign(Exception):
+    """No trial met the FPS target (exit status 1, one line)."""
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m codesign.search", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--study",
+        default=None,
+        help=f"study YAML (default: {DEFAULT_STUDY.relative_to(DEFAULT_STUDY.parents[1])})",
+    )
+    p.add_argument("--fps", type=positive_float, help="frame-rate target: FPS ≥ this (overrides the study)")
+    p.add_argument(
+        "--trials", type=positive_int, help="complete trials the study should reach (overrides the study)"
+    )
+    p.add_argument("--timeout", type=positive_float, help="stop starting trials after this many seconds")
+    p.add_argument("--seed", type=int, help="sampler seed (overrides the study)")
+    p.add_argument("--out", default="runs", help="parent folder of the run folder (default: runs)")
+    p.add_argument(
+        "--storage", help="Optuna storage: RDB URL (sqlite:///…, postgresql://…) or journal file (*.log)"
+    )
+    p.add_argument("--device", help="device name or YAML path (overrides the study)")
+    p.add_argument(
+        "--model",
+        help="'default' or a timm model name (overrides the study; hardware-only unless the study has its checkpoint)",
+    )
+    p.add_argument(
+        "--hw-only",
+        metavar="QUANT",
+        nargs="?",
+        const="W8A8",
+        help="fix the quantization (uniform precision like W8A8, or a quant.json) and search the accelerator only",
+    )
+    p.add_argument(
+        "--workers", type=positive_int, default=1, help="worker processes on this machine (same storage)"
+    )
+    p.add_argument("--no-rtl", action="store_true", help="skip the Verilog export of the Pareto designs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print a JSON summary instead of the table")
+    return p
+
+
+def resolve_study(args: Any) -> Study:
+    study = load_study(Path(args.study) if args.study else DEFAULT_STUDY)
+    model = None
+    if args.model:
+        if args.model == "default":
+            model = ModelSpec("default")
+        elif args.model != study.model.name:
+            model = ModelSpec(args.model)
+    return study.with_overrides(
+        fps=args.fps, trials=args.trials, seed=args.seed, device=args.device, model=model
+    )
+
+
+def prepare_run_dir(out: str, name: str) -> Path:
+    run_dir = Path(out) / name
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"output folder {run_dir} is not writable ({exc.strerror or exc})") from exc
+    return run_dir
+
+
+def _worker(study_path: str, args_dict: dict[str, Any], storage_url: str, trials: int) -> None:
+    """One extra worker process: same study, same storage, shared global trial budget."""
+    import torch
+
+    torch.set_num_threads(1)
+    quiet_optuna()
+
+    class A:
+        pass
+
+    args = A()
+    args.__dict__.update(args_dict)
+    study = resolve_study(args)
+    ctx = build_context(study, args.hw_only)
+    storage = open_storage(storage_url)
+    optuna_study = optuna.load_study(
+        study_name=study.name, storage=storage, sampler=make_sampler(ctx, seed_offset=os.getpid())
+    )
+    objective = Objective(ctx, study.fps)
+    optuna_study.optimize(
+        objective,
+        n_trials=trials,
+        timeout=args.timeout,
+        callbacks=[MaxTrialsCallback(trials, states=(TrialState.COMPLETE,))],
+    )
+
+
+def run_search(args: Any) -> tuple[dict[str, Any], Outcome, Path]:
+    t0 = time.perf_counter()
+    study = resolve_study(args)
+    run_dir = prepare_run_dir(args.out, study.name)
+    ctx = build_context(study, args.hw_only)
+    quiet_optuna()
+    storage_url = args.storage or default_storage(run_dir)
+    storage = open_storage(storage_url)
+    fps = study.fps
+    optuna_study, new = open_study(ctx, storage, directions(ctx), fps)
+    optuna_study.sampler = make_sampler(ctx)
+    baselines = enqueue_baselines(optuna_study, ctx, fps) if new else []
+    objective = Objective(ctx, fps)
+    objective.prime(optuna_study.get_trials(deepcopy=False))
+    done = len(optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    remaining = max(study.trials - done, 0)
+    t_search = time.perf_counter()
+    if remaining:
+        procs = []
+        if args.workers > 1:
+            import multiprocessing as mp
+
+            mp_ctx = mp.get_context("spawn")
+            for _ in range(args.workers - 1):
+                p = mp_ctx.Process(
+                    target=_worker, args=(str(study.source), dict(vars(args)), storage_url, study.trials)
+                )
+                p.start()
+                procs.append(p)
+        optuna_study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=args.timeout,
+            callbacks=[MaxTrialsCallback(study.trials, states=(TrialState.COMPLETE,))],
+            show_progress_bar=not args.quiet and args.workers == 1,
+        )
+        for p in procs:
+            p.join()
+    search_s = time.perf_counter() - t_search
+    trials = optuna_study.get_trials(deepcopy=False)
+    rows = trial_rows(trials, len(ctx.objectives))
+    outcome = analyse(rows, ctx.objectives)
+    rescore(ctx, outcome)
+    write_tables(run_dir, outcome)
+    title = f"{study.name}: {ctx.workload.model_name} on {ctx.device.name}"
+    records = read_records(run_dir / "trials.csv")
+    render_pareto(pareto_data(records, ctx.objectives, fps), run_dir / "pareto.png", title)
+    render_hypervolume(
+        hypervolume_data(outcome.hv_history, outcome.baseline_hypervolume), run_dir / "hypervolume.png", title
+    )
+    if outcome.rows:
+        pareto_html(optuna_study, ctx.objectives, run_dir / "pareto.html")
+    if outcome.pareto:
+        export_designs(ctx, outcome, run_dir, with_rtl=not args.no_rtl)
+    ran = len([r for r in rows if r.number >= 0]) - done
+    wall = time.perf_counter() - t0
+    info = summary(
+        ctx,
+        outcome,
+        fps,
+        {
+            "storage": storage_url,
+            "study_file": str(study.source),
+            "new_trials": ran,
+            "search_s": search_s,
+            "mean_trial_s": search_s / ran if ran > 0 else None,
+            "wall_s": wall,
+            "cache_hits": objective.cache_hits,
+            "baselines_enqueued": baselines,
+            "proxy_kind": study.proxy_kind,
+            "hw_only": args.hw_only,
+        },
+    )
+    write_text_atomic(run_dir / "summary.json", json.dumps(info, indent=2) + "\n")
+    return info, outcome, run_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    info, outcome, run_dir = run_search(args)
+    if args.json:
+        keys = (
+            "trials",
+            "feasible",
+            "pareto",
+            "hypervolume",
+            "baseline_hypervolume",
+            "wall_s",
+            "mean_trial_s",
+            "new_trials",
+            "fps_target",
+            "study",
+            "device",
+        )
+        print(json.dumps({k: info[k] for k in keys}, indent=2))
+    else:
+        print(format_pareto(read_records(run_dir / "pareto.csv"), outcome.objectives))
+        print(
+            f"\n{info['trials']} trials ({info['new_trials']} new, {info['wall_s']:.1f} s), {info['feasible']} feasible, "
+            f"{info['pareto']} on the Pareto front; hypervolume {info['hypervolume']:.4f} "
+            f"(baselines only {info['baseline_hypervolume']:.4f})"
+        )
+        print(f"outputs: {run_dir}/ (pareto.csv, pareto.png, pareto.html, hypervolume.png, designs/)")
+    fps = info["fps_target"]
+    if fps and not any(r.fps_ok for r in outcome.rows):
+        best = max(outcome.rows, key=lambda r: float(r.attrs.get("fps", 0.0)), default=None)
+        where = (
+            f"best {float(best.attrs['fps']):.2f} FPS in trial {best.number}" if best else "no trial finished"
+        )
+        raise NoFeasibleDesign(f"no design reached {fps:g} FPS: {where}")
+    return 0
+
+
+def entry(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run_main(main, argv, user_errors=USER_ERRORS + _hw_errors(), prog="codesign.search")
+    except NoFeasibleDesign as exc:
+        sys.stderr.write(f"codesign.search: {exc}\n")
+        return 1
+
+
+def _hw_errors() -> tuple[type[BaseException], ...]:
+    from hwmodel.cli import USER_ERRORS as HW
+
+    return HW
+
+
+if __name__ == "__main__":
+    sys.exit(entry())

@@ -1,0 +1,162 @@
+"""Studies (``studies/*.yaml``): model + data + device + search space + objectives +
+constraints + sampler + seed + trial count, validated into a frozen :class:`Study`.
+
+Relative paths in a study (search space, device YAML, checkpoint, data folder) are relative to
+the folder of the study file; a data entry may also name a registered dataset (``mnist``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from codesign.data import registered_datasets
+from codesign.errors import UserError
+from codesign.objectives import OBJECTIVES
+from codesign.proxy import PROXY_KINDS
+from codesign.yamlio import check_keys, read_yaml_mapping
+from hwmodel.model import UtilisationCaps
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STUDY = REPO_ROOT / "studies" / "default.yaml"
+SAMPLERS = ("tpe", "nsga2", "random")
+STUDY_KEYS = (
+    "name",
+    "model",
+    "device",
+    "search_space",
+    "objectives",
+    "fps",
+    "utilisation",
+    "sampler",
+    "seed",
+    "trials",
+    "proxy",
+)
+MODEL_KEYS = ("name", "checkpoint", "data", "img_size")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``default`` (the shipped MNIST ViT) or a timm name with a checkpoint and data."""
+
+    name: str
+    checkpoint: Path | None = None
+    data: str | None = None
+    img_size: int | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == "default"
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    model: ModelSpec
+    device: str
+    search_space: Path
+    objectives: tuple[str, ...]
+    fps: float | None
+    caps: UtilisationCaps
+    sampler: str
+    seed: int
+    trials: int
+    proxy_kind: str
+    proxy_images: int
+    source: Path
+
+    def with_overrides(self, **changes: Any) -> Study:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _positive(raw: dict[str, Any], key: str, where: str, kind: type, default: Any) -> Any:
+    v = raw.get(key, default)
+    if v is None:
+        return None
+    ok = isinstance(v, int) if kind is int else isinstance(v, int | float)
+    if isinstance(v, bool) or not ok or v <= 0:
+        raise UserError(f"{where}: key '{key}' must be a positive {kind.__name__}, got {v!r}")
+    return kind(v)
+
+
+def _model(raw: Any, where: str, base: Path) -> ModelSpec:
+    if raw is None or raw == "default":
+        return ModelSpec("default")
+    if isinstance(raw, str):
+        return ModelSpec(raw)
+    m = check_keys(raw, MODEL_KEYS, f"{where}: model", required=("name",))
+    ckpt = m.get("checkpoint")
+    data = m.get("data")
+    img = m.get("img_size")
+    if img is not None and (isinstance(img, bool) or not isinstance(img, int) or img <= 0):
+        raise UserError(f"{where}: model.img_size must be a positive integer, got {img!r}")
+    data_text = None if data is None else str(data)
+    if data_text is not None and data_text not in registered_datasets():
+        data_text = str(_relative_to(base, data_text))
+    return ModelSpec(
+        name=str(m["name"]),
+        checkpoint=None if ckpt is None else _relative_to(base, str(ckpt)),
+        data=data_text,
+        img_size=img,
+    )
+
+
+def _relative_to(base: Path, text: str) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study YAML file (relative paths resolve against its folder)."""
+    p = Path(path)
+    raw = read_yaml_mapping(p, "study")
+    where = str(p)
+    s = check_keys(raw, STUDY_KEYS, where, required=("name", "device", "search_space"))
+    name = s["name"]
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\ ") or name.startswith("."):
+        raise UserError(f"{where}: key 'name' must be a plain name (letters, digits, _ or -), got {name!r}")
+    objectives = s.get("objectives", ["accuracy", "fps", "resources"])
+    if not isinstance(objectives, list) or not objectives:
+        raise UserError(f"{where}: key 'objectives' must be a non-empty list")
+    for obj in objectives:
+        if obj not in OBJECTIVES:
+            raise UserError(f"{where}: objective {obj!r} unknown (allowed: {', '.join(OBJECTIVES)})")
+    if len(set(objectives)) != len(objectives):
+        raise UserError(f"{where}: key 'objectives' lists an objective twice")
+    caps_raw = check_keys(s.get("utilisation", {}), ("lut", "ff", "dsp", "bram36"), f"{where}: utilisation")
+    for key, v in caps_raw.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
+            raise UserError(f"{where}: utilisation.{key} must be a fraction in (0, 1], got {v!r}")
+    sampler = s.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise UserError(f"{where}: sampler {sampler!r} unknown (allowed: {', '.join(SAMPLERS)})")
+    seed = s.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserError(f"{where}: key 'seed' must be an integer, got {seed!r}")
+    proxy = check_keys(s.get("proxy", {}), ("kind", "images"), f"{where}: proxy")
+    kind = proxy.get("kind", "kl")
+    if kind not in PROXY_KINDS:
+        raise UserError(f"{where}: proxy.kind {kind!r} unknown (allowed: {', '.join(PROXY_KINDS)})")
+    space = _relative_to(p.parent, str(s["search_space"]))
+    if not isinstance(s["device"], str):
+        raise UserError(f"{where}: key 'device' must be a device name or path")
+    device = s["device"]
+    if device.endswith((".yaml", ".yml")):
+        device = str(_relative_to(p.parent, device))
+    return Study(
+        name=name,
+        model=_model(s.get("model"), where, p.parent),
+        device=device,
+        search_space=space,
+        objectives=tuple(objectives),
+        fps=_positive(s, "fps", where, float, None),
+        caps=UtilisationCaps(**{k: float(v) for k, v in caps_raw.items()}),
+        sampler=sampler,
+        seed=seed,
+        trials=_positive(s, "trials", where, int, 100),
+        proxy_kind=kind,
+        proxy_images=_positive(proxy, "images", f"{where}: proxy", int, 256),
+        source=p,
+    )
