@@ -231,3 +231,17 @@ def test_simulated_cycles_equal_analytic_cycles(
 ) -> None:
     m, n, k, cfg, tiling, ratio, seed = case
     _check(m, n, k, cfg, tiling, ratio, seed)
+
+
+def test_eight_bit_pot_codes_shift_past_the_accumulator() -> None:
+    # 8-bit PoT codes shift by up to 126: products beyond acc_bits wrap to 0 in RTL and reference
+    cfg = EngineConfig(2, 0, 3, 8, 8, 8, 24, 1)
+    rng = np.random.default_rng(5)
+    a = rng.integers(-128, 128, size=(3, 6))
+    w = rng.integers(0, 256, size=(6, 3))
+    w[0, :] = [1, 25, 255]  # 2^0, 2^23 (top acc bit), −2^126
+    mask = np.ones(3, dtype=bool)
+    run = simulate_gemm(a, w, cfg, GemmTiling(3, 3, 4), 1.0)
+    np.testing.assert_array_equal(run.outputs, reference_gemm(a, w, mask, cfg))
+    with pytest.raises(ValueError, match="7-bit"):
+        decode_pot(w, 8)

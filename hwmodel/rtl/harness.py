@@ -69,7 +69,12 @@ def pot_columns(n: int, tn: int, pot_ratio: float) -> BoolArray:
 
 
 def decode_pot(codes: IntArray, bits: int) -> IntArray:
-    """Integer value of PoT codes ``sign << (b−1) | m``: 0 for m = 0, else ±2^(m−1)."""
+    """Integer value of PoT codes ``sign << (b−1) | m``: 0 for m = 0, else ±2^(m−1).
+
+    int64 holds shifts up to 62 (b ≤ 7); wider codes raise (see :func:`reference_gemm`).
+    """
+    if bits > 7:
+        raise ValueError("int64 PoT decode supports at most 7-bit codes")
     codes = np.asarray(codes, dtype=np.int64)
     m = codes & ((1 << (bits - 1)) - 1)
     sign = (codes >> (bits - 1)) & 1
@@ -78,20 +83,39 @@ def decode_pot(codes: IntArray, bits: int) -> IntArray:
 
 
 def wrap_signed(x: IntArray, bits: int) -> IntArray:
-    """Two's-complement wrap of integers to ``bits``."""
+    """Two's-complement wrap of integers to ``bits`` (≤ 63)."""
     x = np.asarray(x, dtype=np.int64)
     half = np.int64(1) << (bits - 1)
     full = np.int64(1) << bits
     return ((x + half) & (full - 1)) - half
 
 
+def _pot_value(code: int, bits: int) -> int:
+    m = code & ((1 << (bits - 1)) - 1)
+    mag = 0 if m == 0 else 1 << (m - 1)
+    return -mag if (code >> (bits - 1)) & 1 else mag
+
+
 def reference_gemm(a: IntArray, w: IntArray, pot_mask: BoolArray, config: EngineConfig) -> IntArray:
-    """numpy integer reference: A · decode(W) wrapped to acc_bits (PoT columns hold codes)."""
-    w_val = np.where(pot_mask[None, :], decode_pot(w, config.pot_weight_bits), w).astype(np.int64)
-    exact = [[int(v) for v in row] for row in a.astype(object) @ w_val.astype(object)]
+    """Exact integer reference (Python ints): A · decode(W) wrapped to acc_bits.
+
+    PoT columns of ``w`` hold codes (any width, shifts beyond 62 included), the others signed
+    integers.
+    """
+    k, n = w.shape
+    w_val = [
+        [_pot_value(int(w[i, j]), config.pot_weight_bits) if pot_mask[j] else int(w[i, j]) for j in range(n)]
+        for i in range(k)
+    ]
     mod = 1 << config.acc_bits
     half = 1 << (config.acc_bits - 1)
-    return np.array([[((v + half) % mod) - half for v in row] for row in exact], dtype=np.int64)
+    out = np.zeros((a.shape[0], n), dtype=np.int64)
+    for r in range(a.shape[0]):
+        row = [int(v) for v in a[r]]
+        for j in range(n):
+            total = sum(row[i] * w_val[i][j] for i in range(k))
+            out[r, j] = ((total + half) % mod) - half
+    return out
 
 
 @dataclass
