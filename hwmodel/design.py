@@ -3,7 +3,8 @@
 Array shapes are tried from the most PEs down (rows and cols powers of two from 4 to 256, rows ≤
 cols·4 and cols ≤ rows·4); the first feasible one under the utilisation caps wins. Tiles: Tm covers
 the tokens in whole folds (⌈min(M, 256)/R⌉·R), Tn = 2·cols, Tk = 512, all clipped to the layer.
-The clock is the device default.
+The clock is the device default; the accumulators are as wide as the deepest layer needs
+(:func:`required_acc_bits`: no overflow for any K of the workload).
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from hwmodel.model import UtilisationCaps, evaluate
 from hwmodel.workload import Workload
 
 _SIDES = (4, 8, 16, 32, 64, 128, 256)
+
+
+def required_acc_bits(workload: Workload, weight_bits: int, act_bits: int) -> int:
+    """Accumulator width that cannot overflow: w + a + ⌈log2 K_max⌉ for signed products."""
+    k_max = max(op.k for op in workload.gemms)
+    return weight_bits + act_bits + max(k_max - 1, 1).bit_length()
 
 
 def default_tiling(workload: Workload, rows: int, cols: int) -> LayerHw:
@@ -35,6 +42,7 @@ def default_config(
             freq_mhz=device.default_freq_mhz,
             rows=rows,
             cols=cols,
+            acc_bits=required_acc_bits(workload, 8, 8),
             default=default_tiling(workload, rows, cols),
         )
         if evaluate(workload, cfg, device, caps).feasible:

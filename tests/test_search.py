@@ -1,0 +1,115 @@
+"""End-to-end search on the shipped default model: outputs, exports that reload, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import jsonschema
+import optuna
+import pytest
+import torch
+
+from codesign.export import SCHEMA_PATH
+from codesign.models import create_default_model
+from codesign.quant import QuantConfig, load_int_model
+from codesign.search import entry
+from hwmodel.config import AcceleratorConfig
+from hwmodel.device import load_device
+from hwmodel.model import evaluate
+from hwmodel.workload import workload_from_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    assert entry(["--trials", "12", "--fps", "30", "--out", str(out), "--quiet", "--json"]) == 0
+    return out / "default"
+
+
+def test_outputs_exist(run: Path) -> None:
+    for name in ("study.db", "pareto.csv", "trials.csv", "pareto.png", "pareto.html", "hypervolume.png", "summary.json"):
+        assert (run / name).is_file(), name
+    info = json.loads((run / "summary.json").read_text())
+    assert info["trials"] == 12 and info["pareto"] >= 1 and info["feasible"] >= info["pareto"]
+    assert set(info["baseline_trials"]) == {"W8A8 fixed", "W4A8 fixed", "Auto-ViT-Acc-like W4/PoT4 mix A8"}
+    assert info["hypervolume"] >= info["baseline_hypervolume"] >= 0
+    designs = sorted(p.name for p in (run / "designs").iterdir())
+    assert designs == sorted(str(n) for n in info["pareto_trials"])
+
+
+def test_every_export_reloads_and_reproduces(run: Path) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    info = json.loads((run / "summary.json").read_text())
+    base = create_default_model()
+    workload = workload_from_model(base, "default_vit_mnist")
+    from codesign.models import load_default
+    from codesign.proxy import Evaluator
+
+    model, splits = load_default()
+    evaluator = Evaluator(model, splits)
+    for trial in info["pareto_trials"]:
+        d = run / "designs" / str(trial)
+        doc = json.loads((d / "accelerator.json").read_text())
+        jsonschema.validate(doc, schema)
+        accel = AcceleratorConfig.load(d / "accelerator.json")
+        report = evaluate(workload, accel, load_device(doc["device"]["name"]), detail=True).to_dict()
+        for key in ("latency_cycles", "fps", "gops", "resources", "feasible"):
+            assert report[key] == doc["predicted"][key], key
+        quant_doc = json.loads((d / "quant.json").read_text())
+        quant = QuantConfig.from_dict(quant_doc["config"])
+        assert set(quant_doc["LayerName"]) == set(workload.layer_names())
+        qmodel = load_int_model(d / "model_int.pt", create_default_model)
+        assert qmodel.quant_config == quant
+        acc = evaluator._top1(qmodel)
+        assert acc == pytest.approx(quant_doc["accuracy"]["real_top1"], abs=1e-9)
+        verilog = (d / "rtl" / "engine.v").read_text()
+        assert "module codesign_engine" in verilog
+    del torch
+
+
+def test_report_command(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from codesign.report import main
+
+    trial = json.loads((run / "summary.json").read_text())["pareto_trials"][0]
+    (run / "pareto.png").unlink()
+    assert main([str(run)]) == 0
+    assert (run / "pareto.png").is_file()
+    out = capsys.readouterr().out
+    assert "hypervolume" in out and "trial" in out
+    assert main([str(run), "--trial", str(trial)]) == 0
+    assert "blocks.0.attn.qkv" in capsys.readouterr().out
+
+
+def test_resume_adds_trials_to_the_same_study(run: Path, tmp_path: Path) -> None:
+    out = run.parent
+    assert entry(["--trials", "15", "--fps", "30", "--out", str(out), "--quiet", "--json", "--no-rtl"]) == 0
+    storage = f"sqlite:///{run / 'study.db'}"
+    trials = optuna.load_study(study_name="default", storage=storage).get_trials()
+    numbers = [t.number for t in trials]
+    assert len(trials) == 15 and len(set(numbers)) == 15
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_unreachable_fps_target_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = entry(["--trials", "4", "--fps", "1000000", "--out", str(tmp_path), "--quiet", "--json", "--no-rtl"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "1e+06 FPS" in err[0] and "best" in err[0] and "trial" in err[0]
+
+
+def test_other_search_space_cannot_resume(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).parents[1]
+    space = tmp_path / "space.yaml"
+    space.write_text((root / "search_spaces" / "default.yaml").read_text().replace("rows: [2, 4, 8, 16]", "rows: [2, 4]"))
+    study = tmp_path / "study.yaml"
+    study.write_text((root / "studies" / "default.yaml").read_text().replace("../search_spaces/default.yaml", str(space)))
+    before = (run / "study.db").read_bytes()
+    code = entry(["--study", str(study), "--trials", "20", "--fps", "30", "--out", str(run.parent), "--quiet"])
+    assert code == 2
+    assert "another search space" in capsys.readouterr().err
+    assert (run / "study.db").read_bytes() == before
+    del sqlite3
