@@ -38,30 +38,35 @@ DEFAULT_SPACE = SearchSpace(
 )
 
 
-def _around(rng: random.Random, choices: Sequence[int], level: int, p_keep: float) -> int:
-    """``level`` with probability ``p_keep``, else a neighbour of it in ``choices``."""
-    if rng.random() < p_keep:
-        return choices[level]
-    lo, hi = max(0, level - 1), min(len(choices) - 1, level + 1)
-    return choices[rng.randint(lo, hi)]
+def _bracket(rng: random.Random, choices: Sequence[int], target: float) -> int:
+    """One of the two choices around ``target``, the nearer one more often (mean ≈ target)."""
+    lo = max((c for c in choices if c <= target), default=choices[0])
+    hi = min((c for c in choices if c >= target), default=choices[-1])
+    if hi == lo:
+        return lo
+    return hi if rng.random() < (target - lo) / (hi - lo) else lo
 
 
-def random_config(
-    space: SearchSpace, names: Sequence[str], rng: random.Random, p_keep: float = 0.6
-) -> QuantConfig:
-    """A random mixed config: one weight level and one activation level per config (so configs
-    spread from the most aggressive to the mildest choice), each layer at or next to them, and
-    a random PoT ratio per weight layer."""
+def _log_uniform(rng: random.Random, choices: Sequence[int]) -> float:
+    lo, hi = min(choices), max(choices)
+    return float(lo * (hi / lo) ** rng.random())
+
+
+def random_config(space: SearchSpace, names: Sequence[str], rng: random.Random) -> QuantConfig:
+    """A random mixed config spread from the most aggressive to the mildest choice.
+
+    Each config draws a weight-bit target and an activation-bit target, log-uniform between the
+    smallest and the largest choice (every doubling of precision equally likely); each layer takes
+    one of the two choices around the target (mean ≈ target) and a random PoT ratio.
+    """
     wb, ab = sorted(space.weight_bits), sorted(space.act_bits)
-    w_level, a_level = rng.randrange(len(wb)), rng.randrange(len(ab))
+    w_target, a_target = _log_uniform(rng, wb), _log_uniform(rng, ab)
     layers: dict[str, LayerQuant] = {}
     for name in names:
         if is_matmul_layer(name):
-            layers[name] = LayerQuant(
-                _around(rng, ab, a_level, p_keep), _around(rng, ab, a_level, p_keep), 0.0
-            )
+            layers[name] = LayerQuant(_bracket(rng, ab, a_target), _bracket(rng, ab, a_target), 0.0)
         else:
-            w = _around(rng, wb, w_level, p_keep)
+            w = _bracket(rng, wb, w_target)
             ratios = [r for r in space.pot_ratios if r == 0 or w <= 8]
-            layers[name] = LayerQuant(w, _around(rng, ab, a_level, p_keep), rng.choice(ratios))
+            layers[name] = LayerQuant(w, _bracket(rng, ab, a_target), rng.choice(ratios))
     return QuantConfig(LayerQuant(32, 32, 0.0), layers)

@@ -1,0 +1,194 @@
+"""Linearized KL proxy: first-order logit changes per quantization point, cached, summed per call.
+
+Each quantization point e (a weight, a layer input, Q/K/P/V of an attention matmul) perturbs the
+logits to first order by δz_e = J_e · δe, where δe = Q(e) − e is the (deterministic) quantization
+error of that point and J_e the Jacobian of the logits with respect to it. The Jacobians are taken
+once, with one backward pass per class on a batch of calibration images (FP32 model); for a layer
+y = W·x the contraction with J is done through the layer's output gradient: δz = ⟨∂z/∂y, δW·x⟩ for
+the weight and ⟨∂z/∂y, W·δx⟩ for its input. Each δz_e (a [N, C] tensor) is memoised per
+(point, bits, PoT ratio, method). A proxy call sums the δz of the config's choices, and returns
+−KL(softmax(z) ‖ softmax(z + Σ δz)) averaged over the images: no forward pass, ≈ 1 ms.
+
+It neglects second-order terms (products of errors of two points); the errors of different layers
+still add up in logit space before the softmax, so they can cancel or compound.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from codesign.quant import (
+    FLOAT_BITS,
+    Calibration,
+    LayerQuant,
+    QuantAttention,
+    QuantConfig,
+    is_matmul_layer,
+    layer_names,
+)
+from codesign.quant._model import _child, _tensor, _vit_blocks
+from codesign.quant._quantizers import QUANTIZERS
+
+MAX_CLASSES = 64
+
+
+def _apply_fn(module: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """y = f(x, W) without the bias (bilinear in x and W)."""
+    if isinstance(module, nn.Conv2d):
+        conv = module
+
+        def f_conv(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(x, w, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+        return f_conv
+    return lambda x, w: F.linear(x, w)
+
+
+class LinearizedKL:
+    """The linearized-KL proxy of one model on a batch of calibration images."""
+
+    def __init__(self, model: nn.Module, images: torch.Tensor, calibration: Calibration) -> None:
+        self.model = model
+        self.calibration = calibration
+        self.names = layer_names(model)
+        shadow = copy.deepcopy(model).eval()
+        for p in shadow.parameters():
+            p.requires_grad_(False)
+        inputs: dict[str, torch.Tensor] = {}
+        outputs: dict[str, torch.Tensor] = {}
+        points: dict[str, torch.Tensor] = {}
+        hooks = []
+        for name in self.names:
+            if is_matmul_layer(name):
+                continue
+
+            def hook(
+                _m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor, name: str = name
+            ) -> None:
+                inputs[name] = args[0].detach()
+                out.retain_grad()
+                outputs[name] = out
+
+            hooks.append(shadow.get_submodule(name).register_forward_hook(hook))
+
+        def observe(key: str, x: torch.Tensor) -> None:
+            x.retain_grad()
+            points[key] = x
+
+        float_lq = LayerQuant(FLOAT_BITS, FLOAT_BITS, 0.0)
+        for i, block in enumerate(_vit_blocks(shadow)):
+            block.attn = QuantAttention(
+                _child(block, "attn"), f"blocks.{i}.attn", float_lq, float_lq, {}, "uniform", observe
+            )
+        x = images.detach().clone().requires_grad_(True)
+        z = shadow(x)
+        for h in hooks:
+            h.remove()
+        n_classes = int(z.shape[1])
+        if n_classes > MAX_CLASSES:
+            raise ValueError(f"linearized KL needs ≤ {MAX_CLASSES} classes, got {n_classes}")
+        grads: dict[str, list[torch.Tensor]] = {k: [] for k in (*outputs, *points)}
+        for c in range(n_classes):
+            z[:, c].sum().backward(retain_graph=c < n_classes - 1)
+            for key, t in (*outputs.items(), *points.items()):
+                assert t.grad is not None
+                grads[key].append(t.grad.detach().reshape(t.shape[0], -1).clone())
+                t.grad = None
+        # [C, N, M]: d z_c / d (tensor) for every image n and element m
+        self._grad = {k: torch.stack(v) for k, v in grads.items()}
+        self._inputs = inputs
+        self._points = {k: v.detach() for k, v in points.items()}
+        self._z = z.detach()
+        self._logp = F.log_softmax(self._z, dim=-1)
+        self._p = self._logp.exp()
+        self._fns = {n: _apply_fn(model.get_submodule(n)) for n in self.names if not is_matmul_layer(n)}
+        self._memo: dict[tuple[str, int, float, str, str], torch.Tensor] = {}
+
+    def _contract(self, key: str, y: torch.Tensor) -> torch.Tensor:
+        g = self._grad[key]
+        return torch.einsum("cnm,nm->nc", g, y.reshape(y.shape[0], -1))
+
+    def _weight_term(self, name: str, bits: int, ratio: float, method: str) -> torch.Tensor:
+        key = (name, bits, ratio, method, "w")
+        if key not in self._memo:
+            w = _tensor(self.model.get_submodule(name), "weight").detach()
+            cached = self.calibration.weight(name, LayerQuant(bits, 32, ratio), method)
+            dw = cached.dequantize() - w
+            self._memo[key] = self._contract(name, self._fns[name](self._inputs[name], dw))
+        return self._memo[key]
+
+    def _input_term(self, name: str, bits: int, method: str) -> torch.Tensor:
+        key = (name, bits, 0.0, method, "a")
+        if key not in self._memo:
+            x = self._inputs[name]
+            s = self.calibration.act_scale(f"{name}:a", bits, "fixed", method)
+            dx = QUANTIZERS["fixed"](x, torch.tensor(s), bits) - x
+            w = _tensor(self.model.get_submodule(name), "weight").detach()
+            self._memo[key] = self._contract(name, self._fns[name](dx, w))
+        return self._memo[key]
+
+    def _point_term(self, point: str, bits: int, kind: str, method: str) -> torch.Tensor:
+        key = (point, bits, 0.0, method, kind)
+        if key not in self._memo:
+            a = self._points[point]
+            s = self.calibration.act_scale(point, bits, kind, method)
+            da = QUANTIZERS[kind](a, torch.tensor(s), bits) - a
+            self._memo[key] = self._contract(point, da)
+        return self._memo[key]
+
+    def delta_logits(self, config: QuantConfig) -> torch.Tensor:
+        dz = torch.zeros_like(self._z)
+        am, wm = config.act_calibration, config.weight_calibration
+        soft = "log2" if config.softmax == "log2" else "unsigned"
+        for name in self.names:
+            lq = config.for_layer(name)
+            if is_matmul_layer(name):
+                first = soft if name.endswith(".sv") else "fixed"
+                if lq.act_bits < FLOAT_BITS:
+                    dz += self._point_term(f"{name}:a", lq.act_bits, first, am)
+                if lq.weight_bits < FLOAT_BITS:
+                    dz += self._point_term(f"{name}:b", lq.weight_bits, "fixed", am)
+                continue
+            if lq.weight_bits < FLOAT_BITS:
+                dz += self._weight_term(name, lq.weight_bits, lq.pot_ratio, wm)
+            if lq.act_bits < FLOAT_BITS:
+                dz += self._input_term(name, lq.act_bits, am)
+        return dz
+
+    def precompute(
+        self,
+        weight_bits: tuple[int, ...],
+        act_bits: tuple[int, ...],
+        pot_ratios: tuple[float, ...],
+        config: QuantConfig,
+    ) -> int:
+        """Fill the memo for every per-layer choice of a search space (methods from ``config``);
+        returns the number of cached terms."""
+        am, wm = config.act_calibration, config.weight_calibration
+        soft = "log2" if config.softmax == "log2" else "unsigned"
+        for name in self.names:
+            if is_matmul_layer(name):
+                first = soft if name.endswith(".sv") else "fixed"
+                for b in act_bits:
+                    if b < FLOAT_BITS:
+                        self._point_term(f"{name}:a", b, first, am)
+                        self._point_term(f"{name}:b", b, "fixed", am)
+                continue
+            for b in weight_bits:
+                for r in pot_ratios:
+                    if b < FLOAT_BITS and (r == 0 or b <= 8):
+                        self._weight_term(name, b, float(r), wm)
+            for b in act_bits:
+                if b < FLOAT_BITS:
+                    self._input_term(name, b, am)
+        return len(self._memo)
+
+    def score(self, config: QuantConfig) -> float:
+        """−mean KL(p_fp32 ‖ softmax(z + Σ δz)); 0 for FP32, lower for noisier configs."""
+        logq = F.log_softmax(self._z + self.delta_logits(config), dim=-1)
+        return -float((self._p * (self._logp - logq)).sum(-1).mean())

@@ -1,0 +1,97 @@
+"""The shipped default model, the real evaluator, the proxy and proxy_check."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import pytest
+
+from codesign.models import DEFAULT_CHECKPOINT, default_record, load_default
+from codesign.proxy import DEFAULT_SPACE, Evaluator, random_config
+from codesign.proxy_check import main as proxy_check_main
+from codesign.quant import LayerQuant, QuantConfig, is_matmul_layer
+
+
+@pytest.fixture(scope="module")
+def evaluator() -> Evaluator:
+    model, splits = load_default()
+    return Evaluator(model, splits)
+
+
+def test_shipped_checkpoint_is_small_and_recorded(evaluator: Evaluator) -> None:
+    assert DEFAULT_CHECKPOINT.stat().st_size < 3 * 2**20
+    record = default_record()
+    assert record.test_accuracy >= 97.0
+    assert evaluator.fp32_accuracy() == pytest.approx(record.test_accuracy, abs=0.01)
+    assert evaluator.accuracy(QuantConfig.uniform("W32A32")) == evaluator.fp32_accuracy()
+
+
+def test_w8a8_within_half_a_point(evaluator: Evaluator) -> None:
+    assert evaluator.accuracy(QuantConfig.uniform("W8A8")) >= evaluator.fp32_accuracy() - 0.5
+
+
+def test_linearized_proxy_tracks_forward_kl(evaluator: Evaluator) -> None:
+    from scipy import stats
+
+    rng = random.Random(11)
+    cfgs = [random_config(DEFAULT_SPACE, evaluator.layer_names(), rng) for _ in range(5)]
+    lin = [evaluator.proxy(c) for c in cfgs]
+    fwd = [evaluator.proxy_scores(c).kl for c in cfgs]
+    assert all(v < 0 for v in lin)
+    assert stats.kendalltau(lin, fwd).statistic > 0.5
+
+
+def test_proxy_orders_precisions(evaluator: Evaluator) -> None:
+    assert evaluator.proxy(QuantConfig.uniform("W32A32")) == pytest.approx(0.0, abs=1e-7)
+    scores = [evaluator.proxy(QuantConfig.uniform(p)) for p in ("W8A8", "W4A6", "W2A4")]
+    assert 0.0 > scores[0] > scores[1] > scores[2]
+    assert evaluator.accuracy(QuantConfig.uniform("W2A4")) < evaluator.fp32_accuracy() - 5
+
+
+def test_proxy_is_cheap(evaluator: Evaluator) -> None:
+    names = evaluator.layer_names()
+    assert len(names) == 2 + 6 * 6 and all(n in names for n in ("blocks.5.attn.sv", "head"))
+    cfg = random_config(DEFAULT_SPACE, names, random.Random(3))
+    evaluator.quantized(cfg)  # warm the memoised scales / weights of this config
+    t0 = time.perf_counter()
+    evaluator.proxy_scores(cfg)
+    assert time.perf_counter() - t0 < 1.0  # ~0.1 s on 2 idle cores; loose for busy CI
+
+
+def test_random_configs_respect_space() -> None:
+    rng = random.Random(0)
+    names = [f"blocks.0.attn.{n}" for n in ("qkv", "qk", "sv", "proj")]
+    for _ in range(20):
+        cfg = random_config(DEFAULT_SPACE, names, rng)
+        for name in names:
+            lq = cfg.for_layer(name)
+            if is_matmul_layer(name):
+                assert lq.pot_ratio == 0 and lq.weight_bits in DEFAULT_SPACE.act_bits
+            else:
+                assert lq.weight_bits in DEFAULT_SPACE.weight_bits
+                assert lq.pot_ratio in DEFAULT_SPACE.pot_ratios
+            assert isinstance(lq, LayerQuant) and lq.act_bits in DEFAULT_SPACE.act_bits
+
+
+def test_proxy_check_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert proxy_check_main(["--configs", "4", "--json", "--seed", "5", "--proxy", "kl"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"configs", "kendall_tau", "spearman_rho", "proxy_s", "eval_s"} <= set(out)
+    assert out["configs"] == 4 and -1 <= out["kendall_tau"] <= 1
+    assert 0 < out["proxy_s"] < out["eval_s"]
+
+
+@pytest.mark.slow
+def test_proxy_check_default_meets_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert proxy_check_main(["--configs", "40", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["configs"] == 40 and out["proxy"] == "linkl"
+    assert out["spearman_rho"] > 0.8 and out["kendall_tau"] > 0.6
+    assert out["proxy_s"] * 10 < out["eval_s"]
+
+
+def test_proxy_check_bad_args(capsys: pytest.CaptureFixture[str]) -> None:
+    assert proxy_check_main(["--configs", "1"]) == 2
+    assert "error: --configs" in capsys.readouterr().err
