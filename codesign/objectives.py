@@ -31,6 +31,14 @@ OBJECTIVES: dict[str, Objective] = {
     "lut": Objective("lut", "minimize", "LUTs"),
 }
 
+#: Axis labels of the accuracy objective per proxy kind (``codesign.proxy``).
+PROXY_LABELS: dict[str, str] = {
+    "linkl": "proxy: −KL(FP32 ‖ quantized), linearised (higher is better)",
+    "kl": "proxy: −KL(FP32 ‖ quantized) (higher is better)",
+    "agree": "proxy: top-1 agreement with FP32 [%]",
+    "ce": "proxy: −cross-entropy (higher is better)",
+}
+
 HARDWARE_VALUES: dict[str, Callable[[DesignReport], float]] = {
     "fps": lambda r: r.fps,
     "resources": resource_use,

@@ -52,7 +52,10 @@ def _pick(rec: dict[str, Any], key: str) -> float:
 
 
 def pareto_data(
-    records: Sequence[dict[str, Any]], objectives: Sequence[str], fps_target: float | None
+    records: Sequence[dict[str, Any]],
+    objectives: Sequence[str],
+    fps_target: float | None,
+    proxy_label: str = OBJECTIVES["accuracy"].label,
 ) -> list[Panel]:
     """Two views of the trials: accuracy vs FPS (colour: resources) and accuracy vs resources
     (colour: FPS); without an accuracy objective, resources vs FPS."""
@@ -64,7 +67,7 @@ def pareto_data(
     )
     labels = {
         "fps": OBJECTIVES["fps"].label,
-        "accuracy_proxy": OBJECTIVES["accuracy"].label,
+        "accuracy_proxy": proxy_label,
         "resource_use": OBJECTIVES["resources"].label,
         "latency_ms": OBJECTIVES["latency_ms"].label,
     }
@@ -137,26 +140,20 @@ def render_pareto(panels: Sequence[Panel], path: Path, title: str) -> Path:
             )
             cb = fig.colorbar(sc, ax=ax)
             cb.set_label(panel.colour_label)
-        for p in panel.points:
-            if p.baseline:
-                ax.scatter(
-                    [p.x],
-                    [p.y],
-                    marker="*",
-                    s=220,
-                    c="tab:red" if p.feasible else "none",
-                    edgecolors="tab:red",
-                    zorder=4,
-                )
-                ax.annotate(
-                    p.baseline,
-                    (p.x, p.y),
-                    textcoords="offset points",
-                    xytext=(6, -12),
-                    fontsize=7.5,
-                    color="tab:red",
-                )
-        ax.scatter([], [], marker="*", s=120, c="tab:red", label="baselines (hollow: infeasible)")
+        markers = iter(("*", "D", "P", "X", "^", "v", "s"))
+        for p in (p for p in panel.points if p.baseline):
+            label = p.baseline + ("" if p.feasible else " (infeasible)")
+            ax.scatter(
+                [p.x],
+                [p.y],
+                marker=next(markers, "o"),
+                s=150,
+                c="tab:red" if p.feasible else "none",
+                edgecolors="tab:red",
+                linewidths=1.2,
+                label=f"baseline: {label}",
+                zorder=4,
+            )
         if panel.x_line:
             ax.axvline(panel.x_line, ls="--", c="tab:orange", lw=1.5, label=panel.x_line_label)
         if panel.x_log:

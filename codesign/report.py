@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from codesign.errors import UserError
+from codesign.objectives import PROXY_LABELS
 from hwmodel.cli import OneLineParser, run_main
 from hwmodel.errors import InputError
 
@@ -87,7 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         all_records = read_records(run_dir / "trials.csv")
         title = f"{info['study']}: {info['model']} on {info['device']}"
         render_pareto(
-            pareto_data(all_records, objectives, info.get("fps_target")), run_dir / "pareto.png", title
+            pareto_data(
+                all_records,
+                objectives,
+                info.get("fps_target"),
+                PROXY_LABELS.get(info.get("proxy_kind", ""), "proxy"),
+            ),
+            run_dir / "pareto.png",
+            title,
         )
         hist = [(int(r["trial"]), float(r["hypervolume"])) for r in read_records(run_dir / "hypervolume.csv")]
         render_hypervolume(

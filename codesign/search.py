@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from codesign.context import SearchContext, build_context
 from codesign.errors import UserError
+from codesign.objectives import PROXY_LABELS
 from codesign.plots import hypervolume_data, pareto_data, pareto_html, render_hypervolume, render_pareto
 from codesign.report import format_pareto, read_records
 from codesign.results import Outcome, analyse, export_designs, rescore, summary, trial_rows, write_tables
@@ -186,7 +187,11 @@ def run_search(args: Any) -> tuple[dict[str, Any], Outcome, Path]:
     write_tables(run_dir, outcome)
     title = f"{study.name}: {ctx.workload.model_name} on {ctx.device.name}"
     records = read_records(run_dir / "trials.csv")
-    render_pareto(pareto_data(records, ctx.objectives, fps), run_dir / "pareto.png", title)
+    render_pareto(
+        pareto_data(records, ctx.objectives, fps, PROXY_LABELS.get(study.proxy_kind, study.proxy_kind)),
+        run_dir / "pareto.png",
+        title,
+    )
     render_hypervolume(
         hypervolume_data(outcome.hv_history, outcome.baseline_hypervolume), run_dir / "hypervolume.png", title
     )
