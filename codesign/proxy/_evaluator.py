@@ -36,12 +36,11 @@ FORWARD_KINDS: tuple[str, ...] = ("kl", "agree", "ce")
 
 @dataclass(frozen=True)
 class ProxyScores:
-    """All proxy scores of one config (higher is better) and the seconds it took."""
+    """The forward-pass proxy scores of one config (higher is better) and the seconds taken."""
 
     kl: float
     agree: float
     ce: float
-    linkl: float
     seconds: float
 
     def get(self, kind: str) -> float:
@@ -104,8 +103,7 @@ class Evaluator:
         agree = 100.0 * float((logp.argmax(-1) == self._fp32_top1).float().mean())
         soft = float(-(p32 * logp).sum(-1).mean())
         hard = float(F.nll_loss(logp, self._proxy_y))
-        linkl = self.linear().score(config)
-        scores = ProxyScores(-kl, agree, -(soft + hard), linkl, time.perf_counter() - t0)
+        scores = ProxyScores(-kl, agree, -(soft + hard), time.perf_counter() - t0)
         self._proxy_memo[config] = scores
         return scores
 
