@@ -26,7 +26,7 @@ from torch import nn
 
 from codesign.data import DataSplits
 from codesign.errors import UserError
-from codesign.proxy._linear import LinearizedKL
+from codesign.proxy._linear import MAX_CLASSES, LinearizedKL
 from codesign.proxy._sampling import SearchSpace
 from codesign.quant import Calibration, QuantConfig, layer_names, quantize_model
 
@@ -67,6 +67,10 @@ class Evaluator:
     ) -> None:
         if proxy_kind not in PROXY_KINDS:
             raise UserError(f"proxy_kind={proxy_kind!r}: allowed {', '.join(PROXY_KINDS)}")
+        if proxy_kind == "linkl" and splits.num_classes > MAX_CLASSES:
+            raise UserError(
+                f"proxy 'linkl' needs ≤ {MAX_CLASSES} classes (got {splits.num_classes}); use proxy_kind 'kl'"
+            )
         n_cal = int(splits.calib_x.shape[0])
         if n_cal == 0:
             raise UserError("the calibration split is empty")
