@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import socket
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
@@ -21,8 +24,52 @@ from codesign.scoring import Score, constraint_values, score
 from codesign.space import Candidate
 from hwmodel.model import evaluate
 
+#: Heartbeat of a running trial (RDB storages) and how long a silent trial may go before another
+#: worker fails it and re-enqueues its parameters; override with these environment variables.
 HEARTBEAT_S = 10
 GRACE_S = 30
+HEARTBEAT_ENV = "CODESIGN_HEARTBEAT_S"
+GRACE_ENV = "CODESIGN_GRACE_S"
+#: How many times a trial of a dead worker is re-run before it stays failed.
+MAX_RETRY = 3
+JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in whole seconds, from the environment or the defaults."""
+    values = []
+    for env, default in ((HEARTBEAT_ENV, HEARTBEAT_S), (GRACE_ENV, GRACE_S)):
+        text = os.environ.get(env, "").strip()
+        if not text:
+            values.append(default)
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            raise UserError(f"{env}={text!r}: expected a whole number of seconds > 0") from None
+        if value <= 0:
+            raise UserError(f"{env}={text!r}: expected a whole number of seconds > 0")
+        values.append(value)
+    heartbeat, grace = values
+    if grace <= heartbeat:
+        raise UserError(f"{GRACE_ENV} ({grace} s) must be longer than {HEARTBEAT_ENV} ({heartbeat} s)")
+    return heartbeat, grace
+
+
+def worker_label() -> str:
+    """``host:pid`` of this process, stored on each trial it runs (crash recovery, diagnostics)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """``postgresql://`` means psycopg (v3) to SQLAlchemy 2.1; use psycopg2 when that is what is installed."""
+    if url.startswith(("postgresql://", "postgres://")):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
 
 #: Uniform designs enqueued first: (name, weight bits, activation bits, PoT ratio).
 BASELINES: tuple[tuple[str, int, int, float], ...] = (
@@ -37,23 +84,41 @@ def default_storage(run_dir: Path) -> str:
 
 
 def open_storage(url: str) -> BaseStorage:
-    """An RDB URL (sqlite://, postgresql://, ...) with heartbeats, or a journal file path."""
+    """An RDB URL (sqlite://, postgresql://, ...) with heartbeats, or a journal file path.
+
+    Nothing is created for a bad URL; an unreachable server is a :class:`UserError`.
+    """
+    heartbeat, grace = heartbeat_settings()
     if "://" not in url:
         path = Path(url)
-        if path.suffix not in {".log", ".journal", ".jsonl"}:
+        if path.suffix not in JOURNAL_SUFFIXES:
             raise UserError(
-                f"storage '{url}': give an RDB URL (sqlite:///path.db, postgresql://...) or a journal file (*.log)"
+                f"storage '{url}': give an RDB URL (sqlite:///path.db, postgresql://...) "
+                "or a journal file (*.log)"
             )
         if not path.parent.is_dir():
             raise UserError(f"storage '{url}': folder {path.parent} does not exist")
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            raise UserError(f"storage '{url}': journal file is not readable and writable")
         return JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs: dict[str, Any] | None = None
+    if url.startswith("sqlite"):
+        db = url.split("///", 1)[1] if "///" in url else ""
+        if db and db != ":memory:" and not Path(db).parent.is_dir():
+            raise UserError(f"storage '{url}': folder {Path(db).parent} does not exist")
+    else:
+        # No pool_pre_ping: it doubles the round trips of every storage call (a trial makes ~40);
+        # connections are recycled instead, and a worker that loses its server can be restarted.
+        engine_kwargs = {"pool_recycle": 1800}
+        if url.startswith(("postgresql", "postgres")):
+            engine_kwargs["connect_args"] = {"connect_timeout": 10}
     try:
         return RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
-            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+            sqlalchemy_url(url),
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+            engine_kwargs=engine_kwargs,
         )
     except Exception as exc:  # sqlalchemy raises many kinds for a bad URL / unreachable server
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -67,14 +132,23 @@ def _redact(url: str) -> str:
     return url
 
 
-def make_sampler(ctx: SearchContext, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
-    """The study's sampler; constraints reach it through ``trial.set_constraint`` (Optuna ≥ 5)."""
+def make_sampler(
+    ctx: SearchContext, seed_offset: int = 0, parallel: bool = False
+) -> optuna.samplers.BaseSampler:
+    """The study's sampler; constraints reach it through ``trial.set_constraint`` (Optuna ≥ 5).
+
+    ``parallel``: other workers share the study, so TPE treats their running trials as
+    "constant liars" instead of sampling next to them; ``seed_offset`` gives each worker its own
+    stream (worker index, so a run with the same worker count is repeatable per worker).
+    """
     seed = ctx.study.seed + seed_offset
     if ctx.study.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=24)
     if ctx.study.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=16, multivariate=True, group=True)
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=16, multivariate=True, group=True, constant_liar=parallel
+    )
 
 
 class Objective:
@@ -99,6 +173,8 @@ class Objective:
                     self.cache[attrs["key"]] = Score(tuple(t.values), attrs)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        if not is_heartbeat_enabled(trial.storage):  # journal files: crash recovery by pid
+            trial.set_user_attr("worker", worker_label())
         params = self.ctx.space.suggest(trial, self.ctx.layers, quantize=self.ctx.fixed_quant is None)
         cand = self.candidate(params)
         key = cand.key()
@@ -192,7 +268,8 @@ def open_study(
             mode,
         ):
             raise UserError(
-                f"study '{name}' in this storage has objectives {attrs.get('objectives')} ({attrs.get('mode')}); "
+                f"study '{name}' in this storage has objectives {attrs.get('objectives')} "
+                f"({attrs.get('mode')}); "
                 f"this run asks for {list(ctx.objectives)} ({mode})"
             )
         if attrs.get("fps_target", fps_target) != fps_target:
@@ -201,7 +278,12 @@ def open_study(
                 f"this run asks for {fps_target} (use another --out/--storage for a new target)"
             )
         return study, False
-    study = optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        directions=cast("list[Literal['minimize', 'maximize']]", directions),
+        load_if_exists=True,
+    )
     study.set_user_attr("space_fingerprint", fingerprint)
     study.set_user_attr("space_source", str(ctx.space.source))
     study.set_user_attr("objectives", list(ctx.objectives))

@@ -13,15 +13,12 @@ default) up to ``--trials`` complete trials in total.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import optuna
-from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from codesign.context import SearchContext, build_context
@@ -41,6 +38,7 @@ from codesign.runner import (
     quiet_optuna,
 )
 from codesign.study import DEFAULT_STUDY, ModelSpec, Study, load_study
+from codesign.workers import WorkerPool
 from codesign.atomic import write_text_atomic
 from hwmodel.cli import OneLineParser, positive_float, positive_int, run_main
 
@@ -114,35 +112,9 @@ def prepare_run_dir(out: str, name: str) -> Path:
     return run_dir
 
 
-def _worker(study_path: str, args_dict: dict[str, Any], storage_url: str, trials: int) -> None:
-    """One extra worker process: same study, same storage, shared global trial budget."""
-    import torch
-
-    torch.set_num_threads(1)
-    quiet_optuna()
-
-    class A:
-        pass
-
-    args = A()
-    args.__dict__.update(args_dict)
-    study = resolve_study(args)
-    ctx = build_context(study, args.hw_only)
-    storage = open_storage(storage_url)
-    optuna_study = optuna.load_study(
-        study_name=study.name, storage=storage, sampler=make_sampler(ctx, seed_offset=os.getpid())
-    )
-    objective = Objective(ctx, study.fps)
-    optuna_study.optimize(
-        objective,
-        n_trials=trials,
-        timeout=args.timeout,
-        callbacks=[MaxTrialsCallback(trials, states=(TrialState.COMPLETE,))],
-    )
-
-
 def run_search(args: Any) -> tuple[dict[str, Any], Outcome, Path]:
     t0 = time.perf_counter()
+    workers = WorkerPool.prestart(args)  # --workers N: N − 1 processes start importing now
     study = resolve_study(args)
     run_dir = prepare_run_dir(args.out, study.name)
     ctx = build_context(study, args.hw_only)
@@ -151,7 +123,8 @@ def run_search(args: Any) -> tuple[dict[str, Any], Outcome, Path]:
     storage = open_storage(storage_url)
     fps = study.fps
     optuna_study, new = open_study(ctx, storage, directions(ctx), fps)
-    optuna_study.sampler = make_sampler(ctx)
+    seed_base = len(optuna_study.get_trials(deepcopy=False))  # a resumed/extra run: fresh streams
+    optuna_study.sampler = make_sampler(ctx, seed_offset=seed_base, parallel=args.workers > 1)
     baselines = enqueue_baselines(optuna_study, ctx, fps) if new else []
     objective = Objective(ctx, fps)
     objective.prime(optuna_study.get_trials(deepcopy=False))
@@ -159,26 +132,10 @@ def run_search(args: Any) -> tuple[dict[str, Any], Outcome, Path]:
     remaining = max(study.trials - done, 0)
     t_search = time.perf_counter()
     if remaining:
-        procs = []
-        if args.workers > 1:
-            import multiprocessing as mp
-
-            mp_ctx = mp.get_context("spawn")
-            for _ in range(args.workers - 1):
-                p = mp_ctx.Process(
-                    target=_worker, args=(str(study.source), dict(vars(args)), storage_url, study.trials)
-                )
-                p.start()
-                procs.append(p)
-        optuna_study.optimize(
-            objective,
-            n_trials=remaining,
-            timeout=args.timeout,
-            callbacks=[MaxTrialsCallback(study.trials, states=(TrialState.COMPLETE,))],
-            show_progress_bar=not args.quiet and args.workers == 1,
-        )
-        for p in procs:
-            p.join()
+        run = (optuna_study, objective, storage_url, study.trials, seed_base, args.timeout, not args.quiet)
+        for line in workers.run(*run):
+            sys.stderr.write(f"codesign.search: warning: {line}\n")
+    workers.stop()
     search_s = time.perf_counter() - t_search
     trials = optuna_study.get_trials(deepcopy=False)
     rows = trial_rows(trials, len(ctx.objectives))
