@@ -94,6 +94,8 @@ def build_context(study: Study, hw_only: str | None = None) -> SearchContext:
         qnames = evaluator.layer_names()
         if list(qnames) != list(layers):
             raise UserError(f"model {spec.name}: quantizable layers do not match the workload's GEMMs")
+        if study.proxy_kind == "linkl":  # cache every per-layer choice once: a proxy call is ~1 ms
+            evaluator.precompute(space.quant)
     if fixed is not None:
         unknown = sorted(set(fixed.layers) - set(layers))
         if unknown:

@@ -42,7 +42,7 @@ def _hv2(points: F64, ref: F64) -> float:
     return area
 
 
-def hypervolume(points: F64 | Sequence[Sequence[float]], ref: Sequence[float]) -> float:
+def hypervolume(points: F64 | Sequence[Sequence[float]], ref: F64 | Sequence[float]) -> float:
     """Exact hypervolume of ``points`` (minimised) w.r.t. ``ref``; points not better than
     ``ref`` in every objective contribute nothing."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, len(ref))

@@ -24,19 +24,23 @@ from scipy import stats
 
 from codesign.errors import UserError
 from codesign.models import load_default
-from codesign.proxy import DEFAULT_SPACE, FORWARD_KINDS, PROXY_KINDS, Evaluator, random_config
+from codesign.proxy import FORWARD_KINDS, PROXY_KINDS, Evaluator, random_config
+from codesign.space import DEFAULT_SPACE_FILE, load_space
 
 
-def run_check(n_configs: int, seed: int, proxy_kind: str, proxy_images: int) -> dict[str, Any]:
+def run_check(
+    n_configs: int, seed: int, proxy_kind: str, proxy_images: int, space_file: str = str(DEFAULT_SPACE_FILE)
+) -> dict[str, Any]:
     t0 = time.perf_counter()
+    space = load_space(space_file).quant
     model, splits = load_default()
     ev = Evaluator(model, splits, proxy_kind=proxy_kind, proxy_images=proxy_images)
     rng = random.Random(seed)
-    configs = [random_config(DEFAULT_SPACE, ev.layer_names(), rng) for _ in range(n_configs)]
+    configs = [random_config(space, ev.layer_names(), rng) for _ in range(n_configs)]
     # One-off set-up, as in a long search: the per-layer quantized weights and scales (and the
     # linearized proxy's per-layer terms) of every choice, so both timings below are steady state.
     if proxy_kind == "linkl":
-        ev.precompute(DEFAULT_SPACE)
+        ev.precompute(space)
     for cfg in configs:
         ev.quantized(cfg)
     setup_s = time.perf_counter() - t0

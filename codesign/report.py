@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_pareto(records, objectives))
         print(
             f"\n{info['trials']} trials, {info['feasible']} feasible, {info['pareto']} Pareto; hypervolume "
-            f"{info['hypervolume']:.4f} (baselines only {info['baseline_hypervolume']:.4f}); FPS target {info['fps_target']}"
+            f"{info['hypervolume']:.4f} (baselines only {info['baseline_hypervolume']:.4f}); "
+            f"FPS target {info['fps_target']}"
         )
     return 0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -89,11 +90,13 @@ def trial_rows(trials: Sequence[FrozenTrial], n_objectives: int) -> list[TrialRo
     return sorted(rows, key=lambda r: r.number)
 
 
-def costs(rows: Sequence[TrialRow], objectives: Sequence[str]) -> np.ndarray:
+def costs(rows: Sequence[TrialRow], objectives: Sequence[str]) -> npt.NDArray[np.float64]:
+    """Objective values as costs to minimise (maximised objectives negated), one row per trial."""
     sign = np.array([-1.0 if OBJECTIVES[o].direction == "maximize" else 1.0 for o in objectives])
-    if not rows:
-        return np.zeros((0, len(objectives)))
-    return np.array([r.values for r in rows], dtype=np.float64) * sign
+    out = np.zeros((len(rows), len(objectives)), dtype=np.float64)
+    for i, r in enumerate(rows):
+        out[i] = np.asarray(r.values, dtype=np.float64) * sign
+    return out
 
 
 def pareto_rows(rows: Sequence[TrialRow], objectives: Sequence[str]) -> list[TrialRow]:

@@ -21,7 +21,8 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from codesign.context import SearchContext, build_context
+from codesign.atomic import write_text_atomic
+from codesign.context import build_context
 from codesign.errors import UserError
 from codesign.objectives import PROXY_LABELS
 from codesign.plots import hypervolume_data, pareto_data, pareto_html, render_hypervolume, render_pareto
@@ -39,7 +40,6 @@ from codesign.runner import (
 )
 from codesign.study import DEFAULT_STUDY, ModelSpec, Study, load_study
 from codesign.workers import WorkerPool
-from codesign.atomic import write_text_atomic
 from hwmodel.cli import OneLineParser, positive_float, positive_int, run_main
 
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
@@ -69,14 +69,16 @@ def build_parser() -> OneLineParser:
     p.add_argument("--device", help="device name or YAML path (overrides the study)")
     p.add_argument(
         "--model",
-        help="'default' or a timm model name (overrides the study; hardware-only unless the study has its checkpoint)",
+        help="'default' or a timm model name (overrides the study; a timm name needs --hw-only "
+        "unless the study names its checkpoint)",
     )
     p.add_argument(
         "--hw-only",
         metavar="QUANT",
         nargs="?",
         const="W8A8",
-        help="fix the quantization (uniform precision like W8A8, or a quant.json) and search the accelerator only",
+        help="fix the quantization (uniform precision like W8A8, or a quant.json) "
+        "and search the accelerator only",
     )
     p.add_argument(
         "--workers", type=positive_int, default=1, help="worker processes on this machine (same storage)"
@@ -200,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(format_pareto(read_records(run_dir / "pareto.csv"), outcome.objectives))
         print(
-            f"\n{info['trials']} trials ({info['new_trials']} new, {info['wall_s']:.1f} s), {info['feasible']} feasible, "
+            f"\n{info['trials']} trials ({info['new_trials']} new, {info['wall_s']:.1f} s), "
+            f"{info['feasible']} feasible, "
             f"{info['pareto']} on the Pareto front; hypervolume {info['hypervolume']:.4f} "
             f"(baselines only {info['baseline_hypervolume']:.4f})"
         )

@@ -26,6 +26,7 @@ from codesign.quant import LayerQuant, QuantConfig, is_matmul_layer, parse_preci
 from codesign.yamlio import check_keys, choices, read_yaml_mapping
 from hwmodel.config import AcceleratorConfig, LayerHw
 
+DEFAULT_SPACE_FILE = Path(__file__).resolve().parents[1] / "search_spaces" / "default.yaml"
 GRANULARITIES = ("model", "block", "layer")
 QUANT_KEYS = ("granularity", "weight_bits", "act_bits", "pot_ratio", "fixed_layers")
 HW_KEYS = (

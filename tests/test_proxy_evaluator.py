@@ -9,9 +9,12 @@ import time
 import pytest
 
 from codesign.models import DEFAULT_CHECKPOINT, default_record, load_default
-from codesign.proxy import DEFAULT_SPACE, Evaluator, random_config
+from codesign.proxy import Evaluator, random_config
 from codesign.proxy_check import main as proxy_check_main
 from codesign.quant import LayerQuant, QuantConfig, is_matmul_layer
+from codesign.space import DEFAULT_SPACE_FILE, load_space
+
+DEFAULT_SPACE = load_space(DEFAULT_SPACE_FILE).quant
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def test_random_configs_respect_space() -> None:
                 assert lq.pot_ratio == 0 and lq.weight_bits in DEFAULT_SPACE.act_bits
             else:
                 assert lq.weight_bits in DEFAULT_SPACE.weight_bits
-                assert lq.pot_ratio in DEFAULT_SPACE.pot_ratios
+                assert lq.pot_ratio in DEFAULT_SPACE.pot_ratio
             assert isinstance(lq, LayerQuant) and lq.act_bits in DEFAULT_SPACE.act_bits
 
 

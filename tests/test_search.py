@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import jsonschema
 import optuna
 import pytest
-import torch
 
 from codesign.export import SCHEMA_PATH
 from codesign.models import create_default_model
@@ -31,7 +29,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_outputs_exist(run: Path) -> None:
-    for name in ("study.db", "pareto.csv", "trials.csv", "pareto.png", "pareto.html", "hypervolume.png", "summary.json"):
+    for name in (
+        "study.db",
+        "pareto.csv",
+        "trials.csv",
+        "pareto.png",
+        "pareto.html",
+        "hypervolume.png",
+        "summary.json",
+    ):
         assert (run / name).is_file(), name
     info = json.loads((run / "summary.json").read_text())
     assert info["trials"] == 12 and info["pareto"] >= 1 and info["feasible"] >= info["pareto"]
@@ -68,7 +74,6 @@ def test_every_export_reloads_and_reproduces(run: Path) -> None:
         assert acc == pytest.approx(quant_doc["accuracy"]["real_top1"], abs=1e-9)
         verilog = (d / "rtl" / "engine.v").read_text()
         assert "module codesign_engine" in verilog
-    del torch
 
 
 def test_report_command(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,21 +100,30 @@ def test_resume_adds_trials_to_the_same_study(run: Path, tmp_path: Path) -> None
 
 
 def test_unreachable_fps_target_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = entry(["--trials", "4", "--fps", "1000000", "--out", str(tmp_path), "--quiet", "--json", "--no-rtl"])
+    code = entry(
+        ["--trials", "4", "--fps", "1000000", "--out", str(tmp_path), "--quiet", "--json", "--no-rtl"]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert len(err) == 1 and "1e+06 FPS" in err[0] and "best" in err[0] and "trial" in err[0]
 
 
-def test_other_search_space_cannot_resume(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_other_search_space_cannot_resume(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = Path(__file__).parents[1]
     space = tmp_path / "space.yaml"
-    space.write_text((root / "search_spaces" / "default.yaml").read_text().replace("rows: [2, 4, 8, 16]", "rows: [2, 4]"))
+    space.write_text(
+        (root / "search_spaces" / "default.yaml").read_text().replace("rows: [2, 4, 8, 16]", "rows: [2, 4]")
+    )
     study = tmp_path / "study.yaml"
-    study.write_text((root / "studies" / "default.yaml").read_text().replace("../search_spaces/default.yaml", str(space)))
+    study.write_text(
+        (root / "studies" / "default.yaml").read_text().replace("../search_spaces/default.yaml", str(space))
+    )
     before = (run / "study.db").read_bytes()
-    code = entry(["--study", str(study), "--trials", "20", "--fps", "30", "--out", str(run.parent), "--quiet"])
+    code = entry(
+        ["--study", str(study), "--trials", "20", "--fps", "30", "--out", str(run.parent), "--quiet"]
+    )
     assert code == 2
     assert "another search space" in capsys.readouterr().err
     assert (run / "study.db").read_bytes() == before
-    del sqlite3

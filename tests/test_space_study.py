@@ -78,7 +78,7 @@ def test_default_study_loads() -> None:
         (("seed: 0", "seeds: 0"), "unknown key 'seeds'"),
         (("name: default", "name: ../evil"), "key 'name'"),
         (("utilisation: {lut: 0.80", "utilisation: {lut: 1.5"), "utilisation.lut"),
-        (("proxy: {kind: kl", "proxy: {kind: hessian"), "proxy.kind 'hessian'"),
+        (("proxy: {kind: linkl", "proxy: {kind: hessian"), "proxy.kind 'hessian'"),
         (("device: pynq_z2", "device: [pynq"), "not valid YAML"),
     ],
 )

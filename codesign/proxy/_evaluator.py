@@ -27,8 +27,8 @@ from torch import nn
 from codesign.data import DataSplits
 from codesign.errors import UserError
 from codesign.proxy._linear import MAX_CLASSES, LinearizedKL
-from codesign.proxy._sampling import SearchSpace
 from codesign.quant import Calibration, QuantConfig, layer_names, quantize_model
+from codesign.space import QuantSpace
 
 PROXY_KINDS: tuple[str, ...] = ("linkl", "kl", "agree", "ce")
 FORWARD_KINDS: tuple[str, ...] = ("kl", "agree", "ce")
@@ -116,11 +116,11 @@ class Evaluator:
             self._linear = LinearizedKL(self.model, self._proxy_x, self.calibration)
         return self._linear
 
-    def precompute(self, space: SearchSpace, config: QuantConfig | None = None) -> int:
+    def precompute(self, space: QuantSpace, config: QuantConfig | None = None) -> int:
         """Cache the ``linkl`` terms of every per-layer choice of ``space`` (methods of
         ``config``, default ``QuantConfig.uniform("W8A8")``); returns the number of terms."""
         cfg = config or QuantConfig.uniform("W8A8")
-        return self.linear().precompute(space.weight_bits, space.act_bits, space.pot_ratios, cfg)
+        return self.linear().precompute(space.weight_bits, space.act_bits, space.pot_ratio, cfg)
 
     def proxy(self, config: QuantConfig) -> float:
         """The default proxy (``proxy_kind``), higher is better."""
