@@ -11,10 +11,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from codesign.atomic import write_atomic  # noqa: E402
-from codesign.objectives import OBJECTIVES  # noqa: E402
+from codesign.atomic import write_atomic
+from codesign.objectives import OBJECTIVES
 
 
 def _num(v: Any) -> float | None:

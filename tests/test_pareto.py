@@ -10,9 +10,7 @@ from hypothesis import strategies as st
 
 from codesign.pareto import dominates, hypervolume, non_dominated
 
-POINTS = st.lists(
-    st.tuples(*[st.floats(0, 1, allow_nan=False, width=32)] * 3), min_size=1, max_size=12
-)
+POINTS = st.lists(st.tuples(*[st.floats(0, 1, allow_nan=False, width=32)] * 3), min_size=1, max_size=12)
 
 
 def test_exact_values() -> None:
@@ -42,7 +40,9 @@ def test_matches_brute_force_on_a_grid(raw: list[tuple[int, int, int]]) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(POINTS, st.tuples(*[st.floats(0, 1, allow_nan=False, width=32)] * 3))
-def test_adding_a_point_never_lowers_hypervolume(pts: list[tuple[float, ...]], extra: tuple[float, ...]) -> None:
+def test_adding_a_point_never_lowers_hypervolume(
+    pts: list[tuple[float, ...]], extra: tuple[float, ...]
+) -> None:
     ref = [1.1, 1.1, 1.1]
     assert hypervolume([*pts, extra], ref) >= hypervolume(pts, ref) - 1e-12
 
