@@ -54,7 +54,7 @@ def parse_fixed_quant(text: str) -> QuantConfig:
     return QuantConfig(parse_precision(text), {})
 
 
-def build_context(study: Study, hw_only: str | None = None) -> SearchContext:
+def build_context(study: Study, hw_only: str | None = None, cache_dir: Path | None = None) -> SearchContext:
     """Load the study's model, data, device and search space (all validated here)."""
     space = load_space(study.search_space)
     device = load_device(study.device)
@@ -95,7 +95,8 @@ def build_context(study: Study, hw_only: str | None = None) -> SearchContext:
         if list(qnames) != list(layers):
             raise UserError(f"model {spec.name}: quantizable layers do not match the workload's GEMMs")
         if study.proxy_kind == "linkl":  # cache every per-layer choice once: a proxy call is ~1 ms
-            evaluator.precompute(space.quant)
+            cache = cache_dir / "proxy_terms.pt" if cache_dir is not None else None
+            evaluator.precompute(space.quant, cache=cache)
     if fixed is not None:
         unknown = sorted(set(fixed.layers) - set(layers))
         if unknown:

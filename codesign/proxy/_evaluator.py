@@ -19,11 +19,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codesign.atomic import write_atomic
 from codesign.data import DataSplits
 from codesign.errors import UserError
 from codesign.proxy._linear import MAX_CLASSES, LinearizedKL
@@ -116,11 +118,22 @@ class Evaluator:
             self._linear = LinearizedKL(self.model, self._proxy_x, self.calibration)
         return self._linear
 
-    def precompute(self, space: QuantSpace, config: QuantConfig | None = None) -> int:
+    def precompute(
+        self, space: QuantSpace, config: QuantConfig | None = None, cache: Path | None = None
+    ) -> int:
         """Cache the ``linkl`` terms of every per-layer choice of ``space`` (methods of
-        ``config``, default ``QuantConfig.uniform("W8A8")``); returns the number of terms."""
+        ``config``, default ``QuantConfig.uniform("W8A8")``); returns the number of terms.
+
+        ``cache``: a file that keeps the terms between runs (resumes, other workers); it is
+        used only when it was written for this model and these proxy images.
+        """
         cfg = config or QuantConfig.uniform("W8A8")
-        return self.linear().precompute(space.weight_bits, space.act_bits, space.pot_ratio, cfg)
+        linear = self.linear()
+        loaded = linear.load_terms(cache) if cache is not None and cache.is_file() else 0
+        total = linear.precompute(space.weight_bits, space.act_bits, space.pot_ratio, cfg)
+        if cache is not None and total > loaded:
+            write_atomic(cache, linear.save_terms)
+        return total
 
     def proxy(self, config: QuantConfig) -> float:
         """The default proxy (``proxy_kind``), higher is better."""

@@ -16,7 +16,9 @@ still add up in logit space before the softmax, so they can cancel or compound.
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -187,6 +189,32 @@ class LinearizedKL:
                 if b < FLOAT_BITS:
                     self._input_term(name, b, am)
         return len(self._memo)
+
+    def fingerprint(self) -> str:
+        """Identifies the model and the proxy images (the FP32 logits depend on both)."""
+        h = hashlib.sha256()
+        h.update(self._z.numpy().tobytes())
+        for name, t in sorted(self.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().float().numpy().tobytes())
+        return h.hexdigest()[:24]
+
+    def save_terms(self, path: Path) -> int:
+        """Write the memoised logit terms (a cache for resumed searches and other workers)."""
+        torch.save({"fingerprint": self.fingerprint(), "terms": dict(self._memo)}, path)
+        return len(self._memo)
+
+    def load_terms(self, path: Path) -> int:
+        """Reuse terms saved by :meth:`save_terms` for this very model and images (else none)."""
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # a missing, truncated or foreign file is just not a cache hit
+            return 0
+        if not isinstance(blob, dict) or blob.get("fingerprint") != self.fingerprint():
+            return 0
+        terms = blob.get("terms", {})
+        self._memo.update({tuple(k): v for k, v in terms.items() if isinstance(v, torch.Tensor)})
+        return len(terms)
 
     def score(self, config: QuantConfig) -> float:
         """−mean KL(p_fp32 ‖ softmax(z + Σ δz)); 0 for FP32, lower for noisier configs."""
