@@ -201,7 +201,8 @@ class LinearizedKL:
 
     def save_terms(self, path: Path) -> int:
         """Write the memoised logit terms (a cache for resumed searches and other workers)."""
-        torch.save({"fingerprint": self.fingerprint(), "terms": dict(self._memo)}, path)
+        blob: dict[str, object] = {"fingerprint": self.fingerprint(), "terms": dict(self._memo)}
+        torch.save(blob, path)
         return len(self._memo)
 
     def load_terms(self, path: Path) -> int:
@@ -213,7 +214,9 @@ class LinearizedKL:
         if not isinstance(blob, dict) or blob.get("fingerprint") != self.fingerprint():
             return 0
         terms = blob.get("terms", {})
-        self._memo.update({tuple(k): v for k, v in terms.items() if isinstance(v, torch.Tensor)})
+        for key, value in terms.items():
+            if isinstance(key, tuple) and len(key) == 5 and isinstance(value, torch.Tensor):
+                self._memo[(str(key[0]), int(key[1]), float(key[2]), str(key[3]), str(key[4]))] = value
         return len(terms)
 
     def score(self, config: QuantConfig) -> float:
