@@ -71,7 +71,7 @@ def measure(storage_url: str, workers: int, trials: int, out: str) -> dict[str, 
     optuna_study, _ = open_study(ctx, storage, directions(ctx), study.fps)
     enqueue_baselines(optuna_study, ctx, study.fps)
     barrier = mp.get_context("spawn").Barrier(workers + 1)
-    pool = WorkerPool(args, workers, barrier=barrier)
+    pool = WorkerPool(args, workers, barrier=barrier, method="spawn")  # fresh processes, timed after start-up
     t_start = time.perf_counter()
     try:
         pool.send(storage_url, trials, 0, None)

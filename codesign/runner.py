@@ -12,8 +12,7 @@ from typing import Any, Literal, cast
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import is_heartbeat_enabled
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
 from codesign.context import SearchContext
@@ -100,7 +99,10 @@ def open_storage(url: str) -> BaseStorage:
             raise UserError(f"storage '{url}': folder {path.parent} does not exist")
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
             raise UserError(f"storage '{url}': journal file is not readable and writable")
-        return JournalStorage(JournalFileBackend(str(path)))
+        # A worker killed while appending leaves the lock file behind: others break it after the
+        # same grace period as a silent trial (Optuna's default is 30 s).
+        lock = JournalFileSymlinkLock(str(path), grace_period=max(grace, 3))  # < 3 s: Optuna warns
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     engine_kwargs: dict[str, Any] | None = None
     if url.startswith("sqlite"):
         db = url.split("///", 1)[1] if "///" in url else ""
@@ -173,8 +175,7 @@ class Objective:
                     self.cache[attrs["key"]] = Score(tuple(t.values), attrs)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        if not is_heartbeat_enabled(trial.storage):  # journal files: crash recovery by pid
-            trial.set_user_attr("worker", worker_label())
+        trial.set_user_attr("worker", worker_label())  # who ran it: journal crash recovery, diagnostics
         params = self.ctx.space.suggest(trial, self.ctx.layers, quantize=self.ctx.fixed_quant is None)
         cand = self.candidate(params)
         key = cand.key()

@@ -24,11 +24,13 @@ import multiprocessing as mp
 import os
 import socket
 import sys
+import threading
 import time
 import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -49,6 +51,12 @@ Objective = Callable[[optuna.Trial], tuple[float, ...]]
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -214,13 +222,22 @@ def _pool_entry(args: dict[str, Any], inbox: Any, barrier: Any) -> None:
         raise SystemExit(1) from None
 
 
+def start_method() -> str:
+    """``fork`` while this process is still single-threaded and has run no trial (the workers
+    start at once, with every module already imported, and open their own storage and torch
+    thread pool); ``spawn`` otherwise (a fresh interpreter: seconds of imports per worker)."""
+    if "fork" in mp.get_all_start_methods() and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
+
+
 class WorkerPool:
-    """Worker processes started early (their imports overlap the main process's set-up), idle
-    until :meth:`run` tells them the storage; daemonic, so an error in the main process ends them.
+    """Worker processes started before the main process opens the storage, idle until :meth:`run`
+    tells them where it is; daemonic, so an error in the main process ends them too.
     """
 
-    def __init__(self, args: dict[str, Any], count: int, barrier: Any = None) -> None:
-        ctx = mp.get_context("spawn")  # no inherited threads, locks or DB connections
+    def __init__(self, args: dict[str, Any], count: int, barrier: Any = None, method: str = "") -> None:
+        ctx = mp.get_context(method or start_method())
         self.inbox = ctx.Queue()
         self.procs: list[mp.process.BaseProcess] = []
         for i in range(count):

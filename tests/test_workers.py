@@ -1,0 +1,188 @@
+"""Several workers on one study (real PostgreSQL / journal files), SIGKILL mid-study and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+from pgcluster import pg_cluster, pg_url  # noqa: F401  (fixtures)
+
+from codesign.runner import open_storage
+from codesign.study import REPO_ROOT
+
+STUDY = REPO_ROOT / "studies" / "deit_small_zcu102.yaml"
+NAME = "deit_small_zcu102"
+FAST_HEARTBEAT = {"CODESIGN_HEARTBEAT_S": "1", "CODESIGN_GRACE_S": "2"}
+
+
+def command(out: Path, storage: str, trials: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "codesign.search",
+        "--hw-only",
+        "W8A8",
+        "--model",
+        "deit_small_patch16_224",
+        "--study",
+        str(STUDY),
+        "--fps",
+        "5",
+        "--trials",
+        str(trials),
+        "--out",
+        str(out),
+        "--storage",
+        storage,
+        "--workers",
+        str(workers),
+        "--quiet",
+        "--json",
+        "--no-rtl",
+    ]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, **FAST_HEARTBEAT, "PYTHONPATH": str(REPO_ROOT)}
+
+
+def trials_of(storage: str) -> list[FrozenTrial]:
+    os.environ.update(FAST_HEARTBEAT)
+    return optuna.load_study(study_name=NAME, storage=open_storage(storage)).get_trials(deepcopy=False)
+
+
+def check_consistent(run_dir: Path, storage: str, budget: int, workers: int) -> list[FrozenTrial]:
+    """Budget met, numbers unique, nothing RUNNING, exports = storage."""
+    trials = trials_of(storage)
+    numbers = [t.number for t in trials]
+    assert numbers == list(range(len(trials))), "duplicate or missing trial numbers"
+    states = Counter(t.state for t in trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert budget <= len(complete) <= budget + workers - 1, states
+    assert states[TrialState.RUNNING] == 0, states
+    info = json.loads((run_dir / "summary.json").read_text())
+    assert info["trials"] == len(complete)
+    with open(run_dir / "trials.csv", newline="") as fh:
+        assert sorted(int(r["trial"]) for r in csv.DictReader(fh)) == sorted(t.number for t in complete)
+    with open(run_dir / "pareto.csv", newline="") as fh:
+        pareto = sorted(int(r["trial"]) for r in csv.DictReader(fh))
+    assert pareto == sorted(info["pareto_trials"]) and pareto
+    assert sorted(int(p.name) for p in (run_dir / "designs").iterdir()) == pareto
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")], "temporary export files left"
+    return trials
+
+
+def test_two_workers_share_one_postgresql_study(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+    budget = 60
+    proc = subprocess.run(
+        command(tmp_path, pg_url, budget, 2), env=env(), capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    trials = check_consistent(tmp_path / NAME, pg_url, budget, 2)
+    workers = Counter(t.user_attrs.get("worker") for t in trials if t.state == TrialState.COMPLETE)
+    assert len(workers) == 2, f"both processes should run trials: {workers}"
+    # Running the same command again: budget already met, nothing new.
+    again = subprocess.run(
+        command(tmp_path, pg_url, budget, 2), env=env(), capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0 and json.loads(again.stdout)["new_trials"] == 0, again.stderr
+
+
+def wait_for(storage: str, min_complete: int, proc: subprocess.Popen[str], timeout_s: float = 120) -> None:
+    """Until the study has ``min_complete`` COMPLETE trials and a RUNNING one (mid-trial)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "search ended before it could be killed"
+        try:
+            states = Counter(t.state for t in trials_of(storage))
+        except (KeyError, ValueError):  # the study does not exist yet
+            states = Counter()
+        if states[TrialState.COMPLETE] >= min_complete and states[TrialState.RUNNING] >= 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError("study did not progress")
+
+
+def test_sigkill_mid_study_then_resume_postgresql(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+    budget = 70
+    proc = subprocess.Popen(
+        command(tmp_path, pg_url, budget, 2),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(pg_url, 25, proc)
+        os.killpg(proc.pid, signal.SIGKILL)  # the main process and its worker, mid-trial
+    finally:
+        proc.wait(30)
+    before = trials_of(pg_url)
+    finished = {t.number: t.values for t in before if t.state == TrialState.COMPLETE}
+    stale = [t.number for t in before if t.state == TrialState.RUNNING]
+    assert stale, "the kill should leave a trial RUNNING"
+    assert len(finished) < budget
+
+    resumed = subprocess.run(
+        command(tmp_path, pg_url, budget, 2), env=env(), capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    after = check_consistent(tmp_path / NAME, pg_url, budget, 2)
+    by_number = {t.number: t for t in after}
+    for number, values in finished.items():  # no finished trial lost or changed
+        assert by_number[number].state == TrialState.COMPLETE and by_number[number].values == values
+    retried = {t.system_attrs.get("failed_trial") for t in after if "failed_trial" in t.system_attrs}
+    for number in stale:  # the killed trials failed (heartbeat) and were run again
+        assert by_number[number].state == TrialState.FAIL
+        assert number in retried
+
+
+@pytest.mark.slow
+def test_sigkill_one_worker_journal_run_goes_on(tmp_path: Path) -> None:
+    """A journal file has no heartbeats: the dead worker's trial is found by its pid."""
+    budget = 90
+    storage = str(tmp_path / "study.log")
+    proc = subprocess.Popen(
+        command(tmp_path, storage, budget, 2),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            assert proc.poll() is None, "search ended before a worker could be killed"
+            try:
+                running = [t for t in trials_of(storage) if t.state == TrialState.RUNNING]
+            except (KeyError, ValueError):
+                running = []
+            owners = {int(str(t.user_attrs.get("worker", ":0")).rsplit(":", 1)[1]) for t in running}
+            victim = next((pid for pid in owners if pid not in (0, proc.pid)), None)
+            time.sleep(0.02)
+        assert victim is not None, "the extra worker never ran a trial"
+        os.kill(victim, signal.SIGKILL)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    assert proc.returncode == 0, err
+    assert f"pid {victim}" in err and len(err.splitlines()) == 1, err
+    trials = check_consistent(tmp_path / NAME, storage, budget, 2)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all(t.user_attrs.get("worker", "").endswith(f":{victim}") for t in failed)
