@@ -191,12 +191,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(res, indent=2))
         return 0
     print(
-        f"{'storage':<11} {'1 worker':>12} {'2 workers':>12} {'speedup':>8}   ({a.trials} trials, trials/s)"
+        f"{'storage':<11} {'1 worker':>10} {'2 workers':>10} {'speedup':>8}   (trials/s, {a.trials} trials)"
     )
     for kind, r in res["storages"].items():
-        print(
-            f"{kind:<11} {r['1']['trials_per_s']:>12.2f} {r['2']['trials_per_s']:>12.2f} {r['speedup']:>7.2f}x"
-        )
+        one, two = r["1"]["trials_per_s"], r["2"]["trials_per_s"]
+        print(f"{kind:<11} {one:>10.2f} {two:>10.2f} {r['speedup']:>7.2f}x")
+    print(
+        f"2-process CPU ceiling: {res['cpu_scaling_before']:.2f}x before, "
+        f"{res['cpu_scaling_after']:.2f}x after "
+        "(pure Python work; other load on the cores lowers it)"
+    )
     for kind, why in res["skipped"].items():
         print(f"{kind:<11} skipped: {why}")
     return 0
