@@ -70,7 +70,7 @@ def test_every_export_reloads_and_reproduces(run: Path) -> None:
         assert set(quant_doc["LayerName"]) == set(workload.layer_names())
         qmodel = load_int_model(d / "model_int.pt", create_default_model)
         assert qmodel.quant_config == quant
-        acc = evaluator._top1(qmodel)
+        acc = evaluator.top1(qmodel)
         assert acc == pytest.approx(quant_doc["accuracy"]["real_top1"], abs=1e-9)
         verilog = (d / "rtl" / "engine.v").read_text()
         assert "module codesign_engine" in verilog

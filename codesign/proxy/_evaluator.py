@@ -89,7 +89,7 @@ class Evaluator:
         self._layer_names = layer_names(model)
         self._linear = LinearizedKL(model, self._proxy_x, self.calibration) if proxy_kind == "linkl" else None
         self._proxy_memo: dict[QuantConfig, ProxyScores] = {}
-        self._acc_memo: dict[QuantConfig, float] = {}
+        self._acc_memo: dict[QuantConfig, torch.Tensor] = {}
 
     def layer_names(self) -> list[str]:
         return list(self._layer_names)
@@ -141,24 +141,33 @@ class Evaluator:
             return self.linear().score(config)
         return self.proxy_scores(config).get(self.proxy_kind)
 
-    def _top1(self, model: nn.Module) -> float:
+    def correct(self, model: nn.Module) -> torch.Tensor:
+        """Per test image: does ``model`` predict the label? (bool tensor, test-split order)."""
         x, y = self.splits.test_x, self.splits.test_y
-        correct = 0
+        hits = []
         with torch.no_grad():
             for i in range(0, x.shape[0], self.batch_size):
-                correct += int(
-                    (model(x[i : i + self.batch_size]).argmax(-1) == y[i : i + self.batch_size]).sum()
-                )
-        return 100.0 * correct / max(1, x.shape[0])
+                hits.append(model(x[i : i + self.batch_size]).argmax(-1) == y[i : i + self.batch_size])
+        return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+
+    def top1(self, model: nn.Module) -> float:
+        """Top-1 accuracy (%) of ``model`` on the test split."""
+        hits = self.correct(model)
+        return 100.0 * float(hits.float().mean()) if hits.numel() else 0.0
+
+    def correct_for(self, config: QuantConfig) -> torch.Tensor:
+        """:meth:`correct` of the fake-quantized model of ``config`` (cached per config)."""
+        if config not in self._acc_memo:
+            self._acc_memo[config] = self.correct(self.quantized(config))
+        return self._acc_memo[config]
 
     def accuracy(self, config: QuantConfig) -> float:
         """Real top-1 accuracy (%) of the fake-quantized model on the test split."""
-        if config not in self._acc_memo:
-            self._acc_memo[config] = self._top1(self.quantized(config))
-        return self._acc_memo[config]
+        hits = self.correct_for(config)
+        return 100.0 * float(hits.float().mean()) if hits.numel() else 0.0
 
     def fp32_accuracy(self) -> float:
-        return self._top1(self.model)
+        return self.top1(self.model)
 
 
 def timed(fn: Callable[[], float]) -> tuple[float, float]:
