@@ -237,7 +237,7 @@ class WorkerPool:
     """
 
     def __init__(self, args: dict[str, Any], count: int, barrier: Any = None, method: str = "") -> None:
-        ctx = mp.get_context(method or start_method())
+        ctx: Any = mp.get_context(method or start_method())
         self.inbox = ctx.Queue()
         self.procs: list[mp.process.BaseProcess] = []
         for i in range(count):
