@@ -33,6 +33,16 @@ def test_deit_mac_totals_are_exact(name: str, dim: int, depth: int, heads: int) 
     assert w.tokens == 197 and w.depth == depth and w.num_heads == heads
 
 
+@pytest.mark.parametrize(
+    ("name", "dim", "depth", "heads", "patch"),
+    [("vit_small_patch32_224", 384, 12, 6, 32), ("vit_tiny_patch16_224", 192, 12, 3, 16)],
+)
+def test_vit_variants(name: str, dim: int, depth: int, heads: int, patch: int) -> None:
+    w = workload_from_name(name)
+    assert w.tokens == (224 // patch) ** 2 + 1
+    assert w.macs == hand_macs(dim, depth, heads, 4 * dim, 1000, 224, patch, 3)
+
+
 def test_vit_b16_is_17_6_gmac() -> None:
     assert workload_from_name("deit_base_patch16_224").macs == 17_563_828_224
 
