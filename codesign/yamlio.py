@@ -6,21 +6,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from codesign.errors import UserError
+from hwmodel.errors import InputError
+from hwmodel.yamlio import read_yaml
 
 
 def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     """The top-level mapping of a YAML file (``what`` names the kind of file in errors)."""
-    if not path.is_file():
-        raise UserError(f"{what} file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UserError(f"{path}: not valid YAML{where}") from exc
+        raw = read_yaml(path, what)
+    except InputError as exc:
+        raise UserError(str(exc)) from exc
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping of {what} keys, got {type(raw).__name__}")
     return raw

@@ -6,9 +6,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hwmodel.errors import InputError
+from hwmodel.yamlio import read_yaml
 
 DEVICES_DIR = Path(__file__).parent / "devices"
 DSP_TYPES = ("DSP48E1", "DSP48E2")
@@ -92,12 +91,4 @@ def load_device(name_or_path: str | Path) -> Device:
             raise InputError(
                 f"unknown device '{text}' (known: {', '.join(known_devices())}; or a path to a YAML file)"
             )
-    if not path.is_file():
-        raise InputError(f"device file '{path}' does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{path}:{where} is not valid YAML") from exc
-    return _parse(raw, str(path))
+    return _parse(read_yaml(path, "device"), str(path))
