@@ -119,7 +119,7 @@ def run_search(args: Any) -> tuple[dict[str, Any], Outcome, Path]:
     workers = WorkerPool.prestart(args)  # --workers N: N − 1 processes start importing now
     study = resolve_study(args)
     run_dir = prepare_run_dir(args.out, study.name)
-    ctx = build_context(study, args.hw_only)
+    ctx = build_context(study, args.hw_only, cache_dir=run_dir)
     quiet_optuna()
     storage_url = args.storage or default_storage(run_dir)
     storage = open_storage(storage_url)
