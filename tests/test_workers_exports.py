@@ -1,0 +1,88 @@
+"""Exports are atomic: an export that fails half-way leaves the previous files intact."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import optuna
+import pytest
+
+from codesign.atomic import replace_dir_atomic, write_text_atomic
+from codesign.context import build_context
+from codesign.results import analyse, export_designs, trial_rows
+from codesign.runner import open_storage
+from codesign.search import entry, resolve_study
+from codesign.study import REPO_ROOT
+
+STUDY = REPO_ROOT / "studies" / "deit_small_zcu102.yaml"
+ARGS = ["--hw-only", "W8A8", "--model", "deit_small_patch16_224", "--study", str(STUDY), "--fps", "5"]
+
+
+def tree_hash(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        h.update(str(p.relative_to(root)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_failed_folder_build_keeps_old_folder(tmp_path: Path) -> None:
+    target = tmp_path / "designs"
+    (target / "3").mkdir(parents=True)
+    (target / "3" / "accelerator.json").write_text('{"old": true}\n')
+    before = tree_hash(tmp_path)
+
+    def half_way(tmp: Path) -> None:
+        (tmp / "7").mkdir()
+        (tmp / "7" / "accelerator.json").write_text('{"new": true}\n')
+        raise RuntimeError("disk full half-way")
+
+    with pytest.raises(RuntimeError, match="half-way"):
+        replace_dir_atomic(target, half_way)
+    assert tree_hash(tmp_path) == before  # old folder intact, no temporary folder left
+
+    replace_dir_atomic(target, lambda tmp: (tmp / "9").mkdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["designs"]
+    assert [p.name for p in target.iterdir()] == ["9"]
+
+
+def test_failed_file_write_keeps_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "pareto.csv"
+    write_text_atomic(path, "trial\n1\n")
+
+    def half_way(tmp: Path) -> None:
+        tmp.write_text("trial\n")
+        raise OSError("interrupted")
+
+    from codesign.atomic import write_atomic
+
+    with pytest.raises(OSError, match="interrupted"):
+        write_atomic(path, half_way)
+    assert path.read_text() == "trial\n1\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["pareto.csv"]
+
+
+def test_export_designs_failing_half_way_keeps_previous_designs(tmp_path: Path) -> None:
+    """The real exporter on a real run: the second design cannot be decoded, the first was written."""
+    assert entry([*ARGS, "--trials", "16", "--out", str(tmp_path), "--quiet", "--json", "--no-rtl"]) == 0
+    run_dir = tmp_path / "deit_small_zcu102"
+    before = tree_hash(run_dir)
+    ns = argparse.Namespace(
+        study=str(STUDY), fps=5.0, trials=16, seed=None, device=None, model="deit_small_patch16_224"
+    )
+    study = resolve_study(ns)
+    ctx = build_context(study, "W8A8")
+    trials = optuna.load_study(
+        study_name=study.name, storage=open_storage(f"sqlite:///{run_dir / 'study.db'}")
+    ).get_trials()
+    outcome = analyse(trial_rows(trials, len(ctx.objectives)), ctx.objectives)
+    assert len(outcome.pareto) >= 2
+    broken = dataclasses.replace(outcome.pareto[1], params={"hw.rows": outcome.pareto[1].params["hw.rows"]})
+    outcome.pareto = [outcome.pareto[0], broken]
+    with pytest.raises(KeyError, match="hw.cols"):  # decoding the second design
+        export_designs(ctx, outcome, run_dir, with_rtl=False)
+    assert tree_hash(run_dir) == before
