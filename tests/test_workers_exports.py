@@ -83,6 +83,6 @@ def test_export_designs_failing_half_way_keeps_previous_designs(tmp_path: Path) 
     assert len(outcome.pareto) >= 2
     broken = dataclasses.replace(outcome.pareto[1], params={"hw.rows": outcome.pareto[1].params["hw.rows"]})
     outcome.pareto = [outcome.pareto[0], broken]
-    with pytest.raises(KeyError, match="hw.cols"):  # decoding the second design
+    with pytest.raises(KeyError, match=r"hw\.cols"):  # decoding the second design
         export_designs(ctx, outcome, run_dir, with_rtl=False)
     assert tree_hash(run_dir) == before
