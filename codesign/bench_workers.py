@@ -116,6 +116,7 @@ def cpu_scaling(n: int = 8_000_000) -> float:
     2-worker speedup on this machine at this moment (other load on the cores lowers it)."""
     one = _burn(n)
     with mp.get_context("spawn").Pool(2) as pool:
+        pool.map(_burn, [1, 1])  # start-up (imports) not timed
         t = time.perf_counter()
         pool.map(_burn, [n, n])
         two = time.perf_counter() - t

@@ -187,8 +187,10 @@ class Objective:
             self.cache_hits += 1
         trial.set_user_attr("score", cached.attrs)  # one write: the whole breakdown
         fps_gap, resource_gap = constraint_values(cached.attrs, self.fps_target)
-        trial.set_constraint("fps", fps_gap)
-        trial.set_constraint("resources", resource_gap)
+        with warnings.catch_warnings():  # a retried trial inherits them from its failed attempt
+            warnings.filterwarnings("ignore", message="The constraint value is ignored")
+            trial.set_constraint("fps", fps_gap)
+            trial.set_constraint("resources", resource_gap)
         return cached.values
 
 
