@@ -41,8 +41,7 @@ from codesign.runner import (
 from codesign.study import DEFAULT_STUDY, ModelSpec, Study, load_study
 from codesign.workers import WorkerPool
 from hwmodel.cli import OneLineParser, positive_float, positive_int, run_main
-
-USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
+from hwmodel.errors import InputError
 
 
 class NoFeasibleDesign(Exception):
@@ -158,7 +157,7 @@ def run_search(args: Any) -> tuple[dict[str, Any], Outcome, Path]:
         pareto_html(optuna_study, ctx.objectives, run_dir / "pareto.html")
     if outcome.pareto:
         export_designs(ctx, outcome, run_dir, with_rtl=not args.no_rtl)
-    ran = len([r for r in rows if r.number >= 0]) - done
+    ran = len(rows) - done
     wall = time.perf_counter() - t0
     info = summary(
         ctx,
@@ -220,16 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry(argv: Sequence[str] | None = None) -> int:
     try:
-        return run_main(main, argv, user_errors=USER_ERRORS + _hw_errors(), prog="codesign.search")
+        return run_main(main, argv, user_errors=(UserError, InputError), prog="codesign.search")
     except NoFeasibleDesign as exc:
         sys.stderr.write(f"codesign.search: {exc}\n")
         return 1
-
-
-def _hw_errors() -> tuple[type[BaseException], ...]:
-    from hwmodel.cli import USER_ERRORS as HW
-
-    return HW
 
 
 if __name__ == "__main__":

@@ -189,7 +189,7 @@ def worker_main(args: dict[str, Any], spec: WorkerSpec, barrier: Any = None) -> 
     ns = argparse.Namespace(**args)
     try:
         study = resolve_study(ns)
-        ctx = build_context(study, ns.hw_only)
+        ctx = build_context(study, ns.hw_only, cache_dir=Path(ns.out) / study.name)
         storage = open_storage(spec.storage_url)
         sampler = make_sampler(ctx, seed_offset=spec.seed_base + SEED_STRIDE * spec.index, parallel=True)
         optuna_study = optuna.load_study(study_name=study.name, storage=storage, sampler=sampler)
