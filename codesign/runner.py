@@ -301,9 +301,24 @@ def directions(ctx: SearchContext) -> list[str]:
     return [OBJECTIVES[o].direction for o in ctx.objectives]
 
 
+class _KnownRecoveries(logging.Filter):
+    """Drops Optuna's log lines about recoveries codesign reports itself in one line (a dead
+    worker's journal lock being broken)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "lock file has not been released" not in record.getMessage()
+
+
+_FILTER = _KnownRecoveries()
+
+
 def quiet_optuna() -> None:
     """Optuna's info logs and its experimental/deprecation warnings are noise for users."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+    logger = logging.getLogger("optuna")
+    logger.setLevel(logging.WARNING)
+    for target in (logger, *logger.handlers):
+        if _FILTER not in target.filters:
+            target.addFilter(_FILTER)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
