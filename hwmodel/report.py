@@ -46,7 +46,8 @@ def format_table(report: dict[str, Any], device: dict[str, Any]) -> str:
         lines.append(
             f"{r['name']:<24} {r['kind']:<10} {r['m']:>5} {r['n']:>5} {r['k']:>5} {r['repeat']:>3} {prec:>6} "
             f"{r['pot_ratio']:>5.2f} {tiles:>16} {r['compute_cycles']:>10,} {r['memory_cycles']:>10,} "
-            f"{r['bound']:>9} {100 * r['pe_utilisation']:>5.1f} {r['dsp']:>5} {r['lut']:>7,} {r['bram36']:>7.1f}"
+            f"{r['bound']:>9} {100 * r['pe_utilisation']:>5.1f} {r['dsp']:>5} {r['lut']:>7,} "
+            f"{r['bram36']:>7.1f}"
         )
     res, util = report["resources"], report["utilisation"]
     violations = report["violations"]
