@@ -301,15 +301,18 @@ def directions(ctx: SearchContext) -> list[str]:
     return [OBJECTIVES[o].direction for o in ctx.objectives]
 
 
-class _KnownRecoveries(logging.Filter):
-    """Drops Optuna's log lines about recoveries codesign reports itself in one line (a dead
-    worker's journal lock being broken)."""
+class _ReportedByCodesign(logging.Filter):
+    """Drops Optuna's log lines about what codesign reports itself in one line: a dead worker's
+    journal lock being broken, a study without feasible trials."""
+
+    MESSAGES = ("lock file has not been released", "does not have any completed and feasible trials")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "lock file has not been released" not in record.getMessage()
+        message = record.getMessage()
+        return not any(m in message for m in self.MESSAGES)
 
 
-_FILTER = _KnownRecoveries()
+_FILTER = _ReportedByCodesign()
 
 
 def quiet_optuna() -> None:

@@ -180,6 +180,23 @@ def run_search(args: Any) -> tuple[dict[str, Any], Outcome, Path]:
     return info, outcome, run_dir
 
 
+def no_feasible_line(outcome: Outcome, fps: float | None, device: str) -> str:
+    """Why no design is feasible, in one line: the best FPS reached, or the closest fit."""
+    rows = outcome.rows
+    if fps and not any(r.fps_ok for r in rows):
+        best = max(rows, key=lambda r: float(r.attrs.get("fps", 0.0)))
+        return (
+            f"no design reached {fps:g} FPS: best {float(best.attrs['fps']):.2f} FPS in trial {best.number}"
+        )
+    fast = [r for r in rows if r.fps_ok]
+    closest = min(fast, key=lambda r: float(r.attrs.get("resource_use", float("inf"))))
+    target = f" at {fps:g} FPS or more" if fps else ""
+    return (
+        f"no design fits {device} under the utilisation caps{target}: closest is trial {closest.number} "
+        f"({'; '.join(closest.attrs.get('violations', [])) or 'clock above the device maximum'})"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     info, outcome, run_dir = run_search(args)
@@ -208,12 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"outputs: {run_dir}/ (pareto.csv, pareto.png, pareto.html, hypervolume.png, designs/)")
     fps = info["fps_target"]
-    if fps and not any(r.fps_ok for r in outcome.rows):
-        best = max(outcome.rows, key=lambda r: float(r.attrs.get("fps", 0.0)), default=None)
-        where = (
-            f"best {float(best.attrs['fps']):.2f} FPS in trial {best.number}" if best else "no trial finished"
-        )
-        raise NoFeasibleDesign(f"no design reached {fps:g} FPS: {where}")
+    if outcome.rows and not any(r.feasible for r in outcome.rows):
+        raise NoFeasibleDesign(no_feasible_line(outcome, fps, info["device"]))
     return 0
 
 

@@ -127,3 +127,13 @@ def test_other_search_space_cannot_resume(
     assert code == 2
     assert "another search space" in capsys.readouterr().err
     assert (run / "study.db").read_bytes() == before
+
+
+def test_no_design_fits_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """DeiT-B at ≥ 20 FPS with half its channels in shift-add PEs needs more LUTs than a ZCU102."""
+    study = str(Path(__file__).parents[1] / "studies" / "deit_base_zcu102.yaml")
+    argv = ["--study", study, "--hw-only", "W4A8P0.5", "--fps", "20", "--trials", "30"]
+    code = entry([*argv, "--out", str(tmp_path), "--quiet", "--json", "--no-rtl"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "no design fits zcu102" in err[0] and "closest is trial" in err[0], err
