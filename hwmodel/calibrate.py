@@ -70,19 +70,15 @@ def default_grid() -> list[EngineConfig]:
     ]
 
 
+#: Columns of ``synth_table.csv`` that describe the engine (the fields of :class:`EngineConfig`).
+ENGINE_COLUMNS = tuple(f.name for f in fields(EngineConfig))
+
+
 @dataclass(frozen=True)
 class SynthRow:
-    """One measured grid point (one line of ``synth_table.csv``)."""
+    """One measured grid point (one line of ``synth_table.csv``): an engine and what Yosys made of it."""
 
-    name: str
-    rows: int
-    cols_fixed: int
-    cols_pot: int
-    weight_bits: int
-    pot_weight_bits: int
-    act_bits: int
-    acc_bits: int
-    fixed_lanes_per_dsp: int
+    engine: EngineConfig
     lut: int
     ff: int
     dsp: int
@@ -91,17 +87,15 @@ class SynthRow:
     synth_seconds: float
     yosys_version: str
 
+    @property
+    def name(self) -> str:
+        return self.engine.name
+
     def config(self) -> EngineConfig:
-        return EngineConfig(
-            self.rows,
-            self.cols_fixed,
-            self.cols_pot,
-            self.weight_bits,
-            self.pot_weight_bits,
-            self.act_bits,
-            self.acc_bits,
-            self.fixed_lanes_per_dsp,
-        )
+        return self.engine
+
+
+_MEASURED = {f.name: f.type for f in fields(SynthRow) if f.name != "engine"}
 
 
 def synth_row(config: EngineConfig) -> SynthRow:
@@ -110,15 +104,7 @@ def synth_row(config: EngineConfig) -> SynthRow:
 
     res = synthesize_engine(config)
     return SynthRow(
-        name=config.name,
-        rows=config.rows,
-        cols_fixed=config.cols_fixed,
-        cols_pot=config.cols_pot,
-        weight_bits=config.weight_bits,
-        pot_weight_bits=config.pot_weight_bits,
-        act_bits=config.act_bits,
-        acc_bits=config.acc_bits,
-        fixed_lanes_per_dsp=config.fixed_lanes_per_dsp,
+        engine=config,
         lut=res.lut,
         ff=res.ff,
         dsp=res.dsp,
@@ -130,12 +116,18 @@ def synth_row(config: EngineConfig) -> SynthRow:
 
 
 def write_table(rows: list[SynthRow], path: Path = TABLE_PATH) -> None:
-    names = [f.name for f in fields(SynthRow)]
+    names = ["name", *ENGINE_COLUMNS, *_MEASURED]
     with open(path, "w", encoding="utf-8", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=names, lineterminator="\n")
         wr.writeheader()
         for row in rows:
-            wr.writerow(asdict(row))
+            flat = {"name": row.name, **asdict(row.engine)}
+            flat.update({k: getattr(row, k) for k in _MEASURED})
+            wr.writerow(flat)
+
+
+def _typed(value: str, kind: object) -> object:
+    return int(value) if kind in ("int", int) else float(value) if kind in ("float", float) else value
 
 
 def read_table(path: Path = TABLE_PATH) -> list[SynthRow]:
@@ -143,28 +135,19 @@ def read_table(path: Path = TABLE_PATH) -> list[SynthRow]:
     out: list[SynthRow] = []
     with open(path, encoding="utf-8", newline="") as fh:
         for raw in csv.DictReader(fh):
-            kw: dict[str, object] = {}
-            for f in fields(SynthRow):
-                v = raw[f.name]
-                kw[f.name] = (
-                    int(v) if f.type in ("int", int) else float(v) if f.type in ("float", float) else v
-                )
-            out.append(SynthRow(**kw))  # type: ignore[arg-type]
+            engine = EngineConfig(**{k: int(raw[k]) for k in ENGINE_COLUMNS})
+            measured = {k: _typed(raw[k], kind) for k, kind in _MEASURED.items()}
+            out.append(SynthRow(engine, **measured))  # type: ignore[arg-type]
     return out
 
 
 def engine_lut_features(row: SynthRow) -> dict[str, float]:
     """LUT features of the whole engine (fixed + PoT sub-arrays) of one grid point."""
+    e = row.engine
     fix = _lut_features(
-        row.rows,
-        row.cols_fixed,
-        False,
-        row.weight_bits,
-        row.act_bits,
-        row.acc_bits,
-        row.fixed_lanes_per_dsp,
+        e.rows, e.cols_fixed, False, e.weight_bits, e.act_bits, e.acc_bits, e.fixed_lanes_per_dsp
     )
-    pot = _lut_features(row.rows, row.cols_pot, True, row.pot_weight_bits, row.act_bits, row.acc_bits, 1)
+    pot = _lut_features(e.rows, e.cols_pot, True, e.pot_weight_bits, e.act_bits, e.acc_bits, 1)
     return {k: fix[k] + pot[k] for k in LUT_FEATURES}
 
 

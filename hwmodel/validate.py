@@ -118,14 +118,15 @@ def resource_points() -> list[ResourcePoint]:
     coef = load_coefficients()
     out = []
     for row in read_table():
+        e = row.engine
         res = engine_resources(
-            row.rows,
-            row.cols_fixed,
-            row.cols_pot,
-            row.weight_bits,
-            row.pot_weight_bits,
-            row.act_bits,
-            row.acc_bits,
+            e.rows,
+            e.cols_fixed,
+            e.cols_pot,
+            e.weight_bits,
+            e.pot_weight_bits,
+            e.act_bits,
+            e.acc_bits,
             DSP_TYPE,
             coef,
         )

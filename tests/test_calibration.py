@@ -22,7 +22,7 @@ def test_table_covers_the_grid_with_one_yosys_version() -> None:
     assert len(rows) >= 12
     assert [r.name for r in rows] == [c.name for c in default_grid()]
     assert {r.yosys_version for r in rows} == {load_coefficients().yosys_version}
-    kinds = {(r.cols_fixed > 0, r.cols_pot > 0) for r in rows}
+    kinds = {(r.engine.cols_fixed > 0, r.engine.cols_pot > 0) for r in rows}
     assert kinds == {(True, False), (False, True), (True, True)}
 
 
@@ -36,9 +36,10 @@ def test_committed_coefficients_are_the_fit_of_the_committed_table() -> None:
 def test_model_meets_targets_on_every_grid_point() -> None:
     coef = load_coefficients()
     for r in read_table():
+        e = r.engine
         res = engine_resources(
-            r.rows, r.cols_fixed, r.cols_pot, r.weight_bits, r.pot_weight_bits, r.act_bits,
-            r.acc_bits, "DSP48E2", coef,
+            e.rows, e.cols_fixed, e.cols_pot, e.weight_bits, e.pot_weight_bits, e.act_bits,
+            e.acc_bits, "DSP48E2", coef,
         )  # fmt: skip
         assert res.dsp == r.dsp, r.name
         assert r.bram36 == 0.0, r.name
