@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
@@ -50,6 +51,15 @@ def split_half_taus(
         between.append(float(stats.kendalltau(a.numpy(), b.numpy()).statistic))
         with_proxy.append(float(stats.kendalltau(list(proxies), a.numpy()).statistic))
     return sum(between) / rounds, sum(with_proxy) / rounds
+
+
+def tau_ceiling(split_half_tau: float) -> float:
+    """Kendall τ a perfect proxy (the configs' true accuracies) could reach against the measured
+    accuracy: split-half τ → Pearson r (Greiner, r = sin(πτ/2)), Spearman-Brown to the full split
+    (2r / (1 + r)), correlation with the truth = √reliability, back to τ (2/π · arcsin)."""
+    r_half = math.sin(math.pi * max(split_half_tau, 0.0) / 2)
+    reliability = 2 * r_half / (1 + r_half)
+    return 2 / math.pi * math.asin(math.sqrt(reliability))
 
 
 def run_check(
@@ -100,6 +110,7 @@ def run_check(
         "accuracy_max": max(accs),
         "split_half_tau": half_tau,
         "proxy_half_tau": proxy_half_tau,
+        "tau_ceiling": tau_ceiling(half_tau),
         "kendall_tau_forward_proxies": {
             k: float(stats.kendalltau(v, accs).statistic) for k, v in others.items()
         },
@@ -137,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Spearman rho   {res['spearman_rho']:.3f}")
         print(
             f"noise ceiling  tau(half, other half) {res['split_half_tau']:.3f}, "
-            f"tau(proxy, half) {res['proxy_half_tau']:.3f}"
+            f"tau(proxy, half) {res['proxy_half_tau']:.3f}; "
+            f"a perfect proxy would reach {res['tau_ceiling']:.3f}"
         )
         others = ", ".join(f"{k} {v:.3f}" for k, v in res["kendall_tau_forward_proxies"].items())
         print(f"tau, forward proxies  {others}")

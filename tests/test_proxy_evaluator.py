@@ -98,3 +98,13 @@ def test_proxy_check_default_meets_targets(capsys: pytest.CaptureFixture[str]) -
 def test_proxy_check_bad_args(capsys: pytest.CaptureFixture[str]) -> None:
     assert proxy_check_main(["--configs", "1"]) == 2
     assert "error: --configs" in capsys.readouterr().err
+
+
+def test_tau_ceiling_is_monotone_and_bounded() -> None:
+    from codesign.proxy_check import tau_ceiling
+
+    values = [tau_ceiling(t / 20) for t in range(21)]
+    assert values[0] == 0.0 and abs(values[-1] - 1.0) < 1e-12
+    assert all(b > a for a, b in zip(values, values[1:], strict=False))
+    # a full split is more reliable than a half: the ceiling lies above the split-half τ
+    assert all(v > t / 20 for t, v in enumerate(values[1:-1], start=1))
