@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
@@ -105,6 +106,6 @@ def test_tau_ceiling_is_monotone_and_bounded() -> None:
 
     values = [tau_ceiling(t / 20) for t in range(21)]
     assert values[0] == 0.0 and abs(values[-1] - 1.0) < 1e-12
-    assert all(b > a for a, b in zip(values, values[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(values))
     # a full split is more reliable than a half: the ceiling lies above the split-half τ
     assert all(v > t / 20 for t, v in enumerate(values[1:-1], start=1))
