@@ -7,7 +7,6 @@ whole output tree (storage included) before and after.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from runfolder import tree_hash
 
 from codesign.pgcluster import free_port
 from codesign.search import entry
@@ -30,15 +30,6 @@ CHECKPOINT = REPO_ROOT / "codesign" / "assets" / "default_vit_mnist.pt"
 def base_argv(out: Path, study: Path = STUDY) -> list[str]:
     model = ["--hw-only", "W8A8", "--model", "deit_small_patch16_224", "--study", str(study)]
     return [*model, "--fps", "5", "--trials", "10", "--out", str(out), "--quiet", "--json", "--no-rtl"]
-
-
-def tree_hash(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        h.update(str(p.relative_to(root)).encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def study_yaml(folder: Path, name: str = NAME, space: Path = SPACE, extra: str = "", model: str = "") -> Path:

@@ -114,16 +114,21 @@ def wait_for(storage: str, min_complete: int, proc: subprocess.Popen[str], timeo
     raise AssertionError("study did not progress")
 
 
-def test_sigkill_mid_study_then_resume_postgresql(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
-    budget = 70
-    proc = subprocess.Popen(
-        command(tmp_path, pg_url, budget, 2),
+def start_search(tmp_path: Path, storage: str, budget: int) -> subprocess.Popen[str]:
+    """The search with 2 workers as a process group of its own (so a test can kill it whole)."""
+    return subprocess.Popen(
+        command(tmp_path, storage, budget, 2),
         env=env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+def test_sigkill_mid_study_then_resume_postgresql(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+    budget = 70
+    proc = start_search(tmp_path, pg_url, budget)
     try:
         wait_for(pg_url, 25, proc)
         os.killpg(proc.pid, signal.SIGKILL)  # the main process and its worker, mid-trial
@@ -154,14 +159,7 @@ def test_sigkill_one_worker_journal_run_goes_on(tmp_path: Path) -> None:
     """A journal file has no heartbeats: the dead worker's trial is found by its pid."""
     budget = 90
     storage = str(tmp_path / "study.log")
-    proc = subprocess.Popen(
-        command(tmp_path, storage, budget, 2),
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_search(tmp_path, storage, budget)
     try:
         deadline = time.monotonic() + 120
         victim = None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import optuna
 import pytest
+from runfolder import tree_hash
 
 from codesign.atomic import replace_dir_atomic, write_text_atomic
 from codesign.context import build_context
@@ -19,15 +19,6 @@ from codesign.study import REPO_ROOT
 
 STUDY = REPO_ROOT / "studies" / "deit_small_zcu102.yaml"
 ARGS = ["--hw-only", "W8A8", "--model", "deit_small_patch16_224", "--study", str(STUDY), "--fps", "5"]
-
-
-def tree_hash(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        h.update(str(p.relative_to(root)).encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def test_failed_folder_build_keeps_old_folder(tmp_path: Path) -> None:
