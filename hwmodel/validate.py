@@ -43,18 +43,9 @@ class CycleCase:
     m: int
     n: int
     k: int
-    rows: int
-    cols_fixed: int
-    cols_pot: int
-    weight_bits: int
-    pot_weight_bits: int
-    act_bits: int
-    acc_bits: int
-    lanes: int
+    engine: EngineConfig
+    tiling: GemmTiling
     pot_ratio: float
-    tm: int
-    tn: int
-    tk: int
     analytic_cycles: int
     simulated_cycles: int
     outputs_exact: bool
@@ -107,11 +98,7 @@ def run_cycle_case(rng: np.random.Generator) -> CycleCase:
     run = simulate_gemm(a, w, cfg, til, ratio)
     ana = gemm_compute_cycles(m, n, k, cfg.rows, cfg.cols_fixed, cfg.cols_pot, ratio, til.tm, til.tn, til.tk)
     exact = bool(np.array_equal(run.outputs, reference_gemm(a, w, mask, cfg)))
-    return CycleCase(
-        m, n, k, cfg.rows, cfg.cols_fixed, cfg.cols_pot, cfg.weight_bits, cfg.pot_weight_bits,
-        cfg.act_bits, cfg.acc_bits, cfg.fixed_lanes_per_dsp, ratio, til.tm, til.tn, til.tk,
-        ana, run.cycles, exact,
-    )  # fmt: skip
+    return CycleCase(m, n, k, cfg, til, ratio, ana, run.cycles, exact)
 
 
 def resource_points() -> list[ResourcePoint]:
@@ -120,16 +107,9 @@ def resource_points() -> list[ResourcePoint]:
     for row in read_table():
         e = row.engine
         res = engine_resources(
-            e.rows,
-            e.cols_fixed,
-            e.cols_pot,
-            e.weight_bits,
-            e.pot_weight_bits,
-            e.act_bits,
-            e.acc_bits,
-            DSP_TYPE,
-            coef,
-        )
+            e.rows, e.cols_fixed, e.cols_pot, e.weight_bits, e.pot_weight_bits, e.act_bits, e.acc_bits,
+            DSP_TYPE, coef,
+        )  # fmt: skip
         out.append(
             ResourcePoint(
                 name=row.name,
@@ -225,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
               f"mismatches, {summary['output_mismatches']} output mismatches")  # fmt: skip
         if args.verbose:
             for c in cyc:
-                print(f"  M{c.m} N{c.n} K{c.k} R{c.rows} Cf{c.cols_fixed} Cp{c.cols_pot} "
-                      f"ratio {c.pot_ratio} T({c.tm},{c.tn},{c.tk}): analytic {c.analytic_cycles}"
+                e, t = c.engine, c.tiling
+                print(f"  M{c.m} N{c.n} K{c.k} R{e.rows} Cf{e.cols_fixed} Cp{e.cols_pot} "
+                      f"ratio {c.pot_ratio} T({t.tm},{t.tn},{t.tk}): analytic {c.analytic_cycles}"
                       f" simulated {c.simulated_cycles} exact {c.outputs_exact}")  # fmt: skip
         print(f"\nresources vs Yosys ({load_coefficients().yosys_version}), {len(res)} points:")
         print(f"{'config':40s} {'DSP m/y':>9s} {'FF model':>9s} {'FF yosys':>9s} {'err':>6s} "
