@@ -239,9 +239,8 @@ def export_designs(ctx: SearchContext, outcome: Outcome, run_dir: Path, with_rtl
             d = tmp / str(r.number)
             d.mkdir(parents=True)
             report = evaluate(ctx.workload, cand.accel, ctx.device, ctx.study.caps, detail=True)
-            write_json(
-                d / "accelerator.json", accelerator_document(cand, ctx.workload, ctx.device, report, r.number)
-            )
+            accel_doc = accelerator_document(cand, ctx.workload, ctx.device, report, r.number)
+            write_json(d / "accelerator.json", accel_doc)
             accuracy = {
                 "proxy": r.attrs.get("proxy"),
                 "proxy_kind": ctx.study.proxy_kind,
@@ -255,9 +254,7 @@ def export_designs(ctx: SearchContext, outcome: Outcome, run_dir: Path, with_rtl
             doc = quant_document(cand.quant, ctx.layers, ctx.workload.model_name, accuracy, act_scales)
             write_json(d / "quant.json", doc)
             if with_rtl:
-                engine_key = json.dumps(
-                    accelerator_document(cand, ctx.workload, ctx.device, report, None)["engines"]
-                )
+                engine_key = json.dumps(accel_doc["engines"], sort_keys=True)
                 if engine_key not in verilog_cache:
                     verilog_cache[engine_key] = engine_verilog_for(cand, ctx.workload, ctx.device)
                 (d / "rtl").mkdir()
