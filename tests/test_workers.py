@@ -114,6 +114,30 @@ def wait_for(storage: str, min_complete: int, proc: subprocess.Popen[str], timeo
     raise AssertionError("study did not progress")
 
 
+def running_trials(storage: str) -> list[FrozenTrial]:
+    try:
+        return [t for t in trials_of(storage) if t.state == TrialState.RUNNING]
+    except (KeyError, ValueError):  # the study does not exist yet, or a journal line is half written
+        return []
+
+
+def kill_group_mid_trial(storage: str, proc: subprocess.Popen[str], min_complete: int = 25) -> None:
+    """SIGKILL the search (main process and worker) while a trial is RUNNING in the storage.
+
+    A hardware-only trial lasts milliseconds, so a trial seen RUNNING may finish before a plain
+    kill lands. The group is frozen first (SIGSTOP), the storage read while nothing moves, and
+    killed only if a trial is still RUNNING; otherwise it is thawed and tried again."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        wait_for(storage, min_complete, proc)
+        os.killpg(proc.pid, signal.SIGSTOP)
+        if running_trials(storage):
+            os.killpg(proc.pid, signal.SIGKILL)
+            return
+        os.killpg(proc.pid, signal.SIGCONT)
+    raise AssertionError("never caught the search mid-trial")
+
+
 def start_search(tmp_path: Path, storage: str, budget: int) -> subprocess.Popen[str]:
     """The search with 2 workers as a process group of its own (so a test can kill it whole)."""
     return subprocess.Popen(
@@ -130,8 +154,7 @@ def test_sigkill_mid_study_then_resume_postgresql(tmp_path: Path, pg_url: str) -
     budget = 70
     proc = start_search(tmp_path, pg_url, budget)
     try:
-        wait_for(pg_url, 25, proc)
-        os.killpg(proc.pid, signal.SIGKILL)  # the main process and its worker, mid-trial
+        kill_group_mid_trial(pg_url, proc)
     finally:
         proc.wait(30)
     before = trials_of(pg_url)
@@ -154,6 +177,12 @@ def test_sigkill_mid_study_then_resume_postgresql(tmp_path: Path, pg_url: str) -
         assert number in retried
 
 
+def worker_pids(storage: str) -> set[int]:
+    """The pids of the workers that have a trial RUNNING."""
+    owners = {str(t.user_attrs.get("worker", ":0")).rsplit(":", 1)[1] for t in running_trials(storage)}
+    return {int(pid) for pid in owners} - {0}
+
+
 @pytest.mark.slow
 def test_sigkill_one_worker_journal_run_goes_on(tmp_path: Path) -> None:
     """A journal file has no heartbeats: the dead worker's trial is found by its pid."""
@@ -165,12 +194,13 @@ def test_sigkill_one_worker_journal_run_goes_on(tmp_path: Path) -> None:
         victim = None
         while victim is None and time.monotonic() < deadline:
             assert proc.poll() is None, "search ended before a worker could be killed"
-            try:
-                running = [t for t in trials_of(storage) if t.state == TrialState.RUNNING]
-            except (KeyError, ValueError):
-                running = []
-            owners = {int(str(t.user_attrs.get("worker", ":0")).rsplit(":", 1)[1]) for t in running}
-            victim = next((pid for pid in owners if pid not in (0, proc.pid)), None)
+            candidate = next((pid for pid in worker_pids(storage) if pid != proc.pid), None)
+            if candidate is not None:  # freeze it, and kill it only if its trial is still RUNNING
+                os.kill(candidate, signal.SIGSTOP)
+                if candidate in worker_pids(storage):
+                    victim = candidate
+                else:
+                    os.kill(candidate, signal.SIGCONT)
             time.sleep(0.02)
         assert victim is not None, "the extra worker never ran a trial"
         os.kill(victim, signal.SIGKILL)
