@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import time
 
 import pytest
 
@@ -54,14 +53,16 @@ def test_proxy_orders_precisions(evaluator: Evaluator) -> None:
     assert evaluator.accuracy(QuantConfig.uniform("W2A4")) < evaluator.fp32_accuracy() - 5
 
 
-def test_proxy_is_cheap(evaluator: Evaluator) -> None:
+def test_forward_proxies_of_a_random_config(evaluator: Evaluator) -> None:
+    """Speed is measured by ``python -m codesign.proxy_check`` (proxy_s vs eval_s), not here."""
     names = evaluator.layer_names()
     assert len(names) == 2 + 6 * 6 and all(n in names for n in ("blocks.5.attn.sv", "head"))
-    cfg = random_config(DEFAULT_SPACE, names, random.Random(3))
-    evaluator.quantized(cfg)  # warm the memoised scales / weights of this config
-    t0 = time.perf_counter()
-    evaluator.proxy_scores(cfg)
-    assert time.perf_counter() - t0 < 1.0  # ~0.1 s on 2 idle cores; loose for busy CI
+    scores = evaluator.proxy_scores(random_config(DEFAULT_SPACE, names, random.Random(3)))
+    fp32 = evaluator.proxy_scores(QuantConfig.uniform("W32A32"))
+    assert scores.kl < 0 and fp32.kl == pytest.approx(0.0, abs=1e-7)  # −KL: 0 only for FP32
+    assert 0 <= scores.agree <= 100 and fp32.agree == 100
+    assert scores.ce < fp32.ce  # quantization noise raises the cross-entropy
+    assert scores.seconds > 0
 
 
 def test_random_configs_respect_space() -> None:
