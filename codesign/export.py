@@ -107,9 +107,11 @@ def accelerator_document(
                 "depth_words": b.depth_words,
                 "width_bits": b.width_bits,
                 "double_buffered": b.double_buffered,
-                "bram36": b.bram36,
+                "bram36": mem.bram36,
+                "lutram_primitives": mem.lutram_primitives,
             }
             for b in buffers(workload, accel)
+            for mem in (b.memory(device.family),)
         ],
         "predicted": report.to_dict(),
     }

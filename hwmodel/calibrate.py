@@ -6,6 +6,10 @@ table to ``hwmodel/calibration/synth_table.csv`` and refits the LUT coefficients
 ``hwmodel/calibration/coefficients.json`` (non-negative least squares on relative error). DSP and
 FF are structural (``hwmodel.cost``) and are only checked, not fitted. ``--fit-only`` refits from
 the committed table without synthesising.
+
+``--memories`` synthesises a grid of buffer banks (``hwmodel.rtl.memory``, depth × width, for
+UltraScale+ and 7-series) instead and writes ``hwmodel/calibration/memory_table.csv``: the block
+RAM / LUT RAM mapping that ``hwmodel.validate`` compares with ``hwmodel.buffers.bank_memory``.
 """
 
 from __future__ import annotations
@@ -180,6 +184,76 @@ def write_coefficients(
     load_coefficients.cache_clear()
 
 
+MEMORY_TABLE_PATH = COEFFICIENTS_PATH.parent / "memory_table.csv"
+MEMORY_DEPTHS = (16, 32, 64, 128, 192, 256, 384, 512, 1024, 2048, 4096)
+MEMORY_WIDTHS = (1, 2, 4, 8, 16, 28, 36, 64)
+
+
+@dataclass(frozen=True)
+class MemoryRow:
+    """Yosys's mapping of one buffer bank on one device family."""
+
+    family: str
+    depth_words: int
+    width_bits: int
+    bram36: float
+    lutram_primitives: int
+    lut: int
+    ff: int
+    yosys_version: str
+
+
+def memory_grid() -> list[tuple[str, int, int]]:
+    """(family, depth, width) points: the full grid on UltraScale+, a coarser one on 7-series."""
+    from hwmodel.rtl.verilog import YOSYS_FAMILIES
+
+    xcup = [("zynq_ultrascale_plus", d, w) for d in MEMORY_DEPTHS for w in MEMORY_WIDTHS]
+    xc7 = [("zynq7000", d, w) for d in MEMORY_DEPTHS[::2] for w in MEMORY_WIDTHS[1::2]]
+    assert {f for f, _, _ in xcup + xc7} <= set(YOSYS_FAMILIES)
+    return xcup + xc7
+
+
+def memory_row(point: tuple[str, int, int]) -> MemoryRow:
+    """Synthesise one buffer bank (runs in a worker process)."""
+    from hwmodel.rtl.memory import bank_verilog
+    from hwmodel.rtl.verilog import YOSYS_FAMILIES, synthesize_verilog
+
+    family, depth, width = point
+    res = synthesize_verilog(bank_verilog(depth, width), family=YOSYS_FAMILIES[family])
+    return MemoryRow(family, depth, width, res.bram36, res.lutram, res.lut, res.ff, res.yosys_version)
+
+
+def write_memory_table(rows: list[MemoryRow], path: Path = MEMORY_TABLE_PATH) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=[f.name for f in fields(MemoryRow)], lineterminator="\n")
+        wr.writeheader()
+        for row in rows:
+            wr.writerow(asdict(row))
+
+
+def read_memory_table(path: Path = MEMORY_TABLE_PATH) -> list[MemoryRow]:
+    """The committed buffer-bank synthesis table."""
+    kinds = {f.name: f.type for f in fields(MemoryRow)}
+    with open(path, encoding="utf-8", newline="") as fh:
+        return [
+            MemoryRow(**{k: _typed(v, kinds[k]) for k, v in raw.items()})  # type: ignore[arg-type]
+            for raw in csv.DictReader(fh)
+        ]
+
+
+def run_memory_grid(jobs: int) -> list[MemoryRow]:
+    rows: list[MemoryRow] = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for row in pool.map(memory_row, memory_grid()):
+            print(
+                f"{row.family:22s} {row.depth_words:5d} × {row.width_bits:<3d} BRAM36 {row.bram36:4.1f} "
+                f"LUTRAM {row.lutram_primitives:3d} LUT {row.lut:4d} FF {row.ff:4d}",
+                flush=True,
+            )
+            rows.append(row)
+    return rows
+
+
 def run_grid(configs: list[EngineConfig], jobs: int) -> list[SynthRow]:
     results: list[SynthRow] = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -197,11 +271,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m hwmodel.calibrate", description=__doc__)
     ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default 2)")
     ap.add_argument("--fit-only", action="store_true", help="refit from the committed synth_table.csv")
+    ap.add_argument("--memories", action="store_true", help="synthesise the buffer-bank grid instead")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         print("error: --jobs must be ≥ 1", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
+    if args.memories:
+        mem_rows = run_memory_grid(args.jobs)
+        write_memory_table(mem_rows)
+        print(f"{len(mem_rows)} buffer banks, {time.perf_counter() - t0:.0f} s → {MEMORY_TABLE_PATH}")
+        return 0
     if args.fit_only:
         if not TABLE_PATH.exists():
             print(f"error: no synthesis table at {TABLE_PATH}", file=sys.stderr)

@@ -281,14 +281,16 @@ def _buffers(workload: Workload, config: AcceleratorConfig, la: _LayerArrays) ->
     return bufs
 
 
-def _layer_bram(config: AcceleratorConfig, la: _LayerArrays, i: int) -> float:
+def _layer_bram(config: AcceleratorConfig, la: _LayerArrays, i: int, family: str) -> float:
+    """BRAM36 the layer's own tile needs (its A, B and C buffers)."""
     rows, cols = config.rows, config.cols
     tm, tn, tk = int(la.tm[i]), int(la.tn[i]), int(la.tk[i])
-    return (
-        Buffer("a", rows, -(-tm // rows) * tk, int(la.ab[i])).bram36
-        + Buffer("b", cols, -(-tn // cols) * tk, int(la.wb[i])).bram36
-        + Buffer("c", cols, tm * -(-tn // cols), config.acc_bits).bram36
+    bufs = (
+        Buffer("a", rows, -(-tm // rows) * tk, int(la.ab[i])),
+        Buffer("b", cols, -(-tn // cols) * tk, int(la.wb[i])),
+        Buffer("c", cols, tm * -(-tn // cols), config.acc_bits),
     )
+    return sum(b.memory(family).bram36 for b in bufs)
 
 
 def engine_widths(workload: Workload, config: AcceleratorConfig) -> tuple[int, int, int]:
@@ -347,6 +349,7 @@ def evaluate(
     sysc = coef.system
     bufs = _buffers(workload, config, la)
     banks = sum(b.banks for b in bufs)
+    mems = [b.memory(device.family) for b in bufs]
     lanes = config.nonlinear_lanes
     nl = coef.nonlinear.values()
     dsp = eng.dsp + lanes * sum(c.dsp_per_lane for c in nl) + int(sysc["dsp_const"])
@@ -355,14 +358,16 @@ def evaluate(
         + lanes * sum(c.lut_per_lane for c in nl)
         + sysc["lut_const"]
         + banks * sysc["lut_per_buffer_bank"]
+        + sum(m.lut for m in mems)
     )
     ff = (
         eng.ff
         + lanes * sum(c.ff_per_lane for c in nl)
         + sysc["ff_const"]
         + banks * sysc["ff_per_buffer_bank"]
+        + sum(m.ff for m in mems)
     )
-    bram = sum(b.bram36 for b in bufs) + sysc["bram36_const"]
+    bram = sum(m.bram36 for m in mems) + sysc["bram36_const"]
     res = Resources(dsp=int(dsp), lut=round(lut), ff=round(ff), bram36=float(bram))
     util = {
         "dsp": res.dsp / device.dsp if device.dsp else float("inf") if res.dsp else 0.0,
@@ -387,7 +392,7 @@ def evaluate(
     if detail:
         widths = (max(wb_fix, 1), max(wb_pot, 1), ab)
         parts = _part_resources(config, widths, device, coef)
-        layers = _layer_table(workload, config, la, timing, nl_cycles, parts)
+        layers = _layer_table(workload, config, la, timing, nl_cycles, parts, device.family)
     return DesignReport(
         model_name=workload.model_name,
         device=device.name,
@@ -423,6 +428,7 @@ def _layer_table(
     timing: _GemmTiming,
     nl_cycles: list[int],
     parts: tuple[tuple[int, int], tuple[int, int]],
+    family: str,
 ) -> tuple[LayerResult, ...]:
     (fix_dsp, fix_lut), (pot_dsp, pot_lut) = parts
     rows: list[LayerResult] = []
@@ -459,7 +465,7 @@ def _layer_table(
                     pe_utilisation=op.macs / (latency * config.pes) if latency else 0.0,
                     dsp=fix_dsp * uses_fix + pot_dsp * uses_pot,
                     lut=fix_lut * uses_fix + pot_lut * uses_pot,
-                    bram36=_layer_bram(config, la, i),
+                    bram36=_layer_bram(config, la, i, family),
                 )
             )
         else:

