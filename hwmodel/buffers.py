@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 #: (depth, width) aspect ratios of one RAMB36 in simple-dual-port mode.
 BRAM36_GEOMETRIES: tuple[tuple[int, int], ...] = (
@@ -108,6 +109,7 @@ def _lutram_choice(depth_words: int, width_bits: int, lib: LutramLibrary) -> tup
     return BankMemory(0.0, primitives, lut, width_bits), cost
 
 
+@lru_cache(maxsize=4096)
 def bank_memory(depth_words: int, width_bits: int, family: str) -> BankMemory:
     """How one ``depth_words`` × ``width_bits`` bank is built on a device of ``family``."""
     if depth_words <= 0 or width_bits <= 0:
