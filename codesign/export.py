@@ -111,7 +111,7 @@ def accelerator_document(
                 "lutram_primitives": mem.lutram_primitives,
             }
             for b in buffers(workload, accel)
-            for mem in (b.memory(device.family),)
+            for mem in (b.memory(device.synth_family),)
         ],
         "predicted": report.to_dict(),
     }

@@ -66,10 +66,12 @@ class LutramLibrary:
     luts_per_primitive: int
 
 
-#: Per device family (``Device.family``); a family not listed maps every bank to block RAM.
+_ULTRASCALE = LutramLibrary(16.0, 16.0, ((5, 14), (6, 7)), 8)  # RAM32M16, RAM64M8 (lutrams_xcu.txt)
+#: Per Yosys family (``Device.synth_family``); a family not listed maps every bank to block RAM.
 LUTRAM_LIBRARIES: dict[str, LutramLibrary] = {
-    "zynq_ultrascale_plus": LutramLibrary(16.0, 16.0, ((5, 14), (6, 7)), 8),  # RAM32M16, RAM64M8
-    "zynq7000": LutramLibrary(8.0, 7.0, ((5, 6), (6, 3)), 4),  # RAM32M, RAM64M
+    "xcup": _ULTRASCALE,
+    "xcu": _ULTRASCALE,
+    "xc7": LutramLibrary(8.0, 7.0, ((5, 6), (6, 3)), 4),  # RAM32M, RAM64M (lutrams_xc5v.txt)
 }
 
 
@@ -110,12 +112,12 @@ def _lutram_choice(depth_words: int, width_bits: int, lib: LutramLibrary) -> tup
 
 
 @lru_cache(maxsize=4096)
-def bank_memory(depth_words: int, width_bits: int, family: str) -> BankMemory:
-    """How one ``depth_words`` × ``width_bits`` bank is built on a device of ``family``."""
+def bank_memory(depth_words: int, width_bits: int, synth_family: str) -> BankMemory:
+    """How one ``depth_words`` × ``width_bits`` bank is built on a ``synth_family`` device (``xcup``)."""
     if depth_words <= 0 or width_bits <= 0:
         return BankMemory(0.0)
     bram36, bram_cost = _bram_choice(depth_words, width_bits)
-    lib = LUTRAM_LIBRARIES.get(family)
+    lib = LUTRAM_LIBRARIES.get(synth_family)
     if lib is not None:
         lutram, lutram_cost = _lutram_choice(depth_words, width_bits, lib)
         if lutram_cost < bram_cost:
@@ -138,8 +140,8 @@ class Buffer:
         copies = 2 if self.double_buffered else 1
         return copies * self.banks * self.depth_words * self.width_bits
 
-    def memory(self, family: str) -> BankMemory:
-        """The whole buffer (all banks and copies) on a device of ``family``."""
+    def memory(self, synth_family: str) -> BankMemory:
+        """The whole buffer (all banks and copies) on a ``synth_family`` device (``Device.synth_family``)."""
         n = (2 if self.double_buffered else 1) * self.banks
-        one = bank_memory(self.depth_words, self.width_bits, family)
+        one = bank_memory(self.depth_words, self.width_bits, synth_family)
         return BankMemory(n * one.bram36, n * one.lutram_primitives, n * one.lut, n * one.ff)

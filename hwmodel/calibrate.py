@@ -193,7 +193,7 @@ MEMORY_WIDTHS = (1, 2, 4, 8, 16, 28, 36, 64)
 class MemoryRow:
     """Yosys's mapping of one buffer bank on one device family."""
 
-    family: str
+    synth_family: str
     depth_words: int
     width_bits: int
     bram36: float
@@ -204,22 +204,19 @@ class MemoryRow:
 
 
 def memory_grid() -> list[tuple[str, int, int]]:
-    """(family, depth, width) points: the full grid on UltraScale+, a coarser one on 7-series."""
-    from hwmodel.rtl.verilog import YOSYS_FAMILIES
-
-    xcup = [("zynq_ultrascale_plus", d, w) for d in MEMORY_DEPTHS for w in MEMORY_WIDTHS]
-    xc7 = [("zynq7000", d, w) for d in MEMORY_DEPTHS[::2] for w in MEMORY_WIDTHS[1::2]]
-    assert {f for f, _, _ in xcup + xc7} <= set(YOSYS_FAMILIES)
+    """(Yosys family, depth, width) points: the full grid on UltraScale+, a coarser one on 7-series."""
+    xcup = [("xcup", d, w) for d in MEMORY_DEPTHS for w in MEMORY_WIDTHS]
+    xc7 = [("xc7", d, w) for d in MEMORY_DEPTHS[::2] for w in MEMORY_WIDTHS[1::2]]
     return xcup + xc7
 
 
 def memory_row(point: tuple[str, int, int]) -> MemoryRow:
     """Synthesise one buffer bank (runs in a worker process)."""
     from hwmodel.rtl.memory import bank_verilog
-    from hwmodel.rtl.verilog import YOSYS_FAMILIES, synthesize_verilog
+    from hwmodel.rtl.verilog import synthesize_verilog
 
     family, depth, width = point
-    res = synthesize_verilog(bank_verilog(depth, width), family=YOSYS_FAMILIES[family])
+    res = synthesize_verilog(bank_verilog(depth, width), family=family)
     return MemoryRow(family, depth, width, res.bram36, res.lutram, res.lut, res.ff, res.yosys_version)
 
 
@@ -246,7 +243,7 @@ def run_memory_grid(jobs: int) -> list[MemoryRow]:
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for row in pool.map(memory_row, memory_grid()):
             print(
-                f"{row.family:22s} {row.depth_words:5d} × {row.width_bits:<3d} BRAM36 {row.bram36:4.1f} "
+                f"{row.synth_family:5s} {row.depth_words:5d} × {row.width_bits:<3d} BRAM36 {row.bram36:4.1f} "
                 f"LUTRAM {row.lutram_primitives:3d} LUT {row.lut:4d} FF {row.ff:4d}",
                 flush=True,
             )

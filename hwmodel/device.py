@@ -11,6 +11,19 @@ from hwmodel.yamlio import read_yaml
 
 DEVICES_DIR = Path(__file__).parent / "devices"
 DSP_TYPES = ("DSP48E1", "DSP48E2")
+#: Device family → (``synth_xilinx -family`` of Yosys, DSP slice of the family).
+FAMILIES: dict[str, tuple[str, str]] = {
+    "zynq7000": ("xc7", "DSP48E1"),
+    "artix7": ("xc7", "DSP48E1"),
+    "kintex7": ("xc7", "DSP48E1"),
+    "virtex7": ("xc7", "DSP48E1"),
+    "spartan7": ("xc7", "DSP48E1"),
+    "kintex_ultrascale": ("xcu", "DSP48E2"),
+    "virtex_ultrascale": ("xcu", "DSP48E2"),
+    "zynq_ultrascale_plus": ("xcup", "DSP48E2"),
+    "kintex_ultrascale_plus": ("xcup", "DSP48E2"),
+    "virtex_ultrascale_plus": ("xcup", "DSP48E2"),
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,11 @@ class Device:
     default_freq_mhz: float
     max_freq_mhz: float
     offchip_bandwidth_gbps: float
+
+    @property
+    def synth_family(self) -> str:
+        """The family as Yosys's ``synth_xilinx -family`` names it (``xc7``, ``xcu``, ``xcup``)."""
+        return FAMILIES[self.family][0]
 
     def bytes_per_cycle(self, freq_mhz: float) -> float:
         """Off-chip bytes transferred per accelerator clock cycle at ``freq_mhz``."""
@@ -70,10 +88,16 @@ def _parse(raw: Any, source: str) -> Device:
         if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
             raise InputError(f"{source}: key '{key}' must be a positive number, got {v!r}")
         values[key] = float(v)
+    if values["family"] not in FAMILIES:
+        raise InputError(f"{source}: key 'family' is {values['family']!r} (allowed: {', '.join(FAMILIES)})")
     if values["dsp_type"] not in DSP_TYPES:
         raise InputError(
             f"{source}: key 'dsp_type' is {values['dsp_type']!r} (allowed: {', '.join(DSP_TYPES)})"
         )
+    family, dsp_type = values["family"], values["dsp_type"]
+    family_dsp = FAMILIES[family][1]
+    if dsp_type != family_dsp:
+        raise InputError(f"{source}: key 'dsp_type' is {dsp_type!r} but family {family!r} has {family_dsp}")
     if values["default_freq_mhz"] > values["max_freq_mhz"]:
         raise InputError(f"{source}: key 'default_freq_mhz' exceeds 'max_freq_mhz'")
     if values["lut"] == 0 or values["ff"] == 0:

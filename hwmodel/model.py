@@ -281,7 +281,7 @@ def _buffers(workload: Workload, config: AcceleratorConfig, la: _LayerArrays) ->
     return bufs
 
 
-def _layer_bram(config: AcceleratorConfig, la: _LayerArrays, i: int, family: str) -> float:
+def _layer_bram(config: AcceleratorConfig, la: _LayerArrays, i: int, synth_family: str) -> float:
     """BRAM36 the layer's own tile needs (its A, B and C buffers)."""
     rows, cols = config.rows, config.cols
     tm, tn, tk = int(la.tm[i]), int(la.tn[i]), int(la.tk[i])
@@ -290,7 +290,7 @@ def _layer_bram(config: AcceleratorConfig, la: _LayerArrays, i: int, family: str
         Buffer("b", cols, -(-tn // cols) * tk, int(la.wb[i])),
         Buffer("c", cols, tm * -(-tn // cols), config.acc_bits),
     )
-    return sum(b.memory(family).bram36 for b in bufs)
+    return sum(b.memory(synth_family).bram36 for b in bufs)
 
 
 def engine_widths(workload: Workload, config: AcceleratorConfig) -> tuple[int, int, int]:
@@ -349,7 +349,7 @@ def evaluate(
     sysc = coef.system
     bufs = _buffers(workload, config, la)
     banks = sum(b.banks for b in bufs)
-    mems = [b.memory(device.family) for b in bufs]
+    mems = [b.memory(device.synth_family) for b in bufs]
     lanes = config.nonlinear_lanes
     nl = coef.nonlinear.values()
     dsp = eng.dsp + lanes * sum(c.dsp_per_lane for c in nl) + int(sysc["dsp_const"])
@@ -392,7 +392,7 @@ def evaluate(
     if detail:
         widths = (max(wb_fix, 1), max(wb_pot, 1), ab)
         parts = _part_resources(config, widths, device, coef)
-        layers = _layer_table(workload, config, la, timing, nl_cycles, parts, device.family)
+        layers = _layer_table(workload, config, la, timing, nl_cycles, parts, device.synth_family)
     return DesignReport(
         model_name=workload.model_name,
         device=device.name,
@@ -428,7 +428,7 @@ def _layer_table(
     timing: _GemmTiming,
     nl_cycles: list[int],
     parts: tuple[tuple[int, int], tuple[int, int]],
-    family: str,
+    synth_family: str,
 ) -> tuple[LayerResult, ...]:
     (fix_dsp, fix_lut), (pot_dsp, pot_lut) = parts
     rows: list[LayerResult] = []
@@ -465,7 +465,7 @@ def _layer_table(
                     pe_utilisation=op.macs / (latency * config.pes) if latency else 0.0,
                     dsp=fix_dsp * uses_fix + pot_dsp * uses_pot,
                     lut=fix_lut * uses_fix + pot_lut * uses_pot,
-                    bram36=_layer_bram(config, la, i, family),
+                    bram36=_layer_bram(config, la, i, synth_family),
                 )
             )
         else:

@@ -134,7 +134,7 @@ def resource_points() -> list[ResourcePoint]:
 class MemoryPoint:
     """Model vs Yosys for one buffer bank (LUT counts include the LUTs inside LUT RAM)."""
 
-    family: str
+    synth_family: str
     depth_words: int
     width_bits: int
     bram_model: float
@@ -154,11 +154,11 @@ class MemoryPoint:
 def memory_points() -> list[MemoryPoint]:
     out = []
     for row in read_memory_table():
-        mem = bank_memory(row.depth_words, row.width_bits, row.family)
-        per_primitive = LUTRAM_LIBRARIES[row.family].luts_per_primitive
+        mem = bank_memory(row.depth_words, row.width_bits, row.synth_family)
+        per_primitive = LUTRAM_LIBRARIES[row.synth_family].luts_per_primitive
         out.append(
             MemoryPoint(
-                family=row.family,
+                synth_family=row.synth_family,
                 depth_words=row.depth_words,
                 width_bits=row.width_bits,
                 bram_model=mem.bram36,
@@ -281,11 +281,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * p.lut_rel_err:5.1f}% {p.bram_yosys:5.1f}")  # fmt: skip
         print(f"\nbuffer banks vs Yosys: {len(mems)} points, {summary['memory_mapping_mismatches']} "
               f"mapping mismatches ({summary['lutram_banks']} in LUT RAM)")  # fmt: skip
-        print(f"{'family':22s} {'depth×width':>12s} {'BRAM36 m/y':>11s} {'LUTRAM m/y':>11s} "
+        print(f"{'family':6s} {'depth×width':>12s} {'BRAM36 m/y':>11s} {'LUTRAM m/y':>11s} "
               f"{'LUT m/y':>10s} {'FF m/y':>9s}")  # fmt: skip
         for q in mems:
             flag = "" if q.mapped_alike else "  MISMATCH"
-            print(f"{q.family:22s} {q.depth_words:6d}×{q.width_bits:<5d} "
+            print(f"{q.synth_family:6s} {q.depth_words:6d}×{q.width_bits:<5d} "
                   f"{q.bram_model:5.1f}/{q.bram_yosys:<5.1f} "
                   f"{q.lutram_model:5d}/{q.lutram_yosys:<5d} {q.lut_model:4d}/{q.lut_yosys:<5d} "
                   f"{q.ff_model:4d}/{q.ff_yosys:<4d}{flag}")  # fmt: skip

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwmodel.buffers import LUTRAM_LIBRARIES, Buffer, bank_memory
-from hwmodel.device import known_devices, load_device
+from hwmodel.device import FAMILIES, known_devices, load_device
 
 BRAM36_BITS = 36 * 1024
 depths = st.integers(1, 20000)
@@ -16,7 +16,11 @@ widths = st.integers(1, 128)
 
 @pytest.mark.parametrize("name", known_devices())
 def test_every_device_family_has_a_lut_ram_library(name: str) -> None:
-    assert load_device(name).family in LUTRAM_LIBRARIES
+    assert load_device(name).synth_family in LUTRAM_LIBRARIES
+
+
+def test_every_known_family_has_a_lut_ram_library() -> None:
+    assert {synth for synth, _ in FAMILIES.values()} == set(LUTRAM_LIBRARIES)
 
 
 @settings(max_examples=300, deadline=None)
@@ -44,11 +48,11 @@ def test_deep_banks_of_four_bits_or_more_use_block_ram(depth: int, width: int) -
 
 
 def test_unknown_family_maps_every_bank_to_block_ram() -> None:
-    assert bank_memory(16, 8, "virtex2") == bank_memory(512, 8, "zynq_ultrascale_plus")
+    assert bank_memory(16, 8, "virtex2") == bank_memory(512, 8, "xcup")
 
 
 def test_buffer_counts_banks_and_copies() -> None:
-    one = bank_memory(1024, 8, "zynq7000")
-    double = Buffer("b", banks=4, depth_words=1024, width_bits=8).memory("zynq7000")
-    single = Buffer("b", banks=4, depth_words=1024, width_bits=8, double_buffered=False).memory("zynq7000")
+    one = bank_memory(1024, 8, "xc7")
+    double = Buffer("b", banks=4, depth_words=1024, width_bits=8).memory("xc7")
+    single = Buffer("b", banks=4, depth_words=1024, width_bits=8, double_buffered=False).memory("xc7")
     assert double.bram36 == 2 * single.bram36 == 8 * one.bram36

@@ -60,6 +60,8 @@ def test_unknown_device_lists_known() -> None:
     [
         (("dsp: 1728", "dsp: -3"), "'dsp'"),
         (("dsp_type: DSP48E2", "dsp_type: DSP58"), "DSP48E1"),
+        (("family: zynq_ultrascale_plus", "family: zynq_ultra"), "allowed: zynq7000"),
+        (("dsp_type: DSP48E2", "dsp_type: DSP48E1"), "family 'zynq_ultrascale_plus' has DSP48E2"),
         (("lut: 230400", "lutt: 230400"), "unknown key 'lutt'"),
         (
             ("offchip_bandwidth_gbps: 19.2", "offchip_bandwidth_gbps: fast"),

@@ -120,7 +120,7 @@ def test_resources_non_decreasing_in_rows_and_cols(
         }
         cfg = AcceleratorConfig(freq_mhz=100, rows=r, cols=c, pot_cols=pot_cols, layers=layers)
         rp = evaluate(mnist_workload, cfg, dev).resources
-        lutram = sum(b.memory(dev.family).lutram_primitives for b in buffers(mnist_workload, cfg))
+        lutram = sum(b.memory(dev.synth_family).lutram_primitives for b in buffers(mnist_workload, cfg))
         return (rp.dsp, rp.lut, rp.ff, rp.bram36), lutram
 
     small, _ = res(rows, cols)

@@ -17,8 +17,6 @@ import pyrtl
 from hwmodel.rtl.engines import EngineConfig, build_engine
 
 YOSYS_SCRIPT = "synth_xilinx -family xcup -noiopad -top toplevel"
-#: ``synth_xilinx -family`` of each device family this package synthesises for.
-YOSYS_FAMILIES = {"zynq_ultrascale_plus": "xcup", "zynq7000": "xc7"}
 
 
 def engine_verilog(config: EngineConfig, module_name: str = "toplevel") -> str:
