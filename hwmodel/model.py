@@ -259,17 +259,26 @@ def _nonlinear_cycles(workload: Workload, lanes: int, coef: Coefficients) -> lis
     return [costs[op.kind][0] * -(-op.elements // lanes) + costs[op.kind][1] for op in workload.nonlinears]
 
 
-def _buffers(workload: Workload, config: AcceleratorConfig, la: _LayerArrays) -> list[Buffer]:
+def _tile_depths(config: AcceleratorConfig, la: _LayerArrays) -> tuple[I64, I64, I64]:
+    """Per layer: words per bank of its tile's A (one bank per array row), B and C buffers (one
+    bank per array column)."""
     rows, cols = config.rows, config.cols
-    act_w, wgt_w = int(la.ab.max()), int(la.wb.max())
-    a_depth = int((_cdiv(la.tm, rows) * la.tk).max())
-    b_depth = int((_cdiv(la.tn, cols) * la.tk).max())
-    c_depth = int((la.tm * _cdiv(la.tn, cols)).max())
-    bufs = [
-        Buffer("input_a", rows, a_depth, act_w),
-        Buffer("weight_b", cols, b_depth, wgt_w),
-        Buffer("output_c", cols, c_depth, config.acc_bits),
+    return _cdiv(la.tm, rows) * la.tk, _cdiv(la.tn, cols) * la.tk, la.tm * _cdiv(la.tn, cols)
+
+
+def _tile_buffers(config: AcceleratorConfig, depths: tuple[int, int, int], ab: int, wb: int) -> list[Buffer]:
+    """The A (activations), B (weights) and C (accumulators) buffers with banks of ``depths``."""
+    a_depth, b_depth, c_depth = depths
+    return [
+        Buffer("input_a", config.rows, a_depth, ab),
+        Buffer("weight_b", config.cols, b_depth, wb),
+        Buffer("output_c", config.cols, c_depth, config.acc_bits),
     ]
+
+
+def _buffers(workload: Workload, config: AcceleratorConfig, la: _LayerArrays) -> list[Buffer]:
+    a, b, c = (int(d.max()) for d in _tile_depths(config, la))  # sized for the largest tile
+    bufs = _tile_buffers(config, (a, b, c), int(la.ab.max()), int(la.wb.max()))
     lanes = config.nonlinear_lanes
     longest = {kind: 0 for kind in ("softmax", "layernorm")}
     for op in workload.nonlinears:
@@ -283,14 +292,9 @@ def _buffers(workload: Workload, config: AcceleratorConfig, la: _LayerArrays) ->
 
 def _layer_bram(config: AcceleratorConfig, la: _LayerArrays, i: int, synth_family: str) -> float:
     """BRAM36 the layer's own tile needs (its A, B and C buffers)."""
-    rows, cols = config.rows, config.cols
-    tm, tn, tk = int(la.tm[i]), int(la.tn[i]), int(la.tk[i])
-    bufs = (
-        Buffer("a", rows, -(-tm // rows) * tk, int(la.ab[i])),
-        Buffer("b", cols, -(-tn // cols) * tk, int(la.wb[i])),
-        Buffer("c", cols, tm * -(-tn // cols), config.acc_bits),
-    )
-    return sum(b.memory(synth_family).bram36 for b in bufs)
+    a, b, c = (int(d[i]) for d in _tile_depths(config, la))
+    bufs = _tile_buffers(config, (a, b, c), int(la.ab[i]), int(la.wb[i]))
+    return sum(buf.memory(synth_family).bram36 for buf in bufs)
 
 
 def engine_widths(workload: Workload, config: AcceleratorConfig) -> tuple[int, int, int]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import pyrtl
+
+from hwmodel.rtl.verilog import working_block_verilog
 
 
 def buffer_bank(depth_words: int, width_bits: int) -> pyrtl.WireVector:
@@ -32,6 +32,4 @@ def bank_verilog(depth_words: int, width_bits: int, module_name: str = "toplevel
     pyrtl.reset_working_block()
     out = pyrtl.Output(width_bits, "rdata")
     out <<= buffer_bank(depth_words, width_bits)
-    buf = io.StringIO()
-    pyrtl.output_to_verilog(buf, module_name=module_name)
-    return buf.getvalue()
+    return working_block_verilog(module_name)

