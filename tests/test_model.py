@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hwmodel.config import AcceleratorConfig, LayerHw
@@ -98,6 +98,9 @@ def test_vectorised_compute_cycles_equal_scalar_reference(
     ratio=st.sampled_from([0.25, 0.5, 1.0]),
     device=st.sampled_from(known_devices()),
 )
+# Found by CI: 1x23 -> 1x32 on the PYNQ-Z2 at W2A2 has 34-word output banks become 17-word ones, and
+# 128-word weight banks 64-word ones, each needing half the LUT RAM primitives (LUT total down 26).
+@example(rows=1, cols=23, drow=0, dcol=9, pot_cols=0, wb=2, ab=2, ratio=0.25, device="pynq_z2")
 def test_resources_non_decreasing_in_rows_and_cols(
     mnist_workload: Workload,
     rows: int,
@@ -112,7 +115,7 @@ def test_resources_non_decreasing_in_rows_and_cols(
 ) -> None:
     dev = load_device(device)
 
-    def res(r: int, c: int) -> tuple[tuple[int, int, int, float], int]:
+    def res(r: int, c: int) -> tuple[tuple[int, int, int, float], tuple[int, int, float], int]:
         weight_ratio = ratio if pot_cols else 0.0
         layers = {
             op.name: LayerHw(wb, ab, weight_ratio if op.weight_operand else 0.0, 32, 32, 64)
@@ -120,16 +123,24 @@ def test_resources_non_decreasing_in_rows_and_cols(
         }
         cfg = AcceleratorConfig(freq_mhz=100, rows=r, cols=c, pot_cols=pot_cols, layers=layers)
         rp = evaluate(mnist_workload, cfg, dev).resources
-        lutram = sum(b.memory(dev.synth_family).lutram_primitives for b in buffers(mnist_workload, cfg))
-        return (rp.dsp, rp.lut, rp.ff, rp.bram36), lutram
+        mems = [b.memory(dev.synth_family) for b in buffers(mnist_workload, cfg)]
+        memory = (sum(m.lut for m in mems), sum(m.ff for m in mems), sum(m.bram36 for m in mems))
+        lutram = sum(m.lutram_primitives for m in mems)
+        return (rp.dsp, rp.lut, rp.ff, rp.bram36), memory, lutram
 
-    small, _ = res(rows, cols)
-    for bigger, lutram in (res(rows + drow, cols), res(rows, cols + dcol)):
-        # DSP, LUT and FF never shrink. BRAM36 does not either while every bank stays in block
-        # RAM; a bigger array over the same tile has shallower banks, and a bank that becomes
-        # shallow enough moves to LUT RAM as Yosys builds it (BRAM36 down, LUT and FF up).
-        compared = 4 if lutram == 0 else 3
-        assert all(b >= a for a, b in zip(small[:compared], bigger[:compared], strict=True)), (small, bigger)
+    small, small_mem, small_lutram = res(rows, cols)
+    for bigger, bigger_mem, bigger_lutram in (res(rows + drow, cols), res(rows, cols + dcol)):
+        # The logic (array, non-linear units, control, bank addressing) never shrinks: DSP, and LUT
+        # and FF less the buffer banks' own memory (1 of slack: totals are rounded once).
+        assert bigger[0] >= small[0], (small, bigger)
+        for i in (1, 2):
+            assert bigger[i] - bigger_mem[i - 1] >= small[i] - small_mem[i - 1] - 1, (small, bigger)
+        # The banks' memory does not follow the array: a bigger array over the same tile has more,
+        # shallower banks, and depth rounding of block RAM or LUT RAM primitives can go either way
+        # once a bank is in LUT RAM (a 34-word bank needs 64-deep primitives, a 17-word one 32).
+        # While every bank stays in block RAM, the totals never shrink.
+        if small_lutram == bigger_lutram == 0:
+            assert all(b >= a for a, b in zip(small, bigger, strict=True)), (small, bigger)
 
 
 def test_bigger_array_moves_shallow_banks_to_lut_ram(mnist_workload: Workload) -> None:
