@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from hwmodel.timm_compat import timm
+
+# Property tests draw the same examples on every run (seeded from each test's own code), so the
+# README's test command gives on CI exactly what it gave here. `explore` draws fresh ones each run
+# to hunt for new counterexamples: HYPOTHESIS_PROFILE=explore python -m pytest -q (or pass
+# --hypothesis-profile explore); a failure prints the @reproduce_failure blob to pin it as an @example.
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 from hwmodel.workload import Workload, workload_from_model, workload_from_name
 
 
