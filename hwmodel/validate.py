@@ -4,7 +4,8 @@
    through the simulated RTL; the simulated cycle count must equal
    ``hwmodel.cycles.gemm_compute_cycles`` and the outputs the numpy integer reference.
 2. Resources: ``hwmodel.cost.engine_resources`` against the committed Yosys table
-   (``hwmodel/calibration/synth_table.csv``): DSP and BRAM absolute, FF and LUT relative error.
+   (``hwmodel/calibration/synth_table.csv``, every engine on each Yosys family ``xcup``, ``xcu``,
+   ``xc7``): DSP and BRAM absolute, FF and LUT relative error.
 3. Buffer banks: ``hwmodel.buffers.bank_memory`` against Yosys's memory mapping of the same
    banks (``hwmodel/calibration/memory_table.csv``): BRAM36 tiles and LUT RAM primitives must be
    equal; the LUT RAM's fabric (read mux, write decode, data register) is reported.
@@ -23,7 +24,7 @@ from typing import NoReturn
 import numpy as np
 
 from hwmodel.buffers import LUTRAM_LIBRARIES, bank_memory
-from hwmodel.calibrate import DSP_TYPE, MEMORY_TABLE_PATH, TABLE_PATH, read_memory_table, read_table
+from hwmodel.calibrate import MEMORY_TABLE_PATH, TABLE_PATH, read_memory_table, read_table
 from hwmodel.cost import engine_resources, load_coefficients
 from hwmodel.cycles import gemm_compute_cycles
 from hwmodel.rtl.engines import EngineConfig
@@ -59,6 +60,7 @@ class CycleCase:
 class ResourcePoint:
     """Model vs Yosys for one grid point."""
 
+    synth_family: str
     name: str
     dsp_model: int
     dsp_yosys: int
@@ -112,10 +114,11 @@ def resource_points() -> list[ResourcePoint]:
         e = row.engine
         res = engine_resources(
             e.rows, e.cols_fixed, e.cols_pot, e.weight_bits, e.pot_weight_bits, e.act_bits, e.acc_bits,
-            DSP_TYPE, coef,
+            row.synth_family, coef,
         )  # fmt: skip
         out.append(
             ResourcePoint(
+                synth_family=row.synth_family,
                 name=row.name,
                 dsp_model=res.dsp,
                 dsp_yosys=row.dsp,
@@ -273,10 +276,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"ratio {c.pot_ratio} T({t.tm},{t.tn},{t.tk}): analytic {c.analytic_cycles}"
                       f" simulated {c.simulated_cycles} exact {c.outputs_exact}")  # fmt: skip
         print(f"\nresources vs Yosys ({load_coefficients().yosys_version}), {len(res)} points:")
-        print(f"{'config':40s} {'DSP m/y':>9s} {'FF model':>9s} {'FF yosys':>9s} {'err':>6s} "
+        print(f"{'family':6s} {'config':40s} {'DSP m/y':>9s} {'FF model':>9s} {'FF yosys':>9s} {'err':>6s} "
               f"{'LUT model':>9s} {'LUT yosys':>9s} {'err':>6s} {'BRAM':>5s}")  # fmt: skip
         for p in res:
-            print(f"{p.name:40s} {p.dsp_model:4d}/{p.dsp_yosys:<4d} {p.ff_model:9.0f} {p.ff_yosys:9d} "
+            print(f"{p.synth_family:6s} {p.name:40s} {p.dsp_model:4d}/{p.dsp_yosys:<4d} "
+                  f"{p.ff_model:9.0f} {p.ff_yosys:9d} "
                   f"{100 * p.ff_rel_err:5.1f}% {p.lut_model:9.0f} {p.lut_yosys:9d} "
                   f"{100 * p.lut_rel_err:5.1f}% {p.bram_yosys:5.1f}")  # fmt: skip
         print(f"\nbuffer banks vs Yosys: {len(mems)} points, {summary['memory_mapping_mismatches']} "

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import settings
 
 from hwmodel.timm_compat import timm
+from hwmodel.workload import Workload, workload_from_model, workload_from_name
 
 # Property tests draw the same examples on every run (seeded from each test's own code), so the
 # README's test command gives on CI exactly what it gave here. `explore` draws fresh ones each run
@@ -16,7 +17,6 @@ from hwmodel.timm_compat import timm
 settings.register_profile("repeatable", derandomize=True, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
-from hwmodel.workload import Workload, workload_from_model, workload_from_name
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from hwmodel.buffers import bank_memory
 from hwmodel.calibrate import (
     TABLE_PATH,
     default_grid,
-    fit_lut,
+    fit_engines,
     main,
     memory_grid,
     memory_row,
@@ -19,18 +19,21 @@ from hwmodel.calibrate import (
 )
 from hwmodel.cost import (
     COEFFICIENTS_PATH,
+    FF_ABSORBED_FEATURES,
     LUT_FEATURES,
     engine_resources,
     fixed_multiplier_dsp,
     load_coefficients,
     macs_per_dsp,
 )
+from hwmodel.device import SYNTH_FAMILIES, known_devices, load_device
+from hwmodel.errors import InputError
 
 
 def test_table_covers_the_grid_with_one_yosys_version() -> None:
     rows = read_table()
     assert len(rows) >= 12
-    assert [r.name for r in rows] == [c.name for c in default_grid()]
+    assert [(r.synth_family, r.name) for r in rows] == [(fam, c.name) for fam, c in default_grid()]
     assert {r.yosys_version for r in rows} == {load_coefficients().yosys_version}
     kinds = {(r.engine.cols_fixed > 0, r.engine.cols_pot > 0) for r in rows}
     assert kinds == {(True, False), (False, True), (True, True)}
@@ -43,10 +46,29 @@ def test_memory_table_covers_its_grid_with_the_same_yosys() -> None:
 
 
 def test_committed_coefficients_are_the_fit_of_the_committed_table() -> None:
-    fitted = fit_lut(read_table())
+    fitted = fit_engines(read_table())
     coef = load_coefficients()
-    for name in LUT_FEATURES:
-        assert coef.array[name] == pytest.approx(fitted[name], rel=1e-5, abs=1e-6)
+    assert set(fitted) == set(coef.array) == set(SYNTH_FAMILIES)
+    for fam, values in fitted.items():
+        for name in (*LUT_FEATURES, *FF_ABSORBED_FEATURES):
+            assert coef.array[fam][name] == pytest.approx(values[name], rel=1e-5, abs=1e-6), (fam, name)
+
+
+@pytest.mark.parametrize("name", known_devices())
+def test_every_device_has_an_engine_calibration(name: str) -> None:
+    fam = load_device(name).synth_family
+    assert set(LUT_FEATURES) | set(FF_ABSORBED_FEATURES) <= set(load_coefficients().array_for(fam))
+
+
+def test_uncalibrated_family_is_one_clear_error() -> None:
+    with pytest.raises(InputError, match=r"no engine calibration for Yosys family 'xc6s' \(calibrated: xc7"):
+        load_coefficients().array_for("xc6s")
+
+
+def test_ultrascale_families_pack_no_registers_into_dsp_slices() -> None:
+    """Yosys 0.70 keeps every RTL register in fabric on xcup/xcu: FF there is the exact RTL count."""
+    for fam in ("xcup", "xcu"):
+        assert all(load_coefficients().array_for(fam)[k] == 0.0 for k in FF_ABSORBED_FEATURES), fam
 
 
 def test_model_meets_targets_on_every_grid_point() -> None:
@@ -55,19 +77,21 @@ def test_model_meets_targets_on_every_grid_point() -> None:
         e = r.engine
         res = engine_resources(
             e.rows, e.cols_fixed, e.cols_pot, e.weight_bits, e.pot_weight_bits, e.act_bits,
-            e.acc_bits, "DSP48E2", coef,
+            e.acc_bits, r.synth_family, coef,
         )  # fmt: skip
-        assert res.dsp == r.dsp, r.name
-        assert r.bram36 == 0.0, r.name
-        assert abs(res.ff - r.ff) <= 0.05 * r.ff, r.name
-        assert abs(res.lut - r.lut) <= 0.15 * r.lut, r.name
+        point = (r.synth_family, r.name)
+        assert res.dsp == r.dsp, point
+        assert r.bram36 == 0.0, point
+        assert abs(res.ff - r.ff) <= 0.05 * r.ff, point
+        assert abs(res.lut - r.lut) <= 0.15 * r.lut, point
 
 
-def test_engine_resources_are_additive_over_sub_arrays() -> None:
+@pytest.mark.parametrize("fam", sorted(SYNTH_FAMILIES))
+def test_engine_resources_are_additive_over_sub_arrays(fam: str) -> None:
     coef = load_coefficients()
-    both = engine_resources(8, 6, 2, 8, 4, 8, 32, "DSP48E2", coef)
-    fix = engine_resources(8, 6, 0, 8, 4, 8, 32, "DSP48E2", coef)
-    pot = engine_resources(8, 0, 2, 8, 4, 8, 32, "DSP48E2", coef)
+    both = engine_resources(8, 6, 2, 8, 4, 8, 32, fam, coef)
+    fix = engine_resources(8, 6, 0, 8, 4, 8, 32, fam, coef)
+    pot = engine_resources(8, 0, 2, 8, 4, 8, 32, fam, coef)
     assert both.dsp == fix.dsp + pot.dsp
     assert both.ff == pytest.approx(fix.ff + pot.ff)
     assert both.lut == pytest.approx(fix.lut + pot.lut)
@@ -85,7 +109,8 @@ def test_packing_rules_match_the_rtl() -> None:
 def test_coefficients_file_records_yosys_version() -> None:
     raw = json.loads(COEFFICIENTS_PATH.read_text())
     assert raw["yosys_version"].startswith("0.70")
-    assert set(LUT_FEATURES) <= set(raw["array"])
+    for fam in SYNTH_FAMILIES:
+        assert set(LUT_FEATURES) | set(FF_ABSORBED_FEATURES) <= set(raw["array"][fam])
     assert TABLE_PATH.exists()
 
 

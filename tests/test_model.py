@@ -178,10 +178,10 @@ def test_ratio_zero_uses_no_pot_luts_and_ratio_one_no_multiplier_dsps(
     from hwmodel.cost import engine_resources
 
     coef = load_coefficients()
-    pot_only = engine_resources(8, 0, 16, 8, 4, 8, 32, "DSP48E2", coef)
-    fixed_only_res = engine_resources(8, 16, 0, 8, 4, 8, 32, "DSP48E2", coef)
+    pot_only = engine_resources(8, 0, 16, 8, 4, 8, 32, "xcup", coef)
+    fixed_only_res = engine_resources(8, 16, 0, 8, 4, 8, 32, "xcup", coef)
     assert pot_only.dsp == 0 and fixed_only_res.dsp > 0
-    assert engine_resources(8, 16, 0, 8, 4, 8, 32, "DSP48E2", coef).lut < pot_only.lut
+    assert engine_resources(8, 16, 0, 8, 4, 8, 32, "xcup", coef).lut < pot_only.lut
 
 
 def test_pot_channels_without_pot_columns_is_an_input_error(mnist_workload: Workload) -> None:

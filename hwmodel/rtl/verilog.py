@@ -179,6 +179,6 @@ def synthesize_verilog(verilog: str, timeout_s: float = 1800.0, family: str = "x
     )
 
 
-def synthesize_engine(config: EngineConfig) -> SynthResult:
-    """Synthesize one engine config (builds it in a fresh PyRTL working block)."""
-    return synthesize_verilog(engine_verilog(config))
+def synthesize_engine(config: EngineConfig, family: str = "xcup") -> SynthResult:
+    """Synthesize one engine config for a Yosys family (builds it in a fresh PyRTL working block)."""
+    return synthesize_verilog(engine_verilog(config), family=family)
