@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import optuna
+import sqlalchemy
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
@@ -104,10 +105,12 @@ def open_storage(url: str) -> BaseStorage:
         lock = JournalFileSymlinkLock(str(path), grace_period=max(grace, 3))  # < 3 s: Optuna warns
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     engine_kwargs: dict[str, Any] | None = None
-    if url.startswith("sqlite"):
+    sqlite = url.startswith("sqlite")
+    if sqlite:
         db = url.split("///", 1)[1] if "///" in url else ""
         if db and db != ":memory:" and not Path(db).parent.is_dir():
             raise UserError(f"storage '{url}': folder {Path(db).parent} does not exist")
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     else:
         # No pool_pre_ping: it doubles the round trips of every storage call (a trial makes ~40);
         # connections are recycled instead, and a worker that loses its server can be restarted.
@@ -115,7 +118,7 @@ def open_storage(url: str) -> BaseStorage:
         if url.startswith(("postgresql", "postgres")):
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
     try:
-        return RDBStorage(
+        storage = RDBStorage(
             sqlalchemy_url(url),
             heartbeat_interval=heartbeat,
             grace_period=grace,
@@ -125,6 +128,34 @@ def open_storage(url: str) -> BaseStorage:
     except Exception as exc:  # sqlalchemy raises many kinds for a bad URL / unreachable server
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"storage '{_redact(url)}' unreachable: {detail[:160]}") from exc
+    if sqlite:
+        serialise_sqlite_transactions(storage.engine)
+    return storage
+
+
+#: How long a SQLite transaction waits for another worker's to finish before it gives up.
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+
+def serialise_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
+    """Make every SQLite transaction of ``engine`` take the database's write lock when it begins.
+
+    SQLite ignores ``SELECT ... FOR UPDATE`` and Python's driver begins a transaction only at the
+    first write, so two worker processes can both read a queued (WAITING) trial, both mark it
+    RUNNING and both run it; the second then fails with "Cannot tell a COMPLETE trial" (Optuna's
+    read-check-write of the trial state is atomic on PostgreSQL, not here). ``BEGIN IMMEDIATE``
+    (SQLAlchemy's recipe for pysqlite) makes each read-check-write one serialised transaction.
+    """
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _driver_leaves_transactions_to_sqlalchemy(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(connection: sqlalchemy.engine.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners (schema check) are not reused
 
 
 def _redact(url: str) -> str:

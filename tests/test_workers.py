@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -59,6 +60,42 @@ def env() -> dict[str, str]:
 def trials_of(storage: str) -> list[FrozenTrial]:
     os.environ.update(FAST_HEARTBEAT)
     return optuna.load_study(study_name=NAME, storage=open_storage(storage)).get_trials(deepcopy=False)
+
+
+def _take_queued(url: str, barrier: object, results: object) -> None:
+    """A worker's side of starting trials: pop queued (WAITING) trials until none is left."""
+    study = optuna.load_study(study_name="queue", storage=open_storage(url))
+    barrier.wait()  # type: ignore[attr-defined]
+    taken = []
+    while (trial_id := study._pop_waiting_trial_id()) is not None:  # what study.ask() does first
+        taken.append(trial_id)
+    results.put(taken)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+def test_concurrent_workers_take_each_queued_trial_once(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Baselines and retried trials are queued; two workers must never both run one. On SQLite
+    (no row locks) they did, 13 of 60 here, until transactions began with BEGIN IMMEDIATE."""
+    url = {
+        "sqlite": lambda: f"sqlite:///{tmp_path / 'queue.db'}",
+        "journal": lambda: str(tmp_path / "queue.log"),
+        "postgresql": lambda: request.getfixturevalue("pg_url"),
+    }[kind]()
+    study = optuna.create_study(study_name="queue", storage=open_storage(url))
+    for i in range(60):
+        study.enqueue_trial({"x": i}, skip_if_exists=False)
+    ctx = mp.get_context("fork")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_take_queued, args=(url, barrier, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    taken = [trial_id for _ in procs for trial_id in results.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=30)
+    assert sorted(taken) == sorted(t._trial_id for t in study.get_trials(deepcopy=False))
 
 
 def check_consistent(run_dir: Path, storage: str, budget: int, workers: int) -> list[FrozenTrial]:
