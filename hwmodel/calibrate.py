@@ -34,12 +34,11 @@ from hwmodel.cost import (
     COEFFICIENTS_PATH,
     FF_ABSORBED_FEATURES,
     LUT_FEATURES,
-    array_register_bits,
-    ff_absorbed_features,
+    EngineFeatures,
+    engine_features,
     lanes_per_dsp,
     load_coefficients,
 )
-from hwmodel.cost import lut_features as _lut_features
 from hwmodel.device import SYNTH_FAMILIES
 from hwmodel.rtl.engines import EngineConfig
 from hwmodel.rtl.verilog import YOSYS_SCRIPT
@@ -171,28 +170,13 @@ def read_table(path: Path = TABLE_PATH) -> list[SynthRow]:
     return out
 
 
-def engine_lut_features(row: SynthRow) -> dict[str, float]:
-    """LUT features of the whole engine (fixed + PoT sub-arrays) of one grid point."""
+def grid_point_features(row: SynthRow) -> EngineFeatures:
+    """The model's features of one grid point's engine."""
     e = row.engine
-    fix = _lut_features(
-        e.rows, e.cols_fixed, False, e.weight_bits, e.act_bits, e.acc_bits, e.fixed_lanes_per_dsp
-    )
-    pot = _lut_features(e.rows, e.cols_pot, True, e.pot_weight_bits, e.act_bits, e.acc_bits, 1)
-    return {k: fix[k] + pot[k] for k in LUT_FEATURES}
-
-
-def engine_ff_absorbed_features(row: SynthRow) -> dict[str, float]:
-    """DSP-absorbable register features of one grid point (its fixed-point sub-array)."""
-    e = row.engine
-    return ff_absorbed_features(e.rows, e.cols_fixed, e.weight_bits, e.act_bits, e.fixed_lanes_per_dsp)
-
-
-def engine_register_bits(row: SynthRow) -> int:
-    """Flip-flops of one grid point's RTL (exact), before Yosys packs any into DSP slices."""
-    e = row.engine
-    lanes = e.fixed_lanes_per_dsp
-    fix = array_register_bits(e.rows, e.cols_fixed, e.weight_bits, e.act_bits, e.acc_bits, lanes)
-    return fix + array_register_bits(e.rows, e.cols_pot, e.pot_weight_bits, e.act_bits, e.acc_bits, 1)
+    return engine_features(
+        e.rows, e.cols_fixed, e.cols_pot, e.weight_bits, e.pot_weight_bits, e.act_bits, e.acc_bits,
+        e.fixed_lanes_per_dsp,
+    )  # fmt: skip
 
 
 def _nnls_fit(
@@ -212,11 +196,12 @@ def fit_family(rows: list[SynthRow]) -> dict[str, float]:
     exact count less the measured flip-flops) fitted over :data:`FF_ABSORBED_FEATURES`. Both
     weight each point by 1 / its measured count (least squares on relative error).
     """
+    feats = [grid_point_features(r) for r in rows]
     luts = [float(r.lut) for r in rows]
     ffs = [float(r.ff) for r in rows]
-    lut = _nnls_fit([engine_lut_features(r) for r in rows], luts, luts, LUT_FEATURES)
-    absorbed = [float(engine_register_bits(r) - r.ff) for r in rows]
-    ff = _nnls_fit([engine_ff_absorbed_features(r) for r in rows], absorbed, ffs, FF_ABSORBED_FEATURES)
+    lut = _nnls_fit([f.lut for f in feats], luts, luts, LUT_FEATURES)
+    absorbed = [float(f.register_bits - r.ff) for f, r in zip(feats, rows, strict=True)]
+    ff = _nnls_fit([f.ff_absorbed for f in feats], absorbed, ffs, FF_ABSORBED_FEATURES)
     return {**lut, **ff}
 
 

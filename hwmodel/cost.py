@@ -246,18 +246,37 @@ def _fitted(coef: dict[str, float], feats: dict[str, float]) -> float:
     return sum(coef.get(name, 0.0) * value for name, value in feats.items())
 
 
-def subarray_lut(
+@dataclass(frozen=True)
+class EngineFeatures:
+    """What the fitted engine model weighs: LUT features, the RTL's register bits (exact) and the
+    features of the registers Yosys may pack into DSP slices (fixed + PoT sub-arrays together)."""
+
+    lut: dict[str, float]
+    register_bits: int
+    ff_absorbed: dict[str, float]
+
+
+def engine_features(
     rows: int,
-    cols: int,
-    pot: bool,
+    cols_fixed: int,
+    cols_pot: int,
     weight_bits: int,
+    pot_weight_bits: int,
     act_bits: int,
     acc_bits: int,
-    lanes: int,
-    coef: dict[str, float],
-) -> float:
-    """Fitted LUT count of one sub-array (``coef``: one family's ``array`` coefficients)."""
-    return _fitted(coef, lut_features(rows, cols, pot, weight_bits, act_bits, acc_bits, lanes))
+    lanes_per_dsp: int,
+) -> EngineFeatures:
+    """Features of the mixed engine: the model (:func:`engine_resources`) and the calibration fit
+    (``hwmodel.calibrate``) read the same ones."""
+    fix = lut_features(rows, cols_fixed, False, weight_bits, act_bits, acc_bits, lanes_per_dsp)
+    pot = lut_features(rows, cols_pot, True, pot_weight_bits, act_bits, acc_bits, 1)
+    regs = array_register_bits(rows, cols_fixed, weight_bits, act_bits, acc_bits, lanes_per_dsp)
+    regs += array_register_bits(rows, cols_pot, pot_weight_bits, act_bits, acc_bits, 1)
+    return EngineFeatures(
+        lut={k: fix[k] + pot[k] for k in LUT_FEATURES},
+        register_bits=regs,
+        ff_absorbed=ff_absorbed_features(rows, cols_fixed, weight_bits, act_bits, lanes_per_dsp),
+    )
 
 
 def engine_resources(
@@ -281,9 +300,8 @@ def engine_resources(
     fam = coef.array_for(synth_family)
     dsp = fixed_multiplier_dsp(rows, cols_fixed, weight_bits, act_bits, dsp_type, coef)
     lanes = lanes_per_dsp(weight_bits, act_bits, dsp_type, coef)
-    lut = subarray_lut(rows, cols_fixed, False, weight_bits, act_bits, acc_bits, lanes, fam)
-    lut += subarray_lut(rows, cols_pot, True, pot_weight_bits, act_bits, acc_bits, 1, fam)
-    ff = array_register_bits(rows, cols_fixed, weight_bits, act_bits, acc_bits, lanes)
-    ff += array_register_bits(rows, cols_pot, pot_weight_bits, act_bits, acc_bits, 1)
-    absorbed = _fitted(fam, ff_absorbed_features(rows, cols_fixed, weight_bits, act_bits, lanes))
-    return EngineResources(dsp=dsp, lut=lut, ff=float(ff) - absorbed)
+    feats = engine_features(
+        rows, cols_fixed, cols_pot, weight_bits, pot_weight_bits, act_bits, acc_bits, lanes
+    )
+    ff = feats.register_bits - _fitted(fam, feats.ff_absorbed)
+    return EngineResources(dsp=dsp, lut=_fitted(fam, feats.lut), ff=float(ff))
