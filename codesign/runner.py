@@ -33,6 +33,8 @@ GRACE_ENV = "CODESIGN_GRACE_S"
 #: How many times a trial of a dead worker is re-run before it stays failed.
 MAX_RETRY = 3
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+#: How long a SQLite transaction waits for another worker's to finish before it gives up.
+SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
 def heartbeat_settings() -> tuple[int, int]:
@@ -131,10 +133,6 @@ def open_storage(url: str) -> BaseStorage:
     if sqlite:
         serialise_sqlite_transactions(storage.engine)
     return storage
-
-
-#: How long a SQLite transaction waits for another worker's to finish before it gives up.
-SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
 def serialise_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
