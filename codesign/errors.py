@@ -1,12 +1,8 @@
-"""User-facing errors: one line each, caught by the CLIs (printed, exit status 2)."""
+"""Bad user input: :class:`hwmodel.errors.UserError`, the one error type of every command
+(re-exported here for the ``codesign`` modules)."""
 
 from __future__ import annotations
 
+from hwmodel.errors import UserError
 
-class UserError(Exception):
-    """Bad user input (missing file, wrong key, unknown name). The message is one line."""
-
-    def __init__(self, message: str) -> None:
-        one_line = " ".join(str(message).split())
-        super().__init__(one_line)
-        self.message = one_line
+__all__ = ["UserError"]

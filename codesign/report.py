@@ -15,7 +15,6 @@ from typing import Any
 from codesign.errors import UserError
 from codesign.objectives import PROXY_LABELS
 from hwmodel.cli import OneLineParser, run_main
-from hwmodel.errors import InputError
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -114,4 +113,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, user_errors=(UserError, InputError), prog="codesign.report"))
+    sys.exit(run_main(main, prog="codesign.report"))

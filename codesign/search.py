@@ -41,7 +41,6 @@ from codesign.runner import (
 from codesign.study import DEFAULT_STUDY, ModelSpec, Study, load_study
 from codesign.workers import WorkerPool
 from hwmodel.cli import OneLineParser, positive_float, positive_int, run_main
-from hwmodel.errors import InputError
 
 
 class NoFeasibleDesign(Exception):
@@ -232,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry(argv: Sequence[str] | None = None) -> int:
     try:
-        return run_main(main, argv, user_errors=(UserError, InputError), prog="codesign.search")
+        return run_main(main, argv, prog="codesign.search")
     except NoFeasibleDesign as exc:
         sys.stderr.write(f"codesign.search: {exc}\n")
         return 1

@@ -7,16 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from codesign.errors import UserError
-from hwmodel.errors import InputError
 from hwmodel.yamlio import read_yaml
 
 
 def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     """The top-level mapping of a YAML file (``what`` names the kind of file in errors)."""
-    try:
-        raw = read_yaml(path, what)
-    except InputError as exc:
-        raise UserError(str(exc)) from exc
+    raw = read_yaml(path, what)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping of {what} keys, got {type(raw).__name__}")
     return raw

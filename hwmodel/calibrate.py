@@ -17,7 +17,6 @@ RAM / LUT RAM mapping that ``hwmodel.validate`` compares with ``hwmodel.buffers.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -25,11 +24,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 from scipy.optimize import nnls
 
+from hwmodel.cli import OneLineParser
 from hwmodel.cost import (
     COEFFICIENTS_PATH,
     FF_ABSORBED_FEATURES,
@@ -42,15 +41,6 @@ from hwmodel.cost import (
 from hwmodel.device import SYNTH_FAMILIES
 from hwmodel.rtl.engines import EngineConfig
 from hwmodel.rtl.verilog import YOSYS_SCRIPT
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse with bad input reported as one ``error:`` line and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
 
 TABLE_PATH = COEFFICIENTS_PATH.parent / "synth_table.csv"
 

@@ -1,38 +1,62 @@
-"""Shared command-line plumbing: bad input is one line on stderr and exit code 2."""
+"""Command-line plumbing shared by every command of ``hwmodel`` and ``codesign``.
+
+One error format: bad input (an argparse usage error or a :class:`~hwmodel.errors.UserError`) is
+one line ``<command>: error: <message>`` on stderr and exit status 2, where ``<command>`` is the
+module name (``codesign.search``). A command builds its parser with :func:`command_parser` and
+runs its ``main`` through :func:`run_main`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from hwmodel.errors import InputError
+from hwmodel.errors import UserError
 
-#: Exception types every entry point reports as one line (extended by ``codesign``).
-USER_ERRORS: tuple[type[BaseException], ...] = (InputError,)
+
+def error_line(command: str, message: str) -> str:
+    """The one line every command prints for bad input."""
+    return f"{command}: error: {message}\n"
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line and exits 2."""
+    """argparse that reports a usage error as one :func:`error_line` and exits 2.
+
+    ``prog`` is what a user types (``python -m codesign.search``); errors name the module.
+    """
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(error_line(self.prog.removeprefix("python -m "), message))
         raise SystemExit(2)
+
+
+def command_parser(module: str, doc: str | None) -> OneLineParser:
+    """The parser of ``python -m <module>``, described by the first line of its docstring."""
+    return OneLineParser(prog=f"python -m {module}", description=(doc or "").strip().splitlines()[0])
+
+
+def prepare_process() -> None:
+    """Process-wide settings of a command, made by its entry point (never at import): timm and
+    Hugging Face stay offline (no download; DESIGN.md §4)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def run_main(
     main: Callable[[Sequence[str] | None], int],
     argv: Sequence[str] | None = None,
-    user_errors: tuple[type[BaseException], ...] = USER_ERRORS,
     prog: str = "codesign",
 ) -> int:
-    """Run ``main``; a user error becomes ``prog: error: <message>`` and exit code 2."""
+    """Run a command's ``main`` after :func:`prepare_process`; a :class:`UserError` becomes one
+    :func:`error_line` (``prog``: the module name) and exit status 2."""
+    prepare_process()
     try:
         return main(argv)
-    except user_errors as exc:
+    except UserError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        sys.stderr.write(f"{prog}: error: {message}\n")
+        sys.stderr.write(error_line(prog, message))
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")

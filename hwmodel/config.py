@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from hwmodel.errors import InputError
+from hwmodel.errors import UserError
 
 SCHEMA_VERSION = 1
 SUPPORTED_BITS = range(1, 33)
@@ -87,11 +87,11 @@ class AcceleratorConfig:
     def load(path: str | Path) -> AcceleratorConfig:
         p = Path(path)
         if not p.is_file():
-            raise InputError(f"accelerator config '{p}' does not exist")
+            raise UserError(f"accelerator config '{p}' does not exist")
         try:
             raw = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise InputError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+            raise UserError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
         if isinstance(raw, dict) and "config" in raw and "array" not in raw:
             raw = raw["config"]  # an exported accelerator.json
         return _parse_config(raw, str(p))
@@ -99,10 +99,10 @@ class AcceleratorConfig:
 
 def _check_keys(raw: Any, allowed: set[str], where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise InputError(f"{where}: expected a mapping, got {type(raw).__name__}")
+        raise UserError(f"{where}: expected a mapping, got {type(raw).__name__}")
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise InputError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+        raise UserError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
     return raw
 
 
@@ -110,14 +110,14 @@ def _int(raw: Mapping[str, Any], key: str, where: str, lo: int, hi: int | None =
     v = raw[key]
     if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
         rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise InputError(f"{where}: key '{key}' must be an integer {rng}, got {v!r}")
+        raise UserError(f"{where}: key '{key}' must be an integer {rng}, got {v!r}")
     return v
 
 
 def _number(raw: Mapping[str, Any], key: str, where: str, lo: float, hi: float) -> float:
     v = raw[key]
     if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-        raise InputError(f"{where}: key '{key}' must be a number in [{lo}, {hi}], got {v!r}")
+        raise UserError(f"{where}: key '{key}' must be a number in [{lo}, {hi}], got {v!r}")
     return float(v)
 
 
@@ -149,15 +149,15 @@ def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
     raw = _check_keys(raw, top, source)
     for key in ("freq_mhz", "array"):
         if key not in raw:
-            raise InputError(f"{source}: missing key '{key}'")
+            raise UserError(f"{source}: missing key '{key}'")
     version = raw.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        raise InputError(f"{source}: schema_version {version!r} not supported (expected {SCHEMA_VERSION})")
+        raise UserError(f"{source}: schema_version {version!r} not supported (expected {SCHEMA_VERSION})")
     freq = _number(raw, "freq_mhz", source, 1.0, 2000.0)
     arr = _check_keys(raw["array"], {"rows", "cols", "pot_cols"}, f"{source}: array")
     for key in ("rows", "cols"):
         if key not in arr:
-            raise InputError(f"{source}: array: missing key '{key}'")
+            raise UserError(f"{source}: array: missing key '{key}'")
     rows = _int(arr, "rows", f"{source}: array", 1, 4096)
     cols = _int(arr, "cols", f"{source}: array", 1, 4096)
     pot_cols = _int(arr, "pot_cols", f"{source}: array", 0, cols) if "pot_cols" in arr else 0
@@ -166,7 +166,7 @@ def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
     default = _parse_layer(raw.get("default", {}), LayerHw(), f"{source}: default")
     layers_raw = raw.get("layers", {})
     if not isinstance(layers_raw, dict):
-        raise InputError(f"{source}: key 'layers' must map layer names to settings")
+        raise UserError(f"{source}: key 'layers' must map layer names to settings")
     layers = {
         str(name): _parse_layer(v, default, f"{source}: layers.{name}") for name, v in layers_raw.items()
     }

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from hwmodel.errors import InputError
+from hwmodel.errors import UserError
 from hwmodel.yamlio import read_yaml
 
 DEVICES_DIR = Path(__file__).parent / "devices"
@@ -67,43 +67,43 @@ def known_devices() -> list[str]:
 
 def _parse(raw: Any, source: str) -> Device:
     if not isinstance(raw, dict):
-        raise InputError(f"{source}: expected a mapping of device keys, got {type(raw).__name__}")
+        raise UserError(f"{source}: expected a mapping of device keys, got {type(raw).__name__}")
     allowed = {f.name for f in fields(Device)}
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise InputError(f"{source}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+        raise UserError(f"{source}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
     missing = [k for k in sorted(allowed) if k not in raw]
     if missing:
-        raise InputError(f"{source}: missing key '{missing[0]}'")
+        raise UserError(f"{source}: missing key '{missing[0]}'")
     values: dict[str, Any] = {}
     for key in _STR_KEYS:
         if not isinstance(raw[key], str) or not raw[key]:
-            raise InputError(f"{source}: key '{key}' must be a non-empty string")
+            raise UserError(f"{source}: key '{key}' must be a non-empty string")
         values[key] = raw[key]
     for key in _INT_KEYS:
         v = raw[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise InputError(f"{source}: key '{key}' must be a non-negative integer, got {v!r}")
+            raise UserError(f"{source}: key '{key}' must be a non-negative integer, got {v!r}")
         values[key] = v
     for key in _FLOAT_KEYS:
         v = raw[key]
         if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-            raise InputError(f"{source}: key '{key}' must be a positive number, got {v!r}")
+            raise UserError(f"{source}: key '{key}' must be a positive number, got {v!r}")
         values[key] = float(v)
     if values["family"] not in FAMILIES:
-        raise InputError(f"{source}: key 'family' is {values['family']!r} (allowed: {', '.join(FAMILIES)})")
+        raise UserError(f"{source}: key 'family' is {values['family']!r} (allowed: {', '.join(FAMILIES)})")
     if values["dsp_type"] not in DSP_TYPES:
-        raise InputError(
+        raise UserError(
             f"{source}: key 'dsp_type' is {values['dsp_type']!r} (allowed: {', '.join(DSP_TYPES)})"
         )
     family, dsp_type = values["family"], values["dsp_type"]
     family_dsp = FAMILIES[family][1]
     if dsp_type != family_dsp:
-        raise InputError(f"{source}: key 'dsp_type' is {dsp_type!r} but family {family!r} has {family_dsp}")
+        raise UserError(f"{source}: key 'dsp_type' is {dsp_type!r} but family {family!r} has {family_dsp}")
     if values["default_freq_mhz"] > values["max_freq_mhz"]:
-        raise InputError(f"{source}: key 'default_freq_mhz' exceeds 'max_freq_mhz'")
+        raise UserError(f"{source}: key 'default_freq_mhz' exceeds 'max_freq_mhz'")
     if values["lut"] == 0 or values["ff"] == 0:
-        raise InputError(f"{source}: keys 'lut' and 'ff' must be positive")
+        raise UserError(f"{source}: keys 'lut' and 'ff' must be positive")
     return Device(**values)
 
 
@@ -114,7 +114,7 @@ def load_device(name_or_path: str | Path) -> Device:
     if not (text.endswith((".yaml", ".yml")) or path.exists()):
         path = DEVICES_DIR / f"{text.lower()}.yaml"
         if not path.exists():
-            raise InputError(
+            raise UserError(
                 f"unknown device '{text}' (known: {', '.join(known_devices())}; or a path to a YAML file)"
             )
     return _parse(read_yaml(path, "device"), str(path))

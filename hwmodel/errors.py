@@ -1,7 +1,16 @@
-"""Errors raised for bad user input; command-line entries print them as one line and exit 2."""
+"""The one error type for bad user input; every command prints it as one line and exits 2."""
 
 from __future__ import annotations
 
 
-class InputError(ValueError):
-    """A user-supplied file, name or value is wrong; the message is one line naming it."""
+class UserError(ValueError):
+    """Bad user input (missing file, wrong key, unknown name, bad value); the message is one line."""
+
+    def __init__(self, message: str) -> None:
+        one_line = " ".join(str(message).split())
+        super().__init__(one_line)
+        self.message = one_line
+
+
+#: The former name in ``hwmodel``; kept for the modules being rewritten (``cost``, ``design``).
+InputError = UserError

@@ -30,7 +30,7 @@ from hwmodel.buffers import Buffer
 from hwmodel.config import AcceleratorConfig
 from hwmodel.cost import Coefficients, engine_resources, load_coefficients
 from hwmodel.device import Device
-from hwmodel.errors import InputError
+from hwmodel.errors import UserError
 from hwmodel.workload import GemmOp, Workload
 
 F64 = npt.NDArray[np.float64]
@@ -153,12 +153,12 @@ def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays
     unknown = set(config.layers) - workload.layer_name_set
     if unknown:
         name = sorted(unknown)[0]
-        raise InputError(f"config layer '{name}' is not a layer of {workload.model_name}")
+        raise UserError(f"config layer '{name}' is not a layer of {workload.model_name}")
     ratio = np.array([hw.pot_ratio for hw in hws], dtype=np.float64)
     bad = np.nonzero((ratio > 0) & ~g.weight_operand)[0]
     if bad.size:
         name = workload.gemms[int(bad[0])].name
-        raise InputError(f"layer '{name}': pot_ratio must be 0 for an activation×activation matmul")
+        raise UserError(f"layer '{name}': pot_ratio must be 0 for an activation×activation matmul")
     return _LayerArrays(
         wb=np.array([hw.weight_bits for hw in hws], dtype=np.int64),
         ab=np.array([hw.act_bits for hw in hws], dtype=np.int64),
@@ -217,9 +217,9 @@ def _gemm_timing(
     en_pot = np.rint(ratio * en).astype(np.int64)
     en_fix = en - en_pot
     if cf == 0 and bool(np.any((en_fix > 0) & (count > 0))):
-        raise InputError("a layer assigns fixed-point channels but the array has no fixed columns")
+        raise UserError("a layer assigns fixed-point channels but the array has no fixed columns")
     if cp == 0 and bool(np.any((en_pot > 0) & (count > 0))):
-        raise InputError("a layer assigns power-of-two channels but pot_cols is 0")
+        raise UserError("a layer assigns power-of-two channels but pot_cols is 0")
     compute = np.maximum(
         _sub_array_cycles(em, en_fix, ek, rows, cf), _sub_array_cycles(em, en_pot, ek, rows, cp)
     )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from hwmodel.cli import OneLineParser, run_main
+from hwmodel.cli import command_parser, run_main
 from hwmodel.config import AcceleratorConfig
 from hwmodel.design import default_config
 from hwmodel.device import load_device
@@ -74,7 +74,7 @@ def _published_line(gops: float) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m hwmodel.report", description=__doc__.splitlines()[0])
+    parser = command_parser("hwmodel.report", __doc__)
     parser.add_argument("--model", default="deit_base_patch16_224", help="timm model name")
     parser.add_argument("--device", default="zcu102", help="device name or YAML path")
     parser.add_argument("--config", help="accelerator config JSON (default: the default design)")

@@ -13,32 +13,23 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 
 from hwmodel.buffers import LUTRAM_LIBRARIES, bank_memory
 from hwmodel.calibrate import MEMORY_TABLE_PATH, TABLE_PATH, read_memory_table, read_table
+from hwmodel.cli import OneLineParser
 from hwmodel.cost import engine_resources, load_coefficients
 from hwmodel.cycles import gemm_compute_cycles
 from hwmodel.rtl.engines import EngineConfig
 from hwmodel.rtl.harness import GemmTiling, pot_columns, reference_gemm, simulate_gemm
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse with bad input reported as one ``error:`` line and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 @dataclass(frozen=True)

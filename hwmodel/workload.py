@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from hwmodel.errors import InputError
+from hwmodel.errors import UserError
 
 GEMM_KINDS = ("patch_embed", "qkv", "qk", "sv", "proj", "fc1", "fc2", "head")
 NONLINEAR_KINDS = ("layernorm", "softmax", "gelu")
@@ -136,14 +136,14 @@ def workload_from_model(model: torch.nn.Module, name: str | None = None) -> Work
 
     vit_cls = timm.models.vision_transformer.VisionTransformer
     if not isinstance(model, vit_cls):
-        raise InputError(
+        raise UserError(
             f"model {type(model).__name__} is not a timm VisionTransformer (only ViT/DeiT supported)"
         )
     vit: Any = model  # timm is untyped: read its attributes dynamically
     pe = vit.patch_embed
     proj = pe.proj
     if not isinstance(proj, torch.nn.Conv2d):
-        raise InputError("patch embedding must be a Conv2d projection")
+        raise UserError("patch embedding must be a Conv2d projection")
     patch = _as_int(proj.kernel_size)
     in_chans = int(proj.in_channels)
     dim = int(proj.out_channels)
@@ -158,7 +158,7 @@ def workload_from_model(model: torch.nn.Module, name: str | None = None) -> Work
     for i, blk in enumerate(vit.blocks):
         attn, mlp = blk.attn, blk.mlp
         if not hasattr(mlp, "fc1") or not hasattr(attn, "qkv"):
-            raise InputError(f"block {i}: expected attn.qkv and mlp.fc1/fc2 (standard ViT block)")
+            raise UserError(f"block {i}: expected attn.qkv and mlp.fc1/fc2 (standard ViT block)")
         heads = int(attn.num_heads)
         head_dim = int(attn.head_dim)
         qkv_out = int(attn.qkv.out_features)
@@ -203,7 +203,7 @@ def workload_from_name(model_name: str, **model_kwargs: Any) -> Workload:
     if not timm.is_model(model_name):
         close = timm.list_models(f"*{model_name.split('_')[0]}*")[:5]
         hint = f" (did you mean: {', '.join(close)})" if close else ""
-        raise InputError(f"unknown timm model '{model_name}'{hint}")
+        raise UserError(f"unknown timm model '{model_name}'{hint}")
     with torch.device("meta"):
         model = timm.create_model(model_name, pretrained=False, **model_kwargs)
     return workload_from_model(model, model_name)

@@ -7,16 +7,16 @@ from typing import Any
 
 import yaml
 
-from hwmodel.errors import InputError
+from hwmodel.errors import UserError
 
 
 def read_yaml(path: Path, what: str) -> Any:
     """The parsed content of a YAML file (``what`` names the kind of file in errors)."""
     if not path.is_file():
-        raise InputError(f"{what} file not found: {path}")
+        raise UserError(f"{what} file not found: {path}")
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise InputError(f"{path}: not valid YAML{where}") from exc
+        raise UserError(f"{path}: not valid YAML{where}") from exc

@@ -27,7 +27,7 @@ from hwmodel.cost import (
     macs_per_dsp,
 )
 from hwmodel.device import SYNTH_FAMILIES, known_devices, load_device
-from hwmodel.errors import InputError
+from hwmodel.errors import UserError
 
 
 def test_table_covers_the_grid_with_one_yosys_version() -> None:
@@ -61,7 +61,7 @@ def test_every_device_has_an_engine_calibration(name: str) -> None:
 
 
 def test_uncalibrated_family_is_one_clear_error() -> None:
-    with pytest.raises(InputError, match=r"no engine calibration for Yosys family 'xc6s' \(calibrated: xc7"):
+    with pytest.raises(UserError, match=r"no engine calibration for Yosys family 'xc6s' \(calibrated: xc7"):
         load_coefficients().array_for("xc6s")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hwmodel.device import DSP_TYPES, Device, known_devices, load_device
-from hwmodel.errors import InputError
+from hwmodel.errors import UserError
 
 DATASHEET = {  # DESIGN.md §2
     "zcu102": (274_080, 548_160, 912, 2520, "DSP48E2"),
@@ -49,7 +49,7 @@ def test_load_by_path_and_case_insensitive_name(tmp_path: Path) -> None:
 
 
 def test_unknown_device_lists_known() -> None:
-    with pytest.raises(InputError) as err:
+    with pytest.raises(UserError) as err:
         load_device("zcu999")
     msg = str(err.value)
     assert "zcu999" in msg and "zcu102" in msg and "pynq_z2" in msg and "\n" not in msg
@@ -75,7 +75,7 @@ def test_malformed_yaml_names_file_and_key(tmp_path: Path, edit: tuple[str, str]
     src = Path(__file__).parents[1] / "hwmodel" / "devices" / "zcu104.yaml"
     bad = tmp_path / "bad.yaml"
     bad.write_text(src.read_text().replace(*edit))
-    with pytest.raises(InputError) as err:
+    with pytest.raises(UserError) as err:
         load_device(bad)
     msg = str(err.value)
     assert str(bad) in msg and needle in msg and "\n" not in msg

@@ -14,7 +14,7 @@ from hwmodel.cost import load_coefficients
 from hwmodel.cycles import gemm_compute_cycles
 from hwmodel.design import default_config
 from hwmodel.device import known_devices, load_device
-from hwmodel.errors import InputError
+from hwmodel.errors import UserError
 from hwmodel.model import buffers, evaluate
 from hwmodel.workload import Workload
 
@@ -185,7 +185,7 @@ def test_ratio_zero_uses_no_pot_luts_and_ratio_one_no_multiplier_dsps(
 
 
 def test_pot_channels_without_pot_columns_is_an_input_error(mnist_workload: Workload) -> None:
-    with pytest.raises(InputError, match="pot_cols is 0"):
+    with pytest.raises(UserError, match="pot_cols is 0"):
         evaluate(mnist_workload, _uniform(mnist_workload, 8, 16, 0, 0.5), load_device("zcu102"))
 
 
@@ -197,7 +197,7 @@ def test_pot_ratio_on_attention_matmul_is_rejected(mnist_workload: Workload) -> 
         pot_cols=4,
         layers={"blocks.0.attn.qk": LayerHw(pot_ratio=0.5)},
     )
-    with pytest.raises(InputError, match=r"blocks\.0\.attn\.qk"):
+    with pytest.raises(UserError, match=r"blocks\.0\.attn\.qk"):
         evaluate(mnist_workload, cfg, load_device("zcu102"))
 
 
@@ -235,7 +235,7 @@ def test_config_json_round_trip(tmp_path: Path, mnist_workload: Workload) -> Non
 def test_bad_config_is_one_line(tmp_path: Path, raw: dict[str, object], needle: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(raw))
-    with pytest.raises(InputError) as err:
+    with pytest.raises(UserError) as err:
         AcceleratorConfig.load(path)
     assert needle in str(err.value) and str(path) in str(err.value)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hwmodel.errors import InputError
+from hwmodel.errors import UserError
 from hwmodel.timm_compat import timm
 from hwmodel.workload import GemmOp, NonlinearOp, workload_from_model, workload_from_name
 
@@ -87,12 +87,12 @@ def test_small_mnist_vit_instance() -> None:
 
 
 def test_unknown_model_is_one_line() -> None:
-    with pytest.raises(InputError, match="unknown timm model 'deit_huge_nope'"):
+    with pytest.raises(UserError, match="unknown timm model 'deit_huge_nope'"):
         workload_from_name("deit_huge_nope")
 
 
 def test_non_vit_is_rejected() -> None:
     import torch
 
-    with pytest.raises(InputError, match="not a timm VisionTransformer"):
+    with pytest.raises(UserError, match="not a timm VisionTransformer"):
         workload_from_model(torch.nn.Linear(3, 3))
