@@ -91,9 +91,6 @@ def build_context(study: Study, hw_only: str | None = None, cache_dir: Path | No
             calib_images=study.proxy_images,
             proxy_kind=study.proxy_kind,
         )
-        qnames = evaluator.layer_names()
-        if list(qnames) != list(layers):
-            raise UserError(f"model {spec.name}: quantizable layers do not match the workload's GEMMs")
         if study.proxy_kind == "linkl":  # cache every per-layer choice once: a proxy call is ~1 ms
             cache = cache_dir / "proxy_terms.pt" if cache_dir is not None else None
             evaluator.precompute(space.quant, cache=cache)

@@ -18,7 +18,8 @@ from torch import nn
 
 from codesign.data import DataSplits, load_dataset, load_mnist, registered_datasets
 from codesign.errors import UserError
-from hwmodel.timm_compat import timm
+from hwmodel.timm_compat import import_timm
+from hwmodel.vit import check_model_name, vit_blocks
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 DEFAULT_CHECKPOINT = ASSETS_DIR / "default_vit_mnist.pt"
@@ -50,7 +51,7 @@ class DefaultRecord:
 def create_default_model() -> nn.Module:
     """The default architecture, randomly initialised (no weights loaded)."""
     kwargs: dict[str, Any] = dict(DEFAULT_MODEL_KWARGS)
-    model: nn.Module = timm.create_model(DEFAULT_MODEL_NAME, pretrained=False, **kwargs)
+    model: nn.Module = import_timm().create_model(DEFAULT_MODEL_NAME, pretrained=False, **kwargs)
     return model
 
 
@@ -113,8 +114,7 @@ def load_user(
     The class count and input channels are read from the checkpoint (``head.weight``,
     ``patch_embed.proj.weight``); the data must have the same class count.
     """
-    if not timm.is_model(model_name):
-        raise UserError(f"unknown timm model {model_name!r} (see timm.list_models('vit*'))")
+    check_model_name(model_name)
     ckpt = Path(checkpoint)
     state = _read_state_dict(ckpt)
     kwargs: dict[str, Any] = dict(model_kwargs or {})
@@ -125,21 +125,19 @@ def load_user(
     if img_size is not None:
         kwargs["img_size"] = img_size
     try:
-        model: nn.Module = timm.create_model(model_name, pretrained=False, **kwargs)
+        model: nn.Module = import_timm().create_model(model_name, pretrained=False, **kwargs)
     except TypeError as exc:
         raise UserError(f"model {model_name!r}: bad arguments {sorted(kwargs)} ({exc})") from exc
-    from timm.models.vision_transformer import VisionTransformer
-
-    if not isinstance(model, VisionTransformer):
-        raise UserError(f"model {model_name!r} is not a timm VisionTransformer")
+    vit_blocks(model)  # a standard timm ViT, or one line saying why not
+    vit: Any = model  # timm is untyped: read its attributes dynamically
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1:2] or [str(exc)]
         raise UserError(f"{ckpt}: does not fit {model_name!r}: {first[0].strip()}") from exc
     model.eval()
-    size = tuple(int(s) for s in model.patch_embed.img_size)
-    in_chans = int(model.patch_embed.proj.in_channels)
+    size = tuple(int(s) for s in vit.patch_embed.img_size)
+    in_chans = int(vit.patch_embed.proj.in_channels)
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     use_mean = mean if mean is not None else cfg.get("mean", (0.5,) * in_chans)
     use_std = std if std is not None else cfg.get("std", (0.5,) * in_chans)
@@ -151,7 +149,7 @@ def load_user(
             f"dataset {data}: images {splits.image_shape} but model expects "
             f"{(in_chans, *size)}; registered datasets: {', '.join(registered_datasets())}"
         )
-    n_model = int(model.num_classes)
+    n_model = int(vit.num_classes)
     if splits.num_classes != n_model:
         raise UserError(f"wrong class count: {ckpt} has {n_model} classes, {data} has {splits.num_classes}")
     return model, splits

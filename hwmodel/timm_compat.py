@@ -1,20 +1,22 @@
-"""The one place that imports timm.
+"""The one place that imports timm: :func:`import_timm`.
 
 timm imports torchvision; the torchvision wheel that pip picks beside torch 2.13.0 (CPU) fails at
 import with ``operator torchvision::nms does not exist`` because its C++ ops are missing. Declaring
 the missing operator schemas before the first ``import timm`` is enough for everything timm needs
-(DESIGN.md §4). Every module that needs timm imports it from here::
+(DESIGN.md §4). Importing this module changes nothing; the first call of :func:`import_timm`
+declares them (once per process) and imports timm::
 
-    from hwmodel.timm_compat import timm
+    from hwmodel.timm_compat import import_timm
+
+    timm = import_timm()
 """
 
 from __future__ import annotations
 
-import os
+import functools
+from types import ModuleType
 
 import torch
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 _TORCHVISION_OPS = (
     "nms",
@@ -43,9 +45,15 @@ def _declare_missing_torchvision_ops() -> torch.library.Library | None:
     return lib
 
 
-# Keep a reference: the op definitions live as long as the Library object.
-_SHIM_LIBRARY = _declare_missing_torchvision_ops()
+@functools.cache
+def _timm_with_shim() -> tuple[ModuleType, torch.library.Library | None]:
+    # The op definitions live as long as their Library object: the cache keeps it.
+    shim = _declare_missing_torchvision_ops()
+    import timm
 
-import timm  # noqa: E402
+    return timm, shim
 
-__all__ = ["timm"]
+
+def import_timm() -> ModuleType:
+    """The ``timm`` module, usable beside this torchvision wheel (see the module docstring)."""
+    return _timm_with_shim()[0]

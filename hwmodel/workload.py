@@ -1,10 +1,10 @@
 """ViT workload: the ordered GEMMs and non-linear ops of a timm VisionTransformer.
 
-Layer names are the timm module names (``blocks.3.mlp.fc1``) plus ``blocks.{i}.attn.qk`` (Q·Kᵀ)
-and ``blocks.{i}.attn.sv`` (softmax·V) for the per-head activation×activation matmuls; the
-quantization config (``codesign.quant``) uses the same names, so a per-layer setting means the
-same layer in both places. A GEMM is C[M×N] = A[M×K]·B[K×N] repeated ``repeat`` times (once per
-head for qk/sv); B is a weight matrix when ``weight_operand`` is true.
+Layer names come from :mod:`hwmodel.vit` (timm module names like ``blocks.3.mlp.fc1`` plus
+``blocks.{i}.attn.qk`` / ``blocks.{i}.attn.sv`` for the per-head activation×activation matmuls),
+the naming the quantization config (``codesign.quant``) uses too. A GEMM is C[M×N] = A[M×K]·B[K×N]
+repeated ``repeat`` times (once per head for qk/sv); B is a weight matrix when ``weight_operand``
+is true.
 """
 
 from __future__ import annotations
@@ -18,6 +18,16 @@ import numpy.typing as npt
 import torch
 
 from hwmodel.errors import UserError
+from hwmodel.timm_compat import import_timm
+from hwmodel.vit import (
+    BLOCK_GEMMS,
+    HEAD,
+    PATCH_EMBED,
+    block_layer,
+    check_model_name,
+    has_linear_head,
+    vit_blocks,
+)
 
 GEMM_KINDS = ("patch_embed", "qkv", "qk", "sv", "proj", "fc1", "fc2", "head")
 NONLINEAR_KINDS = ("layernorm", "softmax", "gelu")
@@ -132,13 +142,7 @@ def _as_int(value: Any) -> int:
 
 def workload_from_model(model: torch.nn.Module, name: str | None = None) -> Workload:
     """Extract the workload of a timm ``VisionTransformer`` instance (any size, any input)."""
-    from hwmodel.timm_compat import timm
-
-    vit_cls = timm.models.vision_transformer.VisionTransformer
-    if not isinstance(model, vit_cls):
-        raise UserError(
-            f"model {type(model).__name__} is not a timm VisionTransformer (only ViT/DeiT supported)"
-        )
+    blocks: list[Any] = vit_blocks(model)
     vit: Any = model  # timm is untyped: read its attributes dynamically
     pe = vit.patch_embed
     proj = pe.proj
@@ -151,36 +155,35 @@ def workload_from_model(model: torch.nn.Module, name: str | None = None) -> Work
     prefix = int(getattr(vit, "num_prefix_tokens", 1))
     tokens = num_patches + prefix
     img = _as_int(pe.img_size)
-    ops: list[Op] = [GemmOp("patch_embed.proj", "patch_embed", num_patches, dim, in_chans * patch * patch)]
-    depth = len(vit.blocks)
+    ops: list[Op] = [GemmOp(PATCH_EMBED, "patch_embed", num_patches, dim, in_chans * patch * patch)]
+    depth = len(blocks)
     heads = 0
     hidden = 0
-    for i, blk in enumerate(vit.blocks):
+    for i, blk in enumerate(blocks):
         attn, mlp = blk.attn, blk.mlp
-        if not hasattr(mlp, "fc1") or not hasattr(attn, "qkv"):
-            raise UserError(f"block {i}: expected attn.qkv and mlp.fc1/fc2 (standard ViT block)")
         heads = int(attn.num_heads)
         head_dim = int(attn.head_dim)
         qkv_out = int(attn.qkv.out_features)
         attn_dim = heads * head_dim
         hidden = int(mlp.fc1.out_features)
+        gemm = {g: block_layer(i, g) for g in BLOCK_GEMMS}
         p = f"blocks.{i}"
         ops += [
             NonlinearOp(f"{p}.norm1", "layernorm", tokens, dim),
-            GemmOp(f"{p}.attn.qkv", "qkv", tokens, qkv_out, int(attn.qkv.in_features)),
-            GemmOp(f"{p}.attn.qk", "qk", tokens, tokens, head_dim, heads, weight_operand=False),
+            GemmOp(gemm["attn.qkv"], "qkv", tokens, qkv_out, int(attn.qkv.in_features)),
+            GemmOp(gemm["attn.qk"], "qk", tokens, tokens, head_dim, heads, weight_operand=False),
             NonlinearOp(f"{p}.attn.softmax", "softmax", heads * tokens, tokens),
-            GemmOp(f"{p}.attn.sv", "sv", tokens, head_dim, tokens, heads, weight_operand=False),
-            GemmOp(f"{p}.attn.proj", "proj", tokens, int(attn.proj.out_features), attn_dim),
+            GemmOp(gemm["attn.sv"], "sv", tokens, head_dim, tokens, heads, weight_operand=False),
+            GemmOp(gemm["attn.proj"], "proj", tokens, int(attn.proj.out_features), attn_dim),
             NonlinearOp(f"{p}.norm2", "layernorm", tokens, dim),
-            GemmOp(f"{p}.mlp.fc1", "fc1", tokens, hidden, int(mlp.fc1.in_features)),
+            GemmOp(gemm["mlp.fc1"], "fc1", tokens, hidden, int(mlp.fc1.in_features)),
             NonlinearOp(f"{p}.mlp.act", "gelu", tokens, hidden),
-            GemmOp(f"{p}.mlp.fc2", "fc2", tokens, int(mlp.fc2.out_features), hidden),
+            GemmOp(gemm["mlp.fc2"], "fc2", tokens, int(mlp.fc2.out_features), hidden),
         ]
     ops.append(NonlinearOp("norm", "layernorm", tokens, dim))
     num_classes = int(getattr(model, "num_classes", 0))
-    if isinstance(model.head, torch.nn.Linear):
-        ops.append(GemmOp("head", "head", 1, int(model.head.out_features), int(model.head.in_features)))
+    if has_linear_head(model):
+        ops.append(GemmOp(HEAD, "head", 1, int(vit.head.out_features), int(vit.head.in_features)))
     return Workload(
         model_name=name or type(model).__name__,
         img_size=img,
@@ -198,12 +201,7 @@ def workload_from_model(model: torch.nn.Module, name: str | None = None) -> Work
 
 def workload_from_name(model_name: str, **model_kwargs: Any) -> Workload:
     """Workload of a timm model by name (built on the meta device: no weights, no download)."""
-    from hwmodel.timm_compat import timm
-
-    if not timm.is_model(model_name):
-        close = timm.list_models(f"*{model_name.split('_')[0]}*")[:5]
-        hint = f" (did you mean: {', '.join(close)})" if close else ""
-        raise UserError(f"unknown timm model '{model_name}'{hint}")
+    check_model_name(model_name)
     with torch.device("meta"):
-        model = timm.create_model(model_name, pretrained=False, **model_kwargs)
+        model = import_timm().create_model(model_name, pretrained=False, **model_kwargs)
     return workload_from_model(model, model_name)

@@ -7,8 +7,10 @@ import os
 import pytest
 from hypothesis import settings
 
-from hwmodel.timm_compat import timm
+from hwmodel.timm_compat import import_timm
 from hwmodel.workload import Workload, workload_from_model, workload_from_name
+
+timm = import_timm()
 
 # Property tests draw the same examples on every run (seeded from each test's own code), so the
 # README's test command gives on CI exactly what it gave here. `explore` draws fresh ones each run

@@ -13,7 +13,9 @@ from codesign.errors import UserError
 from codesign.models import load_user
 from codesign.proxy import Evaluator
 from codesign.quant import QuantConfig, quantize_model
-from hwmodel.timm_compat import timm
+from hwmodel.timm_compat import import_timm
+
+timm = import_timm()
 
 ARCH = {"img_size": 16, "patch_size": 8, "embed_dim": 16, "depth": 1, "num_heads": 2}
 

@@ -24,7 +24,9 @@ from codesign.quant import (
     quantize_weight,
 )
 from codesign.quant._quantizers import pot_decode
-from hwmodel.timm_compat import timm
+from hwmodel.timm_compat import import_timm
+
+timm = import_timm()
 
 
 def tiny_vit() -> nn.Module:

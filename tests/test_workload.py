@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from hwmodel.errors import UserError
-from hwmodel.timm_compat import timm
+from hwmodel.timm_compat import import_timm
 from hwmodel.workload import GemmOp, NonlinearOp, workload_from_model, workload_from_name
+
+timm = import_timm()
 
 
 def hand_macs(

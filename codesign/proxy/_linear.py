@@ -24,17 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codesign.nn_attrs import child_module, tensor_attr
 from codesign.quant import (
     FLOAT_BITS,
+    QUANTIZERS,
     Calibration,
     LayerQuant,
     QuantAttention,
     QuantConfig,
-    is_matmul_layer,
-    layer_names,
 )
-from codesign.quant._model import _child, _tensor, _vit_blocks
-from codesign.quant._quantizers import QUANTIZERS
+from hwmodel.vit import is_matmul_layer, layer_names, vit_blocks
 
 MAX_CLASSES = 64
 
@@ -83,9 +82,9 @@ class LinearizedKL:
             points[key] = x
 
         float_lq = LayerQuant(FLOAT_BITS, FLOAT_BITS, 0.0)
-        for i, block in enumerate(_vit_blocks(shadow)):
+        for i, block in enumerate(vit_blocks(shadow)):
             block.attn = QuantAttention(
-                _child(block, "attn"), f"blocks.{i}.attn", float_lq, float_lq, {}, "uniform", observe
+                child_module(block, "attn"), f"blocks.{i}.attn", float_lq, float_lq, {}, "uniform", observe
             )
         x = images.detach().clone().requires_grad_(True)
         z = shadow(x)
@@ -118,7 +117,7 @@ class LinearizedKL:
     def _weight_term(self, name: str, bits: int, ratio: float, method: str) -> torch.Tensor:
         key = (name, bits, ratio, method, "w")
         if key not in self._memo:
-            w = _tensor(self.model.get_submodule(name), "weight").detach()
+            w = tensor_attr(self.model.get_submodule(name), "weight").detach()
             cached = self.calibration.weight(name, LayerQuant(bits, 32, ratio), method)
             dw = cached.dequantize() - w
             self._memo[key] = self._contract(name, self._fns[name](self._inputs[name], dw))
@@ -130,7 +129,7 @@ class LinearizedKL:
             x = self._inputs[name]
             s = self.calibration.act_scale(f"{name}:a", bits, "fixed", method)
             dx = QUANTIZERS["fixed"](x, torch.tensor(s), bits) - x
-            w = _tensor(self.model.get_submodule(name), "weight").detach()
+            w = tensor_attr(self.model.get_submodule(name), "weight").detach()
             self._memo[key] = self._contract(name, self._fns[name](dx, w))
         return self._memo[key]
 

@@ -2,7 +2,8 @@
 
 Public API: :class:`LayerQuant`, :class:`QuantConfig`, :func:`parse_precision`,
 :func:`quantize_model`, :func:`export_int_model`, :func:`load_int_model`, :class:`Calibration`,
-:func:`layer_names`, the quantizer registry :data:`QUANTIZERS`.
+:func:`layer_names` and :func:`is_matmul_layer` (the ViT layer naming of :mod:`hwmodel.vit`), the
+quantizer registry :data:`QUANTIZERS`.
 """
 
 from codesign.quant._config import (
@@ -10,7 +11,6 @@ from codesign.quant._config import (
     FLOAT_BITS,
     LayerQuant,
     QuantConfig,
-    is_matmul_layer,
     parse_precision,
 )
 from codesign.quant._model import (
@@ -20,12 +20,12 @@ from codesign.quant._model import (
     QuantLinear,
     QWeight,
     export_int_model,
-    layer_names,
     load_int_model,
     quantize_model,
     quantize_weight,
 )
 from codesign.quant._quantizers import QUANTIZERS, Quantizer, get_quantizer
+from hwmodel.vit import is_matmul_layer, layer_names
 
 __all__ = [
     "ALLOWED_BITS",

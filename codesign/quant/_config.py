@@ -22,11 +22,11 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from codesign.errors import UserError
+from hwmodel.vit import is_matmul_layer
 
 FLOAT_BITS = 32
 ALLOWED_BITS = (*range(2, 17), FLOAT_BITS)
 MAX_POT_BITS = 8
-MATMUL_KINDS = ("qk", "sv")
 
 ActCalibration = Literal["max", "percentile", "mse"]
 WeightCalibration = Literal["max", "mse"]
@@ -34,11 +34,6 @@ SoftmaxScheme = Literal["uniform", "log2"]
 ACT_CALIBRATIONS: tuple[str, ...] = ("max", "percentile", "mse")
 WEIGHT_CALIBRATIONS: tuple[str, ...] = ("max", "mse")
 SOFTMAX_SCHEMES: tuple[str, ...] = ("uniform", "log2")
-
-
-def is_matmul_layer(name: str) -> bool:
-    """``blocks.{i}.attn.qk`` / ``blocks.{i}.attn.sv``: activation × activation products."""
-    return name.rsplit(".", 1)[-1] in MATMUL_KINDS and ".attn." in name
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,7 @@
 """Fake-quantize a timm VisionTransformer by a per-layer :class:`QuantConfig`.
 
-GEMM layer names (shared with ``hwmodel.workload``): ``patch_embed.proj``, ``blocks.{i}.attn.qkv``,
-``blocks.{i}.attn.qk``, ``blocks.{i}.attn.sv``, ``blocks.{i}.attn.proj``, ``blocks.{i}.mlp.fc1``,
-``blocks.{i}.mlp.fc2``, ``head``.
+GEMM layer names: :mod:`hwmodel.vit` (the naming ``hwmodel.workload`` uses too):
+``patch_embed.proj``, ``blocks.{i}.attn.{qkv,qk,sv,proj}``, ``blocks.{i}.mlp.{fc1,fc2}``, ``head``.
 
 Quantization points: each weight layer quantizes its weight (per output channel; mixed scheme:
 ``pot_ratio`` of the output channels power-of-two, for ``qkv`` the same count in every head of
@@ -26,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from codesign.errors import UserError
-from codesign.quant._config import FLOAT_BITS, LayerQuant, QuantConfig, is_matmul_layer
+from codesign.nn_attrs import child_module, number_attr, tensor_attr
+from codesign.quant._config import FLOAT_BITS, LayerQuant, QuantConfig
 from codesign.quant._quantizers import (
     QUANTIZERS,
     channel_scales,
@@ -35,6 +35,7 @@ from codesign.quant._quantizers import (
     pot_decode,
     tensor_scale,
 )
+from hwmodel.vit import is_matmul_layer, layer_names, vit_blocks
 
 EXPORT_FORMAT = "codesign-int/1"
 _SAMPLE_PER_POINT = 1 << 16
@@ -43,59 +44,11 @@ _SAMPLE_PER_POINT = 1 << 16
 # ----------------------------------------------------------------------------- model structure
 
 
-def _child(module: nn.Module, name: str) -> nn.Module:
-    sub = getattr(module, name)
-    if not isinstance(sub, nn.Module):
-        raise UserError(f"{type(module).__name__}.{name}: expected a module")
-    return sub
-
-
-def _number(module: nn.Module, name: str) -> float:
-    value = getattr(module, name)
-    if not isinstance(value, int | float):
-        raise UserError(f"{type(module).__name__}.{name}: expected a number")
-    return float(value)
-
-
-def _tensor(module: nn.Module, name: str) -> torch.Tensor:
-    value = getattr(module, name)
-    if not isinstance(value, torch.Tensor):
-        raise UserError(f"{type(module).__name__}.{name}: expected a tensor")
-    return value
-
-
-def _vit_blocks(model: nn.Module) -> list[nn.Module]:
-    from hwmodel.timm_compat import timm
-
-    if not isinstance(model, timm.models.vision_transformer.VisionTransformer):
-        raise UserError(f"model {type(model).__name__} is not a timm VisionTransformer")
-    blocks = list(model.blocks)
-    for i, b in enumerate(blocks):
-        attn = getattr(b, "attn", None)
-        if not hasattr(attn, "qkv") or not hasattr(getattr(b, "mlp", None), "fc1"):
-            raise UserError(f"block {i}: expected attn.qkv and mlp.fc1/fc2 (standard ViT block)")
-        if getattr(attn, "gate", None) is not None:
-            raise UserError(f"block {i}: gated attention is not supported")
-    return blocks
-
-
-def layer_names(model: nn.Module) -> list[str]:
-    """The GEMM layer names of a timm ViT, in execution order."""
-    names = ["patch_embed.proj"]
-    for i, _ in enumerate(_vit_blocks(model)):
-        p = f"blocks.{i}"
-        names += [f"{p}.attn.{n}" for n in ("qkv", "qk", "sv", "proj")]
-        names += [f"{p}.mlp.fc1", f"{p}.mlp.fc2"]
-    if isinstance(getattr(model, "head", None), nn.Linear):
-        names.append("head")
-    return names
-
-
 def _weight_groups(model: nn.Module, name: str) -> int:
     """Channel groups that share the PoT ratio: every head of Q, K and V for ``qkv``."""
     if name.endswith(".attn.qkv"):
         attn = model.get_submodule(name.rsplit(".", 1)[0])
-        return 3 * int(_number(attn, "num_heads"))
+        return 3 * int(number_attr(attn, "num_heads"))
     return 1
 
 
@@ -103,7 +56,7 @@ def _check_names(model: nn.Module, config: QuantConfig) -> list[str]:
     names = layer_names(model)
     unknown = sorted(set(config.layers) - set(names))
     if unknown:
-        depth = len(_vit_blocks(model))
+        depth = len(vit_blocks(model))
         raise UserError(
             f"unknown layer {unknown[0]!r} in quant config; layers are patch_embed.proj, "
             f"blocks.{{0..{depth - 1}}}.attn.{{qkv,qk,sv,proj}}, blocks.{{i}}.mlp.{{fc1,fc2}}, head"
@@ -252,13 +205,13 @@ class QuantAttention(nn.Module):
         observer: Observer | None = None,
     ) -> None:
         super().__init__()
-        self.qkv, self.proj = _child(attn, "qkv"), _child(attn, "proj")
-        self.q_norm, self.k_norm = _child(attn, "q_norm"), _child(attn, "k_norm")
-        self.norm = _child(attn, "norm")
-        self.num_heads = int(_number(attn, "num_heads"))
-        self.head_dim = int(_number(attn, "head_dim"))
+        self.qkv, self.proj = child_module(attn, "qkv"), child_module(attn, "proj")
+        self.q_norm, self.k_norm = child_module(attn, "q_norm"), child_module(attn, "k_norm")
+        self.norm = child_module(attn, "norm")
+        self.num_heads = int(number_attr(attn, "num_heads"))
+        self.head_dim = int(number_attr(attn, "head_dim"))
         self.attn_dim = int(getattr(attn, "attn_dim", self.num_heads * self.head_dim))
-        self.scale = _number(attn, "scale")
+        self.scale = number_attr(attn, "scale")
         self.name = name
         self.qk, self.sv = qk, sv
         self.scales = dict(scales)
@@ -333,9 +286,9 @@ class Calibration:
             hooks.append(
                 mod.register_forward_pre_hook(lambda _m, args, key=f"{name}:a": observe(key, args[0]))
             )
-        for i, block in enumerate(_vit_blocks(shadow)):
+        for i, block in enumerate(vit_blocks(shadow)):
             block.attn = QuantAttention(
-                _child(block, "attn"), f"blocks.{i}.attn", float_lq, float_lq, {}, "uniform", observe
+                child_module(block, "attn"), f"blocks.{i}.attn", float_lq, float_lq, {}, "uniform", observe
             )
         with torch.no_grad():
             shadow(calib)
@@ -358,7 +311,7 @@ class Calibration:
     def weight(self, name: str, lq: LayerQuant, method: str) -> QWeight:
         key = (name, lq.weight_bits, lq.pot_ratio, method)
         if key not in self._weight_memo:
-            w = _tensor(self.model.get_submodule(name), "weight")
+            w = tensor_attr(self.model.get_submodule(name), "weight")
             groups = _weight_groups(self.model, name)
             self._weight_memo[key] = quantize_weight(w, lq.weight_bits, lq.pot_ratio, groups, method)
         return self._weight_memo[key]
@@ -400,14 +353,14 @@ def _build(
         scale = act_scales.get(f"{name}:a")
         wrap = QuantConv2d if isinstance(mod, nn.Conv2d) else QuantLinear
         setattr(parent, attr, wrap(mod, qw, lq.act_bits, scale))
-    for i, block in enumerate(_vit_blocks(qmodel)):
+    for i, block in enumerate(vit_blocks(qmodel)):
         p = f"blocks.{i}.attn"
         qk, sv = config.for_layer(f"{p}.qk"), config.for_layer(f"{p}.sv")
         if qk.is_float and sv.is_float:
             continue
         keys = [f"{p}.{m}:{o}" for m in ("qk", "sv") for o in ("a", "b")]
         block.attn = QuantAttention(
-            _child(block, "attn"), p, qk, sv, {k: act_scales.get(k) for k in keys}, config.softmax
+            child_module(block, "attn"), p, qk, sv, {k: act_scales.get(k) for k in keys}, config.softmax
         )
     qmodel.quant_config = config  # type: ignore[assignment]
     qmodel.quant_act_scales = dict(act_scales)  # type: ignore[assignment]
