@@ -69,7 +69,7 @@ def measure(storage_url: str, workers: int, trials: int, out: str) -> dict[str, 
     ctx = build_context(study, args["hw_only"])
     storage = open_storage(storage_url)
     optuna_study, _ = open_study(ctx, storage, directions(ctx), study.fps)
-    enqueue_baselines(optuna_study, ctx, study.fps)
+    enqueue_baselines(optuna_study, ctx)
     barrier = mp.get_context("spawn").Barrier(workers + 1)
     pool = WorkerPool(args, workers, barrier=barrier, method="spawn")  # fresh processes, timed after start-up
     t_start = time.perf_counter()

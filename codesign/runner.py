@@ -223,9 +223,10 @@ class Objective:
         return cached.values
 
 
-def baseline_hardware(ctx: SearchContext, quant: QuantConfig, fps_target: float | None) -> dict[str, Any]:
+def baseline_hardware(ctx: SearchContext, quant: QuantConfig) -> dict[str, Any]:
     """The fastest feasible array (rows × cols × clock) of the space for a uniform design, with
-    middle tile choices; the least-violating one when none is feasible."""
+    middle tile choices; the least-violating one (:meth:`DesignReport.violation`) when none is
+    feasible."""
     hw = ctx.space.hardware
     mid = {k: getattr(hw, k)[len(getattr(hw, k)) // 2] for k in ("tm_folds", "tn_folds", "tk")}
     wants_pot = any(quant.for_layer(n).pot_ratio > 0 for n in ctx.layers)
@@ -245,23 +246,18 @@ def baseline_hardware(ctx: SearchContext, quant: QuantConfig, fps_target: float 
             continue
         cand = ctx.space.decode(params, ctx.layers, quant)
         rep = evaluate(ctx.workload, cand.accel, ctx.device, ctx.study.caps)
-        violation = max(
-            max(rep.utilisation[k] / getattr(ctx.study.caps, k) for k in rep.utilisation) - 1.0, 0.0
-        )
-        if cand.accel.freq_mhz > ctx.device.max_freq_mhz:
-            violation += 1.0
-        rank = (violation, -rep.fps)
+        rank = (max(rep.violation(ctx.study.caps, ctx.device.max_freq_mhz), 0.0), -rep.fps)
         if best is None or rank < best[0]:
             best = (rank, params)
     assert best is not None
     return best[1]
 
 
-def enqueue_baselines(study: optuna.Study, ctx: SearchContext, fps_target: float | None) -> list[str]:
+def enqueue_baselines(study: optuna.Study, ctx: SearchContext) -> list[str]:
     """Enqueue the uniform baselines of :data:`BASELINES` (only into a new study)."""
     names = []
     if ctx.fixed_quant is not None:
-        hw = baseline_hardware(ctx, ctx.fixed_quant, fps_target)
+        hw = baseline_hardware(ctx, ctx.fixed_quant)
         study.enqueue_trial(hw, user_attrs={"baseline": "fixed quantization, largest array"})
         return ["fixed quantization, largest array"]
     for name, w, a, ratio in BASELINES:
@@ -270,7 +266,7 @@ def enqueue_baselines(study: optuna.Study, ctx: SearchContext, fps_target: float
         quant = ctx.space.quant_from_params(
             ctx.space.baseline_params(ctx.layers, w, a, ratio, {}), ctx.layers, ratio > 0
         )
-        params_hw = baseline_hardware(ctx, quant, fps_target)
+        params_hw = baseline_hardware(ctx, quant)
         params = ctx.space.baseline_params(
             ctx.layers, w, a, ratio, {k.removeprefix("hw."): v for k, v in params_hw.items()}
         )

@@ -19,14 +19,6 @@ class Score:
     attrs: dict[str, Any]
 
 
-def resource_violation(
-    util: dict[str, float], caps: dict[str, float], freq_mhz: float, max_mhz: float
-) -> float:
-    """≤ 0 when every resource is under its cap and the clock under the device maximum."""
-    over = max(util[k] / caps[k] for k in caps) - 1.0
-    return max(over, freq_mhz / max_mhz - 1.0)
-
-
 def score(ctx: SearchContext, cand: Candidate) -> Score:
     study = ctx.study
     rep = evaluate(ctx.workload, cand.accel, ctx.device, study.caps)
@@ -37,7 +29,6 @@ def score(ctx: SearchContext, cand: Candidate) -> Score:
         float(proxy) if name == "accuracy" and proxy is not None else HARDWARE_VALUES[name](rep)
         for name in ctx.objectives
     )
-    caps = {"lut": study.caps.lut, "ff": study.caps.ff, "dsp": study.caps.dsp, "bram36": study.caps.bram36}
     attrs: dict[str, Any] = {
         "key": cand.key(),
         "proxy": proxy,
@@ -50,9 +41,7 @@ def score(ctx: SearchContext, cand: Candidate) -> Score:
         "ff": rep.resources.ff,
         "bram36": rep.resources.bram36,
         "utilisation": rep.utilisation,
-        "resource_violation": resource_violation(
-            rep.utilisation, caps, cand.accel.freq_mhz, ctx.device.max_freq_mhz
-        ),
+        "resource_violation": rep.violation(study.caps, ctx.device.max_freq_mhz),
         "violations": list(rep.violations),
         "array": [cand.accel.rows, cand.accel.cols, cand.accel.pot_cols],
         "freq_mhz": cand.accel.freq_mhz,

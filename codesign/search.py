@@ -125,7 +125,7 @@ def run_search(args: Any) -> tuple[dict[str, Any], Outcome, Path]:
     optuna_study, new = open_study(ctx, storage, directions(ctx), fps)
     seed_base = len(optuna_study.get_trials(deepcopy=False))  # a resumed/extra run: fresh streams
     optuna_study.sampler = make_sampler(ctx, seed_offset=seed_base, parallel=args.workers > 1)
-    baselines = enqueue_baselines(optuna_study, ctx, fps) if new else []
+    baselines = enqueue_baselines(optuna_study, ctx) if new else []
     objective = Objective(ctx, fps)
     objective.prime(optuna_study.get_trials(deepcopy=False))
     done = len(optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))

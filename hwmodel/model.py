@@ -116,6 +116,14 @@ class DesignReport:
     def gops(self) -> float:
         return 2.0 * self.macs * self.fps / 1e9
 
+    def violation(self, caps: UtilisationCaps, max_freq_mhz: float) -> float:
+        """How far the design is over its limits, as one number: the largest of every resource's
+        utilisation / cap − 1 and clock / ``max_freq_mhz`` − 1. ≤ 0 exactly when :attr:`violations`
+        is empty (a negative value is the headroom of the binding limit)."""
+        limits = {"dsp": caps.dsp, "lut": caps.lut, "ff": caps.ff, "bram36": caps.bram36}
+        over = max(self.utilisation[k] / cap for k, cap in limits.items()) - 1.0
+        return max(over, self.freq_mhz / max_freq_mhz - 1.0)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model_name,

@@ -15,7 +15,7 @@ from hwmodel.cycles import gemm_compute_cycles
 from hwmodel.design import default_config
 from hwmodel.device import known_devices, load_device
 from hwmodel.errors import UserError
-from hwmodel.model import buffers, evaluate
+from hwmodel.model import UtilisationCaps, buffers, evaluate
 from hwmodel.workload import Workload
 
 SIDES = st.sampled_from([1, 2, 3, 4, 8, 16, 24, 32, 64])
@@ -59,6 +59,21 @@ def test_cycles_bounded_by_compute_and_bandwidth(
         if layer.bound != "nonlinear":
             macs = layer.m * layer.n * layer.k * layer.repeat
             assert layer.compute_cycles >= macs / cfg.pes
+
+
+@FAST
+@given(data=st.data(), device=st.sampled_from(known_devices()))
+def test_violation_measure_agrees_with_the_violations(
+    mnist_workload: Workload, data: st.DataObject, device: str
+) -> None:
+    """One numeric measure of "how far over the limits": ≤ 0 exactly for feasible designs."""
+    cfg = data.draw(designs(mnist_workload))
+    dev = load_device(device)
+    caps = UtilisationCaps(lut=0.5, ff=0.6, dsp=0.7, bram36=0.8)
+    rep = evaluate(mnist_workload, cfg, dev, caps)
+    assert (rep.violation(caps, dev.max_freq_mhz) <= 0) == rep.feasible
+    worst = max(rep.utilisation[k] / getattr(caps, k) for k in rep.utilisation)
+    assert rep.violation(caps, dev.max_freq_mhz) >= worst - 1.0
 
 
 @FAST
