@@ -24,10 +24,17 @@ from optuna.trial import TrialState
 from codesign.atomic import write_text_atomic
 from codesign.context import build_context
 from codesign.errors import UserError
-from codesign.objectives import PROXY_LABELS
-from codesign.plots import hypervolume_data, pareto_data, pareto_html, render_hypervolume, render_pareto
-from codesign.report import format_pareto, read_records
-from codesign.results import Outcome, analyse, export_designs, rescore, summary, trial_rows, write_tables
+from codesign.results import (
+    Outcome,
+    ResultRow,
+    analyse,
+    export_designs,
+    format_pareto,
+    rescore,
+    summary,
+    trial_rows,
+    write_tables,
+)
 from codesign.runner import (
     Objective,
     default_storage,
@@ -112,7 +119,7 @@ def prepare_run_dir(out: str, name: str) -> Path:
     return run_dir
 
 
-def run_search(args: Any) -> tuple[dict[str, Any], Outcome, Path]:
+def run_search(args: Any) -> tuple[dict[str, Any], Outcome, list[ResultRow], Path]:
     t0 = time.perf_counter()
     workers = WorkerPool.prestart(args)  # --workers N: N − 1 processes start importing now
     study = resolve_study(args)
@@ -137,46 +144,33 @@ def run_search(args: Any) -> tuple[dict[str, Any], Outcome, Path]:
             sys.stderr.write(f"codesign.search: warning: {line}\n")
     workers.stop()
     search_s = time.perf_counter() - t_search
-    trials = optuna_study.get_trials(deepcopy=False)
-    rows = trial_rows(trials, len(ctx.objectives))
-    outcome = analyse(rows, ctx.objectives)
-    rescore(ctx, outcome)
-    write_tables(run_dir, outcome)
-    title = f"{study.name}: {ctx.workload.model_name} on {ctx.device.name}"
-    records = read_records(run_dir / "trials.csv")
-    render_pareto(
-        pareto_data(records, ctx.objectives, fps, PROXY_LABELS.get(study.proxy_kind, study.proxy_kind)),
-        run_dir / "pareto.png",
-        title,
-    )
-    render_hypervolume(
-        hypervolume_data(outcome.hv_history, outcome.baseline_hypervolume), run_dir / "hypervolume.png", title
-    )
+    trials = trial_rows(optuna_study.get_trials(deepcopy=False), len(ctx.objectives))
+    outcome = rescore(ctx, analyse(trials, ctx.objectives))
+    rows = write_tables(run_dir, outcome)
+    info = summary(ctx, outcome)
+    from codesign.results.plots import pareto_html, render_run_plots  # matplotlib: only when drawing
+
+    render_run_plots(run_dir, rows, outcome.hv_history, info)
     if outcome.rows:
         pareto_html(optuna_study, ctx.objectives, run_dir / "pareto.html")
     if outcome.pareto:
         export_designs(ctx, outcome, run_dir, with_rtl=not args.no_rtl)
-    ran = len(rows) - done
-    wall = time.perf_counter() - t0
-    info = summary(
-        ctx,
-        outcome,
-        fps,
+    ran = len(outcome.rows) - done
+    info.update(
         {
             "storage": storage_url,
             "study_file": str(study.source),
             "new_trials": ran,
             "search_s": search_s,
             "mean_trial_s": search_s / ran if ran > 0 else None,
-            "wall_s": wall,
+            "wall_s": time.perf_counter() - t0,
             "cache_hits": objective.cache_hits,
             "baselines_enqueued": baselines,
-            "proxy_kind": study.proxy_kind,
             "hw_only": args.hw_only,
-        },
+        }
     )
     write_text_atomic(run_dir / "summary.json", json.dumps(info, indent=2) + "\n")
-    return info, outcome, run_dir
+    return info, outcome, rows, run_dir
 
 
 def no_feasible_line(outcome: Outcome, fps: float | None, device: str) -> str:
@@ -198,7 +192,7 @@ def no_feasible_line(outcome: Outcome, fps: float | None, device: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    info, outcome, run_dir = run_search(args)
+    info, outcome, rows, run_dir = run_search(args)
     if args.json:
         keys = (
             "trials",
@@ -215,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(json.dumps({k: info[k] for k in keys}, indent=2))
     else:
-        print(format_pareto(read_records(run_dir / "pareto.csv"), outcome.objectives))
+        print(format_pareto([r for r in rows if r.pareto]))
         print(
             f"\n{info['trials']} trials ({info['new_trials']} new, {info['wall_s']:.1f} s), "
             f"{info['feasible']} feasible, "

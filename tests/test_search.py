@@ -77,7 +77,7 @@ def test_every_export_reloads_and_reproduces(run: Path) -> None:
 
 
 def test_report_command(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from codesign.report import main
+    from codesign.cli.report import main
 
     trial = json.loads((run / "summary.json").read_text())["pareto_trials"][0]
     (run / "pareto.png").unlink()

@@ -73,7 +73,7 @@ def test_export_designs_failing_half_way_keeps_previous_designs(tmp_path: Path) 
     outcome = analyse(trial_rows(trials, len(ctx.objectives)), ctx.objectives)
     assert len(outcome.pareto) >= 2
     broken = dataclasses.replace(outcome.pareto[1], params={"hw.rows": outcome.pareto[1].params["hw.rows"]})
-    outcome.pareto = [outcome.pareto[0], broken]
+    outcome = dataclasses.replace(outcome, pareto=(outcome.pareto[0], broken))
     with pytest.raises(KeyError, match=r"hw\.cols"):  # decoding the second design
         export_designs(ctx, outcome, run_dir, with_rtl=False)
     assert tree_hash(run_dir) == before

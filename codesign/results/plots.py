@@ -1,26 +1,23 @@
-"""Plots of a run, compute-then-render: ``*_data`` functions read the trial table, ``render_*``
-draw with matplotlib (PNG); ``pareto_html`` uses Optuna's plotly Pareto plot."""
+"""Plots of a run, compute-then-render: ``*_data`` functions read the result rows, ``render_*``
+draw with matplotlib (PNG); ``pareto_html`` uses Optuna's plotly Pareto plot;
+:func:`render_run_plots` draws every PNG of a run (the search and ``codesign.report`` call it).
+
+Figures are drawn on matplotlib's object API (``matplotlib.figure.Figure``), not pyplot: no
+backend is chosen and no global figure state is kept.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from codesign.atomic import write_atomic
-from codesign.objectives import OBJECTIVES
-
-
-def _num(v: Any) -> float | None:
-    if v is None or v == "":
-        return None
-    return float(v)
+from codesign.objectives import OBJECTIVES, PROXY_LABELS
+from codesign.results.table import ResultRow
 
 
 @dataclass(frozen=True)
@@ -46,13 +43,13 @@ class Panel:
     x_line_label: str = ""
 
 
-def _pick(rec: dict[str, Any], key: str) -> float:
-    v = _num(rec.get(key))
-    return float("nan") if v is None else v
+def _pick(row: ResultRow, key: str) -> float:
+    v = getattr(row, key)
+    return float("nan") if v is None else float(v)
 
 
 def pareto_data(
-    records: Sequence[dict[str, Any]],
+    rows: Sequence[ResultRow],
     objectives: Sequence[str],
     fps_target: float | None,
     proxy_label: str = OBJECTIVES["accuracy"].label,
@@ -75,16 +72,16 @@ def pareto_data(
     for x, y, c in views:
         pts = tuple(
             Point(
-                trial=int(rec["trial"]),
-                x=_pick(rec, x),
-                y=_pick(rec, y),
-                colour=_pick(rec, c),
-                feasible=str(rec["feasible"]) in {"1", "True", "true"},
-                pareto=str(rec["pareto"]) in {"1", "True", "true"},
-                baseline=str(rec.get("baseline") or ""),
-                real=_num(rec.get("accuracy_real")),
+                trial=row.trial,
+                x=_pick(row, x),
+                y=_pick(row, y),
+                colour=_pick(row, c),
+                feasible=row.feasible,
+                pareto=row.pareto,
+                baseline=row.baseline,
+                real=None if row.accuracy_real is None else float(row.accuracy_real),
             )
-            for rec in records
+            for row in rows
         )
         panels.append(
             Panel(
@@ -101,7 +98,8 @@ def pareto_data(
 
 
 def render_pareto(panels: Sequence[Panel], path: Path, title: str) -> Path:
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 5.2), squeeze=False)
+    fig = Figure(figsize=(6.4 * len(panels), 5.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         infeasible = [p for p in panel.points if not p.feasible]
         feasible = [p for p in panel.points if p.feasible and not p.pareto]
@@ -175,7 +173,8 @@ def hypervolume_data(
 
 def render_hypervolume(data: tuple[list[int], list[float], float], path: Path, title: str) -> Path:
     trials, hvs, base = data
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    fig = Figure(figsize=(7.0, 4.2))
+    ax = fig.subplots()
     ax.step(trials, hvs, where="post", label="search (feasible trials so far)", c="tab:blue")
     ax.axhline(base, ls="--", c="tab:red", label=f"baselines only ({base:.3f})")
     ax.set_xlabel("trial number")
@@ -187,14 +186,29 @@ def render_hypervolume(data: tuple[list[int], list[float], float], path: Path, t
     return _save(fig, path)
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     def write(tmp: Path) -> None:
         fig.savefig(tmp, dpi=110, format="png")
 
-    try:
-        return write_atomic(path, write)
-    finally:
-        plt.close(fig)
+    return write_atomic(path, write)
+
+
+def render_run_plots(
+    run_dir: Path,
+    rows: Sequence[ResultRow],
+    hv_history: Sequence[tuple[int, float]],
+    summary: Mapping[str, Any],
+) -> list[Path]:
+    """``pareto.png`` and ``hypervolume.png`` of a run from its result rows, its hypervolume
+    history and its summary (the keys of ``summary.json``)."""
+    title = f"{summary['study']}: {summary['model']} on {summary['device']}"
+    proxy_label = PROXY_LABELS.get(summary.get("proxy_kind") or "", "proxy")
+    panels = pareto_data(rows, summary["objectives"], summary.get("fps_target"), proxy_label)
+    history = hypervolume_data(hv_history, float(summary["baseline_hypervolume"]))
+    return [
+        render_pareto(panels, run_dir / "pareto.png", title),
+        render_hypervolume(history, run_dir / "hypervolume.png", title),
+    ]
 
 
 def pareto_html(study: Any, objectives: Sequence[str], path: Path) -> Path:

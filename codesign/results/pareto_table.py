@@ -1,0 +1,37 @@
+"""The Pareto designs as a fixed-width text table (printed by the search and ``codesign.report``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from codesign.results.table import ResultRow
+
+
+def _f(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(float(v), fmt)
+
+
+def _s(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+def format_pareto(rows: Sequence[ResultRow]) -> str:
+    """One line per design, fastest first."""
+    head = (
+        f"{'trial':>5} {'proxy':>9} {'top-1 %':>8} {'FPS':>9} {'ms':>8} {'res.use':>7} {'DSP':>5} {'LUT':>7} "
+        f"{'BRAM':>6} {'array R×C(pot)':>15} {'MHz':>5}  precision (per layer × count)"
+    )
+    lines = [head, "-" * len(head)]
+    for r in sorted(rows, key=lambda row: -float(row.fps or 0)):
+        array = f"{r.rows}×{r.cols}({r.pot_cols})"
+        tag = f"  [{r.baseline}]" if r.baseline else ""
+        lines.append(
+            f"{r.trial:>5} {_f(r.accuracy_proxy, '9.4f')} {_f(r.accuracy_real, '8.2f')} "
+            f"{_f(r.fps, '9.1f')} {_f(r.latency_ms, '8.3f')} {_f(r.resource_use, '7.3f')} "
+            f"{_s(r.dsp):>5} {_s(r.lut):>7} {_f(r.bram36, '6.1f')} {array:>15} {_f(r.freq_mhz, '5.0f')}  "
+            f"{r.precision}{tag}"
+        )
+    if not rows:
+        lines.append("(no feasible design)")
+    return "\n".join(lines)
