@@ -2,6 +2,6 @@
 
 import sys
 
-from codesign.search import entry
+from codesign.cli.search import entry
 
 sys.exit(entry())

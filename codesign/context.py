@@ -10,7 +10,7 @@ from torch import nn
 from codesign.errors import UserError
 from codesign.models import load_default, load_user
 from codesign.proxy import Evaluator
-from codesign.quant import QuantConfig, parse_precision
+from codesign.quant import QuantConfig
 from codesign.space import SearchSpace, load_space
 from codesign.study import Study
 from hwmodel.device import Device, load_device
@@ -26,7 +26,11 @@ class SearchContext:
     layers: tuple[str, ...]
     evaluator: Evaluator | None
     model: nn.Module | None
-    fixed_quant: QuantConfig | None  # set for hardware-only searches
+
+    @property
+    def fixed_quant(self) -> QuantConfig | None:
+        """The fixed quantization of a hardware-only search (``Study.fixed_quant``)."""
+        return self.study.fixed_quant
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -35,33 +39,15 @@ class SearchContext:
         return self.study.objectives
 
 
-def parse_fixed_quant(text: str) -> QuantConfig:
-    """``--hw-only`` value: a uniform precision (``W8A8``) or a path to a quant.json."""
-    path = Path(text)
-    if path.suffix == ".json" or path.exists():
-        if not path.is_file():
-            raise UserError(f"quant config not found: {path}")
-        raw = path.read_text(encoding="utf-8")
-        import json
-
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: not valid JSON (line {exc.lineno})") from exc
-        if isinstance(data, dict) and "config" in data and "default" not in data:
-            data = data["config"]  # an exported quant.json
-        return QuantConfig.from_dict(data)
-    return QuantConfig(parse_precision(text), {})
-
-
-def build_context(study: Study, hw_only: str | None = None, cache_dir: Path | None = None) -> SearchContext:
-    """Load the study's model, data, device and search space (all validated here)."""
+def build_context(study: Study, cache_dir: Path | None = None) -> SearchContext:
+    """Load the study's model, data, device and search space (all validated here); ``cache_dir``
+    keeps the proxy's precomputed terms between runs."""
     space = load_space(study.search_space)
     device = load_device(study.device)
     spec = study.model
     model: nn.Module | None = None
     evaluator: Evaluator | None = None
-    fixed = parse_fixed_quant(hw_only) if hw_only is not None else None
+    fixed = study.fixed_quant
     if spec.is_default:
         model, splits = load_default()
         workload = workload_from_model(model, "default_vit_mnist")
@@ -106,5 +92,4 @@ def build_context(study: Study, hw_only: str | None = None, cache_dir: Path | No
         layers=layers,
         evaluator=evaluator,
         model=model,
-        fixed_quant=fixed,
     )

@@ -15,6 +15,7 @@ from codesign.data import registered_datasets
 from codesign.errors import UserError
 from codesign.objectives import OBJECTIVES
 from codesign.proxy import PROXY_KINDS
+from codesign.quant import QuantConfig
 from codesign.yamlio import check_keys, read_yaml_mapping
 from hwmodel.model import UtilisationCaps
 
@@ -66,9 +67,22 @@ class Study:
     proxy_kind: str
     proxy_images: int
     source: Path
+    #: Hardware-only search: this quantization is fixed, only the accelerator is searched
+    #: (``--hw-only``; never set by a study file).
+    fixed_quant: QuantConfig | None = None
 
     def with_overrides(self, **changes: Any) -> Study:
+        """A copy with the given fields replaced; ``None`` values leave a field as it is."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def with_model_name(self, name: str) -> Study:
+        """The study with another model by name: ``default`` (the shipped ViT) or a timm name;
+        the study's own model (checkpoint and data included) when ``name`` is that model."""
+        if name == "default":
+            return replace(self, model=ModelSpec("default"))
+        if name != self.model.name:
+            return replace(self, model=ModelSpec(name))
+        return self
 
 
 def _positive(raw: dict[str, Any], key: str, where: str, kind: type, default: Any) -> Any:

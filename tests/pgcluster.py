@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from codesign.pgcluster import PgCluster, PgUnavailable, start_cluster
+from devtools.pgcluster import PgCluster, PgUnavailable, start_cluster
 
 _names = itertools.count()
 

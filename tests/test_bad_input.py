@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from runfolder import tree_hash
 
-from codesign.pgcluster import free_port
-from codesign.search import entry
+from codesign.cli.search import entry
 from codesign.study import REPO_ROOT
+from devtools.pgcluster import free_port
 
 STUDY = REPO_ROOT / "studies" / "deit_small_zcu102.yaml"
 SPACE = REPO_ROOT / "search_spaces" / "deit_zcu102.yaml"

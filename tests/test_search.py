@@ -9,10 +9,10 @@ import jsonschema
 import optuna
 import pytest
 
+from codesign.cli.search import entry
 from codesign.export import SCHEMA_PATH
 from codesign.models import create_default_model
 from codesign.quant import QuantConfig, load_int_model
-from codesign.search import entry
 from hwmodel.config import AcceleratorConfig
 from hwmodel.device import load_device
 from hwmodel.model import evaluate

@@ -18,7 +18,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 from pgcluster import pg_cluster, pg_url  # noqa: F401  (fixtures)
 
-from codesign.runner import open_storage
+from codesign.search.storage import open_storage
 from codesign.study import REPO_ROOT
 
 STUDY = REPO_ROOT / "studies" / "deit_small_zcu102.yaml"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
@@ -11,11 +10,12 @@ import pytest
 from runfolder import tree_hash
 
 from codesign.atomic import replace_dir_atomic, write_text_atomic
+from codesign.cli.search import entry
 from codesign.context import build_context
+from codesign.quant import QuantConfig
 from codesign.results import analyse, export_designs, trial_rows
-from codesign.runner import open_storage
-from codesign.search import entry, resolve_study
-from codesign.study import REPO_ROOT
+from codesign.search.storage import open_storage
+from codesign.study import REPO_ROOT, load_study
 
 STUDY = REPO_ROOT / "studies" / "deit_small_zcu102.yaml"
 ARGS = ["--hw-only", "W8A8", "--model", "deit_small_patch16_224", "--study", str(STUDY), "--fps", "5"]
@@ -62,11 +62,12 @@ def test_export_designs_failing_half_way_keeps_previous_designs(tmp_path: Path) 
     assert entry([*ARGS, "--trials", "16", "--out", str(tmp_path), "--quiet", "--json", "--no-rtl"]) == 0
     run_dir = tmp_path / "deit_small_zcu102"
     before = tree_hash(run_dir)
-    ns = argparse.Namespace(
-        study=str(STUDY), fps=5.0, trials=16, seed=None, device=None, model="deit_small_patch16_224"
+    study = (
+        load_study(STUDY)
+        .with_model_name("deit_small_patch16_224")
+        .with_overrides(fps=5.0, trials=16, fixed_quant=QuantConfig.uniform("W8A8"))
     )
-    study = resolve_study(ns)
-    ctx = build_context(study, "W8A8")
+    ctx = build_context(study)
     trials = optuna.load_study(
         study_name=study.name, storage=open_storage(f"sqlite:///{run_dir / 'study.db'}")
     ).get_trials()

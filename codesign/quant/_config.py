@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -219,9 +220,35 @@ class QuantConfig:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> QuantConfig:
+    def from_json(cls, text: str, source: str = "quant config") -> QuantConfig:
+        """A config from JSON text: its :meth:`to_dict` form, or an exported ``quant.json``
+        (the config under ``"config"``); ``source`` names the text in errors."""
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise UserError(f"quant config: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+            raise UserError(f"{source}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+        if isinstance(raw, Mapping) and "config" in raw and "default" not in raw:
+            raw = raw["config"]  # an exported quant.json (codesign.export)
         return cls.from_dict(raw)
+
+    @classmethod
+    def load(cls, path: Path) -> QuantConfig:
+        """A config from a JSON file (see :meth:`from_json`)."""
+        if not path.is_file():
+            raise UserError(f"quant config not found: {path}")
+        return cls.from_json(path.read_text(encoding="utf-8"), str(path))
+
+    @classmethod
+    def parse(cls, text: str) -> QuantConfig:
+        """A uniform precision (``W8A8``) or the path of a quant config JSON file (``--hw-only``)."""
+        path = Path(text)
+        if path.suffix == ".json" or path.exists():
+            return cls.load(path)
+        return cls(parse_precision(text), {})
+
+    def __reduce__(self) -> tuple[type[QuantConfig], tuple[Any, ...]]:
+        # ``layers`` is a read-only mapping proxy, which pickle cannot copy: rebuild from a dict.
+        return (
+            QuantConfig,
+            (self.default, dict(self.layers), self.act_calibration, self.weight_calibration, self.softmax),
+        )

@@ -12,6 +12,7 @@ default) up to ``--trials`` complete trials in total.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -22,8 +23,8 @@ from typing import Any
 from optuna.trial import TrialState
 
 from codesign.atomic import write_text_atomic
-from codesign.context import build_context
 from codesign.errors import UserError
+from codesign.quant import QuantConfig
 from codesign.results import (
     Outcome,
     ResultRow,
@@ -35,19 +36,12 @@ from codesign.results import (
     trial_rows,
     write_tables,
 )
-from codesign.runner import (
-    Objective,
-    default_storage,
-    directions,
-    enqueue_baselines,
-    make_sampler,
-    open_storage,
-    open_study,
-    quiet_optuna,
-)
-from codesign.study import DEFAULT_STUDY, ModelSpec, Study, load_study
-from codesign.workers import WorkerPool
-from hwmodel.cli import OneLineParser, positive_float, positive_int, run_main
+from codesign.search import SearchRun, WorkerPool, default_storage
+from codesign.search.logs import quiet_optuna
+from codesign.study import DEFAULT_STUDY, Study, load_study
+from hwmodel.cli import OneLineParser, command_parser, positive_float, positive_int, run_main
+
+COMMAND = "codesign.search"
 
 
 class NoFeasibleDesign(Exception):
@@ -55,7 +49,7 @@ class NoFeasibleDesign(Exception):
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="python -m codesign.search", description=__doc__.splitlines()[0])
+    p = command_parser(COMMAND, __doc__)
     p.add_argument(
         "--study",
         default=None,
@@ -94,16 +88,14 @@ def build_parser() -> OneLineParser:
     return p
 
 
-def resolve_study(args: Any) -> Study:
+def resolve_study(args: argparse.Namespace) -> Study:
+    """The study the command line asks for: the study file with its overrides, resolved once."""
     study = load_study(Path(args.study) if args.study else DEFAULT_STUDY)
-    model = None
     if args.model:
-        if args.model == "default":
-            model = ModelSpec("default")
-        elif args.model != study.model.name:
-            model = ModelSpec(args.model)
+        study = study.with_model_name(args.model)
+    fixed = QuantConfig.parse(args.hw_only) if args.hw_only is not None else None
     return study.with_overrides(
-        fps=args.fps, trials=args.trials, seed=args.seed, device=args.device, model=model
+        fps=args.fps, trials=args.trials, seed=args.seed, device=args.device, fixed_quant=fixed
     )
 
 
@@ -119,32 +111,23 @@ def prepare_run_dir(out: str, name: str) -> Path:
     return run_dir
 
 
-def run_search(args: Any) -> tuple[dict[str, Any], Outcome, list[ResultRow], Path]:
+def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[ResultRow], Path]:
+    """Run the search the command line asks for; its summary, outcome, result rows, run folder."""
     t0 = time.perf_counter()
-    workers = WorkerPool.prestart(args)  # --workers N: N − 1 processes start importing now
+    workers = WorkerPool.prestart(args.workers)  # N − 1 processes start importing now
     study = resolve_study(args)
     run_dir = prepare_run_dir(args.out, study.name)
-    ctx = build_context(study, args.hw_only, cache_dir=run_dir)
-    quiet_optuna()
     storage_url = args.storage or default_storage(run_dir)
-    storage = open_storage(storage_url)
-    fps = study.fps
-    optuna_study, new = open_study(ctx, storage, directions(ctx), fps)
-    seed_base = len(optuna_study.get_trials(deepcopy=False))  # a resumed/extra run: fresh streams
-    optuna_study.sampler = make_sampler(ctx, seed_offset=seed_base, parallel=args.workers > 1)
-    baselines = enqueue_baselines(optuna_study, ctx) if new else []
-    objective = Objective(ctx, fps)
-    objective.prime(optuna_study.get_trials(deepcopy=False))
-    done = len(optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    remaining = max(study.trials - done, 0)
+    run = SearchRun.open(study, storage_url, cache_dir=run_dir, parallel=args.workers > 1)
+    ctx = run.context
+    done = len(run.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     t_search = time.perf_counter()
-    if remaining:
-        run = (optuna_study, objective, storage_url, study.trials, seed_base, args.timeout, not args.quiet)
-        for line in workers.run(*run):
-            sys.stderr.write(f"codesign.search: warning: {line}\n")
+    if study.trials > done:
+        for line in workers.run(run, study.trials, args.timeout, show_progress_bar=not args.quiet):
+            sys.stderr.write(f"{COMMAND}: warning: {line}\n")
     workers.stop()
     search_s = time.perf_counter() - t_search
-    trials = trial_rows(optuna_study.get_trials(deepcopy=False), len(ctx.objectives))
+    trials = trial_rows(run.optuna_study.get_trials(deepcopy=False), len(ctx.objectives))
     outcome = rescore(ctx, analyse(trials, ctx.objectives))
     rows = write_tables(run_dir, outcome)
     info = summary(ctx, outcome)
@@ -152,7 +135,7 @@ def run_search(args: Any) -> tuple[dict[str, Any], Outcome, list[ResultRow], Pat
 
     render_run_plots(run_dir, rows, outcome.hv_history, info)
     if outcome.rows:
-        pareto_html(optuna_study, ctx.objectives, run_dir / "pareto.html")
+        pareto_html(run.optuna_study, ctx.objectives, run_dir / "pareto.html")
     if outcome.pareto:
         export_designs(ctx, outcome, run_dir, with_rtl=not args.no_rtl)
     ran = len(outcome.rows) - done
@@ -164,8 +147,8 @@ def run_search(args: Any) -> tuple[dict[str, Any], Outcome, list[ResultRow], Pat
             "search_s": search_s,
             "mean_trial_s": search_s / ran if ran > 0 else None,
             "wall_s": time.perf_counter() - t0,
-            "cache_hits": objective.cache_hits,
-            "baselines_enqueued": baselines,
+            "cache_hits": run.objective.cache_hits,
+            "baselines_enqueued": list(run.baselines),
             "hw_only": args.hw_only,
         }
     )
@@ -192,6 +175,7 @@ def no_feasible_line(outcome: Outcome, fps: float | None, device: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_optuna()
     info, outcome, rows, run_dir = run_search(args)
     if args.json:
         keys = (
@@ -225,11 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry(argv: Sequence[str] | None = None) -> int:
     try:
-        return run_main(main, argv, prog="codesign.search")
+        return run_main(main, argv, prog=COMMAND)
     except NoFeasibleDesign as exc:
-        sys.stderr.write(f"codesign.search: {exc}\n")
+        sys.stderr.write(f"{COMMAND}: {exc}\n")
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(entry())

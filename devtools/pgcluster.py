@@ -42,7 +42,7 @@ def find_pg_bin() -> Path:
 
 
 def _driver_url(url: str) -> str:
-    from codesign.runner import sqlalchemy_url
+    from codesign.search.storage import sqlalchemy_url
 
     return sqlalchemy_url(url)
 

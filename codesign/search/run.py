@@ -1,0 +1,94 @@
+"""The one set-up of a search: :class:`SearchRun`, opened from a resolved, frozen
+:class:`~codesign.study.Study`.
+
+It owns everything a process needs to run trials of the study: the context (model, data, device,
+space, evaluator), the storage, the Optuna study with its sampler, and the objective primed with
+the trials already in the storage. The main process of ``python -m codesign.search`` opens it
+(:meth:`SearchRun.open`: creates or resumes the Optuna study, enqueues the baselines); each worker
+process, handed the pickled study, joins it (:meth:`SearchRun.join`: the same Optuna study, its
+own sampler stream).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage
+
+from codesign.context import SearchContext, build_context
+from codesign.search.baselines import enqueue_baselines
+from codesign.search.objective import Objective
+from codesign.search.resume import open_study
+from codesign.search.sampler import make_sampler
+from codesign.search.storage import open_storage
+from codesign.study import Study
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    study: Study
+    context: SearchContext
+    storage_url: str
+    storage: BaseStorage
+    optuna_study: optuna.Study
+    objective: Objective
+    #: Where the context caches what it precomputes (the run folder), handed on to the workers.
+    cache_dir: Path | None
+    #: Trials in the storage when the main process opened it: every sampler seed is offset by it,
+    #: so a resumed run draws fresh streams.
+    seed_base: int
+    #: Names of the baselines enqueued into a new study (none when resumed, none in a worker).
+    baselines: tuple[str, ...] = ()
+
+    @property
+    def heartbeats(self) -> bool:
+        """Whether the storage records heartbeats of running trials (RDB storages do)."""
+        return isinstance(self.storage, RDBStorage)
+
+    @classmethod
+    def open(
+        cls, study: Study, storage_url: str, cache_dir: Path | None = None, parallel: bool = False
+    ) -> SearchRun:
+        """The main process: create the Optuna study (and enqueue the baselines) or resume it.
+        ``parallel``: other workers will share it (their running trials are "constant liars")."""
+        context = build_context(study, cache_dir=cache_dir)
+        storage = open_storage(storage_url)
+        optuna_study, created = open_study(context, storage)
+        seed_base = len(optuna_study.get_trials(deepcopy=False))
+        optuna_study.sampler = make_sampler(study, seed_offset=seed_base, parallel=parallel)
+        baselines = tuple(enqueue_baselines(optuna_study, context)) if created else ()
+        return cls._primed(
+            study, context, storage_url, storage, optuna_study, cache_dir, seed_base, baselines
+        )
+
+    @classmethod
+    def join(
+        cls, study: Study, storage_url: str, seed_base: int, seed_offset: int, cache_dir: Path | None = None
+    ) -> SearchRun:
+        """A worker process: the Optuna study the main process opened, sampled with its own stream
+        (seed offset ``seed_base + seed_offset``) as one of several workers."""
+        context = build_context(study, cache_dir=cache_dir)
+        storage = open_storage(storage_url)
+        sampler = make_sampler(study, seed_offset=seed_base + seed_offset, parallel=True)
+        optuna_study = optuna.load_study(study_name=study.name, storage=storage, sampler=sampler)
+        return cls._primed(study, context, storage_url, storage, optuna_study, cache_dir, seed_base, ())
+
+    @classmethod
+    def _primed(
+        cls,
+        study: Study,
+        context: SearchContext,
+        storage_url: str,
+        storage: BaseStorage,
+        optuna_study: optuna.Study,
+        cache_dir: Path | None,
+        seed_base: int,
+        baselines: tuple[str, ...],
+    ) -> SearchRun:
+        objective = Objective(context)
+        objective.prime(optuna_study.get_trials(deepcopy=False))
+        return cls(
+            study, context, storage_url, storage, optuna_study, objective, cache_dir, seed_base, baselines
+        )
