@@ -8,9 +8,9 @@ import random
 
 import pytest
 
+from codesign.cli.proxy_check import entry as proxy_check_main
 from codesign.models import DEFAULT_CHECKPOINT, default_record, load_default
 from codesign.proxy import Evaluator, random_config
-from codesign.proxy_check import main as proxy_check_main
 from codesign.quant import LayerQuant, QuantConfig, is_matmul_layer
 from codesign.space import DEFAULT_SPACE_FILE, load_space
 
@@ -103,7 +103,7 @@ def test_proxy_check_bad_args(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_tau_ceiling_is_monotone_and_bounded() -> None:
-    from codesign.proxy_check import tau_ceiling
+    from codesign.cli.proxy_check import tau_ceiling
 
     values = [tau_ceiling(t / 20) for t in range(21)]
     assert values[0] == 0.0 and abs(values[-1] - 1.0) < 1e-12
