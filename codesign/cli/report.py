@@ -12,6 +12,7 @@ from pathlib import Path
 
 from codesign.errors import UserError
 from codesign.results import format_pareto, read_history, read_rows
+from codesign.results.plots import render_run_plots
 from hwmodel.cli import command_parser, run_main
 from hwmodel.report import format_table
 
@@ -45,8 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     pareto = read_rows(run_dir / "pareto.csv")
     if not args.no_plots:
-        from codesign.results.plots import render_run_plots  # matplotlib: only when drawing
-
         render_run_plots(
             run_dir, read_rows(run_dir / "trials.csv"), read_history(run_dir / "hypervolume.csv"), info
         )

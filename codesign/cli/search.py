@@ -36,6 +36,7 @@ from codesign.results import (
     trial_rows,
     write_tables,
 )
+from codesign.results.plots import pareto_html, render_run_plots
 from codesign.search import SearchRun, WorkerPool, default_storage
 from codesign.search.logs import quiet_optuna
 from codesign.study import DEFAULT_STUDY, Study, load_study
@@ -131,8 +132,6 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
     outcome = rescore(ctx, analyse(trials, ctx.objectives))
     rows = write_tables(run_dir, outcome)
     info = summary(ctx, outcome)
-    from codesign.results.plots import pareto_html, render_run_plots  # matplotlib: only when drawing
-
     render_run_plots(run_dir, rows, outcome.hv_history, info)
     if outcome.rows:
         pareto_html(run.optuna_study, ctx.objectives, run_dir / "pareto.html")
