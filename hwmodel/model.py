@@ -161,24 +161,31 @@ class _LayerArrays:
 
 def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays:
     g = workload.gemm_arrays
-    hws = [config.for_layer(op.name) for op in workload.gemms]
+    get, default = config.layers.get, config.default
+    hws = [get(op.name, default) for op in workload.gemms]
     unknown = set(config.layers) - workload.layer_name_set
     if unknown:
         name = sorted(unknown)[0]
         raise InputError(f"config layer '{name}' is not a layer of {workload.model_name}")
-    ratio = np.array([hw.pot_ratio for hw in hws], dtype=np.float64)
+    vals = np.fromiter(
+        (v for hw in hws for v in (hw.weight_bits, hw.act_bits, hw.tm, hw.tn, hw.tk, hw.pot_ratio)),
+        dtype=np.float64,
+        count=6 * len(hws),
+    ).reshape(len(hws), 6)
+    ratio = vals[:, 5]
+    ints = vals[:, :5].astype(np.int64)
     bad = np.nonzero((ratio > 0) & ~g.weight_operand)[0]
     if bad.size:
         name = workload.gemms[int(bad[0])].name
         raise InputError(f"layer '{name}': pot_ratio must be 0 for an activation×activation matmul")
     return _LayerArrays(
         depth=int(g.k.max()),
-        wb=np.array([hw.weight_bits for hw in hws], dtype=np.int64),
-        ab=np.array([hw.act_bits for hw in hws], dtype=np.int64),
-        ratio=ratio,
-        tm=np.minimum(np.array([hw.tm for hw in hws], dtype=np.int64), g.m),
-        tn=np.minimum(np.array([hw.tn for hw in hws], dtype=np.int64), g.n),
-        tk=np.minimum(np.array([hw.tk for hw in hws], dtype=np.int64), g.k),
+        wb=ints[:, 0],
+        ab=ints[:, 1],
+        ratio=np.ascontiguousarray(ratio),
+        tm=np.minimum(ints[:, 2], g.m),
+        tn=np.minimum(ints[:, 3], g.n),
+        tk=np.minimum(ints[:, 4], g.k),
     )
 
 
@@ -255,24 +262,58 @@ def _gemm_timing(
     197 tokens of softmax·V become output channels instead of its 64 head dimensions)."""
     g = workload.gemm_arrays
     modes = _modes(engine, la)
-    base = _oriented_timing(
-        g.m, g.n, g.k, la.tm, la.tn, la.tk, g.repeat, engine, la, modes, bytes_per_cycle, coef
+    idx = np.nonzero(~g.weight_operand)[0]
+    n = g.m.shape[0]
+    # one vectorised pass over every layer as it is plus the act × act layers transposed
+    both = np.concatenate([np.arange(n), idx])
+
+    def rows(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return a[both]
+
+    def flipped(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.concatenate([a, b[idx]])
+
+    t = _oriented_timing(
+        flipped(g.m, g.n),
+        flipped(g.n, g.m),
+        rows(g.k),
+        flipped(la.tm, la.tn),
+        flipped(la.tn, la.tm),
+        rows(la.tk),
+        rows(g.repeat),
+        engine,
+        _LayerArrays(
+            depth=la.depth, wb=rows(la.wb), ab=rows(la.ab), ratio=rows(la.ratio), tm=la.tm, tn=la.tn, tk=la.tk
+        ),
+        _Modes(rows(modes.tokens), rows(modes.channels)),
+        bytes_per_cycle,
+        coef,
     )
-    flip = ~g.weight_operand
-    if not flip.any():
-        return base
-    swapped = _oriented_timing(
-        g.n, g.m, g.k, la.tn, la.tm, la.tk, g.repeat, engine, la, modes, bytes_per_cycle, coef
-    )
-    use = flip & (swapped.latency < base.latency)
+    faster = t.latency[n:] < t.latency[idx]
+    use = np.zeros(n, dtype=bool)
+    use[idx[faster]] = True
+
+    def pick(a: I64) -> I64:
+        out = a[:n].copy()
+        out[idx] = np.where(faster, a[n:], out[idx])
+        return out
+
     return _GemmTiming(
-        compute=np.where(use, swapped.compute, base.compute),
-        memory=np.where(use, swapped.memory, base.memory),
-        latency=np.where(use, swapped.latency, base.latency),
-        offchip_bytes=np.where(use, swapped.offchip_bytes, base.offchip_bytes),
-        tiles=np.where(use, swapped.tiles, base.tiles),
+        compute=pick(t.compute),
+        memory=pick(t.memory),
+        latency=pick(t.latency),
+        offchip_bytes=pick(t.offchip_bytes),
+        tiles=pick(t.tiles),
         transposed=use,
     )
+
+
+def _columns(*cols: npt.NDArray[Any]) -> I64:
+    """``np.stack(cols, axis=1)`` as int64 (cheaper for the model's short columns)."""
+    out = np.empty((cols[0].shape[0], len(cols)), dtype=np.int64)
+    for j, c in enumerate(cols):
+        out[:, j] = c
+    return out
 
 
 def _oriented_timing(
@@ -292,14 +333,12 @@ def _oriented_timing(
     n_m, n_n, n_k = _cdiv(m, tm), _cdiv(n, tn), _cdiv(k, tk)
     # Tile classes: m ∈ {full, rest} × n ∈ {full, rest} × k ∈ {full not last, full last, rest last}.
     rm, rn, rk = m % tm, n % tn, k % tk
-    em = np.stack([tm, rm], axis=1)[:, :, None, None]
-    cm = np.stack([m // tm, (rm > 0).astype(np.int64)], axis=1)[:, :, None, None]
-    en = np.stack([tn, rn], axis=1)[:, None, :, None]
-    cn = np.stack([n // tn, (rn > 0).astype(np.int64)], axis=1)[:, None, :, None]
-    ek = np.stack([tk, tk, rk], axis=1)[:, None, None, :]
-    full_k = k // tk
-    ck = np.stack([full_k - (rk == 0), (rk == 0).astype(np.int64), (rk > 0).astype(np.int64)], axis=1)
-    ck = ck[:, None, None, :]
+    em = _columns(tm, rm)[:, :, None, None]
+    cm = _columns(m // tm, rm > 0)[:, :, None, None]
+    en = _columns(tn, rn)[:, None, :, None]
+    cn = _columns(n // tn, rn > 0)[:, None, :, None]
+    ek = _columns(tk, tk, rk)[:, None, None, :]
+    ck = _columns(k // tk - (rk == 0), rk == 0, rk > 0)[:, None, None, :]
     last_k = np.array([0, 1, 1], dtype=np.int64)[None, None, None, :]
     count = cm * cn * ck
 
@@ -317,14 +356,17 @@ def _oriented_timing(
         _pot_cycles(em, en_pot, ek, engine),
     )
 
-    ab = la.ab[:, None, None, None].astype(np.float64)
-    wb = la.wb[:, None, None, None].astype(np.float64)
-    reuse_a = np.where(n_k == 1, n_n, 1)[:, None, None, None]
-    reuse_b = np.where((n_n == 1) & (n_k == 1), n_m, 1)[:, None, None, None]
-    a_bytes = em * ek * ab / 8.0 / reuse_a
-    b_bytes = ek * en * wb / 8.0 / reuse_b
-    c_bytes = em * en * ab / 8.0 * last_k
-    tile_bytes = a_bytes + b_bytes + c_bytes
+    # bytes per element of A (shared by the n tiles when K is one tile), B (shared by the m tiles
+    # when N and K are one tile each) and C
+    single_k = n_k == 1
+    per_a = la.ab / (8.0 * np.where(single_k, n_n, 1))
+    per_b = la.wb / (8.0 * np.where((n_n == 1) & single_k, n_m, 1))
+    per_c = la.ab / 8.0
+    tile_bytes = (
+        (em * ek) * per_a[:, None, None, None]
+        + (ek * en) * per_b[:, None, None, None]
+        + ((em * en) * per_c[:, None, None, None]) * last_k
+    )
     memory = np.ceil(tile_bytes / bytes_per_cycle).astype(np.int64)
     per_tile = np.maximum(compute, memory)
 
@@ -348,9 +390,13 @@ def _oriented_timing(
     )
 
 
-def _nonlinear_cycles(workload: Workload, lanes: int, coef: Coefficients) -> list[int]:
-    costs = {kind: (c.passes, c.pipeline_cycles) for kind, c in coef.nonlinear.items()}
-    return [costs[op.kind][0] * -(-op.elements // lanes) + costs[op.kind][1] for op in workload.nonlinears]
+def _nonlinear_cycles(workload: Workload, lanes: int, coef: Coefficients) -> I64:
+    """Cycles of each non-linear op (in :attr:`Workload.nonlinears` order) on ``lanes`` lanes."""
+    out = np.zeros(len(workload.nonlinears), dtype=np.int64)
+    for kind, (idx, elements) in workload.nonlinear_groups.items():
+        c = coef.nonlinear[kind]
+        out[idx] = c.passes * -(-elements // lanes) + c.pipeline_cycles
+    return out
 
 
 def _tile_buffers(
@@ -446,7 +492,7 @@ def evaluate(
     timing = _gemm_timing(workload, engine, la, bpc, coef)
     nl_cycles = _nonlinear_cycles(workload, config.nonlinear_lanes, coef)
     gemm_cycles = int(timing.latency.sum())
-    total = gemm_cycles + sum(nl_cycles)
+    total = gemm_cycles + int(nl_cycles.sum())
 
     eng = engine_resources(engine, device.synth_family, coef)
     sysc = coef.system
@@ -506,7 +552,7 @@ def evaluate(
         macs=workload.macs,
         latency_cycles=int(total),
         gemm_cycles=gemm_cycles,
-        nonlinear_cycles=int(sum(nl_cycles)),
+        nonlinear_cycles=int(nl_cycles.sum()),
         offchip_bytes=int(timing.offchip_bytes.sum()),
         resources=res,
         utilisation=util,
@@ -534,7 +580,7 @@ def _layer_table(
     engine: EngineConfig,
     la: _LayerArrays,
     timing: _GemmTiming,
-    nl_cycles: list[int],
+    nl_cycles: I64,
     parts: tuple[tuple[int, int], tuple[int, int]],
     synth_family: str,
 ) -> tuple[LayerResult, ...]:
@@ -582,7 +628,7 @@ def _layer_table(
                 )
             )
         else:
-            c = nl_cycles[ni]
+            c = int(nl_cycles[ni])
             ni += 1
             rows.append(
                 LayerResult(

