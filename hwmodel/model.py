@@ -268,7 +268,8 @@ def _gemm_timing(
     both = np.concatenate([np.arange(n), idx])
 
     def rows(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        return a[both]
+        out: npt.NDArray[Any] = a[both]
+        return out
 
     def flipped(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return np.concatenate([a, b[idx]])
