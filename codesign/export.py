@@ -19,12 +19,15 @@ import torch
 from codesign.atomic import write_atomic, write_text_atomic
 from codesign.quant import LayerQuant, QuantConfig, export_int_model
 from codesign.space import Candidate
-from hwmodel.cost import load_coefficients, macs_per_dsp
+from hwmodel.cost import load_coefficients
 from hwmodel.device import Device
-from hwmodel.model import DesignReport, buffers, engine_widths
+from hwmodel.engine import EngineConfig
+from hwmodel.model import DesignReport, buffers, design_engine
 from hwmodel.workload import Workload
 
-SCHEMA_VERSION = 1
+#: accelerator.json version 2: the weight-stationary engine v2 (config schema 2, ``engines`` block)
+ACCELERATOR_SCHEMA_VERSION = 2
+QUANT_SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "accelerator.schema.json"
 
 
@@ -58,7 +61,7 @@ def quant_document(
     act_scales: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": QUANT_SCHEMA_VERSION,
         "model": model_name,
         "Model": layer_precision(quant.default),
         "LayerName": {name: layer_precision(quant.for_layer(name)) for name in layers},
@@ -79,27 +82,17 @@ def accelerator_document(
     cand: Candidate, workload: Workload, device: Device, report: DesignReport, trial: int | None
 ) -> dict[str, Any]:
     accel = cand.accel
-    wb_fix, wb_pot, ab = engine_widths(workload, accel)
+    engine = design_engine(workload, accel, device)
     coef = load_coefficients()
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": ACCELERATOR_SCHEMA_VERSION,
         "generator": "codesign",
         "trial": trial,
         "model": {"name": workload.model_name, "tokens": workload.tokens, "macs": workload.macs},
         "device": asdict(device),
         "coefficients_version": coef.version,
         "config": accel.to_dict(),
-        "engines": {
-            "rows": accel.rows,
-            "cols_fixed": accel.cols_fixed,
-            "cols_pot": accel.pot_cols,
-            "fixed_weight_bits": wb_fix,
-            "pot_weight_bits": wb_pot,
-            "act_bits": ab,
-            "acc_bits": accel.acc_bits,
-            "macs_per_dsp": macs_per_dsp(max(wb_fix, 1), ab, device.dsp_type, coef) if wb_fix else 0,
-            "nonlinear_lanes": accel.nonlinear_lanes,
-        },
+        "engines": engine_document(engine, accel.nonlinear_lanes),
         "buffers": [
             {
                 "name": b.name,
@@ -110,7 +103,7 @@ def accelerator_document(
                 "bram36": mem.bram36,
                 "lutram_primitives": mem.lutram_primitives,
             }
-            for b in buffers(workload, accel)
+            for b in buffers(workload, accel, device)
             for mem in (b.memory(device.synth_family),)
         ],
         "predicted": report.to_dict(),
@@ -125,23 +118,39 @@ def write_int_model(path: Path, qmodel: torch.nn.Module) -> Path:
     return write_atomic(path, lambda tmp: export_int_model(qmodel, tmp))
 
 
+def engine_document(engine: EngineConfig, nonlinear_lanes: int) -> dict[str, Any]:
+    """The ``engines`` block of accelerator.json: exactly the engine the exported Verilog builds."""
+    return {
+        "name": engine.name,
+        "dsp": engine.dsp,
+        "rows": engine.rows,
+        "cols_fixed": engine.cols_fixed,
+        "cols_pot": engine.cols_pot,
+        "weight_bits": engine.weight_bits,
+        "pot_weight_bits": engine.pot_weight_bits,
+        "act_bits": engine.act_bits,
+        "acc_bits": engine.acc_bits,
+        "packing": engine.packing,
+        "modes": [
+            {
+                "lanes": m.lanes,
+                "tokens": m.tokens,
+                "channels": m.channels,
+                "max_weight_bits": m.weight_bits,
+                "max_act_bits": m.act_bits,
+                "lane_offsets": list(m.offsets),
+            }
+            for m in engine.modes
+        ],
+        "chain_rows": engine.chain_rows,
+        "dsp_slices": engine.dsp_slices,
+        "macs_per_cycle": engine.macs_per_cycle,
+        "nonlinear_lanes": nonlinear_lanes,
+    }
+
+
 def engine_verilog_for(cand: Candidate, workload: Workload, device: Device) -> str:
-    """Verilog of the compute engines of a design (fixed and PoT sub-arrays)."""
-    from hwmodel.rtl.engines import EngineConfig
+    """Verilog of the compute engine of a design (fabric + DSP primitives, PoT sub-array)."""
     from hwmodel.rtl.verilog import engine_verilog
 
-    accel = cand.accel
-    wb_fix, wb_pot, ab = engine_widths(workload, accel)
-    coef = load_coefficients()
-    lanes = macs_per_dsp(max(wb_fix, 2), max(ab, 2), device.dsp_type, coef) if wb_fix else 1
-    config = EngineConfig(
-        rows=accel.rows,
-        cols_fixed=accel.cols_fixed,
-        cols_pot=accel.pot_cols,
-        weight_bits=max(wb_fix, 2),
-        pot_weight_bits=max(wb_pot, 2),
-        act_bits=max(ab, 2),
-        acc_bits=accel.acc_bits,
-        fixed_lanes_per_dsp=min(max(lanes, 1), 2),
-    )
-    return str(engine_verilog(config, module_name="codesign_engine"))
+    return str(engine_verilog(design_engine(workload, cand.accel, device), module_name="codesign_engine"))

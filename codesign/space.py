@@ -7,8 +7,10 @@ are groups of their own) or one per layer (``layer``). A group draws weight bits
 and a PoT ratio; the activation×activation matmuls (qk, sv) of a group use its activation width for
 both operands and no PoT. Layers in ``fixed_layers`` are held at the given precision.
 
-Hardware: array rows and cols, the share of the columns built as PoT PEs, clock, tiles (Tm and Tn
-in whole folds of the array, Tk), non-linear lanes and accumulator width. A PoT share of 0 makes
+Hardware: array rows (the reduction each column holds) and cols, the share of the columns built
+as PoT PEs, the DSP packing (1, 2 or 4 MACs per slice), clock, tiles (Tm in tokens, Tn in whole
+folds of the array's channels, Tk in whole folds of its rows) and non-linear lanes. The partial
+sums are as wide as the deepest layer needs (derived, not searched). A PoT share of 0 makes
 every layer fixed-point; a non-zero share keeps at least one fixed-point column (qk/sv need it).
 """
 
@@ -33,13 +35,14 @@ HW_KEYS = (
     "rows",
     "cols",
     "pot_cols_share",
+    "packing",
     "freq_mhz",
-    "tm_folds",
+    "tm",
     "tn_folds",
-    "tk",
+    "tk_folds",
     "nonlinear_lanes",
-    "acc_bits",
 )
+PACKINGS = (1, 2, 4)
 
 
 class Suggester(Protocol):
@@ -62,12 +65,12 @@ class HardwareSpace:
     rows: tuple[int, ...]
     cols: tuple[int, ...]
     pot_cols_share: tuple[float, ...]
+    packing: tuple[int, ...]
     freq_mhz: tuple[float, ...]
-    tm_folds: tuple[int, ...]
+    tm: tuple[int, ...]
     tn_folds: tuple[int, ...]
-    tk: tuple[int, ...]
+    tk_folds: tuple[int, ...]
     nonlinear_lanes: tuple[int, ...]
-    acc_bits: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -169,10 +172,12 @@ class SearchSpace:
             quant = fixed_quant
             if pot_cols == 0 and any(quant.for_layer(n).pot_ratio > 0 for n in layers):
                 pot_cols = max(1, cols // 2) if cols >= 2 else 0
+        packing = int(params["hw.packing"])
+        channels = (cols - pot_cols) * (2 if packing == 4 else 1) + pot_cols
         tile = LayerHw(
-            tm=int(params["hw.tm_folds"]) * rows,
-            tn=int(params["hw.tn_folds"]) * cols,
-            tk=int(params["hw.tk"]),
+            tm=int(params["hw.tm"]),
+            tn=int(params["hw.tn_folds"]) * channels,
+            tk=int(params["hw.tk_folds"]) * rows,
         )
         hw_layers = {}
         for name in layers:
@@ -190,7 +195,7 @@ class SearchSpace:
             rows=rows,
             cols=cols,
             pot_cols=pot_cols,
-            acc_bits=int(params["hw.acc_bits"]),
+            packing=packing,
             nonlinear_lanes=int(params["hw.nonlinear_lanes"]),
             default=tile,
             layers=hw_layers,
@@ -279,15 +284,18 @@ def load_space(path: str | Path) -> SearchSpace:
         "rows": (int, 1, 1024, None),
         "cols": (int, 1, 1024, None),
         "pot_cols_share": (float, 0.0, 0.95, 0.0),
+        "packing": (int, 1, 4, 2),
         "freq_mhz": (float, 1.0, 1000.0, 100.0),
-        "tm_folds": (int, 1, 64, 1),
+        "tm": (int, 1, 65536, 65536),
         "tn_folds": (int, 1, 64, 1),
-        "tk": (int, 1, 65536, 256),
+        "tk_folds": (int, 1, 4096, 4096),
         "nonlinear_lanes": (int, 1, 256, 4),
-        "acc_bits": (int, 8, 64, 32),
     }
     hw_values = {
         key: choices(h.get(key, default), f"{hw_where}.{key}", kind, lo, hi)
         for key, (kind, lo, hi, default) in limits.items()
     }
+    bad = [p for p in hw_values["packing"] if p not in PACKINGS]
+    if bad:
+        raise UserError(f"{hw_where}.packing: {bad[0]} not allowed (allowed: 1, 2, 4 MACs per DSP slice)")
     return SearchSpace(quant=quant, hardware=HardwareSpace(**hw_values), source=str(p))

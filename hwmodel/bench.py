@@ -25,6 +25,7 @@ def random_design(workload: Workload, rng: random.Random, max_freq_mhz: float) -
     rows = rng.choice((8, 16, 32, 64))
     cols = rng.choice((8, 16, 32, 64, 128))
     pot_cols = rng.choice((0, cols // 4, cols // 2))
+    packing = rng.choice((1, 2, 4))
     layers = {}
     for op in workload.gemms:
         ratio = rng.choice((0.0, 0.25, 0.5)) if op.weight_operand and pot_cols else 0.0
@@ -32,12 +33,14 @@ def random_design(workload: Workload, rng: random.Random, max_freq_mhz: float) -
             weight_bits=rng.choice((4, 6, 8)),
             act_bits=rng.choice((6, 8)),
             pot_ratio=ratio if ratio < 1 else 0.0,
-            tm=rows * rng.choice((1, 2, 4)),
+            tm=rng.choice((64, 128, 256)),
             tn=cols * rng.choice((1, 2, 4)),
-            tk=rng.choice((64, 128, 256, 768)),
+            tk=rows * rng.choice((4, 8, 16, 64)),
         )
     freq = rng.choice((100.0, 150.0, 200.0, min(250.0, max_freq_mhz)))
-    return AcceleratorConfig(freq_mhz=freq, rows=rows, cols=cols, pot_cols=pot_cols, layers=layers)
+    return AcceleratorConfig(
+        freq_mhz=freq, rows=rows, cols=cols, pot_cols=pot_cols, packing=packing, layers=layers
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

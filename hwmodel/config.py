@@ -2,16 +2,20 @@
 
 JSON form (``--config accel.json``, also the ``config`` block of an exported accelerator.json)::
 
-    {"schema_version": 1, "freq_mhz": 200,
-     "array": {"rows": 32, "cols": 64, "pot_cols": 16},
-     "acc_bits": 32, "nonlinear_lanes": 16,
-     "default": {"weight_bits": 8, "act_bits": 8, "pot_ratio": 0.0, "tm": 64, "tn": 64, "tk": 256},
+    {"schema_version": 2, "freq_mhz": 300,
+     "array": {"rows": 32, "cols": 64, "pot_cols": 16, "packing": 2},
+     "acc_bits": null, "nonlinear_lanes": 16,
+     "default": {"weight_bits": 8, "act_bits": 8, "pot_ratio": 0.0, "tm": 256, "tn": 96, "tk": 768},
      "layers": {"blocks.0.mlp.fc1": {"weight_bits": 4, "pot_ratio": 0.5}}}
 
 Per-layer entries override the default key by key (default → layer name, as hls4ml layers its
-precision). ``pot_cols`` of the ``cols`` columns are power-of-two (shift-add) PEs, the rest
-fixed-point; a layer's ``pot_ratio`` of its output channels runs on the PoT columns. Tile sizes
-larger than a layer dimension are clipped to it.
+precision). The engine (:mod:`hwmodel.engine`) is weight-stationary: ``rows`` PEs down each column
+walk the reduction (k); ``pot_cols`` of the ``cols`` columns are power-of-two (shift-add) PEs,
+the rest DSP slices packing up to ``packing`` (1, 2 or 4) MACs; a layer's ``pot_ratio`` of its
+output channels runs on the PoT columns. ``acc_bits`` is the width of the partial sums (``null``
+or absent: exact for the deepest layer of the workload, as the search and the default design
+use). Tile sizes (tokens, channels, depth) larger than a layer dimension are clipped to it.
+Schema 1 described the output-stationary v1 engine and is not read.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from typing import Any
 
 from hwmodel.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+PACKINGS = (1, 2, 4)
 SUPPORTED_BITS = range(1, 33)
 
 
@@ -48,7 +53,9 @@ class AcceleratorConfig:
     rows: int
     cols: int
     pot_cols: int = 0
-    acc_bits: int = 32
+    #: width of the partial sums; None: exact for the deepest layer (derived from the workload)
+    acc_bits: int | None = None
+    packing: int = 2
     nonlinear_lanes: int = 16
     default: LayerHw = field(default_factory=LayerHw)
     layers: Mapping[str, LayerHw] = field(default_factory=dict)
@@ -69,7 +76,12 @@ class AcceleratorConfig:
         return {
             "schema_version": SCHEMA_VERSION,
             "freq_mhz": self.freq_mhz,
-            "array": {"rows": self.rows, "cols": self.cols, "pot_cols": self.pot_cols},
+            "array": {
+                "rows": self.rows,
+                "cols": self.cols,
+                "pot_cols": self.pot_cols,
+                "packing": self.packing,
+            },
             "acc_bits": self.acc_bits,
             "nonlinear_lanes": self.nonlinear_lanes,
             "default": default,
@@ -152,16 +164,23 @@ def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
             raise UserError(f"{source}: missing key '{key}'")
     version = raw.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        raise UserError(f"{source}: schema_version {version!r} not supported (expected {SCHEMA_VERSION})")
+        hint = " (version 1 described the output-stationary v1 engine; export the design again)"
+        raise UserError(
+            f"{source}: schema_version {version!r} not supported (expected {SCHEMA_VERSION})"
+            + (hint if version == 1 else "")
+        )
     freq = _number(raw, "freq_mhz", source, 1.0, 2000.0)
-    arr = _check_keys(raw["array"], {"rows", "cols", "pot_cols"}, f"{source}: array")
+    arr = _check_keys(raw["array"], {"rows", "cols", "pot_cols", "packing"}, f"{source}: array")
     for key in ("rows", "cols"):
         if key not in arr:
             raise UserError(f"{source}: array: missing key '{key}'")
     rows = _int(arr, "rows", f"{source}: array", 1, 4096)
     cols = _int(arr, "cols", f"{source}: array", 1, 4096)
     pot_cols = _int(arr, "pot_cols", f"{source}: array", 0, cols) if "pot_cols" in arr else 0
-    acc_bits = _int(raw, "acc_bits", source, 2, 64) if "acc_bits" in raw else 32
+    packing = _int(arr, "packing", f"{source}: array", 1, 4) if "packing" in arr else 2
+    if packing not in PACKINGS:
+        raise UserError(f"{source}: array: key 'packing' must be one of 1, 2, 4, got {packing}")
+    acc_bits = _int(raw, "acc_bits", source, 4, 64) if raw.get("acc_bits") is not None else None
     lanes = _int(raw, "nonlinear_lanes", source, 1, 1024) if "nonlinear_lanes" in raw else 16
     default = _parse_layer(raw.get("default", {}), LayerHw(), f"{source}: default")
     layers_raw = raw.get("layers", {})
@@ -176,6 +195,7 @@ def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
         cols=cols,
         pot_cols=pot_cols,
         acc_bits=acc_bits,
+        packing=packing,
         nonlinear_lanes=lanes,
         default=default,
         layers=layers,

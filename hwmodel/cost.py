@@ -1,11 +1,12 @@
 """Resource cost of the compute engines and non-linear units, read from the versioned table.
 
 The coefficients live in ``hwmodel/calibration/coefficients.json`` (data, not literals in code):
-``python -m hwmodel.calibrate`` refits them from Yosys synthesis of the PyRTL engines. Structural
-counts that follow from the RTL exactly (DSPs per multiplier, register bits) are computed here;
-the LUT counts are a fitted linear model over per-PE features, and so are the registers that
-Yosys packs into the DSP slices' own input registers (on 7-series; none on UltraScale(+)). Each Yosys
-family (``xcup``, ``xcu``, ``xc7``) has its own fitted set, from its own synthesis of the same grid.
+``python -m hwmodel.calibrate`` refits them from Yosys synthesis of the PyRTL engines. What follows
+from the RTL exactly is computed here: DSP slices (one per fixed-point PE, instantiated as
+primitives), and the fabric flip-flops (:func:`register_bits`, the registers the generators in
+:mod:`hwmodel.rtl.engines` build, counted the same way). The LUT count is a fitted linear model
+over structural features of the same RTL (:func:`lut_features`), one coefficient set per Yosys
+family (``xcup``, ``xcu``, ``xc7``), each from its own synthesis of the calibration grid.
 """
 
 from __future__ import annotations
@@ -16,19 +17,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from hwmodel.device import SYNTH_FAMILIES
-from hwmodel.errors import InputError
+from hwmodel.engine import EngineConfig, sum_bits
+from hwmodel.errors import UserError
 
 COEFFICIENTS_PATH = Path(__file__).parent / "calibration" / "coefficients.json"
-
-
-@dataclass(frozen=True)
-class PackingRule:
-    """Up to ``macs_per_dsp`` MACs that share one operand fit one DSP slice at these widths."""
-
-    max_weight_bits: int
-    max_act_bits: int
-    macs_per_dsp: int
+#: Cycles from a token at the first chain offset to its result (beyond ``chain_rows``): see
+#: :data:`hwmodel.rtl.engines.FIXED_PIPELINE` (kept equal by a test).
+FIXED_PIPELINE = 5
 
 
 @dataclass(frozen=True)
@@ -42,14 +37,13 @@ class NonlinearCost:
     dsp_per_lane: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: engine costs are memoised per table
 class Coefficients:
     """The versioned resource table the analytic model reads."""
 
     version: str
     yosys_version: str | None
-    dsp_packing: dict[str, tuple[PackingRule, ...]]
-    array: dict[str, dict[str, float]]  # Yosys family → fitted LUT and DSP-absorbed FF coefficients
+    array: dict[str, dict[str, float]]  # Yosys family → fitted LUT coefficients of the engines
     nonlinear: dict[str, NonlinearCost]
     system: dict[str, float]
 
@@ -58,9 +52,6 @@ class Coefficients:
         return Coefficients(
             version=str(raw["version"]),
             yosys_version=raw.get("yosys_version"),
-            dsp_packing={
-                dsp: tuple(PackingRule(**rule) for rule in rules) for dsp, rules in raw["dsp_packing"].items()
-            },
             array={fam: {k: float(v) for k, v in c.items()} for fam, c in raw["array"].items()},
             nonlinear={k: NonlinearCost(**v) for k, v in raw["nonlinear"].items()},
             system={k: float(v) for k, v in raw["system"].items()},
@@ -72,7 +63,7 @@ class Coefficients:
             return self.array[synth_family]
         except KeyError:
             known = ", ".join(sorted(self.array))
-            raise InputError(
+            raise UserError(
                 f"coefficients {self.version}: no engine calibration for Yosys family {synth_family!r} "
                 f"(calibrated: {known}; run python -m hwmodel.calibrate)"
             ) from None
@@ -87,221 +78,112 @@ def load_coefficients(path: Path = COEFFICIENTS_PATH) -> Coefficients:
 
 @dataclass(frozen=True)
 class EngineResources:
-    """Resources of the compute engines (fixed-point + PoT sub-arrays with feeders)."""
+    """Resources of the compute engines (fixed-point + PoT sub-arrays)."""
 
     dsp: int
     lut: float
     ff: float
 
 
-def macs_per_dsp(weight_bits: int, act_bits: int, dsp_type: str, coef: Coefficients) -> int:
-    """MACs sharing an operand that one DSP slice performs at these widths (≥ 1 for ≤ 18×27).
-
-    Wider operands than any rule need several slices per multiplier: returned as a negative
-    count of slices per MAC (see :func:`fixed_multiplier_dsp`).
-    """
-    rules = coef.dsp_packing[dsp_type]
-    for rule in rules:
-        if weight_bits <= rule.max_weight_bits and act_bits <= rule.max_act_bits:
-            return rule.macs_per_dsp
-    widest = rules[-1]
-    slices = -(-weight_bits // widest.max_weight_bits) * -(-act_bits // widest.max_act_bits)
-    return -slices
-
-
-def fixed_multiplier_dsp(
-    rows: int, cols_fixed: int, weight_bits: int, act_bits: int, dsp_type: str, coef: Coefficients
-) -> int:
-    """DSP slices of the fixed-point sub-array: packed PEs share the row's activation."""
-    if cols_fixed == 0:
-        return 0
-    per = macs_per_dsp(weight_bits, act_bits, dsp_type, coef)
-    if per > 0:
-        return rows * -(-cols_fixed // per)
-    return rows * cols_fixed * -per
-
-
-def pe_pairs(cols: int, lanes_per_dsp: int) -> int:
-    """Packed PE pairs of one row (columns 2j, 2j + 1 share a multiplier when 2 lanes per DSP)."""
-    return cols // 2 if lanes_per_dsp >= 2 else 0
-
-
-def _index_bits(values: int) -> int:
+def _bits_for(values: int) -> int:
     return max(1, (values - 1).bit_length())
 
 
-def pot_shift_stages(pot_weight_bits: int, acc_bits: int) -> int:
-    """Barrel-shifter stages of a PoT PE: shift amount bits, capped at ⌈log2 acc_bits⌉."""
-    return min(max(pot_weight_bits - 1, 1), _index_bits(acc_bits))
+def pot_decoded_bits(engine: EngineConfig) -> int:
+    """Width of a decoded PoT code ``{shift, sign, zero}`` (what the PE registers hold)."""
+    return engine.pot_weight_bits + 1
 
 
-def array_register_bits(
-    rows: int,
-    cols: int,
-    weight_bits: int,
-    act_bits: int,
-    acc_bits: int,
-    lanes_per_dsp: int = 1,
-) -> int:
-    """Flip-flops of one R×C sub-array as ``hwmodel.rtl`` registers them (exact).
+def register_bits(engine: EngineConfig) -> int:
+    """Flip-flops of the engine's fabric as :mod:`hwmodel.rtl.engines` builds it (exact).
 
-    Per PE lane: accumulator, shadow and preload (3·acc); activation hops R·(C−1)·act; weight
-    hops (R−1)·C·w plus, for packed pairs, the last row's delayed high-lane weight; skew feeders
-    act·R(R−1)/2 + w·C(C−1)/2; the ``first``/``last`` diagonal delay lines 2·(R+C−2).
+    Fixed: activation hops ``rows·(cols−1)·tokens·act``; the load and swap lines
+    ``(cols−1) + (chain−1 + cols−1)``; the valid and first lines ``2·(chain + 5 + cols − 1)``; per
+    column and chain one lane register per slot, per column one chain-sum register per slot.
+    PoT: activation hops ``rows·(cols−1)·act``; load and active decoded codes per PE; the partial
+    sums (``pot_sum_bits(r + 1)`` at row r); the load, swap, valid and first lines.
+    The DSP slices' own registers (A, D, AD, B1, B2, M, P) are inside the primitives.
     """
-    if cols == 0 or rows == 0:
-        return 0
-    lanes = rows * cols * 3 * acc_bits
-    hops = rows * (cols - 1) * act_bits + (rows - 1) * cols * weight_bits
-    hops += pe_pairs(cols, lanes_per_dsp) * weight_bits
-    feeders = act_bits * rows * (rows - 1) // 2 + weight_bits * cols * (cols - 1) // 2
-    flags = 2 * (rows + cols - 2)
-    return lanes + hops + feeders + flags
+    bits = 0
+    rows = engine.rows
+    if engine.cols_fixed:
+        cols, chain = engine.cols_fixed, engine.chain_rows
+        bits += rows * (cols - 1) * engine.tokens * engine.act_bits
+        bits += (cols - 1) + (chain - 1 + cols - 1) + 2 * (chain + FIXED_PIPELINE + cols - 1)
+        bits += cols * engine.chains * sum(engine.lane_register_bits())
+        bits += cols * sum(engine.column_register_bits())
+    if engine.cols_pot:
+        cols = engine.cols_pot
+        bits += rows * (cols - 1) * engine.act_bits
+        bits += 2 * rows * cols * pot_decoded_bits(engine)
+        bits += cols * sum(engine.pot_sum_bits(r + 1) for r in range(rows))
+        bits += (cols - 1) + (rows - 1 + cols - 1) + 2 * (rows + cols - 1)
+    return bits
 
 
 #: Names of the fitted LUT coefficients (``coefficients.json`` → ``array``), one per feature.
 LUT_FEATURES: tuple[str, ...] = (
-    "lut_fixed_lane_per_acc_bit",
-    "lut_single_lane_per_acc_bit",
-    "lut_fixed_pair_per_bit",
-    "lut_pot_lane_per_acc_bit",
-    "lut_pot_lane_per_acc_bit_stage",
-    "lut_readout_per_acc_bit_row",
-    "lut_per_row",
+    "lut_lane_separation_bit",
+    "lut_mode_select_bit",
+    "lut_chain_sum_bit",
+    "lut_accumulate_bit",
+    "lut_fixed_column",
+    "lut_pot_shift_bit",
+    "lut_pot_add_bit",
+    "lut_pot_column",
     "lut_subarray_const",
 )
 
 
-def lut_features(
-    rows: int,
-    cols: int,
-    pot: bool,
-    weight_bits: int,
-    act_bits: int,
-    acc_bits: int,
-    lanes_per_dsp: int = 1,
-) -> dict[str, float]:
-    """Structural LUT features of one sub-array (all zero when it has no columns).
+def lut_features(engine: EngineConfig) -> dict[str, float]:
+    """Structural LUT features of an engine (what the fitted model weighs).
 
-    fixed lanes: accumulate adder + preload select per acc bit, apart for packed lanes and lanes
-    with a multiplier of their own (7-series Yosys folds the latter's adder into the DSP48E1's
-    ALU); packed pairs: the packing add and the high-lane sign correction (act + 2·w bits); PoT
-    lanes: adder/negate per acc bit and the barrel shifter (acc bits × stages); readout: a rows:1
-    mux per column and acc bit; per row: the preload row decode.
+    Fixed, per column: for each chain the lane separation (an exact-width incrementer per lane
+    above the first, per mode) and, with several modes, the per-slot mode select; the chain-sum
+    adders ``(chains − 1)`` per slot; the accumulate adder (``acc_bits``) per slot; a constant per
+    column (the B-word packer, gating). PoT: per PE a barrel shifter (product bits × shift bits)
+    and one adder (the partial sum's width); per column the code decoder and accumulate adder.
     """
     feats = dict.fromkeys(LUT_FEATURES, 0.0)
-    if cols == 0 or rows == 0:
-        return feats
-    lanes = rows * cols
-    if pot:
-        feats["lut_pot_lane_per_acc_bit"] = lanes * acc_bits
-        feats["lut_pot_lane_per_acc_bit_stage"] = lanes * acc_bits * pot_shift_stages(weight_bits, acc_bits)
-    else:
-        packed = 2 * rows * pe_pairs(cols, lanes_per_dsp)
-        feats["lut_fixed_lane_per_acc_bit"] = packed * acc_bits
-        feats["lut_single_lane_per_acc_bit"] = (lanes - packed) * acc_bits
-        feats["lut_fixed_pair_per_bit"] = rows * pe_pairs(cols, lanes_per_dsp) * (act_bits + 2 * weight_bits)
-    feats["lut_readout_per_acc_bit_row"] = cols * acc_bits * (rows - 1)
-    feats["lut_per_row"] = rows
-    feats["lut_subarray_const"] = 1.0
+    rows = engine.rows
+    if engine.cols_fixed:
+        cols = engine.cols_fixed
+        sep = 0
+        for mode in engine.modes:
+            sep += (mode.lanes - 1) * sum_bits(engine.chain_rows, mode.weight_bits, mode.act_bits)
+        lanes = engine.lane_register_bits()
+        feats["lut_lane_separation_bit"] = cols * engine.chains * sep
+        if len(engine.modes) > 1:
+            feats["lut_mode_select_bit"] = cols * engine.chains * sum(lanes)
+        feats["lut_chain_sum_bit"] = cols * (engine.chains - 1) * sum(engine.column_register_bits())
+        feats["lut_accumulate_bit"] = cols * engine.slots * engine.acc_bits
+        feats["lut_fixed_column"] = cols
+        feats["lut_subarray_const"] += 1.0
+    if engine.cols_pot:
+        cols = engine.cols_pot
+        product = engine.pot_sum_bits(1)
+        shift_bits = engine.pot_weight_bits - 1
+        feats["lut_pot_shift_bit"] = rows * cols * product * shift_bits
+        feats["lut_pot_add_bit"] = cols * sum(engine.pot_sum_bits(r + 1) for r in range(rows))
+        feats["lut_pot_column"] = cols * (engine.acc_bits + engine.pot_weight_bits)
+        feats["lut_subarray_const"] += 1.0
     return feats
 
 
-def lanes_per_dsp(weight_bits: int, act_bits: int, dsp_type: str, coef: Coefficients) -> int:
-    """PE lanes sharing one multiplier in the RTL (2 for packed pairs, else 1)."""
-    return 2 if macs_per_dsp(weight_bits, act_bits, dsp_type, coef) >= 2 else 1
-
-
-#: Names of the fitted DSP-absorbed register coefficients (``coefficients.json`` → ``array``).
-FF_ABSORBED_FEATURES: tuple[str, ...] = (
-    "ff_dsp_edge_act_bit",
-    "ff_dsp_edge_weight_bit",
-    "ff_dsp_pair_weight_bit",
-    "ff_dsp_single_lane_bit",
-)
-
-
-def ff_absorbed_features(
-    rows: int, cols: int, weight_bits: int, act_bits: int, lanes_per_dsp: int = 1
-) -> dict[str, float]:
-    """Register bits of a fixed-point sub-array that Yosys may pack into DSP input registers.
-
-    A register whose only load is a multiplier port can become the slice's A/B/D register: the
-    last column's activation hops (R·act), the last row's weight hops (C·w) and its delayed
-    high-lane weights (pairs·w); lanes with a multiplier of their own also cascade operands
-    through the slices (lanes·(act + w)). Zero for PoT sub-arrays (no DSP).
-    """
-    feats = dict.fromkeys(FF_ABSORBED_FEATURES, 0.0)
-    if cols == 0 or rows == 0:
-        return feats
-    pairs = pe_pairs(cols, lanes_per_dsp)
-    feats["ff_dsp_edge_act_bit"] = rows * act_bits
-    feats["ff_dsp_edge_weight_bit"] = cols * weight_bits
-    feats["ff_dsp_pair_weight_bit"] = pairs * weight_bits
-    feats["ff_dsp_single_lane_bit"] = rows * (cols - 2 * pairs) * (act_bits + weight_bits)
-    return feats
-
-
-def _fitted(coef: dict[str, float], feats: dict[str, float]) -> float:
+def fitted(coef: dict[str, float], feats: dict[str, float]) -> float:
+    """A fitted linear model: Σ coefficient · feature."""
     return sum(coef.get(name, 0.0) * value for name, value in feats.items())
 
 
-@dataclass(frozen=True)
-class EngineFeatures:
-    """What the fitted engine model weighs: LUT features, the RTL's register bits (exact) and the
-    features of the registers Yosys may pack into DSP slices (fixed + PoT sub-arrays together)."""
+@lru_cache(maxsize=4096)
+def engine_resources(engine: EngineConfig, synth_family: str, coef: Coefficients) -> EngineResources:
+    """DSP/LUT/FF of ``engine`` as Yosys builds it for ``synth_family`` (``xcup``, ``xcu``, ``xc7``).
 
-    lut: dict[str, float]
-    register_bits: int
-    ff_absorbed: dict[str, float]
-
-
-def engine_features(
-    rows: int,
-    cols_fixed: int,
-    cols_pot: int,
-    weight_bits: int,
-    pot_weight_bits: int,
-    act_bits: int,
-    acc_bits: int,
-    lanes_per_dsp: int,
-) -> EngineFeatures:
-    """Features of the mixed engine: the model (:func:`engine_resources`) and the calibration fit
-    (``hwmodel.calibrate``) read the same ones."""
-    fix = lut_features(rows, cols_fixed, False, weight_bits, act_bits, acc_bits, lanes_per_dsp)
-    pot = lut_features(rows, cols_pot, True, pot_weight_bits, act_bits, acc_bits, 1)
-    regs = array_register_bits(rows, cols_fixed, weight_bits, act_bits, acc_bits, lanes_per_dsp)
-    regs += array_register_bits(rows, cols_pot, pot_weight_bits, act_bits, acc_bits, 1)
-    return EngineFeatures(
-        lut={k: fix[k] + pot[k] for k in LUT_FEATURES},
-        register_bits=regs,
-        ff_absorbed=ff_absorbed_features(rows, cols_fixed, weight_bits, act_bits, lanes_per_dsp),
-    )
-
-
-def engine_resources(
-    rows: int,
-    cols_fixed: int,
-    cols_pot: int,
-    weight_bits: int,
-    pot_weight_bits: int,
-    act_bits: int,
-    acc_bits: int,
-    synth_family: str,
-    coef: Coefficients,
-) -> EngineResources:
-    """DSP/LUT/FF of the mixed engine (fixed sub-array R×Cf plus PoT sub-array R×Cp) as Yosys
-    builds it for ``synth_family`` (``xcup``, ``xcu``, ``xc7``).
-
-    Additive: ``engine(Cf, Cp) == engine(Cf, 0) + engine(0, Cp)`` (each sub-array has its own
-    feeders and control). FF: the RTL's registers (exact) less those packed into DSP slices.
+    Additive over the sub-arrays (each has its own feeders and control); DSP and FF exact.
+    Memoised: a search meets the same engine many times.
     """
-    dsp_type = SYNTH_FAMILIES[synth_family]
-    fam = coef.array_for(synth_family)
-    dsp = fixed_multiplier_dsp(rows, cols_fixed, weight_bits, act_bits, dsp_type, coef)
-    lanes = lanes_per_dsp(weight_bits, act_bits, dsp_type, coef)
-    feats = engine_features(
-        rows, cols_fixed, cols_pot, weight_bits, pot_weight_bits, act_bits, acc_bits, lanes
+    return EngineResources(
+        dsp=engine.dsp_slices,
+        lut=fitted(coef.array_for(synth_family), lut_features(engine)),
+        ff=float(register_bits(engine)),
     )
-    ff = feats.register_bits - _fitted(fam, feats.ff_absorbed)
-    return EngineResources(dsp=dsp, lut=_fitted(fam, feats.lut), ff=float(ff))

@@ -1,32 +1,36 @@
-"""Cycle model of the output-stationary systolic engines — the single source of the convention.
+"""Cycle model of the weight-stationary engines — the single source of the convention.
 
-Convention (identical in the PyRTL harness, ``hwmodel.rtl``):
+Identical to what the PyRTL controller (:mod:`hwmodel.rtl.harness`) does and the RTL
+(:mod:`hwmodel.rtl.engines`) takes; checked cycle-exact against simulation.
 
-* An engine is an R-row × C-column output-stationary array computing C[M×N] = A[M×K]·B[K×N].
-  Rows map output rows (tokens, M), columns map output channels (N). A[m, k] enters row ``r`` at
-  the left edge skewed by ``r`` cycles, B[k, n] enters column ``c`` at the top skewed by ``c``.
-* A *fold* is one R×C block of outputs over a depth of ``tk``: the first operand enters PE(0, 0)
-  in cycle 0, PE(R−1, C−1) takes its last operand pair in cycle tk + R + C − 3, so a fold takes
-  ``tk + R + C − 2`` cycles. Fill and drain are paid for every fold and the full array skew is paid
-  even when an edge fold uses fewer rows or columns. Folds run back to back; the finished
-  accumulators move to shadow registers in the cycle after the fold and are read out while the
-  next fold computes, so readout adds no cycles (SCALE-Sim v3 reports the same count minus one:
-  it prints the 0-based index of the last cycle).
-* A tile (Tm, Tn, Tk) held in the on-chip buffers is ⌈tm/R⌉·⌈tn/C⌉ folds of depth tk. Partial
-  sums of a tile with Tk < K are preloaded into the accumulators from the output buffer, so they
-  cost no cycles beyond the fold.
-* The mixed engine is a fixed-point sub-array R×Cf and a power-of-two sub-array R×Cp side by side,
-  both reading the same A tile: a tile of tn output channels is split into ``tn_pot =
-  round(ratio·tn)`` PoT channels and ``tn − tn_pot`` fixed channels; the two sub-arrays run their
-  folds independently and the tile takes the max of the two.
+* A sub-array of R rows (the reduction) × C columns computes its share of a tile (em tokens,
+  en channels, depth ek) in F = ⌈ek / R⌉ · ⌈en / (κ·C)⌉ *folds*; a fold holds R k-values × κ·C
+  channels of weights in the PEs while the em tokens stream through, τ per cycle:
+  ``steps = ⌈em / τ⌉`` cycles. (τ, κ) = tokens and channels per DSP slice of the layer's packing
+  mode (:meth:`hwmodel.engine.EngineConfig.mode_for`); a PoT PE takes (1, 1).
+* Folds overlap: the next fold's weights are shifted into the PEs' load registers while the
+  current one streams, and swapped in behind its last token. A fold of the fixed sub-array
+  starts ``max(steps, L + R − 1)`` cycles after the previous one (L = cascade chain length:
+  the weights may only move once the previous swap has reached every chain offset); a PoT fold
+  ``max(steps, 2R − 1)`` cycles after it (its single chain spans R rows).
+* Fill and drain, once per tile: fixed ``R + L + C + 3`` (weight load R − 1, chain offsets L − 1,
+  slice pipeline 4, lane and sum registers 2, column skew C − 1, the count is the last output
+  cycle + 1), PoT ``2R + C`` (weight load and swap R + 1, rows R − 1, column skew C − 1, + 1).
+  A sub-array's tile: ``(F − 1) · period + steps + fill/drain``; 0 when it gets no channels.
+* The fixed and PoT sub-arrays take the same tile at once (the tile's channels split by the
+  layer's PoT ratio, round half to even); the tile lasts the longer of the two; tiles run back
+  to back (m, n, k order, k innermost; partial sums of Tk < K stay in the output buffer).
 """
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
+from collections import Counter
 
-IntArray = npt.NDArray[np.int64]
+from hwmodel.engine import EngineConfig
+
+#: Fill/drain constants beyond R, L and C (see the module docstring).
+FIXED_DRAIN = 3
+POT_DRAIN = 0
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -34,20 +38,25 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def fold_cycles(tk: int, rows: int, cols: int) -> int:
-    """Cycles of one output-stationary fold of depth ``tk`` on a rows × cols array."""
-    return tk + rows + cols - 2
-
-
-def tile_compute_cycles(tm: int, tn: int, tk: int, rows: int, cols: int) -> int:
-    """Cycles to compute one on-chip tile (tm × tn outputs, depth tk) on one sub-array.
-
-    Zero when the tile gives the sub-array nothing to do (``tn == 0``).
-    """
-    if tm <= 0 or tn <= 0 or tk <= 0:
+def fixed_tile_cycles(
+    em: int, en: int, ek: int, rows: int, cols: int, chain_rows: int, tokens: int, channels: int
+) -> int:
+    """Cycles of the fixed-point sub-array on one tile (0 when it gets no channels)."""
+    if em <= 0 or en <= 0 or ek <= 0:
         return 0
-    folds = ceil_div(tm, rows) * ceil_div(tn, cols)
-    return folds * fold_cycles(tk, rows, cols)
+    folds = ceil_div(ek, rows) * ceil_div(en, channels * cols)
+    steps = ceil_div(em, tokens)
+    period = max(steps, chain_rows + rows - 1)
+    return (folds - 1) * period + steps + rows + chain_rows + cols + FIXED_DRAIN
+
+
+def pot_tile_cycles(em: int, en: int, ek: int, rows: int, cols: int) -> int:
+    """Cycles of the power-of-two sub-array on one tile (0 when it gets no channels)."""
+    if em <= 0 or en <= 0 or ek <= 0:
+        return 0
+    folds = ceil_div(ek, rows) * ceil_div(en, cols)
+    period = max(em, 2 * rows - 1)
+    return (folds - 1) * period + em + 2 * rows + cols + POT_DRAIN
 
 
 def split_channels(tn: int, pot_ratio: float) -> tuple[int, int]:
@@ -57,16 +66,21 @@ def split_channels(tn: int, pot_ratio: float) -> tuple[int, int]:
 
 
 def mixed_tile_cycles(
-    tm: int, tn: int, tk: int, rows: int, cols_fixed: int, cols_pot: int, pot_ratio: float
+    em: int, en: int, ek: int, engine: EngineConfig, pot_ratio: float, layer_bits: tuple[int, int]
 ) -> int:
-    """Cycles of one tile on the mixed engine: max of the fixed and PoT sub-arrays."""
-    tn_fix, tn_pot = split_channels(tn, pot_ratio)
-    if tn_fix > 0 and cols_fixed == 0:
+    """Cycles of one tile on the mixed engine: the longer of the fixed and PoT sub-arrays."""
+    tn_fix, tn_pot = split_channels(en, pot_ratio)
+    if tn_fix > 0 and engine.cols_fixed == 0:
         raise ValueError("fixed-point channels assigned but the engine has no fixed columns")
-    if tn_pot > 0 and cols_pot == 0:
+    if tn_pot > 0 and engine.cols_pot == 0:
         raise ValueError("power-of-two channels assigned but the engine has no PoT columns")
-    fix = tile_compute_cycles(tm, tn_fix, tk, rows, cols_fixed) if tn_fix else 0
-    pot = tile_compute_cycles(tm, tn_pot, tk, rows, cols_pot) if tn_pot else 0
+    fix = 0
+    if tn_fix:
+        mode = engine.mode_for(*layer_bits)
+        fix = fixed_tile_cycles(
+            em, tn_fix, ek, engine.rows, engine.cols_fixed, engine.chain_rows, mode.tokens, mode.channels
+        )
+    pot = pot_tile_cycles(em, tn_pot, ek, engine.rows, engine.cols_pot) if tn_pot else 0
     return max(fix, pot)
 
 
@@ -80,18 +94,22 @@ def gemm_compute_cycles(
     m: int,
     n: int,
     k: int,
-    rows: int,
-    cols_fixed: int,
-    cols_pot: int,
+    engine: EngineConfig,
     pot_ratio: float,
     tm: int,
     tn: int,
     tk: int,
+    layer_bits: tuple[int, int] | None = None,
 ) -> int:
-    """Compute cycles of a whole GEMM tiled (Tm, Tn, Tk), tiles run back to back (no memory)."""
+    """Compute cycles of a whole GEMM tiled (Tm, Tn, Tk), tiles back to back (no memory).
+
+    ``layer_bits`` = (weight, activation) bits of the layer (default: the engine's widths).
+    """
+    bits = layer_bits if layer_bits is not None else (engine.weight_bits, engine.act_bits)
     total = 0
-    for em in tile_extents(m, tm):
-        for en in tile_extents(n, tn):
-            for ek in tile_extents(k, tk):
-                total += mixed_tile_cycles(em, en, ek, rows, cols_fixed, cols_pot, pot_ratio)
+    # tiles of equal extents take equal cycles: one evaluation per distinct (em, en, ek)
+    for em, cm in Counter(tile_extents(m, tm)).items():
+        for en, cn in Counter(tile_extents(n, tn)).items():
+            for ek, ck in Counter(tile_extents(k, tk)).items():
+                total += cm * cn * ck * mixed_tile_cycles(em, en, ek, engine, pot_ratio, bits)
     return total

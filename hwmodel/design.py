@@ -1,50 +1,51 @@
-"""The documented default design: uniform W8A8 fixed-point on the largest array that fits.
+"""The documented default design: uniform W8A8 fixed-point on the fastest array that fits.
 
-Array shapes are tried from the most PEs down (rows and cols powers of two from 4 to 256, rows ≤
-cols·4 and cols ≤ rows·4); the first feasible one under the utilisation caps wins. Tiles: Tm covers
-the tokens in whole folds (⌈min(M, 256)/R⌉·R), Tn = 2·cols, Tk = 512, all clipped to the layer.
-The clock is the device default; the accumulators are as wide as the deepest layer needs
-(:func:`required_acc_bits`: no overflow for any K of the workload).
+Array shapes: rows and cols powers of two from 4 to 128 (rows ≤ 64), WP486 packing (two tokens
+per DSP slice), the device's default clock; the fastest one under the utilisation caps wins (ties:
+fewer DSP slices). Tiles: Tm covers every token of the workload (weights are fetched once per
+layer), Tn two folds of the array's channels, Tk the k-folds that cover 1024 (clipped to each
+layer). The partial sums are as wide as the deepest layer needs (``acc_bits`` left to
+:func:`hwmodel.engine.required_acc_bits`: no overflow for any K of the workload).
 """
 
 from __future__ import annotations
 
 from hwmodel.config import AcceleratorConfig, LayerHw
 from hwmodel.device import Device
-from hwmodel.errors import InputError
-from hwmodel.model import UtilisationCaps, evaluate
+from hwmodel.errors import UserError
+from hwmodel.model import DesignReport, UtilisationCaps, evaluate
 from hwmodel.workload import Workload
 
-_SIDES = (4, 8, 16, 32, 64, 128, 256)
-
-
-def required_acc_bits(workload: Workload, weight_bits: int, act_bits: int) -> int:
-    """Accumulator width that cannot overflow: w + a + ⌈log2 K_max⌉ for signed products."""
-    k_max = max(op.k for op in workload.gemms)
-    return weight_bits + act_bits + max(k_max - 1, 1).bit_length()
+_ROWS = (4, 8, 16, 32, 64)
+_COLS = (4, 8, 16, 32, 64, 128)
+PACKING = 2
 
 
 def default_tiling(workload: Workload, rows: int, cols: int) -> LayerHw:
-    tm = -(-min(workload.tokens, 256) // rows) * rows
-    return LayerHw(weight_bits=8, act_bits=8, pot_ratio=0.0, tm=tm, tn=2 * cols, tk=512)
+    """Every token, two folds of the (2-token, 1-channel) columns, k-folds covering 1024."""
+    tk = -(-1024 // rows) * rows
+    return LayerHw(weight_bits=8, act_bits=8, pot_ratio=0.0, tm=workload.tokens, tn=2 * cols, tk=tk)
 
 
 def default_config(
     workload: Workload, device: Device, caps: UtilisationCaps | None = None
 ) -> AcceleratorConfig:
-    """Uniform W8A8 on the largest feasible array (see module docstring)."""
-    shapes = sorted(
-        ((r, c) for r in _SIDES for c in _SIDES if r <= 4 * c and c <= 4 * r),
-        key=lambda rc: (-(rc[0] * rc[1]), -rc[1]),
-    )
-    for rows, cols in shapes:
-        cfg = AcceleratorConfig(
-            freq_mhz=device.default_freq_mhz,
-            rows=rows,
-            cols=cols,
-            acc_bits=required_acc_bits(workload, 8, 8),
-            default=default_tiling(workload, rows, cols),
-        )
-        if evaluate(workload, cfg, device, caps).feasible:
-            return cfg
-    raise InputError(f"no W8A8 array of at least 4×4 PEs fits device '{device.name}'")
+    """Uniform W8A8 on the fastest feasible array (see module docstring)."""
+    best: tuple[tuple[float, int], AcceleratorConfig] | None = None
+    for rows in _ROWS:
+        for cols in _COLS:
+            cfg = AcceleratorConfig(
+                freq_mhz=device.default_freq_mhz,
+                rows=rows,
+                cols=cols,
+                packing=PACKING,
+                default=default_tiling(workload, rows, cols),
+            )
+            rep: DesignReport = evaluate(workload, cfg, device, caps)
+            if rep.feasible:
+                rank = (-rep.fps, rep.resources.dsp)
+                if best is None or rank < best[0]:
+                    best = (rank, cfg)
+    if best is None:
+        raise UserError(f"no W8A8 array of at least 4×4 PEs fits device '{device.name}'")
+    return best[1]

@@ -10,7 +10,3 @@ class UserError(ValueError):
         one_line = " ".join(str(message).split())
         super().__init__(one_line)
         self.message = one_line
-
-
-#: The former name in ``hwmodel``; kept for the modules being rewritten (``cost``, ``design``).
-InputError = UserError

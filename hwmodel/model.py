@@ -1,26 +1,31 @@
 """The analytic accelerator model: per-layer latency with a memory roofline, resources, totals.
 
-Per GEMM layer (tiles Tm×Tn×Tk clipped to the layer, loop order m → n → k, outputs stationary):
+Per GEMM layer (tiles Tm×Tn×Tk clipped to the layer, loop order m → n → k, weights stationary):
 
-* compute cycles of a tile follow :mod:`hwmodel.cycles` (fill/drain per fold; the fixed-point and
-  power-of-two sub-arrays work on the same input tile at once: a tile takes the max of the two);
+* compute cycles of a tile follow :mod:`hwmodel.cycles` (folds overlapped, fill/drain per tile,
+  the layer's own packing mode on the fixed-point part; the fixed-point and power-of-two
+  sub-arrays work on the same tile at once: a tile takes the max of the two); an activation ×
+  activation matmul runs as C = A·B or as Cᵀ = Bᵀ·Aᵀ, whichever is faster (the controller's
+  choice of the stationary operand; the DMA writes the result in either layout);
 * off-chip bytes of a tile: the A tile (``tm·tk`` activations; when Tk covers K the A tile is kept
   and reused for every n-tile, so its load is spread over them), the B tile (``tk·tn`` weights or
   K/V activations; kept and loaded once when one tile covers all of K and N) and, after the last
   k-tile, the output tile (``tm·tn`` at the layer's activation width);
 * double buffering overlaps the next tile's transfer with this tile's compute, so a tile costs
   max(compute, transfer) (the per-tile roofline), plus the first tile's load and the DRAM latency,
-  which nothing hides; heads (``repeat``) run one after another.
+  which nothing hides; heads (``repeat``) run one after another as one stream of tiles (the next
+  head's first tile loads while the last one of this head computes).
 
 Non-linear ops run on their own pipelined units (``nonlinear_lanes`` lanes each) between GEMMs:
-``passes·⌈elements/lanes⌉ + pipeline`` cycles. Resources: the compute engines from
-:mod:`hwmodel.cost` (sized for the widest layer), double-buffered banked A/B/C buffers in BRAM36
-(:mod:`hwmodel.buffers`, sized for the largest tile), non-linear units, and a fixed system part.
+``passes·⌈elements/lanes⌉ + pipeline`` cycles. Resources: the compute engine the design builds
+(:func:`hwmodel.engine.engine_for_design`, priced by :mod:`hwmodel.cost`), double-buffered banked
+A/B/C buffers in BRAM36 or LUT RAM (:mod:`hwmodel.buffers`, sized for the largest tile: A one
+bank per row, B and C one bank per column), non-linear units, and a fixed system part.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +34,9 @@ import numpy.typing as npt
 from hwmodel.buffers import Buffer
 from hwmodel.config import AcceleratorConfig
 from hwmodel.cost import Coefficients, engine_resources, load_coefficients
+from hwmodel.cycles import FIXED_DRAIN, POT_DRAIN
 from hwmodel.device import Device
+from hwmodel.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, required_acc_bits
 from hwmodel.errors import UserError
 from hwmodel.workload import GemmOp, Workload
 
@@ -77,6 +84,10 @@ class LayerResult:
     latency_cycles: int
     bound: str
     offchip_bytes: int
+    #: MACs per DSP slice of the layer's packing mode (0: no fixed-point channels)
+    lanes: int
+    #: run as Cᵀ = Bᵀ·Aᵀ (an activation × activation matmul whose other orientation is faster)
+    transposed: bool
     pe_utilisation: float
     dsp: int
     lut: int
@@ -99,6 +110,8 @@ class DesignReport:
     utilisation: dict[str, float]
     violations: tuple[str, ...]
     layers: tuple[LayerResult, ...] = field(default=())
+    #: exact partial sums need this many bits more than the engine's accumulator holds (0: none)
+    acc_bits_over: int = 0
 
     @property
     def feasible(self) -> bool:
@@ -118,11 +131,15 @@ class DesignReport:
 
     def violation(self, caps: UtilisationCaps, max_freq_mhz: float) -> float:
         """How far the design is over its limits, as one number: the largest of every resource's
-        utilisation / cap − 1 and clock / ``max_freq_mhz`` − 1. ≤ 0 exactly when :attr:`violations`
+        utilisation / cap − 1, clock / ``max_freq_mhz`` − 1 and the accumulator bits missing for exact
+        partial sums / :data:`~hwmodel.engine.MAX_ACC_BITS`. ≤ 0 exactly when :attr:`violations`
         is empty (a negative value is the headroom of the binding limit)."""
         limits = {"dsp": caps.dsp, "lut": caps.lut, "ff": caps.ff, "bram36": caps.bram36}
         over = max(self.utilisation[k] / cap for k, cap in limits.items()) - 1.0
-        return max(over, self.freq_mhz / max_freq_mhz - 1.0)
+        worst = max(over, self.freq_mhz / max_freq_mhz - 1.0)
+        if self.acc_bits_over > 0:  # partial sums that do not fit: over by the missing fraction
+            worst = max(worst, self.acc_bits_over / MAX_ACC_BITS)
+        return worst
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +164,7 @@ class DesignReport:
 
 @dataclass(frozen=True)
 class _LayerArrays:
+    depth: int  # the deepest reduction (K) of any layer
     wb: I64
     ab: I64
     ratio: F64
@@ -157,23 +175,31 @@ class _LayerArrays:
 
 def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays:
     g = workload.gemm_arrays
-    hws = [config.for_layer(op.name) for op in workload.gemms]
+    get, default = config.layers.get, config.default
+    hws = [get(op.name, default) for op in workload.gemms]
     unknown = set(config.layers) - workload.layer_name_set
     if unknown:
         name = sorted(unknown)[0]
         raise UserError(f"config layer '{name}' is not a layer of {workload.model_name}")
-    ratio = np.array([hw.pot_ratio for hw in hws], dtype=np.float64)
+    vals = np.fromiter(
+        (v for hw in hws for v in (hw.weight_bits, hw.act_bits, hw.tm, hw.tn, hw.tk, hw.pot_ratio)),
+        dtype=np.float64,
+        count=6 * len(hws),
+    ).reshape(len(hws), 6)
+    ratio = vals[:, 5]
+    ints = vals[:, :5].astype(np.int64)
     bad = np.nonzero((ratio > 0) & ~g.weight_operand)[0]
     if bad.size:
         name = workload.gemms[int(bad[0])].name
         raise UserError(f"layer '{name}': pot_ratio must be 0 for an activation×activation matmul")
     return _LayerArrays(
-        wb=np.array([hw.weight_bits for hw in hws], dtype=np.int64),
-        ab=np.array([hw.act_bits for hw in hws], dtype=np.int64),
-        ratio=ratio,
-        tm=np.minimum(np.array([hw.tm for hw in hws], dtype=np.int64), g.m),
-        tn=np.minimum(np.array([hw.tn for hw in hws], dtype=np.int64), g.n),
-        tk=np.minimum(np.array([hw.tk for hw in hws], dtype=np.int64), g.k),
+        depth=int(g.k.max()),
+        wb=ints[:, 0],
+        ab=ints[:, 1],
+        ratio=np.ascontiguousarray(ratio),
+        tm=np.minimum(ints[:, 2], g.m),
+        tn=np.minimum(ints[:, 3], g.n),
+        tk=np.minimum(ints[:, 4], g.k),
     )
 
 
@@ -181,11 +207,50 @@ def _cdiv(a: I64, b: I64 | int) -> I64:
     return -(-a // b)
 
 
-def _sub_array_cycles(em: I64, en: I64, ek: I64, rows: int, cols: int) -> I64:
+@dataclass(frozen=True)
+class _Modes:
+    """Per layer: tokens and channels per DSP slice of the layer's packing mode."""
+
+    tokens: I64
+    channels: I64
+
+
+def _modes(engine: EngineConfig, la: _LayerArrays) -> _Modes:
+    """Each layer's packing mode: the densest one of the engine whose widths admit it."""
+    tokens = np.zeros(la.wb.shape, dtype=np.int64)
+    channels = np.zeros(la.wb.shape, dtype=np.int64)
+    free = np.ones(la.wb.shape, dtype=bool)
+    for mode in reversed(engine.modes):
+        fits = free & (la.wb <= mode.weight_bits) & (la.ab <= mode.act_bits)
+        tokens[fits] = mode.tokens
+        channels[fits] = mode.channels
+        free &= ~fits
+    # a layer only wider than every mode (its part of the engine is PoT) streams one token
+    tokens[free] = 1
+    channels[free] = 1
+    return _Modes(tokens, channels)
+
+
+def _fixed_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig, tokens: I64, channels: I64) -> I64:
+    """:func:`hwmodel.cycles.fixed_tile_cycles`, vectorised (0 where en == 0)."""
+    rows, cols, chain = engine.rows, engine.cols_fixed, engine.chain_rows
     if cols == 0:
         return np.zeros(np.broadcast(em, en, ek).shape, dtype=np.int64)
-    folds = _cdiv(em, rows) * _cdiv(en, cols)
-    return np.where(en > 0, folds * (ek + rows + cols - 2), 0)
+    folds = _cdiv(ek, rows) * _cdiv(en, channels * cols)
+    steps = _cdiv(em, tokens)
+    period = np.maximum(steps, chain + rows - 1)
+    # (tile classes with em or ek = 0 do not occur: their count is 0)
+    return np.where(en > 0, (folds - 1) * period + steps + (rows + chain + cols + FIXED_DRAIN), 0)
+
+
+def _pot_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig) -> I64:
+    """:func:`hwmodel.cycles.pot_tile_cycles`, vectorised (0 where en == 0)."""
+    rows, cols = engine.rows, engine.cols_pot
+    if cols == 0:
+        return np.zeros(np.broadcast(em, en, ek).shape, dtype=np.int64)
+    folds = _cdiv(ek, rows) * _cdiv(en, cols)
+    period = np.maximum(em, 2 * rows - 1)
+    return np.where(en > 0, (folds - 1) * period + em + (2 * rows + cols + POT_DRAIN), 0)
 
 
 @dataclass(frozen=True)
@@ -195,51 +260,128 @@ class _GemmTiming:
     latency: I64
     offchip_bytes: I64
     tiles: I64
+    #: per layer: run as Cᵀ = Bᵀ·Aᵀ (activation × activation layers where that is faster)
+    transposed: npt.NDArray[np.bool_]
 
 
 def _gemm_timing(
     workload: Workload,
-    config: AcceleratorConfig,
+    engine: EngineConfig,
     la: _LayerArrays,
     bytes_per_cycle: float,
     coef: Coefficients,
 ) -> _GemmTiming:
+    """Per layer timing; an activation × activation matmul (Q·Kᵀ, softmax·V) runs in whichever
+    orientation is faster — C = A·B or Cᵀ = Bᵀ·Aᵀ (the stationary operand then streams, e.g. the
+    197 tokens of softmax·V become output channels instead of its 64 head dimensions)."""
     g = workload.gemm_arrays
-    rows, cf, cp = config.rows, config.cols_fixed, config.pot_cols
-    tm, tn, tk = la.tm, la.tn, la.tk
-    n_m, n_n, n_k = _cdiv(g.m, tm), _cdiv(g.n, tn), _cdiv(g.k, tk)
+    modes = _modes(engine, la)
+    idx = np.nonzero(~g.weight_operand)[0]
+    n = g.m.shape[0]
+    # one vectorised pass over every layer as it is plus the act × act layers transposed
+    both = np.concatenate([np.arange(n), idx])
+
+    def rows(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        out: npt.NDArray[Any] = a[both]
+        return out
+
+    def flipped(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.concatenate([a, b[idx]])
+
+    t = _oriented_timing(
+        flipped(g.m, g.n),
+        flipped(g.n, g.m),
+        rows(g.k),
+        flipped(la.tm, la.tn),
+        flipped(la.tn, la.tm),
+        rows(la.tk),
+        rows(g.repeat),
+        engine,
+        _LayerArrays(
+            depth=la.depth, wb=rows(la.wb), ab=rows(la.ab), ratio=rows(la.ratio), tm=la.tm, tn=la.tn, tk=la.tk
+        ),
+        _Modes(rows(modes.tokens), rows(modes.channels)),
+        bytes_per_cycle,
+        coef,
+    )
+    faster = t.latency[n:] < t.latency[idx]
+    use = np.zeros(n, dtype=bool)
+    use[idx[faster]] = True
+
+    def pick(a: I64) -> I64:
+        out = a[:n].copy()
+        out[idx] = np.where(faster, a[n:], out[idx])
+        return out
+
+    return _GemmTiming(
+        compute=pick(t.compute),
+        memory=pick(t.memory),
+        latency=pick(t.latency),
+        offchip_bytes=pick(t.offchip_bytes),
+        tiles=pick(t.tiles),
+        transposed=use,
+    )
+
+
+def _columns(*cols: npt.NDArray[Any]) -> I64:
+    """``np.stack(cols, axis=1)`` as int64 (cheaper for the model's short columns)."""
+    out = np.empty((cols[0].shape[0], len(cols)), dtype=np.int64)
+    for j, c in enumerate(cols):
+        out[:, j] = c
+    return out
+
+
+def _oriented_timing(
+    m: I64,
+    n: I64,
+    k: I64,
+    tm: I64,
+    tn: I64,
+    tk: I64,
+    repeat: I64,
+    engine: EngineConfig,
+    la: _LayerArrays,
+    modes: _Modes,
+    bytes_per_cycle: float,
+    coef: Coefficients,
+) -> _GemmTiming:
+    n_m, n_n, n_k = _cdiv(m, tm), _cdiv(n, tn), _cdiv(k, tk)
     # Tile classes: m ∈ {full, rest} × n ∈ {full, rest} × k ∈ {full not last, full last, rest last}.
-    rm, rn, rk = g.m % tm, g.n % tn, g.k % tk
-    em = np.stack([tm, rm], axis=1)[:, :, None, None]
-    cm = np.stack([g.m // tm, (rm > 0).astype(np.int64)], axis=1)[:, :, None, None]
-    en = np.stack([tn, rn], axis=1)[:, None, :, None]
-    cn = np.stack([g.n // tn, (rn > 0).astype(np.int64)], axis=1)[:, None, :, None]
-    ek = np.stack([tk, tk, rk], axis=1)[:, None, None, :]
-    full_k = g.k // tk
-    ck = np.stack([full_k - (rk == 0), (rk == 0).astype(np.int64), (rk > 0).astype(np.int64)], axis=1)
-    ck = ck[:, None, None, :]
+    rm, rn, rk = m % tm, n % tn, k % tk
+    em = _columns(tm, rm)[:, :, None, None]
+    cm = _columns(m // tm, rm > 0)[:, :, None, None]
+    en = _columns(tn, rn)[:, None, :, None]
+    cn = _columns(n // tn, rn > 0)[:, None, :, None]
+    ek = _columns(tk, tk, rk)[:, None, None, :]
+    ck = _columns(k // tk - (rk == 0), rk == 0, rk > 0)[:, None, None, :]
     last_k = np.array([0, 1, 1], dtype=np.int64)[None, None, None, :]
     count = cm * cn * ck
 
     ratio = la.ratio[:, None, None, None]
     en_pot = np.rint(ratio * en).astype(np.int64)
     en_fix = en - en_pot
-    if cf == 0 and bool(np.any((en_fix > 0) & (count > 0))):
+    if engine.cols_fixed == 0 and bool(np.any((en_fix > 0) & (count > 0))):
         raise UserError("a layer assigns fixed-point channels but the array has no fixed columns")
-    if cp == 0 and bool(np.any((en_pot > 0) & (count > 0))):
+    if engine.cols_pot == 0 and bool(np.any((en_pot > 0) & (count > 0))):
         raise UserError("a layer assigns power-of-two channels but pot_cols is 0")
     compute = np.maximum(
-        _sub_array_cycles(em, en_fix, ek, rows, cf), _sub_array_cycles(em, en_pot, ek, rows, cp)
+        _fixed_cycles(
+            em, en_fix, ek, engine, modes.tokens[:, None, None, None], modes.channels[:, None, None, None]
+        ),
+        _pot_cycles(em, en_pot, ek, engine),
     )
 
-    ab = la.ab[:, None, None, None].astype(np.float64)
-    wb = la.wb[:, None, None, None].astype(np.float64)
-    reuse_a = np.where(n_k == 1, n_n, 1)[:, None, None, None]
-    reuse_b = np.where((n_n == 1) & (n_k == 1), n_m, 1)[:, None, None, None]
-    a_bytes = em * ek * ab / 8.0 / reuse_a
-    b_bytes = ek * en * wb / 8.0 / reuse_b
-    c_bytes = em * en * ab / 8.0 * last_k
-    tile_bytes = a_bytes + b_bytes + c_bytes
+    # bytes per element of A (shared by the n tiles when K is one tile), B (shared by the m tiles
+    # when N and K are one tile each) and C
+    single_k = n_k == 1
+    per_a = la.ab / (8.0 * np.where(single_k, n_n, 1))
+    per_b = la.wb / (8.0 * np.where((n_n == 1) & single_k, n_m, 1))
+    per_c = la.ab / 8.0
+    tile_bytes = (
+        (em * ek) * per_a[:, None, None, None]
+        + (ek * en) * per_b[:, None, None, None]
+        + ((em * en) * per_c[:, None, None, None]) * last_k
+    )
     memory = np.ceil(tile_bytes / bytes_per_cycle).astype(np.int64)
     per_tile = np.maximum(compute, memory)
 
@@ -248,46 +390,60 @@ def _gemm_timing(
         coef.system["dram_latency_cycles"]
     )
     sum_axes = (1, 2, 3)
-    rep = g.repeat
-    compute_total = (compute * count).sum(axis=sum_axes) * rep
-    memory_total = (memory * count).sum(axis=sum_axes) * rep + first_load * rep
-    latency = ((per_tile * count).sum(axis=sum_axes) + first_load) * rep
-    total_bytes = np.rint((tile_bytes * count).sum(axis=sum_axes) * rep).astype(np.int64)
+    compute_total = (compute * count).sum(axis=sum_axes) * repeat
+    # the heads of a layer are one stream of tiles: double buffering hides every load but the first
+    memory_total = (memory * count).sum(axis=sum_axes) * repeat + first_load
+    latency = (per_tile * count).sum(axis=sum_axes) * repeat + first_load
+    total_bytes = np.rint((tile_bytes * count).sum(axis=sum_axes) * repeat).astype(np.int64)
     return _GemmTiming(
         compute=compute_total,
         memory=memory_total,
         latency=latency,
         offchip_bytes=total_bytes,
-        tiles=n_m * n_n * n_k * rep,
+        tiles=n_m * n_n * n_k * repeat,
+        transposed=np.zeros(m.shape, dtype=bool),
     )
 
 
-def _nonlinear_cycles(workload: Workload, lanes: int, coef: Coefficients) -> list[int]:
-    costs = {kind: (c.passes, c.pipeline_cycles) for kind, c in coef.nonlinear.items()}
-    return [costs[op.kind][0] * -(-op.elements // lanes) + costs[op.kind][1] for op in workload.nonlinears]
+def _nonlinear_cycles(workload: Workload, lanes: int, coef: Coefficients) -> I64:
+    """Cycles of each non-linear op (in :attr:`Workload.nonlinears` order) on ``lanes`` lanes."""
+    out = np.zeros(len(workload.nonlinears), dtype=np.int64)
+    for kind, (idx, elements) in workload.nonlinear_groups.items():
+        c = coef.nonlinear[kind]
+        out[idx] = c.passes * -(-elements // lanes) + c.pipeline_cycles
+    return out
 
 
-def _tile_depths(config: AcceleratorConfig, la: _LayerArrays) -> tuple[I64, I64, I64]:
-    """Per layer: words per bank of its tile's A (one bank per array row), B and C buffers (one
-    bank per array column)."""
-    rows, cols = config.rows, config.cols
-    return _cdiv(la.tm, rows) * la.tk, _cdiv(la.tn, cols) * la.tk, la.tm * _cdiv(la.tn, cols)
+def _tile_buffers(
+    engine: EngineConfig, la: _LayerArrays, i: int | None, wb_fix: int, wb_pot: int
+) -> list[Buffer]:
+    """The tile buffers of layer ``i`` (or, for ``None``, sized for the largest tile of any layer):
+    A (activations, one bank per row, the engine's tokens per word), B (weights, one bank per
+    column) and C (partial sums, one bank per column, one word = a column's result slots)."""
+    rows, tokens, chans = engine.rows, engine.tokens, engine.channels
+    sel = slice(None) if i is None else slice(i, i + 1)
+    tm, tn, tk = la.tm[sel], la.tn[sel], la.tk[sel]
+    tn_pot = np.rint(la.ratio[sel] * tn).astype(np.int64)
+    tn_fix = tn - tn_pot
+    k_rows = _cdiv(tk, rows) * rows
+    acc = engine.acc_bits
+    ab = int(la.ab[sel].max())
+    out = [Buffer("input_a", rows, int((_cdiv(tm, tokens) * _cdiv(tk, rows)).max()), tokens * ab)]
+    if engine.cols_fixed:
+        cf = engine.cols_fixed
+        folds = _cdiv(tn_fix, chans * cf)
+        out.append(Buffer("weight_b", cf, int((folds * k_rows).max()), chans * wb_fix))
+        out.append(Buffer("output_c", cf, int((_cdiv(tm, tokens) * folds).max()), engine.slots * acc))
+    if engine.cols_pot:
+        cp = engine.cols_pot
+        folds = _cdiv(tn_pot, cp)
+        out.append(Buffer("weight_pot", cp, int((folds * k_rows).max()), wb_pot))
+        out.append(Buffer("output_pot", cp, int((tm * folds).max()), acc))
+    return [b for b in out if b.depth_words > 0]
 
 
-def _tile_buffers(config: AcceleratorConfig, depths: tuple[int, int, int], ab: int, wb: int) -> list[Buffer]:
-    """The A (activations), B (weights) and C (accumulators) buffers with banks of ``depths``."""
-    a_depth, b_depth, c_depth = depths
-    return [
-        Buffer("input_a", config.rows, a_depth, ab),
-        Buffer("weight_b", config.cols, b_depth, wb),
-        Buffer("output_c", config.cols, c_depth, config.acc_bits),
-    ]
-
-
-def _buffers(workload: Workload, config: AcceleratorConfig, la: _LayerArrays) -> list[Buffer]:
-    a, b, c = (int(d.max()) for d in _tile_depths(config, la))  # sized for the largest tile
-    bufs = _tile_buffers(config, (a, b, c), int(la.ab.max()), int(la.wb.max()))
-    lanes = config.nonlinear_lanes
+def _buffers(workload: Workload, engine: EngineConfig, la: _LayerArrays, lanes: int) -> list[Buffer]:
+    bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
     longest = {kind: 0 for kind in ("softmax", "layernorm")}
     for op in workload.nonlinears:
         if op.kind in longest:
@@ -298,31 +454,36 @@ def _buffers(workload: Workload, config: AcceleratorConfig, la: _LayerArrays) ->
     return bufs
 
 
-def _layer_bram(config: AcceleratorConfig, la: _LayerArrays, i: int, synth_family: str) -> float:
+def _layer_bram(engine: EngineConfig, la: _LayerArrays, i: int, synth_family: str) -> float:
     """BRAM36 the layer's own tile needs (its A, B and C buffers)."""
-    a, b, c = (int(d[i]) for d in _tile_depths(config, la))
-    bufs = _tile_buffers(config, (a, b, c), int(la.ab[i]), int(la.wb[i]))
+    wb = int(la.wb[i])
+    bufs = _tile_buffers(engine, la, i, wb, wb)
     return sum(buf.memory(synth_family).bram36 for buf in bufs)
 
 
-def engine_widths(workload: Workload, config: AcceleratorConfig) -> tuple[int, int, int]:
-    """(fixed weight bits, PoT weight bits, activation bits) of the engine ``config`` needs
-    (0 for a part no layer uses)."""
-    return datapath_widths(workload, _layer_arrays(workload, config))
-
-
-def buffers(workload: Workload, config: AcceleratorConfig) -> list[Buffer]:
-    """The on-chip buffers of a design (sized for its largest tile)."""
-    return _buffers(workload, config, _layer_arrays(workload, config))
-
-
-def datapath_widths(workload: Workload, la: _LayerArrays) -> tuple[int, int, int]:
-    """(fixed weight bits, PoT weight bits, activation bits) the shared engine must support."""
+def _widths(la: _LayerArrays) -> tuple[int, int, int]:
+    """:func:`hwmodel.engine.design_widths` of the layer arrays."""
     has_fixed = la.ratio < 1.0
     has_pot = la.ratio > 0.0
     wb_fix = int(la.wb[has_fixed].max()) if has_fixed.any() else 0
     wb_pot = int(la.wb[has_pot].max()) if has_pot.any() else 0
     return wb_fix, wb_pot, int(la.ab.max())
+
+
+def _engine(config: AcceleratorConfig, la: _LayerArrays, dsp: str) -> EngineConfig:
+    """:func:`hwmodel.engine.engine_for_design` from the layer arrays (the model's fast path)."""
+    return engine_from_widths(config, *_widths(la), dsp, la.depth)
+
+
+def design_engine(workload: Workload, config: AcceleratorConfig, device: Device) -> EngineConfig:
+    """The engine ``config`` builds for ``workload`` on ``device``."""
+    return _engine(config, _layer_arrays(workload, config), device.dsp_type)
+
+
+def buffers(workload: Workload, config: AcceleratorConfig, device: Device) -> list[Buffer]:
+    """The on-chip buffers of a design (sized for its largest tile)."""
+    la = _layer_arrays(workload, config)
+    return _buffers(workload, _engine(config, la, device.dsp_type), la, config.nonlinear_lanes)
 
 
 def evaluate(
@@ -340,26 +501,17 @@ def evaluate(
     caps = caps or UtilisationCaps()
     coef = coef or load_coefficients()
     la = _layer_arrays(workload, config)
+    widths = _widths(la)
+    engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
-    timing = _gemm_timing(workload, config, la, bpc, coef)
+    timing = _gemm_timing(workload, engine, la, bpc, coef)
     nl_cycles = _nonlinear_cycles(workload, config.nonlinear_lanes, coef)
     gemm_cycles = int(timing.latency.sum())
-    total = gemm_cycles + sum(nl_cycles)
+    total = gemm_cycles + int(nl_cycles.sum())
 
-    wb_fix, wb_pot, ab = datapath_widths(workload, la)
-    eng = engine_resources(
-        config.rows,
-        config.cols_fixed,
-        config.pot_cols,
-        max(wb_fix, 1),
-        max(wb_pot, 1),
-        ab,
-        config.acc_bits,
-        device.synth_family,
-        coef,
-    )
+    eng = engine_resources(engine, device.synth_family, coef)
     sysc = coef.system
-    bufs = _buffers(workload, config, la)
+    bufs = _buffers(workload, engine, la, config.nonlinear_lanes)
     banks = sum(b.banks for b in bufs)
     mems = [b.memory(device.synth_family) for b in bufs]
     lanes = config.nonlinear_lanes
@@ -399,12 +551,17 @@ def evaluate(
     ]
     if config.freq_mhz > device.max_freq_mhz:
         violations.append(f"clock {config.freq_mhz:g} MHz > device max {device.max_freq_mhz:g} MHz")
+    acc_over = 0
+    if config.acc_bits is None:
+        need = required_acc_bits(la.depth, *widths)
+        acc_over = max(need - engine.acc_bits, 0)
+        if acc_over:
+            violations.append(f"exact partial sums need {need} bits > {engine.acc_bits} (PoT codes too wide)")
 
     layers: tuple[LayerResult, ...] = ()
     if detail:
-        widths = (max(wb_fix, 1), max(wb_pot, 1), ab)
-        parts = _part_resources(config, widths, device, coef)
-        layers = _layer_table(workload, config, la, timing, nl_cycles, parts, device.synth_family)
+        parts = _part_resources(engine, device, coef)
+        layers = _layer_table(workload, engine, la, timing, nl_cycles, parts, device.synth_family)
     return DesignReport(
         model_name=workload.model_name,
         device=device.name,
@@ -412,39 +569,41 @@ def evaluate(
         macs=workload.macs,
         latency_cycles=int(total),
         gemm_cycles=gemm_cycles,
-        nonlinear_cycles=int(sum(nl_cycles)),
+        nonlinear_cycles=int(nl_cycles.sum()),
         offchip_bytes=int(timing.offchip_bytes.sum()),
         resources=res,
         utilisation=util,
         violations=tuple(violations),
+        acc_bits_over=acc_over,
         layers=layers,
     )
 
 
 def _part_resources(
-    config: AcceleratorConfig, widths: tuple[int, int, int], device: Device, coef: Coefficients
+    engine: EngineConfig, device: Device, coef: Coefficients
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """(DSP, LUT) of the fixed-point sub-array alone and of the PoT sub-array alone."""
-    wb_fix, wb_pot, ab = widths
     out = []
-    for cf, cp in ((config.cols_fixed, 0), (0, config.pot_cols)):
-        r = engine_resources(
-            config.rows, cf, cp, wb_fix, wb_pot, ab, config.acc_bits, device.synth_family, coef
-        )
+    for cf, cp in ((engine.cols_fixed, 0), (0, engine.cols_pot)):
+        if cf + cp == 0:
+            out.append((0, 0))
+            continue
+        r = engine_resources(replace(engine, cols_fixed=cf, cols_pot=cp), device.synth_family, coef)
         out.append((r.dsp, round(r.lut)))
     return out[0], out[1]
 
 
 def _layer_table(
     workload: Workload,
-    config: AcceleratorConfig,
+    engine: EngineConfig,
     la: _LayerArrays,
     timing: _GemmTiming,
-    nl_cycles: list[int],
+    nl_cycles: I64,
     parts: tuple[tuple[int, int], tuple[int, int]],
     synth_family: str,
 ) -> tuple[LayerResult, ...]:
     (fix_dsp, fix_lut), (pot_dsp, pot_lut) = parts
+    modes = _modes(engine, la)
     rows: list[LayerResult] = []
     gi = 0
     ni = 0
@@ -456,6 +615,8 @@ def _layer_table(
             compute, memory = int(timing.compute[i]), int(timing.memory[i])
             ratio = float(la.ratio[i])
             uses_fix, uses_pot = ratio < 1.0, ratio > 0.0
+            lanes = int(modes.tokens[i] * modes.channels[i])
+            peak = engine.rows * (engine.cols_fixed * lanes + engine.cols_pot)
             rows.append(
                 LayerResult(
                     name=op.name,
@@ -476,14 +637,16 @@ def _layer_table(
                     latency_cycles=latency,
                     bound="compute" if compute >= memory else "memory",
                     offchip_bytes=int(timing.offchip_bytes[i]),
-                    pe_utilisation=op.macs / (latency * config.pes) if latency else 0.0,
+                    lanes=int(modes.tokens[i] * modes.channels[i]) if uses_fix else 0,
+                    transposed=bool(timing.transposed[i]),
+                    pe_utilisation=op.macs / (latency * peak) if latency and peak else 0.0,
                     dsp=fix_dsp * uses_fix + pot_dsp * uses_pot,
                     lut=fix_lut * uses_fix + pot_lut * uses_pot,
-                    bram36=_layer_bram(config, la, i, synth_family),
+                    bram36=_layer_bram(engine, la, i, synth_family),
                 )
             )
         else:
-            c = nl_cycles[ni]
+            c = int(nl_cycles[ni])
             ni += 1
             rows.append(
                 LayerResult(
@@ -505,6 +668,8 @@ def _layer_table(
                     latency_cycles=c,
                     bound="nonlinear",
                     offchip_bytes=0,
+                    lanes=0,
+                    transposed=False,
                     pe_utilisation=0.0,
                     dsp=0,
                     lut=0,

@@ -29,7 +29,7 @@ PUBLISHED_ZCU102_GOPS = {
 def format_table(report: dict[str, Any], device: dict[str, Any]) -> str:
     """The per-layer table and totals as fixed-width text (from ``DesignReport.to_dict()``)."""
     head = (
-        f"{'op':<24} {'kind':<10} {'M':>5} {'N':>5} {'K':>5} {'xR':>3} {'prec':>6} {'pot':>5} "
+        f"{'op':<24} {'kind':<10} {'M':>5} {'N':>5} {'K':>5} {'xR':>3} {'prec':>6} {'pot':>5} {'lanes':>5} "
         f"{'tiles Tm×Tn×Tk':>16} {'compute':>10} {'memory':>10} {'bound':>9} {'PE%':>5} "
         f"{'DSP':>5} {'LUT':>7} {'BRAM36':>7}"
     )
@@ -38,14 +38,15 @@ def format_table(report: dict[str, Any], device: dict[str, Any]) -> str:
         if r["bound"] == "nonlinear":
             lines.append(
                 f"{r['name']:<24} {r['kind']:<10} {r['m']:>5} {r['n']:>5} {'':>5} {'':>3} {'':>6} {'':>5} "
-                f"{'':>16} {r['compute_cycles']:>10,} {'-':>10} {r['bound']:>9}"
+                f"{'':>5} {'':>16} {r['compute_cycles']:>10,} {'-':>10} {r['bound']:>9}"
             )
             continue
         prec = f"W{r['weight_bits']}A{r['act_bits']}"
         tiles = f"{r['tm']}×{r['tn']}×{r['tk']}"
         lines.append(
             f"{r['name']:<24} {r['kind']:<10} {r['m']:>5} {r['n']:>5} {r['k']:>5} {r['repeat']:>3} {prec:>6} "
-            f"{r['pot_ratio']:>5.2f} {tiles:>16} {r['compute_cycles']:>10,} {r['memory_cycles']:>10,} "
+            f"{r['pot_ratio']:>5.2f} {r['lanes'] or '-':>5} {tiles:>16} {r['compute_cycles']:>10,} "
+            f"{r['memory_cycles']:>10,} "
             f"{r['bound']:>9} {100 * r['pe_utilisation']:>5.1f} {r['dsp']:>5} {r['lut']:>7,} "
             f"{r['bram36']:>7.1f}"
         )

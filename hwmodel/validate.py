@@ -1,14 +1,16 @@
 """Analytic model vs PyRTL simulation vs Yosys: ``python -m hwmodel.validate [--json]``.
 
-1. Cycle cross-check: random GEMMs (M, N, K, rows, cols, bit-widths, PoT ratio, tiling) streamed
-   through the simulated RTL; the simulated cycle count must equal
-   ``hwmodel.cycles.gemm_compute_cycles`` and the outputs the numpy integer reference.
+1. Cycle cross-check: random GEMMs (M, N, K, engine shape, DSP slice, packing, engine and layer
+   bit-widths, PoT ratio, tiling) streamed through the simulated RTL; the simulated cycle count
+   must equal ``hwmodel.cycles.gemm_compute_cycles`` and the outputs the integer reference.
 2. Resources: ``hwmodel.cost.engine_resources`` against the committed Yosys table
    (``hwmodel/calibration/synth_table.csv``, every engine on each Yosys family ``xcup``, ``xcu``,
-   ``xc7``): DSP and BRAM absolute, FF and LUT relative error.
+   ``xc7``): DSP and BRAM absolute, FF and LUT relative error (worst case per family too).
 3. Buffer banks: ``hwmodel.buffers.bank_memory`` against Yosys's memory mapping of the same
    banks (``hwmodel/calibration/memory_table.csv``): BRAM36 tiles and LUT RAM primitives must be
    equal; the LUT RAM's fabric (read mux, write decode, data register) is reported.
+4. ``--efficiency``: per engine and family, LUT, FF and DSP per MAC/cycle (peak, densest packing
+   mode), from synthesis and from the model side by side.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hwmodel.buffers import LUTRAM_LIBRARIES, bank_memory
-from hwmodel.calibrate import MEMORY_TABLE_PATH, TABLE_PATH, read_memory_table, read_table
+from hwmodel.calibrate import MEMORY_TABLE_PATH, TABLE_PATH, SynthRow, read_memory_table, read_table
 from hwmodel.cli import OneLineParser
 from hwmodel.cost import engine_resources, load_coefficients
 from hwmodel.cycles import gemm_compute_cycles
-from hwmodel.rtl.engines import EngineConfig
+from hwmodel.engine import DSP_SLICES, PACKINGS, EngineConfig
 from hwmodel.rtl.harness import GemmTiling, pot_columns, reference_gemm, simulate_gemm
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -40,6 +43,8 @@ class CycleCase:
     n: int
     k: int
     engine: EngineConfig
+    layer_bits: tuple[int, int]
+    lanes: int  # MACs per DSP slice of the layer's mode (0: PoT only)
     tiling: GemmTiling
     pot_ratio: float
     analytic_cycles: int
@@ -71,54 +76,114 @@ class ResourcePoint:
         return abs(self.lut_model - self.lut_yosys) / max(self.lut_yosys, 1)
 
 
-def random_case(rng: np.random.Generator) -> tuple[EngineConfig, GemmTiling, float, int, int, int]:
-    """A random small case: shape, engine, bit-widths, ratio and tiling."""
+def random_case(
+    rng: np.random.Generator,
+) -> tuple[EngineConfig, GemmTiling, float, int, int, int, tuple[int, int]]:
+    """A random small case: shape, engine (slice, packing, widths), layer widths, ratio, tiling.
+
+    Every third case draws 4-bit operands on a packing-4 engine so that the 4-lane mode is
+    exercised; extreme operands are drawn by :func:`run_cycle_case`.
+    """
     ratio = float(rng.choice(RATIOS))
-    rows = int(rng.integers(2, 6))
-    cf = 0 if ratio == 1.0 else int(rng.integers(1, 6))
-    cp = 0 if ratio == 0.0 else int(rng.integers(1, 5))
+    rows = int(rng.integers(1, 10))
+    cf = 0 if ratio == 1.0 else int(rng.integers(1, 4))
+    cp = 0 if ratio == 0.0 else int(rng.integers(1, 4))
+    packing = int(rng.choice(PACKINGS))
     wb, ab, pb = int(rng.integers(2, 9)), int(rng.integers(2, 9)), int(rng.integers(2, 6))
     acc = ab + int(rng.integers(6, 20))
-    lanes = int(rng.integers(1, 3))
-    m, n, k = (int(v) for v in rng.integers(1, 17, size=3))
+    dsp = str(rng.choice(sorted(DSP_SLICES)))
+    engine = EngineConfig(rows, cf, cp, wb, pb, ab, acc, packing, dsp)
+    lw, la = int(rng.integers(2, wb + 1)), int(rng.integers(2, ab + 1))
+    if packing == 4 and rng.random() < 0.5:
+        lw, la = min(lw, 4), min(la, 4)
+    m, n, k = (int(v) for v in rng.integers(1, 15, size=3))
     tiling = GemmTiling(int(rng.integers(1, m + 1)), int(rng.integers(1, n + 1)), int(rng.integers(1, k + 1)))
-    return EngineConfig(rows, cf, cp, wb, pb, ab, acc, lanes), tiling, ratio, m, n, k
+    return engine, tiling, ratio, m, n, k, (lw, la)
 
 
 def run_cycle_case(rng: np.random.Generator) -> CycleCase:
-    cfg, til, ratio, m, n, k = random_case(rng)
-    a = rng.integers(-(1 << (cfg.act_bits - 1)), 1 << (cfg.act_bits - 1), size=(m, k))
+    eng, til, ratio, m, n, k, bits = random_case(rng)
+    wb, ab = bits
+    if rng.random() < 0.25:  # most negative operands: the worst case for lanes and signs
+        a = np.full((m, k), -(1 << (ab - 1)), dtype=np.int64)
+        wf = np.full((k, n), -(1 << (wb - 1)), dtype=np.int64)
+        wp = np.full((k, n), (1 << eng.pot_weight_bits) - 1, dtype=np.int64)
+    else:
+        a = rng.integers(-(1 << (ab - 1)), 1 << (ab - 1), size=(m, k))
+        wf = rng.integers(-(1 << (wb - 1)), 1 << (wb - 1), size=(k, n))
+        wp = rng.integers(0, 1 << eng.pot_weight_bits, size=(k, n))
     mask = pot_columns(n, til.tn, ratio)
-    wf = rng.integers(-(1 << (cfg.weight_bits - 1)), 1 << (cfg.weight_bits - 1), size=(k, n))
-    wp = rng.integers(0, 1 << cfg.pot_weight_bits, size=(k, n))
     w = np.where(mask[None, :], wp, wf)
-    run = simulate_gemm(a, w, cfg, til, ratio)
-    ana = gemm_compute_cycles(m, n, k, cfg.rows, cfg.cols_fixed, cfg.cols_pot, ratio, til.tm, til.tn, til.tk)
-    exact = bool(np.array_equal(run.outputs, reference_gemm(a, w, mask, cfg)))
-    return CycleCase(m, n, k, cfg, til, ratio, ana, run.cycles, exact)
+    run = simulate_gemm(a, w, eng, til, ratio, layer_bits=bits)
+    ana = gemm_compute_cycles(m, n, k, eng, ratio, til.tm, til.tn, til.tk, bits)
+    exact = bool(np.array_equal(run.outputs, reference_gemm(a, w, mask, eng)))
+    lanes = run.mode.lanes if run.mode is not None and ratio < 1.0 else 0
+    return CycleCase(m, n, k, eng, bits, lanes, til, ratio, ana, run.cycles, exact)
+
+
+def resource_point(row: SynthRow) -> ResourcePoint:
+    res = engine_resources(row.engine, row.synth_family, load_coefficients())
+    return ResourcePoint(
+        synth_family=row.synth_family,
+        name=row.name,
+        dsp_model=res.dsp,
+        dsp_yosys=row.dsp,
+        ff_model=res.ff,
+        ff_yosys=row.ff,
+        lut_model=res.lut,
+        lut_yosys=row.lut,
+        bram_model=0.0,  # the compute engines hold no block RAM (buffers are separate)
+        bram_yosys=row.bram36,
+    )
 
 
 def resource_points() -> list[ResourcePoint]:
-    coef = load_coefficients()
+    return [resource_point(row) for row in read_table()]
+
+
+@dataclass(frozen=True)
+class EfficiencyRow:
+    """Fabric and DSP cost per MAC/cycle of one synthesised engine, from Yosys and the model."""
+
+    synth_family: str
+    name: str
+    variant: str
+    macs_per_cycle: int
+    lut_per_mac_yosys: float
+    lut_per_mac_model: float
+    ff_per_mac_yosys: float
+    ff_per_mac_model: float
+    dsp_per_mac: float
+
+
+def variant(engine: EngineConfig) -> str:
+    """A short label: which sub-arrays, which packing, which slice."""
+    parts = []
+    if engine.cols_fixed:
+        lanes = "/".join(str(m.lanes) for m in engine.modes)
+        parts.append(f"W{engine.weight_bits}A{engine.act_bits} x{lanes} {engine.dsp}")
+    if engine.cols_pot:
+        parts.append(f"PoT{engine.pot_weight_bits}A{engine.act_bits}")
+    return " + ".join(parts)
+
+
+def efficiency_rows() -> list[EfficiencyRow]:
     out = []
     for row in read_table():
         e = row.engine
-        res = engine_resources(
-            e.rows, e.cols_fixed, e.cols_pot, e.weight_bits, e.pot_weight_bits, e.act_bits, e.acc_bits,
-            row.synth_family, coef,
-        )  # fmt: skip
+        macs = e.macs_per_cycle
+        model = resource_point(row)
         out.append(
-            ResourcePoint(
+            EfficiencyRow(
                 synth_family=row.synth_family,
                 name=row.name,
-                dsp_model=res.dsp,
-                dsp_yosys=row.dsp,
-                ff_model=res.ff,
-                ff_yosys=row.ff,
-                lut_model=res.lut,
-                lut_yosys=row.lut,
-                bram_model=0.0,  # the compute engines hold no block RAM (buffers are separate)
-                bram_yosys=row.bram36,
+                variant=variant(e),
+                macs_per_cycle=macs,
+                lut_per_mac_yosys=round(row.lut / macs, 2),
+                lut_per_mac_model=round(model.lut_model / macs, 2),
+                ff_per_mac_yosys=round(row.ff / macs, 2),
+                ff_per_mac_model=round(model.ff_model / macs, 2),
+                dsp_per_mac=round(row.dsp / macs, 4),
             )
         )
     return out
@@ -169,8 +234,9 @@ def memory_points() -> list[MemoryPoint]:
 
 
 def scalesim_check(python: str, rng: np.random.Generator, cases: int = 12) -> tuple[int, int]:
-    """Untiled GEMMs on an R×C os array: SCALE-Sim cycles must be the analytic cycles − 1."""
-    from hwmodel.rtl.scalesim_oracle import scalesim_gemm_cycles
+    """Untiled GEMMs on an unpacked R×C engine (SCALE-Sim's ``ws``): our analytic cycles must be
+    :func:`hwmodel.rtl.scalesim_oracle.ws_relation` of SCALE-Sim's."""
+    from hwmodel.rtl.scalesim_oracle import scalesim_gemm_cycles, ws_relation
 
     drawn = [
         {
@@ -185,10 +251,9 @@ def scalesim_check(python: str, rng: np.random.Generator, cases: int = 12) -> tu
     got = scalesim_gemm_cycles(python, drawn)
     bad = 0
     for c, g in zip(drawn, got, strict=True):
-        ana = gemm_compute_cycles(
-            c["m"], c["n"], c["k"], c["rows"], c["cols"], 0, 0.0, c["m"], c["n"], c["k"]
-        )
-        bad += int(g != ana - 1)
+        eng = EngineConfig(c["rows"], c["cols"], 0, 8, 2, 8, 32, packing=1)
+        ana = gemm_compute_cycles(c["m"], c["n"], c["k"], eng, 0.0, c["m"], c["n"], c["k"])
+        bad += int(ws_relation(g, c["m"], c["n"], c["k"], c["rows"], c["cols"]) != ana)
     return len(drawn), bad
 
 
@@ -220,12 +285,62 @@ def validate(
     return cyc, res, mems, summary
 
 
+def per_family(res: list[ResourcePoint]) -> dict[str, dict[str, float]]:
+    """The worst resource errors of each Yosys family."""
+    out: dict[str, dict[str, float]] = {}
+    for fam in sorted({p.synth_family for p in res}):
+        pts = [p for p in res if p.synth_family == fam]
+        out[fam] = {
+            "points": len(pts),
+            "dsp_max_abs_err": max(abs(p.dsp_model - p.dsp_yosys) for p in pts),
+            "ff_max_rel_err": round(max(p.ff_rel_err for p in pts), 5),
+            "lut_max_rel_err": round(max(p.lut_rel_err for p in pts), 5),
+        }
+    return out
+
+
+def case_coverage(cyc: list[CycleCase]) -> dict[str, int]:
+    """How many cycle cases exercised each kind of engine: slice, packing mode, PoT, mixed."""
+    cover: dict[str, int] = {}
+    for c in cyc:
+        keys = [c.engine.dsp]
+        if c.lanes:
+            keys.append(f"{c.lanes}-lane")
+        if c.pot_ratio > 0:
+            keys.append("pot" if c.pot_ratio == 1.0 else "mixed")
+        if c.engine.chains > 1:
+            keys.append("multi-chain")
+        for key in keys:
+            cover[key] = cover.get(key, 0) + 1
+    return dict(sorted(cover.items()))
+
+
+def format_efficiency(rows: list[EfficiencyRow]) -> str:
+    head = (
+        f"{'family':6s} {'engine':40s} {'variant':34s} {'MAC/c':>6s} {'LUT/MAC y/m':>13s} "
+        f"{'FF/MAC y/m':>13s} {'DSP/MAC':>8s}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r.synth_family:6s} {r.name:40s} {r.variant:34s} {r.macs_per_cycle:6d} "
+            f"{r.lut_per_mac_yosys:6.1f}/{r.lut_per_mac_model:<6.1f} "
+            f"{r.ff_per_mac_yosys:6.1f}/{r.ff_per_mac_model:<6.1f} {r.dsp_per_mac:8.3f}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m hwmodel.validate", description=__doc__)
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     ap.add_argument("--cases", type=int, default=60, help="random cycle cases (default 60)")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ap.add_argument("--verbose", action="store_true", help="also list every cycle case")
+    ap.add_argument(
+        "--efficiency",
+        action="store_true",
+        help="LUT, FF and DSP per MAC/cycle of every synthesised engine, Yosys vs model",
+    )
     ap.add_argument(
         "--scalesim",
         metavar="PYTHON",
@@ -252,18 +367,28 @@ def main(argv: list[str] | None = None) -> int:
         summary["scalesim_cases"] = n_ss
         summary["scalesim_mismatches"] = bad_ss
     summary["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    families = per_family(res)
+    coverage = case_coverage(cyc)
+    eff = efficiency_rows() if args.efficiency else []
     if args.json:
-        out = dict(summary)
+        out: dict[str, Any] = dict(summary)
+        out["families"] = families
+        out["case_coverage"] = coverage
+        if args.efficiency:
+            out["efficiency"] = [asdict(r) for r in eff]
         if args.verbose:
-            out["cases"] = [asdict(c) for c in cyc]  # type: ignore[assignment]
+            out["cases"] = [asdict(c) for c in cyc]
         print(json.dumps(out, indent=2))
+    elif args.efficiency:
+        print(format_efficiency(eff))
     else:
         print(f"cycle cross-check: {len(cyc)} cases, {summary['cycle_mismatches']} cycle "
               f"mismatches, {summary['output_mismatches']} output mismatches")  # fmt: skip
+        print("  cases per kind: " + ", ".join(f"{k} {v}" for k, v in coverage.items()))
         if args.verbose:
             for c in cyc:
                 e, t = c.engine, c.tiling
-                print(f"  M{c.m} N{c.n} K{c.k} R{e.rows} Cf{e.cols_fixed} Cp{e.cols_pot} "
+                print(f"  M{c.m} N{c.n} K{c.k} {e.name} W{c.layer_bits[0]}A{c.layer_bits[1]} "
                       f"ratio {c.pot_ratio} T({t.tm},{t.tn},{t.tk}): analytic {c.analytic_cycles}"
                       f" simulated {c.simulated_cycles} exact {c.outputs_exact}")  # fmt: skip
         print(f"\nresources vs Yosys ({load_coefficients().yosys_version}), {len(res)} points:")
@@ -284,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{q.bram_model:5.1f}/{q.bram_yosys:<5.1f} "
                   f"{q.lutram_model:5d}/{q.lutram_yosys:<5d} {q.lut_model:4d}/{q.lut_yosys:<5d} "
                   f"{q.ff_model:4d}/{q.ff_yosys:<4d}{flag}")  # fmt: skip
+        for fam, errs in families.items():
+            print(
+                f"{fam}: {errs['points']} engines, DSP {errs['dsp_max_abs_err']} abs, "
+                f"FF {100 * errs['ff_max_rel_err']:.2f} %, LUT {100 * errs['lut_max_rel_err']:.2f} %"
+            )
         print(
             f"\nmax errors: DSP {summary['dsp_max_abs_err']} abs, FF "
             f"{100 * summary['ff_max_rel_err']:.2f} %, LUT {100 * summary['lut_max_rel_err']:.2f} %,"
@@ -291,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if "scalesim_cases" in summary:
             print(
-                f"SCALE-Sim v3 (os, reports analytic − 1): {summary['scalesim_cases']} cases, "
+                f"SCALE-Sim v3 (ws, folds serialised): {summary['scalesim_cases']} cases, "
                 f"{summary['scalesim_mismatches']} mismatches"
             )
     failed = (

@@ -123,6 +123,16 @@ class Workload:
         return frozenset(op.name for op in self.gemms)
 
     @cached_property
+    def nonlinear_groups(self) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+        """Per non-linear kind: (positions in :attr:`nonlinears`, elements of each)."""
+        out: dict[str, tuple[list[int], list[int]]] = {}
+        for i, op in enumerate(self.nonlinears):
+            idx, el = out.setdefault(op.kind, ([], []))
+            idx.append(i)
+            el.append(op.elements)
+        return {k: (np.array(i, dtype=np.int64), np.array(e, dtype=np.int64)) for k, (i, e) in out.items()}
+
+    @cached_property
     def gemm_arrays(self) -> GemmArrays:
         g = self.gemms
         return GemmArrays(

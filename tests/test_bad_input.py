@@ -145,7 +145,8 @@ CASES = [
     Case(
         "different_search_space",
         lambda out, tmp: base_argv(
-            out, study_yaml(tmp, space=space_yaml(tmp, "rows: [16, 32, 64]", "rows: [16, 32]", "rows"))
+            out,
+            study_yaml(tmp, space=space_yaml(tmp, "rows: [16, 24, 32, 48, 64]", "rows: [16, 32]", "rows")),
         ),
         "another search space",
     ),

@@ -17,26 +17,28 @@ from hwmodel.calibrate import (
     read_memory_table,
     read_table,
 )
-from hwmodel.cost import (
-    COEFFICIENTS_PATH,
-    FF_ABSORBED_FEATURES,
-    LUT_FEATURES,
-    engine_resources,
-    fixed_multiplier_dsp,
-    load_coefficients,
-    macs_per_dsp,
-)
+from hwmodel.cost import COEFFICIENTS_PATH, LUT_FEATURES, engine_resources, load_coefficients
 from hwmodel.device import SYNTH_FAMILIES, known_devices, load_device
+from hwmodel.engine import EngineConfig
 from hwmodel.errors import UserError
 
 
 def test_table_covers_the_grid_with_one_yosys_version() -> None:
     rows = read_table()
-    assert len(rows) >= 12
-    assert [(r.synth_family, r.name) for r in rows] == [(fam, c.name) for fam, c in default_grid()]
+    assert [(r.synth_family, r.engine) for r in rows] == default_grid()
     assert {r.yosys_version for r in rows} == {load_coefficients().yosys_version}
-    kinds = {(r.engine.cols_fixed > 0, r.engine.cols_pot > 0) for r in rows}
-    assert kinds == {(True, False), (False, True), (True, True)}
+    for fam in SYNTH_FAMILIES:
+        mine = [r.engine for r in rows if r.synth_family == fam]
+        assert len(mine) >= 20, fam
+        assert {(e.cols_fixed > 0, e.cols_pot > 0) for e in mine} == {
+            (True, False),
+            (False, True),
+            (True, True),
+        }
+        lanes = {m.lanes for e in mine if e.cols_fixed for m in e.modes}
+        assert lanes == {1, 2, 4}, fam  # every packing mode is synthesised
+        assert any(e.chains > 1 for e in mine), fam  # and chains cut by the lane capacity
+        assert {e.dsp for e in mine} == {SYNTH_FAMILIES[fam]}
 
 
 def test_memory_table_covers_its_grid_with_the_same_yosys() -> None:
@@ -50,14 +52,14 @@ def test_committed_coefficients_are_the_fit_of_the_committed_table() -> None:
     coef = load_coefficients()
     assert set(fitted) == set(coef.array) == set(SYNTH_FAMILIES)
     for fam, values in fitted.items():
-        for name in (*LUT_FEATURES, *FF_ABSORBED_FEATURES):
+        for name in LUT_FEATURES:
             assert coef.array[fam][name] == pytest.approx(values[name], rel=1e-5, abs=1e-6), (fam, name)
 
 
 @pytest.mark.parametrize("name", known_devices())
 def test_every_device_has_an_engine_calibration(name: str) -> None:
     fam = load_device(name).synth_family
-    assert set(LUT_FEATURES) | set(FF_ABSORBED_FEATURES) <= set(load_coefficients().array_for(fam))
+    assert set(LUT_FEATURES) <= set(load_coefficients().array_for(fam))
 
 
 def test_uncalibrated_family_is_one_clear_error() -> None:
@@ -65,52 +67,35 @@ def test_uncalibrated_family_is_one_clear_error() -> None:
         load_coefficients().array_for("xc6s")
 
 
-def test_ultrascale_families_pack_no_registers_into_dsp_slices() -> None:
-    """Yosys 0.70 keeps every RTL register in fabric on xcup/xcu: FF there is the exact RTL count."""
-    for fam in ("xcup", "xcu"):
-        assert all(load_coefficients().array_for(fam)[k] == 0.0 for k in FF_ABSORBED_FEATURES), fam
-
-
 def test_model_meets_targets_on_every_grid_point() -> None:
     coef = load_coefficients()
     for r in read_table():
-        e = r.engine
-        res = engine_resources(
-            e.rows, e.cols_fixed, e.cols_pot, e.weight_bits, e.pot_weight_bits, e.act_bits,
-            e.acc_bits, r.synth_family, coef,
-        )  # fmt: skip
+        res = engine_resources(r.engine, r.synth_family, coef)
         point = (r.synth_family, r.name)
-        assert res.dsp == r.dsp, point
+        assert res.dsp == r.dsp == r.engine.dsp_slices, point
         assert r.bram36 == 0.0, point
-        assert abs(res.ff - r.ff) <= 0.05 * r.ff, point
+        assert res.ff == r.ff, point  # every fabric register counted, nothing absorbed
         assert abs(res.lut - r.lut) <= 0.15 * r.lut, point
 
 
 @pytest.mark.parametrize("fam", sorted(SYNTH_FAMILIES))
 def test_engine_resources_are_additive_over_sub_arrays(fam: str) -> None:
     coef = load_coefficients()
-    both = engine_resources(8, 6, 2, 8, 4, 8, 32, fam, coef)
-    fix = engine_resources(8, 6, 0, 8, 4, 8, 32, fam, coef)
-    pot = engine_resources(8, 0, 2, 8, 4, 8, 32, fam, coef)
+    dsp = SYNTH_FAMILIES[fam]
+    both = engine_resources(EngineConfig(8, 6, 2, 8, 4, 8, 32, dsp=dsp), fam, coef)
+    fix = engine_resources(EngineConfig(8, 6, 0, 8, 4, 8, 32, dsp=dsp), fam, coef)
+    pot = engine_resources(EngineConfig(8, 0, 2, 8, 4, 8, 32, dsp=dsp), fam, coef)
     assert both.dsp == fix.dsp + pot.dsp
     assert both.ff == pytest.approx(fix.ff + pot.ff)
     assert both.lut == pytest.approx(fix.lut + pot.lut)
     assert pot.dsp == 0
 
 
-def test_packing_rules_match_the_rtl() -> None:
-    coef = load_coefficients()
-    assert macs_per_dsp(8, 8, "DSP48E2", coef) == 2
-    assert macs_per_dsp(4, 4, "DSP48E2", coef) == 2  # no 4-per-DSP packing in the RTL
-    assert macs_per_dsp(16, 16, "DSP48E2", coef) == 1
-    assert fixed_multiplier_dsp(4, 5, 8, 8, "DSP48E2", coef) == 12  # odd column: own DSP
-
-
 def test_coefficients_file_records_yosys_version() -> None:
     raw = json.loads(COEFFICIENTS_PATH.read_text())
     assert raw["yosys_version"].startswith("0.70")
     for fam in SYNTH_FAMILIES:
-        assert set(LUT_FEATURES) | set(FF_ABSORBED_FEATURES) <= set(raw["array"][fam])
+        assert set(LUT_FEATURES) <= set(raw["array"][fam])
     assert TABLE_PATH.exists()
 
 

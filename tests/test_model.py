@@ -15,7 +15,7 @@ from hwmodel.cycles import gemm_compute_cycles
 from hwmodel.design import default_config
 from hwmodel.device import known_devices, load_device
 from hwmodel.errors import UserError
-from hwmodel.model import UtilisationCaps, buffers, evaluate
+from hwmodel.model import UtilisationCaps, buffers, design_engine, evaluate
 from hwmodel.workload import Workload
 
 SIDES = st.sampled_from([1, 2, 3, 4, 8, 16, 24, 32, 64])
@@ -38,7 +38,10 @@ def designs(draw: st.DrawFn, workload: Workload) -> AcceleratorConfig:
             tk=draw(st.integers(1, 512)),
         )
     freq = draw(st.sampled_from([50.0, 100.0, 200.0, 300.0]))
-    return AcceleratorConfig(freq_mhz=freq, rows=rows, cols=cols, pot_cols=pot_cols, layers=layers)
+    packing = draw(st.sampled_from([1, 2, 4]))
+    return AcceleratorConfig(
+        freq_mhz=freq, rows=rows, cols=cols, pot_cols=pot_cols, packing=packing, layers=layers
+    )
 
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -52,13 +55,15 @@ def test_cycles_bounded_by_compute_and_bandwidth(
     cfg = data.draw(designs(mnist_workload))
     dev = load_device(device)
     rep = evaluate(mnist_workload, cfg, dev, detail=True)
-    assert rep.latency_cycles >= rep.macs / cfg.pes
+    peak = design_engine(mnist_workload, cfg, dev).macs_per_cycle  # densest packing everywhere
+    assert rep.latency_cycles >= rep.macs / peak
     assert rep.gemm_cycles >= rep.offchip_bytes / dev.bytes_per_cycle(cfg.freq_mhz)
     for layer in rep.layers:
         assert layer.latency_cycles >= max(layer.compute_cycles, 0)
         if layer.bound != "nonlinear":
             macs = layer.m * layer.n * layer.k * layer.repeat
-            assert layer.compute_cycles >= macs / cfg.pes
+            assert layer.compute_cycles >= macs / peak
+            assert layer.pe_utilisation <= 1.0
 
 
 @FAST
@@ -82,23 +87,29 @@ def test_vectorised_compute_cycles_equal_scalar_reference(
     mnist_workload: Workload, data: st.DataObject
 ) -> None:
     cfg = data.draw(designs(mnist_workload))
-    rep = evaluate(mnist_workload, cfg, load_device("zcu102"), detail=True)
+    dev = load_device(data.draw(st.sampled_from(["zcu102", "pynq_z2"])))
+    rep = evaluate(mnist_workload, cfg, dev, detail=True)
+    engine = design_engine(mnist_workload, cfg, dev)
     by_name = {r.name: r for r in rep.layers}
     for op in mnist_workload.gemms:
         hw = cfg.for_layer(op.name)
+        layer = by_name[op.name]
+        assert not layer.transposed or not op.weight_operand  # only act × act layers may flip
+        m, n, tm, tn = (op.n, op.m, hw.tn, hw.tm) if layer.transposed else (op.m, op.n, hw.tm, hw.tn)
         ref = gemm_compute_cycles(
-            op.m,
-            op.n,
+            m,
+            n,
             op.k,
-            cfg.rows,
-            cfg.cols_fixed,
-            cfg.pot_cols,
+            engine,
             hw.pot_ratio,
-            min(hw.tm, op.m),
-            min(hw.tn, op.n),
+            min(tm, m),
+            min(tn, n),
             min(hw.tk, op.k),
+            (min(hw.weight_bits, engine.weight_bits), hw.act_bits),
         )
         assert by_name[op.name].compute_cycles == ref * op.repeat
+        if hw.pot_ratio < 1.0:
+            assert by_name[op.name].lanes == engine.mode_for(hw.weight_bits, hw.act_bits).lanes
 
 
 @FAST
@@ -138,7 +149,7 @@ def test_resources_non_decreasing_in_rows_and_cols(
         }
         cfg = AcceleratorConfig(freq_mhz=100, rows=r, cols=c, pot_cols=pot_cols, layers=layers)
         rp = evaluate(mnist_workload, cfg, dev).resources
-        mems = [b.memory(dev.synth_family) for b in buffers(mnist_workload, cfg)]
+        mems = [b.memory(dev.synth_family) for b in buffers(mnist_workload, cfg, dev)]
         memory = (sum(m.lut for m in mems), sum(m.ff for m in mems), sum(m.bram36 for m in mems))
         lutram = sum(m.lutram_primitives for m in mems)
         return (rp.dsp, rp.lut, rp.ff, rp.bram36), memory, lutram
@@ -191,12 +202,13 @@ def test_ratio_zero_uses_no_pot_luts_and_ratio_one_no_multiplier_dsps(
             assert layer.dsp > 0
     assert all(layer.lut == 0 or layer.dsp > 0 for layer in rep0.layers)  # no PoT part at all
     from hwmodel.cost import engine_resources
+    from hwmodel.engine import EngineConfig
 
     coef = load_coefficients()
-    pot_only = engine_resources(8, 0, 16, 8, 4, 8, 32, "xcup", coef)
-    fixed_only_res = engine_resources(8, 16, 0, 8, 4, 8, 32, "xcup", coef)
-    assert pot_only.dsp == 0 and fixed_only_res.dsp > 0
-    assert engine_resources(8, 16, 0, 8, 4, 8, 32, "xcup", coef).lut < pot_only.lut
+    pot_only = engine_resources(EngineConfig(8, 0, 16, 8, 4, 8, 32), "xcup", coef)
+    fixed_only_res = engine_resources(EngineConfig(8, 16, 0, 8, 4, 8, 32), "xcup", coef)
+    assert pot_only.dsp == 0 and fixed_only_res.dsp == 8 * 16
+    assert fixed_only_res.lut < pot_only.lut
 
 
 def test_pot_channels_without_pot_columns_is_an_input_error(mnist_workload: Workload) -> None:
@@ -276,3 +288,5 @@ def test_golden_default_deit_base_on_zcu102(deit_base: Workload) -> None:
     # under the physical roofline: DSPs × MACs/DSP × clock
     peak = 2 * dev.dsp * 2 * cfg.freq_mhz * 1e6 / 1e9  # 2 MACs/DSP (INT8 packing), 2 ops/MAC
     assert rep.gops < peak
+    assert cfg.packing == golden["packing"]
+    assert design_engine(deit_base, cfg, dev).acc_bits == golden["acc_bits"]  # exact sums of K = 3072

@@ -98,7 +98,8 @@ def test_bad_study_is_one_line(tmp_path: Path, edit: tuple[str, str], needle: st
         (("granularity: block", "granularity: head"), "granularity: 'head' not allowed"),
         (("weight_bits: [2, 3, 4, 5, 6, 8]", "weight_bits: [1, 4]"), "weight_bits: 1 not allowed"),
         (("rows: [2, 4, 8, 16]", "rows: []"), "rows: empty list"),
-        (("  tk: [16", "  tkk: [16"), "unknown key 'tkk'"),
+        (("  tk_folds: [1", "  tk_fold: [1"), "unknown key 'tk_fold'"),
+        (("packing: [1, 2, 4]", "packing: [3]"), "packing: 3 not allowed"),
         (("head: W8A8", "head: Q8"), "fixed_layers.head"),
     ],
 )

@@ -22,17 +22,29 @@ KEYS = {
 
 
 def test_validate_json_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--json", "--cases", "8", "--seed", "3"]) == 0
+    assert main(["--json", "--cases", "8", "--seed", "3", "--efficiency"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= KEYS
     assert out["cycle_cases"] == 8
     assert out["cycle_mismatches"] == 0
     assert out["output_mismatches"] == 0
-    assert out["resource_points"] >= 12
+    assert out["resource_points"] >= 60
     assert out["dsp_max_abs_err"] == 0
     assert out["bram_max_abs_err"] == 0
     assert out["ff_max_rel_err"] <= 0.05
     assert out["lut_max_rel_err"] <= 0.15
+    assert set(out["families"]) == {"xc7", "xcu", "xcup"}
+    for fam in out["families"].values():
+        assert fam["points"] >= 20 and fam["dsp_max_abs_err"] == 0
+        assert fam["ff_max_rel_err"] <= 0.05 and fam["lut_max_rel_err"] <= 0.15
+    eff = out["efficiency"]
+    assert len(eff) == out["resource_points"]
+    # the bar for the INT8 engine: ≥ 16×16 W8A8 on UltraScale+, ≤ 20 LUT, ≤ 40 FF per MAC/cycle
+    w8a8 = [
+        r for r in eff
+        if r["synth_family"] == "xcup" and r["variant"].startswith("W8A8 x2 ") and r["macs_per_cycle"] >= 512
+    ]  # fmt: skip
+    assert w8a8 and all(r["lut_per_mac_yosys"] <= 20 and r["ff_per_mac_yosys"] <= 40 for r in w8a8)
     # buffer banks: the model builds each in block RAM or LUT RAM exactly as Yosys does
     assert out["memory_points"] >= 60 and out["memory_mapping_mismatches"] == 0
     assert 0 < out["lutram_banks"] < out["memory_points"]
@@ -42,7 +54,10 @@ def test_validate_table_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--cases", "2"]) == 0
     out = capsys.readouterr().out
     assert "cycle cross-check: 2 cases, 0 cycle mismatches" in out
-    assert "max errors:" in out
+    assert "max errors:" in out and "xcup: 21 engines" in out
+    assert main(["--cases", "1", "--efficiency"]) == 0
+    table = capsys.readouterr().out
+    assert "LUT/MAC y/m" in table and "r16_f16w8_p0w4_a8_acc28_x2_e2" in table
 
 
 @pytest.mark.parametrize("argv", [["--cases", "0"], ["--cases", "x"]])

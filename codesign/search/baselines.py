@@ -20,26 +20,28 @@ BASELINES: tuple[tuple[str, int, int, float], ...] = (
 
 
 def baseline_hardware(ctx: SearchContext, quant: QuantConfig) -> dict[str, Any]:
-    """The fastest feasible array (rows × cols × clock) of the space for a uniform design, with
-    middle tile choices; the least-violating one (:meth:`DesignReport.violation`) when none is
-    feasible."""
+    """The fastest feasible array (rows × cols × PoT share × packing × clock) of the space for a
+    uniform design, with middle tile choices; the least-violating one
+    (:meth:`DesignReport.violation`) when none is feasible."""
     hw = ctx.space.hardware
-    mid = {k: getattr(hw, k)[len(getattr(hw, k)) // 2] for k in ("tm_folds", "tn_folds", "tk")}
+    mid = {k: getattr(hw, k)[len(getattr(hw, k)) // 2] for k in ("tm", "tn_folds", "tk_folds")}
     wants_pot = any(quant.for_layer(n).pot_ratio > 0 for n in ctx.layers)
-    share = min((s for s in hw.pot_cols_share if s > 0), key=lambda s: abs(s - 0.5), default=0.0)
+    shares = [s for s in hw.pot_cols_share if (s > 0) == wants_pot] or [0.0]
     best: tuple[tuple[float, float], dict[str, Any]] | None = None
-    for rows, cols, freq in itertools.product(hw.rows, hw.cols, hw.freq_mhz):
+    for rows, cols, share, packing, freq in itertools.product(
+        hw.rows, hw.cols, shares, hw.packing, hw.freq_mhz
+    ):
+        if share not in hw.pot_cols_share:
+            continue
         params = {
             "hw.rows": rows,
             "hw.cols": cols,
             "hw.freq_mhz": freq,
-            "hw.pot_cols_share": share if wants_pot else 0.0,
+            "hw.pot_cols_share": share,
             "hw.nonlinear_lanes": max(hw.nonlinear_lanes),
-            "hw.acc_bits": max(hw.acc_bits),
+            "hw.packing": packing,
             **{f"hw.{k}": v for k, v in mid.items()},
         }
-        if params["hw.pot_cols_share"] not in hw.pot_cols_share:
-            continue
         cand = ctx.space.decode(params, ctx.layers, quant)
         rep = evaluate(ctx.workload, cand.accel, ctx.device, ctx.study.caps)
         rank = (max(rep.violation(ctx.study.caps, ctx.device.max_freq_mhz), 0.0), -rep.fps)

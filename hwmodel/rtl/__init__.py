@@ -1,27 +1,24 @@
 """PyRTL generators of the compute engines, GEMM simulation harness, Verilog export and synthesis.
 
-Generators (wires → wires, ``hwmodel.rtl.engines``): :func:`systolic_array`,
-:func:`fixed_product`, :func:`packed_pair_products`, :func:`pot_product`, :func:`pe_accumulate`,
-:func:`skew_feeder`, :func:`delay_line`; :func:`build_engine` builds a whole mixed engine
-(:class:`EngineConfig`) with named ports. :func:`simulate_gemm` streams a tiled GEMM through it
-(cycle count observed from the ``done`` signals); :func:`engine_verilog` /
-:func:`write_engine_verilog` export it, :func:`cosimulate_verilog` runs Icarus, and
-:func:`synthesize_engine` runs the pinned Yosys.
+Generators (wires → wires, ``hwmodel.rtl.engines``): :func:`fixed_subarray` (DSP slices,
+:mod:`hwmodel.rtl.dsp`), :func:`pot_subarray`, :func:`separate_lanes`, :func:`pot_add`,
+:func:`delay_line`; :func:`build_engine` builds a whole :class:`hwmodel.engine.EngineConfig` with
+named ports. :func:`simulate_gemm` streams a tiled GEMM through it (cycle count observed from the
+results); :func:`engine_verilog` / :func:`write_engine_verilog` export it (fabric + DSP
+primitives), :func:`cosimulate_verilog` runs Icarus, and :func:`synthesize_engine` runs the
+pinned Yosys.
 """
 
+from hwmodel.engine import EngineConfig
 from hwmodel.rtl.engines import (
-    ArrayPorts,
-    EngineConfig,
-    PeState,
+    SubArrayPorts,
     build_engine,
+    chain_layout,
     delay_line,
-    fixed_product,
-    model_lanes_per_dsp,
-    packed_pair_products,
-    pe_accumulate,
-    pot_product,
-    skew_feeder,
-    systolic_array,
+    fixed_subarray,
+    pot_add,
+    pot_subarray,
+    separate_lanes,
 )
 from hwmodel.rtl.harness import (
     GemmRun,
@@ -44,30 +41,27 @@ from hwmodel.rtl.verilog import (
 )
 
 __all__ = [
-    "ArrayPorts",
     "EngineConfig",
     "GemmRun",
     "GemmTiling",
-    "PeState",
+    "SubArrayPorts",
     "SynthResult",
     "build_engine",
+    "chain_layout",
     "cosimulate_verilog",
     "decode_pot",
     "delay_line",
     "engine_verilog",
-    "fixed_product",
+    "fixed_subarray",
     "iverilog_available",
-    "model_lanes_per_dsp",
-    "packed_pair_products",
-    "pe_accumulate",
+    "pot_add",
     "pot_columns",
-    "pot_product",
+    "pot_subarray",
     "reference_gemm",
+    "separate_lanes",
     "simulate_gemm",
-    "skew_feeder",
     "synthesize_engine",
     "synthesize_verilog",
-    "systolic_array",
     "wrap_signed",
     "write_engine_verilog",
     "yosys_version",

@@ -1,55 +1,57 @@
-"""PyRTL generators of the output-stationary compute engines (PyRTL rtllib style).
+"""PyRTL generators of the weight-stationary compute engines (PyRTL rtllib style).
 
-Every generator is a function from wires to wires; it builds into the current working block. The
-timing follows ``hwmodel.cycles`` exactly:
+Every generator is a function from wires to wires that builds into the current working block;
+:func:`build_engine` builds a whole :class:`hwmodel.engine.EngineConfig` with named ports. Timing
+(cycle 0 = the cycle a fold's first token is presented to row offset 0 of column 0; column ``c``
+sees everything ``c`` cycles later through its activation hop registers):
 
-* ``a_in[r]`` / ``w_in[c]`` are the *unskewed* edge streams (element k of every row / column is
-  presented in the same cycle); the skew feeders inside delay row ``r`` by ``r`` and column ``c``
-  by ``c`` registers. PE(r, c) multiplies operand pair k combinationally in cycle ``k + r + c``
-  (cycle 0 = the cycle the harness presents k = 0) and accumulates at the end of that cycle.
-* ``first`` / ``last`` mark k = 0 / k = tk − 1. They travel down one shared diagonal delay line
-  (stage ``d`` is seen by every PE with r + c = d). ``first`` loads the accumulator from the PE's
-  preload register instead of the running sum (partial sums of Tk < K); ``last`` copies the
-  finished sum into the PE's shadow register. ``done`` is ``last`` at the corner PE(R−1, C−1): it
-  is high in the last cycle of the fold, cycle ``tk + R + C − 3``, so a fold takes
-  ``tk + R + C − 2`` cycles.
-* Readout (``rd_row``): each column outputs the shadow register of row ``rd_row``; a fold's
-  shadows are stable from the cycle after ``done`` for at least R cycles, so one row per cycle is
-  read while the next fold computes. Preload (``pl_we``, ``pl_row``, ``pl_data[c]``) writes the
-  preload registers of one row per cycle.
-* Fixed-point DSP packing (Xilinx WP486): two neighbouring PEs of a row (columns 2j, 2j + 1) share
-  the activation and one wide signed multiplier ``a · (w_hi·2^S + w_lo)``, S = act + weight bits;
-  the low product is ``P[0:S]`` (signed), the high one ``P[S:] + P[S−1]`` (sign correction). Both
-  lanes multiply at column 2j + 1's time: the high lane uses column 2j's weight from its forward
-  register (one cycle later) and column 2j + 1's flags, so the corner timing is unchanged.
-* Power-of-two PEs: a b-bit weight code is ``sign << (b−1) | m``; m = 0 is zero, otherwise the
-  weight is ±2^(m−1) (= ±2^(e − e_min), scaled by 2^e_min outside), the product a shift + add.
+**Fixed-point sub-array** (``f_`` ports): ``rows`` × ``cols_fixed`` DSP slices
+(:mod:`hwmodel.rtl.dsp`). Rows are cut into cascade chains of ``chain_rows`` slices (the last may
+be shorter); a row's *offset* is its place in its chain, counted so that every chain ends at
+offset ``chain_rows − 1`` (right-aligned). Row ``r`` takes the activations of step i in cycle
+``i + offset(r)`` (its feeder is skewed by its offset: ``f_a{r}_*`` are presented that late); the
+chain sums of a token therefore leave all chains of a column in the same cycle. The weight words
+of a column are shifted into the ``B1`` registers of all its rows (``f_load``, ``rows`` cycles,
+bottom row first, column ``c``'s words ``c`` cycles after column 0's) and swapped into ``B2``
+(``f_swap``, presented in the cycle after the fold's first token enters offset 0; it reaches
+offset i of column c i + c cycles later). The column bottom separates each chain's lanes
+(sequential borrow, :func:`separate_lanes`), registers them, sums the chains, registers the sum,
+and adds the partial sum of the earlier k-folds (``f_ps{c}_{s}``, gated to 0 by ``f_first``) into
+``f_out{c}_{s}``. A token presented at offset 0 in cycle e is on ``f_out`` of column c in cycle
+``e + chain_rows + 5 + c``; ``f_req{c}`` is high one cycle earlier (the output buffer's read
+request) and ``f_vld{c}`` in that cycle (``f_valid``/``f_first`` are presented with the token).
 
-Products and sums wrap modulo 2^acc_bits (two's complement), as does the numpy reference.
+**Power-of-two sub-array** (``p_`` ports): ``rows`` × ``cols_pot`` shift-add PEs, one chain per
+column (no lanes to overflow). The weight code ``sign << (b−1) | m`` (m = 0: zero, else
+±2^(m−1)) is decoded once at the column top into (zero, sign, shift), shifted down the column's
+load registers (``p_load``) and swapped into each PE's active register (``p_swap``, presented one
+cycle *before* the fold's first token reaches row 0; row r of column c swaps r + c cycles later).
+Row r adds ``±(a << shift)`` to the partial sum from the row above in the cycle the token is
+presented to it (``i + r``); a token presented to row 0 in cycle e is on ``p_out{c}`` in cycle
+``e + rows + c`` (``p_req{c}`` one cycle earlier, ``p_vld{c}`` in it).
+
+Products and sums are exact up to ``acc_bits`` and wrap modulo 2^acc_bits (two's complement),
+as does the integer reference.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import pyrtl
 
-Scheme = Literal["fixed", "pot"]
-SCHEMES: tuple[Scheme, ...] = ("fixed", "pot")
+from hwmodel.engine import EngineConfig, LaneMode, sum_bits
+from hwmodel.rtl.dsp import ModelSlices, SliceBuilder, SliceIn, SliceOut, sext
+
+#: Latency (cycles) from a token at offset 0 of column 0 to its result on ``f_out0``, beyond
+#: ``chain_rows``: A/D register, AD register, M register, P register, lane register, sum register.
+FIXED_PIPELINE = 5
 
 
-def _bits_for(values: int) -> int:
+def bits_for(values: int) -> int:
     """Bits of an unsigned index that takes ``values`` distinct values (≥ 1)."""
     return max(1, (values - 1).bit_length())
-
-
-def _sext(w: pyrtl.WireVector, width: int) -> pyrtl.WireVector:
-    """Sign-extend or truncate ``w`` to ``width`` bits (two's complement wrap)."""
-    if len(w) >= width:
-        return w[:width]
-    return w.sign_extended(width)
 
 
 def delay_line(x: pyrtl.WireVector, stages: int) -> list[pyrtl.WireVector]:
@@ -65,291 +67,341 @@ def delay_line(x: pyrtl.WireVector, stages: int) -> list[pyrtl.WireVector]:
     return taps
 
 
-def skew_feeder(streams: Sequence[pyrtl.WireVector]) -> list[pyrtl.WireVector]:
-    """Delay stream i by i registers (the systolic input skew).
+def hop_registers(x: pyrtl.WireVector, columns: int) -> list[pyrtl.WireVector]:
+    """The value seen by each of ``columns`` PEs of a row: the input, then one register per hop.
 
-    Latency: i cycles on lane i. Area: Σ i · width flip-flops = width · n(n−1)/2.
+    Area: ``(columns − 1) · len(x)`` flip-flops.
     """
-    return [delay_line(s, i)[-1] for i, s in enumerate(streams)]
+    return delay_line(x, columns - 1)
 
 
-def fixed_product(a: pyrtl.WireVector, w: pyrtl.WireVector, acc_bits: int) -> pyrtl.WireVector:
-    """Signed a · w sign-extended (or wrapped) to ``acc_bits``.
+@dataclass(frozen=True)
+class ChainLayout:
+    """How a column of ``rows`` slices is cut into cascade chains of at most ``chain_rows``."""
 
-    Latency: combinational. Area: one DSP slice when the product is ≥ 9 bits wide (the operand
-    is sign-extended so that Yosys maps it to a DSP instead of a LUT multiplier).
+    #: place of each row in its chain, counted so that every chain ends at ``chain_rows − 1``
+    offsets: tuple[int, ...]
+    #: first row of each chain (its slice starts the sum: Z = 0)
+    heads: tuple[int, ...]
+    #: last row of each chain (its P leaves the column)
+    bottoms: tuple[int, ...]
+
+
+def chain_layout(rows: int, chain_rows: int) -> ChainLayout:
+    """Chains of ``chain_rows`` slices from the top; the last one takes the remainder."""
+    offsets: list[int] = []
+    heads: list[int] = []
+    bottoms: list[int] = []
+    start = 0
+    while start < rows:
+        length = min(chain_rows, rows - start)
+        offsets += [chain_rows - length + i for i in range(length)]
+        heads.append(start)
+        start += length
+        bottoms.append(start - 1)
+    return ChainLayout(tuple(offsets), tuple(heads), tuple(bottoms))
+
+
+def separate_lanes(p: pyrtl.WireVector, mode: LaneMode, bits: int) -> list[pyrtl.WireVector]:
+    """The signed lanes of a packed ``P`` (lane order of ``mode``), each ``bits`` wide.
+
+    Lanes are peeled from the lowest offset up: a lane's field of ``P`` is too small by one when
+    the lanes below it sum to a negative number (borrow), which is the case when the lane below
+    is negative, or zero with a borrow of its own. Exact while every lane holds its sum
+    (:meth:`hwmodel.engine.LaneMode.chain_capacity`). Latency: combinational. Area: a ``bits``-wide
+    incrementer per lane above the first and a zero detect per inner lane.
     """
-    wa = len(a)
-    w_ext = _sext(w, max(len(w), 9 - wa))
-    return _sext(pyrtl.signed_mult(a, w_ext), acc_bits)
+    order = sorted(range(mode.lanes), key=lambda lane: mode.offsets[lane])
+    out: dict[int, pyrtl.WireVector] = {}
+    borrow: pyrtl.WireVector | None = None
+    for lane in order:
+        off = mode.offsets[lane]
+        field = p[off : off + bits]
+        value = field if borrow is None else (field + borrow)[:bits]
+        out[lane] = value
+        neg = value[bits - 1]
+        borrow = neg if borrow is None else neg | ((value == 0) & borrow)
+    return [out[lane] for lane in range(mode.lanes)]
 
 
-def packed_pair_products(
-    a: pyrtl.WireVector, w_hi: pyrtl.WireVector, w_lo: pyrtl.WireVector, acc_bits: int
-) -> tuple[pyrtl.WireVector, pyrtl.WireVector]:
-    """(a · w_hi, a · w_lo) from ONE signed multiply ``a · (w_hi·2^S + w_lo)`` (WP486 packing).
+def pot_decode(code: pyrtl.WireVector) -> pyrtl.WireVector:
+    """Decoded PoT code ``{shift, sign, zero}``: shift = m − 1 (b − 1 bits), at the column top.
 
-    S = len(a) + len(w). The packed operand is S + len(w) + 1 bits (≤ 27 for a DSP48E2 A port:
-    act + 2·weight bits ≤ 26). Latency: combinational. Area: one DSP slice, a few LUTs for the
-    packing add and the sign correction of the high lane.
-    """
-    wb = len(w_lo)
-    if len(w_hi) != wb:
-        raise ValueError("packed lanes need equal weight widths")
-    s = len(a) + wb
-    width = s + wb + 1
-    packed = (pyrtl.concat(w_hi, pyrtl.Const(0, bitwidth=s)).sign_extended(width) + _sext(w_lo, width))[
-        :width
-    ]
-    p = pyrtl.signed_mult(a, packed)
-    lo = p[:s]
-    hi = (p[s:] + p[s - 1])[: s + 1]
-    return _sext(hi, acc_bits), _sext(lo, acc_bits)
-
-
-def pot_product(a: pyrtl.WireVector, code: pyrtl.WireVector, acc_bits: int) -> pyrtl.WireVector:
-    """±(a << (m − 1)) or 0 for a power-of-two weight code ``sign << (b−1) | m`` (no multiplier).
-
-    Latency: combinational. Area: a barrel shifter of acc_bits × ⌈log2 shift⌉ muxes, a negation,
-    LUTs only.
+    Latency: combinational. Area: a (b − 1)-bit decrement and a zero detect, once per column.
     """
     b = len(code)
-    sign = code[b - 1]
     m = code[: b - 1]
-    is_zero = m == 0
-    shamt = (m - 1)[: b - 1]
-    a_ext = _sext(a, acc_bits)
-    lg = _bits_for(acc_bits)
-    if len(shamt) > lg:
-        too_far = shamt[lg:] != 0
-        shifted = pyrtl.select(
-            too_far, pyrtl.Const(0, bitwidth=acc_bits), pyrtl.shift_left_logical(a_ext, shamt[:lg])
-        )
-    else:
-        shifted = pyrtl.shift_left_logical(a_ext, shamt)
-    neg = (~shifted + 1)[:acc_bits]
-    signed_val = pyrtl.select(sign, neg, shifted)
-    return pyrtl.select(is_zero, pyrtl.Const(0, bitwidth=acc_bits), signed_val)
+    zero = m == 0
+    shift = (m - 1)[: b - 1]
+    return pyrtl.concat(shift, code[b - 1], zero)
+
+
+def pot_add(
+    psum: pyrtl.WireVector, a: pyrtl.WireVector, decoded: pyrtl.WireVector, product_bits: int, width: int
+) -> pyrtl.WireVector:
+    """``psum ± (a << shift)`` (or ``psum`` for a zero code) in ``width`` bits, one adder.
+
+    The shift happens in the product's own width (``product_bits``: act + max shift + 1, ≤ 15 for
+    a 4-bit code and 8-bit activations), the result is sign-extended; the negation is the XOR with
+    the sign plus the sign as carry-in. Latency: combinational. Area: a barrel shifter of
+    ``product_bits`` × shift bits and one ``width``-bit adder (LUTs only).
+    """
+    zero, sign, shift = decoded[0], decoded[1], decoded[2:]
+    shifted = pyrtl.shift_left_logical(sext(a, product_bits), shift)
+    gated = pyrtl.select(zero, pyrtl.Const(0, product_bits), shifted)
+    term = sext(gated ^ sext(sign, product_bits), width)
+    return (sext(psum, width) + term + sign)[:width]
 
 
 @dataclass(frozen=True)
-class PeState:
-    """The three accumulator-wide registers of one PE lane."""
+class SubArrayPorts:
+    """Per column: result words (one per slot), read request and valid."""
 
-    acc: pyrtl.Register
-    shadow: pyrtl.Register
-    preload: pyrtl.Register
+    out: list[list[pyrtl.WireVector]]
+    req: list[pyrtl.WireVector]
+    vld: list[pyrtl.WireVector]
 
 
-def pe_accumulate(
-    product: pyrtl.WireVector,
+def _column_flags(
+    valid: pyrtl.WireVector, first: pyrtl.WireVector, latency: int, cols: int
+) -> tuple[list[pyrtl.WireVector], list[pyrtl.WireVector], list[pyrtl.WireVector]]:
+    """Per column: (req, vld, first) of the result leaving it ``latency + c`` cycles after the
+    token entered; one shared diagonal line per flag."""
+    v = delay_line(valid, latency + cols - 1)
+    f = delay_line(first, latency + cols - 1)
+    return (
+        [v[latency - 1 + c] for c in range(cols)],
+        [v[latency + c] for c in range(cols)],
+        [f[latency + c] for c in range(cols)],
+    )
+
+
+def _accumulate(
+    total: pyrtl.WireVector, psum: pyrtl.WireVector, first: pyrtl.WireVector, acc: int
+) -> pyrtl.WireVector:
+    """``total + (first ? 0 : psum)`` in ``acc`` bits: the output buffer's read-modify-write."""
+    gated = pyrtl.select(first, pyrtl.Const(0, acc), psum)
+    return (sext(total, acc) + gated)[:acc]
+
+
+def fixed_subarray(
+    a_in: Sequence[Sequence[pyrtl.WireVector]],
+    w_in: Sequence[Sequence[pyrtl.WireVector]],
+    load: pyrtl.WireVector,
+    swap: pyrtl.WireVector,
+    valid: pyrtl.WireVector,
     first: pyrtl.WireVector,
-    last: pyrtl.WireVector,
-    preload_we: pyrtl.WireVector,
-    preload_data: pyrtl.WireVector,
-) -> PeState:
-    """Accumulator, shadow and preload registers of one PE lane.
+    mode_sel: pyrtl.WireVector | None,
+    psum_in: Sequence[Sequence[pyrtl.WireVector]],
+    engine: EngineConfig,
+    slices: SliceBuilder,
+) -> SubArrayPorts:
+    """The fixed-point sub-array: ``a_in[r]`` = token fields of row r, ``w_in[c]`` = channel
+    weights of column c, ``psum_in[c]`` = partial sums per slot (see module docstring).
 
-    ``acc ← (first ? preload : acc) + product``; ``shadow ← last ? that sum : shadow``;
-    ``preload ← preload_we ? preload_data : preload``. Latency: 1 cycle. Area: 3·acc_bits FF,
-    one acc_bits adder + muxes.
+    Latency: token at offset 0 → ``f_out`` after ``chain_rows + 5 + c`` cycles. Area: one DSP
+    slice per PE; fabric: activation hops ``rows · (cols − 1) · tokens · act`` FF, per column a
+    B-word packer, per chain the lane separation and a register per slot, a chain-sum tree, a
+    register and the accumulate adder per slot; diagonal control lines.
     """
-    acc_bits = len(product)
-    acc = pyrtl.Register(acc_bits)
-    shadow = pyrtl.Register(acc_bits)
-    pre = pyrtl.Register(acc_bits)
-    total = (pyrtl.select(first, pre, acc) + product)[:acc_bits]
-    acc.next <<= total
-    shadow.next <<= pyrtl.select(last, total, shadow)
-    pre.next <<= pyrtl.select(preload_we, preload_data, pre)
-    return PeState(acc=acc, shadow=shadow, preload=pre)
+    rows, cols = engine.rows, engine.cols_fixed
+    s = engine.slice
+    modes = engine.modes
+    quad = next((m for m in modes if m.lanes == 4), None)
+    ab = engine.act_bits
+    layout = chain_layout(rows, engine.chain_rows)
+    offsets, bottoms = layout.offsets, set(layout.bottoms)
 
+    def is_mode(mode: LaneMode) -> pyrtl.WireVector:
+        if mode_sel is None:
+            return pyrtl.Const(1, 1)
+        return mode_sel == modes.index(mode)
 
-@dataclass(frozen=True)
-class ArrayPorts:
-    """Outputs of one systolic sub-array: per-column readout words and the fold-done flag."""
-
-    out_cols: list[pyrtl.WireVector]
-    done: pyrtl.WireVector
-
-
-def systolic_array(
-    a_in: Sequence[pyrtl.WireVector],
-    w_in: Sequence[pyrtl.WireVector],
-    first: pyrtl.WireVector,
-    last: pyrtl.WireVector,
-    pl_we: pyrtl.WireVector,
-    pl_row: pyrtl.WireVector,
-    pl_data: Sequence[pyrtl.WireVector],
-    rd_row: pyrtl.WireVector,
-    *,
-    scheme: Scheme,
-    acc_bits: int,
-    lanes_per_multiplier: int = 1,
-) -> ArrayPorts:
-    """Output-stationary R×C array (R = len(a_in), C = len(w_in)) of fixed or PoT PEs.
-
-    Latency: a fold of depth tk takes tk + R + C − 2 cycles (``done`` high in its last cycle);
-    readout of the shadows is overlapped with the next fold. Area (flip-flops): 3·acc_bits per PE,
-    act bits per horizontal hop R(C−1), weight bits per vertical hop (R−1)C (+1 per packed pair in
-    the last row), skew feeders act·R(R−1)/2 + weight·C(C−1)/2, 2(R+C−2) flag bits;
-    DSP (fixed): R·⌈C/2⌉ when ``lanes_per_multiplier`` = 2, else R·C; PoT: none.
-    """
-    rows, cols = len(a_in), len(w_in)
-    if rows < 1 or cols < 1:
-        raise ValueError("array needs at least one row and one column")
-    if lanes_per_multiplier not in (1, 2):
-        raise ValueError("lanes_per_multiplier must be 1 or 2")
-    if scheme == "pot" and lanes_per_multiplier != 1:
-        raise ValueError("power-of-two PEs have no multiplier to pack")
-    flags_first = delay_line(first, rows + cols - 2)
-    flags_last = delay_line(last, rows + cols - 2)
-    a_skewed = skew_feeder(a_in)
-    w_skewed = skew_feeder(w_in)
-    # a_at[r][c]: activation seen by PE(r, c); w_at[r][c]: weight seen by PE(r, c).
-    a_at: list[list[pyrtl.WireVector]] = []
+    # left edge: token 1 of the 4-lane mode moves up to its own offset in the D word
+    rows_fields: list[list[pyrtl.WireVector]] = []
     for r in range(rows):
-        line = [a_skewed[r]]
-        for _ in range(1, cols):
-            reg = pyrtl.Register(len(a_skewed[r]))
-            reg.next <<= line[-1]
-            line.append(reg)
-        a_at.append(line)
-    w_at: list[list[pyrtl.WireVector]] = [list(w_skewed)]
-    for _ in range(1, rows):
-        nxt = []
-        for c in range(cols):
-            reg = pyrtl.Register(len(w_skewed[c]))
-            reg.next <<= w_at[-1][c]
-            nxt.append(reg)
-        w_at.append(nxt)
+        fields = list(a_in[r])
+        if quad is not None and len(fields) == 2 and quad.d_shift > engine.d_base:
+            up = quad.d_shift - engine.d_base
+            shifted = pyrtl.concat(fields[1][: ab - up], pyrtl.Const(0, up))
+            fields[1] = pyrtl.select(is_mode(quad), shifted, fields[1])
+        rows_fields.append(fields)
+    hops = [[hop_registers(f, cols) for f in fields] for fields in rows_fields]
 
-    shadows: list[list[pyrtl.WireVector]] = [[] for _ in range(cols)]
-    for r in range(rows):
-        we_row = pl_we & (pl_row == r)
-        c = 0
-        while c < cols:
-            if scheme == "fixed" and lanes_per_multiplier == 2 and c + 1 < cols:
-                # high lane = column c, using its weight one cycle later (forward register)
-                if r + 1 < rows:
-                    w_hi_reg = w_at[r + 1][c]  # column c's forward register
-                else:
-                    w_hi_reg = pyrtl.Register(len(w_at[r][c]))
-                    w_hi_reg.next <<= w_at[r][c]
-                hi, lo = packed_pair_products(a_at[r][c + 1], w_hi_reg, w_at[r][c + 1], acc_bits)
-                stage = r + c + 1
-                for lane, prod in ((c, hi), (c + 1, lo)):
-                    st = pe_accumulate(prod, flags_first[stage], flags_last[stage], we_row, pl_data[lane])
-                    shadows[lane].append(st.shadow)
-                c += 2
-                continue
-            if scheme == "fixed":
-                prod = fixed_product(a_at[r][c], w_at[r][c], acc_bits)
-            else:
-                prod = pot_product(a_at[r][c], w_at[r][c], acc_bits)
-            st = pe_accumulate(prod, flags_first[r + c], flags_last[r + c], we_row, pl_data[c])
-            shadows[c].append(st.shadow)
-            c += 1
+    load_at = delay_line(load, cols - 1)
+    swap_at = delay_line(swap, engine.chain_rows - 1 + cols - 1)
 
-    out_cols = []
+    # column top: the B word of the column (two channels packed in the 4-lane mode)
+    b_words: list[pyrtl.WireVector] = []
     for c in range(cols):
-        if rows == 1:
-            out_cols.append(shadows[c][0])
-        else:
-            out_cols.append(pyrtl.mux(rd_row, *shadows[c], default=pyrtl.Const(0, acc_bits)))
-    return ArrayPorts(out_cols=out_cols, done=flags_last[rows + cols - 2])
+        word = sext(w_in[c][0], s.b_bits)
+        if quad is not None and len(w_in[c]) == 2:
+            high = sext(pyrtl.concat(w_in[c][1], pyrtl.Const(0, quad.b_shift)), s.b_bits)
+            packed = (word + high)[: s.b_bits]
+            word = pyrtl.select(is_mode(quad), packed, word) if len(modes) > 1 else packed
+        b_words.append(word)
+
+    chain_p: list[list[pyrtl.WireVector]] = []
+    for c in range(cols):
+        above: SliceOut | None = None
+        outs: list[pyrtl.WireVector] = []
+        for r in range(rows):
+            f0 = hops[r][0][c]
+            d = pyrtl.Const(0, 1)
+            if engine.tokens == 2:
+                d = (
+                    pyrtl.concat(hops[r][1][c], pyrtl.Const(0, engine.d_base))
+                    if engine.d_base
+                    else hops[r][1][c]
+                )
+            inputs = SliceIn(
+                a=sext(f0, ab),
+                d=sext(d, s.ad_bits),
+                b=b_words[c] if r == 0 else None,
+                ceb1=load_at[c],
+                ceb2=swap_at[offsets[r] + c],
+            )
+            built = slices.build(f"dsp_r{r}_c{c}", inputs, above, r in layout.heads, r in bottoms)
+            if r in bottoms:
+                assert built.p is not None
+                outs.append(built.p)
+            above = built
+        chain_p.append(outs)
+
+    req, vld, first_at = _column_flags(valid, first, engine.chain_rows + FIXED_PIPELINE, cols)
+    widths, sums, acc = engine.lane_register_bits(), engine.column_register_bits(), engine.acc_bits
+    out: list[list[pyrtl.WireVector]] = []
+    for c in range(cols):
+        sep: list[list[pyrtl.WireVector]] = []  # per chain, per slot
+        for p in chain_p[c]:
+            choices: list[list[tuple[LaneMode, pyrtl.WireVector]]] = [[] for _ in range(engine.slots)]
+            for mode in modes:
+                exact = sum_bits(engine.chain_rows, mode.weight_bits, mode.act_bits)
+                for lane, value in enumerate(separate_lanes(p, mode, exact)):
+                    t, ch = divmod(lane, mode.channels)
+                    choices[t * engine.channels + ch].append((mode, value))
+            regs = []
+            for slot, options in enumerate(choices):
+                width = widths[slot]
+                value = sext(options[0][1], width)
+                if len(modes) > 1:
+                    value = pyrtl.Const(0, width)
+                    for mode, v in options:
+                        value = pyrtl.select(is_mode(mode), sext(v, width), value)
+                reg = pyrtl.Register(width)
+                reg.next <<= value
+                regs.append(reg)
+            sep.append(regs)
+        col_out = []
+        for slot in range(engine.slots):
+            colb = sums[slot]
+            total = sext(sep[0][slot], colb)
+            for j in range(1, len(sep)):
+                total = (total + sext(sep[j][slot], colb))[:colb]
+            tree = pyrtl.Register(colb)
+            tree.next <<= total
+            col_out.append(_accumulate(tree, psum_in[c][slot], first_at[c], acc))
+        out.append(col_out)
+    return SubArrayPorts(out=out, req=req, vld=vld)
 
 
-@dataclass(frozen=True)
-class EngineConfig:
-    """One mixed engine: a fixed sub-array rows × cols_fixed and a PoT sub-array rows × cols_pot.
+def pot_subarray(
+    a_in: Sequence[pyrtl.WireVector],
+    code_in: Sequence[pyrtl.WireVector],
+    load: pyrtl.WireVector,
+    swap: pyrtl.WireVector,
+    valid: pyrtl.WireVector,
+    first: pyrtl.WireVector,
+    psum_in: Sequence[pyrtl.WireVector],
+    engine: EngineConfig,
+) -> SubArrayPorts:
+    """The power-of-two sub-array (see module docstring).
 
-    ``fixed_lanes_per_dsp`` is the DSP packing the RTL implements (1: one multiplier per PE,
-    2: WP486 pairs); :func:`model_lanes_per_dsp` gives what the analytic model claims.
+    Latency: token at row 0 → ``p_out`` after ``rows + c`` cycles. Area (FF): activation hops
+    ``rows · (cols − 1) · act``, two decoded codes ``(b + 1)`` per PE, the partial sums
+    (``pot_sum_bits(r + 1)`` at row r), diagonal control lines; LUT: per PE a barrel shifter and
+    one adder, per column a code decoder and the accumulate adder.
     """
-
-    rows: int
-    cols_fixed: int
-    cols_pot: int
-    weight_bits: int
-    pot_weight_bits: int
-    act_bits: int
-    acc_bits: int
-    fixed_lanes_per_dsp: int = 1
-
-    def __post_init__(self) -> None:
-        if self.rows < 1 or self.cols_fixed < 0 or self.cols_pot < 0:
-            raise ValueError("rows must be ≥ 1 and column counts ≥ 0")
-        if self.cols_fixed + self.cols_pot == 0:
-            raise ValueError("engine needs at least one column")
-        if min(self.weight_bits, self.act_bits) < 2 or self.pot_weight_bits < 2:
-            raise ValueError("operands need at least 2 bits (sign + magnitude)")
-        if self.acc_bits < self.act_bits + 1:
-            raise ValueError("acc_bits must exceed act_bits")
-        if self.fixed_lanes_per_dsp not in (1, 2):
-            raise ValueError("fixed_lanes_per_dsp must be 1 or 2")
-
-    def sub_arrays(self) -> list[tuple[str, Scheme, int, int]]:
-        """(port prefix, scheme, columns, weight bits) of the non-empty sub-arrays."""
-        subs: list[tuple[str, Scheme, int, int]] = []
-        if self.cols_fixed:
-            subs.append(("f", "fixed", self.cols_fixed, self.weight_bits))
-        if self.cols_pot:
-            subs.append(("p", "pot", self.cols_pot, self.pot_weight_bits))
-        return subs
-
-    @property
-    def name(self) -> str:
-        return (
-            f"r{self.rows}_f{self.cols_fixed}w{self.weight_bits}_p{self.cols_pot}"
-            f"w{self.pot_weight_bits}_a{self.act_bits}_acc{self.acc_bits}_l{self.fixed_lanes_per_dsp}"
-        )
+    rows, cols = engine.rows, engine.cols_pot
+    hops = [hop_registers(a_in[r], cols) for r in range(rows)]
+    load_at = delay_line(load, cols - 1)
+    swap_at = delay_line(swap, rows - 1 + cols - 1)
+    req, vld, first_at = _column_flags(valid, first, rows, cols)
+    out = []
+    for c in range(cols):
+        dec = pot_decode(code_in[c])
+        psum: pyrtl.WireVector | None = None
+        prev_load: pyrtl.WireVector = dec
+        for r in range(rows):
+            ld = pyrtl.Register(len(dec))
+            ld.next <<= pyrtl.select(load_at[c], prev_load, ld)
+            active = pyrtl.Register(len(dec))
+            active.next <<= pyrtl.select(swap_at[r + c], ld, active)
+            prev_load = ld
+            width = engine.pot_sum_bits(r + 1)
+            reg = pyrtl.Register(width)
+            start = psum if psum is not None else pyrtl.Const(0, 1)
+            reg.next <<= pot_add(start, hops[r][c], active, engine.pot_sum_bits(1), width)
+            psum = reg
+        assert psum is not None
+        out.append([_accumulate(psum, psum_in[c], first_at[c], engine.acc_bits)])
+    return SubArrayPorts(out=out, req=req, vld=vld)
 
 
-def model_lanes_per_dsp(weight_bits: int, act_bits: int, dsp_type: str = "DSP48E2") -> int:
-    """PEs per multiplier the analytic model (``hwmodel.cost``) claims at these widths."""
-    from hwmodel.cost import load_coefficients, macs_per_dsp
+def build_engine(engine: EngineConfig, slices: SliceBuilder | None = None) -> None:
+    """Build ``engine`` with named top-level ports into the (fresh) working block.
 
-    per = macs_per_dsp(weight_bits, act_bits, dsp_type, load_coefficients())
-    if per > 2:
-        raise ValueError(f"model claims {per} MACs per DSP; the RTL implements at most 2")
-    return max(per, 1)
-
-
-def build_engine(config: EngineConfig) -> None:
-    """Build the mixed engine with named top-level ports into the (fresh) working block.
-
-    Ports per sub-array prefix ``f`` (fixed) / ``p`` (PoT): inputs ``{p}_a{r}``, ``{p}_w{c}``,
-    ``{p}_first``, ``{p}_last``, ``{p}_pl_we``, ``{p}_pl_row``, ``{p}_pl{c}``, ``{p}_rd_row``;
-    outputs ``{p}_out{c}`` and ``{p}_done``. The two sub-arrays read the same A tile through their
-    own row feeders, so their folds run independently (the tile takes the max).
+    ``slices`` decides what a DSP slice is: the PyRTL model (default, for simulation) or a
+    primitive at the fabric boundary (:class:`hwmodel.rtl.dsp.PrimitiveSlices`, for export).
+    Ports: see the module docstring; ``f_mode`` (when the engine has several packing modes)
+    selects ``engine.modes[f_mode]`` and must not change while results are in flight.
     """
-    rows = config.rows
-    idx_bits = _bits_for(rows)
-    for prefix, scheme, cols, wbits in config.sub_arrays():
-        a_in = [pyrtl.Input(config.act_bits, f"{prefix}_a{r}") for r in range(rows)]
-        w_in = [pyrtl.Input(wbits, f"{prefix}_w{c}") for c in range(cols)]
-        first = pyrtl.Input(1, f"{prefix}_first")
-        last = pyrtl.Input(1, f"{prefix}_last")
-        pl_we = pyrtl.Input(1, f"{prefix}_pl_we")
-        pl_row = pyrtl.Input(idx_bits, f"{prefix}_pl_row")
-        pl_data = [pyrtl.Input(config.acc_bits, f"{prefix}_pl{c}") for c in range(cols)]
-        rd_row = pyrtl.Input(idx_bits, f"{prefix}_rd_row")
-        ports = systolic_array(
+    ab, acc = engine.act_bits, engine.acc_bits
+    if engine.cols_fixed:
+        builder = slices if slices is not None else ModelSlices(engine.slice)
+        channels = engine.channels
+        a_in = [[pyrtl.Input(ab, f"f_a{r}_{t}") for t in range(engine.tokens)] for r in range(engine.rows)]
+        w_in = [
+            [pyrtl.Input(engine.weight_bits, f"f_w{c}_{ch}") for ch in range(channels)]
+            for c in range(engine.cols_fixed)
+        ]
+        mode = pyrtl.Input(bits_for(len(engine.modes)), "f_mode") if len(engine.modes) > 1 else None
+        ps = [
+            [pyrtl.Input(acc, f"f_ps{c}_{s}") for s in range(engine.slots)] for c in range(engine.cols_fixed)
+        ]
+        ports = fixed_subarray(
             a_in,
             w_in,
-            first,
-            last,
-            pl_we,
-            pl_row,
-            pl_data,
-            rd_row,
-            scheme=scheme,
-            acc_bits=config.acc_bits,
-            lanes_per_multiplier=config.fixed_lanes_per_dsp if scheme == "fixed" else 1,
+            pyrtl.Input(1, "f_load"),
+            pyrtl.Input(1, "f_swap"),
+            pyrtl.Input(1, "f_valid"),
+            pyrtl.Input(1, "f_first"),
+            mode,
+            ps,
+            engine,
+            builder,
         )
-        for c, word in enumerate(ports.out_cols):
-            out = pyrtl.Output(config.acc_bits, f"{prefix}_out{c}")
-            out <<= word
-        done = pyrtl.Output(1, f"{prefix}_done")
-        done <<= ports.done
+        _name_outputs("f", ports, acc)
+    if engine.cols_pot:
+        ports = pot_subarray(
+            [pyrtl.Input(ab, f"p_a{r}") for r in range(engine.rows)],
+            [pyrtl.Input(engine.pot_weight_bits, f"p_w{c}") for c in range(engine.cols_pot)],
+            pyrtl.Input(1, "p_load"),
+            pyrtl.Input(1, "p_swap"),
+            pyrtl.Input(1, "p_valid"),
+            pyrtl.Input(1, "p_first"),
+            [pyrtl.Input(acc, f"p_ps{c}") for c in range(engine.cols_pot)],
+            engine,
+        )
+        _name_outputs("p", ports, acc)
+
+
+def _name_outputs(prefix: str, ports: SubArrayPorts, acc: int) -> None:
+    for c, words in enumerate(ports.out):
+        for s, word in enumerate(words):
+            name = f"{prefix}_out{c}_{s}" if prefix == "f" else f"{prefix}_out{c}"
+            o = pyrtl.Output(acc, name)
+            o <<= word
+        for flag, wire in (("req", ports.req[c]), ("vld", ports.vld[c])):
+            o = pyrtl.Output(1, f"{prefix}_{flag}{c}")
+            o <<= wire

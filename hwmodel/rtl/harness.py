@@ -1,23 +1,30 @@
-"""Cycle-by-cycle simulation of a tiled GEMM through the PyRTL mixed engine.
+"""Cycle-by-cycle simulation of a tiled GEMM through the PyRTL engine.
 
-The harness is the engine's controller: it walks the tiles (Tm, Tn, Tk) in the order of
-``hwmodel.cycles.gemm_compute_cycles`` (m, n, k tiles, k innermost), splits each tile's channels
-into fixed and PoT ones with ``hwmodel.cycles.split_channels``, and streams the folds of each
-sub-array through the simulated RTL with ``pyrtl.FastSimulation``. It never uses the cycle
-formula: a sub-array starts its next fold in the cycle after it *observes* ``done`` of the
-previous one in the simulated trace, the next tile starts in the cycle after both sub-arrays have
-reported their last ``done`` of the tile (the tile takes the max), and the reported count is the
-index of the last observed ``done`` plus one (cycle 0 = the first operand presented).
+The harness is the engine's controller and its buffers. It walks the tiles (Tm, Tn, Tk) in the
+order of :func:`hwmodel.cycles.gemm_compute_cycles` (m, n, k tiles, k innermost), splits each
+tile's channels into fixed and PoT ones with :func:`hwmodel.cycles.split_channels`, and cuts
+each sub-array's share into folds (n-folds outer, k-folds of ``rows`` inner). Within a tile it
+follows the controller's schedule (see :mod:`hwmodel.rtl.engines` for the port timing):
 
-Partial sums (Tk < K) are written into the PEs' preload registers during the previous fold of the
-sub-array (or, for its first fold, in R set-up cycles before cycle 0); a fold that continues the
-same output block as the sub-array's previous fold simply keeps accumulating (``first`` low).
-Results are read from the shadow registers one row per cycle after ``done``, overlapped with the
-next fold.
+* fixed sub-array: fold f's weights are shifted in during ``λ_f .. λ_f + rows − 1`` and its
+  tokens enter from ``σ_f``; ``λ_0 = 0``, ``σ_0 = rows − 1``; ``λ_f = σ_{f−1} + chain_rows`` (the
+  cycle the previous fold's swap has reached the bottom offset) and
+  ``σ_f = max(σ_{f−1} + steps, λ_f + rows − 1)``;
+* PoT sub-array: ``σ_0 = rows + 1``, ``λ_f = σ_{f−1} + rows − 2``,
+  ``σ_f = max(σ_{f−1} + steps, λ_f + rows + 1)``.
+
+``steps`` is the number of stream cycles of a fold (tokens, or token pairs in a 2-token mode).
+The results are *observed*: when column c raises its read request the harness presents the
+partial sums of the output buffer (its model: the ``outputs`` array) in the next cycle and writes
+back what the column puts out. A tile ends when both sub-arrays have put out their last result;
+the next tile starts in the following cycle; the reported count is the index of the last output
+cycle plus one (cycle 0 = the first cycle of the first tile). ``slack`` shortens (negative) or
+lengthens the controller's fold spacing — the tests show that one cycle less breaks the results.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +32,8 @@ import numpy.typing as npt
 import pyrtl
 
 from hwmodel.cycles import split_channels, tile_extents
-from hwmodel.rtl.engines import EngineConfig, build_engine
+from hwmodel.engine import EngineConfig, LaneMode
+from hwmodel.rtl.engines import build_engine, chain_layout
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -51,8 +59,8 @@ class GemmRun:
     outputs: IntArray
     cycles: int
     folds: int
-    #: per simulated cycle (set-up cycles included), when ``record=True``: the input values and
-    #: the engine's output-port values
+    mode: LaneMode | None
+    #: per simulated cycle, when ``record=True``: the input values and the output-port values
     input_vectors: tuple[dict[str, int], ...] = ()
     output_vectors: tuple[dict[str, int], ...] = ()
 
@@ -96,7 +104,7 @@ def _pot_value(code: int, bits: int) -> int:
     return -mag if (code >> (bits - 1)) & 1 else mag
 
 
-def reference_gemm(a: IntArray, w: IntArray, pot_mask: BoolArray, config: EngineConfig) -> IntArray:
+def reference_gemm(a: IntArray, w: IntArray, pot_mask: BoolArray, engine: EngineConfig) -> IntArray:
     """Exact integer reference (Python ints): A · decode(W) wrapped to acc_bits.
 
     PoT columns of ``w`` hold codes (any width, shifts beyond 62 included), the others signed
@@ -104,11 +112,11 @@ def reference_gemm(a: IntArray, w: IntArray, pot_mask: BoolArray, config: Engine
     """
     k, n = w.shape
     w_val = [
-        [_pot_value(int(w[i, j]), config.pot_weight_bits) if pot_mask[j] else int(w[i, j]) for j in range(n)]
+        [_pot_value(int(w[i, j]), engine.pot_weight_bits) if pot_mask[j] else int(w[i, j]) for j in range(n)]
         for i in range(k)
     ]
-    mod = 1 << config.acc_bits
-    half = 1 << (config.acc_bits - 1)
+    mod = 1 << engine.acc_bits
+    half = 1 << (engine.acc_bits - 1)
     out = np.zeros((a.shape[0], n), dtype=np.int64)
     for r in range(a.shape[0]):
         row = [int(v) for v in a[r]]
@@ -118,92 +126,76 @@ def reference_gemm(a: IntArray, w: IntArray, pot_mask: BoolArray, config: Engine
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Fold:
-    tile: int
-    rows: list[int]  # global output rows (≤ R)
-    cols: list[int]  # global output columns (≤ C)
+    tokens: tuple[int, ...]  # global rows of A (one tile's tokens)
+    channels: tuple[int, ...]  # global output columns (κ · columns of the sub-array at most)
     k0: int
-    tk: int
-    cont: bool = False
+    depth: int  # k-values of this fold (≤ rows)
+    first: bool  # the first k-fold of its outputs (partial sum 0)
 
 
 @dataclass
-class _Driver:
+class _SubArray:
+    """The controller of one sub-array: fixed (``f``) or power-of-two (``p``)."""
+
     prefix: str
     cols: int
-    wbits: int
-    folds: list[_Fold]
-    pos: int = 0  # index of the running / next fold
-    start: int | None = None  # start cycle of the running fold
-    started_once: bool = False
-    writes: dict[int, tuple[int, _Fold]] = field(default_factory=dict)
-    reads: dict[int, tuple[int, _Fold]] = field(default_factory=dict)
+    tokens_per_step: int
+    channels_per_col: int
+    #: result slots of a column are token · slot_channels + channel
+    slot_channels: int
+    #: per column, the results it still owes: (fold, step)
+    pending: list[deque[tuple[_Fold, int]]] = field(default_factory=list)
+    #: results to write back in a given cycle: cycle → [(column, fold, step)]
+    writes: dict[int, list[tuple[int, _Fold, int]]] = field(default_factory=dict)
 
-    def tile_done(self, tile: int) -> bool:
-        return self.pos >= len(self.folds) or self.folds[self.pos].tile > tile
+    def busy(self) -> bool:
+        return any(self.pending) or any(self.writes.values())
 
 
-def _plan(
-    m: int, n: int, k: int, config: EngineConfig, tiling: GemmTiling, pot_ratio: float
-) -> tuple[dict[str, list[_Fold]], int]:
-    rows = config.rows
-    cols_of = {"f": config.cols_fixed, "p": config.cols_pot}
-    plans: dict[str, list[_Fold]] = {"f": [], "p": []}
-    tile = 0
-    m0 = 0
-    for em in tile_extents(m, tiling.tm):
-        n0 = 0
-        for en in tile_extents(n, tiling.tn):
-            tn_fix, _ = split_channels(en, pot_ratio)
-            chans = {
-                "f": list(range(n0, n0 + tn_fix)),
-                "p": list(range(n0 + tn_fix, n0 + en)),
-            }
-            k0 = 0
-            for ek in tile_extents(k, tiling.tk):
-                for key, ch in chans.items():
-                    if not ch:
-                        continue
-                    c = cols_of[key]
-                    if c == 0:
-                        kind = "fixed" if key == "f" else "power-of-two"
-                        raise ValueError(f"{kind} channels assigned but the engine has no such columns")
-                    for i in range(0, em, rows):
-                        for j in range(0, len(ch), c):
-                            fold = _Fold(
-                                tile=tile,
-                                rows=list(range(m0 + i, m0 + min(i + rows, em))),
-                                cols=ch[j : j + c],
-                                k0=k0,
-                                tk=ek,
-                            )
-                            prev = plans[key][-1] if plans[key] else None
-                            fold.cont = (
-                                prev is not None
-                                and prev.rows == fold.rows
-                                and prev.cols == fold.cols
-                                and prev.k0 + prev.tk == fold.k0
-                            )
-                            plans[key].append(fold)
-                tile += 1
-                k0 += ek
-            n0 += en
-        m0 += em
-    return plans, tile
+def _folds(
+    tokens: tuple[int, ...], channels: list[int], k0: int, ek: int, rows: int, per_fold: int
+) -> list[_Fold]:
+    out = []
+    for g in range(0, len(channels), per_fold):
+        for kf in range(0, ek, rows):
+            depth = min(rows, ek - kf)
+            out.append(_Fold(tokens, tuple(channels[g : g + per_fold]), k0 + kf, depth, k0 + kf == 0))
+    return out
+
+
+def _schedule(
+    folds: list[_Fold], steps: int, rows: int, chain: int, pot: bool, slack: int
+) -> list[tuple[int, int]]:
+    """(λ_f, σ_f) of each fold: load start and stream start (see the module docstring)."""
+    out: list[tuple[int, int]] = []
+    for f in range(len(folds)):
+        if f == 0:
+            lam = 0
+            sigma = rows + 1 if pot else rows - 1
+        else:
+            prev = out[-1][1]
+            lam = prev + (rows - 2 if pot else chain)
+            sigma = max(prev + steps, lam + (rows + 1 if pot else rows - 1) + slack)
+        out.append((lam, sigma))
+    return out
 
 
 def simulate_gemm(
     a: IntArray,
     w: IntArray,
-    config: EngineConfig,
+    engine: EngineConfig,
     tiling: GemmTiling,
     pot_ratio: float,
+    layer_bits: tuple[int, int] | None = None,
     record: bool = False,
+    slack: int = 0,
 ) -> GemmRun:
     """Stream C = A·W through a freshly built engine; W's PoT columns (see :func:`pot_columns`)
-    hold PoT codes, the others signed integers. Resets the PyRTL working block. ``record`` keeps
-    every cycle's input and output port values (for Verilog co-simulation).
+    hold PoT codes, the others signed integers. ``layer_bits`` = (weight bits, activation bits)
+    of the layer (default: the engine's) picks the packing mode. Resets the PyRTL working block.
+    ``record`` keeps every cycle's input and output port values (for Verilog co-simulation).
     """
     a = np.asarray(a, dtype=np.int64)
     w = np.asarray(w, dtype=np.int64)
@@ -211,124 +203,157 @@ def simulate_gemm(
     k2, n = w.shape
     if k != k2:
         raise ValueError(f"inner dimensions differ: A is {a.shape}, W is {w.shape}")
-    rows = config.rows
-    if rows < 2:
-        raise ValueError("the harness needs rows ≥ 2 (preload window of the overlapped readout)")
-    plans, n_tiles = _plan(m, n, k, config, tiling, pot_ratio)
+    rows = engine.rows
+    wb, ab = layer_bits if layer_bits is not None else (engine.weight_bits, engine.act_bits)
+    mode = engine.mode_for(wb, ab) if engine.cols_fixed else None
+    offsets = chain_layout(rows, engine.chain_rows).offsets
 
     pyrtl.reset_working_block()
-    build_engine(config)
+    build_engine(engine)
     block = pyrtl.working_block()
-    outputs = [wire for wire in block.wirevector_subset(pyrtl.Output)]
+    outputs = list(block.wirevector_subset(pyrtl.Output))
     sim = pyrtl.FastSimulation(tracer=pyrtl.SimulationTrace(wires_to_track=outputs))
+    zero_inputs: dict[str, int] = {x.name: 0 for x in block.wirevector_subset(pyrtl.Input)}
+    if mode is not None and "f_mode" in zero_inputs:
+        zero_inputs["f_mode"] = engine.modes.index(mode)
+    out_names = [o.name for o in outputs]
+    act_mask = (1 << engine.act_bits) - 1
+    acc_mask = (1 << engine.acc_bits) - 1
+    wf_mask = (1 << engine.weight_bits) - 1
+    wp_mask = (1 << engine.pot_weight_bits) - 1
 
-    act_mask = (1 << config.act_bits) - 1
-    acc_mask = (1 << config.acc_bits) - 1
-    a_u = (a & act_mask).tolist()
-    drivers: list[_Driver] = []
-    w_u: dict[str, list[list[int]]] = {}
-    for prefix, _scheme, cols, wbits in config.sub_arrays():
-        drivers.append(_Driver(prefix=prefix, cols=cols, wbits=wbits, folds=plans[prefix]))
-        w_u[prefix] = (w & ((1 << wbits) - 1)).tolist()
-
-    out = np.zeros((m, n), dtype=np.int64)
-    zero_inputs: dict[str, int] = {w_.name: 0 for w_ in block.wirevector_subset(pyrtl.Input)}
-    pre_gap = {d.prefix: max(d.cols - 1, 1) for d in drivers}
-
-    def schedule_preload(d: _Driver, base: int, fold: _Fold) -> None:
-        for r in range(rows):
-            d.writes[base + r] = (r, fold)
-
-    # set-up: preload registers of each sub-array's first fold, before cycle 0
-    for d in drivers:
-        if d.folds:
-            schedule_preload(d, -rows, d.folds[0])
-
-    current_tile = 0
-    pending_start: int | None = 0  # cycle at which the drivers start tile `current_tile`
-    last_done = -1
-    folds_run = 0
-    t = -rows
+    subs: list[_SubArray] = []
+    if engine.cols_fixed:
+        assert mode is not None
+        subs.append(_SubArray("f", engine.cols_fixed, mode.tokens, mode.channels, engine.channels))
+    if engine.cols_pot:
+        subs.append(_SubArray("p", engine.cols_pot, 1, 1, 1))
+    result = np.zeros((m, n), dtype=np.int64)
     in_log: list[dict[str, int]] = []
     out_log: list[dict[str, int]] = []
-    out_names = [o.name for o in outputs]
-    while True:
-        if pending_start is not None and t == pending_start:
-            for d in drivers:
-                if d.pos < len(d.folds) and d.folds[d.pos].tile == current_tile:
-                    d.start = t
-            pending_start = None
-        inputs = dict(zero_inputs)
-        for d in drivers:
-            p = d.prefix
-            if d.start is not None:
-                fold = d.folds[d.pos]
-                kk = t - d.start
-                if 0 <= kk < fold.tk:
-                    kg = fold.k0 + kk
-                    for r, mi in enumerate(fold.rows):
-                        inputs[f"{p}_a{r}"] = a_u[mi][kg]
-                    wrow = w_u[p][kg]
-                    for c, nj in enumerate(fold.cols):
-                        inputs[f"{p}_w{c}"] = wrow[nj]
-                    if kk == 0:
-                        inputs[f"{p}_first"] = 0 if fold.cont else 1
-                        nxt = d.pos + 1
-                        if nxt < len(d.folds) and not d.folds[nxt].cont:
-                            schedule_preload(d, t + pre_gap[p], d.folds[nxt])
-                    if kk == fold.tk - 1:
-                        inputs[f"{p}_last"] = 1
-            wr = d.writes.pop(t, None)
-            if wr is not None:
-                r, fold = wr
-                inputs[f"{p}_pl_we"] = 1
-                inputs[f"{p}_pl_row"] = r
-                if r < len(fold.rows) and fold.k0 > 0:
-                    mi = fold.rows[r]
-                    for c, nj in enumerate(fold.cols):
-                        inputs[f"{p}_pl{c}"] = int(out[mi, nj]) & acc_mask
-            rd = d.reads.get(t)
-            if rd is not None:
-                inputs[f"{p}_rd_row"] = rd[0]
-        sim.step(inputs)
-        if record:
-            in_log.append(inputs)
-            out_log.append({name: sim.inspect(name) for name in out_names})
-        for d in drivers:
-            p = d.prefix
-            rd = d.reads.pop(t, None)
-            if rd is not None:
-                r, fold = rd
-                if r < len(fold.rows):
-                    mi = fold.rows[r]
-                    for c, nj in enumerate(fold.cols):
-                        v = sim.inspect(f"{p}_out{c}")
-                        out[mi, nj] = v - (1 << config.acc_bits) if v >> (config.acc_bits - 1) else v
-            if sim.inspect(f"{p}_done"):
-                if d.start is None:
-                    raise RuntimeError(f"sub-array {p}: done without a running fold (cycle {t})")
-                fold = d.folds[d.pos]
-                for r in range(rows):
-                    d.reads[t + 1 + r] = (r, fold)
-                last_done = t
+    t = 0
+    last_out = -1
+    folds_run = 0
+
+    for tile_tokens, tile_fix, tile_pot, k0, ek in _tiles(m, n, k, tiling, pot_ratio):
+        events: dict[int, dict[str, int]] = {}
+        start = t
+
+        def put(cycle: int, port: str, value: int, events: dict[int, dict[str, int]] = events) -> None:
+            events.setdefault(cycle, {})[port] = value
+
+        for sub in subs:
+            sub.pending = [deque() for _ in range(sub.cols)]
+            pot = sub.prefix == "p"
+            chans = tile_pot if pot else tile_fix
+            if not chans:
+                continue
+            if (not pot and engine.cols_fixed == 0) or (pot and engine.cols_pot == 0):
+                kind = "power-of-two" if pot else "fixed"
+                raise ValueError(f"{kind} channels assigned but the engine has no such columns")
+            folds = _folds(tile_tokens, chans, k0, ek, rows, sub.cols * sub.channels_per_col)
+            steps = -(-len(tile_tokens) // sub.tokens_per_step)
+            chain = rows if pot else engine.chain_rows
+            p = sub.prefix
+            for fold, (lam, sigma) in zip(
+                folds, _schedule(folds, steps, rows, chain, pot, slack), strict=True
+            ):
                 folds_run += 1
-                d.pos += 1
-                d.start = None
-                if d.pos < len(d.folds) and d.folds[d.pos].tile == current_tile:
-                    d.start = t + 1
-        if pending_start is None and all(d.start is None and d.tile_done(current_tile) for d in drivers):
-            current_tile += 1
-            if current_tile < n_tiles:
-                pending_start = t + 1
-        if current_tile >= n_tiles and not any(d.reads or d.writes for d in drivers):
-            break
-        t += 1
-        if t > 10_000_000:
-            raise RuntimeError("simulation did not finish")
+                # weights: bottom row first, column c's words c cycles after column 0's
+                for j in range(rows):
+                    put(start + lam + j, f"{p}_load", 1)
+                    kk = fold.k0 + rows - 1 - j
+                    for c in range(sub.cols):
+                        for ch in range(sub.channels_per_col):
+                            idx = c * sub.channels_per_col + ch
+                            value = 0
+                            if rows - 1 - j < fold.depth and idx < len(fold.channels):
+                                value = int(w[kk, fold.channels[idx]])
+                            port = f"p_w{c}" if pot else f"f_w{c}_{ch}"
+                            put(start + lam + j + c, port, value & (wp_mask if pot else wf_mask))
+                put(start + sigma + (-1 if pot else 1), f"{p}_swap", 1)
+                for i in range(steps):
+                    group = fold.tokens[i * sub.tokens_per_step : (i + 1) * sub.tokens_per_step]
+                    put(start + sigma + i, f"{p}_valid", 1)
+                    put(start + sigma + i, f"{p}_first", int(fold.first))
+                    for c in range(sub.cols):
+                        sub.pending[c].append((fold, i))
+                    for r in range(fold.depth):
+                        lag = r if pot else offsets[r]
+                        for tok, mi in enumerate(group):
+                            port = f"p_a{r}" if pot else f"f_a{r}_{tok}"
+                            put(start + sigma + lag + i, port, int(a[mi, fold.k0 + r]) & act_mask)
+
+        while True:
+            inputs = dict(zero_inputs)
+            inputs.update(events.pop(t, {}))
+            for sub in subs:
+                for c, fold, i in sub.writes.get(t, []):
+                    for slot, (mi, nj) in _slot_targets(sub, fold, i, c):
+                        port = f"p_ps{c}" if sub.prefix == "p" else f"f_ps{c}_{slot}"
+                        inputs[port] = int(result[mi, nj]) & acc_mask
+            sim.step(inputs)
+            if record:
+                in_log.append(inputs)
+                out_log.append({name: sim.inspect(name) for name in out_names})
+            for sub in subs:
+                for c, fold, i in sub.writes.pop(t, []):
+                    for slot, (mi, nj) in _slot_targets(sub, fold, i, c):
+                        port = f"p_out{c}" if sub.prefix == "p" else f"f_out{c}_{slot}"
+                        v = sim.inspect(port)
+                        result[mi, nj] = v - (1 << engine.acc_bits) if v >> (engine.acc_bits - 1) else v
+                    last_out = t
+                for c in range(sub.cols):
+                    if sim.inspect(f"{sub.prefix}_req{c}"):
+                        if not sub.pending[c]:
+                            raise RuntimeError(f"{sub.prefix} column {c}: result without a token (cycle {t})")
+                        fold, i = sub.pending[c].popleft()
+                        sub.writes.setdefault(t + 1, []).append((c, fold, i))
+            t += 1
+            if not events and not any(sub.busy() for sub in subs):
+                break
+            if t - start > 10_000_000:
+                raise RuntimeError("simulation did not finish")
+        t = last_out + 1
     return GemmRun(
-        outputs=out,
-        cycles=last_done + 1,
+        outputs=result,
+        cycles=last_out + 1,
         folds=folds_run,
+        mode=mode,
         input_vectors=tuple(in_log),
         output_vectors=tuple(out_log),
     )
+
+
+def _slot_targets(sub: _SubArray, fold: _Fold, step: int, col: int) -> list[tuple[int, tuple[int, int]]]:
+    """(slot, (token, channel)) of the results column ``col`` puts out for ``step`` of ``fold``."""
+    out = []
+    kappa = sub.channels_per_col
+    group = fold.tokens[step * sub.tokens_per_step : (step + 1) * sub.tokens_per_step]
+    for t, mi in enumerate(group):
+        for ch in range(kappa):
+            idx = col * kappa + ch
+            if idx < len(fold.channels):
+                out.append((t * sub.slot_channels + ch, (mi, fold.channels[idx])))
+    return out
+
+
+def _tiles(
+    m: int, n: int, k: int, tiling: GemmTiling, pot_ratio: float
+) -> list[tuple[tuple[int, ...], list[int], list[int], int, int]]:
+    """(tokens, fixed channels, PoT channels, k0, depth) of every tile, in execution order."""
+    out = []
+    m0 = 0
+    for em in tile_extents(m, tiling.tm):
+        n0 = 0
+        for en in tile_extents(n, tiling.tn):
+            tn_fix, _ = split_channels(en, pot_ratio)
+            fix = list(range(n0, n0 + tn_fix))
+            pot = list(range(n0 + tn_fix, n0 + en))
+            k0 = 0
+            for ek in tile_extents(k, tiling.tk):
+                out.append((tuple(range(m0, m0 + em)), fix, pot, k0, ek))
+                k0 += ek
+            n0 += en
+        m0 += em
+    return out

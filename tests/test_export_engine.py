@@ -1,0 +1,80 @@
+"""One home for the engine: accelerator.json's ``engines`` block, the exported Verilog and the
+model all describe the engine :func:`hwmodel.engine.engine_for_design` returns."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from codesign.export import accelerator_document, engine_document, engine_verilog_for
+from codesign.quant import QuantConfig
+from codesign.space import load_space
+from codesign.study import REPO_ROOT
+from hwmodel.cost import register_bits
+from hwmodel.device import load_device
+from hwmodel.engine import engine_for_design
+from hwmodel.model import design_engine, evaluate
+from hwmodel.rtl.verilog import synthesize_verilog
+from hwmodel.workload import Workload
+
+SPACE = load_space(REPO_ROOT / "search_spaces" / "default.yaml")
+
+
+def _params(rows: int, cols: int, share: float, packing: int) -> dict[str, Any]:
+    return {
+        "hw.rows": rows,
+        "hw.cols": cols,
+        "hw.pot_cols_share": share,
+        "hw.packing": packing,
+        "hw.freq_mhz": 100,
+        "hw.tm": 32,
+        "hw.tn_folds": 1,
+        "hw.tk_folds": 2,
+        "hw.nonlinear_lanes": 2,
+    }
+
+
+CASES = [
+    ("pynq_z2", _params(2, 4, 0.5, 2), "W8A8P0.5"),
+    ("zcu104", _params(3, 2, 0.0, 4), "W4A4"),
+    ("ultra96v2", _params(4, 2, 0.0, 1), "W6A8"),
+]
+
+
+def _design(workload: Workload, device: str, params: dict[str, Any], precision: str) -> tuple[Any, ...]:
+    dev = load_device(device)
+    cand = SPACE.decode(params, workload.layer_names(), QuantConfig.uniform(precision))
+    report = evaluate(workload, cand.accel, dev, detail=True)
+    doc = accelerator_document(cand, workload, dev, report, 0)
+    return dev, cand, doc, engine_verilog_for(cand, workload, dev)
+
+
+@pytest.mark.parametrize(("device", "params", "precision"), CASES)
+def test_engines_block_and_verilog_state_the_same_engine(
+    mnist_workload: Workload, device: str, params: dict[str, Any], precision: str
+) -> None:
+    dev, cand, doc, verilog = _design(mnist_workload, device, params, precision)
+    engine = engine_for_design(mnist_workload, cand.accel, dev.dsp_type)
+    assert engine == design_engine(mnist_workload, cand.accel, dev)
+    assert doc["engines"] == engine_document(engine, cand.accel.nonlinear_lanes)
+    assert verilog.startswith(f"// codesign engine {doc['engines']['name']}:")
+    top = verilog.split("endmodule", 1)[0]
+    slices = re.findall(rf"^\s*{dev.dsp_type} #", top, flags=re.MULTILINE)
+    assert len(slices) == doc["engines"]["dsp_slices"] == engine.rows * engine.cols_fixed
+    for c in range(engine.cols_pot):
+        assert re.search(rf"\bp_out{c}\b", top)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("device", "params", "precision"), CASES[:2])
+def test_exported_verilog_synthesises_to_the_stated_engine(
+    mnist_workload: Workload, device: str, params: dict[str, Any], precision: str
+) -> None:
+    dev, cand, doc, verilog = _design(mnist_workload, device, params, precision)
+    res = synthesize_verilog(verilog, family=dev.synth_family)
+    engine = design_engine(mnist_workload, cand.accel, dev)
+    assert res.dsp == doc["engines"]["dsp_slices"]
+    assert res.ff == register_bits(engine)
+    assert res.cells.get(dev.dsp_type, 0) == res.dsp  # the slice the device has, nothing else
