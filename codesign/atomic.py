@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +43,8 @@ def replace_dir_atomic(target: Path, builder: Callable[[Path], object]) -> Path:
     new → target); the old folder is deleted only after the new one is in place.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
+    remove_stale_staging(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.{_owner()}.", dir=target.parent))
     try:
         builder(tmp)
         os.chmod(tmp, 0o777 & ~_umask())
@@ -51,10 +53,41 @@ def replace_dir_atomic(target: Path, builder: Callable[[Path], object]) -> Path:
         raise
     aside = None
     if target.exists():
-        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.{_owner()}.", dir=target.parent))
         aside.rmdir()
         os.replace(target, aside)
     os.replace(tmp, target)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
     return target
+
+
+def _owner() -> str:
+    """``<host>-<pid>``: who stages a folder (a later run removes it once that process is gone)."""
+    return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Remove the staging folders (``.<name>.new.*`` / ``.<name>.old.*``) that a killed
+    :func:`replace_dir_atomic` for ``target`` left behind: those staged on this host by a process
+    that no longer runs (another host's, or a live process's, are left alone). Returns them."""
+    host = socket.gethostname().replace(".", "_")
+    removed = []
+    for kind in ("new", "old"):
+        for p in target.parent.glob(f".{target.name}.{kind}.*"):
+            owner = p.name.removeprefix(f".{target.name}.{kind}.").split(".", 1)[0]
+            who, _, pid = owner.rpartition("-")
+            if who == host and pid.isdigit() and not _alive(int(pid)) and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed

@@ -14,6 +14,7 @@ from codesign.quant import QuantConfig
 from codesign.space import SearchSpace, load_space
 from codesign.study import Study
 from hwmodel.device import Device, load_device
+from hwmodel.vit import check_model_name
 from hwmodel.workload import Workload, workload_from_model, workload_from_name
 
 
@@ -57,6 +58,7 @@ def build_context(study: Study, cache_dir: Path | None = None) -> SearchContext:
             workload = workload_from_name(spec.name, **kwargs)
             splits = None
         else:
+            check_model_name(spec.name)  # an unknown model is named before the missing checkpoint
             where = spec.checkpoint or "model.checkpoint"
             raise UserError(
                 f"study '{study.name}' needs your checkpoint ({where}) and an ImageFolder "

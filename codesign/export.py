@@ -3,8 +3,9 @@
 ``accelerator.json`` follows ``codesign/schemas/accelerator.schema.json``; its ``config`` block is
 an :class:`hwmodel.config.AcceleratorConfig` (``python -m hwmodel.report --config`` reads the file
 as it is) and ``predicted`` holds the model's numbers, so re-running the model reproduces them.
-``quant.json`` is layered like an hls4ml config (Model default → LayerName overrides) and also
-holds the exact :class:`codesign.quant.QuantConfig` under ``config``.
+``quant.json`` is layered like an hls4ml config (Model default → LayerName overrides; the precision
+strings are ours, not hls4ml types) and also holds the exact :class:`codesign.quant.QuantConfig`
+under ``config``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _fixed(bits: int) -> str:
 
 
 def layer_precision(lq: LayerQuant) -> dict[str, Any]:
-    """hls4ml-like precision block of one layer."""
+    """Precision block of one layer (our strings: ``fixed<b>``, ``pot<b>``, ``mixed<...>``)."""
     if lq.weight_bits >= 32:
         weight = "float32"
     elif lq.pot_ratio >= 1:

@@ -20,13 +20,13 @@ Schema 1 described the output-stationary v1 engine and is not read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from hwmodel.errors import UserError
+from hwmodel.yamlio import read_json
 
 SCHEMA_VERSION = 2
 PACKINGS = (1, 2, 4)
@@ -98,12 +98,7 @@ class AcceleratorConfig:
     @staticmethod
     def load(path: str | Path) -> AcceleratorConfig:
         p = Path(path)
-        if not p.is_file():
-            raise UserError(f"accelerator config '{p}' does not exist")
-        try:
-            raw = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+        raw = read_json(p, "accelerator config")
         if isinstance(raw, dict) and "config" in raw and "array" not in raw:
             raw = raw["config"]  # an exported accelerator.json
         return _parse_config(raw, str(p))

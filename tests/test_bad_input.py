@@ -97,6 +97,17 @@ CASES = [
         "unknown key 'wires'",
     ),
     Case("unknown_device", lambda out, tmp: [*base_argv(out), "--device", "zcu999"], "zcu999"),
+    Case("study_is_a_folder", lambda out, tmp: _replace(base_argv(out), "--study", str(tmp)), "is a folder"),
+    Case(
+        "study_not_utf8",
+        lambda out, tmp: _replace(base_argv(out), "--study", str(_write_bytes(tmp / "s.yaml", b"\xff\xfe"))),
+        "not a UTF-8 text file",
+    ),
+    Case(
+        "unknown_model_without_checkpoint",
+        lambda out, tmp: _drop(_replace(base_argv(out), "--model", "nosuch_vit"), "--hw-only"),
+        "unknown timm model 'nosuch_vit'",
+    ),
     Case(
         "unknown_model",
         lambda out, tmp: _replace(base_argv(out), "--model", "vit_no_such_model"),
@@ -174,6 +185,11 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 @pytest.fixture(scope="module")
 def earlier_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs")
@@ -241,3 +257,40 @@ def test_bad_input_real_process(name: str, earlier_run: Path, tmp_path: Path) ->
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and case.expect in proc.stderr, proc.stderr
     assert tree_hash(earlier_run) == before
+
+
+LEAVES_NO_FOLDER = [
+    (
+        "unknown_space_key",
+        lambda tmp: study_yaml(
+            tmp, name="fresh", space=space_yaml(tmp, "hardware:\n", "hardware:\n  wires: [1]\n", "key")
+        ),
+        [],
+    ),
+    ("unknown_device", lambda tmp: study_yaml(tmp, name="fresh"), ["--device", "zcu999"]),
+    (
+        "no_checkpoint",
+        lambda tmp: study_yaml(tmp, name="fresh"),
+        ["--model", "deit_tiny_patch16_224"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "study", "extra"), LEAVES_NO_FOLDER, ids=[c[0] for c in LEAVES_NO_FOLDER])
+def test_failed_set_up_leaves_no_run_folder(
+    name: str,
+    study: Callable[[Path], Path],
+    extra: list[str],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A study, search-space, device or checkpoint error in a new run leaves no ``<out>/<study>/``
+    (nor the ``--out`` folder it would have created)."""
+    out = tmp_path / "runs" / "nested"
+    argv = [*base_argv(out, study(tmp_path)), *extra]
+    if name == "no_checkpoint":
+        argv = _drop(argv, "--hw-only")
+    rc = call(argv)
+    err = capfd.readouterr().err
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists(), list((tmp_path / "runs").rglob("*"))

@@ -101,3 +101,27 @@ def test_config_from_json_errors(text: str, match: str) -> None:
     with pytest.raises(UserError, match=match) as exc:
         QuantConfig.from_json(text)
     assert "\n" not in str(exc.value)
+
+
+def test_layered_quant_json_reads_as_the_config_it_was_written_from() -> None:
+    """A quant.json in the Model / LayerName layout README documents (without the internal
+    ``config`` block) reads back as the same config; ``--hw-only FILE`` accepts both."""
+    import json
+
+    from codesign.export import quant_document
+
+    layers = ("patch_embed.proj", "blocks.0.attn.qkv", "blocks.0.attn.qk", "head")
+    cfg = QuantConfig(
+        LayerQuant(6, 8, 0.0),
+        {"blocks.0.attn.qkv": LayerQuant(4, 8, 0.5), "head": LayerQuant(8, 8, 0.0)},
+        act_calibration="max",
+    )
+    doc = quant_document(cfg, layers, "deit_tiny_patch16_224", {})
+    layered = {k: v for k, v in doc.items() if k != "config"}
+    back = QuantConfig.from_json(json.dumps(layered))
+    assert all(back.for_layer(n) == cfg.for_layer(n) for n in layers)
+    assert back.act_calibration == "max" and back.default == cfg.default
+    assert QuantConfig.from_json(json.dumps(doc)) == cfg
+    with pytest.raises(UserError, match=r"LayerName\.head: missing key 'act_bits'"):
+        layered["LayerName"] = {"head": {"weight_bits": 8}}
+        QuantConfig.from_json(json.dumps(layered), "q.json")

@@ -15,8 +15,13 @@ from codesign.results import format_pareto, read_history, read_rows
 from codesign.results.plots import render_run_plots
 from hwmodel.cli import command_parser, run_main
 from hwmodel.report import format_table
+from hwmodel.yamlio import read_json
 
 COMMAND = "codesign.report"
+#: What the report prints from a run's summary.json.
+SUMMARY_KEYS = frozenset(
+    {"trials", "feasible", "pareto", "hypervolume", "baseline_hypervolume", "fps_target"}
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,9 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir)
     summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
+    if not summary_path.exists():
         raise UserError(f"{summary_path} not found (is {run_dir} a run folder of codesign.search?)")
-    info = json.loads(summary_path.read_text(encoding="utf-8"))
+    info = read_json(summary_path, "run summary")
+    if not isinstance(info, dict) or not set(info) >= SUMMARY_KEYS:
+        missing = sorted(SUMMARY_KEYS - set(info)) if isinstance(info, dict) else sorted(SUMMARY_KEYS)
+        raise UserError(f"{summary_path}: not a codesign.search summary (missing {', '.join(missing)})")
     if args.trial is not None:
         doc_path = run_dir / "designs" / str(args.trial) / "accelerator.json"
         if not doc_path.is_file():
@@ -38,17 +46,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(
                 f"trial {args.trial} has no exported design in {run_dir}/designs (Pareto trials: {avail})"
             )
-        doc = json.loads(doc_path.read_text(encoding="utf-8"))
+        doc = read_json(doc_path, "accelerator")
+        if not isinstance(doc, dict) or not {"predicted", "device"} <= set(doc):
+            raise UserError(f"{doc_path}: not an accelerator.json that codesign.search exports")
         if args.json:
             print(json.dumps(doc, indent=2))
         else:
             print(format_table(doc["predicted"], doc["device"]))
         return 0
     pareto = read_rows(run_dir / "pareto.csv")
-    if not args.no_plots:
-        render_run_plots(
-            run_dir, read_rows(run_dir / "trials.csv"), read_history(run_dir / "hypervolume.csv"), info
+    trials = read_rows(run_dir / "trials.csv")
+    if not trials:
+        raise UserError(
+            f"{run_dir / 'trials.csv'} has no trials: nothing to report (run codesign.search again)"
         )
+    if not args.no_plots:
+        try:
+            render_run_plots(run_dir, trials, read_history(run_dir / "hypervolume.csv"), info)
+        except OSError as exc:
+            raise UserError(
+                f"cannot write the plots into {run_dir} ({exc.strerror or exc}); use --no-plots"
+            ) from exc
     if args.json:
         print(json.dumps(info, indent=2))
     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -100,6 +101,16 @@ def resolve_study(args: argparse.Namespace) -> Study:
     )
 
 
+def first_missing_folder(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
 def prepare_run_dir(out: str, name: str) -> Path:
     run_dir = Path(out) / name
     try:
@@ -117,9 +128,16 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
     t0 = time.perf_counter()
     workers = WorkerPool.prestart(args.workers)  # N − 1 processes start importing now
     study = resolve_study(args)
+    created = first_missing_folder(Path(args.out) / study.name)
     run_dir = prepare_run_dir(args.out, study.name)
     storage_url = args.storage or default_storage(run_dir)
-    run = SearchRun.open(study, storage_url, cache_dir=run_dir, parallel=args.workers > 1)
+    try:
+        run = SearchRun.open(study, storage_url, cache_dir=run_dir, parallel=args.workers > 1)
+    except BaseException:
+        # a set-up that fails (bad space, device, model, storage) leaves no run folder behind
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     ctx = run.context
     done = len(run.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     t_search = time.perf_counter()

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from codesign.errors import UserError
 from hwmodel.vit import is_matmul_layer
+from hwmodel.yamlio import read_text_file
 
 FLOAT_BITS = 32
 ALLOWED_BITS = (*range(2, 17), FLOAT_BITS)
@@ -229,14 +230,14 @@ class QuantConfig:
             raise UserError(f"{source}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
         if isinstance(raw, Mapping) and "config" in raw and "default" not in raw:
             raw = raw["config"]  # an exported quant.json (codesign.export)
+        elif isinstance(raw, Mapping) and "Model" in raw and "default" not in raw:
+            raw = _from_layered(raw, source)  # the Model / LayerName layout README documents
         return cls.from_dict(raw)
 
     @classmethod
     def load(cls, path: Path) -> QuantConfig:
         """A config from a JSON file (see :meth:`from_json`)."""
-        if not path.is_file():
-            raise UserError(f"quant config not found: {path}")
-        return cls.from_json(path.read_text(encoding="utf-8"), str(path))
+        return cls.from_json(read_text_file(path, "quant config"), str(path))
 
     @classmethod
     def parse(cls, text: str) -> QuantConfig:
@@ -252,3 +253,34 @@ class QuantConfig:
             QuantConfig,
             (self.default, dict(self.layers), self.act_calibration, self.weight_calibration, self.softmax),
         )
+
+
+#: The keys of one precision block of the Model / LayerName layout that the config reads.
+_LAYERED_KEYS = ("weight_bits", "act_bits", "pot_ratio")
+
+
+def _from_layered(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The :meth:`QuantConfig.to_dict` form of a quant.json in the Model / LayerName layout
+    (``Model``: the default precision block, ``LayerName``: per-layer blocks, optional
+    ``methods``); each block's ``weight_bits``, ``act_bits`` and ``pot_ratio`` are read, its
+    ``Precision`` strings are descriptive only."""
+
+    def block(b: Any, where: str) -> dict[str, Any]:
+        if not isinstance(b, Mapping):
+            raise UserError(f"{source}: {where}: expected a mapping, got {type(b).__name__}")
+        missing = [k for k in _LAYERED_KEYS[:2] if k not in b]
+        if missing:
+            raise UserError(f"{source}: {where}: missing key '{missing[0]}'")
+        return {k: b[k] for k in _LAYERED_KEYS if k in b}
+
+    layers = raw.get("LayerName", {})
+    if not isinstance(layers, Mapping):
+        raise UserError(f"{source}: LayerName: expected a mapping of layer names")
+    methods = raw.get("methods", {})
+    if not isinstance(methods, Mapping):
+        raise UserError(f"{source}: methods: expected a mapping")
+    return {
+        "default": block(raw["Model"], "Model"),
+        "layers": {str(k): block(v, f"LayerName.{k}") for k, v in layers.items()},
+        **{k: methods[k] for k in ("act_calibration", "weight_calibration", "softmax") if k in methods},
+    }

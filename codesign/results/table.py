@@ -18,6 +18,7 @@ from codesign.atomic import write_text_atomic
 from codesign.errors import UserError
 from codesign.results.front import Outcome
 from codesign.results.trials import TrialRow
+from hwmodel.yamlio import read_text_file
 
 OBJECTIVE_PREFIX = "objective."
 
@@ -125,22 +126,24 @@ def _parse(column: str, text: str) -> Any:
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path} not found (is this a run folder of codesign.search?)")
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    return list(csv.DictReader(io.StringIO(read_text_file(path, "results table"), newline="")))
 
 
 def read_rows(path: Path) -> list[ResultRow]:
     """The rows of a ``trials.csv`` / ``pareto.csv`` written by :func:`write_rows`."""
     rows = []
-    for rec in _read_csv(path):
-        values = {k: _parse(k, rec.get(k) or "") for k in CSV_FIELDS}
-        objectives = {
-            k.removeprefix(OBJECTIVE_PREFIX): float(v)
-            for k, v in rec.items()
-            if k.startswith(OBJECTIVE_PREFIX) and v not in (None, "")
-        }
+    for line, rec in enumerate(_read_csv(path), start=2):
+        try:
+            values = {k: _parse(k, rec.get(k) or "") for k in CSV_FIELDS}
+            objectives = {
+                k.removeprefix(OBJECTIVE_PREFIX): float(v)
+                for k, v in rec.items()
+                if k is not None and k.startswith(OBJECTIVE_PREFIX) and v not in (None, "")
+            }
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{path}: line {line} is not a row codesign.search writes ({exc})") from exc
         rows.append(ResultRow(**values, objectives=objectives))
     return rows
 
@@ -151,7 +154,10 @@ def write_history(path: Path, history: Sequence[tuple[int, float]]) -> Path:
 
 def read_history(path: Path) -> list[tuple[int, float]]:
     """The (trial, hypervolume so far) pairs of a ``hypervolume.csv``."""
-    return [(int(r["trial"]), float(r["hypervolume"])) for r in _read_csv(path)]
+    try:
+        return [(int(r["trial"]), float(r["hypervolume"])) for r in _read_csv(path)]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path}: not a hypervolume table codesign.search writes") from exc
 
 
 def write_tables(run_dir: Path, outcome: Outcome) -> list[ResultRow]:

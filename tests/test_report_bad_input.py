@@ -1,0 +1,134 @@
+"""Bad or damaged run folders given to ``python -m codesign.report``, and staging folders a killed
+export leaves: one line, exit 2, nothing in the run folder changed; stale staging removed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from runfolder import tree_hash
+
+from codesign.atomic import remove_stale_staging, replace_dir_atomic
+from codesign.cli.report import entry as report_entry
+from codesign.cli.search import entry as search_entry
+from codesign.study import REPO_ROOT
+
+STUDY = REPO_ROOT / "studies" / "deit_small_zcu102.yaml"
+NAME = "deit_small_zcu102"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    argv = ["--hw-only", "W8A8", "--study", str(STUDY), "--fps", "5", "--trials", "6"]
+    assert search_entry([*argv, "--out", str(out), "--quiet", "--json", "--no-rtl"]) == 0
+    return out / NAME
+
+
+def _truncate_summary(run: Path) -> None:
+    text = (run / "summary.json").read_text()
+    (run / "summary.json").write_text(text[: len(text) // 2])
+
+
+def _summary_not_an_object(run: Path) -> None:
+    (run / "summary.json").write_text("[1, 2, 3]\n")
+
+
+def _garbage_storage_and_no_trials(run: Path) -> None:
+    (run / "study.db").write_bytes(b"not a database\x00" * 64)
+    header = (run / "trials.csv").read_text().splitlines()[0]
+    (run / "trials.csv").write_text(header + "\n")
+
+
+def _garbled_trials(run: Path) -> None:
+    lines = (run / "trials.csv").read_text().splitlines()
+    (run / "trials.csv").write_text("\n".join([lines[0], "x," * 30]) + "\n")
+
+
+def _plot_not_writable(run: Path) -> None:
+    # root ignores folder permissions: a folder where the plot goes fails the write the same way
+    (run / "pareto.png").unlink()
+    (run / "pareto.png").mkdir()
+
+
+def _accelerator_truncated(run: Path) -> None:
+    first = sorted(int(p.name) for p in (run / "designs").iterdir())[0]
+    doc = run / "designs" / str(first) / "accelerator.json"
+    doc.write_text(doc.read_text()[:100])
+
+
+DAMAGE: list[tuple[str, Callable[[Path], None], list[str], str]] = [
+    ("summary_truncated", _truncate_summary, [], "not valid JSON"),
+    ("summary_not_an_object", _summary_not_an_object, [], "not a codesign.search summary"),
+    ("storage_garbage_trials_header_only", _garbage_storage_and_no_trials, [], "has no trials"),
+    ("trials_garbled", _garbled_trials, [], "is not a row codesign.search writes"),
+    ("plots_not_writable", _plot_not_writable, [], "cannot write the plots"),
+    ("accelerator_truncated", _accelerator_truncated, ["--trial", "FIRST"], "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("name", "damage", "extra", "expect"), DAMAGE, ids=[d[0] for d in DAMAGE])
+def test_damaged_run_folder_is_one_line(
+    name: str,
+    damage: Callable[[Path], None],
+    extra: list[str],
+    expect: str,
+    finished_run: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    run = tmp_path / NAME
+    shutil.copytree(finished_run, run)
+    damage(run)
+    if extra == ["--trial", "FIRST"]:
+        first = sorted(int(p.name) for p in (run / "designs").iterdir())[0]
+        extra = ["--trial", str(first)]
+    before = tree_hash(run)
+    capfd.readouterr()
+    rc = report_entry([str(run), *extra])
+    captured = capfd.readouterr()
+    lines = captured.err.splitlines()
+    assert rc == 2, captured.err
+    assert len(lines) == 1 and lines[0].startswith("codesign.report: error: "), captured.err
+    assert expect in lines[0], lines[0]
+    assert tree_hash(run) == before, "a failed report changed the run folder"
+
+
+def test_report_of_an_intact_run_succeeds(
+    finished_run: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / NAME
+    shutil.copytree(finished_run, run)
+    assert report_entry([str(run), "--json"]) == 0
+    assert '"hypervolume"' in capfd.readouterr().out
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    return int(proc.stdout)
+
+
+def test_stale_staging_of_a_killed_export_is_removed(tmp_path: Path) -> None:
+    target = tmp_path / "designs"
+    host = socket.gethostname().replace(".", "_")
+    dead = tmp_path / f".designs.new.{host}-{_dead_pid()}.abc123"
+    live = tmp_path / f".designs.new.{host}-{os.getpid()}.def456"
+    other_host = tmp_path / f".designs.old.elsewhere-{_dead_pid()}.ghi789"
+    for d in (dead, live, other_host):
+        (d / "1").mkdir(parents=True)
+    replace_dir_atomic(target, lambda tmp: (tmp / "2").mkdir())
+    assert not dead.exists()
+    assert live.exists() and other_host.exists()  # a running export and another machine's
+    assert sorted(p.name for p in target.iterdir()) == ["2"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted(
+        [live.name, other_host.name]
+    )
+    assert remove_stale_staging(target) == []
