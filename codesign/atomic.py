@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from codesign.procs import pid_alive
+
 
 def write_atomic(path: Path, writer: Callable[[Path], object]) -> Path:
     """Call ``writer(tmp)`` on a temporary file beside ``path``, then rename it over ``path``."""
@@ -67,16 +69,6 @@ def _owner() -> str:
     return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_staging(target: Path) -> list[Path]:
     """Remove the staging folders (``.<name>.new.*`` / ``.<name>.old.*``) that a killed
     :func:`replace_dir_atomic` for ``target`` left behind: those staged on this host by a process
@@ -87,7 +79,7 @@ def remove_stale_staging(target: Path) -> list[Path]:
         for p in target.parent.glob(f".{target.name}.{kind}.*"):
             owner = p.name.removeprefix(f".{target.name}.{kind}.").split(".", 1)[0]
             who, _, pid = owner.rpartition("-")
-            if who == host and pid.isdigit() and not _alive(int(pid)) and p.is_dir():
+            if who == host and pid.isdigit() and not pid_alive(int(pid)) and p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p)
     return removed

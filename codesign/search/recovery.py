@@ -19,12 +19,12 @@ import datetime
 import os
 import socket
 import warnings
-from pathlib import Path
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from codesign.procs import pid_alive
 from codesign.search.heartbeat import MAX_RETRY, heartbeat_settings
 
 
@@ -33,28 +33,12 @@ def worker_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host runs (a zombie, killed but not yet reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _dead_local_owner(trial: FrozenTrial) -> bool:
     owner = trial.user_attrs.get("worker")
     if not isinstance(owner, str) or ":" not in owner:
         return False
     host, pid = owner.rsplit(":", 1)
-    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
 
 
 def stale_trials(study: optuna.Study, grace_s: float, heartbeats: bool) -> list[FrozenTrial]:
