@@ -132,3 +132,15 @@ def test_stale_staging_of_a_killed_export_is_removed(tmp_path: Path) -> None:
         [live.name, other_host.name]
     )
     assert remove_stale_staging(target) == []
+
+
+def test_summary_records_each_phase(finished_run: Path) -> None:
+    """summary.json: wall time of set-up, trial loop, re-scoring and exports, which add up."""
+    import json
+
+    info = json.loads((finished_run / "summary.json").read_text())
+    phases = info["phase_s"]
+    assert list(phases) == ["setup", "trials", "rescore", "exports"]
+    assert all(v >= 0 for v in phases.values())
+    assert sum(phases.values()) <= info["wall_s"] + 0.01
+    assert phases["trials"] == pytest.approx(info["search_s"], abs=1e-3)

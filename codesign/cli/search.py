@@ -101,6 +101,26 @@ def resolve_study(args: argparse.Namespace) -> Study:
     )
 
 
+class Phases:
+    """Wall time of the phases of a run (``setup``, ``trials``, ``rescore``, ``exports``), each
+    from the end of the previous one; a phase that starts is announced on stderr unless quiet."""
+
+    def __init__(self, start: float, quiet: bool) -> None:
+        self._last = start
+        self._quiet = quiet
+        self.seconds: dict[str, float] = {}
+
+    def announce(self, what: str) -> None:
+        if not self._quiet:
+            sys.stderr.write(f"{COMMAND}: {what} ...\n")
+
+    def end(self, name: str) -> float:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._last, 3)
+        self._last = now
+        return self.seconds[name]
+
+
 def first_missing_folder(path: Path) -> Path | None:
     """The outermost folder of ``path`` (itself included) that does not exist yet."""
     missing = None
@@ -139,13 +159,15 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
             shutil.rmtree(created, ignore_errors=True)
         raise
     ctx = run.context
+    phases = Phases(t0, quiet=args.quiet)
+    phases.end("setup")  # model, data, proxy terms, storage, baselines
     done = len(run.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    t_search = time.perf_counter()
     if study.trials > done:
         for line in workers.run(run, study.trials, args.timeout, show_progress_bar=not args.quiet):
             sys.stderr.write(f"{COMMAND}: warning: {line}\n")
     workers.stop()
-    search_s = time.perf_counter() - t_search
+    search_s = phases.end("trials")
+    phases.announce("re-scoring the front and writing tables and plots")
     trials = trial_rows(run.optuna_study.get_trials(deepcopy=False), len(ctx.objectives))
     outcome = rescore(ctx, analyse(trials, ctx.objectives))
     rows = write_tables(run_dir, outcome)
@@ -153,8 +175,11 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
     render_run_plots(run_dir, rows, outcome.hv_history, info)
     if outcome.rows:
         pareto_html(run.optuna_study, ctx.objectives, run_dir / "pareto.html")
+    phases.end("rescore")
     if outcome.pareto:
+        phases.announce(f"exporting {len(outcome.pareto)} Pareto designs")
         export_designs(ctx, outcome, run_dir, with_rtl=not args.no_rtl)
+    phases.end("exports")
     ran = len(outcome.rows) - done
     info.update(
         {
@@ -163,6 +188,7 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
             "new_trials": ran,
             "search_s": search_s,
             "mean_trial_s": search_s / ran if ran > 0 else None,
+            "phase_s": phases.seconds,
             "wall_s": time.perf_counter() - t0,
             "cache_hits": run.objective.cache_hits,
             "baselines_enqueued": list(run.baselines),
@@ -203,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "baseline_hypervolume",
             "wall_s",
             "mean_trial_s",
+            "phase_s",
             "new_trials",
             "fps_target",
             "study",
@@ -211,12 +238,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({k: info[k] for k in keys}, indent=2))
     else:
         print(format_pareto([r for r in rows if r.pareto]))
+        phase = ", ".join(f"{k} {v:.1f} s" for k, v in info["phase_s"].items())
         print(
-            f"\n{info['trials']} trials ({info['new_trials']} new, {info['wall_s']:.1f} s), "
-            f"{info['feasible']} feasible, "
+            f"\n{info['trials']} trials ({info['new_trials']} new), {info['feasible']} feasible, "
             f"{info['pareto']} on the Pareto front; hypervolume {info['hypervolume']:.4f} "
             f"(baselines only {info['baseline_hypervolume']:.4f})"
         )
+        print(f"time: {info['wall_s']:.1f} s ({phase})")
         print(f"outputs: {run_dir}/ (pareto.csv, pareto.png, pareto.html, hypervolume.png, designs/)")
     fps = info["fps_target"]
     if outcome.rows and not any(r.feasible for r in outcome.rows):
