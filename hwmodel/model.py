@@ -181,11 +181,9 @@ def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays
     if unknown:
         name = sorted(unknown)[0]
         raise UserError(f"config layer '{name}' is not a layer of {workload.model_name}")
-    vals = np.fromiter(
-        (v for hw in hws for v in (hw.weight_bits, hw.act_bits, hw.tm, hw.tn, hw.tk, hw.pot_ratio)),
-        dtype=np.float64,
-        count=6 * len(hws),
-    ).reshape(len(hws), 6)
+    vals = np.array(
+        [(hw.weight_bits, hw.act_bits, hw.tm, hw.tn, hw.tk, hw.pot_ratio) for hw in hws], dtype=np.float64
+    )
     ratio = vals[:, 5]
     ints = vals[:, :5].astype(np.int64)
     bad = np.nonzero((ratio > 0) & ~g.weight_operand)[0]
