@@ -64,16 +64,21 @@ def replace_dir_atomic(target: Path, builder: Callable[[Path], object]) -> Path:
     return target
 
 
+def _host() -> str:
+    """This host's name as it stands in a staging folder's name (no dots: they separate parts)."""
+    return socket.gethostname().replace(".", "_")
+
+
 def _owner() -> str:
     """``<host>-<pid>``: who stages a folder (a later run removes it once that process is gone)."""
-    return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+    return f"{_host()}-{os.getpid()}"
 
 
 def remove_stale_staging(target: Path) -> list[Path]:
     """Remove the staging folders (``.<name>.new.*`` / ``.<name>.old.*``) that a killed
     :func:`replace_dir_atomic` for ``target`` left behind: those staged on this host by a process
     that no longer runs (another host's, or a live process's, are left alone). Returns them."""
-    host = socket.gethostname().replace(".", "_")
+    host = _host()
     removed = []
     for kind in ("new", "old"):
         for p in target.parent.glob(f".{target.name}.{kind}.*"):
