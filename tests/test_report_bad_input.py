@@ -57,9 +57,12 @@ def _plot_not_writable(run: Path) -> None:
     (run / "pareto.png").mkdir()
 
 
+def _first_design(run: Path) -> int:
+    return min(int(p.name) for p in (run / "designs").iterdir())
+
+
 def _accelerator_truncated(run: Path) -> None:
-    first = sorted(int(p.name) for p in (run / "designs").iterdir())[0]
-    doc = run / "designs" / str(first) / "accelerator.json"
+    doc = run / "designs" / str(_first_design(run)) / "accelerator.json"
     doc.write_text(doc.read_text()[:100])
 
 
@@ -87,8 +90,7 @@ def test_damaged_run_folder_is_one_line(
     shutil.copytree(finished_run, run)
     damage(run)
     if extra == ["--trial", "FIRST"]:
-        first = sorted(int(p.name) for p in (run / "designs").iterdir())[0]
-        extra = ["--trial", str(first)]
+        extra = ["--trial", str(_first_design(run))]
     before = tree_hash(run)
     capfd.readouterr()
     rc = report_entry([str(run), *extra])
