@@ -17,13 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from hwmodel.engine import EngineConfig, sum_bits
+from hwmodel.engine import FIXED_PIPELINE, EngineConfig, sum_bits
 from hwmodel.errors import UserError
 
 COEFFICIENTS_PATH = Path(__file__).parent / "calibration" / "coefficients.json"
-#: Cycles from a token at the first chain offset to its result (beyond ``chain_rows``): see
-#: :data:`hwmodel.rtl.engines.FIXED_PIPELINE` (kept equal by a test).
-FIXED_PIPELINE = 5
 
 
 @dataclass(frozen=True)

@@ -346,6 +346,11 @@ def required_acc_bits(depth: int, weight_bits: int, pot_weight_bits: int, act_bi
     return need
 
 
+#: Latency (cycles) of the fixed-point sub-array from a token at offset 0 of column 0 to its
+#: result, beyond ``chain_rows``: A/D register, AD register, M register, P register, lane
+#: register, sum register (the RTL builds it, :func:`hwmodel.cost.register_bits` counts its flag lines).
+FIXED_PIPELINE = 5
+
 #: Widest partial sums an engine builds (a wider need — PoT codes of 7+ bits — is a violation).
 MAX_ACC_BITS = 64
 

@@ -10,11 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwmodel.cost import FIXED_PIPELINE, register_bits
+from hwmodel.cost import register_bits
 from hwmodel.cycles import gemm_compute_cycles
 from hwmodel.engine import DSP_SLICES, EngineConfig, lane_mode
 from hwmodel.rtl.dsp import PrimitiveSlices
-from hwmodel.rtl.engines import FIXED_PIPELINE as RTL_PIPELINE
 from hwmodel.rtl.engines import build_engine, pot_add, pot_decode, separate_lanes
 from hwmodel.rtl.harness import GemmTiling, decode_pot, pot_columns, reference_gemm, simulate_gemm
 
@@ -266,7 +265,3 @@ def test_register_bits_are_the_fabric_registers_the_rtl_builds(
     build_engine(eng, PrimitiveSlices(eng.slice))
     regs = pyrtl.working_block().wirevector_subset(pyrtl.Register)
     assert sum(len(r) for r in regs) == register_bits(eng)
-
-
-def test_cost_model_and_rtl_share_the_pipeline_depth() -> None:
-    assert FIXED_PIPELINE == RTL_PIPELINE

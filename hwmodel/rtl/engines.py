@@ -41,12 +41,8 @@ from dataclasses import dataclass
 
 import pyrtl
 
-from hwmodel.engine import EngineConfig, LaneMode, sum_bits
+from hwmodel.engine import FIXED_PIPELINE, EngineConfig, LaneMode, sum_bits
 from hwmodel.rtl.dsp import ModelSlices, SliceBuilder, SliceIn, SliceOut, sext
-
-#: Latency (cycles) from a token at offset 0 of column 0 to its result on ``f_out0``, beyond
-#: ``chain_rows``: A/D register, AD register, M register, P register, lane register, sum register.
-FIXED_PIPELINE = 5
 
 
 def bits_for(values: int) -> int:
