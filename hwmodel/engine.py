@@ -2,8 +2,10 @@
 
 Every caller — the analytic model (:mod:`hwmodel.model`, :mod:`hwmodel.cost`), the RTL generators
 (:mod:`hwmodel.rtl`), the calibration grid and the exports — gets its :class:`EngineConfig` from
-:func:`engine_for_design` (or builds one directly for a synthesis grid point), so an exported
-``accelerator.json`` and its Verilog always describe the same engine.
+:func:`engine_from_widths` (a design: :func:`hwmodel.model.design_engine`, its widths taken from the
+model's layer arrays; a synthesis grid point: built directly), so an exported ``accelerator.json``
+and its Verilog always describe the same engine. :func:`engine_for_design` is the plain per-layer
+reference that ``tests/test_export_engine.py`` holds ``design_engine`` to.
 
 **Engine v2 (weight-stationary, DSP-chained).** An engine is a fixed-point sub-array of
 ``rows`` × ``cols_fixed`` DSP slices and a power-of-two sub-array of ``rows`` × ``cols_pot`` LUT
@@ -414,7 +416,8 @@ def design_widths(layers: Iterable[tuple[int, int, float]]) -> tuple[int, int, i
 
 
 def engine_for_design(workload: Workload, config: AcceleratorConfig, dsp: str) -> EngineConfig:
-    """The engine a design builds: every caller (model, exports, RTL) gets it from here."""
+    """The engine a design builds, from its layers one by one (the reference for
+    :func:`hwmodel.model.design_engine`, which callers use: same result from the layer arrays)."""
     hws = [config.for_layer(op.name) for op in workload.gemms]
     widths = design_widths((h.weight_bits, h.act_bits, h.pot_ratio) for h in hws)
     return engine_from_widths(config, *widths, dsp, depth=max(op.k for op in workload.gemms))

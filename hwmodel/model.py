@@ -18,7 +18,7 @@ Per GEMM layer (tiles Tm×Tn×Tk clipped to the layer, loop order m → n → k,
 
 Non-linear ops run on their own pipelined units (``nonlinear_lanes`` lanes each) between GEMMs:
 ``passes·⌈elements/lanes⌉ + pipeline`` cycles. Resources: the compute engine the design builds
-(:func:`hwmodel.engine.engine_for_design`, priced by :mod:`hwmodel.cost`), double-buffered banked
+(:func:`design_engine`, priced by :mod:`hwmodel.cost`), double-buffered banked
 A/B/C buffers in BRAM36 or LUT RAM (:mod:`hwmodel.buffers`, sized for the largest tile: A one
 bank per row, B and C one bank per column), non-linear units, and a fixed system part.
 """
@@ -469,7 +469,7 @@ def _widths(la: _LayerArrays) -> tuple[int, int, int]:
 
 
 def _engine(config: AcceleratorConfig, la: _LayerArrays, dsp: str) -> EngineConfig:
-    """:func:`hwmodel.engine.engine_for_design` from the layer arrays (the model's fast path)."""
+    """The engine of the design from its layer arrays (what :func:`design_engine` returns)."""
     return engine_from_widths(config, *_widths(la), dsp, la.depth)
 
 

@@ -1,5 +1,6 @@
 """One home for the engine: accelerator.json's ``engines`` block, the exported Verilog and the
-model all describe the engine :func:`hwmodel.engine.engine_for_design` returns."""
+model all describe the engine :func:`hwmodel.model.design_engine` returns (equal to the
+per-layer reference :func:`hwmodel.engine.engine_for_design`)."""
 
 from __future__ import annotations
 
