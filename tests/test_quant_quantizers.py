@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from codesign.errors import UserError
 from codesign.quant import QUANTIZERS, get_quantizer
+from codesign.quant import _quantizers as quantizers
 from codesign.quant._quantizers import (
     channel_scales,
     pot_codes,
@@ -126,6 +127,25 @@ def test_channel_scales_per_output_channel(method: str) -> None:
     assert bool((s[1:] > s[:-1]).all())  # scales follow the channel magnitudes
     if method == "max":
         torch.testing.assert_close(s[:, 0], w.abs().amax(1) / 7)
+
+
+@pytest.mark.parametrize("name", ["fixed", "pot"])
+@pytest.mark.parametrize("block", [1 << 23, 100])
+def test_mse_channel_scales_minimise_each_channels_error(
+    name: str, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vectorised clip search (in blocks of rows) picks, for every channel, the candidate
+    with the least squared error, exactly as one candidate at a time would."""
+    monkeypatch.setattr(quantizers, "_MSE_BLOCK_ELEMENTS", block)
+    q = QUANTIZERS[name]
+    w = torch.randn(24, 40, generator=torch.Generator().manual_seed(1)) ** 3
+    for bits in (2, 4, 8):
+        s = channel_scales(w, bits, q, "mse")[:, 0]
+        amax = w.abs().amax(1)
+        cands = amax[None, :] * quantizers._CLIP_GRID[:, None] / q.max_level(bits)
+        errs = torch.stack([((q(w, c[:, None], bits) - w) ** 2).sum(1) for c in cands])
+        chosen = ((q(w, s[:, None], bits) - w) ** 2).sum(1)
+        torch.testing.assert_close(chosen, errs.min(0).values)
 
 
 def test_mse_scale_not_worse_than_max() -> None:

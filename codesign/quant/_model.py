@@ -92,22 +92,30 @@ class QWeight:
 
 
 def quantize_weight(
-    w: torch.Tensor, bits: int, pot_ratio: float, groups: int = 1, method: str = "mse"
+    w: torch.Tensor,
+    bits: int,
+    pot_ratio: float,
+    groups: int = 1,
+    method: str = "mse",
+    scales: Callable[[str], torch.Tensor] | None = None,
 ) -> QWeight:
     """Per-output-channel quantization of ``w [C, ...]``; mixed when 0 < pot_ratio < 1.
 
     In each of ``groups`` equal channel groups, round(pot_ratio · group size) channels are PoT: the
-    ones whose squared error grows least when switched from fixed-point to PoT.
+    ones whose squared error grows least when switched from fixed-point to PoT. ``scales(kind)``
+    gives the per-channel scales of quantizer ``kind`` (``fixed``/``pot``) when already known
+    (default: :func:`channel_scales` of ``w``, ``bits``, ``method``).
     """
     w = w.detach().float()
     n_out = w.shape[0]
     if n_out % groups:
         raise ValueError(f"{n_out} channels do not split into {groups} groups")
     fixed, pot = QUANTIZERS["fixed"], QUANTIZERS["pot"]
-    s_fix = channel_scales(w, bits, fixed, method)
+    scale_of = scales or (lambda kind: channel_scales(w, bits, QUANTIZERS[kind], method))
+    s_fix = scale_of("fixed")
     mask = torch.zeros(n_out, dtype=torch.bool)
     if pot_ratio > 0:
-        s_pot = channel_scales(w, bits, pot, method)
+        s_pot = scale_of("pot")
         gsize = n_out // groups
         n_pot = round(pot_ratio * gsize)
         if n_pot >= gsize:
@@ -265,6 +273,7 @@ class Calibration:
         self._amax: dict[str, float] = {}
         self._scale_memo: dict[tuple[str, int, str, str], float] = {}
         self._weight_memo: dict[tuple[str, int, float, str], QWeight] = {}
+        self._channel_scale_memo: dict[tuple[str, int, str, str], torch.Tensor] = {}
 
         def observe(key: str, x: torch.Tensor) -> None:
             flat = x.detach().reshape(-1)
@@ -313,7 +322,15 @@ class Calibration:
         if key not in self._weight_memo:
             w = tensor_attr(self.model.get_submodule(name), "weight")
             groups = _weight_groups(self.model, name)
-            self._weight_memo[key] = quantize_weight(w, lq.weight_bits, lq.pot_ratio, groups, method)
+            bits = lq.weight_bits
+
+            def scales(kind: str) -> torch.Tensor:  # shared by every PoT ratio of these bits
+                skey = (name, bits, kind, method)
+                if skey not in self._channel_scale_memo:
+                    self._channel_scale_memo[skey] = channel_scales(w, bits, QUANTIZERS[kind], method)
+                return self._channel_scale_memo[skey]
+
+            self._weight_memo[key] = quantize_weight(w, bits, lq.pot_ratio, groups, method, scales)
         return self._weight_memo[key]
 
 

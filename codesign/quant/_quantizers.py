@@ -142,6 +142,14 @@ def get_quantizer(name: str) -> Quantizer:
 # ----------------------------------------------------------------------------- observers
 
 _CLIP_GRID = torch.linspace(0.3, 1.0, 36)
+#: elements of one block of the vectorised clip search (bounds its memory: 4 bytes each, a few temporaries)
+_MSE_BLOCK_ELEMENTS = 1 << 23
+
+
+def _clip_errors(rows: torch.Tensor, cands: torch.Tensor, bits: int, quantizer: Quantizer) -> torch.Tensor:
+    """Squared quantization error ``[G, R]`` of each of ``rows [R, K]`` at each candidate scale
+    ``cands [G, R]``."""
+    return ((quantizer(rows[None], cands[:, :, None], bits) - rows[None]) ** 2).sum(2)
 
 
 def channel_scales(w: torch.Tensor, bits: int, quantizer: Quantizer, method: str = "mse") -> torch.Tensor:
@@ -157,7 +165,15 @@ def channel_scales(w: torch.Tensor, bits: int, quantizer: Quantizer, method: str
         best = amax / top
     else:
         cands = (amax[None, :] * _CLIP_GRID[:, None]) / top  # [G, C]
-        err = torch.stack([((quantizer(flat, s[:, None], bits) - flat) ** 2).sum(1) for s in cands])  # [G, C]
+        # all clip points at once, in blocks of rows (each row's error is its own sum)
+        rows = max(1, _MSE_BLOCK_ELEMENTS // (cands.shape[0] * flat.shape[1]))
+        err = torch.cat(
+            [
+                _clip_errors(flat[i : i + rows], cands[:, i : i + rows], bits, quantizer)
+                for i in range(0, len(flat), rows)
+            ],
+            dim=1,
+        )  # [G, C]
         best = cands.gather(0, err.argmin(0, keepdim=True))[0]
     return best.reshape(-1, *([1] * (w.ndim - 1)))
 
