@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
+from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import jsonschema
 import optuna
@@ -87,6 +90,73 @@ def test_report_command(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "hypervolume" in out and "trial" in out
     assert main([str(run), "--trial", str(trial)]) == 0
     assert "blocks.0.attn.qkv" in capsys.readouterr().out
+
+
+def test_rerun_with_nothing_to_do_evaluates_and_exports_nothing(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same command on a finished study: real accuracies come from the study, the designs
+    folder is kept (same files, not rewritten), the summary says the same."""
+    from codesign.proxy import Evaluator
+
+    before = json.loads((run / "summary.json").read_text())
+    written = {p: p.stat().st_mtime_ns for p in (run / "designs").rglob("*") if p.is_file()}
+
+    def no_evaluation(*_args: object) -> float:
+        raise AssertionError("a finished study's real accuracies were evaluated again")
+
+    monkeypatch.setattr(Evaluator, "accuracy", no_evaluation)
+    assert entry(["--trials", "12", "--fps", "30", "--out", str(run.parent), "--quiet", "--json"]) == 0
+    after = json.loads((run / "summary.json").read_text())
+    assert after["new_trials"] == 0
+    for key in ("pareto_trials", "real_accuracy", "hypervolume"):
+        assert after[key] == before[key], key
+    assert {p: p.stat().st_mtime_ns for p in (run / "designs").rglob("*") if p.is_file()} == written
+    # a design folder missing a file is exported again, whole
+    lost = run / "designs" / str(before["pareto_trials"][0]) / "quant.json"
+    lost.unlink()
+    assert entry(["--trials", "12", "--fps", "30", "--out", str(run.parent), "--quiet", "--json"]) == 0
+    assert lost.is_file()
+    assert {p for p in (run / "designs").rglob("*") if p.is_file()} == set(written)
+
+
+def _dashboard_get(app: Any, path: str) -> Any:
+    """GET ``path`` from a WSGI app (optuna-dashboard's own API), parsed JSON."""
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ.update({"PATH_INFO": path, "REQUEST_METHOD": "GET", "QUERY_STRING": ""})
+    status: list[str] = []
+    body = b"".join(app(environ, lambda s, _h, *_a: status.append(s)))
+    assert status and status[0].startswith("200"), (path, status)
+    return json.loads(body)
+
+
+def test_optuna_dashboard_sees_the_feasible_set_and_front_of_pareto_csv(run: Path) -> None:
+    """optuna-dashboard (its API, as its Pareto plot reads it): a trial is feasible when every value
+    of its ``constraints`` is ≤ 0, and the front is drawn from the feasible trials only."""
+    dashboard = pytest.importorskip("optuna_dashboard")
+    app = dashboard.wsgi(f"sqlite:///{run / 'study.db'}")
+    study_id = next(
+        s["study_id"]
+        for s in _dashboard_get(app, "/api/studies")["study_summaries"]
+        if s["study_name"] == "default"
+    )
+    detail = _dashboard_get(app, f"/api/studies/{study_id}")
+    trials = [t for t in detail["trials"] if t["state"] == "Complete"]
+    feasible = {t["number"]: t["values"] for t in trials if t["constraints"] and max(t["constraints"]) <= 0}
+    with open(run / "trials.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert set(feasible) == {int(r["trial"]) for r in rows if r["feasible"] == "1"}
+    signs = [1.0 if d == "maximize" else -1.0 for d in detail["directions"]]
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        ge = [x * s >= y * s for x, y, s in zip(a, b, signs, strict=True)]
+        return all(ge) and a != b
+
+    front = {tuple(v) for v in feasible.values() if not any(dominates(w, v) for w in feasible.values())}
+    with open(run / "pareto.csv", newline="") as fh:
+        pareto = {int(r["trial"]) for r in csv.DictReader(fh)}
+    assert front == {tuple(feasible[n]) for n in pareto}
 
 
 def test_resume_adds_trials_to_the_same_study(run: Path, tmp_path: Path) -> None:

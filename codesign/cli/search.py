@@ -169,7 +169,7 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
     search_s = phases.end("trials")
     phases.announce("re-scoring the front and writing tables and plots")
     trials = trial_rows(run.optuna_study.get_trials(deepcopy=False), len(ctx.objectives))
-    outcome = rescore(ctx, analyse(trials, ctx.objectives))
+    outcome = rescore(ctx, analyse(trials, ctx.objectives), run.optuna_study, progress=not args.quiet)
     rows = write_tables(run_dir, outcome)
     info = summary(ctx, outcome)
     render_run_plots(run_dir, rows, outcome.hv_history, info)
@@ -178,9 +178,9 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
     phases.end("rescore")
     if outcome.pareto:
         phases.announce(f"exporting {len(outcome.pareto)} Pareto designs")
-        export_designs(ctx, outcome, run_dir, with_rtl=not args.no_rtl)
+        export_designs(ctx, outcome, run_dir, with_rtl=not args.no_rtl, progress=not args.quiet)
     phases.end("exports")
-    ran = len(outcome.rows) - done
+    ran = run.trials_run_here()
     info.update(
         {
             "storage": storage_url,

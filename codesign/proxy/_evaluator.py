@@ -16,6 +16,7 @@ Proxies (higher is better; only calibration images are used, never the test spli
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,7 +81,8 @@ class Evaluator:
         self.splits = splits
         self.proxy_kind = proxy_kind
         self.batch_size = batch_size
-        self.calibration = Calibration(model, splits.calib_x[: min(calib_images, n_cal)])
+        self.calibration_images = splits.calib_x[: min(calib_images, n_cal)]
+        self.calibration = Calibration(model, self.calibration_images)
         self._proxy_x = splits.calib_x[: min(proxy_images, n_cal)]
         self._proxy_y = splits.calib_y[: min(proxy_images, n_cal)]
         with torch.no_grad():
@@ -168,6 +170,17 @@ class Evaluator:
 
     def fp32_accuracy(self) -> float:
         return self.top1(self.model)
+
+    def fingerprint(self) -> str:
+        """Identifies what :meth:`accuracy` depends on besides the config: the model's weights,
+        the test split, and the calibration images (activation scales)."""
+        h = hashlib.sha256()
+        for name, t in sorted(self.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().float().contiguous().numpy().tobytes())
+        for t in (self.splits.test_x, self.splits.test_y, self.calibration_images):
+            h.update(t.detach().contiguous().numpy().tobytes())
+        return h.hexdigest()[:24]
 
 
 def timed(fn: Callable[[], float]) -> tuple[float, float]:

@@ -1,10 +1,22 @@
-"""The exported designs of a search: ``designs/<trial>/`` for every Pareto design."""
+"""The exported designs of a search: ``designs/<trial>/`` for every Pareto design.
+
+``designs.json`` (beside ``designs/``) records what each design folder was written from (a digest of its
+accelerator and quantization documents, the evaluator's fingerprint, whether Verilog was asked
+for and the codesign version): a later run whose designs would be the same keeps the folder as
+it is instead of quantizing and generating everything again.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from tqdm import tqdm
+
+import codesign
 from codesign.atomic import replace_dir_atomic
 from codesign.context import SearchContext
 from codesign.export import (
@@ -15,41 +27,98 @@ from codesign.export import (
     write_json,
 )
 from codesign.results.front import Outcome
+from codesign.space import Candidate
 from hwmodel.model import evaluate
+from hwmodel.yamlio import read_json
+
+#: Beside ``designs/`` (written after the folder is swapped in: a stale one only causes a re-export).
+MANIFEST = "designs.json"
 
 
-def export_designs(ctx: SearchContext, outcome: Outcome, run_dir: Path, with_rtl: bool = True) -> list[Path]:
-    """Write ``designs/<trial>/`` for every Pareto design (swapped in atomically as one folder)."""
-    written: list[Path] = []
+@dataclass(frozen=True)
+class _Plan:
+    """One design to export: its documents (without the calibrated activation scales) and digest."""
+
+    number: int
+    cand: Candidate
+    accel_doc: dict[str, Any]
+    accuracy: dict[str, Any]
+    digest: str
+
+
+def _plans(ctx: SearchContext, outcome: Outcome, with_rtl: bool) -> list[_Plan]:
+    fingerprint = ctx.evaluator.fingerprint() if ctx.evaluator is not None else None
+    plans = []
+    for r in outcome.pareto:
+        cand = ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant)
+        report = evaluate(ctx.workload, cand.accel, ctx.device, ctx.study.caps, detail=True)
+        accel_doc = accelerator_document(cand, ctx.workload, ctx.device, report, r.number)
+        accuracy = {
+            "proxy": r.attrs.get("proxy"),
+            "proxy_kind": ctx.study.proxy_kind,
+            "real_top1": outcome.real_accuracy.get(r.number),
+        }
+        inputs = {
+            "accelerator": accel_doc,
+            "quant": quant_document(cand.quant, ctx.layers, ctx.workload.model_name, accuracy, None),
+            "evaluator": fingerprint,
+            "rtl": with_rtl,
+            "version": codesign.__version__,
+        }
+        digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+        plans.append(_Plan(r.number, cand, accel_doc, accuracy, digest[:24]))
+    return plans
+
+
+def _manifest(plans: list[_Plan]) -> dict[str, Any]:
+    return {"designs": {str(p.number): p.digest for p in plans}}
+
+
+def _up_to_date(run_dir: Path, plans: list[_Plan], with_rtl: bool, with_model: bool) -> bool:
+    """Whether ``designs/`` already holds exactly these designs, complete."""
+    folder = run_dir / "designs"
+    try:
+        if read_json(run_dir / MANIFEST, "export manifest") != _manifest(plans):
+            return False
+    except Exception:  # no manifest, or a damaged one: export again
+        return False
+    wanted = ["accelerator.json", "quant.json"] + ["model_int.pt"] * with_model + ["rtl/engine.v"] * with_rtl
+    return all((folder / str(p.number) / f).is_file() for p in plans for f in wanted)
+
+
+def export_designs(
+    ctx: SearchContext, outcome: Outcome, run_dir: Path, with_rtl: bool = True, progress: bool = False
+) -> list[Path]:
+    """Write ``designs/<trial>/`` for every Pareto design (swapped in atomically as one folder),
+    unless the folder already holds these very designs. ``progress``: a progress bar."""
+    plans = _plans(ctx, outcome, with_rtl)
+    written = [run_dir / "designs" / str(p.number) for p in plans]
+    with_model = ctx.evaluator is not None and ctx.fixed_quant is None
+    if _up_to_date(run_dir, plans, with_rtl, with_model):
+        return written
     verilog_cache: dict[str, str] = {}
 
     def build(tmp: Path) -> None:
-        for r in outcome.pareto:
-            cand = ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant)
-            d = tmp / str(r.number)
+        for p in tqdm(plans, desc="exporting", unit="design", disable=not progress):
+            d = tmp / str(p.number)
             d.mkdir(parents=True)
-            report = evaluate(ctx.workload, cand.accel, ctx.device, ctx.study.caps, detail=True)
-            accel_doc = accelerator_document(cand, ctx.workload, ctx.device, report, r.number)
-            write_json(d / "accelerator.json", accel_doc)
-            accuracy = {
-                "proxy": r.attrs.get("proxy"),
-                "proxy_kind": ctx.study.proxy_kind,
-                "real_top1": outcome.real_accuracy.get(r.number),
-            }
+            write_json(d / "accelerator.json", p.accel_doc)
             act_scales = None
-            if ctx.evaluator is not None and ctx.fixed_quant is None:
-                qmodel = ctx.evaluator.quantized(cand.quant)
+            if with_model:
+                assert ctx.evaluator is not None
+                qmodel = ctx.evaluator.quantized(p.cand.quant)
                 write_int_model(d / "model_int.pt", qmodel)
                 act_scales = {str(k): float(v) for k, v in getattr(qmodel, "quant_act_scales", {}).items()}
-            doc = quant_document(cand.quant, ctx.layers, ctx.workload.model_name, accuracy, act_scales)
+            doc = quant_document(p.cand.quant, ctx.layers, ctx.workload.model_name, p.accuracy, act_scales)
             write_json(d / "quant.json", doc)
             if with_rtl:
-                engine_key = json.dumps(accel_doc["engines"], sort_keys=True)
+                engine_key = json.dumps(p.accel_doc["engines"], sort_keys=True)
                 if engine_key not in verilog_cache:
-                    verilog_cache[engine_key] = engine_verilog_for(cand, ctx.workload, ctx.device)
+                    verilog_cache[engine_key] = engine_verilog_for(p.cand, ctx.workload, ctx.device)
                 (d / "rtl").mkdir()
                 (d / "rtl" / "engine.v").write_text(verilog_cache[engine_key], encoding="utf-8")
-            written.append(run_dir / "designs" / str(r.number))
 
+    (run_dir / MANIFEST).unlink(missing_ok=True)  # until the new designs are in place
     replace_dir_atomic(run_dir / "designs", build)
+    write_json(run_dir / MANIFEST, _manifest(plans))
     return written

@@ -1,22 +1,65 @@
-"""Re-scoring after a search: the real top-1 accuracy of every Pareto design and baseline."""
+"""Re-scoring after a search: the real top-1 accuracy of every Pareto design and baseline.
+
+The accuracies are kept in the Optuna study (study user attribute ``real_top1``: the evaluator's
+fingerprint and the top-1 per quantization config), so a run that resumes a finished study, or
+another worker's run, evaluates only the configs not seen before with this model and test split.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
+from typing import Any
+
+import optuna
+from tqdm import tqdm
 
 from codesign.context import SearchContext
+from codesign.quant import QuantConfig
 from codesign.results.front import Outcome
 
+#: The study user attribute holding the real accuracies already measured.
+REAL_TOP1_ATTR = "real_top1"
 
-def rescore(ctx: SearchContext, outcome: Outcome) -> Outcome:
+
+def quant_key(config: QuantConfig) -> str:
+    """A stable identity of a quantization config (the real accuracy depends on nothing else)."""
+    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _known(study: optuna.Study | None, fingerprint: str) -> dict[str, float]:
+    if study is None:
+        return {}
+    stored: Any = study.user_attrs.get(REAL_TOP1_ATTR)
+    if not isinstance(stored, dict) or stored.get("fingerprint") != fingerprint:
+        return {}
+    top1 = stored.get("top1")
+    if not isinstance(top1, dict):
+        return {}
+    return {str(k): float(v) for k, v in top1.items() if isinstance(v, int | float)}
+
+
+def rescore(
+    ctx: SearchContext, outcome: Outcome, study: optuna.Study | None = None, progress: bool = False
+) -> Outcome:
     """``outcome`` with the real top-1 accuracy of every Pareto design and every baseline (none
-    without an evaluator: a hardware-only search)."""
+    without an evaluator: a hardware-only search). ``study``: where measured accuracies are kept
+    between runs; ``progress``: a progress bar over the configs still to evaluate."""
     if ctx.evaluator is None:
         return outcome
     targets = {r.number: r for r in outcome.pareto}
     targets.update({r.number: r for r in outcome.rows if r.baseline})
+    configs = {
+        n: ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant).quant for n, r in sorted(targets.items())
+    }
+    fingerprint = ctx.evaluator.fingerprint()
+    known = _known(study, fingerprint)
+    todo = {quant_key(c): c for c in configs.values() if quant_key(c) not in known}
+    for key, config in tqdm(todo.items(), desc="re-scoring", unit="design", disable=not progress or not todo):
+        known[key] = ctx.evaluator.accuracy(config)
+    if todo and study is not None:
+        study.set_user_attr(REAL_TOP1_ATTR, {"fingerprint": fingerprint, "top1": known})
     real = dict(outcome.real_accuracy)
-    for number, r in sorted(targets.items()):
-        cand = ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant)
-        real[number] = ctx.evaluator.accuracy(cand.quant)
+    real.update({n: known[quant_key(c)] for n, c in configs.items()})
     return replace(outcome, real_accuracy=real)
