@@ -136,6 +136,31 @@ def test_two_workers_share_one_postgresql_study(tmp_path: Path, pg_url: str) -> 
     assert again.returncode == 0 and json.loads(again.stdout)["new_trials"] == 0, again.stderr
 
 
+@pytest.mark.slow
+def test_two_commands_on_one_run_folder_count_their_own_trials(tmp_path: Path) -> None:
+    """Two ``codesign.search`` commands started together on one run folder (its SQLite storage):
+    each reports the trials it ran itself, and together they ran the study's."""
+    budget = 30
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    procs = [
+        subprocess.Popen(
+            command(tmp_path, storage, budget, 1),
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    complete = [t for t in trials_of(storage) if t.state == TrialState.COMPLETE]
+    counts = [json.loads(out)["new_trials"] for out, _ in outs]
+    assert sum(counts) == len(complete), counts
+    # each count is that command's own trials in the storage
+    assert sorted(c for c in counts if c) == sorted(Counter(t.user_attrs["run"] for t in complete).values())
+
+
 def wait_for(storage: str, min_complete: int, proc: subprocess.Popen[str], timeout_s: float = 120) -> None:
     """Until the study has ``min_complete`` COMPLETE trials and a RUNNING one (mid-trial)."""
     deadline = time.monotonic() + timeout_s

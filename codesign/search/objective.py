@@ -14,12 +14,16 @@ from codesign.scoring import Score, constraint_values, score
 from codesign.search.recovery import worker_label
 from codesign.space import Candidate
 
+#: The system attribute holding a trial's constraint values as one list (Optuna < 5's format).
+DASHBOARD_CONSTRAINTS = "constraints"
+
 
 class Objective:
     """The callable Optuna runs per trial; equal candidates are scored once (cache)."""
 
-    def __init__(self, ctx: SearchContext) -> None:
+    def __init__(self, ctx: SearchContext, run_id: str = "") -> None:
         self.ctx = ctx
+        self.run_id = run_id
         self.fps_target = ctx.study.fps
         self.cache: dict[str, Score] = {}
         self.cache_hits = 0
@@ -38,6 +42,8 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         trial.set_user_attr("worker", worker_label())  # who ran it: journal crash recovery, diagnostics
+        if self.run_id:
+            trial.set_user_attr("run", self.run_id)  # which invocation: its count of new trials
         params = self.ctx.space.suggest(trial, self.ctx.layers, quantize=self.ctx.fixed_quant is None)
         cand = self.candidate(params)
         key = cand.key()
@@ -53,4 +59,7 @@ class Objective:
             warnings.filterwarnings("ignore", message="The constraint value is ignored")
             trial.set_constraint("fps", fps_gap)
             trial.set_constraint("resources", resource_gap)
+        # the list under "constraints" is what optuna-dashboard (0.21) reads to tell feasible trials
+        # from infeasible ones; Optuna reads it too (as constraints "0" and "1", the same values)
+        trial.storage.set_trial_system_attr(trial._trial_id, DASHBOARD_CONSTRAINTS, [fps_gap, resource_gap])
         return cached.values

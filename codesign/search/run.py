@@ -11,11 +11,13 @@ own sampler stream).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
+from optuna.trial import TrialState
 
 from codesign.context import SearchContext, build_context
 from codesign.search.baselines import enqueue_baselines
@@ -41,6 +43,9 @@ class SearchRun:
     seed_base: int
     #: Names of the baselines enqueued into a new study (none when resumed, none in a worker).
     baselines: tuple[str, ...] = ()
+    #: Identifies one ``python -m codesign.search`` invocation (its main process and its pooled
+    #: workers): stored on every trial they run, so the run counts its own trials among others'.
+    run_id: str = ""
 
     @property
     def heartbeats(self) -> bool:
@@ -60,20 +65,36 @@ class SearchRun:
         optuna_study.sampler = make_sampler(study, seed_offset=seed_base, parallel=parallel)
         baselines = tuple(enqueue_baselines(optuna_study, context)) if created else ()
         return cls._primed(
-            study, context, storage_url, storage, optuna_study, cache_dir, seed_base, baselines
+            study,
+            context,
+            storage_url,
+            storage,
+            optuna_study,
+            cache_dir,
+            seed_base,
+            baselines,
+            run_id=uuid.uuid4().hex[:12],
         )
 
     @classmethod
     def join(
-        cls, study: Study, storage_url: str, seed_base: int, seed_offset: int, cache_dir: Path | None = None
+        cls,
+        study: Study,
+        storage_url: str,
+        seed_base: int,
+        seed_offset: int,
+        cache_dir: Path | None = None,
+        run_id: str = "",
     ) -> SearchRun:
         """A worker process: the Optuna study the main process opened, sampled with its own stream
-        (seed offset ``seed_base + seed_offset``) as one of several workers."""
+        (seed offset ``seed_base + seed_offset``) as one of several workers of run ``run_id``."""
         context = build_context(study, cache_dir=cache_dir)
         storage = open_storage(storage_url)
         sampler = make_sampler(study, seed_offset=seed_base + seed_offset, parallel=True)
         optuna_study = optuna.load_study(study_name=study.name, storage=storage, sampler=sampler)
-        return cls._primed(study, context, storage_url, storage, optuna_study, cache_dir, seed_base, ())
+        return cls._primed(
+            study, context, storage_url, storage, optuna_study, cache_dir, seed_base, (), run_id
+        )
 
     @classmethod
     def _primed(
@@ -86,9 +107,24 @@ class SearchRun:
         cache_dir: Path | None,
         seed_base: int,
         baselines: tuple[str, ...],
+        run_id: str,
     ) -> SearchRun:
-        objective = Objective(context)
+        objective = Objective(context, run_id)
         objective.prime(optuna_study.get_trials(deepcopy=False))
         return cls(
-            study, context, storage_url, storage, optuna_study, objective, cache_dir, seed_base, baselines
+            study,
+            context,
+            storage_url,
+            storage,
+            optuna_study,
+            objective,
+            cache_dir,
+            seed_base,
+            baselines,
+            run_id=run_id,
         )
+
+    def trials_run_here(self) -> int:
+        """COMPLETE trials of the study run by this invocation (main process and pooled workers)."""
+        trials = self.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return sum(1 for t in trials if self.run_id and t.user_attrs.get("run") == self.run_id)

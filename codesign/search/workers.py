@@ -43,6 +43,7 @@ class WorkerSpec:
     index: int
     seed_base: int = 0
     timeout_s: float | None = None
+    run_id: str = ""
 
 
 def worker_main(spec: WorkerSpec, barrier: Any = None) -> None:
@@ -53,7 +54,12 @@ def worker_main(spec: WorkerSpec, barrier: Any = None) -> None:
     """
     try:
         run = SearchRun.join(
-            spec.study, spec.storage_url, spec.seed_base, SEED_STRIDE * spec.index, spec.cache_dir
+            spec.study,
+            spec.storage_url,
+            spec.seed_base,
+            SEED_STRIDE * spec.index,
+            spec.cache_dir,
+            run_id=spec.run_id,
         )
     except UserError as exc:
         sys.stderr.write(error_line(f"codesign.search: worker {spec.index}", str(exc)))
@@ -113,7 +119,9 @@ class WorkerPool:
         """Tell every pooled process to join ``run`` and work to ``budget`` COMPLETE trials."""
         for i in range(1, len(self.procs) + 1):
             self.inbox.put(
-                WorkerSpec(run.study, run.storage_url, run.cache_dir, budget, i, run.seed_base, timeout_s)
+                WorkerSpec(
+                    run.study, run.storage_url, run.cache_dir, budget, i, run.seed_base, timeout_s, run.run_id
+                )
             )
 
     def join(self) -> list[str]:
