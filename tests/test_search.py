@@ -98,6 +98,7 @@ def test_rerun_with_nothing_to_do_evaluates_and_exports_nothing(
     """The same command on a finished study: real accuracies come from the study, the designs
     folder is kept (same files, not rewritten), the summary says the same."""
     from codesign.proxy import Evaluator
+    from codesign.proxy._linear import LinearizedKL
 
     before = json.loads((run / "summary.json").read_text())
     written = {p: p.stat().st_mtime_ns for p in (run / "designs").rglob("*") if p.is_file()}
@@ -105,7 +106,11 @@ def test_rerun_with_nothing_to_do_evaluates_and_exports_nothing(
     def no_evaluation(*_args: object) -> float:
         raise AssertionError("a finished study's real accuracies were evaluated again")
 
+    def no_proxy(*_args: object) -> None:
+        raise AssertionError("the proxy's terms were prepared for a run with no trial to do")
+
     monkeypatch.setattr(Evaluator, "accuracy", no_evaluation)
+    monkeypatch.setattr(LinearizedKL, "__init__", no_proxy)
     assert entry(["--trials", "12", "--fps", "30", "--out", str(run.parent), "--quiet", "--json"]) == 0
     after = json.loads((run / "summary.json").read_text())
     assert after["new_trials"] == 0

@@ -9,7 +9,7 @@ import optuna
 import pytest
 from runfolder import tree_hash
 
-from codesign.atomic import replace_dir_atomic, write_text_atomic
+from codesign.atomic import replace_dir_atomic, write_text_atomic, write_text_if_changed
 from codesign.cli.search import entry
 from codesign.context import build_context
 from codesign.quant import QuantConfig
@@ -55,6 +55,17 @@ def test_failed_file_write_keeps_old_file(tmp_path: Path) -> None:
         write_atomic(path, half_way)
     assert path.read_text() == "trial\n1\n"
     assert [p.name for p in tmp_path.iterdir()] == ["pareto.csv"]
+
+
+def test_same_text_is_not_rewritten(tmp_path: Path) -> None:
+    """A table that already holds the same text (CSV lines end in \\r\\n) keeps its file."""
+    path = tmp_path / "trials.csv"
+    assert write_text_if_changed(path, "trial\r\n1\r\n")
+    stamp = path.stat().st_mtime_ns
+    assert not write_text_if_changed(path, "trial\r\n1\r\n")
+    assert path.stat().st_mtime_ns == stamp
+    assert write_text_if_changed(path, "trial\r\n2\r\n")
+    assert path.read_bytes() == b"trial\r\n2\r\n"
 
 
 def test_export_designs_failing_half_way_keeps_previous_designs(tmp_path: Path) -> None:

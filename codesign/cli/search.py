@@ -160,27 +160,34 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
         raise
     ctx = run.context
     phases = Phases(t0, quiet=args.quiet)
-    phases.end("setup")  # model, data, proxy terms, storage, baselines
     done = len(run.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if study.trials > done:
+        ctx.prepare_proxy(progress=not args.quiet)
+    phases.end("setup")  # model, data, storage, baselines, proxy terms (when trials are left to run)
     if study.trials > done:
         for line in workers.run(run, study.trials, args.timeout, show_progress_bar=not args.quiet):
             sys.stderr.write(f"{COMMAND}: warning: {line}\n")
     workers.stop()
     search_s = phases.end("trials")
     phases.announce("re-scoring the front and writing tables and plots")
-    trials = trial_rows(run.optuna_study.get_trials(deepcopy=False), len(ctx.objectives))
+    frozen = run.optuna_study.get_trials(deepcopy=False)
+    trials = trial_rows(frozen, len(ctx.objectives))
     outcome = rescore(ctx, analyse(trials, ctx.objectives), run.optuna_study, progress=not args.quiet)
-    rows = write_tables(run_dir, outcome)
+    rows, changed = write_tables(run_dir, outcome)
     info = summary(ctx, outcome)
-    render_run_plots(run_dir, rows, outcome.hv_history, info)
-    if outcome.rows:
-        pareto_html(run.optuna_study, ctx.objectives, run_dir / "pareto.html")
+    plots = [
+        run_dir / n for n in ("pareto.png", "hypervolume.png", *(("pareto.html",) if outcome.rows else ()))
+    ]
+    if changed or not all(p.is_file() for p in plots):  # the same tables: the plots are drawn already
+        render_run_plots(run_dir, rows, outcome.hv_history, info)
+        if outcome.rows:
+            pareto_html(run.optuna_study, ctx.objectives, run_dir / "pareto.html")
     phases.end("rescore")
     if outcome.pareto:
         phases.announce(f"exporting {len(outcome.pareto)} Pareto designs")
         export_designs(ctx, outcome, run_dir, with_rtl=not args.no_rtl, progress=not args.quiet)
     phases.end("exports")
-    ran = run.trials_run_here()
+    ran = run.trials_run_here(frozen)
     info.update(
         {
             "storage": storage_url,

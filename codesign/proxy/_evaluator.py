@@ -16,6 +16,7 @@ Proxies (higher is better; only calibration images are used, never the test spli
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -82,16 +83,24 @@ class Evaluator:
         self.proxy_kind = proxy_kind
         self.batch_size = batch_size
         self.calibration_images = splits.calib_x[: min(calib_images, n_cal)]
-        self.calibration = Calibration(model, self.calibration_images)
         self._proxy_x = splits.calib_x[: min(proxy_images, n_cal)]
         self._proxy_y = splits.calib_y[: min(proxy_images, n_cal)]
-        with torch.no_grad():
-            self._fp32_logp = F.log_softmax(model(self._proxy_x), dim=-1)
-        self._fp32_top1 = self._fp32_logp.argmax(-1)
         self._layer_names = layer_names(model)
-        self._linear = LinearizedKL(model, self._proxy_x, self.calibration) if proxy_kind == "linkl" else None
+        # built on first use (a re-run with nothing left to do needs none of them)
+        self._linear: LinearizedKL | None = None
         self._proxy_memo: dict[QuantConfig, ProxyScores] = {}
         self._acc_memo: dict[QuantConfig, torch.Tensor] = {}
+
+    @functools.cached_property
+    def calibration(self) -> Calibration:
+        """Activation samples and quantized weights of the calibration images (built on first use:
+        one FP32 forward pass)."""
+        return Calibration(self.model, self.calibration_images)
+
+    @functools.cached_property
+    def _fp32_logp(self) -> torch.Tensor:
+        with torch.no_grad():
+            return F.log_softmax(self.model(self._proxy_x), dim=-1)
 
     def layer_names(self) -> list[str]:
         return list(self._layer_names)
@@ -108,7 +117,7 @@ class Evaluator:
             logp = F.log_softmax(qmodel(self._proxy_x), dim=-1)
         p32 = self._fp32_logp.exp()
         kl = float((p32 * (self._fp32_logp - logp)).sum(-1).mean())
-        agree = 100.0 * float((logp.argmax(-1) == self._fp32_top1).float().mean())
+        agree = 100.0 * float((logp.argmax(-1) == self._fp32_logp.argmax(-1)).float().mean())
         soft = float(-(p32 * logp).sum(-1).mean())
         hard = float(F.nll_loss(logp, self._proxy_y))
         scores = ProxyScores(-kl, agree, -(soft + hard), time.perf_counter() - t0)
@@ -121,18 +130,23 @@ class Evaluator:
         return self._linear
 
     def precompute(
-        self, space: QuantSpace, config: QuantConfig | None = None, cache: Path | None = None
+        self,
+        space: QuantSpace,
+        config: QuantConfig | None = None,
+        cache: Path | None = None,
+        progress: bool = False,
     ) -> int:
         """Cache the ``linkl`` terms of every per-layer choice of ``space`` (methods of
         ``config``, default ``QuantConfig.uniform("W8A8")``); returns the number of terms.
 
         ``cache``: a file that keeps the terms between runs (resumes, other workers); it is
-        used only when it was written for this model and these proxy images.
+        used only when it was written for this model and these proxy images. ``progress``: a
+        progress bar over the layers.
         """
         cfg = config or QuantConfig.uniform("W8A8")
         linear = self.linear()
         loaded = linear.load_terms(cache) if cache is not None and cache.is_file() else 0
-        total = linear.precompute(space.weight_bits, space.act_bits, space.pot_ratio, cfg)
+        total = linear.precompute(space.weight_bits, space.act_bits, space.pot_ratio, cfg, progress=progress)
         if cache is not None and total > loaded:
             write_atomic(cache, linear.save_terms)
         return total

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from codesign.nn_attrs import child_module, tensor_attr
 from codesign.quant import (
@@ -167,12 +168,15 @@ class LinearizedKL:
         act_bits: tuple[int, ...],
         pot_ratios: tuple[float, ...],
         config: QuantConfig,
+        progress: bool = False,
     ) -> int:
         """Fill the memo for every per-layer choice of a search space (methods from ``config``);
-        returns the number of cached terms."""
+        returns the number of cached terms. ``progress``: a progress bar over the layers (shown
+        only when some term is missing)."""
         am, wm = config.act_calibration, config.weight_calibration
         soft = "log2" if config.softmax == "log2" else "unsigned"
-        for name in self.names:
+        bar = tqdm(self.names, desc="proxy terms", unit="layer", disable=not progress, delay=1.0)
+        for name in bar:
             if is_matmul_layer(name):
                 first = soft if name.endswith(".sv") else "fixed"
                 for b in act_bits:

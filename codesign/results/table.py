@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from codesign.atomic import write_text_atomic
+from codesign.atomic import write_text_if_changed
 from codesign.errors import UserError
 from codesign.results.front import Outcome
 from codesign.results.trials import TrialRow
@@ -102,7 +102,8 @@ def _cell(value: Any) -> Any:
     return int(value) if isinstance(value, bool) else value
 
 
-def write_rows(path: Path, rows: Sequence[ResultRow], objectives: Sequence[str]) -> Path:
+def write_rows(path: Path, rows: Sequence[ResultRow], objectives: Sequence[str]) -> bool:
+    """Write the rows as CSV (unless the file holds them already); whether it wrote."""
     columns = [*CSV_FIELDS, *(OBJECTIVE_PREFIX + o for o in objectives)]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns)
@@ -111,7 +112,7 @@ def write_rows(path: Path, rows: Sequence[ResultRow], objectives: Sequence[str])
         cells = {k: _cell(getattr(row, k)) for k in CSV_FIELDS}
         cells.update({OBJECTIVE_PREFIX + o: _cell(row.objectives.get(o)) for o in objectives})
         writer.writerow(cells)
-    return write_text_atomic(path, buf.getvalue())
+    return write_text_if_changed(path, buf.getvalue())
 
 
 def _parse(column: str, text: str) -> Any:
@@ -148,8 +149,9 @@ def read_rows(path: Path) -> list[ResultRow]:
     return rows
 
 
-def write_history(path: Path, history: Sequence[tuple[int, float]]) -> Path:
-    return write_text_atomic(path, "trial,hypervolume\n" + "".join(f"{n},{hv}\n" for n, hv in history))
+def write_history(path: Path, history: Sequence[tuple[int, float]]) -> bool:
+    """Write ``hypervolume.csv`` (unless the file holds this history already); whether it wrote."""
+    return write_text_if_changed(path, "trial,hypervolume\n" + "".join(f"{n},{hv}\n" for n, hv in history))
 
 
 def read_history(path: Path) -> list[tuple[int, float]]:
@@ -160,10 +162,13 @@ def read_history(path: Path) -> list[tuple[int, float]]:
         raise UserError(f"{path}: not a hypervolume table codesign.search writes") from exc
 
 
-def write_tables(run_dir: Path, outcome: Outcome) -> list[ResultRow]:
-    """``trials.csv``, ``pareto.csv`` and ``hypervolume.csv`` of ``outcome``; its result rows."""
+def write_tables(run_dir: Path, outcome: Outcome) -> tuple[list[ResultRow], bool]:
+    """``trials.csv``, ``pareto.csv`` and ``hypervolume.csv`` of ``outcome``: its result rows, and
+    whether any table changed (files that already hold the same table are not rewritten)."""
     rows = result_rows(outcome)
-    write_rows(run_dir / "trials.csv", rows, outcome.objectives)
-    write_rows(run_dir / "pareto.csv", [r for r in rows if r.pareto], outcome.objectives)
-    write_history(run_dir / "hypervolume.csv", outcome.hv_history)
-    return rows
+    changed = [
+        write_rows(run_dir / "trials.csv", rows, outcome.objectives),
+        write_rows(run_dir / "pareto.csv", [r for r in rows if r.pareto], outcome.objectives),
+        write_history(run_dir / "hypervolume.csv", outcome.hv_history),
+    ]
+    return rows, any(changed)

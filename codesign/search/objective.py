@@ -4,6 +4,7 @@ the constraints."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -31,7 +32,7 @@ class Objective:
     def candidate(self, params: dict[str, Any]) -> Candidate:
         return self.ctx.space.decode(params, self.ctx.layers, self.ctx.fixed_quant)
 
-    def prime(self, trials: list[FrozenTrial]) -> None:
+    def prime(self, trials: Sequence[FrozenTrial]) -> None:
         """Reuse the results of finished trials (a resumed study, other workers)."""
         names = self.ctx.objectives
         for t in trials:

@@ -12,12 +12,13 @@ own sampler stream).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from codesign.context import SearchContext, build_context
 from codesign.search.baselines import enqueue_baselines
@@ -61,7 +62,8 @@ class SearchRun:
         context = build_context(study, cache_dir=cache_dir)
         storage = open_storage(storage_url)
         optuna_study, created = open_study(context, storage)
-        seed_base = len(optuna_study.get_trials(deepcopy=False))
+        existing = optuna_study.get_trials(deepcopy=False)
+        seed_base = len(existing)
         optuna_study.sampler = make_sampler(study, seed_offset=seed_base, parallel=parallel)
         baselines = tuple(enqueue_baselines(optuna_study, context)) if created else ()
         return cls._primed(
@@ -74,6 +76,7 @@ class SearchRun:
             seed_base,
             baselines,
             run_id=uuid.uuid4().hex[:12],
+            trials=existing,
         )
 
     @classmethod
@@ -108,9 +111,11 @@ class SearchRun:
         seed_base: int,
         baselines: tuple[str, ...],
         run_id: str,
+        trials: Sequence[FrozenTrial] | None = None,
     ) -> SearchRun:
+        """The run with its objective primed by ``trials`` (default: the study's, fetched now)."""
         objective = Objective(context, run_id)
-        objective.prime(optuna_study.get_trials(deepcopy=False))
+        objective.prime(optuna_study.get_trials(deepcopy=False) if trials is None else trials)
         return cls(
             study,
             context,
@@ -124,7 +129,11 @@ class SearchRun:
             run_id=run_id,
         )
 
-    def trials_run_here(self) -> int:
-        """COMPLETE trials of the study run by this invocation (main process and pooled workers)."""
-        trials = self.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return sum(1 for t in trials if self.run_id and t.user_attrs.get("run") == self.run_id)
+    def trials_run_here(self, trials: Sequence[FrozenTrial]) -> int:
+        """How many of ``trials`` (the study's) this invocation completed (main process and pooled
+        workers)."""
+        return sum(
+            1
+            for t in trials
+            if t.state == TrialState.COMPLETE and self.run_id and t.user_attrs.get("run") == self.run_id
+        )

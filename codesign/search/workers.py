@@ -64,6 +64,7 @@ def worker_main(spec: WorkerSpec, barrier: Any = None) -> None:
     except UserError as exc:
         sys.stderr.write(error_line(f"codesign.search: worker {spec.index}", str(exc)))
         raise SystemExit(2) from None
+    run.context.prepare_proxy()  # from the main process's cache file when it wrote one
     if barrier is not None:
         barrier.wait()
     optimize_budget(run.optuna_study, run.objective, spec.budget, run.heartbeats, spec.timeout_s)
