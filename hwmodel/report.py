@@ -1,7 +1,8 @@
 """``python -m hwmodel.report --model M --device D [--config accel.json] [--json]``.
 
 Prints the per-layer table of one design (op, M, N, K, precision, PoT ratio, tiles, compute vs
-memory cycles, bound, DSP/LUT/BRAM of the parts the layer keeps busy) and the totals. Without
+memory cycles, bound, PE use, the BRAM36 its tiles' buffers take) and the totals: every layer runs
+on the one array, so DSP/LUT/FF are the design's, printed once. Without
 ``--config`` it reports the documented default design (:mod:`hwmodel.design`).
 """
 
@@ -30,8 +31,7 @@ def format_table(report: dict[str, Any], device: dict[str, Any]) -> str:
     """The per-layer table and totals as fixed-width text (from ``DesignReport.to_dict()``)."""
     head = (
         f"{'op':<24} {'kind':<10} {'M':>5} {'N':>5} {'K':>5} {'xR':>3} {'prec':>6} {'pot':>5} {'lanes':>5} "
-        f"{'tiles Tm×Tn×Tk':>16} {'compute':>10} {'memory':>10} {'bound':>9} {'PE%':>5} "
-        f"{'DSP':>5} {'LUT':>7} {'BRAM36':>7}"
+        f"{'tiles Tm×Tn×Tk':>16} {'compute':>10} {'memory':>10} {'bound':>9} {'PE%':>5} {'BRAM36':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in report["layers"]:
@@ -47,8 +47,7 @@ def format_table(report: dict[str, Any], device: dict[str, Any]) -> str:
             f"{r['name']:<24} {r['kind']:<10} {r['m']:>5} {r['n']:>5} {r['k']:>5} {r['repeat']:>3} {prec:>6} "
             f"{r['pot_ratio']:>5.2f} {r['lanes'] or '-':>5} {tiles:>16} {r['compute_cycles']:>10,} "
             f"{r['memory_cycles']:>10,} "
-            f"{r['bound']:>9} {100 * r['pe_utilisation']:>5.1f} {r['dsp']:>5} {r['lut']:>7,} "
-            f"{r['bram36']:>7.1f}"
+            f"{r['bound']:>9} {100 * r['pe_utilisation']:>5.1f} {r['bram36']:>7.1f}"
         )
     res, util = report["resources"], report["utilisation"]
     violations = report["violations"]

@@ -169,7 +169,7 @@ class Evaluator:
     def top1(self, model: nn.Module) -> float:
         """Top-1 accuracy (%) of ``model`` on the test split."""
         hits = self.correct(model)
-        return 100.0 * float(hits.float().mean()) if hits.numel() else 0.0
+        return 100.0 * int(hits.sum()) / hits.numel() if hits.numel() else 0.0
 
     def correct_for(self, config: QuantConfig) -> torch.Tensor:
         """:meth:`correct` of the fake-quantized model of ``config`` (cached per config)."""
@@ -180,7 +180,7 @@ class Evaluator:
     def accuracy(self, config: QuantConfig) -> float:
         """Real top-1 accuracy (%) of the fake-quantized model on the test split."""
         hits = self.correct_for(config)
-        return 100.0 * float(hits.float().mean()) if hits.numel() else 0.0
+        return 100.0 * int(hits.sum()) / hits.numel() if hits.numel() else 0.0
 
     def fp32_accuracy(self) -> float:
         return self.top1(self.model)

@@ -9,7 +9,16 @@ from codesign.results.table import ResultRow
 
 
 def _f(v: float | None, fmt: str) -> str:
-    return "-" if v is None else format(float(v), fmt)
+    """``v`` formatted, or ``-`` right-aligned to the same width when missing."""
+    return format("-", ">" + fmt.split(".")[0]) if v is None else format(float(v), fmt)
+
+
+#: Printed under the table: what the accuracy columns are.
+LEGEND = (
+    "proxy: the study's accuracy proxy, higher is better (linkl, kl: −KL divergence of the logits from\n"
+    "the FP32 model's, 0 = no loss); top-1 %: real accuracy on the test split, measured for the Pareto\n"
+    "designs and the baselines; '-': not measured (hardware-only search)"
+)
 
 
 def _s(v: Any) -> str:
@@ -34,4 +43,5 @@ def format_pareto(rows: Sequence[ResultRow]) -> str:
         )
     if not rows:
         lines.append("(no feasible design)")
+    lines.append(LEGEND)
     return "\n".join(lines)
