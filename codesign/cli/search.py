@@ -151,15 +151,17 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
     created = first_missing_folder(Path(args.out) / study.name)
     run_dir = prepare_run_dir(args.out, study.name)
     storage_url = args.storage or default_storage(run_dir)
+    phases = Phases(t0, quiet=args.quiet)
     try:
-        run = SearchRun.open(study, storage_url, cache_dir=run_dir, parallel=args.workers > 1)
+        run = SearchRun.open(
+            study, storage_url, cache_dir=run_dir, parallel=args.workers > 1, announce=phases.announce
+        )
     except BaseException:
         # a set-up that fails (bad space, device, model, storage) leaves no run folder behind
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
         raise
     ctx = run.context
-    phases = Phases(t0, quiet=args.quiet)
     done = len(run.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if study.trials > done:
         ctx.prepare_proxy(progress=not args.quiet)

@@ -12,7 +12,7 @@ own sampler stream).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,16 +55,26 @@ class SearchRun:
 
     @classmethod
     def open(
-        cls, study: Study, storage_url: str, cache_dir: Path | None = None, parallel: bool = False
+        cls,
+        study: Study,
+        storage_url: str,
+        cache_dir: Path | None = None,
+        parallel: bool = False,
+        announce: Callable[[str], None] | None = None,
     ) -> SearchRun:
         """The main process: create the Optuna study (and enqueue the baselines) or resume it.
-        ``parallel``: other workers will share it (their running trials are "constant liars")."""
+        ``parallel``: other workers will share it (their running trials are "constant liars");
+        ``announce``: told before a slow step of a valid set-up starts (nothing before the inputs
+        are validated: bad input gets one line)."""
+        say = announce or (lambda _what: None)
         context = build_context(study, cache_dir=cache_dir)
         storage = open_storage(storage_url)
         optuna_study, created = open_study(context, storage)
         existing = optuna_study.get_trials(deepcopy=False)
         seed_base = len(existing)
         optuna_study.sampler = make_sampler(study, seed_offset=seed_base, parallel=parallel)
+        if created:
+            say("choosing the baselines' hardware (coordinate ascent over the space)")
         baselines = tuple(enqueue_baselines(optuna_study, context)) if created else ()
         return cls._primed(
             study,
