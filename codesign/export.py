@@ -70,6 +70,7 @@ def quant_document(
             "act_calibration": quant.act_calibration,
             "weight_calibration": quant.weight_calibration,
             "softmax": quant.softmax,
+            "nonlinear": quant.nonlinear,
         },
         "accuracy": accuracy,
         "config": quant.to_dict(),

@@ -49,6 +49,8 @@ F64 = npt.NDArray[np.float64]
 
 #: Widest input or output (int64 intermediates stay exact up to here, rows ≤ 2^LOG2_MAX_ROW).
 MAX_BITS = 16
+#: Width of the non-linear units' input and output codes in the quantized model and the hardware.
+NONLINEAR_BITS = 16
 #: Fraction bits of the constants and of exp / erf values.
 CONST_FRAC = 15
 #: log2(e) in 14 fraction bits (the exponent multiplier of the softmax).

@@ -10,20 +10,26 @@ LayerNorm, GELU; :mod:`hwmodel.intops`, which the RTL check shares) and their :c
 from codesign.quant._config import (
     ALLOWED_BITS,
     FLOAT_BITS,
+    NONLINEAR_MODES,
     LayerQuant,
+    NonlinearMode,
     QuantConfig,
     parse_precision,
 )
 from codesign.quant._model import (
     Calibration,
+    IntNonlinear,
     QuantAttention,
     QuantConv2d,
     QuantLinear,
     QWeight,
     export_int_model,
     load_int_model,
+    nonlinear_modules,
+    nonlinear_points,
     quantize_model,
     quantize_weight,
+    softmax_point,
 )
 from codesign.quant._quantizers import QUANTIZERS, Quantizer, get_quantizer
 from hwmodel.intops import INT_OPS, IntOp, IntSpec
@@ -33,11 +39,14 @@ __all__ = [
     "ALLOWED_BITS",
     "FLOAT_BITS",
     "INT_OPS",
+    "NONLINEAR_MODES",
     "QUANTIZERS",
     "Calibration",
+    "IntNonlinear",
     "IntOp",
     "IntSpec",
     "LayerQuant",
+    "NonlinearMode",
     "QWeight",
     "QuantAttention",
     "QuantConfig",
@@ -49,7 +58,10 @@ __all__ = [
     "is_matmul_layer",
     "layer_names",
     "load_int_model",
+    "nonlinear_modules",
+    "nonlinear_points",
     "parse_precision",
     "quantize_model",
     "quantize_weight",
+    "softmax_point",
 ]
