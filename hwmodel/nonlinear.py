@@ -1,0 +1,66 @@
+"""Cycles of the non-linear units (softmax, LayerNorm, GELU) as :mod:`hwmodel.rtl.nonlinear` builds them.
+
+A unit has ``lanes`` independent lanes. GELU is a 4-stage pipeline taking one element per lane
+and cycle. Softmax and LayerNorm give each lane whole rows, one after another, each row held in
+the lane's row buffer (2^log2_rows words; ``log2_rows`` covers the longest row of the workload)
+and read back twice (softmax: exp pass and normalise pass) or once (LayerNorm: normalise pass).
+Per row of N elements, from its first input to the next row's first input:
+
+* softmax:   ``3N + Q + 5``, Q = out_bits + 13 reciprocal steps (one quotient bit a cycle);
+* LayerNorm: ``2N + S + Q + 3``, S = log2_rows + in_bits square-root steps (one result bit a
+  cycle), Q = K + 1 reciprocal steps (K = in_bits + 12 + out_frac + 2).
+
+An op of ``rows`` rows on ``lanes`` lanes takes ``⌈rows/lanes⌉`` row times (the last row's last
+output is in the cycle before); GELU over E elements takes ``⌈E/lanes⌉ + 4`` cycles. The tests
+hold the PyRTL simulation to these formulas cycle for cycle.
+"""
+
+from __future__ import annotations
+
+from hwmodel.intops import CONST_FRAC, INT_OPS, NONLINEAR_BITS, IntSpec, layernorm_k, softmax_k
+
+#: Pipeline depth of a GELU lane (element in → its result out).
+GELU_LATENCY = 4
+#: The non-linear unit kinds (:data:`hwmodel.intops.INT_OPS` keys, the workload's op kinds).
+KINDS: tuple[str, ...] = tuple(INT_OPS)
+
+
+def design_spec(kind: str) -> IntSpec:
+    """The formats the accelerator's units are built for (the quantized model's ``nonlinear: int``
+    uses the same widths; the input fraction bits only move constants, not the structure)."""
+    return INT_OPS[kind].spec(NONLINEAR_BITS, NONLINEAR_BITS - 6, NONLINEAR_BITS)
+
+
+def reciprocal_steps(kind: str, spec: IntSpec, log2_rows: int) -> int:
+    """Quotient bits of the row reciprocal ⌊2^K / D⌋ (D ≥ 2^15 for softmax, ≥ 1 for LayerNorm)."""
+    if kind == "softmax":
+        return softmax_k(spec) - CONST_FRAC + 1
+    return layernorm_k(spec) + 1
+
+
+def isqrt_steps(spec: IntSpec, log2_rows: int) -> int:
+    """Result bits of LayerNorm's ⌊√(N·S2 − S1²)⌋ (the radicand is below 2^(2·steps))."""
+    return log2_rows + spec.in_bits
+
+
+def row_cycles(kind: str, spec: IntSpec, row_len: int, log2_rows: int) -> int:
+    """Cycles one lane spends on a row of ``row_len`` (first input → the next row's first input)."""
+    n = row_len
+    if kind == "softmax":
+        return 3 * n + reciprocal_steps(kind, spec, log2_rows) + 5
+    if kind == "layernorm":
+        return 2 * n + isqrt_steps(spec, log2_rows) + reciprocal_steps(kind, spec, log2_rows) + 3
+    raise ValueError(f"{kind}: not a row-wise unit")
+
+
+def log2_rows_for(row_len: int) -> int:
+    """Address bits of a row buffer that holds ``row_len`` elements."""
+    return max(1, (row_len - 1).bit_length())
+
+
+def op_cycles(kind: str, rows: int, row_len: int, lanes: int, log2_rows: int) -> int:
+    """Cycles of one op (``rows`` × ``row_len``) on a unit of ``lanes`` lanes built for
+    :func:`design_spec` with ``log2_rows`` buffer address bits."""
+    if kind == "gelu":
+        return -(-rows * row_len // lanes) + GELU_LATENCY
+    return -(-rows // lanes) * row_cycles(kind, design_spec(kind), row_len, log2_rows)
