@@ -25,10 +25,9 @@ COEFFICIENTS_PATH = Path(__file__).parent / "calibration" / "coefficients.json"
 
 @dataclass(frozen=True)
 class NonlinearCost:
-    """One lane of a pipelined non-linear unit (softmax, LayerNorm, GELU)."""
+    """Fabric of one lane of a non-linear unit (softmax, LayerNorm, GELU); its cycles are
+    :mod:`hwmodel.nonlinear`'s, its row buffer is priced as a buffer (:mod:`hwmodel.buffers`)."""
 
-    passes: int
-    pipeline_cycles: int
     lut_per_lane: float
     ff_per_lane: float
     dsp_per_lane: int

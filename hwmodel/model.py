@@ -16,9 +16,10 @@ Per GEMM layer (tiles Tm×Tn×Tk clipped to the layer, loop order m → n → k,
   which nothing hides; heads (``repeat``) run one after another as one stream of tiles (the next
   head's first tile loads while the last one of this head computes).
 
-Non-linear ops run on their own pipelined units (``nonlinear_lanes`` lanes each) between GEMMs:
-``passes·⌈elements/lanes⌉ + pipeline`` cycles. Resources: the compute engine the design builds
-(:func:`design_engine`, priced by :mod:`hwmodel.cost`), double-buffered banked
+Non-linear ops run on their own units (``nonlinear_lanes`` lanes each) between GEMMs, with the
+cycles of :mod:`hwmodel.nonlinear` (the PyRTL units' exact counts; softmax and LayerNorm rows
+one after another per lane, GELU one element per lane and cycle). Resources: the compute engine
+the design builds (:func:`design_engine`, priced by :mod:`hwmodel.cost`), double-buffered banked
 A/B/C buffers in BRAM36 or LUT RAM (:mod:`hwmodel.buffers`, sized for the largest tile: A one
 bank per row, B and C one bank per column), non-linear units, and a fixed system part.
 """
@@ -38,6 +39,7 @@ from hwmodel.cycles import FIXED_DRAIN, POT_DRAIN
 from hwmodel.device import Device
 from hwmodel.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, required_acc_bits
 from hwmodel.errors import UserError
+from hwmodel.nonlinear import BUFFER_BITS, log2_rows_for, op_cycles
 from hwmodel.workload import GemmOp, Workload
 
 F64 = npt.NDArray[np.float64]
@@ -403,13 +405,22 @@ def _oriented_timing(
     )
 
 
-def _nonlinear_cycles(workload: Workload, lanes: int, coef: Coefficients) -> I64:
+def _nonlinear_cycles(workload: Workload, lanes: int) -> I64:
     """Cycles of each non-linear op (in :attr:`Workload.nonlinears` order) on ``lanes`` lanes."""
-    out = np.zeros(len(workload.nonlinears), dtype=np.int64)
-    for kind, (idx, elements) in workload.nonlinear_groups.items():
-        c = coef.nonlinear[kind]
-        out[idx] = c.passes * -(-elements // lanes) + c.pipeline_cycles
-    return out
+    log2_rows = nonlinear_row_bits(workload)
+    return np.array(
+        [op_cycles(op.kind, op.rows, op.row_len, lanes, log2_rows[op.kind]) for op in workload.nonlinears],
+        dtype=np.int64,
+    )
+
+
+def nonlinear_row_bits(workload: Workload) -> dict[str, int]:
+    """Per non-linear kind, the row-buffer address bits its units are built with (the longest
+    row of that kind in the workload; GELU has no row buffer: 0)."""
+    longest: dict[str, int] = {}
+    for op in workload.nonlinears:
+        longest[op.kind] = max(longest.get(op.kind, 1), op.row_len)
+    return {k: 0 if k == "gelu" else log2_rows_for(n) for k, n in longest.items()}
 
 
 def _tile_buffers(
@@ -442,13 +453,9 @@ def _tile_buffers(
 
 def _buffers(workload: Workload, engine: EngineConfig, la: _LayerArrays, lanes: int) -> list[Buffer]:
     bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
-    longest = {kind: 0 for kind in ("softmax", "layernorm")}
-    for op in workload.nonlinears:
-        if op.kind in longest:
-            longest[op.kind] = max(longest[op.kind], op.row_len)
-    for kind, row_len in longest.items():
-        if row_len:
-            bufs.append(Buffer(f"{kind}_rows", lanes, -(-row_len // lanes), 16, double_buffered=False))
+    for kind, log2_rows in nonlinear_row_bits(workload).items():
+        if log2_rows:  # one row buffer per lane (hwmodel.rtl.nonlinear)
+            bufs.append(Buffer(f"{kind}_rows", lanes, 1 << log2_rows, BUFFER_BITS, double_buffered=False))
     return bufs
 
 
@@ -503,7 +510,7 @@ def evaluate(
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
     timing = _gemm_timing(workload, engine, la, bpc, coef)
-    nl_cycles = _nonlinear_cycles(workload, config.nonlinear_lanes, coef)
+    nl_cycles = _nonlinear_cycles(workload, config.nonlinear_lanes)
     gemm_cycles = int(timing.latency.sum())
     total = gemm_cycles + int(nl_cycles.sum())
 

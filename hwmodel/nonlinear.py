@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from hwmodel.intops import CONST_FRAC, INT_OPS, NONLINEAR_BITS, IntSpec, layernorm_k, softmax_k
 
+#: Width of a row-buffer word (input codes and exp values ≤ 2^15 both fit).
+BUFFER_BITS = 16
 #: Pipeline depth of a GELU lane (element in → its result out).
 GELU_LATENCY = 4
 #: The non-linear unit kinds (:data:`hwmodel.intops.INT_OPS` keys, the workload's op kinds).

@@ -53,12 +53,10 @@ from hwmodel.intops import (
     layernorm_k,
     softmax_k,
 )
-from hwmodel.nonlinear import GELU_LATENCY, isqrt_steps, reciprocal_steps
+from hwmodel.nonlinear import BUFFER_BITS, GELU_LATENCY, isqrt_steps, reciprocal_steps
 from hwmodel.rtl.dsp import sext
 
 Wire: TypeAlias = pyrtl.WireVector
-#: Width of a row-buffer word: input codes and exp values (≤ 2^15) both fit.
-BUFFER_BITS = 16
 
 
 def _sub(a: Wire, b: Wire, bits: int) -> Wire:
