@@ -39,7 +39,14 @@ from hwmodel.cycles import FIXED_DRAIN, POT_DRAIN
 from hwmodel.device import Device
 from hwmodel.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, required_acc_bits
 from hwmodel.errors import UserError
-from hwmodel.nonlinear import BUFFER_BITS, log2_rows_for, op_cycles
+from hwmodel.nonlinear import (
+    UnitResources,
+    log2_rows_for,
+    op_cycles,
+    row_buffer,
+    row_buffer_memory,
+    unit_resources,
+)
 from hwmodel.workload import GemmOp, Workload
 
 F64 = npt.NDArray[np.float64]
@@ -114,6 +121,8 @@ class DesignReport:
     layers: tuple[LayerResult, ...] = field(default=())
     #: exact partial sums need this many bits more than the engine's accumulator holds (0: none)
     acc_bits_over: int = 0
+    #: the part of :attr:`resources` the non-linear units take (fabric, DSPs and row buffers)
+    nonlinear_resources: Resources = Resources(0, 0, 0, 0.0)
 
     @property
     def feasible(self) -> bool:
@@ -157,6 +166,7 @@ class DesignReport:
             "nonlinear_cycles": self.nonlinear_cycles,
             "offchip_bytes": self.offchip_bytes,
             "resources": asdict(self.resources),
+            "nonlinear_resources": asdict(self.nonlinear_resources),
             "utilisation": self.utilisation,
             "feasible": self.feasible,
             "violations": list(self.violations),
@@ -423,6 +433,17 @@ def nonlinear_row_bits(workload: Workload) -> dict[str, int]:
     return {k: 0 if k == "gelu" else log2_rows_for(n) for k, n in longest.items()}
 
 
+def nonlinear_units(
+    workload: Workload, lanes: int, synth_family: str, coef: Coefficients
+) -> dict[str, UnitResources]:
+    """Fabric and DSPs of each non-linear unit the workload needs (``lanes`` lanes, row buffers
+    sized for its longest row; the buffers themselves are priced with the other buffers)."""
+    return {
+        kind: unit_resources(coef.nonlinear_for(synth_family, kind), lanes, log2_rows)
+        for kind, log2_rows in nonlinear_row_bits(workload).items()
+    }
+
+
 def _tile_buffers(
     engine: EngineConfig, la: _LayerArrays, i: int | None, wb_fix: int, wb_pot: int
 ) -> list[Buffer]:
@@ -454,8 +475,9 @@ def _tile_buffers(
 def _buffers(workload: Workload, engine: EngineConfig, la: _LayerArrays, lanes: int) -> list[Buffer]:
     bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
     for kind, log2_rows in nonlinear_row_bits(workload).items():
-        if log2_rows:  # one row buffer per lane (hwmodel.rtl.nonlinear)
-            bufs.append(Buffer(f"{kind}_rows", lanes, 1 << log2_rows, BUFFER_BITS, double_buffered=False))
+        buf = row_buffer(kind, lanes, log2_rows)  # one row buffer per lane (hwmodel.rtl.nonlinear)
+        if buf is not None:
+            bufs.append(buf)
     return bufs
 
 
@@ -519,19 +541,28 @@ def evaluate(
     bufs = _buffers(workload, engine, la, config.nonlinear_lanes)
     banks = sum(b.banks for b in bufs)
     mems = [b.memory(device.synth_family) for b in bufs]
-    lanes = config.nonlinear_lanes
-    nl = coef.nonlinear.values()
-    dsp = eng.dsp + lanes * sum(c.dsp_per_lane for c in nl) + int(sysc["dsp_const"])
+    nl = nonlinear_units(workload, config.nonlinear_lanes, device.synth_family, coef).values()
+    nl_mem = [
+        row_buffer_memory(kind, config.nonlinear_lanes, bits, device.synth_family)
+        for kind, bits in nonlinear_row_bits(workload).items()
+    ]
+    nl_res = Resources(
+        dsp=sum(u.dsp for u in nl),
+        lut=round(sum(u.lut for u in nl) + sum(m.lut for m in nl_mem)),
+        ff=round(sum(u.ff for u in nl) + sum(m.ff for m in nl_mem)),
+        bram36=float(sum(m.bram36 for m in nl_mem)),
+    )
+    dsp = eng.dsp + sum(u.dsp for u in nl) + int(sysc["dsp_const"])
     lut = (
         eng.lut
-        + lanes * sum(c.lut_per_lane for c in nl)
+        + sum(u.lut for u in nl)
         + sysc["lut_const"]
         + banks * sysc["lut_per_buffer_bank"]
         + sum(m.lut for m in mems)
     )
     ff = (
         eng.ff
-        + lanes * sum(c.ff_per_lane for c in nl)
+        + sum(u.ff for u in nl)
         + sysc["ff_const"]
         + banks * sysc["ff_per_buffer_bank"]
         + sum(m.ff for m in mems)
@@ -581,6 +612,7 @@ def evaluate(
         violations=tuple(violations),
         acc_bits_over=acc_over,
         layers=layers,
+        nonlinear_resources=nl_res,
     )
 
 

@@ -17,6 +17,9 @@ hold the PyRTL simulation to these formulas cycle for cycle.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from hwmodel.buffers import BankMemory, Buffer
 from hwmodel.intops import CONST_FRAC, INT_OPS, NONLINEAR_BITS, IntSpec, layernorm_k, softmax_k
 
 #: Width of a row-buffer word (input codes and exp values ≤ 2^15 both fit).
@@ -27,10 +30,16 @@ GELU_LATENCY = 4
 KINDS: tuple[str, ...] = tuple(INT_OPS)
 
 
+def unit_spec(kind: str, bits: int) -> IntSpec:
+    """The formats a unit of ``bits``-bit inputs and outputs is built for (6 integer bits in; the
+    input fraction bits only move constants, not the structure)."""
+    return INT_OPS[kind].spec(bits, bits - 6, bits)
+
+
 def design_spec(kind: str) -> IntSpec:
     """The formats the accelerator's units are built for (the quantized model's ``nonlinear: int``
-    uses the same widths; the input fraction bits only move constants, not the structure)."""
-    return INT_OPS[kind].spec(NONLINEAR_BITS, NONLINEAR_BITS - 6, NONLINEAR_BITS)
+    uses the same widths)."""
+    return unit_spec(kind, NONLINEAR_BITS)
 
 
 def reciprocal_steps(kind: str, spec: IntSpec, log2_rows: int) -> int:
@@ -55,9 +64,31 @@ def row_cycles(kind: str, spec: IntSpec, row_len: int, log2_rows: int) -> int:
     raise ValueError(f"{kind}: not a row-wise unit")
 
 
+def row_buffer(kind: str, lanes: int, log2_rows: int) -> Buffer | None:
+    """The row buffers of a unit: one bank of 2^log2_rows × 16 per lane (none for GELU)."""
+    if kind == "gelu" or not log2_rows:
+        return None
+    return Buffer(f"{kind}_rows", lanes, 1 << log2_rows, BUFFER_BITS, double_buffered=False)
+
+
+def row_buffer_memory(kind: str, lanes: int, log2_rows: int, synth_family: str) -> BankMemory:
+    """How the unit's row buffers are built (BRAM or LUT RAM, :mod:`hwmodel.buffers`)."""
+    buf = row_buffer(kind, lanes, log2_rows)
+    return BankMemory(0.0) if buf is None else buf.memory(synth_family)
+
+
 def log2_rows_for(row_len: int) -> int:
     """Address bits of a row buffer that holds ``row_len`` elements."""
     return max(1, (row_len - 1).bit_length())
+
+
+def stream_cycles(kind: str, spec: IntSpec, row_lens: list[int], lanes: int, log2_rows: int) -> int:
+    """Cycles of a stream of rows (lengths ``row_lens``, row i on lane i mod lanes, each lane's
+    rows back to back) from the first input to the cycle after the last output."""
+    per_lane = [row_lens[lane::lanes] for lane in range(lanes)]
+    if kind == "gelu":
+        return max(sum(lens) for lens in per_lane) + GELU_LATENCY
+    return max(sum(row_cycles(kind, spec, n, log2_rows) for n in lens) for lens in per_lane)
 
 
 def op_cycles(kind: str, rows: int, row_len: int, lanes: int, log2_rows: int) -> int:
@@ -66,3 +97,39 @@ def op_cycles(kind: str, rows: int, row_len: int, lanes: int, log2_rows: int) ->
     if kind == "gelu":
         return -(-rows * row_len // lanes) + GELU_LATENCY
     return -(-rows // lanes) * row_cycles(kind, design_spec(kind), row_len, log2_rows)
+
+
+#: Features of the fitted resource model of a unit (per lane: a constant, per input bit, per
+#: row-buffer address bit), the keys of ``coefficients.json`` → ``nonlinear`` → family → kind →
+#: ``lut`` / ``ff`` / ``dsp``.
+UNIT_FEATURES: tuple[str, ...] = ("lane", "lane_bit", "lane_row_bit")
+
+
+def unit_features(lanes: int, in_bits: int, log2_rows: int) -> dict[str, float]:
+    """Structural features of a unit of ``lanes`` lanes (what the fitted model weighs)."""
+    return {
+        "lane": float(lanes),
+        "lane_bit": float(lanes * in_bits),
+        "lane_row_bit": float(lanes * log2_rows),
+    }
+
+
+@dataclass(frozen=True)
+class UnitResources:
+    """Fabric and DSP slices of one non-linear unit (its row buffers are priced as buffers)."""
+
+    lut: float
+    ff: float
+    dsp: int
+
+
+def unit_resources(
+    coef: dict[str, dict[str, float]], lanes: int, log2_rows: int, in_bits: int = NONLINEAR_BITS
+) -> UnitResources:
+    """Resources of a unit from its fitted coefficients (``{"lut": {...}, "ff": {...}, "dsp": {...}}``)."""
+    feats = unit_features(lanes, in_bits, log2_rows)
+
+    def fit(part: str) -> float:
+        return sum(coef[part].get(k, 0.0) * v for k, v in feats.items())
+
+    return UnitResources(lut=fit("lut"), ff=fit("ff"), dsp=round(fit("dsp")))

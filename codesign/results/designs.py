@@ -10,6 +10,8 @@ from codesign.context import SearchContext
 from codesign.export import (
     accelerator_document,
     engine_verilog_for,
+    nonlinear_units_for,
+    nonlinear_verilog,
     quant_document,
     write_int_model,
     write_json,
@@ -49,6 +51,11 @@ def export_designs(ctx: SearchContext, outcome: Outcome, run_dir: Path, with_rtl
                     verilog_cache[engine_key] = engine_verilog_for(cand, ctx.workload, ctx.device)
                 (d / "rtl").mkdir()
                 (d / "rtl" / "engine.v").write_text(verilog_cache[engine_key], encoding="utf-8")
+                for unit in nonlinear_units_for(cand, ctx.workload):  # softmax, LayerNorm, GELU
+                    key = json.dumps(unit)
+                    if key not in verilog_cache:
+                        verilog_cache[key] = nonlinear_verilog(*unit)
+                    (d / "rtl" / f"{unit[0]}.v").write_text(verilog_cache[key], encoding="utf-8")
             written.append(run_dir / "designs" / str(r.number))
 
     replace_dir_atomic(run_dir / "designs", build)

@@ -55,6 +55,7 @@ from hwmodel.intops import (
 )
 from hwmodel.nonlinear import BUFFER_BITS, GELU_LATENCY, isqrt_steps, reciprocal_steps
 from hwmodel.rtl.dsp import sext
+from hwmodel.rtl.verilog import working_block_verilog
 
 Wire: TypeAlias = pyrtl.WireVector
 
@@ -473,3 +474,10 @@ def simulate_unit(
         outputs.append(np.array(got[lane][taken[lane] : taken[lane] + len(r)], dtype=np.int64))
         taken[lane] += len(r)
     return UnitRun(outputs, last_out + 1, starts)
+
+
+def unit_verilog(kind: str, spec: IntSpec, lanes: int, log2_rows: int, module_name: str = "toplevel") -> str:
+    """Verilog of a unit of ``lanes`` lanes (resets the PyRTL working block and builds it)."""
+    pyrtl.reset_working_block()
+    build_unit(kind, spec, lanes, log2_rows)
+    return working_block_verilog(module_name)
