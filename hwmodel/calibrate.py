@@ -25,9 +25,11 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy.optimize import nnls
@@ -255,22 +257,33 @@ def memory_row(point: tuple[str, int, int]) -> MemoryRow:
     return MemoryRow(family, depth, width, res.bram36, res.lutram, res.lut, res.ff, res.yosys_version)
 
 
-def write_memory_table(rows: list[MemoryRow], path: Path = MEMORY_TABLE_PATH) -> None:
+Row = TypeVar("Row", "MemoryRow", "NonlinearRow")
+
+
+def _write_rows(rows: Sequence[Any], kind: type, path: Path) -> None:
+    """A CSV table of flat dataclass rows (one column per field)."""
     with open(path, "w", encoding="utf-8", newline="") as fh:
-        wr = csv.DictWriter(fh, fieldnames=[f.name for f in fields(MemoryRow)], lineterminator="\n")
+        wr = csv.DictWriter(fh, fieldnames=[f.name for f in fields(kind)], lineterminator="\n")
         wr.writeheader()
         for row in rows:
             wr.writerow(asdict(row))
 
 
+def _read_rows(kind: type[Row], path: Path) -> list[Row]:
+    """The rows of a table written by :func:`_write_rows`."""
+    types = {f.name: f.type for f in fields(kind)}
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = [{k: _typed(v, types[k]) for k, v in raw.items()} for raw in csv.DictReader(fh)]
+    return [kind(**row) for row in rows]  # type: ignore[arg-type]
+
+
+def write_memory_table(rows: list[MemoryRow], path: Path = MEMORY_TABLE_PATH) -> None:
+    _write_rows(rows, MemoryRow, path)
+
+
 def read_memory_table(path: Path = MEMORY_TABLE_PATH) -> list[MemoryRow]:
     """The committed buffer-bank synthesis table."""
-    kinds = {f.name: f.type for f in fields(MemoryRow)}
-    with open(path, encoding="utf-8", newline="") as fh:
-        return [
-            MemoryRow(**{k: _typed(v, kinds[k]) for k, v in raw.items()})  # type: ignore[arg-type]
-            for raw in csv.DictReader(fh)
-        ]
+    return _read_rows(MemoryRow, path)
 
 
 def run_memory_grid(jobs: int) -> list[MemoryRow]:
@@ -366,21 +379,12 @@ def nonlinear_row(point: tuple[str, str, int, int, int]) -> NonlinearRow:
 
 
 def write_nonlinear_table(rows: list[NonlinearRow], path: Path = NONLINEAR_TABLE_PATH) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        wr = csv.DictWriter(fh, fieldnames=[f.name for f in fields(NonlinearRow)], lineterminator="\n")
-        wr.writeheader()
-        for row in rows:
-            wr.writerow(asdict(row))
+    _write_rows(rows, NonlinearRow, path)
 
 
 def read_nonlinear_table(path: Path = NONLINEAR_TABLE_PATH) -> list[NonlinearRow]:
     """The committed non-linear unit synthesis table."""
-    kinds = {f.name: f.type for f in fields(NonlinearRow)}
-    with open(path, encoding="utf-8", newline="") as fh:
-        return [
-            NonlinearRow(**{k: _typed(v, kinds[k]) for k, v in raw.items()})  # type: ignore[arg-type]
-            for raw in csv.DictReader(fh)
-        ]
+    return _read_rows(NonlinearRow, path)
 
 
 def unit_total_lut(row: NonlinearRow) -> int:

@@ -7,8 +7,9 @@ and read back twice (softmax: exp pass and normalise pass) or once (LayerNorm: n
 Per row of N elements, from its first input to the next row's first input:
 
 * softmax:   ``3N + Q + 5``, Q = out_bits + 13 reciprocal steps (one quotient bit a cycle);
-* LayerNorm: ``2N + S + Q + 3``, S = log2_rows + in_bits square-root steps (one result bit a
-  cycle), Q = K + 1 reciprocal steps (K = in_bits + 12 + out_frac + 2).
+* LayerNorm: ``2N + M + S + Q + 4``, M = in_bits + log2_rows + 1 shift-add steps (N·S2 and S1²,
+  one bit a cycle), S = log2_rows + in_bits square-root steps (one result bit a cycle), Q = K + 1
+  reciprocal steps (K = in_bits + 12 + out_frac + 2).
 
 An op of ``rows`` rows on ``lanes`` lanes takes ``⌈rows/lanes⌉`` row times (the last row's last
 output is in the cycle before); GELU over E elements takes ``⌈E/lanes⌉ + 4`` cycles. The tests
@@ -54,13 +55,19 @@ def isqrt_steps(spec: IntSpec, log2_rows: int) -> int:
     return log2_rows + spec.in_bits
 
 
+def variance_steps(spec: IntSpec, log2_rows: int) -> int:
+    """Shift-add steps of LayerNorm's N·S2 and S1² (the bits of |S1|)."""
+    return spec.in_bits + log2_rows + 1
+
+
 def row_cycles(kind: str, spec: IntSpec, row_len: int, log2_rows: int) -> int:
     """Cycles one lane spends on a row of ``row_len`` (first input → the next row's first input)."""
     n = row_len
     if kind == "softmax":
         return 3 * n + reciprocal_steps(kind, spec, log2_rows) + 5
     if kind == "layernorm":
-        return 2 * n + isqrt_steps(spec, log2_rows) + reciprocal_steps(kind, spec, log2_rows) + 3
+        steps = variance_steps(spec, log2_rows) + isqrt_steps(spec, log2_rows)
+        return 2 * n + steps + reciprocal_steps(kind, spec, log2_rows) + 4
     raise ValueError(f"{kind}: not a row-wise unit")
 
 

@@ -23,10 +23,11 @@ bank of 2^log2_rows × 16 bits, registered read):
 4. normalise: the buffer is read again, e·R shifted and clamped; element i on ``out_data`` in
    cycle 2N + Q + 5 + i. The last output is in cycle 3N + Q + 4; ``ready`` rises the cycle after.
 
-**LayerNorm** (:func:`layernorm_lane`), same buffer: load (S1 += q, S2 += q², N cycles); one cycle
-for V = N·S2 − S1²; bitwise integer square root, one result bit a cycle (log2_rows + in_bits
-cycles); restoring division ⌊2^K / max(√V, 1)⌋ (K + 1 cycles); normalise as softmax's (element i
-on ``out_data`` N + 1 + (log2_rows + in_bits) + (K + 1) + 2 + i cycles after the first input).
+**LayerNorm** (:func:`layernorm_lane`), same buffer: load (S1 += q, S2 += q², N cycles);
+V = N·S2 − S1² by two shift-add multipliers (M = in_bits + log2_rows + 1 steps, plus a load and a
+difference cycle); bitwise integer square root, one result bit a cycle (S = log2_rows + in_bits
+cycles); restoring division ⌊2^K / max(√V, 1)⌋ (Q = K + 1 cycles); normalise as softmax's
+(element i on ``out_data`` N + M + S + Q + 4 + i cycles after the first input).
 
 :mod:`hwmodel.nonlinear` states these counts as formulas; the tests hold the simulation to them.
 """
@@ -53,7 +54,7 @@ from hwmodel.intops import (
     layernorm_k,
     softmax_k,
 )
-from hwmodel.nonlinear import BUFFER_BITS, GELU_LATENCY, isqrt_steps, reciprocal_steps
+from hwmodel.nonlinear import BUFFER_BITS, GELU_LATENCY, isqrt_steps, reciprocal_steps, variance_steps
 from hwmodel.rtl.dsp import sext
 from hwmodel.rtl.verilog import working_block_verilog
 
@@ -181,6 +182,42 @@ class _Divider:
         self.done = self.step == steps - 1
 
 
+def _read_flags(reading: Wire, count: Wire, n: Wire) -> tuple[Wire, Wire]:
+    """(valid, last) of the buffer read issued in the cycle before (read data is registered).
+
+    Latency: 1 cycle. Area: two flip-flops and a comparator.
+    """
+    v1, last1 = pyrtl.Register(1), pyrtl.Register(1)
+    v1.next <<= reading
+    last1.next <<= reading & (count == n - 1)
+    return v1, last1
+
+
+def _normalised_out(state: Wire, v1: Wire, last1: Wire, y: Wire) -> tuple[Wire, Wire, Wire]:
+    """The output registers (valid, data, last) of the normalise pass: ``y`` of the element read
+    two cycles earlier. Latency: 1 cycle after the read data. Area: ``len(y) + 3`` flip-flops."""
+    norm1 = pyrtl.Register(1)
+    norm1.next <<= state == _NORM
+    out_valid, out_data, out_last = pyrtl.Register(1), pyrtl.Register(len(y)), pyrtl.Register(1)
+    out_valid.next <<= v1 & norm1
+    out_last.next <<= last1 & norm1
+    out_data.next <<= y
+    return out_valid, out_data, out_last
+
+
+def _recip_and_normalise(state: Wire, divider: _Divider, reading: Wire, count: Wire, out_last: Wire) -> None:
+    """The last two phases of a row (inside the lane's ``conditional_assignment``): the divider
+    runs, then the buffer is read once more; after the last output the lane takes a new row."""
+    with state == _RECIP, divider.done:
+        state.next |= _NORM
+    with state == _NORM:
+        with reading:
+            count.next |= count + 1
+        with out_last:
+            state.next |= _LOAD
+            count.next |= 0
+
+
 def _row_buffer(log2_rows: int) -> tuple[pyrtl.MemBlock, Wire]:
     mem = pyrtl.MemBlock(bitwidth=BUFFER_BITS, addrwidth=log2_rows, max_read_ports=1)
     return mem, pyrtl.Register(BUFFER_BITS)
@@ -189,7 +226,7 @@ def _row_buffer(log2_rows: int) -> tuple[pyrtl.MemBlock, Wire]:
 # ----------------------------------------------------------------------------- softmax
 
 
-_LOAD, _PASS, _ROOT, _RECIP, _NORM = 0, 1, 2, 3, 4
+_LOAD, _PASS, _ROOT, _RECIP, _NORM, _MUL, _VAR = 0, 1, 2, 3, 4, 5, 6
 
 
 def softmax_lane(valid: Wire, q: Wire, last: Wire, spec: IntSpec, log2_rows: int) -> tuple[Wire, Wire, Wire]:
@@ -220,9 +257,7 @@ def softmax_lane(valid: Wire, q: Wire, last: Wire, spec: IntSpec, log2_rows: int
     raddr = count[:log2_rows]
     rdata.next <<= mem[raddr]
     # pipeline valid/last flags: read issued (v0) → data (v1) → stage a (v2) → e (v3)
-    v1, last1 = pyrtl.Register(1), pyrtl.Register(1)
-    v1.next <<= reading
-    last1.next <<= reading & (count == n - 1)
+    v1, last1 = _read_flags(reading, count, n)
     # exp stage a: u = ⌊−d·L2E / 2^14⌋ (d = q − max ≤ 0, so −d ≥ 0)
     neg_d = _sub(qmax, rdata[: len(q)], dbits)
     u = (neg_d[: dbits - 1] * pyrtl.Const(L2E))[L2E_FRAC:]
@@ -264,12 +299,7 @@ def softmax_lane(valid: Wire, q: Wire, last: Wire, spec: IntSpec, log2_rows: int
     ny = (rdata[: CONST_FRAC + 1] * divider.quot)[k - spec.out_bits :]
     top = (1 << spec.out_bits) - 1
     y = pyrtl.select(ny > top, pyrtl.Const(top, bitwidth=spec.out_bits), ny[: spec.out_bits])
-    out_valid, out_data, out_last = pyrtl.Register(1), pyrtl.Register(spec.out_bits), pyrtl.Register(1)
-    norm1 = pyrtl.Register(1)
-    norm1.next <<= state == _NORM
-    out_valid.next <<= v1 & norm1
-    out_last.next <<= last1 & norm1
-    out_data.next <<= y
+    out_valid, out_data, out_last = _normalised_out(state, v1, last1, y)
     bigger = pyrtl.signed_gt(q, qmax)
     with pyrtl.conditional_assignment:
         with state == _LOAD, valid:
@@ -287,14 +317,7 @@ def softmax_lane(valid: Wire, q: Wire, last: Wire, spec: IntSpec, log2_rows: int
             total.next |= pyrtl.select(v3, (total + e_reg)[:sum_bits], total)
             with v3 & last3:
                 state.next |= _RECIP
-        with state == _RECIP, divider.done:
-            state.next |= _NORM
-        with state == _NORM:
-            with reading:
-                count.next |= count + 1
-            with out_last:
-                state.next |= _LOAD
-                count.next |= 0
+        _recip_and_normalise(state, divider, reading, count, out_last)
     return ready, out_valid, out_data
 
 
@@ -306,10 +329,12 @@ def layernorm_lane(
 ) -> tuple[Wire, Wire, Wire]:
     """Integer LayerNorm (without γ, β) of one row at a time: returns (ready, out_valid, out_data).
 
-    Latency: :func:`hwmodel.nonlinear.row_cycles` (``2N + (log2_rows + in_bits) + (K + 1) + 3``)
-    cycles from a row's first input to the next row's. Area: the row buffer, S1/S2
-    accumulators and the q² multiplier, the N·S2 and S1² multipliers, the square-root
-    iteration, the divider, the (N·q − S1)·R multiplier and clamp, the FSM and counters.
+    Latency: :func:`hwmodel.nonlinear.row_cycles` (``2N + M + S + Q + 4``: M = in_bits +
+    log2_rows + 1 shift-add steps for N·S2 and S1², S = log2_rows + in_bits square-root steps,
+    Q = K + 1 reciprocal steps) cycles from a row's first input to the next row's. Area: the row
+    buffer, S1/S2 accumulators and the q² multiplier, two shift-add multipliers (N·S2 and S1², once
+    per row: adders instead of wide DSP products), the square-root iteration, the divider, the
+    (N·q − S1)·R multiplier and clamp, the FSM and counters.
     """
     k = layernorm_k(spec)
     steps = reciprocal_steps("layernorm", spec, log2_rows)
@@ -331,8 +356,14 @@ def layernorm_lane(
     mem[count[:log2_rows]] <<= pyrtl.MemBlock.EnabledWrite(sext(q, BUFFER_BITS), accept)
     sq = _smul(q, q, s2_bits)
     first = count == 0
-    # V = N·S2 − S1² (the one cycle in state _PASS), then the square root
-    v = (n.zero_extended(vbits) * s2.zero_extended(vbits))[:vbits] - _smul(s1, s1, vbits)[:vbits]
+    # V = N·S2 − S1²: operands loaded in _PASS, one bit of N and of |S1| a cycle in _MUL (both
+    # products exact modulo 2^vbits, which V fits), the difference taken in _VAR
+    mbits = variance_steps(spec, log2_rows)
+    a1, a2 = pyrtl.Register(nbits), pyrtl.Register(mbits)
+    b1, b2 = pyrtl.Register(vbits), pyrtl.Register(vbits)
+    acc1, acc2 = pyrtl.Register(vbits), pyrtl.Register(vbits)
+    mstep = pyrtl.Register(_bits(mbits))
+    s1_mag = pyrtl.select(s1[-1], (~s1 + 1)[:s1_bits], s1).zero_extended(mbits)
     vshift = pyrtl.Register(vbits)
     res = pyrtl.Register(root)
     rem = pyrtl.Register(root + 1)
@@ -347,14 +378,8 @@ def layernorm_lane(
     num = _sub(_smul(n.zero_extended(nbits + 1), rdata[: len(q)], num_bits), s1, num_bits)
     prod = pyrtl.signed_mult(num, divider.quot.zero_extended(steps + 1))
     y = _clamp_signed(_asr(prod, k - spec.out_frac), spec.out_bits)
-    v1, last1, norm1 = pyrtl.Register(1), pyrtl.Register(1), pyrtl.Register(1)
-    v1.next <<= reading
-    last1.next <<= reading & (count == n - 1)
-    norm1.next <<= state == _NORM
-    out_valid, out_data, out_last = pyrtl.Register(1), pyrtl.Register(spec.out_bits), pyrtl.Register(1)
-    out_valid.next <<= v1 & norm1
-    out_last.next <<= last1 & norm1
-    out_data.next <<= y
+    v1, last1 = _read_flags(reading, count, n)
+    out_valid, out_data, out_last = _normalised_out(state, v1, last1, y)
     with pyrtl.conditional_assignment:
         with state == _LOAD, valid:
             count.next |= pyrtl.select(last, pyrtl.Const(0), count + 1)
@@ -364,7 +389,24 @@ def layernorm_lane(
                 n.next |= count + 1
                 state.next |= _PASS
         with state == _PASS:
-            vshift.next |= v
+            a1.next |= n
+            b1.next |= s2.zero_extended(vbits)
+            a2.next |= s1_mag
+            b2.next |= s1_mag.zero_extended(vbits)
+            acc1.next |= 0
+            acc2.next |= 0
+            mstep.next |= 0
+            state.next |= _MUL
+        with state == _MUL:
+            for a, b, acc in ((a1, b1, acc1), (a2, b2, acc2)):
+                acc.next |= pyrtl.select(a[0], (acc + b)[:vbits], acc)
+                a.next |= pyrtl.concat(pyrtl.Const(0, bitwidth=1), a[1:])
+                b.next |= pyrtl.concat(b[: vbits - 1], pyrtl.Const(0, bitwidth=1))
+            mstep.next |= mstep + 1
+            with mstep == mbits - 1:
+                state.next |= _VAR
+        with state == _VAR:
+            vshift.next |= (acc1 - acc2)[:vbits]
             res.next |= 0
             rem.next |= 0
             rstep.next |= 0
@@ -376,14 +418,7 @@ def layernorm_lane(
             rstep.next |= rstep + 1
             with rstep == root - 1:
                 state.next |= _RECIP
-        with state == _RECIP, divider.done:
-            state.next |= _NORM
-        with state == _NORM:
-            with reading:
-                count.next |= count + 1
-            with out_last:
-                state.next |= _LOAD
-                count.next |= 0
+        _recip_and_normalise(state, divider, reading, count, out_last)
     return ready, out_valid, out_data
 
 
