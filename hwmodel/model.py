@@ -538,36 +538,30 @@ def evaluate(
 
     eng = engine_resources(engine, device.synth_family, coef)
     sysc = coef.system
-    bufs = _buffers(workload, engine, la, config.nonlinear_lanes)
-    banks = sum(b.banks for b in bufs)
-    mems = [b.memory(device.synth_family) for b in bufs]
+    # the GEMM tile buffers carry the system's per-bank overhead; the non-linear units' row
+    # buffers are addressed inside the units (their synthesised RTL)
+    tile_bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
+    banks = sum(b.banks for b in tile_bufs)
+    mems = [b.memory(device.synth_family) for b in tile_bufs]
     nl = nonlinear_units(workload, config.nonlinear_lanes, device.synth_family, coef).values()
     nl_mem = [
         row_buffer_memory(kind, config.nonlinear_lanes, bits, device.synth_family)
         for kind, bits in nonlinear_row_bits(workload).items()
     ]
+    nl_lut = sum(u.lut for u in nl) + sum(m.lut for m in nl_mem)
+    nl_ff = sum(u.ff for u in nl) + sum(m.ff for m in nl_mem)
     nl_res = Resources(
         dsp=sum(u.dsp for u in nl),
-        lut=round(sum(u.lut for u in nl) + sum(m.lut for m in nl_mem)),
-        ff=round(sum(u.ff for u in nl) + sum(m.ff for m in nl_mem)),
+        lut=round(nl_lut),
+        ff=round(nl_ff),
         bram36=float(sum(m.bram36 for m in nl_mem)),
     )
-    dsp = eng.dsp + sum(u.dsp for u in nl) + int(sysc["dsp_const"])
+    dsp = eng.dsp + nl_res.dsp + int(sysc["dsp_const"])
     lut = (
-        eng.lut
-        + sum(u.lut for u in nl)
-        + sysc["lut_const"]
-        + banks * sysc["lut_per_buffer_bank"]
-        + sum(m.lut for m in mems)
+        eng.lut + nl_lut + sysc["lut_const"] + banks * sysc["lut_per_buffer_bank"] + sum(m.lut for m in mems)
     )
-    ff = (
-        eng.ff
-        + sum(u.ff for u in nl)
-        + sysc["ff_const"]
-        + banks * sysc["ff_per_buffer_bank"]
-        + sum(m.ff for m in mems)
-    )
-    bram = sum(m.bram36 for m in mems) + sysc["bram36_const"]
+    ff = eng.ff + nl_ff + sysc["ff_const"] + banks * sysc["ff_per_buffer_bank"] + sum(m.ff for m in mems)
+    bram = sum(m.bram36 for m in mems) + nl_res.bram36 + sysc["bram36_const"]
     res = Resources(dsp=int(dsp), lut=round(lut), ff=round(ff), bram36=float(bram))
     util = {
         "dsp": res.dsp / device.dsp if device.dsp else float("inf") if res.dsp else 0.0,
