@@ -12,6 +12,7 @@ from hwmodel.calibrate import (
     default_grid,
     fit_engines,
     fit_nonlinear,
+    is_holdout,
     main,
     memory_grid,
     memory_row,
@@ -131,6 +132,8 @@ def test_nonlinear_table_covers_its_grid_and_the_coefficients_are_its_fit() -> N
 def test_nonlinear_units_meet_targets_on_every_grid_point() -> None:
     """Fitted fabric + modelled row buffers vs Yosys: DSP and BRAM exact, FF 5 %, LUT 15 %."""
     for row in read_nonlinear_table():
+        if is_holdout(row):  # reported by hwmodel.validate, not held to the targets
+            continue
         p = nonlinear_point(row)
         assert p.dsp_model == p.dsp_yosys and p.bram_model == p.bram_yosys, p
         assert p.ff_rel_err <= 0.05 and p.lut_rel_err <= 0.15, p
