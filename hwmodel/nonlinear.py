@@ -19,6 +19,7 @@ hold the PyRTL simulation to these formulas cycle for cycle.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hwmodel.buffers import BankMemory, Buffer
 from hwmodel.intops import CONST_FRAC, INT_OPS, NONLINEAR_BITS, IntSpec, layernorm_k, softmax_k
@@ -98,6 +99,7 @@ def stream_cycles(kind: str, spec: IntSpec, row_lens: list[int], lanes: int, log
     return max(sum(row_cycles(kind, spec, n, log2_rows) for n in lens) for lens in per_lane)
 
 
+@lru_cache(maxsize=4096)  # a search meets the same (op, lanes) many times
 def op_cycles(kind: str, rows: int, row_len: int, lanes: int, log2_rows: int) -> int:
     """Cycles of one op (``rows`` × ``row_len``) on a unit of ``lanes`` lanes built for
     :func:`design_spec` with ``log2_rows`` buffer address bits."""
