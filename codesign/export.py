@@ -70,6 +70,7 @@ def quant_document(
             "act_calibration": quant.act_calibration,
             "weight_calibration": quant.weight_calibration,
             "softmax": quant.softmax,
+            "nonlinear": quant.nonlinear,
         },
         "accuracy": accuracy,
         "config": quant.to_dict(),
@@ -155,3 +156,19 @@ def engine_verilog_for(cand: Candidate, workload: Workload, device: Device) -> s
     from hwmodel.rtl.verilog import engine_verilog
 
     return str(engine_verilog(design_engine(workload, cand.accel, device), module_name="codesign_engine"))
+
+
+def nonlinear_units_for(cand: Candidate, workload: Workload) -> list[tuple[str, int, int]]:
+    """(kind, lanes, row-buffer address bits) of the non-linear units a design builds."""
+    from hwmodel.model import nonlinear_row_bits
+
+    lanes = cand.accel.nonlinear_lanes
+    return [(kind, lanes, bits) for kind, bits in sorted(nonlinear_row_bits(workload).items())]
+
+
+def nonlinear_verilog(kind: str, lanes: int, log2_rows: int) -> str:
+    """Verilog of one non-linear unit (``lanes`` lanes; module ``codesign_<kind>``)."""
+    from hwmodel.nonlinear import design_spec
+    from hwmodel.rtl.nonlinear import unit_verilog
+
+    return unit_verilog(kind, design_spec(kind), lanes, log2_rows, module_name=f"codesign_{kind}")

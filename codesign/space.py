@@ -21,16 +21,23 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from codesign.errors import UserError
-from codesign.quant import LayerQuant, QuantConfig, is_matmul_layer, parse_precision
+from codesign.quant import (
+    NONLINEAR_MODES,
+    LayerQuant,
+    NonlinearMode,
+    QuantConfig,
+    is_matmul_layer,
+    parse_precision,
+)
 from codesign.yamlio import check_keys, choices, read_yaml_mapping
 from hwmodel.config import AcceleratorConfig, LayerHw
 
 DEFAULT_SPACE_FILE = Path(__file__).resolve().parents[1] / "search_spaces" / "default.yaml"
 GRANULARITIES = ("model", "block", "layer")
-QUANT_KEYS = ("granularity", "weight_bits", "act_bits", "pot_ratio", "fixed_layers")
+QUANT_KEYS = ("granularity", "weight_bits", "act_bits", "pot_ratio", "fixed_layers", "nonlinear")
 HW_KEYS = (
     "rows",
     "cols",
@@ -58,6 +65,8 @@ class QuantSpace:
     act_bits: tuple[int, ...]
     pot_ratio: tuple[float, ...]
     fixed_layers: Mapping[str, LayerQuant] = field(default_factory=dict)
+    #: ``float`` or ``int`` softmax / LayerNorm / GELU (:data:`codesign.quant.NONLINEAR_MODES`).
+    nonlinear: NonlinearMode = "float"
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,8 @@ class SearchSpace:
                     q.act_bits,
                     q.pot_ratio,
                     {k: v.to_string() for k, v in sorted(q.fixed_layers.items())},
+                    # only when set: the float default keeps the fingerprints of existing studies
+                    *([q.nonlinear] if q.nonlinear != "float" else []),
                 ],
                 "hardware": [list(getattr(self.hardware, k)) for k in HW_KEYS],
             },
@@ -223,7 +234,7 @@ class SearchSpace:
             else:
                 ratio = float(params.get(f"q.{group}.pot", 0.0)) if has_pot else 0.0
                 out[name] = LayerQuant(int(params[f"q.{group}.w"]), a, ratio)
-        return QuantConfig(LayerQuant(32, 32, 0.0), out)
+        return QuantConfig(LayerQuant(32, 32, 0.0), out, nonlinear=q.nonlinear)
 
     def baseline_params(
         self,
@@ -271,12 +282,16 @@ def load_space(path: str | Path) -> SearchSpace:
             fixed[str(name)] = parse_precision(str(prec))
         except UserError as exc:
             raise UserError(f"{qw}.fixed_layers.{name}: {exc}") from exc
+    nonlinear = q.get("nonlinear", "float")
+    if nonlinear not in NONLINEAR_MODES:
+        raise UserError(f"{qw}.nonlinear: {nonlinear!r} not allowed (allowed: {', '.join(NONLINEAR_MODES)})")
     quant = QuantSpace(
         granularity=gran,
         weight_bits=choices(q["weight_bits"], f"{qw}.weight_bits", int, 2, 16),
         act_bits=choices(q["act_bits"], f"{qw}.act_bits", int, 2, 16),
         pot_ratio=choices(q.get("pot_ratio", 0.0), f"{qw}.pot_ratio", float, 0.0, 1.0),
         fixed_layers=fixed,
+        nonlinear=cast(NonlinearMode, nonlinear),
     )
     hw_where = f"{p}: hardware"
     h = check_keys(top["hardware"], HW_KEYS, hw_where, required=("rows", "cols"))

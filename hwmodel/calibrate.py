@@ -8,6 +8,12 @@ per family, the LUT coefficients of ``hwmodel/calibration/coefficients.json`` (n
 squares on relative error). DSP slices and fabric flip-flops are structural (``hwmodel.cost``) and
 only checked. ``--fit-only`` refits from the committed table without synthesising.
 
+The non-linear units (:mod:`hwmodel.rtl.nonlinear`: softmax, LayerNorm, GELU) are synthesised on
+a small grid of lane counts, widths and row-buffer sizes (:func:`nonlinear_grid`) on every family
+too, into ``hwmodel/calibration/nonlinear_table.csv``; per family and unit a non-negative fit of
+LUT, FF and DSP over :data:`hwmodel.nonlinear.UNIT_FEATURES` replaces the ``nonlinear`` section
+of ``coefficients.json``. ``--nonlinear`` runs only that grid (``--fit-only`` refits both).
+
 ``--memories`` synthesises a grid of buffer banks (``hwmodel.rtl.memory``, depth × width, for
 UltraScale+ and 7-series) instead and writes ``hwmodel/calibration/memory_table.csv``: the block
 RAM / LUT RAM mapping that ``hwmodel.validate`` compares with ``hwmodel.buffers.bank_memory``.
@@ -19,17 +25,21 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy.optimize import nnls
 
+from hwmodel.buffers import LUTRAM_LIBRARIES
 from hwmodel.cli import OneLineParser
 from hwmodel.cost import COEFFICIENTS_PATH, LUT_FEATURES, load_coefficients, lut_features
 from hwmodel.device import SYNTH_FAMILIES
 from hwmodel.engine import EngineConfig
+from hwmodel.nonlinear import UNIT_FEATURES, row_buffer_memory, unit_features, unit_spec
 from hwmodel.rtl.verilog import YOSYS_SCRIPT
 
 TABLE_PATH = COEFFICIENTS_PATH.parent / "synth_table.csv"
@@ -166,6 +176,17 @@ def _nnls_fit(
     return {k: round(float(c), 6) for k, c in zip(names, coef, strict=True)}
 
 
+def _lstsq_fit(
+    features: list[dict[str, float]], target: list[float], scale: list[float], names: tuple[str, ...]
+) -> dict[str, float]:
+    """Least squares of ``target`` over ``features`` (signed coefficients: a unit's DSP count, say,
+    grows by bits and row-buffer bits from a negative intercept), each point weighted by 1 / scale."""
+    x = np.array([[f[k] for k in names] for f in features], dtype=float)
+    wgt = 1.0 / np.maximum(np.array(scale, dtype=float), 1.0)
+    coef, *_ = np.linalg.lstsq(x * wgt[:, None], np.array(target, dtype=float) * wgt, rcond=None)
+    return {k: round(float(c), 6) + 0.0 for k, c in zip(names, coef, strict=True)}
+
+
 def fit_family(rows: list[SynthRow]) -> dict[str, float]:
     """LUT coefficients of one family's grid points, each weighted by 1 / its measured count
     (least squares on relative error)."""
@@ -236,22 +257,33 @@ def memory_row(point: tuple[str, int, int]) -> MemoryRow:
     return MemoryRow(family, depth, width, res.bram36, res.lutram, res.lut, res.ff, res.yosys_version)
 
 
-def write_memory_table(rows: list[MemoryRow], path: Path = MEMORY_TABLE_PATH) -> None:
+Row = TypeVar("Row", "MemoryRow", "NonlinearRow")
+
+
+def _write_rows(rows: Sequence[Any], kind: type, path: Path) -> None:
+    """A CSV table of flat dataclass rows (one column per field)."""
     with open(path, "w", encoding="utf-8", newline="") as fh:
-        wr = csv.DictWriter(fh, fieldnames=[f.name for f in fields(MemoryRow)], lineterminator="\n")
+        wr = csv.DictWriter(fh, fieldnames=[f.name for f in fields(kind)], lineterminator="\n")
         wr.writeheader()
         for row in rows:
             wr.writerow(asdict(row))
 
 
+def _read_rows(kind: type[Row], path: Path) -> list[Row]:
+    """The rows of a table written by :func:`_write_rows`."""
+    types = {f.name: f.type for f in fields(kind)}
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = [{k: _typed(v, types[k]) for k, v in raw.items()} for raw in csv.DictReader(fh)]
+    return [kind(**row) for row in rows]  # type: ignore[arg-type]
+
+
+def write_memory_table(rows: list[MemoryRow], path: Path = MEMORY_TABLE_PATH) -> None:
+    _write_rows(rows, MemoryRow, path)
+
+
 def read_memory_table(path: Path = MEMORY_TABLE_PATH) -> list[MemoryRow]:
     """The committed buffer-bank synthesis table."""
-    kinds = {f.name: f.type for f in fields(MemoryRow)}
-    with open(path, encoding="utf-8", newline="") as fh:
-        return [
-            MemoryRow(**{k: _typed(v, kinds[k]) for k, v in raw.items()})  # type: ignore[arg-type]
-            for raw in csv.DictReader(fh)
-        ]
+    return _read_rows(MemoryRow, path)
 
 
 def run_memory_grid(jobs: int) -> list[MemoryRow]:
@@ -280,11 +312,182 @@ def run_grid(points: list[tuple[str, EngineConfig]], jobs: int) -> list[SynthRow
     return results
 
 
+NONLINEAR_TABLE_PATH = COEFFICIENTS_PATH.parent / "nonlinear_table.csv"
+
+
+@dataclass(frozen=True)
+class NonlinearRow:
+    """Yosys's synthesis of one non-linear unit (one line of ``nonlinear_table.csv``)."""
+
+    synth_family: str
+    kind: str
+    lanes: int
+    in_bits: int
+    log2_rows: int
+    lut: int
+    ff: int
+    dsp: int
+    bram36: float
+    lutram_primitives: int
+    synth_seconds: float
+    yosys_version: str
+
+
+#: (kind, lanes, in/out bits, row-buffer address bits): lanes 1 and 2 at the design width, a
+#: narrower unit, and (row-wise units) a shorter row buffer.
+_NONLINEAR_GRID: tuple[tuple[str, int, int, int], ...] = (
+    ("gelu", 1, 16, 0),
+    ("gelu", 2, 16, 0),
+    ("gelu", 1, 8, 0),
+    ("softmax", 1, 16, 8),
+    ("softmax", 2, 16, 8),
+    ("softmax", 1, 8, 8),
+    ("softmax", 1, 16, 5),
+    ("layernorm", 1, 16, 10),
+    ("layernorm", 2, 16, 10),
+    ("layernorm", 1, 8, 10),
+    ("layernorm", 1, 16, 7),
+)
+
+
+#: Points synthesised but left out of the fit (three lanes, 12 bits, a 64-word row buffer): the
+#: validation's check of the fit away from the points it was made from.
+NONLINEAR_HOLDOUT: tuple[tuple[str, int, int, int], ...] = (
+    ("gelu", 3, 12, 0),
+    ("softmax", 3, 12, 6),
+    ("layernorm", 3, 12, 6),
+)
+
+
+def nonlinear_grid() -> list[tuple[str, str, int, int, int]]:
+    """(Yosys family, kind, lanes, bits, log2_rows) points: the fitted unit grid on every family,
+    then the held-out points on every family."""
+    fitted = [(family, *point) for family in SYNTH_FAMILIES for point in _NONLINEAR_GRID]
+    return fitted + [(family, *point) for family in SYNTH_FAMILIES for point in NONLINEAR_HOLDOUT]
+
+
+def is_holdout(row: NonlinearRow) -> bool:
+    """Is this table line a held-out point (synthesised, not fitted)?"""
+    return (row.kind, row.lanes, row.in_bits, row.log2_rows) in NONLINEAR_HOLDOUT
+
+
+def nonlinear_row(point: tuple[str, str, int, int, int]) -> NonlinearRow:
+    """Synthesise one non-linear unit (runs in a worker process)."""
+    from hwmodel.rtl.nonlinear import unit_verilog
+    from hwmodel.rtl.verilog import synthesize_verilog
+
+    family, kind, lanes, bits, log2_rows = point
+    res = synthesize_verilog(unit_verilog(kind, unit_spec(kind, bits), lanes, log2_rows), family=family)
+    return NonlinearRow(
+        family,
+        kind,
+        lanes,
+        bits,
+        log2_rows,
+        res.lut,
+        res.ff,
+        res.dsp,
+        res.bram36,
+        res.lutram,
+        round(res.synth_seconds, 2),
+        res.yosys_version,
+    )
+
+
+def write_nonlinear_table(rows: list[NonlinearRow], path: Path = NONLINEAR_TABLE_PATH) -> None:
+    _write_rows(rows, NonlinearRow, path)
+
+
+def read_nonlinear_table(path: Path = NONLINEAR_TABLE_PATH) -> list[NonlinearRow]:
+    """The committed non-linear unit synthesis table."""
+    return _read_rows(NonlinearRow, path)
+
+
+def unit_total_lut(row: NonlinearRow) -> int:
+    """Yosys's LUTs of a unit, counting the LUTs inside LUT RAM primitives (as the buffer model does)."""
+    lib = LUTRAM_LIBRARIES.get(row.synth_family)
+    return row.lut + (lib.luts_per_primitive * row.lutram_primitives if lib else 0)
+
+
+def unit_fabric(row: NonlinearRow) -> dict[str, float]:
+    """What the fitted unit model covers: Yosys's counts less the modelled row buffers."""
+    mem = row_buffer_memory(row.kind, row.lanes, row.log2_rows, row.synth_family)
+    return {"lut": unit_total_lut(row) - mem.lut, "ff": row.ff - mem.ff, "dsp": row.dsp}
+
+
+def fit_nonlinear(rows: list[NonlinearRow]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Per family and unit kind: LUT, FF and DSP of the unit's fabric (:func:`unit_fabric`) fitted
+    over the unit features (least squares on relative error; features unused by a kind, such as
+    GELU's row buffer, get 0); the held-out points (:data:`NONLINEAR_HOLDOUT`) are left out."""
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    rows = [r for r in rows if not is_holdout(r)]
+    for family in sorted({r.synth_family for r in rows}):
+        for kind in sorted({r.kind for r in rows}):
+            pts = [r for r in rows if r.synth_family == family and r.kind == kind]
+            feats = [unit_features(r.lanes, r.in_bits, r.log2_rows) for r in pts]
+            fits = {}
+            for part in ("lut", "ff", "dsp"):
+                measured = [float(unit_fabric(r)[part]) for r in pts]
+                fits[part] = _lstsq_fit(feats, measured, measured, UNIT_FEATURES)
+            out.setdefault(family, {})[kind] = fits
+    return out
+
+
+def write_nonlinear_coefficients(
+    fit: dict[str, dict[str, dict[str, dict[str, float]]]], grid_points: int, path: Path = COEFFICIENTS_PATH
+) -> None:
+    """Replace the ``nonlinear`` section of the coefficient table, keep the others."""
+    with open(path, encoding="utf-8") as fh:
+        raw = json.load(fh)
+    raw["nonlinear"] = fit
+    raw["nonlinear_source"] = (
+        "python -m hwmodel.calibrate --nonlinear: least-squares fit per Yosys family and unit over "
+        f"{grid_points} synthesised units (nonlinear_table.csv, held-out points excluded); cycles: "
+        "hwmodel/nonlinear.py (the RTL's)"
+    )
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(raw, fh, indent=2)
+        fh.write("\n")
+    load_coefficients.cache_clear()
+
+
+def run_nonlinear_grid(jobs: int) -> list[NonlinearRow]:
+    rows: list[NonlinearRow] = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for row in pool.map(nonlinear_row, nonlinear_grid()):
+            print(
+                f"{row.synth_family:5s} {row.kind:9s} x{row.lanes} {row.in_bits:2d} bit "
+                f"2^{row.log2_rows:<2d} "
+                f"LUT {row.lut:5d} FF {row.ff:5d} DSP {row.dsp:3d} BRAM36 {row.bram36:3.1f} "
+                f"({row.synth_seconds:.1f} s)",
+                flush=True,
+            )
+            rows.append(row)
+    return rows
+
+
+def calibrate_nonlinear(jobs: int, fit_only: bool) -> int:
+    """Synthesise (or, ``fit_only``, read) the unit grid and refit the ``nonlinear`` section."""
+    if fit_only:
+        if not NONLINEAR_TABLE_PATH.exists():
+            print(f"error: no synthesis table at {NONLINEAR_TABLE_PATH}", file=sys.stderr)
+            return 2
+        rows = read_nonlinear_table()
+    else:
+        rows = run_nonlinear_grid(jobs)
+        write_nonlinear_table(rows)
+    fit = fit_nonlinear(rows)
+    write_nonlinear_coefficients(fit, sum(not is_holdout(r) for r in rows))
+    print(json.dumps(fit, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m hwmodel.calibrate", description=__doc__)
     ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default 2)")
     ap.add_argument("--fit-only", action="store_true", help="refit from the committed synth_table.csv")
     ap.add_argument("--memories", action="store_true", help="synthesise the buffer-bank grid instead")
+    ap.add_argument("--nonlinear", action="store_true", help="only the non-linear unit grid")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         print("error: --jobs must be ≥ 1", file=sys.stderr)
@@ -295,6 +498,10 @@ def main(argv: list[str] | None = None) -> int:
         write_memory_table(mem_rows)
         print(f"{len(mem_rows)} buffer banks, {time.perf_counter() - t0:.0f} s → {MEMORY_TABLE_PATH}")
         return 0
+    if args.nonlinear:
+        rc = calibrate_nonlinear(args.jobs, args.fit_only)
+        print(f"{time.perf_counter() - t0:.0f} s")
+        return rc
     if args.fit_only:
         if not TABLE_PATH.exists():
             print(f"error: no synthesis table at {TABLE_PATH}", file=sys.stderr)
@@ -311,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     write_coefficients(coef, versions.pop(), len(rows))
     print(json.dumps(coef, indent=2))
     print(f"{len(rows)} grid points, {time.perf_counter() - t0:.0f} s")
-    return 0
+    return calibrate_nonlinear(args.jobs, args.fit_only)
 
 
 if __name__ == "__main__":

@@ -23,17 +23,6 @@ from hwmodel.errors import UserError
 COEFFICIENTS_PATH = Path(__file__).parent / "calibration" / "coefficients.json"
 
 
-@dataclass(frozen=True)
-class NonlinearCost:
-    """One lane of a pipelined non-linear unit (softmax, LayerNorm, GELU)."""
-
-    passes: int
-    pipeline_cycles: int
-    lut_per_lane: float
-    ff_per_lane: float
-    dsp_per_lane: int
-
-
 @dataclass(frozen=True, eq=False)  # hashed by identity: engine costs are memoised per table
 class Coefficients:
     """The versioned resource table the analytic model reads."""
@@ -41,7 +30,9 @@ class Coefficients:
     version: str
     yosys_version: str | None
     array: dict[str, dict[str, float]]  # Yosys family → fitted LUT coefficients of the engines
-    nonlinear: dict[str, NonlinearCost]
+    #: Yosys family → unit kind → ``lut`` / ``ff`` / ``dsp`` → fitted coefficient per unit feature
+    #: (:data:`hwmodel.nonlinear.UNIT_FEATURES`)
+    nonlinear: dict[str, dict[str, dict[str, dict[str, float]]]]
     system: dict[str, float]
 
     @staticmethod
@@ -50,9 +41,25 @@ class Coefficients:
             version=str(raw["version"]),
             yosys_version=raw.get("yosys_version"),
             array={fam: {k: float(v) for k, v in c.items()} for fam, c in raw["array"].items()},
-            nonlinear={k: NonlinearCost(**v) for k, v in raw["nonlinear"].items()},
+            nonlinear={
+                fam: {
+                    kind: {part: {k: float(v) for k, v in c.items()} for part, c in parts.items()}
+                    for kind, parts in kinds.items()
+                }
+                for fam, kinds in raw["nonlinear"].items()
+            },
             system={k: float(v) for k, v in raw["system"].items()},
         )
+
+    def nonlinear_for(self, synth_family: str, kind: str) -> dict[str, dict[str, float]]:
+        """The fitted resource coefficients of a non-linear unit for ``synth_family``."""
+        try:
+            return self.nonlinear[synth_family][kind]
+        except KeyError:
+            raise UserError(
+                f"coefficients {self.version}: no {kind} unit calibration for Yosys family {synth_family!r} "
+                "(run python -m hwmodel.calibrate --nonlinear)"
+            ) from None
 
     def array_for(self, synth_family: str) -> dict[str, float]:
         """The engine coefficients fitted to Yosys's synthesis for ``synth_family``."""

@@ -16,9 +16,10 @@ Per GEMM layer (tiles Tm×Tn×Tk clipped to the layer, loop order m → n → k,
   which nothing hides; heads (``repeat``) run one after another as one stream of tiles (the next
   head's first tile loads while the last one of this head computes).
 
-Non-linear ops run on their own pipelined units (``nonlinear_lanes`` lanes each) between GEMMs:
-``passes·⌈elements/lanes⌉ + pipeline`` cycles. Resources: the compute engine the design builds
-(:func:`design_engine`, priced by :mod:`hwmodel.cost`), double-buffered banked
+Non-linear ops run on their own units (``nonlinear_lanes`` lanes each) between GEMMs, with the
+cycles of :mod:`hwmodel.nonlinear` (the PyRTL units' exact counts; softmax and LayerNorm rows
+one after another per lane, GELU one element per lane and cycle). Resources: the compute engine
+the design builds (:func:`design_engine`, priced by :mod:`hwmodel.cost`), double-buffered banked
 A/B/C buffers in BRAM36 or LUT RAM (:mod:`hwmodel.buffers`, sized for the largest tile: A one
 bank per row, B and C one bank per column), non-linear units, and a fixed system part.
 """
@@ -38,6 +39,14 @@ from hwmodel.cycles import FIXED_DRAIN, POT_DRAIN
 from hwmodel.device import Device
 from hwmodel.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, required_acc_bits
 from hwmodel.errors import UserError
+from hwmodel.nonlinear import (
+    UnitResources,
+    log2_rows_for,
+    op_cycles,
+    row_buffer,
+    row_buffer_memory,
+    unit_resources,
+)
 from hwmodel.workload import GemmOp, Workload
 
 F64 = npt.NDArray[np.float64]
@@ -112,6 +121,8 @@ class DesignReport:
     layers: tuple[LayerResult, ...] = field(default=())
     #: exact partial sums need this many bits more than the engine's accumulator holds (0: none)
     acc_bits_over: int = 0
+    #: the part of :attr:`resources` the non-linear units take (fabric, DSPs and row buffers)
+    nonlinear_resources: Resources = Resources(0, 0, 0, 0.0)
 
     @property
     def feasible(self) -> bool:
@@ -155,6 +166,7 @@ class DesignReport:
             "nonlinear_cycles": self.nonlinear_cycles,
             "offchip_bytes": self.offchip_bytes,
             "resources": asdict(self.resources),
+            "nonlinear_resources": asdict(self.nonlinear_resources),
             "utilisation": self.utilisation,
             "feasible": self.feasible,
             "violations": list(self.violations),
@@ -403,13 +415,33 @@ def _oriented_timing(
     )
 
 
-def _nonlinear_cycles(workload: Workload, lanes: int, coef: Coefficients) -> I64:
+def _nonlinear_cycles(workload: Workload, lanes: int) -> I64:
     """Cycles of each non-linear op (in :attr:`Workload.nonlinears` order) on ``lanes`` lanes."""
-    out = np.zeros(len(workload.nonlinears), dtype=np.int64)
-    for kind, (idx, elements) in workload.nonlinear_groups.items():
-        c = coef.nonlinear[kind]
-        out[idx] = c.passes * -(-elements // lanes) + c.pipeline_cycles
-    return out
+    log2_rows = nonlinear_row_bits(workload)
+    return np.array(
+        [op_cycles(op.kind, op.rows, op.row_len, lanes, log2_rows[op.kind]) for op in workload.nonlinears],
+        dtype=np.int64,
+    )
+
+
+def nonlinear_row_bits(workload: Workload) -> dict[str, int]:
+    """Per non-linear kind, the row-buffer address bits its units are built with (the longest
+    row of that kind in the workload; GELU has no row buffer: 0)."""
+    longest: dict[str, int] = {}
+    for op in workload.nonlinears:
+        longest[op.kind] = max(longest.get(op.kind, 1), op.row_len)
+    return {k: 0 if k == "gelu" else log2_rows_for(n) for k, n in longest.items()}
+
+
+def nonlinear_units(
+    workload: Workload, lanes: int, synth_family: str, coef: Coefficients
+) -> dict[str, UnitResources]:
+    """Fabric and DSPs of each non-linear unit the workload needs (``lanes`` lanes, row buffers
+    sized for its longest row; the buffers themselves are priced with the other buffers)."""
+    return {
+        kind: unit_resources(coef.nonlinear_for(synth_family, kind), lanes, log2_rows)
+        for kind, log2_rows in nonlinear_row_bits(workload).items()
+    }
 
 
 def _tile_buffers(
@@ -442,13 +474,10 @@ def _tile_buffers(
 
 def _buffers(workload: Workload, engine: EngineConfig, la: _LayerArrays, lanes: int) -> list[Buffer]:
     bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
-    longest = {kind: 0 for kind in ("softmax", "layernorm")}
-    for op in workload.nonlinears:
-        if op.kind in longest:
-            longest[op.kind] = max(longest[op.kind], op.row_len)
-    for kind, row_len in longest.items():
-        if row_len:
-            bufs.append(Buffer(f"{kind}_rows", lanes, -(-row_len // lanes), 16, double_buffered=False))
+    for kind, log2_rows in nonlinear_row_bits(workload).items():
+        buf = row_buffer(kind, lanes, log2_rows)  # one row buffer per lane (hwmodel.rtl.nonlinear)
+        if buf is not None:
+            bufs.append(buf)
     return bufs
 
 
@@ -503,33 +532,36 @@ def evaluate(
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
     timing = _gemm_timing(workload, engine, la, bpc, coef)
-    nl_cycles = _nonlinear_cycles(workload, config.nonlinear_lanes, coef)
+    nl_cycles = _nonlinear_cycles(workload, config.nonlinear_lanes)
     gemm_cycles = int(timing.latency.sum())
     total = gemm_cycles + int(nl_cycles.sum())
 
     eng = engine_resources(engine, device.synth_family, coef)
     sysc = coef.system
-    bufs = _buffers(workload, engine, la, config.nonlinear_lanes)
-    banks = sum(b.banks for b in bufs)
-    mems = [b.memory(device.synth_family) for b in bufs]
-    lanes = config.nonlinear_lanes
-    nl = coef.nonlinear.values()
-    dsp = eng.dsp + lanes * sum(c.dsp_per_lane for c in nl) + int(sysc["dsp_const"])
+    # the GEMM tile buffers carry the system's per-bank overhead; the non-linear units' row
+    # buffers are addressed inside the units (their synthesised RTL)
+    tile_bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
+    banks = sum(b.banks for b in tile_bufs)
+    mems = [b.memory(device.synth_family) for b in tile_bufs]
+    nl = nonlinear_units(workload, config.nonlinear_lanes, device.synth_family, coef).values()
+    nl_mem = [
+        row_buffer_memory(kind, config.nonlinear_lanes, bits, device.synth_family)
+        for kind, bits in nonlinear_row_bits(workload).items()
+    ]
+    nl_lut = sum(u.lut for u in nl) + sum(m.lut for m in nl_mem)
+    nl_ff = sum(u.ff for u in nl) + sum(m.ff for m in nl_mem)
+    nl_res = Resources(
+        dsp=sum(u.dsp for u in nl),
+        lut=round(nl_lut),
+        ff=round(nl_ff),
+        bram36=float(sum(m.bram36 for m in nl_mem)),
+    )
+    dsp = eng.dsp + nl_res.dsp + int(sysc["dsp_const"])
     lut = (
-        eng.lut
-        + lanes * sum(c.lut_per_lane for c in nl)
-        + sysc["lut_const"]
-        + banks * sysc["lut_per_buffer_bank"]
-        + sum(m.lut for m in mems)
+        eng.lut + nl_lut + sysc["lut_const"] + banks * sysc["lut_per_buffer_bank"] + sum(m.lut for m in mems)
     )
-    ff = (
-        eng.ff
-        + lanes * sum(c.ff_per_lane for c in nl)
-        + sysc["ff_const"]
-        + banks * sysc["ff_per_buffer_bank"]
-        + sum(m.ff for m in mems)
-    )
-    bram = sum(m.bram36 for m in mems) + sysc["bram36_const"]
+    ff = eng.ff + nl_ff + sysc["ff_const"] + banks * sysc["ff_per_buffer_bank"] + sum(m.ff for m in mems)
+    bram = sum(m.bram36 for m in mems) + nl_res.bram36 + sysc["bram36_const"]
     res = Resources(dsp=int(dsp), lut=round(lut), ff=round(ff), bram36=float(bram))
     util = {
         "dsp": res.dsp / device.dsp if device.dsp else float("inf") if res.dsp else 0.0,
@@ -574,6 +606,7 @@ def evaluate(
         violations=tuple(violations),
         acc_bits_over=acc_over,
         layers=layers,
+        nonlinear_resources=nl_res,
     )
 
 

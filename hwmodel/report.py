@@ -64,8 +64,23 @@ def format_table(report: dict[str, Any], device: dict[str, Any]) -> str:
         f"FF              {res['ff']:,} / {device['ff']:,} ({util['ff']:.1%})",
         f"BRAM36          {res['bram36']:g} / {device['bram36']:,} ({util['bram36']:.1%})",
         "feasible        " + ("yes" if not violations else "NO: " + "; ".join(violations)),
+        nonlinear_share(report),
     ]
     return "\n".join(lines)
+
+
+def nonlinear_share(report: dict[str, Any]) -> str:
+    """The share of latency and of each resource the non-linear units (softmax, LayerNorm, GELU) take."""
+    nl, res = report["nonlinear_resources"], report["resources"]
+
+    def share(part: str) -> str:
+        return f"{nl[part]:,} ({nl[part] / res[part]:.1%})" if res[part] else f"{nl[part]:,}"
+
+    cycles = report["nonlinear_cycles"] / report["latency_cycles"] if report["latency_cycles"] else 0.0
+    return (
+        f"non-linear      {cycles:.1%} of the latency; DSP {share('dsp')}, LUT {share('lut')}, "
+        f"FF {share('ff')}, BRAM36 {share('bram36')}"
+    )
 
 
 def _published_line(gops: float) -> str:

@@ -9,7 +9,12 @@
 3. Buffer banks: ``hwmodel.buffers.bank_memory`` against Yosys's memory mapping of the same
    banks (``hwmodel/calibration/memory_table.csv``): BRAM36 tiles and LUT RAM primitives must be
    equal; the LUT RAM's fabric (read mux, write decode, data register) is reported.
-4. ``--efficiency``: per engine and family, LUT, FF and DSP per MAC/cycle (peak, densest packing
+4. Non-linear units (softmax, LayerNorm, GELU; :mod:`hwmodel.rtl.nonlinear`): random rows
+   (plus edge rows) streamed through the simulated units must give the integer kernels' outputs
+   bit for bit and :func:`hwmodel.nonlinear.stream_cycles` cycle for cycle; their resources
+   (fitted fabric + modelled row buffers) against the committed Yosys table
+   (``hwmodel/calibration/nonlinear_table.csv``).
+5. ``--efficiency``: per engine and family, LUT, FF and DSP per MAC/cycle (peak, densest packing
    mode), from synthesis and from the model side by side.
 """
 
@@ -25,11 +30,24 @@ from typing import Any
 import numpy as np
 
 from hwmodel.buffers import LUTRAM_LIBRARIES, bank_memory
-from hwmodel.calibrate import MEMORY_TABLE_PATH, TABLE_PATH, SynthRow, read_memory_table, read_table
+from hwmodel.calibrate import (
+    MEMORY_TABLE_PATH,
+    NONLINEAR_TABLE_PATH,
+    TABLE_PATH,
+    NonlinearRow,
+    SynthRow,
+    is_holdout,
+    read_memory_table,
+    read_nonlinear_table,
+    read_table,
+    unit_total_lut,
+)
 from hwmodel.cli import OneLineParser
 from hwmodel.cost import engine_resources, load_coefficients
 from hwmodel.cycles import gemm_compute_cycles
 from hwmodel.engine import DSP_SLICES, PACKINGS, EngineConfig
+from hwmodel.intops import INT_OPS
+from hwmodel.nonlinear import row_buffer_memory, stream_cycles, unit_resources, unit_spec
 from hwmodel.rtl.harness import GemmTiling, pot_columns, reference_gemm, simulate_gemm
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -139,6 +157,59 @@ def resource_point(row: SynthRow) -> ResourcePoint:
 
 def resource_points() -> list[ResourcePoint]:
     return [resource_point(row) for row in read_table()]
+
+
+def nonlinear_point(row: NonlinearRow) -> ResourcePoint:
+    """Model (fitted fabric + modelled row buffers) vs Yosys for one synthesised unit."""
+    coef = load_coefficients().nonlinear_for(row.synth_family, row.kind)
+    fabric = unit_resources(coef, row.lanes, row.log2_rows, row.in_bits)
+    mem = row_buffer_memory(row.kind, row.lanes, row.log2_rows, row.synth_family)
+    return ResourcePoint(
+        synth_family=row.synth_family,
+        name=f"{row.kind} x{row.lanes} {row.in_bits}-bit rows 2^{row.log2_rows}",
+        dsp_model=fabric.dsp,
+        dsp_yosys=row.dsp,
+        ff_model=fabric.ff + mem.ff,
+        ff_yosys=row.ff,
+        lut_model=fabric.lut + mem.lut,
+        lut_yosys=unit_total_lut(row),
+        bram_model=mem.bram36,
+        bram_yosys=row.bram36,
+    )
+
+
+def nonlinear_points() -> list[ResourcePoint]:
+    return [nonlinear_point(row) for row in read_nonlinear_table()]
+
+
+#: Row-buffer address bits of the simulated units (rows of 1 … 16 elements).
+CHECK_LOG2_ROWS = 4
+
+
+def nonlinear_sim_check(rows_per_unit: int, rng: np.random.Generator) -> dict[str, int]:
+    """Random rows (random lengths, full-range and typical codes) plus edge rows (all equal,
+    extreme codes, one large and many very negative values) through 2-lane units of each kind:
+    outputs vs the kernels, cycles vs :func:`hwmodel.nonlinear.stream_cycles`."""
+    from hwmodel.rtl.nonlinear import simulate_unit
+
+    vectors = cycle_bad = out_bad = 0
+    top = 1 << CHECK_LOG2_ROWS
+    for kind, op in INT_OPS.items():
+        spec = unit_spec(kind, 16)
+        rows = [
+            rng.integers(-(1 << 15), 1 << 15, int(rng.integers(1, top + 1))) // (1 << int(rng.integers(0, 8)))
+            for _ in range(rows_per_unit)
+        ]
+        rows += [
+            np.full(top, 5),
+            np.full(top, -(1 << 15)),
+            np.array([(1 << 15) - 1] + [-(1 << 15)] * (top - 1)),
+        ]
+        run = simulate_unit(kind, spec, rows, 2, CHECK_LOG2_ROWS)
+        vectors += len(rows)
+        out_bad += sum(not np.array_equal(o, op(r, spec)) for o, r in zip(run.outputs, rows, strict=True))
+        cycle_bad += int(run.cycles != stream_cycles(kind, spec, [len(r) for r in rows], 2, CHECK_LOG2_ROWS))
+    return {"vectors": vectors, "cycle_mismatches": cycle_bad, "output_mismatches": out_bad}
 
 
 @dataclass(frozen=True)
@@ -258,10 +329,16 @@ def scalesim_check(python: str, rng: np.random.Generator, cases: int = 12) -> tu
 
 
 def validate(
-    cases: int, seed: int
-) -> tuple[list[CycleCase], list[ResourcePoint], list[MemoryPoint], dict[str, float]]:
+    cases: int, seed: int, nonlinear_rows: int = 100
+) -> tuple[list[CycleCase], list[ResourcePoint], list[MemoryPoint], list[ResourcePoint], dict[str, float]]:
+    """The checks of the module docstring: cycle cases, engine, buffer-bank and non-linear unit
+    resource points, and the summary."""
     rng = np.random.default_rng(seed)
     cyc = [run_cycle_case(rng) for _ in range(cases)]
+    nl_sim = nonlinear_sim_check(nonlinear_rows, rng)
+    all_nl = nonlinear_points()
+    nl = [p for p, row in zip(all_nl, read_nonlinear_table(), strict=True) if not is_holdout(row)]
+    held = [p for p, row in zip(all_nl, read_nonlinear_table(), strict=True) if is_holdout(row)]
     res = resource_points()
     mems = memory_points()
     bram_errs = [abs(p.bram_model - p.bram_yosys) for p in res] + [
@@ -281,8 +358,21 @@ def validate(
         "lutram_banks": sum(p.lutram_yosys > 0 for p in mems),
         "memory_lut_max_abs_err": max((abs(p.lut_model - p.lut_yosys) for p in mems), default=0),
         "memory_ff_max_abs_err": max((abs(p.ff_model - p.ff_yosys) for p in mems), default=0),
+        "nonlinear_vectors": nl_sim["vectors"],
+        "nonlinear_cycle_mismatches": nl_sim["cycle_mismatches"],
+        "nonlinear_output_mismatches": nl_sim["output_mismatches"],
+        "nonlinear_points": len(nl),
+        "nonlinear_dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in nl), default=0),
+        "nonlinear_ff_max_rel_err": round(max((p.ff_rel_err for p in nl), default=0.0), 5),
+        "nonlinear_lut_max_rel_err": round(max((p.lut_rel_err for p in nl), default=0.0), 5),
+        "nonlinear_bram_max_abs_err": max((abs(p.bram_model - p.bram_yosys) for p in nl), default=0.0),
+        # held out of the fit: how the fitted model extrapolates (reported, not a pass/fail check)
+        "nonlinear_holdout_points": len(held),
+        "nonlinear_holdout_dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in held), default=0),
+        "nonlinear_holdout_ff_max_rel_err": round(max((p.ff_rel_err for p in held), default=0.0), 5),
+        "nonlinear_holdout_lut_max_rel_err": round(max((p.lut_rel_err for p in held), default=0.0), 5),
     }
-    return cyc, res, mems, summary
+    return cyc, res, mems, nl + held, summary
 
 
 def per_family(res: list[ResourcePoint]) -> dict[str, dict[str, float]]:
@@ -337,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ap.add_argument("--verbose", action="store_true", help="also list every cycle case")
     ap.add_argument(
+        "--nonlinear-rows", type=int, default=100, help="random rows per non-linear unit (default 100)"
+    )
+    ap.add_argument(
         "--efficiency",
         action="store_true",
         help="LUT, FF and DSP per MAC/cycle of every synthesised engine, Yosys vs model",
@@ -347,10 +440,11 @@ def main(argv: list[str] | None = None) -> int:
         help="interpreter of a venv with scalesim (numpy < 2.4): also check SCALE-Sim v3 cycles",
     )
     args = ap.parse_args(argv)
-    if args.cases < 1:
-        print("error: --cases must be ≥ 1", file=sys.stderr)
+    if args.cases < 1 or args.nonlinear_rows < 0:
+        print("error: --cases must be ≥ 1 and --nonlinear-rows ≥ 0", file=sys.stderr)
         return 2
-    for table, flag in ((TABLE_PATH, ""), (MEMORY_TABLE_PATH, " --memories")):
+    tables = ((TABLE_PATH, ""), (MEMORY_TABLE_PATH, " --memories"), (NONLINEAR_TABLE_PATH, " --nonlinear"))
+    for table, flag in tables:
         if not table.exists():
             print(
                 f"error: no synthesis table at {table}; run python -m hwmodel.calibrate{flag}",
@@ -358,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
     t0 = time.perf_counter()
-    cyc, res, mems, summary = validate(args.cases, args.seed)
+    cyc, res, mems, nl, summary = validate(args.cases, args.seed, args.nonlinear_rows)
     if args.scalesim:
         if not Path(args.scalesim).exists():
             print(f"error: no interpreter at {args.scalesim}", file=sys.stderr)
@@ -374,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         out: dict[str, Any] = dict(summary)
         out["families"] = families
         out["case_coverage"] = coverage
+        out["nonlinear"] = [asdict(p) for p in nl]
         if args.efficiency:
             out["efficiency"] = [asdict(r) for r in eff]
         if args.verbose:
@@ -409,6 +504,26 @@ def main(argv: list[str] | None = None) -> int:
                   f"{q.bram_model:5.1f}/{q.bram_yosys:<5.1f} "
                   f"{q.lutram_model:5d}/{q.lutram_yosys:<5d} {q.lut_model:4d}/{q.lut_yosys:<5d} "
                   f"{q.ff_model:4d}/{q.ff_yosys:<4d}{flag}")  # fmt: skip
+        print(f"\nnon-linear units: {summary['nonlinear_vectors']} rows simulated, "
+              f"{summary['nonlinear_cycle_mismatches']} cycle mismatches, "
+              f"{summary['nonlinear_output_mismatches']} output mismatches; vs Yosys:")  # fmt: skip
+        for p in nl:
+            print(f"{p.synth_family:6s} {p.name:40s} {p.dsp_model:4d}/{p.dsp_yosys:<4d} "
+                  f"{p.ff_model:9.0f} {p.ff_yosys:9d} "
+                  f"{100 * p.ff_rel_err:5.1f}% {p.lut_model:9.0f} {p.lut_yosys:9d} "
+                  f"{100 * p.lut_rel_err:5.1f}% {p.bram_model:4.1f}/{p.bram_yosys:<4.1f}")  # fmt: skip
+        print(
+            f"held out of the fit ({summary['nonlinear_holdout_points']} units): DSP "
+            f"{summary['nonlinear_holdout_dsp_max_abs_err']} abs, FF "
+            f"{100 * summary['nonlinear_holdout_ff_max_rel_err']:.2f} %, LUT "
+            f"{100 * summary['nonlinear_holdout_lut_max_rel_err']:.2f} %"
+        )
+        print(
+            f"non-linear max errors: DSP {summary['nonlinear_dsp_max_abs_err']} abs, FF "
+            f"{100 * summary['nonlinear_ff_max_rel_err']:.2f} %, LUT "
+            f"{100 * summary['nonlinear_lut_max_rel_err']:.2f} %, "
+            f"BRAM {summary['nonlinear_bram_max_abs_err']} abs"
+        )
         for fam, errs in families.items():
             print(
                 f"{fam}: {errs['points']} engines, DSP {errs['dsp_max_abs_err']} abs, "
@@ -428,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["cycle_mismatches"]
         or summary["output_mismatches"]
         or summary["memory_mapping_mismatches"]
+        or summary["nonlinear_cycle_mismatches"]
+        or summary["nonlinear_output_mismatches"]
         or summary.get("scalesim_mismatches", 0)
     )
     return 1 if failed else 0

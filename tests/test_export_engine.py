@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from codesign.export import accelerator_document, engine_document, engine_verilog_for
+from codesign.export import (
+    accelerator_document,
+    engine_document,
+    engine_verilog_for,
+    nonlinear_units_for,
+    nonlinear_verilog,
+)
 from codesign.quant import QuantConfig
 from codesign.space import load_space
 from codesign.study import REPO_ROOT
@@ -79,3 +85,12 @@ def test_exported_verilog_synthesises_to_the_stated_engine(
     assert res.dsp == doc["engines"]["dsp_slices"]
     assert res.ff == register_bits(engine)
     assert res.cells.get(dev.dsp_type, 0) == res.dsp  # the slice the device has, nothing else
+
+
+def test_nonlinear_units_of_a_design(mnist_workload: Workload) -> None:
+    """The units a design exports: its lanes, row buffers for the longest row of each kind."""
+    _, cand, _, _ = _design(mnist_workload, *CASES[0])
+    units = nonlinear_units_for(cand, mnist_workload)
+    assert units == [("gelu", 2, 0), ("layernorm", 2, 7), ("softmax", 2, 5)]  # rows of 384, 96, 17
+    text = nonlinear_verilog("softmax", 2, 5)
+    assert "module codesign_softmax" in text and "ready_1" in text and "ready_2" not in text

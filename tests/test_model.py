@@ -290,3 +290,34 @@ def test_golden_default_deit_base_on_zcu102(deit_base: Workload) -> None:
     assert rep.gops < peak
     assert cfg.packing == golden["packing"]
     assert design_engine(deit_base, cfg, dev).acc_bits == golden["acc_bits"]  # exact sums of K = 3072
+
+
+def test_nonlinear_units_are_their_share_of_the_design(mnist_workload: Workload) -> None:
+    """The non-linear units' resources are part of the totals, scale with the lanes, and the
+    report prints their share; their cycles are hwmodel.nonlinear's per op."""
+    from hwmodel.nonlinear import op_cycles
+    from hwmodel.report import format_table
+
+    dev = load_device("pynq_z2")
+    base = AcceleratorConfig(freq_mhz=100, rows=4, cols=4, default=LayerHw(tm=17, tn=8, tk=8))
+    one, four = (
+        evaluate(mnist_workload, base.__class__(**{**base.__dict__, "nonlinear_lanes": n}), dev, detail=True)
+        for n in (1, 4)
+    )
+    for part in ("dsp", "lut", "ff", "bram36"):
+        grown = getattr(four.resources, part) - getattr(one.resources, part)
+        nl_grown = getattr(four.nonlinear_resources, part) - getattr(one.nonlinear_resources, part)
+        assert grown == pytest.approx(nl_grown, abs=1.0), part
+    assert four.nonlinear_resources.dsp == 4 * one.nonlinear_resources.dsp > 0
+    rows = [r for r in one.layers if r.bound == "nonlinear"]
+    ops = mnist_workload.nonlinears
+    bits = {"softmax": 5, "layernorm": 7, "gelu": 0}  # rows of 17 tokens, 96 channels
+    assert [r.latency_cycles for r in rows] == [
+        op_cycles(op.kind, op.rows, op.row_len, 1, bits[op.kind]) for op in ops
+    ]
+    assert one.nonlinear_cycles == sum(r.latency_cycles for r in rows) > four.nonlinear_cycles
+    text = format_table(
+        one.to_dict(),
+        {"name": dev.name, "part": dev.part, **{k: getattr(dev, k) for k in ("dsp", "lut", "ff", "bram36")}},
+    )
+    assert "non-linear      " in text and "of the latency; DSP" in text

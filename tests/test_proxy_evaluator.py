@@ -35,6 +35,19 @@ def test_w8a8_within_half_a_point(evaluator: Evaluator) -> None:
     assert evaluator.accuracy(QuantConfig.uniform("W8A8")) >= evaluator.fp32_accuracy() - 0.5
 
 
+def test_integer_nonlinear_ops_accuracy_and_proxies(evaluator: Evaluator) -> None:
+    """W8A8 with integer softmax / LayerNorm / GELU stays within half a point of FP32, and both
+    the real evaluator and the linearised proxy see the integer operators."""
+    fl, it = QuantConfig.uniform("W8A8"), QuantConfig.uniform("W8A8", nonlinear="int")
+    assert evaluator.accuracy(it) >= evaluator.fp32_accuracy() - 0.5
+    # the real evaluator's model and both proxies see the extra error of the integer operators
+    assert evaluator.proxy_scores(it).kl < evaluator.proxy_scores(fl).kl < 0
+    assert evaluator.proxy(it) < evaluator.proxy(fl) < 0
+    only_nl = QuantConfig.uniform("W32A32", nonlinear="int")
+    lin, fwd = evaluator.proxy(only_nl), evaluator.proxy_scores(only_nl).kl
+    assert lin < 0 and fwd < 0 and 0.3 < lin / fwd < 3
+
+
 def test_linearized_proxy_tracks_forward_kl(evaluator: Evaluator) -> None:
     from scipy import stats
 

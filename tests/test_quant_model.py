@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from codesign.errors import UserError
 from codesign.quant import (
+    INT_OPS,
     QUANTIZERS,
     Calibration,
+    IntNonlinear,
     LayerQuant,
     QuantAttention,
     QuantConfig,
@@ -19,6 +22,8 @@ from codesign.quant import (
     export_int_model,
     layer_names,
     load_int_model,
+    nonlinear_modules,
+    nonlinear_points,
     parse_precision,
     quantize_model,
     quantize_weight,
@@ -198,3 +203,62 @@ def test_log2_softmax_differs_from_uniform(
         a = quantize_model(model, base, calibration)(images)
         b = quantize_model(model, QuantConfig(base.default, {}, softmax="log2"), calibration)(images)
     assert not torch.equal(a, b)
+
+
+# ----------------------------------------------------------------------------- integer non-linear ops
+
+
+@pytest.mark.parametrize("kind", sorted(INT_OPS))
+@pytest.mark.parametrize("frac", [4, 9, 12])
+def test_fake_quant_nonlinear_is_the_integer_kernel_bit_exactly(kind: str, frac: int) -> None:
+    """The module (float tensors carrying integers × 2^−F) equals the pure integer path: codes
+    rounded (half to even) and clamped in float64 numpy, the kernel, the output scale."""
+    gen = torch.Generator().manual_seed(frac)
+    x = torch.randn(50, 3, 37, generator=gen) * 2.0 ** (14 - frac) / 3
+    x[0, 0, :] = 0.7  # an all-equal row (zero variance)
+    x[0, 1, :5] = -1e6  # saturating codes
+    mod = IntNonlinear(kind, 2.0**-frac)
+    y = mod(x)
+    codes = np.clip(np.rint(x.numpy().astype(np.float64) * 2.0**frac), -(2**15), 2**15 - 1).astype(np.int64)
+    want = INT_OPS[kind](codes, mod.spec)
+    assert np.array_equal(y.numpy().astype(np.float64) * 2.0**mod.spec.out_frac, want.astype(np.float64))
+
+
+def test_int_nonlinear_model(model: nn.Module, images: torch.Tensor, calibration: Calibration) -> None:
+    cfg = QuantConfig.uniform("W8A8", nonlinear="int")
+    q = quantize_model(model, cfg, calibration)
+    replaced = [n for n, m in q.named_modules() if isinstance(m, IntNonlinear)]
+    # every LayerNorm and GELU, and one softmax per block
+    assert len(replaced) == len(nonlinear_modules(model)) + 2 == len(nonlinear_points(model))
+    assert not any(isinstance(m, nn.LayerNorm | nn.GELU) for m in q.modules())
+    with torch.no_grad():
+        ref, fl, it = (
+            model(images),
+            quantize_model(model, cfg.__class__.uniform("W8A8"), calibration)(images),
+            q(images),
+        )
+    assert not torch.equal(fl, it)
+    # the integer operators add little error on top of W8A8
+    assert float((it - ref).abs().mean()) < 2 * float((fl - ref).abs().mean()) + 0.02
+    # LayerNorm's γ, β are kept; the power-of-two input scale covers the calibrated range
+    ln = q.blocks[0].norm1
+    assert isinstance(ln, IntNonlinear) and torch.equal(ln.weight, model.blocks[0].norm1.weight)
+    assert ln.in_scale == calibration.nonlinear_scale("blocks.0.norm1:in")
+
+
+def test_int_nonlinear_export_reload(
+    model: nn.Module, images: torch.Tensor, calibration: Calibration, tmp_path: Path
+) -> None:
+    q = quantize_model(model, QuantConfig.uniform("W6A8", nonlinear="int"), calibration)
+    back = load_int_model(export_int_model(q, tmp_path / "m.pt"), tiny_vit)
+    with torch.no_grad():
+        assert torch.equal(back(images), q(images))
+    assert back.quant_config.nonlinear == "int"
+
+
+def test_nonlinear_choice_is_validated() -> None:
+    with pytest.raises(UserError, match="nonlinear='fixed': allowed float, int"):
+        QuantConfig.uniform("W8A8", nonlinear="fixed")
+    cfg = QuantConfig.from_json('{"default": "W8A8", "nonlinear": "int"}')
+    assert cfg.nonlinear == "int" and QuantConfig.from_dict(cfg.to_dict()) == cfg
+    assert hash(cfg) != hash(QuantConfig.uniform("W8A8"))

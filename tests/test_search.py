@@ -79,6 +79,9 @@ def test_every_export_reloads_and_reproduces(run: Path) -> None:
         assert acc == pytest.approx(quant_doc["accuracy"]["real_top1"], abs=1e-9)
         verilog = (d / "rtl" / "engine.v").read_text()
         assert "module codesign_engine" in verilog
+        for kind in ("softmax", "layernorm", "gelu"):  # the non-linear units beside the engine
+            unit = (d / "rtl" / f"{kind}.v").read_text()
+            assert f"module codesign_{kind}" in unit and f"in_data_{accel.nonlinear_lanes - 1}" in unit
 
 
 def test_report_command(run: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -101,6 +101,10 @@ def test_bad_study_is_one_line(tmp_path: Path, edit: tuple[str, str], needle: st
         (("  tk_folds: [1", "  tk_fold: [1"), "unknown key 'tk_fold'"),
         (("packing: [1, 2, 4]", "packing: [3]"), "packing: 3 not allowed"),
         (("head: W8A8", "head: Q8"), "fixed_layers.head"),
+        (
+            ("nonlinear: float", "nonlinear: fixed"),
+            "quant.nonlinear: 'fixed' not allowed (allowed: float, int)",
+        ),
     ],
 )
 def test_bad_space_is_one_line(tmp_path: Path, edit: tuple[str, str], needle: str) -> None:

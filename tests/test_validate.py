@@ -48,6 +48,13 @@ def test_validate_json_summary(capsys: pytest.CaptureFixture[str]) -> None:
     # buffer banks: the model builds each in block RAM or LUT RAM exactly as Yosys does
     assert out["memory_points"] >= 60 and out["memory_mapping_mismatches"] == 0
     assert 0 < out["lutram_banks"] < out["memory_points"]
+    # non-linear units: bit- and cycle-exact in simulation; DSP/BRAM exact, FF 5 %, LUT 15 % vs Yosys
+    assert out["nonlinear_vectors"] >= 300
+    assert out["nonlinear_cycle_mismatches"] == out["nonlinear_output_mismatches"] == 0
+    assert out["nonlinear_points"] + out["nonlinear_holdout_points"] == len(out["nonlinear"])
+    assert out["nonlinear_points"] >= 33 and out["nonlinear_holdout_points"] >= 9
+    assert out["nonlinear_dsp_max_abs_err"] == 0 and out["nonlinear_bram_max_abs_err"] == 0
+    assert out["nonlinear_ff_max_rel_err"] <= 0.05 and out["nonlinear_lut_max_rel_err"] <= 0.15
 
 
 def test_validate_table_output(capsys: pytest.CaptureFixture[str]) -> None:

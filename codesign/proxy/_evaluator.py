@@ -137,13 +137,14 @@ class Evaluator:
         progress: bool = False,
     ) -> int:
         """Cache the ``linkl`` terms of every per-layer choice of ``space`` (methods of
-        ``config``, default ``QuantConfig.uniform("W8A8")``); returns the number of terms.
+        ``config``, default ``QuantConfig.uniform("W8A8")`` with the space's non-linear operators);
+        returns the number of terms.
 
         ``cache``: a file that keeps the terms between runs (resumes, other workers); it is
         used only when it was written for this model and these proxy images. ``progress``: a
         progress bar over the layers.
         """
-        cfg = config or QuantConfig.uniform("W8A8")
+        cfg = config or QuantConfig.uniform("W8A8", nonlinear=space.nonlinear)
         linear = self.linear()
         loaded = linear.load_terms(cache) if cache is not None and cache.is_file() else 0
         total = linear.precompute(space.weight_bits, space.act_bits, space.pot_ratio, cfg, progress=progress)

@@ -9,6 +9,10 @@ the weight and ⟨∂z/∂y, W·δx⟩ for its input. Each δz_e (a [N, C] tenso
 (point, bits, PoT ratio, method). A proxy call sums the δz of the config's choices, and returns
 −KL(softmax(z) ‖ softmax(z + Σ δz)) averaged over the images: no forward pass, ≈ 1 ms.
 
+With ``nonlinear: int`` the integer softmax, LayerNorm and GELU add one term each: the error
+δy = y_int(x) − y_float(x) of the operator's output on the FP32 activations, contracted with the
+gradient at that output (for the softmax the ``sv:a`` point, the probabilities).
+
 It neglects second-order terms (products of errors of two points); the errors of different layers
 still add up in logit space before the softmax, so they can cancel or compound.
 """
@@ -30,10 +34,14 @@ from codesign.quant import (
     FLOAT_BITS,
     QUANTIZERS,
     Calibration,
+    IntNonlinear,
     LayerQuant,
     QuantAttention,
     QuantConfig,
+    nonlinear_modules,
+    softmax_point,
 )
+from hwmodel.intops import NONLINEAR_BITS
 from hwmodel.vit import is_matmul_layer, layer_names, vit_blocks
 
 MAX_CLASSES = 64
@@ -77,6 +85,17 @@ class LinearizedKL:
                 outputs[name] = out
 
             hooks.append(shadow.get_submodule(name).register_forward_hook(hook))
+        nl_inputs: dict[str, torch.Tensor] = {}
+        for name, _kind in nonlinear_modules(model):
+
+            def nl_hook(
+                _m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor, name: str = name
+            ) -> None:
+                nl_inputs[f"{name}:in"] = args[0].detach()
+                out.retain_grad()
+                outputs[f"{name}:out"] = out
+
+            hooks.append(shadow.get_submodule(name).register_forward_hook(nl_hook))
 
         def observe(key: str, x: torch.Tensor) -> None:
             x.retain_grad()
@@ -104,6 +123,7 @@ class LinearizedKL:
         # [C, N, M]: d z_c / d (tensor) for every image n and element m
         self._grad = {k: torch.stack(v) for k, v in grads.items()}
         self._inputs = inputs
+        self._nl_inputs = nl_inputs
         self._points = {k: v.detach() for k, v in points.items()}
         self._z = z.detach()
         self._logp = F.log_softmax(self._z, dim=-1)
@@ -143,8 +163,37 @@ class LinearizedKL:
             self._memo[key] = self._contract(point, da)
         return self._memo[key]
 
-    def delta_logits(self, config: QuantConfig) -> torch.Tensor:
+    def _nonlinear_term(self, point: str, kind: str) -> torch.Tensor:
+        """δz of an integer non-linear operator (input ``point``) against its float original."""
+        key = (point, NONLINEAR_BITS, 0.0, "int", kind)
+        if key not in self._memo:
+            scale = self.calibration.nonlinear_scale(point)
+            name = point.rsplit(":", 1)[0]
+            if kind == "softmax":
+                x = self._points[point]
+                dy = IntNonlinear(kind, scale)(x) - x.softmax(dim=-1)
+                out_key = f"{name.removesuffix('.softmax')}.sv:a"
+            else:
+                x = self._nl_inputs[point]
+                mod = self.model.get_submodule(name)
+                affine = mod if isinstance(mod, nn.LayerNorm) else None
+                with torch.no_grad():
+                    dy = IntNonlinear(kind, scale, affine)(x) - mod(x)
+                out_key = f"{name}:out"
+            self._memo[key] = self._contract(out_key, dy)
+        return self._memo[key]
+
+    def nonlinear_delta(self) -> torch.Tensor:
+        """Σ δz of every integer non-linear operator (``nonlinear: int``)."""
         dz = torch.zeros_like(self._z)
+        for i in range(len(vit_blocks(self.model))):
+            dz += self._nonlinear_term(softmax_point(f"blocks.{i}.attn"), "softmax")
+        for name, kind in nonlinear_modules(self.model):
+            dz += self._nonlinear_term(f"{name}:in", kind)
+        return dz
+
+    def delta_logits(self, config: QuantConfig) -> torch.Tensor:
+        dz = self.nonlinear_delta() if config.nonlinear == "int" else torch.zeros_like(self._z)
         am, wm = config.act_calibration, config.weight_calibration
         soft = "log2" if config.softmax == "log2" else "unsigned"
         for name in self.names:
@@ -191,6 +240,8 @@ class LinearizedKL:
             for b in act_bits:
                 if b < FLOAT_BITS:
                     self._input_term(name, b, am)
+        if config.nonlinear == "int":
+            self.nonlinear_delta()
         return len(self._memo)
 
     def fingerprint(self) -> str:

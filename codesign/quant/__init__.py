@@ -3,36 +3,50 @@
 Public API: :class:`LayerQuant`, :class:`QuantConfig`, :func:`parse_precision`,
 :func:`quantize_model`, :func:`export_int_model`, :func:`load_int_model`, :class:`Calibration`,
 :func:`layer_names` and :func:`is_matmul_layer` (the ViT layer naming of :mod:`hwmodel.vit`), the
-quantizer registry :data:`QUANTIZERS`.
+quantizer registry :data:`QUANTIZERS`, the integer non-linear kernels :data:`INT_OPS` (softmax,
+LayerNorm, GELU; :mod:`hwmodel.intops`, which the RTL check shares) and their :class:`IntSpec`.
 """
 
 from codesign.quant._config import (
     ALLOWED_BITS,
     FLOAT_BITS,
+    NONLINEAR_MODES,
     LayerQuant,
+    NonlinearMode,
     QuantConfig,
     parse_precision,
 )
 from codesign.quant._model import (
     Calibration,
+    IntNonlinear,
     QuantAttention,
     QuantConv2d,
     QuantLinear,
     QWeight,
     export_int_model,
     load_int_model,
+    nonlinear_modules,
+    nonlinear_points,
     quantize_model,
     quantize_weight,
+    softmax_point,
 )
 from codesign.quant._quantizers import QUANTIZERS, Quantizer, get_quantizer
+from hwmodel.intops import INT_OPS, IntOp, IntSpec
 from hwmodel.vit import is_matmul_layer, layer_names
 
 __all__ = [
     "ALLOWED_BITS",
     "FLOAT_BITS",
+    "INT_OPS",
+    "NONLINEAR_MODES",
     "QUANTIZERS",
     "Calibration",
+    "IntNonlinear",
+    "IntOp",
+    "IntSpec",
     "LayerQuant",
+    "NonlinearMode",
     "QWeight",
     "QuantAttention",
     "QuantConfig",
@@ -44,7 +58,10 @@ __all__ = [
     "is_matmul_layer",
     "layer_names",
     "load_int_model",
+    "nonlinear_modules",
+    "nonlinear_points",
     "parse_precision",
     "quantize_model",
     "quantize_weight",
+    "softmax_point",
 ]

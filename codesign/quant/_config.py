@@ -33,9 +33,12 @@ MAX_POT_BITS = 8
 ActCalibration = Literal["max", "percentile", "mse"]
 WeightCalibration = Literal["max", "mse"]
 SoftmaxScheme = Literal["uniform", "log2"]
+NonlinearMode = Literal["float", "int"]
 ACT_CALIBRATIONS: tuple[str, ...] = ("max", "percentile", "mse")
 WEIGHT_CALIBRATIONS: tuple[str, ...] = ("max", "mse")
 SOFTMAX_SCHEMES: tuple[str, ...] = ("uniform", "log2")
+#: Softmax, LayerNorm and GELU in float, or as the integer kernels of :mod:`hwmodel.intops`.
+NONLINEAR_MODES: tuple[str, ...] = ("float", "int")
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,8 @@ class QuantConfig:
     activation matmuls (``qk``/``sv``) the default's bits apply with pot_ratio 0 (the scheme ratio
     is a weight-layer choice). Methods: ``act_calibration`` (max / percentile / mse, per tensor),
     ``weight_calibration`` (max / mse, per output channel), ``softmax`` (uniform / log2 for the
-    post-softmax probabilities).
+    post-softmax probabilities), ``nonlinear`` (float / int: softmax, LayerNorm and GELU in float or
+    as the integer kernels of :mod:`hwmodel.intops` on 16-bit fixed-point codes).
     """
 
     default: LayerQuant
@@ -145,6 +149,7 @@ class QuantConfig:
     act_calibration: ActCalibration = "mse"
     weight_calibration: WeightCalibration = "mse"
     softmax: SoftmaxScheme = "uniform"
+    nonlinear: NonlinearMode = "float"
 
     def __post_init__(self) -> None:
         if not isinstance(self.default, LayerQuant):
@@ -157,6 +162,7 @@ class QuantConfig:
         _check_choice("act_calibration", self.act_calibration, ACT_CALIBRATIONS)
         _check_choice("weight_calibration", self.weight_calibration, WEIGHT_CALIBRATIONS)
         _check_choice("softmax", self.softmax, SOFTMAX_SCHEMES)
+        _check_choice("nonlinear", self.nonlinear, NONLINEAR_MODES)
 
     def __hash__(self) -> int:
         return hash(
@@ -166,6 +172,7 @@ class QuantConfig:
                 self.act_calibration,
                 self.weight_calibration,
                 self.softmax,
+                self.nonlinear,
             )
         )
 
@@ -185,7 +192,14 @@ class QuantConfig:
     def with_layers(self, overrides: Mapping[str, LayerQuant | str]) -> QuantConfig:
         merged: dict[str, Any] = dict(self.layers)
         merged.update(overrides)
-        return QuantConfig(self.default, merged, self.act_calibration, self.weight_calibration, self.softmax)
+        return QuantConfig(
+            self.default,
+            merged,
+            self.act_calibration,
+            self.weight_calibration,
+            self.softmax,
+            self.nonlinear,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -194,6 +208,7 @@ class QuantConfig:
             "act_calibration": self.act_calibration,
             "weight_calibration": self.weight_calibration,
             "softmax": self.softmax,
+            "nonlinear": self.nonlinear,
         }
 
     def to_json(self) -> str:
@@ -203,7 +218,7 @@ class QuantConfig:
     def from_dict(cls, raw: Mapping[str, Any]) -> QuantConfig:
         if not isinstance(raw, Mapping):
             raise UserError(f"quant config: expected a JSON object, got {type(raw).__name__}")
-        allowed = {"default", "layers", "act_calibration", "weight_calibration", "softmax"}
+        allowed = {"default", "layers", "act_calibration", "weight_calibration", "softmax", "nonlinear"}
         extra = sorted(set(raw) - allowed)
         if extra:
             raise UserError(f"quant config: unknown keys {extra}; allowed {sorted(allowed)}")
@@ -218,6 +233,7 @@ class QuantConfig:
             raw.get("act_calibration", "mse"),
             raw.get("weight_calibration", "mse"),
             raw.get("softmax", "uniform"),
+            raw.get("nonlinear", "float"),
         )
 
     @classmethod
@@ -251,10 +267,18 @@ class QuantConfig:
         # ``layers`` is a read-only mapping proxy, which pickle cannot copy: rebuild from a dict.
         return (
             QuantConfig,
-            (self.default, dict(self.layers), self.act_calibration, self.weight_calibration, self.softmax),
+            (
+                self.default,
+                dict(self.layers),
+                self.act_calibration,
+                self.weight_calibration,
+                self.softmax,
+                self.nonlinear,
+            ),
         )
 
 
+_METHOD_KEYS = ("act_calibration", "weight_calibration", "softmax", "nonlinear")
 #: The keys of one precision block of the Model / LayerName layout that the config reads.
 _LAYERED_KEYS = ("weight_bits", "act_bits", "pot_ratio")
 
@@ -282,5 +306,5 @@ def _from_layered(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     return {
         "default": block(raw["Model"], "Model"),
         "layers": {str(k): block(v, f"LayerName.{k}") for k, v in layers.items()},
-        **{k: methods[k] for k in ("act_calibration", "weight_calibration", "softmax") if k in methods},
+        **{k: methods[k] for k in _METHOD_KEYS if k in methods},
     }

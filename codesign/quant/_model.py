@@ -8,13 +8,18 @@ Quantization points: each weight layer quantizes its weight (per output channel;
 Q, K and V) and its input activation (``<layer>:a``, per tensor, signed). ``qk`` quantizes Q
 (``qk:a``, act_bits) and K (``qk:b``, weight_bits); ``sv`` the softmax probabilities (``sv:a``,
 act_bits, unsigned or log2) and V (``sv:b``, weight_bits). Activation scales are calibrated on
-the FP32 model's activations for a calibration batch. LayerNorm, softmax, GELU and residual adds
-stay in float. A layer at 32/32 bits is left untouched, so ``W32A32`` equals FP32 exactly.
+the FP32 model's activations for a calibration batch. Residual adds stay in float; softmax,
+LayerNorm and GELU stay in float (``nonlinear: float``) or run as the integer kernels of
+:mod:`hwmodel.intops` (``nonlinear: int``, :class:`IntNonlinear`) on 16-bit fixed-point codes of
+their input (points ``<module>:in`` and ``blocks.{i}.attn.softmax:in``; power-of-two scales from
+the calibrated range). A layer at 32/32 bits is left untouched, so ``W32A32`` with float
+non-linear operators equals FP32 exactly.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +40,7 @@ from codesign.quant._quantizers import (
     pot_decode,
     tensor_scale,
 )
+from hwmodel.intops import INT_OPS, NONLINEAR_BITS, frac_bits_for
 from hwmodel.vit import is_matmul_layer, layer_names, vit_blocks
 
 EXPORT_FORMAT = "codesign-int/1"
@@ -50,6 +56,22 @@ def _weight_groups(model: nn.Module, name: str) -> int:
         attn = model.get_submodule(name.rsplit(".", 1)[0])
         return 3 * int(number_attr(attn, "num_heads"))
     return 1
+
+
+def nonlinear_modules(model: nn.Module) -> list[tuple[str, str]]:
+    """(module name, kind) of every LayerNorm and GELU module (``nonlinear: int`` replaces them)."""
+    out: list[tuple[str, str]] = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.LayerNorm):
+            out.append((name, "layernorm"))
+        elif isinstance(mod, nn.GELU):
+            out.append((name, "gelu"))
+    return out
+
+
+def softmax_point(attn_name: str) -> str:
+    """The quantization point of the softmax input (the logits) of an attention module."""
+    return f"{attn_name}.softmax:in"
 
 
 def _check_names(model: nn.Module, config: QuantConfig) -> list[str]:
@@ -196,6 +218,44 @@ class QuantConv2d(nn.Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
+class IntNonlinear(nn.Module):
+    """Softmax (last axis), LayerNorm or GELU as its integer kernel (:data:`hwmodel.intops.INT_OPS`).
+
+    x → q = clamp(round(x·2^F), ±2^15) (F from the power-of-two ``in_scale`` = 2^−F) → kernel →
+    y·2^−out_frac. LayerNorm's γ, β then apply in float: the LayerNorm output feeds only the next
+    linear layer, where the hardware folds them into the weights and bias.
+    """
+
+    weight: torch.Tensor | None
+    bias: torch.Tensor | None
+
+    def __init__(self, kind: str, in_scale: float, affine: nn.LayerNorm | None = None) -> None:
+        super().__init__()
+        frac = -math.log2(in_scale)
+        if frac != round(frac):
+            raise ValueError(f"{kind}: input scale {in_scale} is not a power of two")
+        self.kind = kind
+        self.in_scale = in_scale
+        self.spec = INT_OPS[kind].spec(NONLINEAR_BITS, round(frac), NONLINEAR_BITS)
+        weight: torch.Tensor | None = None if affine is None else affine.weight
+        bias: torch.Tensor | None = None if affine is None else affine.bias
+        self.register_buffer("weight", None if weight is None else weight.detach().clone())
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """The integer input codes (int64)."""
+        return fixed_codes(x.detach(), torch.tensor(self.in_scale, dtype=x.dtype), NONLINEAR_BITS).long()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = INT_OPS[self.kind](self.codes(x).cpu().numpy(), self.spec)
+        out = torch.from_numpy(y).to(device=x.device, dtype=x.dtype) * 2.0**-self.spec.out_frac
+        if self.weight is not None:
+            out = out * self.weight
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+
 Observer = Callable[[str, torch.Tensor], None]
 
 
@@ -211,6 +271,7 @@ class QuantAttention(nn.Module):
         scales: Mapping[str, float | None],
         softmax: str,
         observer: Observer | None = None,
+        int_softmax: IntNonlinear | None = None,
     ) -> None:
         super().__init__()
         self.qkv, self.proj = child_module(attn, "qkv"), child_module(attn, "proj")
@@ -225,6 +286,7 @@ class QuantAttention(nn.Module):
         self.scales = dict(scales)
         self.softmax_kind = "log2" if softmax == "log2" else "unsigned"
         self.observer = observer
+        self.int_softmax = int_softmax
 
     def _point(self, key: str, x: torch.Tensor, bits: int, kind: str) -> torch.Tensor:
         if self.observer is not None:
@@ -247,7 +309,9 @@ class QuantAttention(nn.Module):
         if is_causal:
             causal = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
             attn = attn.masked_fill(causal, float("-inf"))
-        attn = attn.softmax(dim=-1)
+        if self.observer is not None:
+            self.observer(softmax_point(self.name), attn)
+        attn = attn.softmax(dim=-1) if self.int_softmax is None else self.int_softmax(attn)
         attn = self._point(f"{psv}:a", attn, self.sv.act_bits, self.softmax_kind)
         v = self._point(f"{psv}:b", v, self.sv.weight_bits, "fixed")
         out = (attn @ v).transpose(1, 2).reshape(b, n, self.attn_dim)
@@ -288,13 +352,11 @@ class Calibration:
         shadow = copy.deepcopy(model).eval()
         float_lq = LayerQuant(FLOAT_BITS, FLOAT_BITS, 0.0)
         hooks = []
-        for name in layer_names(model):
-            if is_matmul_layer(name):
-                continue
-            mod = shadow.get_submodule(name)
-            hooks.append(
-                mod.register_forward_pre_hook(lambda _m, args, key=f"{name}:a": observe(key, args[0]))
-            )
+        inputs = [f"{n}:a" for n in layer_names(model) if not is_matmul_layer(n)]
+        inputs += [f"{n}:in" for n, _ in nonlinear_modules(model)]
+        for key in inputs:
+            mod = shadow.get_submodule(key.rsplit(":", 1)[0])
+            hooks.append(mod.register_forward_pre_hook(lambda _m, args, key=key: observe(key, args[0])))
         for i, block in enumerate(vit_blocks(shadow)):
             block.attn = QuantAttention(
                 child_module(block, "attn"), f"blocks.{i}.attn", float_lq, float_lq, {}, "uniform", observe
@@ -316,6 +378,10 @@ class Calibration:
             s = 1.0 if kind == "log2" else tensor_scale(sample, amax, bits, q, method)
             self._scale_memo[key] = s
         return self._scale_memo[key]
+
+    def nonlinear_scale(self, point: str) -> float:
+        """The power-of-two input scale of an integer non-linear operator (its range covered)."""
+        return 2.0 ** -frac_bits_for(self._amax[point], NONLINEAR_BITS)
 
     def weight(self, name: str, lq: LayerQuant, method: str) -> QWeight:
         key = (name, lq.weight_bits, lq.pot_ratio, method)
@@ -370,18 +436,39 @@ def _build(
         scale = act_scales.get(f"{name}:a")
         wrap = QuantConv2d if isinstance(mod, nn.Conv2d) else QuantLinear
         setattr(parent, attr, wrap(mod, qw, lq.act_bits, scale))
+    integer = config.nonlinear == "int"
+    if integer:
+        for name, kind in nonlinear_modules(model):
+            parent_name, _, attr = name.rpartition(".")
+            parent = qmodel.get_submodule(parent_name) if parent_name else qmodel
+            mod = getattr(parent, attr)
+            affine = mod if isinstance(mod, nn.LayerNorm) else None
+            setattr(parent, attr, IntNonlinear(kind, act_scales[f"{name}:in"], affine))
     for i, block in enumerate(vit_blocks(qmodel)):
         p = f"blocks.{i}.attn"
         qk, sv = config.for_layer(f"{p}.qk"), config.for_layer(f"{p}.sv")
-        if qk.is_float and sv.is_float:
+        if qk.is_float and sv.is_float and not integer:
             continue
         keys = [f"{p}.{m}:{o}" for m in ("qk", "sv") for o in ("a", "b")]
+        soft = IntNonlinear("softmax", act_scales[softmax_point(p)]) if integer else None
         block.attn = QuantAttention(
-            child_module(block, "attn"), p, qk, sv, {k: act_scales.get(k) for k in keys}, config.softmax
+            child_module(block, "attn"),
+            p,
+            qk,
+            sv,
+            {k: act_scales.get(k) for k in keys},
+            config.softmax,
+            int_softmax=soft,
         )
     qmodel.quant_config = config  # type: ignore[assignment]
     qmodel.quant_act_scales = dict(act_scales)  # type: ignore[assignment]
     return qmodel
+
+
+def nonlinear_points(model: nn.Module) -> list[str]:
+    """The input points of the integer non-linear operators: every softmax, LayerNorm and GELU."""
+    points = [softmax_point(f"blocks.{i}.attn") for i in range(len(vit_blocks(model)))]
+    return points + [f"{name}:in" for name, _ in nonlinear_modules(model)]
 
 
 def quantize_model(model: nn.Module, config: QuantConfig, calib: torch.Tensor | Calibration) -> nn.Module:
@@ -408,6 +495,9 @@ def quantize_model(model: nn.Module, config: QuantConfig, calib: torch.Tensor | 
         for point, bits, kind in _act_points(name, lq, config.softmax):
             if bits < FLOAT_BITS:
                 act_scales[point] = cal.act_scale(point, bits, kind, config.act_calibration)
+    if config.nonlinear == "int":
+        for point in nonlinear_points(model):
+            act_scales[point] = cal.nonlinear_scale(point)
     return _build(model, config, qweights, act_scales)
 
 

@@ -22,6 +22,8 @@ from codesign.context import SearchContext
 from codesign.export import (
     accelerator_document,
     engine_verilog_for,
+    nonlinear_units_for,
+    nonlinear_verilog,
     quant_document,
     write_int_model,
     write_json,
@@ -74,7 +76,9 @@ def _manifest(plans: list[_Plan]) -> dict[str, Any]:
     return {"designs": {str(p.number): p.digest for p in plans}}
 
 
-def _up_to_date(run_dir: Path, plans: list[_Plan], with_rtl: bool, with_model: bool) -> bool:
+def _up_to_date(
+    ctx: SearchContext, run_dir: Path, plans: list[_Plan], with_rtl: bool, with_model: bool
+) -> bool:
     """Whether ``designs/`` already holds exactly these designs, complete."""
     folder = run_dir / "designs"
     try:
@@ -82,8 +86,15 @@ def _up_to_date(run_dir: Path, plans: list[_Plan], with_rtl: bool, with_model: b
             return False
     except Exception:  # no manifest, or a damaged one: export again
         return False
-    wanted = ["accelerator.json", "quant.json"] + ["model_int.pt"] * with_model + ["rtl/engine.v"] * with_rtl
-    return all((folder / str(p.number) / f).is_file() for p in plans for f in wanted)
+    wanted = ["accelerator.json", "quant.json"] + ["model_int.pt"] * with_model
+
+    def files(p: _Plan) -> list[str]:
+        units = (
+            [f"rtl/{kind}.v" for kind, *_ in nonlinear_units_for(p.cand, ctx.workload)] if with_rtl else []
+        )
+        return wanted + ["rtl/engine.v"] * with_rtl + units
+
+    return all((folder / str(p.number) / f).is_file() for p in plans for f in files(p))
 
 
 def export_designs(
@@ -94,7 +105,7 @@ def export_designs(
     plans = _plans(ctx, outcome, with_rtl)
     written = [run_dir / "designs" / str(p.number) for p in plans]
     with_model = ctx.evaluator is not None and ctx.fixed_quant is None
-    if _up_to_date(run_dir, plans, with_rtl, with_model):
+    if _up_to_date(ctx, run_dir, plans, with_rtl, with_model):
         return written
     verilog_cache: dict[str, str] = {}
 
@@ -117,6 +128,11 @@ def export_designs(
                     verilog_cache[engine_key] = engine_verilog_for(p.cand, ctx.workload, ctx.device)
                 (d / "rtl").mkdir()
                 (d / "rtl" / "engine.v").write_text(verilog_cache[engine_key], encoding="utf-8")
+                for unit in nonlinear_units_for(p.cand, ctx.workload):  # softmax, LayerNorm, GELU
+                    key = json.dumps(unit)
+                    if key not in verilog_cache:
+                        verilog_cache[key] = nonlinear_verilog(*unit)
+                    (d / "rtl" / f"{unit[0]}.v").write_text(verilog_cache[key], encoding="utf-8")
 
     (run_dir / MANIFEST).unlink(missing_ok=True)  # until the new designs are in place
     replace_dir_atomic(run_dir / "designs", build)

@@ -6,7 +6,9 @@ Generators (wires → wires, ``hwmodel.rtl.engines``): :func:`fixed_subarray` (D
 named ports. :func:`simulate_gemm` streams a tiled GEMM through it (cycle count observed from the
 results); :func:`engine_verilog` / :func:`write_engine_verilog` export it (fabric + DSP
 primitives), :func:`cosimulate_verilog` runs Icarus, and :func:`synthesize_engine` runs the
-pinned Yosys.
+pinned Yosys. Non-linear units (:mod:`hwmodel.rtl.nonlinear`): :func:`gelu_lane`,
+:func:`softmax_lane`, :func:`layernorm_lane`, :func:`build_unit` (``lanes`` lanes with named
+ports) and :func:`simulate_unit` (streams rows, returns outputs + cycles).
 """
 
 from hwmodel.engine import EngineConfig
@@ -29,6 +31,14 @@ from hwmodel.rtl.harness import (
     simulate_gemm,
     wrap_signed,
 )
+from hwmodel.rtl.nonlinear import (
+    UnitRun,
+    build_unit,
+    gelu_lane,
+    layernorm_lane,
+    simulate_unit,
+    softmax_lane,
+)
 from hwmodel.rtl.verilog import (
     SynthResult,
     cosimulate_verilog,
@@ -46,20 +56,26 @@ __all__ = [
     "GemmTiling",
     "SubArrayPorts",
     "SynthResult",
+    "UnitRun",
     "build_engine",
+    "build_unit",
     "chain_layout",
     "cosimulate_verilog",
     "decode_pot",
     "delay_line",
     "engine_verilog",
     "fixed_subarray",
+    "gelu_lane",
     "iverilog_available",
+    "layernorm_lane",
     "pot_add",
     "pot_columns",
     "pot_subarray",
     "reference_gemm",
     "separate_lanes",
     "simulate_gemm",
+    "simulate_unit",
+    "softmax_lane",
     "synthesize_engine",
     "synthesize_verilog",
     "wrap_signed",

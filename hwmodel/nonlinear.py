@@ -1,0 +1,144 @@
+"""Cycles of the non-linear units (softmax, LayerNorm, GELU) as :mod:`hwmodel.rtl.nonlinear` builds them.
+
+A unit has ``lanes`` independent lanes. GELU is a 4-stage pipeline taking one element per lane
+and cycle. Softmax and LayerNorm give each lane whole rows, one after another, each row held in
+the lane's row buffer (2^log2_rows words; ``log2_rows`` covers the longest row of the workload)
+and read back twice (softmax: exp pass and normalise pass) or once (LayerNorm: normalise pass).
+Per row of N elements, from its first input to the next row's first input:
+
+* softmax:   ``3N + Q + 5``, Q = out_bits + 13 reciprocal steps (one quotient bit a cycle);
+* LayerNorm: ``2N + M + S + Q + 4``, M = in_bits + log2_rows + 1 shift-add steps (N·S2 and S1²,
+  one bit a cycle), S = log2_rows + in_bits square-root steps (one result bit a cycle), Q = K + 1
+  reciprocal steps (K = in_bits + 12 + out_frac + 2).
+
+An op of ``rows`` rows on ``lanes`` lanes takes ``⌈rows/lanes⌉`` row times (the last row's last
+output is in the cycle before); GELU over E elements takes ``⌈E/lanes⌉ + 4`` cycles. The tests
+hold the PyRTL simulation to these formulas cycle for cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from hwmodel.buffers import BankMemory, Buffer
+from hwmodel.intops import CONST_FRAC, INT_OPS, NONLINEAR_BITS, IntSpec, layernorm_k, softmax_k
+
+#: Width of a row-buffer word (input codes and exp values ≤ 2^15 both fit).
+BUFFER_BITS = 16
+#: Pipeline depth of a GELU lane (element in → its result out).
+GELU_LATENCY = 4
+#: The non-linear unit kinds (:data:`hwmodel.intops.INT_OPS` keys, the workload's op kinds).
+KINDS: tuple[str, ...] = tuple(INT_OPS)
+
+
+def unit_spec(kind: str, bits: int) -> IntSpec:
+    """The formats a unit of ``bits``-bit inputs and outputs is built for (6 integer bits in; the
+    input fraction bits only move constants, not the structure)."""
+    return INT_OPS[kind].spec(bits, bits - 6, bits)
+
+
+def design_spec(kind: str) -> IntSpec:
+    """The formats the accelerator's units are built for (the quantized model's ``nonlinear: int``
+    uses the same widths)."""
+    return unit_spec(kind, NONLINEAR_BITS)
+
+
+def reciprocal_steps(kind: str, spec: IntSpec, log2_rows: int) -> int:
+    """Quotient bits of the row reciprocal ⌊2^K / D⌋ (D ≥ 2^15 for softmax, ≥ 1 for LayerNorm)."""
+    if kind == "softmax":
+        return softmax_k(spec) - CONST_FRAC + 1
+    return layernorm_k(spec) + 1
+
+
+def isqrt_steps(spec: IntSpec, log2_rows: int) -> int:
+    """Result bits of LayerNorm's ⌊√(N·S2 − S1²)⌋ (the radicand is below 2^(2·steps))."""
+    return log2_rows + spec.in_bits
+
+
+def variance_steps(spec: IntSpec, log2_rows: int) -> int:
+    """Shift-add steps of LayerNorm's N·S2 and S1² (the bits of |S1|)."""
+    return spec.in_bits + log2_rows + 1
+
+
+def row_cycles(kind: str, spec: IntSpec, row_len: int, log2_rows: int) -> int:
+    """Cycles one lane spends on a row of ``row_len`` (first input → the next row's first input)."""
+    n = row_len
+    if kind == "softmax":
+        return 3 * n + reciprocal_steps(kind, spec, log2_rows) + 5
+    if kind == "layernorm":
+        steps = variance_steps(spec, log2_rows) + isqrt_steps(spec, log2_rows)
+        return 2 * n + steps + reciprocal_steps(kind, spec, log2_rows) + 4
+    raise ValueError(f"{kind}: not a row-wise unit")
+
+
+def row_buffer(kind: str, lanes: int, log2_rows: int) -> Buffer | None:
+    """The row buffers of a unit: one bank of 2^log2_rows × 16 per lane (none for GELU)."""
+    if kind == "gelu" or not log2_rows:
+        return None
+    return Buffer(f"{kind}_rows", lanes, 1 << log2_rows, BUFFER_BITS, double_buffered=False)
+
+
+def row_buffer_memory(kind: str, lanes: int, log2_rows: int, synth_family: str) -> BankMemory:
+    """How the unit's row buffers are built (BRAM or LUT RAM, :mod:`hwmodel.buffers`)."""
+    buf = row_buffer(kind, lanes, log2_rows)
+    return BankMemory(0.0) if buf is None else buf.memory(synth_family)
+
+
+def log2_rows_for(row_len: int) -> int:
+    """Address bits of a row buffer that holds ``row_len`` elements."""
+    return max(1, (row_len - 1).bit_length())
+
+
+def stream_cycles(kind: str, spec: IntSpec, row_lens: list[int], lanes: int, log2_rows: int) -> int:
+    """Cycles of a stream of rows (lengths ``row_lens``, row i on lane i mod lanes, each lane's
+    rows back to back) from the first input to the cycle after the last output."""
+    per_lane = [row_lens[lane::lanes] for lane in range(lanes)]
+    if kind == "gelu":
+        return max(sum(lens) for lens in per_lane) + GELU_LATENCY
+    return max(sum(row_cycles(kind, spec, n, log2_rows) for n in lens) for lens in per_lane)
+
+
+@lru_cache(maxsize=4096)  # a search meets the same (op, lanes) many times
+def op_cycles(kind: str, rows: int, row_len: int, lanes: int, log2_rows: int) -> int:
+    """Cycles of one op (``rows`` × ``row_len``) on a unit of ``lanes`` lanes built for
+    :func:`design_spec` with ``log2_rows`` buffer address bits."""
+    if kind == "gelu":
+        return -(-rows * row_len // lanes) + GELU_LATENCY
+    return -(-rows // lanes) * row_cycles(kind, design_spec(kind), row_len, log2_rows)
+
+
+#: Features of the fitted resource model of a unit (per lane: a constant, per input bit, per
+#: row-buffer address bit), the keys of ``coefficients.json`` → ``nonlinear`` → family → kind →
+#: ``lut`` / ``ff`` / ``dsp``.
+UNIT_FEATURES: tuple[str, ...] = ("lane", "lane_bit", "lane_row_bit")
+
+
+def unit_features(lanes: int, in_bits: int, log2_rows: int) -> dict[str, float]:
+    """Structural features of a unit of ``lanes`` lanes (what the fitted model weighs)."""
+    return {
+        "lane": float(lanes),
+        "lane_bit": float(lanes * in_bits),
+        "lane_row_bit": float(lanes * log2_rows),
+    }
+
+
+@dataclass(frozen=True)
+class UnitResources:
+    """Fabric and DSP slices of one non-linear unit (its row buffers are priced as buffers)."""
+
+    lut: float
+    ff: float
+    dsp: int
+
+
+def unit_resources(
+    coef: dict[str, dict[str, float]], lanes: int, log2_rows: int, in_bits: int = NONLINEAR_BITS
+) -> UnitResources:
+    """Resources of a unit from its fitted coefficients (``{"lut": {...}, "ff": {...}, "dsp": {...}}``)."""
+    feats = unit_features(lanes, in_bits, log2_rows)
+
+    def fit(part: str) -> float:
+        return sum(coef[part].get(k, 0.0) * v for k, v in feats.items())
+
+    return UnitResources(lut=fit("lut"), ff=fit("ff"), dsp=round(fit("dsp")))
