@@ -8,7 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from codesign.errors import UserError
-from codesign.models import load_default, load_user
+from codesign.models import DEFAULT_WORKLOAD_NAME, load_default, load_user
 from codesign.proxy import Evaluator
 from codesign.quant import QuantConfig
 from codesign.space import SearchSpace, load_space
@@ -51,7 +51,7 @@ def build_context(study: Study, cache_dir: Path | None = None) -> SearchContext:
     fixed = study.fixed_quant
     if spec.is_default:
         model, splits = load_default()
-        workload = workload_from_model(model, "default_vit_mnist")
+        workload = workload_from_model(model, DEFAULT_WORKLOAD_NAME)
     elif spec.checkpoint is None or not spec.checkpoint.is_file() or spec.data is None:
         if fixed is not None:  # hardware-only: the architecture is enough
             kwargs = {"img_size": spec.img_size} if spec.img_size else {}

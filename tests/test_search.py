@@ -10,10 +10,10 @@ import optuna
 import pytest
 
 from codesign.cli.search import entry
-from codesign.export import SCHEMA_PATH
 from codesign.models import create_default_model
 from codesign.quant import QuantConfig, load_int_model
 from hwmodel.config import AcceleratorConfig
+from hwmodel.design_file import FIGURES, SCHEMA_PATH
 from hwmodel.device import load_device
 from hwmodel.model import evaluate
 from hwmodel.workload import workload_from_model
@@ -74,6 +74,35 @@ def test_every_export_reloads_and_reproduces(run: Path) -> None:
         assert acc == pytest.approx(quant_doc["accuracy"]["real_top1"], abs=1e-9)
         verilog = (d / "rtl" / "engine.v").read_text()
         assert "module codesign_engine" in verilog
+
+
+def test_hwmodel_report_reproduces_every_design(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m hwmodel.report --config accelerator.json`` prices each design on the model,
+    device and caps the file records and reproduces its predicted figures exactly."""
+    from hwmodel.report import main as hw_report
+
+    info = json.loads((run / "summary.json").read_text())
+    for trial in info["pareto_trials"]:
+        path = run / "designs" / str(trial) / "accelerator.json"
+        doc = json.loads(path.read_text())
+        assert doc["model"]["name"] == "default_vit_mnist" and doc["device"]["name"] == "pynq_z2"
+        assert hw_report(["--config", str(path), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["recorded_differences"] == []
+        assert {k: out[k] for k in FIGURES} == {k: doc["predicted"][k] for k in FIGURES}
+        assert out["layers"] == doc["predicted"]["layers"]
+    # the shipped model by its name, the device by its name, the bare config block: the same figures
+    config = tmp_path / "config_only.json"
+    config.write_text(json.dumps(doc["config"]))
+    argv = ["--config", str(config), "--model", "default_vit_mnist", "--device", "pynq_z2", "--json"]
+    assert hw_report(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {k: out[k] for k in FIGURES} == {k: doc["predicted"][k] for k in FIGURES}
+    assert hw_report(["--config", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "model default_vit_mnist on pynq_z2" in text and "reproduced exactly" in text
 
 
 def test_report_command(run: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,7 +29,7 @@ def export_designs(ctx: SearchContext, outcome: Outcome, run_dir: Path, with_rtl
             d = tmp / str(r.number)
             d.mkdir(parents=True)
             report = evaluate(ctx.workload, cand.accel, ctx.device, ctx.study.caps, detail=True)
-            accel_doc = accelerator_document(cand, ctx.workload, ctx.device, report, r.number)
+            accel_doc = accelerator_document(cand, ctx.workload, ctx.device, ctx.study.caps, report, r.number)
             write_json(d / "accelerator.json", accel_doc)
             accuracy = {
                 "proxy": r.attrs.get("proxy"),
