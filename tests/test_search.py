@@ -110,10 +110,12 @@ def test_report_command(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
     trial = json.loads((run / "summary.json").read_text())["pareto_trials"][0]
     (run / "pareto.png").unlink()
+    (run / "pareto.html").unlink()
     assert main([str(run)]) == 0
     assert (run / "pareto.png").is_file()
+    assert "top-1 of the" in (run / "pareto.html").read_text()  # real accuracy of the re-scored designs
     out = capsys.readouterr().out
-    assert "hypervolume" in out and "trial" in out
+    assert "hypervolume" in out and "trial" in out and "proxy" in out and "top-1 %" in out
     assert main([str(run), "--trial", str(trial)]) == 0
     assert "blocks.0.attn.qkv" in capsys.readouterr().out
 

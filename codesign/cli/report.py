@@ -1,6 +1,7 @@
 """``python -m codesign.report runs/<study> [--trial N] [--json]``.
 
-Prints the Pareto table of a finished run and regenerates its plots; ``--trial N`` prints the
+Prints the Pareto table of a finished run (proxy and real top-1 accuracy) and regenerates its
+plots (pareto.png, pareto.html, hypervolume.png); ``--trial N`` prints the
 per-layer hardware breakdown of the exported design N (from its accelerator.json).
 """
 

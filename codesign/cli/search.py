@@ -37,7 +37,7 @@ from codesign.results import (
     trial_rows,
     write_tables,
 )
-from codesign.results.plots import pareto_html, render_run_plots
+from codesign.results.plots import render_run_plots
 from codesign.search import SearchRun, WorkerPool, default_storage
 from codesign.search.logs import quiet_optuna
 from codesign.study import DEFAULT_STUDY, Study, load_study
@@ -173,8 +173,6 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
     rows = write_tables(run_dir, outcome)
     info = summary(ctx, outcome)
     render_run_plots(run_dir, rows, outcome.hv_history, info)
-    if outcome.rows:
-        pareto_html(run.optuna_study, ctx.objectives, run_dir / "pareto.html")
     phases.end("rescore")
     if outcome.pareto:
         phases.announce(f"exporting {len(outcome.pareto)} Pareto designs")
