@@ -1,4 +1,5 @@
-"""The exported designs of a search: ``designs/<trial>/`` for every Pareto design."""
+"""The exported designs of a search: ``designs/<trial>/`` for every Pareto design
+(accelerator.json, quant.json, model_int.pt, model.qonnx.onnx, rtl/engine.v)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from codesign.export import (
     write_int_model,
     write_json,
 )
+from codesign.qonnx_export import QONNX_FILE, export_qonnx
 from codesign.results.front import Outcome
 from hwmodel.model import evaluate
 
@@ -40,6 +42,7 @@ def export_designs(ctx: SearchContext, outcome: Outcome, run_dir: Path, with_rtl
             if ctx.evaluator is not None and ctx.fixed_quant is None:
                 qmodel = ctx.evaluator.quantized(cand.quant)
                 write_int_model(d / "model_int.pt", qmodel)
+                export_qonnx(qmodel, ctx.evaluator.splits.test_x[:2], d / QONNX_FILE)
                 act_scales = {str(k): float(v) for k, v in getattr(qmodel, "quant_act_scales", {}).items()}
             doc = quant_document(cand.quant, ctx.layers, ctx.workload.model_name, accuracy, act_scales)
             write_json(d / "quant.json", doc)
