@@ -74,6 +74,7 @@ def test_every_export_reloads_and_reproduces(run: Path) -> None:
         assert acc == pytest.approx(quant_doc["accuracy"]["real_top1"], abs=1e-9)
         verilog = (d / "rtl" / "engine.v").read_text()
         assert "module codesign_engine" in verilog
+        assert (d / "model.qonnx.onnx").stat().st_size > 100_000
 
 
 def test_hwmodel_report_reproduces_every_design(
@@ -118,6 +119,42 @@ def test_report_command(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "hypervolume" in out and "trial" in out and "proxy" in out and "top-1 %" in out
     assert main([str(run), "--trial", str(trial)]) == 0
     assert "blocks.0.attn.qkv" in capsys.readouterr().out
+
+
+def test_qonnx_graph_of_a_design_runs_like_pytorch(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``codesign.report --trial N --qonnx``: the exported QONNX graph, run by qonnx's executor on
+    test images, predicts what the PyTorch fake-quant model of model_int.pt predicts."""
+    from codesign.cli.report import main
+
+    trial = min(json.loads((run / "summary.json").read_text())["pareto_trials"])
+    assert main([str(run), "--trial", str(trial), "--qonnx", "--images", "48", "--json"]) == 0
+    check = json.loads(capsys.readouterr().out)
+    assert check["images"] == 48 and check["argmax_agreement_pct"] == 100.0
+    assert check["quant_nodes"] >= 6 * 12 + 4  # every quantization point of the 6 blocks, embedding, head
+    assert check["median_abs_logit_diff"] < 1e-4  # float rounding; a boundary flip moves one image
+    assert check["max_abs_logit_diff"] < 0.5
+
+
+def test_finetune_records_its_accuracy_beside_the_post_training_one(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codesign.cli.finetune import main
+    from codesign.models import load_default
+    from codesign.proxy import Evaluator
+
+    trial = min(json.loads((run / "summary.json").read_text())["pareto_trials"])
+    d = run / "designs" / str(trial)
+    before = json.loads((d / "quant.json").read_text())["accuracy"]
+    argv = [str(run), "--trial", str(trial), "--epochs", "1", "--batch", "128", "--quiet", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    doc = json.loads((d / "quant.json").read_text())
+    assert doc["accuracy"]["real_top1"] == before["real_top1"] == out["post_training_top1"]
+    assert doc["accuracy"]["finetuned_top1"] == out["finetuned_top1"]
+    assert doc["finetune"]["steps"] == out["steps"] == 28  # 3,500 training images, batch 128
+    model, splits = load_default()
+    tuned = load_int_model(d / "model_int.pt", create_default_model)
+    assert Evaluator(model, splits).top1(tuned) == pytest.approx(out["finetuned_top1"], abs=1e-9)
 
 
 def test_resume_adds_trials_to_the_same_study(run: Path, tmp_path: Path) -> None:
