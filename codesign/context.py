@@ -7,8 +7,9 @@ from pathlib import Path
 
 from torch import nn
 
+from codesign.data import DataSplits
 from codesign.errors import UserError
-from codesign.models import load_default, load_user
+from codesign.models import DEFAULT_WORKLOAD_NAME, load_default, load_user
 from codesign.proxy import Evaluator
 from codesign.quant import QuantConfig
 from codesign.space import SearchSpace, load_space
@@ -51,6 +52,17 @@ class SearchContext:
         return self.study.objectives
 
 
+def load_study_model(study: Study) -> tuple[nn.Module, DataSplits] | None:
+    """The study's FP32 model and data splits: the shipped default, or the user's timm model,
+    checkpoint and data (None when the study names no checkpoint file or no data)."""
+    spec = study.model
+    if spec.is_default:
+        return load_default()
+    if spec.checkpoint is None or not spec.checkpoint.is_file() or spec.data is None:
+        return None
+    return load_user(spec.name, spec.checkpoint, spec.data, img_size=spec.img_size, seed=study.seed)
+
+
 def build_context(study: Study, cache_dir: Path | None = None) -> SearchContext:
     """Load the study's model, data, device and search space (all validated here); ``cache_dir``
     keeps the proxy's precomputed terms between runs (:meth:`SearchContext.prepare_proxy`)."""
@@ -58,16 +70,17 @@ def build_context(study: Study, cache_dir: Path | None = None) -> SearchContext:
     device = load_device(study.device)
     spec = study.model
     model: nn.Module | None = None
+    splits: DataSplits | None = None
     evaluator: Evaluator | None = None
     fixed = study.fixed_quant
-    if spec.is_default:
-        model, splits = load_default()
-        workload = workload_from_model(model, "default_vit_mnist")
-    elif spec.checkpoint is None or not spec.checkpoint.is_file() or spec.data is None:
+    loaded = load_study_model(study)
+    if loaded is not None:
+        model, splits = loaded
+        workload = workload_from_model(model, DEFAULT_WORKLOAD_NAME if spec.is_default else spec.name)
+    else:
         if fixed is not None:  # hardware-only: the architecture is enough
             kwargs = {"img_size": spec.img_size} if spec.img_size else {}
             workload = workload_from_name(spec.name, **kwargs)
-            splits = None
         else:
             check_model_name(spec.name)  # an unknown model is named before the missing checkpoint
             where = spec.checkpoint or "model.checkpoint"
@@ -75,11 +88,6 @@ def build_context(study: Study, cache_dir: Path | None = None) -> SearchContext:
                 f"study '{study.name}' needs your checkpoint ({where}) and an ImageFolder "
                 f"(model.data in {study.source}); or search the hardware only with --hw-only W8A8"
             )
-    else:
-        model, splits = load_user(
-            spec.name, spec.checkpoint, spec.data, img_size=spec.img_size, seed=study.seed
-        )
-        workload = workload_from_model(model, spec.name)
     layers = tuple(workload.layer_names())
     space.check_layers(layers)
     if model is not None and splits is not None and fixed is None:

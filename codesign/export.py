@@ -1,8 +1,9 @@
 """Per-design exports: accelerator.json (schema-versioned), quant.json, model_int.pt and rtl/.
 
-``accelerator.json`` follows ``codesign/schemas/accelerator.schema.json``; its ``config`` block is
-an :class:`hwmodel.config.AcceleratorConfig` (``python -m hwmodel.report --config`` reads the file
-as it is) and ``predicted`` holds the model's numbers, so re-running the model reproduces them.
+``accelerator.json`` follows ``hwmodel/schemas/accelerator.schema.json``; its ``config`` block is
+an :class:`hwmodel.config.AcceleratorConfig` and ``model`` (with the architecture that rebuilds the
+workload), ``device`` and ``caps`` are what it was priced on, so ``python -m hwmodel.report
+--config`` reads the file as it is and reproduces ``predicted``, the model's numbers.
 ``quant.json`` is layered like an hls4ml config (Model default → LayerName overrides; the precision
 strings are ours, not hls4ml types) and also holds the exact :class:`codesign.quant.QuantConfig`
 under ``config``.
@@ -23,13 +24,12 @@ from codesign.space import Candidate
 from hwmodel.cost import load_coefficients
 from hwmodel.device import Device
 from hwmodel.engine import EngineConfig
-from hwmodel.model import DesignReport, buffers, design_engine
+from hwmodel.model import DesignReport, UtilisationCaps, buffers, design_engine
 from hwmodel.workload import Workload
 
 #: accelerator.json version 2: the weight-stationary engine v2 (config schema 2, ``engines`` block)
 ACCELERATOR_SCHEMA_VERSION = 2
 QUANT_SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "accelerator.schema.json"
 
 
 def _fixed(bits: int) -> str:
@@ -81,17 +81,26 @@ def quant_document(
 
 
 def accelerator_document(
-    cand: Candidate, workload: Workload, device: Device, report: DesignReport, trial: int | None
+    cand: Candidate,
+    workload: Workload,
+    device: Device,
+    caps: UtilisationCaps,
+    report: DesignReport,
+    trial: int | None,
 ) -> dict[str, Any]:
     accel = cand.accel
     engine = design_engine(workload, accel, device)
     coef = load_coefficients()
+    model: dict[str, Any] = {"name": workload.model_name, "tokens": workload.tokens, "macs": workload.macs}
+    if workload.architecture is not None:
+        model["architecture"] = workload.architecture.to_dict()
     return {
         "schema_version": ACCELERATOR_SCHEMA_VERSION,
         "generator": "codesign",
         "trial": trial,
-        "model": {"name": workload.model_name, "tokens": workload.tokens, "macs": workload.macs},
+        "model": model,
         "device": asdict(device),
+        "caps": asdict(caps),
         "coefficients_version": coef.version,
         "config": accel.to_dict(),
         "engines": engine_document(engine, accel.nonlinear_lanes),

@@ -20,20 +20,16 @@ from codesign.data import DataSplits, load_dataset, load_mnist, registered_datas
 from codesign.errors import UserError
 from hwmodel.timm_compat import import_timm
 from hwmodel.vit import check_model_name, vit_blocks
+from hwmodel.workload import NAMED_ARCHITECTURES
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 DEFAULT_CHECKPOINT = ASSETS_DIR / "default_vit_mnist.pt"
 DEFAULT_RECORD = ASSETS_DIR / "default_vit_mnist.json"
-DEFAULT_MODEL_NAME = "vit_tiny_patch16_224"
-DEFAULT_MODEL_KWARGS: Mapping[str, int] = {
-    "img_size": 28,
-    "patch_size": 7,
-    "in_chans": 1,
-    "num_classes": 10,
-    "embed_dim": 96,
-    "depth": 6,
-    "num_heads": 3,
-}
+#: The workload name of the default model; its architecture is hwmodel's entry of that name, so
+#: ``python -m hwmodel.report --model default_vit_mnist`` prices the same model.
+DEFAULT_WORKLOAD_NAME = "default_vit_mnist"
+DEFAULT_MODEL_NAME = NAMED_ARCHITECTURES[DEFAULT_WORKLOAD_NAME].timm_name
+DEFAULT_MODEL_KWARGS: Mapping[str, int | float] = dict(NAMED_ARCHITECTURES[DEFAULT_WORKLOAD_NAME].kwargs)
 
 
 @dataclass(frozen=True)

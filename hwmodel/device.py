@@ -65,7 +65,9 @@ def known_devices() -> list[str]:
     return sorted(p.stem for p in DEVICES_DIR.glob("*.yaml"))
 
 
-def _parse(raw: Any, source: str) -> Device:
+def parse_device(raw: Any, source: str) -> Device:
+    """A Device from a mapping of its keys (a device YAML, or the `device` block of an exported
+    accelerator.json); a one-line :class:`UserError` naming ``source`` and the key otherwise."""
     if not isinstance(raw, dict):
         raise UserError(f"{source}: expected a mapping of device keys, got {type(raw).__name__}")
     allowed = {f.name for f in fields(Device)}
@@ -117,4 +119,4 @@ def load_device(name_or_path: str | Path) -> Device:
             raise UserError(
                 f"unknown device '{text}' (known: {', '.join(known_devices())}; or a path to a YAML file)"
             )
-    return _parse(read_yaml(path, "device"), str(path))
+    return parse_device(read_yaml(path, "device"), str(path))

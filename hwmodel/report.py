@@ -2,8 +2,11 @@
 
 Prints the per-layer table of one design (op, M, N, K, precision, PoT ratio, tiles, compute vs
 memory cycles, bound, PE use, the BRAM36 its tiles' buffers take) and the totals: every layer runs
-on the one array, so DSP/LUT/FF are the design's, printed once. Without
-``--config`` it reports the documented default design (:mod:`hwmodel.design`).
+on the one array, so DSP/LUT/FF are the design's, printed once. Without ``--config`` it reports
+the documented default design (:mod:`hwmodel.design`). An exported accelerator.json is read as
+is: validated against its JSON Schema, priced on the model, device and caps it records
+(``--model``/``--device`` override them), and compared with its recorded figures (a ``recorded``
+line: reproduced exactly, or what differs).
 """
 
 from __future__ import annotations
@@ -12,14 +15,20 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from hwmodel.cli import command_parser, run_main
 from hwmodel.config import AcceleratorConfig
 from hwmodel.design import default_config
+from hwmodel.design_file import DesignFile, differences, is_design_document, read_design, recorded_workload
 from hwmodel.device import load_device
 from hwmodel.model import UtilisationCaps, evaluate
-from hwmodel.workload import workload_from_name
+from hwmodel.workload import NAMED_ARCHITECTURES, workload_from_name
+from hwmodel.yamlio import read_json
+
+DEFAULT_MODEL = "deit_base_patch16_224"
+DEFAULT_DEVICE = "zcu102"
 
 PUBLISHED_ZCU102_GOPS = {
     "Auto-ViT-Acc (DeiT-B, W8A8+W4A8 mix)": 1181.5,
@@ -90,24 +99,60 @@ def _published_line(gops: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = command_parser("hwmodel.report", __doc__)
-    parser.add_argument("--model", default="deit_base_patch16_224", help="timm model name")
-    parser.add_argument("--device", default="zcu102", help="device name or YAML path")
-    parser.add_argument("--config", help="accelerator config JSON (default: the default design)")
+    parser.add_argument(
+        "--model", help=f"timm model name or {', '.join(NAMED_ARCHITECTURES)} (default: {DEFAULT_MODEL})"
+    )
+    parser.add_argument("--device", help=f"device name or YAML path (default: {DEFAULT_DEVICE})")
+    parser.add_argument(
+        "--config",
+        help="accelerator config JSON or an exported accelerator.json (priced on the model, device and "
+        "caps it records unless --model/--device say otherwise; default: the default design)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = parser.parse_args(argv)
-    workload = workload_from_name(args.model)
-    device = load_device(args.device)
+    design: DesignFile | None = None
     caps = UtilisationCaps()
-    config = AcceleratorConfig.load(args.config) if args.config else default_config(workload, device, caps)
+    if args.config:
+        path = Path(args.config)
+        raw = read_json(path, "accelerator config")
+        if is_design_document(raw):
+            design = read_design(path, raw)
+            caps = design.caps
+            config = design.config
+        else:
+            config = AcceleratorConfig.load(path)
+    if args.model is None and design is not None:
+        workload = recorded_workload(design)
+    else:
+        workload = workload_from_name(args.model or DEFAULT_MODEL)
+    if args.device is None and design is not None:
+        device = design.device
+    else:
+        device = load_device(args.device or DEFAULT_DEVICE)
+    if not args.config:
+        config = default_config(workload, device, caps)
     report = evaluate(workload, config, device, caps, detail=True)
+    out = report.to_dict()
+    same_inputs = design is not None and args.model is None and args.device is None
+    diffs = differences(out, design.predicted) if design is not None and same_inputs else None
     if args.json:
-        out = report.to_dict()
         out["config"] = config.to_dict()
+        if diffs is not None:
+            out["recorded_differences"] = diffs
         print(json.dumps(out, indent=2))
     else:
-        print(format_table(report.to_dict(), asdict(device)))
-        print(_published_line(report.gops) if device.name == "zcu102" and "deit_base" in args.model else "")
+        print(format_table(out, asdict(device)))
+        if diffs is not None:
+            print(_recorded_line(diffs))
+        if device.name == "zcu102" and "deit_base" in workload.model_name:
+            print(_published_line(report.gops))
     return 0
+
+
+def _recorded_line(diffs: Sequence[str]) -> str:
+    if not diffs:
+        return "recorded        reproduced exactly (the file's predicted figures)"
+    return "recorded        DIFFERS: " + "; ".join(diffs) + " (new vs recorded)"
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ is true.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -28,6 +29,48 @@ from hwmodel.vit import (
     has_linear_head,
     vit_blocks,
 )
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a workload is rebuilt from: a timm model name and the arguments it is created with
+    (recorded in an exported accelerator.json, so ``hwmodel.report --config`` prices the same model)."""
+
+    timm_name: str
+    kwargs: tuple[tuple[str, int | float], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"timm_name": self.timm_name, "kwargs": dict(self.kwargs)}
+
+    @staticmethod
+    def from_dict(raw: Any, source: str) -> Architecture:
+        if not isinstance(raw, dict) or not isinstance(raw.get("timm_name"), str):
+            raise UserError(f"{source}: expected {{'timm_name': <timm model>, 'kwargs': {{...}}}}")
+        kwargs = raw.get("kwargs", {})
+        if not isinstance(kwargs, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in kwargs.values()
+        ):
+            raise UserError(f"{source}: key 'kwargs' must map argument names to numbers")
+        return Architecture(raw["timm_name"], tuple(sorted((str(k), v) for k, v in kwargs.items())))
+
+
+#: Models known by a name timm does not know. ``default_vit_mnist`` is the MNIST ViT that codesign
+#: ships (``codesign.models`` builds it from this entry): a ViT-Tiny shape on 28×28 one-channel
+#: digits, patch 7, dim 96, depth 6, 3 heads.
+NAMED_ARCHITECTURES: Mapping[str, Architecture] = {
+    "default_vit_mnist": Architecture(
+        "vit_tiny_patch16_224",
+        (
+            ("img_size", 28),
+            ("patch_size", 7),
+            ("in_chans", 1),
+            ("num_classes", 10),
+            ("embed_dim", 96),
+            ("depth", 6),
+            ("num_heads", 3),
+        ),
+    )
+}
 
 GEMM_KINDS = ("patch_embed", "qkv", "qk", "sv", "proj", "fc1", "fc2", "head")
 NONLINEAR_KINDS = ("layernorm", "softmax", "gelu")
@@ -97,6 +140,8 @@ class Workload:
     mlp_hidden: int
     num_classes: int
     ops: tuple[Op, ...]
+    #: how to rebuild this workload by name (None: built from an instance timm did not create)
+    architecture: Architecture | None = None
 
     @cached_property
     def gemms(self) -> tuple[GemmOp, ...]:
@@ -194,6 +239,20 @@ def workload_from_model(model: torch.nn.Module, name: str | None = None) -> Work
     num_classes = int(getattr(model, "num_classes", 0))
     if has_linear_head(model):
         ops.append(GemmOp(HEAD, "head", 1, int(vit.head.out_features), int(vit.head.in_features)))
+    timm_name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture")
+    architecture = None
+    if isinstance(timm_name, str) and import_timm().is_model(timm_name):
+        shape: dict[str, int | float] = {
+            "img_size": img,
+            "patch_size": patch,
+            "in_chans": in_chans,
+            "num_classes": num_classes,
+            "embed_dim": dim,
+            "depth": depth,
+            "num_heads": heads,
+            "mlp_ratio": hidden / dim,
+        }
+        architecture = Architecture(timm_name, tuple(sorted(shape.items())))
     return Workload(
         model_name=name or type(model).__name__,
         img_size=img,
@@ -206,12 +265,26 @@ def workload_from_model(model: torch.nn.Module, name: str | None = None) -> Work
         mlp_hidden=hidden,
         num_classes=num_classes,
         ops=tuple(ops),
+        architecture=architecture,
     )
 
 
 def workload_from_name(model_name: str, **model_kwargs: Any) -> Workload:
-    """Workload of a timm model by name (built on the meta device: no weights, no download)."""
-    check_model_name(model_name)
-    with torch.device("meta"):
-        model = import_timm().create_model(model_name, pretrained=False, **model_kwargs)
-    return workload_from_model(model, model_name)
+    """Workload of a timm model by name, or of a :data:`NAMED_ARCHITECTURES` entry (built on the
+    meta device: no weights, no download)."""
+    named = NAMED_ARCHITECTURES.get(model_name)
+    if named is not None:
+        return workload_from_architecture(named, model_name, **model_kwargs)
+    return workload_from_architecture(Architecture(model_name), model_name, **model_kwargs)
+
+
+def workload_from_architecture(arch: Architecture, name: str, **model_kwargs: Any) -> Workload:
+    """Workload of the timm model ``arch`` describes (``model_kwargs`` override its arguments)."""
+    check_model_name(arch.timm_name)
+    kwargs = {**dict(arch.kwargs), **model_kwargs}
+    try:
+        with torch.device("meta"):
+            model = import_timm().create_model(arch.timm_name, pretrained=False, **kwargs)
+    except TypeError as exc:
+        raise UserError(f"model {arch.timm_name!r}: bad arguments {sorted(kwargs)} ({exc})") from exc
+    return workload_from_model(model, name)

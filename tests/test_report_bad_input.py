@@ -3,6 +3,7 @@ export leaves: one line, exit 2, nothing in the run folder changed; stale stagin
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runfolder import tree_hash
@@ -18,6 +20,7 @@ from codesign.atomic import remove_stale_staging, replace_dir_atomic
 from codesign.cli.report import entry as report_entry
 from codesign.cli.search import entry as search_entry
 from codesign.study import REPO_ROOT
+from hwmodel.cli import run_main
 
 STUDY = REPO_ROOT / "studies" / "deit_small_zcu102.yaml"
 NAME = "deit_small_zcu102"
@@ -138,11 +141,67 @@ def test_stale_staging_of_a_killed_export_is_removed(tmp_path: Path) -> None:
 
 def test_summary_records_each_phase(finished_run: Path) -> None:
     """summary.json: wall time of set-up, trial loop, re-scoring and exports, which add up."""
-    import json
-
     info = json.loads((finished_run / "summary.json").read_text())
     phases = info["phase_s"]
     assert list(phases) == ["setup", "trials", "rescore", "exports"]
     assert all(v >= 0 for v in phases.values())
     assert sum(phases.values()) <= info["wall_s"] + 0.01
     assert phases["trials"] == pytest.approx(info["search_s"], abs=1e-3)
+
+
+def _design_doc(run: Path) -> Path:
+    return run / "designs" / str(_first_design(run)) / "accelerator.json"
+
+
+def _set(*keys: str, value: object) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        for key in keys[:-1]:
+            doc = doc[key]
+        doc[keys[-1]] = value
+
+    return change
+
+
+BAD_DESIGN_DOCS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    # (what is wrong, the change, the failing key the line names)
+    ("rows_not_integer", _set("config", "array", "rows", value="x"), "key 'config.array.rows'"),
+    ("packing_3", _set("config", "array", "packing", value=3), "key 'config.array.packing'"),
+    ("unknown_array_key", _set("config", "array", "depth", value=2), "key 'config.array.depth'"),
+    ("dsp_type", _set("device", "dsp_type", value="DSP58"), "key 'device.dsp_type'"),
+    ("no_predicted", lambda doc: doc.pop("predicted"), "key 'predicted'"),
+]
+
+
+@pytest.mark.parametrize(("name", "change", "key"), BAD_DESIGN_DOCS, ids=[b[0] for b in BAD_DESIGN_DOCS])
+def test_hwmodel_report_names_the_failing_key(
+    name: str,
+    change: Callable[[dict[str, Any]], None],
+    key: str,
+    finished_run: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from hwmodel.report import main as hw_report
+
+    path = tmp_path / "accelerator.json"
+    doc = json.loads(_design_doc(finished_run).read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+    capfd.readouterr()
+    rc = run_main(hw_report, ["--config", str(path)], prog="hwmodel.report")
+    lines = capfd.readouterr().err.splitlines()
+    assert rc == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"hwmodel.report: error: {path}: {key}"), lines[0]
+
+
+def test_hwmodel_report_reproduces_a_timm_design(
+    finished_run: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A DeiT-S design priced from its file alone (model, device and caps as recorded)."""
+    from hwmodel.report import main as hw_report
+
+    capfd.readouterr()
+    assert hw_report(["--config", str(_design_doc(finished_run))]) == 0
+    out = capfd.readouterr().out
+    assert "model deit_small_patch16_224 on zcu102" in out
+    assert "recorded        reproduced exactly" in out

@@ -13,10 +13,10 @@ import optuna
 import pytest
 
 from codesign.cli.search import entry
-from codesign.export import SCHEMA_PATH
 from codesign.models import create_default_model
 from codesign.quant import QuantConfig, load_int_model
 from hwmodel.config import AcceleratorConfig
+from hwmodel.design_file import FIGURES, SCHEMA_PATH
 from hwmodel.device import load_device
 from hwmodel.model import evaluate
 from hwmodel.workload import workload_from_model
@@ -82,6 +82,36 @@ def test_every_export_reloads_and_reproduces(run: Path) -> None:
         for kind in ("softmax", "layernorm", "gelu"):  # the non-linear units beside the engine
             unit = (d / "rtl" / f"{kind}.v").read_text()
             assert f"module codesign_{kind}" in unit and f"in_data_{accel.nonlinear_lanes - 1}" in unit
+        assert (d / "model.qonnx.onnx").stat().st_size > 100_000
+
+
+def test_hwmodel_report_reproduces_every_design(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m hwmodel.report --config accelerator.json`` prices each design on the model,
+    device and caps the file records and reproduces its predicted figures exactly."""
+    from hwmodel.report import main as hw_report
+
+    info = json.loads((run / "summary.json").read_text())
+    for trial in info["pareto_trials"]:
+        path = run / "designs" / str(trial) / "accelerator.json"
+        doc = json.loads(path.read_text())
+        assert doc["model"]["name"] == "default_vit_mnist" and doc["device"]["name"] == "pynq_z2"
+        assert hw_report(["--config", str(path), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["recorded_differences"] == []
+        assert {k: out[k] for k in FIGURES} == {k: doc["predicted"][k] for k in FIGURES}
+        assert out["layers"] == doc["predicted"]["layers"]
+    # the shipped model by its name, the device by its name, the bare config block: the same figures
+    config = tmp_path / "config_only.json"
+    config.write_text(json.dumps(doc["config"]))
+    argv = ["--config", str(config), "--model", "default_vit_mnist", "--device", "pynq_z2", "--json"]
+    assert hw_report(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {k: out[k] for k in FIGURES} == {k: doc["predicted"][k] for k in FIGURES}
+    assert hw_report(["--config", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "model default_vit_mnist on pynq_z2" in text and "reproduced exactly" in text
 
 
 def test_report_command(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -89,10 +119,12 @@ def test_report_command(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
     trial = json.loads((run / "summary.json").read_text())["pareto_trials"][0]
     (run / "pareto.png").unlink()
+    (run / "pareto.html").unlink()
     assert main([str(run)]) == 0
     assert (run / "pareto.png").is_file()
+    assert "top-1 of the" in (run / "pareto.html").read_text()  # real accuracy of the re-scored designs
     out = capsys.readouterr().out
-    assert "hypervolume" in out and "trial" in out
+    assert "hypervolume" in out and "trial" in out and "proxy" in out and "top-1 %" in out
     assert main([str(run), "--trial", str(trial)]) == 0
     assert "blocks.0.attn.qkv" in capsys.readouterr().out
 
@@ -167,6 +199,42 @@ def test_optuna_dashboard_sees_the_feasible_set_and_front_of_pareto_csv(run: Pat
     with open(run / "pareto.csv", newline="") as fh:
         pareto = {int(r["trial"]) for r in csv.DictReader(fh)}
     assert front == {tuple(feasible[n]) for n in pareto}
+
+
+def test_qonnx_graph_of_a_design_runs_like_pytorch(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``codesign.report --trial N --qonnx``: the exported QONNX graph, run by qonnx's executor on
+    test images, predicts what the PyTorch fake-quant model of model_int.pt predicts."""
+    from codesign.cli.report import main
+
+    trial = min(json.loads((run / "summary.json").read_text())["pareto_trials"])
+    assert main([str(run), "--trial", str(trial), "--qonnx", "--images", "48", "--json"]) == 0
+    check = json.loads(capsys.readouterr().out)
+    assert check["images"] == 48 and check["argmax_agreement_pct"] == 100.0
+    assert check["quant_nodes"] >= 6 * 12 + 4  # every quantization point of the 6 blocks, embedding, head
+    assert check["median_abs_logit_diff"] < 1e-4  # float rounding; a boundary flip moves one image
+    assert check["max_abs_logit_diff"] < 0.5
+
+
+def test_finetune_records_its_accuracy_beside_the_post_training_one(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codesign.cli.finetune import main
+    from codesign.models import load_default
+    from codesign.proxy import Evaluator
+
+    trial = min(json.loads((run / "summary.json").read_text())["pareto_trials"])
+    d = run / "designs" / str(trial)
+    before = json.loads((d / "quant.json").read_text())["accuracy"]
+    argv = [str(run), "--trial", str(trial), "--epochs", "1", "--batch", "128", "--quiet", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    doc = json.loads((d / "quant.json").read_text())
+    assert doc["accuracy"]["real_top1"] == before["real_top1"] == out["post_training_top1"]
+    assert doc["accuracy"]["finetuned_top1"] == out["finetuned_top1"]
+    assert doc["finetune"]["steps"] == out["steps"] == 28  # 3,500 training images, batch 128
+    model, splits = load_default()
+    tuned = load_int_model(d / "model_int.pt", create_default_model)
+    assert Evaluator(model, splits).top1(tuned) == pytest.approx(out["finetuned_top1"], abs=1e-9)
 
 
 def test_resume_adds_trials_to_the_same_study(run: Path, tmp_path: Path) -> None:

@@ -1,27 +1,31 @@
 """``python -m codesign.report runs/<study> [--trial N] [--json]``.
 
-Prints the Pareto table of a finished run and regenerates its plots; ``--trial N`` prints the
-per-layer hardware breakdown of the exported design N (from its accelerator.json).
+Prints the Pareto table of a finished run (proxy and real top-1 accuracy) and regenerates its
+plots (pareto.png, pareto.html, hypervolume.png); ``--trial N`` prints the
+per-layer hardware breakdown of the exported design N (from its accelerator.json); ``--trial N
+--qonnx`` runs its QONNX graph with qonnx's executor on the test images and states the largest
+logit difference from the PyTorch fake-quant model and the argmax agreement.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from codesign.errors import UserError
+from codesign.qonnx_export import DIFF_TOLERANCE, QONNX_FILE, QonnxCheck, check_qonnx
+from codesign.quant import load_int_model
 from codesign.results import format_pareto, read_history, read_rows
 from codesign.results.plots import render_run_plots
-from hwmodel.cli import command_parser, run_main
+from codesign.run_folder import design_dir, load_run_evaluator, read_summary
+from hwmodel.cli import command_parser, positive_int, run_main
 from hwmodel.report import format_table
 from hwmodel.yamlio import read_json
 
 COMMAND = "codesign.report"
-#: What the report prints from a run's summary.json.
-SUMMARY_KEYS = frozenset(
-    {"trials", "feasible", "pareto", "hypervolume", "baseline_hypervolume", "fps_target"}
-)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,22 +34,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--trial", type=int, help="per-layer breakdown of this exported design")
     p.add_argument("--json", action="store_true", help="print the run summary (or the design) as JSON")
     p.add_argument("--no-plots", action="store_true", help="do not regenerate the plots")
+    p.add_argument(
+        "--qonnx",
+        action="store_true",
+        help="with --trial: run the design's model.qonnx.onnx with qonnx's executor on the test "
+        "images and compare its logits with the PyTorch fake-quant model",
+    )
+    p.add_argument("--images", type=positive_int, help="with --qonnx: the first N test images (default: all)")
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir)
-    summary_path = run_dir / "summary.json"
-    if not summary_path.exists():
-        raise UserError(f"{summary_path} not found (is {run_dir} a run folder of codesign.search?)")
-    info = read_json(summary_path, "run summary")
-    if not isinstance(info, dict) or not set(info) >= SUMMARY_KEYS:
-        missing = sorted(SUMMARY_KEYS - set(info)) if isinstance(info, dict) else sorted(SUMMARY_KEYS)
-        raise UserError(f"{summary_path}: not a codesign.search summary (missing {', '.join(missing)})")
-    if args.trial is not None:
-        doc_path = run_dir / "designs" / str(args.trial) / "accelerator.json"
-        if not doc_path.is_file():
-            avail = ", ".join(str(n) for n in info.get("pareto_trials", [])) or "none"
-            raise UserError(
-                f"trial {args.trial} has no exported design in {run_dir}/designs (Pareto trials: {avail})"
+    info = read_summary(run_dir)
+    if args.qonnx:
+        if args.trial is None:
+            raise UserError("--qonnx needs --trial N (the design to check)")
+        check = qonnx_check(run_dir, args.trial, info, args.images)
+        if args.json:
+            print(json.dumps(asdict(check), indent=2))
+        else:
+            print(
+                f"trial {args.trial}: {QONNX_FILE} ({check.quant_nodes} Quant nodes) by qonnx's executor vs "
+                f"the PyTorch fake-quant model on {check.images} test images: max |logit difference| "
+                f"{check.max_abs_logit_diff:.3g} (median {check.median_abs_logit_diff:.2g}; "
+                f"{check.images_differing} images beyond {DIFF_TOLERANCE:g}), argmax agreement "
+                f"{check.argmax_agreement_pct:.2f} %"
             )
+        return 0
+    if args.trial is not None:
+        doc_path = design_dir(run_dir, args.trial, info) / "accelerator.json"
         doc = read_json(doc_path, "accelerator")
         if not isinstance(doc, dict) or not {"predicted", "device"} <= set(doc):
             raise UserError(f"{doc_path}: not an accelerator.json that codesign.search exports")
@@ -77,6 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"FPS target {info['fps_target']}"
         )
     return 0
+
+
+def qonnx_check(run_dir: Path, trial: int, info: dict[str, Any], images: int | None = None) -> QonnxCheck:
+    """The QONNX file of design ``trial`` against its model_int.pt, on the study's test images."""
+    folder = design_dir(run_dir, trial, info)
+    if not (folder / QONNX_FILE).is_file():
+        raise UserError(f"{folder}: no {QONNX_FILE} (a hardware-only design, or exported before QONNX)")
+    evaluator = load_run_evaluator(run_dir, info)
+    qmodel = load_int_model(folder / "model_int.pt", evaluator.model)
+    return check_qonnx(folder / QONNX_FILE, qmodel, evaluator.splits.test_x[:images])
 
 
 def entry(argv: Sequence[str] | None = None) -> int:

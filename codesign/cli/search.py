@@ -37,7 +37,7 @@ from codesign.results import (
     trial_rows,
     write_tables,
 )
-from codesign.results.plots import pareto_html, render_run_plots
+from codesign.results.plots import render_run_plots
 from codesign.search import SearchRun, WorkerPool, default_storage
 from codesign.search.logs import quiet_optuna
 from codesign.study import DEFAULT_STUDY, Study, load_study
@@ -177,13 +177,9 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
     outcome = rescore(ctx, analyse(trials, ctx.objectives), run.optuna_study, progress=not args.quiet)
     rows, changed = write_tables(run_dir, outcome)
     info = summary(ctx, outcome)
-    plots = [
-        run_dir / n for n in ("pareto.png", "hypervolume.png", *(("pareto.html",) if outcome.rows else ()))
-    ]
+    plots = [run_dir / "pareto.png", run_dir / "pareto.html", run_dir / "hypervolume.png"]
     if changed or not all(p.is_file() for p in plots):  # the same tables: the plots are drawn already
         render_run_plots(run_dir, rows, outcome.hv_history, info)
-        if outcome.rows:
-            pareto_html(run.optuna_study, ctx.objectives, run_dir / "pareto.html")
     phases.end("rescore")
     if outcome.pareto:
         phases.announce(f"exporting {len(outcome.pareto)} Pareto designs")

@@ -163,9 +163,12 @@ def quantize_weight(
 
 
 def _fq(x: torch.Tensor, scale: float | None, bits: int, kind: str) -> torch.Tensor:
+    """Fake-quantize an activation; while training (``x`` needs a gradient) the gradient passes
+    straight through (STE), otherwise the result is exactly the quantizer's."""
     if scale is None or bits >= FLOAT_BITS:
         return x
-    return QUANTIZERS[kind](x, torch.tensor(scale, dtype=x.dtype), bits)
+    q = QUANTIZERS[kind](x, torch.tensor(scale, dtype=x.dtype), bits)
+    return x + (q - x).detach() if x.requires_grad else q
 
 
 class QuantLinear(nn.Module):

@@ -1,9 +1,11 @@
-"""The exported designs of a search: ``designs/<trial>/`` for every Pareto design.
+"""The exported designs of a search: ``designs/<trial>/`` for every Pareto design
+(accelerator.json, quant.json, model_int.pt, model.qonnx.onnx, rtl/engine.v and the non-linear
+units' Verilog).
 
-``designs.json`` (beside ``designs/``) records what each design folder was written from (a digest of its
-accelerator and quantization documents, the evaluator's fingerprint, whether Verilog was asked
-for and the codesign version): a later run whose designs would be the same keeps the folder as
-it is instead of quantizing and generating everything again.
+``designs.json`` (beside ``designs/``) records what each design folder was written from (a digest
+of its accelerator and quantization documents, the evaluator's fingerprint, whether Verilog was
+asked for and the codesign version): a later run whose designs would be the same keeps the folder
+as it is instead of quantizing and generating everything again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from codesign.export import (
     write_int_model,
     write_json,
 )
+from codesign.qonnx_export import QONNX_FILE, export_qonnx
 from codesign.results.front import Outcome
 from codesign.space import Candidate
 from hwmodel.model import evaluate
@@ -54,7 +57,7 @@ def _plans(ctx: SearchContext, outcome: Outcome, with_rtl: bool) -> list[_Plan]:
     for r in outcome.pareto:
         cand = ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant)
         report = evaluate(ctx.workload, cand.accel, ctx.device, ctx.study.caps, detail=True)
-        accel_doc = accelerator_document(cand, ctx.workload, ctx.device, report, r.number)
+        accel_doc = accelerator_document(cand, ctx.workload, ctx.device, ctx.study.caps, report, r.number)
         accuracy = {
             "proxy": r.attrs.get("proxy"),
             "proxy_kind": ctx.study.proxy_kind,
@@ -86,7 +89,7 @@ def _up_to_date(
             return False
     except Exception:  # no manifest, or a damaged one: export again
         return False
-    wanted = ["accelerator.json", "quant.json"] + ["model_int.pt"] * with_model
+    wanted = ["accelerator.json", "quant.json"] + ["model_int.pt", QONNX_FILE] * with_model
 
     def files(p: _Plan) -> list[str]:
         units = (
@@ -119,6 +122,7 @@ def export_designs(
                 assert ctx.evaluator is not None
                 qmodel = ctx.evaluator.quantized(p.cand.quant)
                 write_int_model(d / "model_int.pt", qmodel)
+                export_qonnx(qmodel, ctx.evaluator.splits.test_x[:2], d / QONNX_FILE)
                 act_scales = {str(k): float(v) for k, v in getattr(qmodel, "quant_act_scales", {}).items()}
             doc = quant_document(p.cand.quant, ctx.layers, ctx.workload.model_name, p.accuracy, act_scales)
             write_json(d / "quant.json", doc)

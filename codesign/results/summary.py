@@ -28,4 +28,5 @@ def summary(ctx: SearchContext, outcome: Outcome) -> dict[str, Any]:
         "hv_bounds": {"best": list(outcome.bounds[0]), "worst": list(outcome.bounds[1])},
         "real_accuracy": {str(k): v for k, v in sorted(outcome.real_accuracy.items())},
         "proxy_kind": ctx.study.proxy_kind,
+        "seed": ctx.study.seed,
     }
