@@ -22,7 +22,7 @@ from codesign.study import REPO_ROOT
 from hwmodel.cost import register_bits
 from hwmodel.device import load_device
 from hwmodel.engine import engine_for_design
-from hwmodel.model import design_engine, evaluate
+from hwmodel.model import UtilisationCaps, design_engine, evaluate
 from hwmodel.rtl.verilog import synthesize_verilog
 from hwmodel.workload import Workload
 
@@ -54,7 +54,7 @@ def _design(workload: Workload, device: str, params: dict[str, Any], precision: 
     dev = load_device(device)
     cand = SPACE.decode(params, workload.layer_names(), QuantConfig.uniform(precision))
     report = evaluate(workload, cand.accel, dev, detail=True)
-    doc = accelerator_document(cand, workload, dev, report, 0)
+    doc = accelerator_document(cand, workload, dev, UtilisationCaps(), report, 0)
     return dev, cand, doc, engine_verilog_for(cand, workload, dev)
 
 
