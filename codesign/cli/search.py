@@ -163,10 +163,11 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
         raise
     ctx = run.context
     done = len(run.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    if study.trials > done:
+    trials_left = study.trials > done
+    if trials_left:
         ctx.prepare_proxy(progress=not args.quiet)
     phases.end("setup")  # model, data, storage, baselines, proxy terms (when trials are left to run)
-    if study.trials > done:
+    if trials_left:
         for line in workers.run(run, study.trials, args.timeout, show_progress_bar=not args.quiet):
             sys.stderr.write(f"{COMMAND}: warning: {line}\n")
     workers.stop()

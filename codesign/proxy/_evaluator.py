@@ -17,7 +17,6 @@ Proxies (higher is better; only calibration images are used, never the test spli
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from torch import nn
 from codesign.atomic import write_atomic
 from codesign.data import DataSplits
 from codesign.errors import UserError
-from codesign.proxy._linear import MAX_CLASSES, LinearizedKL
+from codesign.proxy._linear import MAX_CLASSES, LinearizedKL, model_digest
 from codesign.quant import Calibration, QuantConfig, layer_names, quantize_model
 from codesign.space import QuantSpace
 
@@ -90,6 +89,7 @@ class Evaluator:
         self._linear: LinearizedKL | None = None
         self._proxy_memo: dict[QuantConfig, ProxyScores] = {}
         self._acc_memo: dict[QuantConfig, torch.Tensor] = {}
+        self._fingerprint: str | None = None
 
     @functools.cached_property
     def calibration(self) -> Calibration:
@@ -188,14 +188,11 @@ class Evaluator:
 
     def fingerprint(self) -> str:
         """Identifies what :meth:`accuracy` depends on besides the config: the model's weights,
-        the test split, and the calibration images (activation scales)."""
-        h = hashlib.sha256()
-        for name, t in sorted(self.model.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().float().contiguous().numpy().tobytes())
-        for t in (self.splits.test_x, self.splits.test_y, self.calibration_images):
-            h.update(t.detach().contiguous().numpy().tobytes())
-        return h.hexdigest()[:24]
+        the test split, and the calibration images (activation scales). Computed once."""
+        if self._fingerprint is None:
+            data = (self.splits.test_x, self.splits.test_y, self.calibration_images)
+            self._fingerprint = model_digest(self.model, data)
+        return self._fingerprint
 
 
 def timed(fn: Callable[[], float]) -> tuple[float, float]:

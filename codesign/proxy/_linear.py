@@ -47,6 +47,17 @@ from hwmodel.vit import is_matmul_layer, layer_names, vit_blocks
 MAX_CLASSES = 64
 
 
+def model_digest(model: nn.Module, tensors: tuple[torch.Tensor, ...]) -> str:
+    """A short SHA-256 of a model's weights (state dict, by name) and of ``tensors`` (data)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().contiguous().numpy().tobytes())
+    for t in tensors:
+        h.update(t.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
 def _apply_fn(module: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """y = f(x, W) without the bias (bilinear in x and W)."""
     if isinstance(module, nn.Conv2d):
@@ -246,12 +257,7 @@ class LinearizedKL:
 
     def fingerprint(self) -> str:
         """Identifies the model and the proxy images (the FP32 logits depend on both)."""
-        h = hashlib.sha256()
-        h.update(self._z.numpy().tobytes())
-        for name, t in sorted(self.model.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().float().numpy().tobytes())
-        return h.hexdigest()[:24]
+        return model_digest(self.model, (self._z,))
 
     def save_terms(self, path: Path) -> int:
         """Write the memoised logit terms (a cache for resumed searches and other workers)."""

@@ -21,6 +21,7 @@ from tqdm import tqdm
 import codesign
 from codesign.atomic import replace_dir_atomic
 from codesign.context import SearchContext
+from codesign.errors import UserError
 from codesign.export import (
     accelerator_document,
     engine_verilog_for,
@@ -87,7 +88,7 @@ def _up_to_date(
     try:
         if read_json(run_dir / MANIFEST, "export manifest") != _manifest(plans):
             return False
-    except Exception:  # no manifest, or a damaged one: export again
+    except UserError:  # no manifest, or an unreadable or damaged one: export again
         return False
     wanted = ["accelerator.json", "quant.json"] + ["model_int.pt", QONNX_FILE] * with_model
 

@@ -142,8 +142,8 @@ class SearchRun:
     def trials_run_here(self, trials: Sequence[FrozenTrial]) -> int:
         """How many of ``trials`` (the study's) this invocation completed (main process and pooled
         workers)."""
+        if not self.run_id:
+            return 0
         return sum(
-            1
-            for t in trials
-            if t.state == TrialState.COMPLETE and self.run_id and t.user_attrs.get("run") == self.run_id
+            1 for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("run") == self.run_id
         )
