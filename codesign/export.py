@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from codesign.atomic import write_atomic, write_text_atomic
@@ -26,6 +27,9 @@ from hwmodel.device import Device
 from hwmodel.engine import EngineConfig
 from hwmodel.model import DesignReport, UtilisationCaps, buffers, design_engine
 from hwmodel.workload import Workload
+
+if TYPE_CHECKING:  # the RTL package (PyRTL) loads only when Verilog is written
+    from hwmodel.rtl.testbench import TileOperands
 
 #: accelerator.json version 2: the weight-stationary engine v2 (config schema 2, ``engines`` block)
 ACCELERATOR_SCHEMA_VERSION = 2
@@ -181,3 +185,107 @@ def nonlinear_verilog(kind: str, lanes: int, log2_rows: int) -> str:
     from hwmodel.rtl.nonlinear import unit_verilog
 
     return unit_verilog(kind, design_spec(kind), lanes, log2_rows, module_name=f"codesign_{kind}")
+
+
+#: beside ``rtl/engine.v``: its self-checking testbench and the DSP primitives' simulation models
+TESTBENCH_FILE = "tb_engine.v"
+DSP_MODELS_FILE = "dsp_models.v"
+#: the testbench's tile: at most this many tokens, and two k-folds of the array's rows
+TESTBENCH_TOKENS = 8
+TESTBENCH_K_FOLDS = 2
+
+
+def _compact(channels: list[int]) -> str:
+    """``[0, 1, 2, 5]`` → ``0–2, 5``."""
+    runs: list[list[int]] = []
+    for c in channels:
+        if runs and c == runs[-1][-1] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs) or "none"
+
+
+def tb_operands_for(
+    cand: Candidate,
+    workload: Workload,
+    device: Device,
+    qmodel: torch.nn.Module | None,
+    image: torch.Tensor | None,
+    seed: int,
+) -> TileOperands:
+    """The tile an exported design's testbench runs: the corner of the first tile of its most
+    PoT-heavy linear layer (the first such layer on a tie) — up to :data:`TESTBENCH_TOKENS`
+    tokens, two k-folds of the array's rows and the channels of one fold of each sub-array.
+
+    With the design's quantized model (``qmodel``) and one test ``image``, the operands are the
+    layer's integer weight codes (its fixed-point and PoT channels laid out as the engine takes
+    them: fixed columns first in each tile) and the integer codes of the layer's input
+    activations on that image. Without a model (hardware-only runs), seeded random codes of the
+    layer's widths.
+    """
+    from codesign.quant import QUANTIZERS, QuantConv2d, QuantLinear
+    from hwmodel.rtl.harness import pot_columns
+    from hwmodel.rtl.testbench import TileOperands
+
+    accel = cand.accel
+    engine = design_engine(workload, accel, device)
+    ops = [op for op in workload.gemms if op.weight_operand and op.kind != "patch_embed"]
+    hws = {op.name: accel.layers.get(op.name, accel.default) for op in ops}
+    if engine.cols_pot == 0:
+        ops = [op for op in ops if hws[op.name].pot_ratio == 0] or ops
+    op = max(ops, key=lambda o: (hws[o.name].pot_ratio, -ops.index(o)))
+    hw = hws[op.name]
+    tokens = min(TESTBENCH_TOKENS, hw.tm, op.m)
+    depth = min(TESTBENCH_K_FOLDS * engine.rows, hw.tk, op.k)
+    mode = engine.mode_for(hw.weight_bits, hw.act_bits) if engine.cols_fixed else None
+    width = min(hw.tn, op.n, engine.cols_fixed * (mode.channels if mode else 0) + engine.cols_pot)
+    bits = (hw.weight_bits, hw.act_bits)
+    rng = np.random.default_rng(seed)
+    module = qmodel.get_submodule(op.name) if qmodel is not None else None
+    qweight = getattr(module, "qweight", None)
+    if not isinstance(module, QuantLinear | QuantConv2d) or qweight is None or module.act_scale is None:
+        codes = rng.integers(-(1 << (hw.weight_bits - 1)), 1 << (hw.weight_bits - 1), (op.n, op.k))
+        pot = np.zeros(op.n, dtype=bool)
+        pot[: round(hw.pot_ratio * op.n)] = True
+        top = (1 << (hw.weight_bits - 1)) - 1  # PoT codes: 0 or ±(1 … 2^(b−1) − 1)
+        codes[pot] = np.clip(codes[pot], -top, top)
+        a = rng.integers(-(1 << (hw.act_bits - 1)), 1 << (hw.act_bits - 1), (tokens, depth))
+        what = f"seeded random codes of {op.name}'s widths (no quantized model in this run)"
+    else:
+        codes = qweight.codes.reshape(op.n, -1).numpy().astype(np.int64)
+        pot = qweight.pot_mask.numpy().astype(bool)
+        seen: list[torch.Tensor] = []
+        hook = module.register_forward_hook(lambda _m, args, _out: seen.append(args[0].detach()))
+        try:
+            with torch.no_grad():
+                qmodel(image)  # type: ignore[misc]
+        finally:
+            hook.remove()
+        scale = torch.tensor(module.act_scale)
+        x = QUANTIZERS["fixed"](seen[0], scale, module.act_bits)
+        a = torch.round(x[:1].reshape(-1, op.k) / scale).numpy().astype(np.int64)[:tokens, :depth]
+        what = f"{op.name} of the design's integer model, input tokens 0–{tokens - 1} of test image 0"
+    fixed_ch = [int(c) for c in np.nonzero(~pot)[0]]
+    pot_ch = [int(c) for c in np.nonzero(pot)[0]]
+    while True:  # the widest tile whose PoT/fixed split the layer's channels can fill
+        mask = pot_columns(width, width, hw.pot_ratio)
+        if int(mask.sum()) <= len(pot_ch) and int((~mask).sum()) <= len(fixed_ch):
+            break
+        width -= 1
+    take_fix, take_pot = fixed_ch[: int((~mask).sum())], pot_ch[: int(mask.sum())]
+    order = np.empty(width, dtype=np.int64)
+    order[~mask] = take_fix
+    order[mask] = take_pot
+    w = codes[order, :depth].T.copy()
+    if take_pot:  # the engine's PoT code: sign << (b−1) | magnitude code
+        pb = engine.pot_weight_bits
+        mags = np.abs(w[:, mask])
+        if int(mags.max(initial=0)) >= 1 << (pb - 1):
+            raise ValueError(f"{op.name}: PoT code wider than the engine's {pb} bits")
+        w[:, mask] = np.where(w[:, mask] < 0, 1 << (pb - 1), 0) | mags
+    source = (
+        f"{what}, input features 0–{depth - 1}; output channels {_compact(take_fix)} (fixed) "
+        f"and {_compact(take_pot)} (PoT)"
+    )
+    return TileOperands(a=a, w=w, pot_ratio=hw.pot_ratio, layer_bits=bits, source=source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
@@ -13,12 +14,14 @@ import optuna
 import pytest
 
 from codesign.cli.search import entry
+from codesign.export import DSP_MODELS_FILE, TESTBENCH_FILE
 from codesign.models import create_default_model
 from codesign.quant import QuantConfig, load_int_model
 from hwmodel.config import AcceleratorConfig
 from hwmodel.design_file import FIGURES, SCHEMA_PATH
 from hwmodel.device import load_device
 from hwmodel.model import evaluate
+from hwmodel.rtl.verilog import iverilog_available, run_icarus
 from hwmodel.workload import workload_from_model
 
 pytestmark = pytest.mark.slow
@@ -83,6 +86,20 @@ def test_every_export_reloads_and_reproduces(run: Path) -> None:
             unit = (d / "rtl" / f"{kind}.v").read_text()
             assert f"module codesign_{kind}" in unit and f"in_data_{accel.nonlinear_lanes - 1}" in unit
         assert (d / "model.qonnx.onnx").stat().st_size > 100_000
+
+
+@pytest.mark.skipif(not iverilog_available(), reason="iverilog not installed")
+def test_every_exported_testbench_passes_under_icarus(run: Path) -> None:
+    """rtl/tb_engine.v of every design: its engine, fed one tile of the design's own integer
+    model, returns the exact C tile in the model's cycles."""
+    info = json.loads((run / "summary.json").read_text())
+    for trial in info["pareto_trials"]:
+        rtl = run / "designs" / str(trial) / "rtl"
+        files = [rtl / "engine.v", rtl / TESTBENCH_FILE]
+        files += [rtl / DSP_MODELS_FILE] if (rtl / DSP_MODELS_FILE).is_file() else []
+        tb = files[1].read_text()
+        assert "of the design's integer model, input tokens" in tb
+        assert re.search(r"^PASS: tb_engine .* exact, (\d+) cycles \(model \1\)$", run_icarus(files), re.M)
 
 
 def test_hwmodel_report_reproduces_every_design(

@@ -1,6 +1,7 @@
 """The exported designs of a search: ``designs/<trial>/`` for every Pareto design
-(accelerator.json, quant.json, model_int.pt, model.qonnx.onnx, rtl/engine.v and the non-linear
-units' Verilog).
+(accelerator.json, quant.json, model_int.pt, model.qonnx.onnx, rtl/engine.v with its
+self-checking Icarus testbench rtl/tb_engine.v (and the DSP primitives' simulation models,
+rtl/dsp_models.v) and the non-linear units' Verilog).
 
 ``designs.json`` (beside ``designs/``) records what each design folder was written from (a digest
 of its accelerator and quantization documents, the evaluator's fingerprint, whether Verilog was
@@ -23,18 +24,21 @@ from codesign.atomic import replace_dir_atomic
 from codesign.context import SearchContext
 from codesign.errors import UserError
 from codesign.export import (
+    DSP_MODELS_FILE,
+    TESTBENCH_FILE,
     accelerator_document,
     engine_verilog_for,
     nonlinear_units_for,
     nonlinear_verilog,
     quant_document,
+    tb_operands_for,
     write_int_model,
     write_json,
 )
 from codesign.qonnx_export import QONNX_FILE, export_qonnx
 from codesign.results.front import Outcome
 from codesign.space import Candidate
-from hwmodel.model import evaluate
+from hwmodel.model import design_engine, evaluate
 from hwmodel.yamlio import read_json
 
 #: Beside ``designs/`` (written after the folder is swapped in: a stale one only causes a re-export).
@@ -96,7 +100,7 @@ def _up_to_date(
         units = (
             [f"rtl/{kind}.v" for kind, *_ in nonlinear_units_for(p.cand, ctx.workload)] if with_rtl else []
         )
-        return wanted + ["rtl/engine.v"] * with_rtl + units
+        return wanted + ["rtl/engine.v", f"rtl/{TESTBENCH_FILE}"] * with_rtl + units
 
     return all((folder / str(p.number) / f).is_file() for p in plans for f in files(p))
 
@@ -112,6 +116,9 @@ def export_designs(
     if _up_to_date(ctx, run_dir, plans, with_rtl, with_model):
         return written
     verilog_cache: dict[str, str] = {}
+    if with_rtl:
+        from hwmodel.rtl.testbench import engine_testbench
+        from hwmodel.rtl.verilog import dsp_sim_sources
 
     def build(tmp: Path) -> None:
         for p in tqdm(plans, desc="exporting", unit="design", disable=not progress):
@@ -119,6 +126,7 @@ def export_designs(
             d.mkdir(parents=True)
             write_json(d / "accelerator.json", p.accel_doc)
             act_scales = None
+            qmodel = None
             if with_model:
                 assert ctx.evaluator is not None
                 qmodel = ctx.evaluator.quantized(p.cand.quant)
@@ -133,6 +141,14 @@ def export_designs(
                     verilog_cache[engine_key] = engine_verilog_for(p.cand, ctx.workload, ctx.device)
                 (d / "rtl").mkdir()
                 (d / "rtl" / "engine.v").write_text(verilog_cache[engine_key], encoding="utf-8")
+                image = ctx.evaluator.splits.test_x[:1] if ctx.evaluator is not None else None
+                tile = tb_operands_for(p.cand, ctx.workload, ctx.device, qmodel, image, seed=p.number)
+                engine = design_engine(ctx.workload, p.cand.accel, ctx.device)
+                tb = engine_testbench(engine, verilog_cache[engine_key], tile)
+                (d / "rtl" / TESTBENCH_FILE).write_text(tb, encoding="utf-8")
+                models = dsp_sim_sources(verilog_cache[engine_key])
+                if models:
+                    (d / "rtl" / DSP_MODELS_FILE).write_text("\n".join(models), encoding="utf-8")
                 for unit in nonlinear_units_for(p.cand, ctx.workload):  # softmax, LayerNorm, GELU
                     key = json.dumps(unit)
                     if key not in verilog_cache:

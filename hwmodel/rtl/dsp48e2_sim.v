@@ -218,7 +218,9 @@ module DSP48E2 (
     wire signed [47:0] p_d = (alumode == 4'b0011) ? z - sum : z + sum;
     initial P = 48'sd0;
     always @(posedge CLK) if (PREG == 1) begin if (RSTP) P <= 0; else if (CEP) P <= p_d; end
-    always @* if (PREG == 0) P = p_d;
+    generate if (PREG == 0) begin : p_comb
+        always @* P = p_d;
+    end endgenerate
 
     assign PCOUT = P;
     assign CARRYCASCOUT = 1'b0;

@@ -203,10 +203,8 @@ def simulate_gemm(
     k2, n = w.shape
     if k != k2:
         raise ValueError(f"inner dimensions differ: A is {a.shape}, W is {w.shape}")
-    rows = engine.rows
     wb, ab = layer_bits if layer_bits is not None else (engine.weight_bits, engine.act_bits)
     mode = engine.mode_for(wb, ab) if engine.cols_fixed else None
-    offsets = chain_layout(rows, engine.chain_rows).offsets
 
     pyrtl.reset_working_block()
     build_engine(engine)
@@ -217,17 +215,9 @@ def simulate_gemm(
     if mode is not None and "f_mode" in zero_inputs:
         zero_inputs["f_mode"] = engine.modes.index(mode)
     out_names = [o.name for o in outputs]
-    act_mask = (1 << engine.act_bits) - 1
     acc_mask = (1 << engine.acc_bits) - 1
-    wf_mask = (1 << engine.weight_bits) - 1
-    wp_mask = (1 << engine.pot_weight_bits) - 1
 
-    subs: list[_SubArray] = []
-    if engine.cols_fixed:
-        assert mode is not None
-        subs.append(_SubArray("f", engine.cols_fixed, mode.tokens, mode.channels, engine.channels))
-    if engine.cols_pot:
-        subs.append(_SubArray("p", engine.cols_pot, 1, 1, 1))
+    subs = _sub_arrays(engine, mode)
     result = np.zeros((m, n), dtype=np.int64)
     in_log: list[dict[str, int]] = []
     out_log: list[dict[str, int]] = []
@@ -235,54 +225,11 @@ def simulate_gemm(
     last_out = -1
     folds_run = 0
 
-    for tile_tokens, tile_fix, tile_pot, k0, ek in _tiles(m, n, k, tiling, pot_ratio):
-        events: dict[int, dict[str, int]] = {}
+    for tile in _tiles(m, n, k, tiling, pot_ratio):
         start = t
-
-        def put(cycle: int, port: str, value: int, events: dict[int, dict[str, int]] = events) -> None:
-            events.setdefault(cycle, {})[port] = value
-
-        for sub in subs:
-            sub.pending = [deque() for _ in range(sub.cols)]
-            pot = sub.prefix == "p"
-            chans = tile_pot if pot else tile_fix
-            if not chans:
-                continue
-            if (not pot and engine.cols_fixed == 0) or (pot and engine.cols_pot == 0):
-                kind = "power-of-two" if pot else "fixed"
-                raise ValueError(f"{kind} channels assigned but the engine has no such columns")
-            folds = _folds(tile_tokens, chans, k0, ek, rows, sub.cols * sub.channels_per_col)
-            steps = -(-len(tile_tokens) // sub.tokens_per_step)
-            chain = rows if pot else engine.chain_rows
-            p = sub.prefix
-            for fold, (lam, sigma) in zip(
-                folds, _schedule(folds, steps, rows, chain, pot, slack), strict=True
-            ):
-                folds_run += 1
-                # weights: bottom row first, column c's words c cycles after column 0's
-                for j in range(rows):
-                    put(start + lam + j, f"{p}_load", 1)
-                    kk = fold.k0 + rows - 1 - j
-                    for c in range(sub.cols):
-                        for ch in range(sub.channels_per_col):
-                            idx = c * sub.channels_per_col + ch
-                            value = 0
-                            if rows - 1 - j < fold.depth and idx < len(fold.channels):
-                                value = int(w[kk, fold.channels[idx]])
-                            port = f"p_w{c}" if pot else f"f_w{c}_{ch}"
-                            put(start + lam + j + c, port, value & (wp_mask if pot else wf_mask))
-                put(start + sigma + (-1 if pot else 1), f"{p}_swap", 1)
-                for i in range(steps):
-                    group = fold.tokens[i * sub.tokens_per_step : (i + 1) * sub.tokens_per_step]
-                    put(start + sigma + i, f"{p}_valid", 1)
-                    put(start + sigma + i, f"{p}_first", int(fold.first))
-                    for c in range(sub.cols):
-                        sub.pending[c].append((fold, i))
-                    for r in range(fold.depth):
-                        lag = r if pot else offsets[r]
-                        for tok, mi in enumerate(group):
-                            port = f"p_a{r}" if pot else f"f_a{r}_{tok}"
-                            put(start + sigma + lag + i, port, int(a[mi, fold.k0 + r]) & act_mask)
+        rel, n_folds = tile_events(tile, subs, a, w, engine, slack)
+        folds_run += n_folds
+        events = {start + c: ports for c, ports in rel.items()}
 
         while True:
             inputs = dict(zero_inputs)
@@ -325,6 +272,82 @@ def simulate_gemm(
     )
 
 
+def _sub_arrays(engine: EngineConfig, mode: LaneMode | None) -> list[_SubArray]:
+    """The controllers of the engine's sub-arrays (fixed first, then PoT)."""
+    subs: list[_SubArray] = []
+    if engine.cols_fixed:
+        assert mode is not None
+        subs.append(_SubArray("f", engine.cols_fixed, mode.tokens, mode.channels, engine.channels))
+    if engine.cols_pot:
+        subs.append(_SubArray("p", engine.cols_pot, 1, 1, 1))
+    return subs
+
+
+#: one tile: (tokens, fixed channels, PoT channels, k0, depth)
+Tile = tuple[tuple[int, ...], list[int], list[int], int, int]
+
+
+def tile_events(
+    tile: Tile, subs: list[_SubArray], a: IntArray, w: IntArray, engine: EngineConfig, slack: int = 0
+) -> tuple[dict[int, dict[str, int]], int]:
+    """The controller's input-port values of one tile, by cycle from the tile's first cycle (ports
+    not named are 0), and the number of folds. Resets and fills each sub-array's ``pending``: per
+    column, the (fold, step) results it will put out, in order."""
+    tile_tokens, tile_fix, tile_pot, k0, ek = tile
+    rows = engine.rows
+    offsets = chain_layout(rows, engine.chain_rows).offsets
+    act_mask = (1 << engine.act_bits) - 1
+    wf_mask = (1 << engine.weight_bits) - 1
+    wp_mask = (1 << engine.pot_weight_bits) - 1
+    events: dict[int, dict[str, int]] = {}
+    n_folds = 0
+    kinds = {sub.prefix for sub in subs}
+    for chans, prefix, kind in ((tile_fix, "f", "fixed"), (tile_pot, "p", "power-of-two")):
+        if chans and prefix not in kinds:
+            raise ValueError(f"{kind} channels assigned but the engine has no such columns")
+
+    def put(cycle: int, port: str, value: int) -> None:
+        events.setdefault(cycle, {})[port] = value
+
+    for sub in subs:
+        sub.pending = [deque() for _ in range(sub.cols)]
+        pot = sub.prefix == "p"
+        chans = tile_pot if pot else tile_fix
+        if not chans:
+            continue
+        folds = _folds(tile_tokens, chans, k0, ek, rows, sub.cols * sub.channels_per_col)
+        steps = -(-len(tile_tokens) // sub.tokens_per_step)
+        chain = rows if pot else engine.chain_rows
+        p = sub.prefix
+        for fold, (lam, sigma) in zip(folds, _schedule(folds, steps, rows, chain, pot, slack), strict=True):
+            n_folds += 1
+            # weights: bottom row first, column c's words c cycles after column 0's
+            for j in range(rows):
+                put(lam + j, f"{p}_load", 1)
+                kk = fold.k0 + rows - 1 - j
+                for c in range(sub.cols):
+                    for ch in range(sub.channels_per_col):
+                        idx = c * sub.channels_per_col + ch
+                        value = 0
+                        if rows - 1 - j < fold.depth and idx < len(fold.channels):
+                            value = int(w[kk, fold.channels[idx]])
+                        port = f"p_w{c}" if pot else f"f_w{c}_{ch}"
+                        put(lam + j + c, port, value & (wp_mask if pot else wf_mask))
+            put(sigma + (-1 if pot else 1), f"{p}_swap", 1)
+            for i in range(steps):
+                group = fold.tokens[i * sub.tokens_per_step : (i + 1) * sub.tokens_per_step]
+                put(sigma + i, f"{p}_valid", 1)
+                put(sigma + i, f"{p}_first", int(fold.first))
+                for c in range(sub.cols):
+                    sub.pending[c].append((fold, i))
+                for r in range(fold.depth):
+                    lag = r if pot else offsets[r]
+                    for tok, mi in enumerate(group):
+                        port = f"p_a{r}" if pot else f"f_a{r}_{tok}"
+                        put(sigma + lag + i, port, int(a[mi, fold.k0 + r]) & act_mask)
+    return events, n_folds
+
+
 def _slot_targets(sub: _SubArray, fold: _Fold, step: int, col: int) -> list[tuple[int, tuple[int, int]]]:
     """(slot, (token, channel)) of the results column ``col`` puts out for ``step`` of ``fold``."""
     out = []
@@ -338,9 +361,7 @@ def _slot_targets(sub: _SubArray, fold: _Fold, step: int, col: int) -> list[tupl
     return out
 
 
-def _tiles(
-    m: int, n: int, k: int, tiling: GemmTiling, pot_ratio: float
-) -> list[tuple[tuple[int, ...], list[int], list[int], int, int]]:
+def _tiles(m: int, n: int, k: int, tiling: GemmTiling, pot_ratio: float) -> list[Tile]:
     """(tokens, fixed channels, PoT channels, k0, depth) of every tile, in execution order."""
     out = []
     m0 = 0

@@ -89,6 +89,28 @@ def iverilog_available() -> bool:
     return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
 
 
+def run_icarus(sources: Sequence[Path], timeout_s: float = 120.0) -> str:
+    """Compile ``sources`` with ``iverilog -g2012`` and run them with ``vvp -n``; return what the
+    simulation printed. A compile error or a non-zero exit (a testbench's ``$fatal``) raises
+    ``RuntimeError`` carrying the output."""
+    if not iverilog_available():
+        raise FileNotFoundError("iverilog/vvp not found (Debian package `iverilog`)")
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Path(tmp) / "sim"
+        built = subprocess.run(
+            ["iverilog", "-g2012", "-o", str(sim), *map(str, sources)],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        if built.returncode != 0:
+            raise RuntimeError(f"iverilog failed:\n{built.stderr.strip()}")
+        ran = subprocess.run(["vvp", "-n", str(sim)], capture_output=True, text=True, timeout=timeout_s)
+    if ran.returncode != 0:
+        raise RuntimeError(f"simulation failed (exit {ran.returncode}):\n{(ran.stdout + ran.stderr).strip()}")
+    return ran.stdout
+
+
 def cosimulate_verilog(
     verilog: str,
     input_vectors: Sequence[Mapping[str, int]],
