@@ -24,6 +24,7 @@ from codesign.context import SearchContext
 from codesign.errors import UserError
 from codesign.export import (
     accelerator_document,
+    controller_verilog_for,
     engine_verilog_for,
     nonlinear_units_for,
     nonlinear_verilog,
@@ -96,7 +97,7 @@ def _up_to_date(
         units = (
             [f"rtl/{kind}.v" for kind, *_ in nonlinear_units_for(p.cand, ctx.workload)] if with_rtl else []
         )
-        return wanted + ["rtl/engine.v"] * with_rtl + units
+        return wanted + ["rtl/engine.v", "rtl/controller.v"] * with_rtl + units
 
     return all((folder / str(p.number) / f).is_file() for p in plans for f in files(p))
 
@@ -133,6 +134,10 @@ def export_designs(
                     verilog_cache[engine_key] = engine_verilog_for(p.cand, ctx.workload, ctx.device)
                 (d / "rtl").mkdir()
                 (d / "rtl" / "engine.v").write_text(verilog_cache[engine_key], encoding="utf-8")
+                ctrl_key = json.dumps(p.accel_doc["controller"], sort_keys=True)
+                if ctrl_key not in verilog_cache:
+                    verilog_cache[ctrl_key] = controller_verilog_for(p.cand, ctx.workload, ctx.device)
+                (d / "rtl" / "controller.v").write_text(verilog_cache[ctrl_key], encoding="utf-8")
                 for unit in nonlinear_units_for(p.cand, ctx.workload):  # softmax, LayerNorm, GELU
                     key = json.dumps(unit)
                     if key not in verilog_cache:
