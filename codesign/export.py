@@ -1,4 +1,5 @@
-"""Per-design exports: accelerator.json (schema-versioned), quant.json, model_int.pt and rtl/.
+"""Per-design exports: accelerator.json (schema-versioned), quant.json, model_int.pt and rtl/
+(engine, tile controller, non-linear units).
 
 ``accelerator.json`` follows ``hwmodel/schemas/accelerator.schema.json``; its ``config`` block is
 an :class:`hwmodel.config.AcceleratorConfig` and ``model`` (with the architecture that rebuilds the
@@ -22,10 +23,11 @@ import torch
 from codesign.atomic import write_atomic, write_text_atomic
 from codesign.quant import LayerQuant, QuantConfig, export_int_model
 from codesign.space import Candidate
+from hwmodel.controller import controller_resources
 from hwmodel.cost import load_coefficients
 from hwmodel.device import Device
 from hwmodel.engine import EngineConfig
-from hwmodel.model import DesignReport, UtilisationCaps, buffers, design_engine
+from hwmodel.model import DesignReport, UtilisationCaps, buffers, design_controller, design_engine
 from hwmodel.workload import Workload
 
 if TYPE_CHECKING:  # the RTL package (PyRTL) loads only when Verilog is written
@@ -95,6 +97,8 @@ def accelerator_document(
     accel = cand.accel
     engine = design_engine(workload, accel, device)
     coef = load_coefficients()
+    ctrl = design_controller(workload, accel, device)
+    ctrl_res = controller_resources(ctrl, coef.controller_for(device.synth_family))
     model: dict[str, Any] = {"name": workload.model_name, "tokens": workload.tokens, "macs": workload.macs}
     if workload.architecture is not None:
         model["architecture"] = workload.architecture.to_dict()
@@ -121,6 +125,12 @@ def accelerator_document(
             for b in buffers(workload, accel, device)
             for mem in (b.memory(device.synth_family),)
         ],
+        "controller": {
+            "tile_bits": ctrl.tile_bits,
+            "buffers": [asdict(b) for b in ctrl.buffers],
+            "lut": round(ctrl_res.lut),
+            "ff": ctrl_res.ff,
+        },
         "predicted": report.to_dict(),
     }
 
@@ -169,6 +179,15 @@ def engine_verilog_for(cand: Candidate, workload: Workload, device: Device) -> s
     from hwmodel.rtl.verilog import engine_verilog
 
     return str(engine_verilog(design_engine(workload, cand.accel, device), module_name="codesign_engine"))
+
+
+def controller_verilog_for(cand: Candidate, workload: Workload, device: Device) -> str:
+    """Verilog of the tile controller of a design (module ``codesign_controller``)."""
+    from hwmodel.rtl.controller import controller_verilog
+
+    return controller_verilog(
+        design_controller(workload, cand.accel, device), module_name="codesign_controller"
+    )
 
 
 def nonlinear_units_for(cand: Candidate, workload: Workload) -> list[tuple[str, int, int]]:

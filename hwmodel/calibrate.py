@@ -14,6 +14,12 @@ too, into ``hwmodel/calibration/nonlinear_table.csv``; per family and unit a non
 LUT, FF and DSP over :data:`hwmodel.nonlinear.UNIT_FEATURES` replaces the ``nonlinear`` section
 of ``coefficients.json``. ``--nonlinear`` runs only that grid (``--fit-only`` refits both).
 
+The tile controller (:mod:`hwmodel.rtl.controller`) is synthesised on a small grid of loop
+widths, bank counts, address and word widths (:data:`CONTROLLER_GRID`, plus held-out points) on
+every family into ``hwmodel/calibration/controller_table.csv``; a per-family LUT fit over
+:data:`hwmodel.controller.CONTROLLER_FEATURES` replaces the ``controller`` section (FF exact,
+structural). ``--controller`` runs only that grid.
+
 ``--memories`` synthesises a grid of buffer banks (``hwmodel.rtl.memory``, depth × width, for
 UltraScale+ and 7-series) instead and writes ``hwmodel/calibration/memory_table.csv``: the block
 RAM / LUT RAM mapping that ``hwmodel.validate`` compares with ``hwmodel.buffers.bank_memory``.
@@ -36,6 +42,7 @@ from scipy.optimize import nnls
 
 from hwmodel.buffers import LUTRAM_LIBRARIES
 from hwmodel.cli import OneLineParser
+from hwmodel.controller import CONTROLLER_FEATURES, BufferPort, ControllerSpec, controller_features
 from hwmodel.cost import COEFFICIENTS_PATH, LUT_FEATURES, load_coefficients, lut_features
 from hwmodel.device import SYNTH_FAMILIES
 from hwmodel.engine import EngineConfig
@@ -147,6 +154,8 @@ def write_table(rows: list[SynthRow], path: Path = TABLE_PATH) -> None:
 
 
 def _typed(value: str, kind: object) -> object:
+    if kind in ("bool", bool):
+        return value == "True"
     return int(value) if kind in ("int", int) else float(value) if kind in ("float", float) else value
 
 
@@ -257,7 +266,7 @@ def memory_row(point: tuple[str, int, int]) -> MemoryRow:
     return MemoryRow(family, depth, width, res.bram36, res.lutram, res.lut, res.ff, res.yosys_version)
 
 
-Row = TypeVar("Row", "MemoryRow", "NonlinearRow")
+Row = TypeVar("Row", "MemoryRow", "NonlinearRow", "ControllerRow")
 
 
 def _write_rows(rows: Sequence[Any], kind: type, path: Path) -> None:
@@ -482,12 +491,182 @@ def calibrate_nonlinear(jobs: int, fit_only: bool) -> int:
     return 0
 
 
+CONTROLLER_TABLE_PATH = COEFFICIENTS_PATH.parent / "controller_table.csv"
+
+
+def _port(name: str, role: str, banks: int, addr_bits: int, width_bits: int) -> BufferPort:
+    return BufferPort(name, role, banks, addr_bits, width_bits)
+
+
+def _plain(
+    tile_bits: int, a: tuple[int, int, int], b: tuple[int, int, int], c: tuple[int, int, int]
+) -> ControllerSpec:
+    """A controller of one A, one B and one C buffer, each (banks, address bits, word bits)."""
+    return ControllerSpec(
+        tile_bits, (_port("input_a", "a", *a), _port("weight_b", "b", *b), _port("output_c", "c", *c))
+    )
+
+
+#: The fitted controller grid: loop widths 2 … 6, banks 2 … 64, address bits 3 … 13, C words of
+#: 16 … 64 bits (the DeiT-B / ZCU102 default design's controller is the fifth), and a mixed
+#: design's five buffers.
+CONTROLLER_GRID: tuple[ControllerSpec, ...] = (
+    _plain(2, (2, 4, 8), (2, 4, 8), (2, 3, 16)),
+    _plain(3, (4, 6, 16), (4, 6, 8), (4, 4, 24)),
+    _plain(4, (8, 8, 16), (16, 8, 8), (16, 5, 32)),
+    _plain(5, (16, 10, 16), (32, 9, 8), (32, 6, 48)),
+    _plain(5, (16, 13, 16), (64, 11, 8), (64, 8, 54)),
+    _plain(5, (4, 12, 32), (8, 10, 16), (8, 5, 64)),
+    _plain(3, (32, 7, 16), (4, 7, 8), (4, 4, 32)),
+    ControllerSpec(
+        4,
+        (
+            _port("input_a", "a", 8, 9, 16),
+            _port("weight_b", "b", 8, 8, 8),
+            _port("output_c", "c", 8, 6, 40),
+            _port("weight_pot", "b", 4, 8, 4),
+            _port("output_pot", "c", 4, 7, 28),
+        ),
+    ),
+)
+#: Synthesised, not fitted: how the fit extrapolates (reported by ``hwmodel.validate``).
+CONTROLLER_HOLDOUT: tuple[ControllerSpec, ...] = (
+    _plain(5, (12, 9, 16), (24, 9, 8), (24, 6, 40)),
+    _plain(4, (16, 11, 16), (48, 10, 8), (48, 7, 54)),
+)
+
+
+def spec_text(spec: ControllerSpec) -> str:
+    """A controller spec as one CSV cell: ``tile_bits;name:role:banks:addr:width;...``."""
+    ports = ";".join(f"{b.name}:{b.role}:{b.banks}:{b.addr_bits}:{b.width_bits}" for b in spec.buffers)
+    return f"{spec.tile_bits};{ports}"
+
+
+def parse_spec(text: str) -> ControllerSpec:
+    """The inverse of :func:`spec_text`."""
+    head, *ports = text.split(";")
+    out = []
+    for p in ports:
+        name, role, banks, addr, width = p.split(":")
+        out.append(BufferPort(name, role, int(banks), int(addr), int(width)))
+    return ControllerSpec(int(head), tuple(out))
+
+
+@dataclass(frozen=True)
+class ControllerRow:
+    """Yosys's synthesis of one tile controller (one line of ``controller_table.csv``)."""
+
+    synth_family: str
+    spec: str  # :func:`spec_text`
+    holdout: bool
+    lut: int
+    ff: int
+    dsp: int
+    bram36: float
+    lutram_primitives: int
+    synth_seconds: float
+    yosys_version: str
+
+
+def controller_grid() -> list[tuple[str, ControllerSpec, bool]]:
+    """(Yosys family, spec, held out) points: the fitted grid, then the held-out points, on
+    every family."""
+    fitted = [(f, s, False) for f in SYNTH_FAMILIES for s in CONTROLLER_GRID]
+    return fitted + [(f, s, True) for f in SYNTH_FAMILIES for s in CONTROLLER_HOLDOUT]
+
+
+def controller_row(point: tuple[str, ControllerSpec, bool]) -> ControllerRow:
+    """Synthesise one controller (runs in a worker process)."""
+    from hwmodel.rtl.controller import controller_verilog
+    from hwmodel.rtl.verilog import synthesize_verilog
+
+    family, spec, holdout = point
+    res = synthesize_verilog(controller_verilog(spec), family=family)
+    return ControllerRow(
+        family,
+        spec_text(spec),
+        holdout,
+        res.lut,
+        res.ff,
+        res.dsp,
+        res.bram36,
+        res.lutram,
+        round(res.synth_seconds, 2),
+        res.yosys_version,
+    )
+
+
+def write_controller_table(rows: list[ControllerRow], path: Path = CONTROLLER_TABLE_PATH) -> None:
+    _write_rows(rows, ControllerRow, path)
+
+
+def read_controller_table(path: Path = CONTROLLER_TABLE_PATH) -> list[ControllerRow]:
+    """The committed tile-controller synthesis table."""
+    return _read_rows(ControllerRow, path)
+
+
+def fit_controller(rows: list[ControllerRow]) -> dict[str, dict[str, float]]:
+    """Per family: the controller's LUT coefficients over :data:`CONTROLLER_FEATURES`
+    (non-negative least squares on relative error; held-out points left out)."""
+    out: dict[str, dict[str, float]] = {}
+    rows = [r for r in rows if not r.holdout]
+    for family in sorted({r.synth_family for r in rows}):
+        pts = [r for r in rows if r.synth_family == family]
+        luts = [float(r.lut) for r in pts]
+        feats = [controller_features(parse_spec(r.spec)) for r in pts]
+        out[family] = _nnls_fit(feats, luts, luts, CONTROLLER_FEATURES)
+    return out
+
+
+def write_controller_coefficients(
+    fit: dict[str, dict[str, float]], grid_points: int, path: Path = COEFFICIENTS_PATH
+) -> None:
+    """Replace the ``controller`` section of the coefficient table, keep the others."""
+    with open(path, encoding="utf-8") as fh:
+        raw = json.load(fh)
+    raw["controller"] = fit
+    raw["controller_source"] = (
+        "python -m hwmodel.calibrate --controller: LUT fit (non-negative, relative error) per Yosys "
+        f"family over {grid_points} synthesised tile controllers (controller_table.csv, held-out "
+        "points excluded); FF structural (hwmodel/controller.py), no DSP, no BRAM"
+    )
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(raw, fh, indent=2)
+        fh.write("\n")
+    load_coefficients.cache_clear()
+
+
+def calibrate_controller(jobs: int, fit_only: bool) -> int:
+    """Synthesise (or, ``fit_only``, read) the controller grid and refit the ``controller`` section."""
+    if fit_only:
+        if not CONTROLLER_TABLE_PATH.exists():
+            print(f"error: no synthesis table at {CONTROLLER_TABLE_PATH}", file=sys.stderr)
+            return 2
+        rows = read_controller_table()
+    else:
+        rows = []
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for row in pool.map(controller_row, controller_grid()):
+                print(
+                    f"{row.synth_family:5s} {row.spec:70s} LUT {row.lut:5d} FF {row.ff:4d} "
+                    f"({row.synth_seconds:.1f} s)",
+                    flush=True,
+                )
+                rows.append(row)
+        write_controller_table(rows)
+    fit = fit_controller(rows)
+    write_controller_coefficients(fit, sum(not r.holdout for r in rows))
+    print(json.dumps(fit, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m hwmodel.calibrate", description=__doc__)
     ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default 2)")
     ap.add_argument("--fit-only", action="store_true", help="refit from the committed synth_table.csv")
     ap.add_argument("--memories", action="store_true", help="synthesise the buffer-bank grid instead")
     ap.add_argument("--nonlinear", action="store_true", help="only the non-linear unit grid")
+    ap.add_argument("--controller", action="store_true", help="only the tile-controller grid")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         print("error: --jobs must be ≥ 1", file=sys.stderr)
@@ -498,6 +677,10 @@ def main(argv: list[str] | None = None) -> int:
         write_memory_table(mem_rows)
         print(f"{len(mem_rows)} buffer banks, {time.perf_counter() - t0:.0f} s → {MEMORY_TABLE_PATH}")
         return 0
+    if args.controller:
+        rc = calibrate_controller(args.jobs, args.fit_only)
+        print(f"{time.perf_counter() - t0:.0f} s")
+        return rc
     if args.nonlinear:
         rc = calibrate_nonlinear(args.jobs, args.fit_only)
         print(f"{time.perf_counter() - t0:.0f} s")
@@ -518,7 +701,8 @@ def main(argv: list[str] | None = None) -> int:
     write_coefficients(coef, versions.pop(), len(rows))
     print(json.dumps(coef, indent=2))
     print(f"{len(rows)} grid points, {time.perf_counter() - t0:.0f} s")
-    return calibrate_nonlinear(args.jobs, args.fit_only)
+    rc = calibrate_nonlinear(args.jobs, args.fit_only)
+    return rc or calibrate_controller(args.jobs, args.fit_only)
 
 
 if __name__ == "__main__":

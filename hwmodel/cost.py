@@ -33,7 +33,12 @@ class Coefficients:
     #: Yosys family → unit kind → ``lut`` / ``ff`` / ``dsp`` → fitted coefficient per unit feature
     #: (:data:`hwmodel.nonlinear.UNIT_FEATURES`)
     nonlinear: dict[str, dict[str, dict[str, dict[str, float]]]]
-    system: dict[str, float]
+    #: Yosys family → fitted LUT coefficient of the tile controller per feature
+    #: (:data:`hwmodel.controller.CONTROLLER_FEATURES`)
+    controller: dict[str, dict[str, float]]
+    #: the vendor IP we instantiate but do not generate (AXI DMA, interconnect): ``lut``, ``ff``,
+    #: ``bram36``, ``dsp`` and the DRAM latency, each with its ``source`` in the JSON
+    vendor_ip: dict[str, float]
 
     @staticmethod
     def from_dict(raw: dict[str, Any]) -> Coefficients:
@@ -48,7 +53,10 @@ class Coefficients:
                 }
                 for fam, kinds in raw["nonlinear"].items()
             },
-            system={k: float(v) for k, v in raw["system"].items()},
+            controller={
+                fam: {k: float(v) for k, v in c.items()} for fam, c in raw.get("controller", {}).items()
+            },
+            vendor_ip={k: float(v["value"]) for k, v in raw["vendor_ip"].items() if isinstance(v, dict)},
         )
 
     def nonlinear_for(self, synth_family: str, kind: str) -> dict[str, dict[str, float]]:
@@ -59,6 +67,16 @@ class Coefficients:
             raise UserError(
                 f"coefficients {self.version}: no {kind} unit calibration for Yosys family {synth_family!r} "
                 "(run python -m hwmodel.calibrate --nonlinear)"
+            ) from None
+
+    def controller_for(self, synth_family: str) -> dict[str, float]:
+        """The tile controller's fitted LUT coefficients for ``synth_family``."""
+        try:
+            return self.controller[synth_family]
+        except KeyError:
+            raise UserError(
+                f"coefficients {self.version}: no tile controller calibration for Yosys family "
+                f"{synth_family!r} (run python -m hwmodel.calibrate --controller)"
             ) from None
 
     def array_for(self, synth_family: str) -> dict[str, float]:

@@ -21,7 +21,9 @@ cycles of :mod:`hwmodel.nonlinear` (the PyRTL units' exact counts; softmax and L
 one after another per lane, GELU one element per lane and cycle). Resources: the compute engine
 the design builds (:func:`design_engine`, priced by :mod:`hwmodel.cost`), double-buffered banked
 A/B/C buffers in BRAM36 or LUT RAM (:mod:`hwmodel.buffers`, sized for the largest tile: A one
-bank per row, B and C one bank per column), non-linear units, and a fixed system part.
+bank per row, B and C one bank per column), non-linear units, the tile controller
+(:mod:`hwmodel.controller`, priced from its synthesised RTL) and the vendor IP (AXI DMA and
+interconnect, a cited figure from ``coefficients.json`` → ``vendor_ip``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy.typing as npt
 
 from hwmodel.buffers import Buffer
 from hwmodel.config import AcceleratorConfig
+from hwmodel.controller import ControllerSpec, controller_resources, controller_spec
 from hwmodel.cost import Coefficients, engine_resources, load_coefficients
 from hwmodel.cycles import FIXED_DRAIN, POT_DRAIN
 from hwmodel.device import Device
@@ -397,7 +400,7 @@ def _oriented_timing(
 
     first_bytes = (tm * tk * la.ab + tk * tn * la.wb) / 8.0
     first_load = np.ceil(first_bytes / bytes_per_cycle).astype(np.int64) + int(
-        coef.system["dram_latency_cycles"]
+        coef.vendor_ip["dram_latency_cycles"]
     )
     sum_axes = (1, 2, 3)
     compute_total = (compute * count).sum(axis=sum_axes) * repeat
@@ -472,6 +475,23 @@ def _tile_buffers(
     return [b for b in out if b.depth_words > 0]
 
 
+def _controller(workload: Workload, la: _LayerArrays, tile_bufs: list[Buffer]) -> ControllerSpec:
+    """The tile controller the design builds: loop counters for the most heads and m/n/k tiles
+    of any layer (either orientation: the same counts), an address port per tile buffer."""
+    g = workload.gemm_arrays
+    counts = np.concatenate([_cdiv(g.m, la.tm), _cdiv(g.n, la.tn), _cdiv(g.k, la.tk), g.repeat])
+    return controller_spec([int(counts.max())], tile_bufs)
+
+
+def design_controller(workload: Workload, config: AcceleratorConfig, device: Device) -> ControllerSpec:
+    """The tile controller ``config`` builds for ``workload`` on ``device``."""
+    la = _layer_arrays(workload, config)
+    engine = _engine(config, la, device.dsp_type)
+    return _controller(
+        workload, la, _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
+    )
+
+
 def _buffers(workload: Workload, engine: EngineConfig, la: _LayerArrays, lanes: int) -> list[Buffer]:
     bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
     for kind, log2_rows in nonlinear_row_bits(workload).items():
@@ -537,11 +557,11 @@ def evaluate(
     total = gemm_cycles + int(nl_cycles.sum())
 
     eng = engine_resources(engine, device.synth_family, coef)
-    sysc = coef.system
-    # the GEMM tile buffers carry the system's per-bank overhead; the non-linear units' row
-    # buffers are addressed inside the units (their synthesised RTL)
     tile_bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
-    banks = sum(b.banks for b in tile_bufs)
+    ctrl = controller_resources(
+        _controller(workload, la, tile_bufs), coef.controller_for(device.synth_family)
+    )
+    ip = coef.vendor_ip
     mems = [b.memory(device.synth_family) for b in tile_bufs]
     nl = nonlinear_units(workload, config.nonlinear_lanes, device.synth_family, coef).values()
     nl_mem = [
@@ -556,12 +576,12 @@ def evaluate(
         ff=round(nl_ff),
         bram36=float(sum(m.bram36 for m in nl_mem)),
     )
-    dsp = eng.dsp + nl_res.dsp + int(sysc["dsp_const"])
-    lut = (
-        eng.lut + nl_lut + sysc["lut_const"] + banks * sysc["lut_per_buffer_bank"] + sum(m.lut for m in mems)
-    )
-    ff = eng.ff + nl_ff + sysc["ff_const"] + banks * sysc["ff_per_buffer_bank"] + sum(m.ff for m in mems)
-    bram = sum(m.bram36 for m in mems) + nl_res.bram36 + sysc["bram36_const"]
+    # the system part: our tile controller (its synthesised RTL) + the vendor IP (AXI DMA and
+    # interconnect, coefficients.json → vendor_ip, each figure with its source)
+    dsp = eng.dsp + nl_res.dsp + int(ip["dsp"])
+    lut = eng.lut + nl_lut + ctrl.lut + ip["lut"] + sum(m.lut for m in mems)
+    ff = eng.ff + nl_ff + ctrl.ff + ip["ff"] + sum(m.ff for m in mems)
+    bram = sum(m.bram36 for m in mems) + nl_res.bram36 + ip["bram36"]
     res = Resources(dsp=int(dsp), lut=round(lut), ff=round(ff), bram36=float(bram))
     util = {
         "dsp": res.dsp / device.dsp if device.dsp else float("inf") if res.dsp else 0.0,

@@ -14,7 +14,13 @@
    bit for bit and :func:`hwmodel.nonlinear.stream_cycles` cycle for cycle; their resources
    (fitted fabric + modelled row buffers) against the committed Yosys table
    (``hwmodel/calibration/nonlinear_table.csv``).
-5. ``--efficiency``: per engine and family, LUT, FF and DSP per MAC/cycle (peak, densest packing
+5. Tile controller (:mod:`hwmodel.rtl.controller`): random small GEMMs (shape, tiling, heads,
+   engine, PoT ratio, bandwidth) walked by the simulated controller with the per-tile compute and
+   transfer times of :func:`hwmodel.controller.layer_schedule`; its cycles must equal the model's
+   per-layer latency and its buffer addresses the Python reference every cycle; its resources
+   (fitted LUT, structural FF, no DSP or BRAM) against the committed Yosys table
+   (``hwmodel/calibration/controller_table.csv``, fitted and held-out points).
+6. ``--efficiency``: per engine and family, LUT, FF and DSP per MAC/cycle (peak, densest packing
    mode), from synthesis and from the model side by side.
 """
 
@@ -31,18 +37,24 @@ import numpy as np
 
 from hwmodel.buffers import LUTRAM_LIBRARIES, bank_memory
 from hwmodel.calibrate import (
+    CONTROLLER_TABLE_PATH,
     MEMORY_TABLE_PATH,
     NONLINEAR_TABLE_PATH,
     TABLE_PATH,
+    ControllerRow,
     NonlinearRow,
     SynthRow,
     is_holdout,
+    parse_spec,
+    read_controller_table,
     read_memory_table,
     read_nonlinear_table,
     read_table,
     unit_total_lut,
 )
 from hwmodel.cli import OneLineParser
+from hwmodel.config import AcceleratorConfig, LayerHw
+from hwmodel.controller import BufferPort, ControllerSpec, bits_for, controller_resources, layer_schedule
 from hwmodel.cost import engine_resources, load_coefficients
 from hwmodel.cycles import gemm_compute_cycles
 from hwmodel.engine import DSP_SLICES, PACKINGS, EngineConfig
@@ -180,6 +192,85 @@ def nonlinear_point(row: NonlinearRow) -> ResourcePoint:
 
 def nonlinear_points() -> list[ResourcePoint]:
     return [nonlinear_point(row) for row in read_nonlinear_table()]
+
+
+def controller_point(row: ControllerRow) -> ResourcePoint:
+    """Model (fitted LUT, structural FF) vs Yosys for one synthesised controller."""
+    spec = parse_spec(row.spec)
+    res = controller_resources(spec, load_coefficients().controller_for(row.synth_family))
+    return ResourcePoint(
+        synth_family=row.synth_family,
+        name=spec.name + (" (held out)" if row.holdout else ""),
+        dsp_model=0,
+        dsp_yosys=row.dsp,
+        ff_model=float(res.ff),
+        ff_yosys=row.ff,
+        lut_model=res.lut,
+        lut_yosys=row.lut,
+        bram_model=0.0,
+        bram_yosys=row.bram36,
+    )
+
+
+#: The buffers of the simulated controllers (an A, two B and two C buffers of a mixed engine).
+CHECK_BUFFERS: tuple[BufferPort, ...] = (
+    BufferPort("input_a", "a", 4, 3, 16),
+    BufferPort("weight_b", "b", 3, 4, 8),
+    BufferPort("output_c", "c", 3, 2, 12),
+    BufferPort("weight_pot", "b", 2, 3, 4),
+    BufferPort("output_pot", "c", 2, 2, 20),
+)
+
+
+def controller_sim_check(cases: int, rng: np.random.Generator) -> dict[str, int]:
+    """Random small GEMMs through the simulated controller: cycles vs the model's per-layer
+    latency (:func:`hwmodel.model._gemm_timing`), tile order and addresses vs the references."""
+    from hwmodel.controller import tile_order
+    from hwmodel.model import _engine, _gemm_timing, _layer_arrays
+    from hwmodel.rtl.controller import simulate_controller
+    from hwmodel.workload import GemmOp, Workload
+
+    coef = load_coefficients()
+    dram = int(coef.vendor_ip["dram_latency_cycles"])
+    cycle_bad = order_bad = addr_bad = checks = 0
+    for _ in range(cases):
+        m, n, k = (int(v) for v in rng.integers(1, 33, 3))
+        tm, tn, tk = (int(v) for v in rng.integers(3, 17, 3))
+        repeat = int(rng.integers(1, 3))
+        rows, cols, pot_cols = (int(v) for v in rng.choice([(2, 2, 0), (3, 2, 1), (2, 0, 3), (4, 1, 2)]))
+        ratio = 0.0 if pot_cols == 0 else 1.0 if cols == 0 else float(rng.choice(RATIOS))
+        bpc = float(rng.choice([1.5, 4.0, 16.0]))
+        hw = LayerHw(weight_bits=8, act_bits=8, pot_ratio=ratio, tm=tm, tn=tn, tk=tk)
+        cfg = AcceleratorConfig(
+            freq_mhz=200.0, rows=rows, cols=cols + pot_cols, pot_cols=pot_cols, default=hw
+        )
+        wl = Workload(
+            "one_gemm", 8, 1, 1, m, k, 1, repeat, n, n, (GemmOp("blocks.0.attn.qkv", "qkv", m, n, k, repeat),)
+        )
+        la = _layer_arrays(wl, cfg)
+        engine = _engine(cfg, la, "DSP48E2")
+        latency = int(_gemm_timing(wl, engine, la, bpc, coef).latency[0])
+        sched = layer_schedule(m, n, k, (tm, tn, tk), repeat, engine, ratio, (8, 8), bpc, dram)
+        spec = ControllerSpec(bits_for(max(sched.counts)), CHECK_BUFFERS)
+        run = simulate_controller(
+            spec,
+            sched.counts,
+            sched.first_load,
+            sched.compute,
+            sched.transfer,
+            seed=int(rng.integers(1 << 16)),
+        )
+        cycle_bad += int(run.cycles != latency or sched.cycles != latency)
+        order_bad += int([t[:4] for t in run.tiles] != tile_order(sched.counts))
+        addr_bad += run.address_mismatches
+        checks += run.address_checks
+    return {
+        "cases": cases,
+        "cycle_mismatches": cycle_bad,
+        "order_mismatches": order_bad,
+        "address_mismatches": addr_bad,
+        "address_checks": checks,
+    }
 
 
 #: Row-buffer address bits of the simulated units (rows of 1 … 16 elements).
@@ -329,13 +420,24 @@ def scalesim_check(python: str, rng: np.random.Generator, cases: int = 12) -> tu
 
 
 def validate(
-    cases: int, seed: int, nonlinear_rows: int = 100
-) -> tuple[list[CycleCase], list[ResourcePoint], list[MemoryPoint], list[ResourcePoint], dict[str, float]]:
+    cases: int, seed: int, nonlinear_rows: int = 100, controller_cases: int = 30
+) -> tuple[
+    list[CycleCase],
+    list[ResourcePoint],
+    list[MemoryPoint],
+    list[ResourcePoint],
+    list[ResourcePoint],
+    dict[str, float],
+]:
     """The checks of the module docstring: cycle cases, engine, buffer-bank and non-linear unit
     resource points, and the summary."""
     rng = np.random.default_rng(seed)
     cyc = [run_cycle_case(rng) for _ in range(cases)]
     nl_sim = nonlinear_sim_check(nonlinear_rows, rng)
+    ctrl_sim = controller_sim_check(controller_cases, rng)
+    ctrl_rows = read_controller_table()
+    ctrl = [controller_point(r) for r in ctrl_rows if not r.holdout]
+    ctrl_held = [controller_point(r) for r in ctrl_rows if r.holdout]
     all_nl = nonlinear_points()
     nl = [p for p, row in zip(all_nl, read_nonlinear_table(), strict=True) if not is_holdout(row)]
     held = [p for p, row in zip(all_nl, read_nonlinear_table(), strict=True) if is_holdout(row)]
@@ -371,8 +473,21 @@ def validate(
         "nonlinear_holdout_dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in held), default=0),
         "nonlinear_holdout_ff_max_rel_err": round(max((p.ff_rel_err for p in held), default=0.0), 5),
         "nonlinear_holdout_lut_max_rel_err": round(max((p.lut_rel_err for p in held), default=0.0), 5),
+        "controller_cases": ctrl_sim["cases"],
+        "controller_cycle_mismatches": ctrl_sim["cycle_mismatches"],
+        "controller_order_mismatches": ctrl_sim["order_mismatches"],
+        "controller_address_mismatches": ctrl_sim["address_mismatches"],
+        "controller_address_checks": ctrl_sim["address_checks"],
+        "controller_points": len(ctrl),
+        "controller_dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in ctrl), default=0),
+        "controller_ff_max_rel_err": round(max((p.ff_rel_err for p in ctrl), default=0.0), 5),
+        "controller_lut_max_rel_err": round(max((p.lut_rel_err for p in ctrl), default=0.0), 5),
+        "controller_bram_max_abs_err": max((abs(p.bram_model - p.bram_yosys) for p in ctrl), default=0.0),
+        "controller_holdout_points": len(ctrl_held),
+        "controller_holdout_ff_max_rel_err": round(max((p.ff_rel_err for p in ctrl_held), default=0.0), 5),
+        "controller_holdout_lut_max_rel_err": round(max((p.lut_rel_err for p in ctrl_held), default=0.0), 5),
     }
-    return cyc, res, mems, nl + held, summary
+    return cyc, res, mems, nl + held, ctrl + ctrl_held, summary
 
 
 def per_family(res: list[ResourcePoint]) -> dict[str, dict[str, float]]:
@@ -430,6 +545,12 @@ def main(argv: list[str] | None = None) -> int:
         "--nonlinear-rows", type=int, default=100, help="random rows per non-linear unit (default 100)"
     )
     ap.add_argument(
+        "--controller-cases",
+        type=int,
+        default=30,
+        help="random GEMMs through the tile controller (default 30)",
+    )
+    ap.add_argument(
         "--efficiency",
         action="store_true",
         help="LUT, FF and DSP per MAC/cycle of every synthesised engine, Yosys vs model",
@@ -440,10 +561,15 @@ def main(argv: list[str] | None = None) -> int:
         help="interpreter of a venv with scalesim (numpy < 2.4): also check SCALE-Sim v3 cycles",
     )
     args = ap.parse_args(argv)
-    if args.cases < 1 or args.nonlinear_rows < 0:
-        print("error: --cases must be ≥ 1 and --nonlinear-rows ≥ 0", file=sys.stderr)
+    if args.cases < 1 or args.nonlinear_rows < 0 or args.controller_cases < 0:
+        print("error: --cases must be ≥ 1, --nonlinear-rows and --controller-cases ≥ 0", file=sys.stderr)
         return 2
-    tables = ((TABLE_PATH, ""), (MEMORY_TABLE_PATH, " --memories"), (NONLINEAR_TABLE_PATH, " --nonlinear"))
+    tables = (
+        (TABLE_PATH, ""),
+        (MEMORY_TABLE_PATH, " --memories"),
+        (NONLINEAR_TABLE_PATH, " --nonlinear"),
+        (CONTROLLER_TABLE_PATH, " --controller"),
+    )
     for table, flag in tables:
         if not table.exists():
             print(
@@ -452,7 +578,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
     t0 = time.perf_counter()
-    cyc, res, mems, nl, summary = validate(args.cases, args.seed, args.nonlinear_rows)
+    cyc, res, mems, nl, ctrl, summary = validate(
+        args.cases, args.seed, args.nonlinear_rows, args.controller_cases
+    )
     if args.scalesim:
         if not Path(args.scalesim).exists():
             print(f"error: no interpreter at {args.scalesim}", file=sys.stderr)
@@ -469,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         out["families"] = families
         out["case_coverage"] = coverage
         out["nonlinear"] = [asdict(p) for p in nl]
+        out["controller"] = [asdict(p) for p in ctrl]
         if args.efficiency:
             out["efficiency"] = [asdict(r) for r in eff]
         if args.verbose:
@@ -524,6 +653,24 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * summary['nonlinear_lut_max_rel_err']:.2f} %, "
             f"BRAM {summary['nonlinear_bram_max_abs_err']} abs"
         )
+        print(f"\ntile controller: {summary['controller_cases']} random GEMMs simulated, "
+              f"{summary['controller_cycle_mismatches']} cycle mismatches vs the model, "
+              f"{summary['controller_order_mismatches']} tile-order and "
+              f"{summary['controller_address_mismatches']} address mismatches in "
+              f"{summary['controller_address_checks']} checks; vs Yosys:")  # fmt: skip
+        for p in ctrl:
+            print(f"{p.synth_family:6s} {p.name:60s} {p.ff_model:5.0f}/{p.ff_yosys:<5d} "
+                  f"{100 * p.ff_rel_err:5.1f}% {p.lut_model:6.0f}/{p.lut_yosys:<6d} "
+                  f"{100 * p.lut_rel_err:5.1f}%")  # fmt: skip
+        print(
+            f"controller max errors: DSP {summary['controller_dsp_max_abs_err']} abs, FF "
+            f"{100 * summary['controller_ff_max_rel_err']:.2f} %, LUT "
+            f"{100 * summary['controller_lut_max_rel_err']:.2f} %, BRAM "
+            f"{summary['controller_bram_max_abs_err']} abs; held out "
+            f"({summary['controller_holdout_points']}): FF "
+            f"{100 * summary['controller_holdout_ff_max_rel_err']:.2f} %, LUT "
+            f"{100 * summary['controller_holdout_lut_max_rel_err']:.2f} %"
+        )
         for fam, errs in families.items():
             print(
                 f"{fam}: {errs['points']} engines, DSP {errs['dsp_max_abs_err']} abs, "
@@ -545,6 +692,9 @@ def main(argv: list[str] | None = None) -> int:
         or summary["memory_mapping_mismatches"]
         or summary["nonlinear_cycle_mismatches"]
         or summary["nonlinear_output_mismatches"]
+        or summary["controller_cycle_mismatches"]
+        or summary["controller_order_mismatches"]
+        or summary["controller_address_mismatches"]
         or summary.get("scalesim_mismatches", 0)
     )
     return 1 if failed else 0

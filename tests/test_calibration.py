@@ -160,3 +160,32 @@ def test_resynthesised_nonlinear_unit_matches_the_table() -> None:
         committed.dsp,
         committed.bram36,
     )
+
+
+def test_controller_coefficients_are_the_fit_of_the_committed_table() -> None:
+    from hwmodel.calibrate import (
+        CONTROLLER_GRID,
+        CONTROLLER_HOLDOUT,
+        fit_controller,
+        parse_spec,
+        read_controller_table,
+        spec_text,
+    )
+    from hwmodel.controller import controller_register_bits
+
+    rows = read_controller_table()
+    assert {r.synth_family for r in rows} == {"xc7", "xcu", "xcup"}
+    assert {r.spec for r in rows} == {spec_text(s) for s in CONTROLLER_GRID + CONTROLLER_HOLDOUT}
+    assert {r.yosys_version for r in rows} == {load_coefficients().yosys_version}
+    assert fit_controller(rows) == load_coefficients().controller
+    for r in rows:  # structural: FF exact, no DSP, no block RAM
+        assert r.ff == controller_register_bits(parse_spec(r.spec)) and r.dsp == 0 and r.bram36 == 0
+
+
+def test_vendor_ip_figures_carry_their_source() -> None:
+    raw = json.loads(COEFFICIENTS_PATH.read_text())
+    assert "system" not in raw
+    figures = {k: v for k, v in raw["vendor_ip"].items() if isinstance(v, dict)}
+    assert set(figures) == {"lut", "ff", "bram36", "dsp", "dram_latency_cycles"}
+    for fig in figures.values():
+        assert isinstance(fig["value"], int | float) and len(fig["source"]) > 40

@@ -11,6 +11,7 @@ import pytest
 
 from codesign.export import (
     accelerator_document,
+    controller_verilog_for,
     engine_document,
     engine_verilog_for,
     nonlinear_units_for,
@@ -19,10 +20,11 @@ from codesign.export import (
 from codesign.quant import QuantConfig
 from codesign.space import load_space
 from codesign.study import REPO_ROOT
+from hwmodel.controller import controller_register_bits
 from hwmodel.cost import register_bits
 from hwmodel.device import load_device
 from hwmodel.engine import engine_for_design
-from hwmodel.model import UtilisationCaps, design_engine, evaluate
+from hwmodel.model import UtilisationCaps, buffers, design_controller, design_engine, evaluate
 from hwmodel.rtl.verilog import synthesize_verilog
 from hwmodel.workload import Workload
 
@@ -94,3 +96,21 @@ def test_nonlinear_units_of_a_design(mnist_workload: Workload) -> None:
     assert units == [("gelu", 2, 0), ("layernorm", 2, 7), ("softmax", 2, 5)]  # rows of 384, 96, 17
     text = nonlinear_verilog("softmax", 2, 5)
     assert "module codesign_softmax" in text and "ready_1" in text and "ready_2" not in text
+
+
+def test_controller_block_and_verilog_state_the_same_controller(mnist_workload: Workload) -> None:
+    """accelerator.json's ``controller`` block is the controller rtl/controller.v builds, and
+    the model's system part prices exactly it."""
+    dev, cand, doc, _ = _design(mnist_workload, *CASES[0])
+    spec = design_controller(mnist_workload, cand.accel, dev)
+    block = doc["controller"]
+    assert block["tile_bits"] == spec.tile_bits and block["ff"] == controller_register_bits(spec)
+    assert [b["name"] for b in block["buffers"]] == [
+        b.name for b in buffers(mnist_workload, cand.accel, dev)
+    ][: len(spec.buffers)]
+    text = controller_verilog_for(cand, mnist_workload, dev)
+    assert "module codesign_controller" in text
+    for b in spec.buffers:
+        assert f"{b.name}_eng_addr" in text and f"{b.name}_dma_addr" in text
+    res = synthesize_verilog(text, family=dev.synth_family)
+    assert res.ff == block["ff"] and res.dsp == 0 and res.bram36 == 0

@@ -85,6 +85,8 @@ def test_every_export_reloads_and_reproduces(run: Path) -> None:
         for kind in ("softmax", "layernorm", "gelu"):  # the non-linear units beside the engine
             unit = (d / "rtl" / f"{kind}.v").read_text()
             assert f"module codesign_{kind}" in unit and f"in_data_{accel.nonlinear_lanes - 1}" in unit
+        controller = (d / "rtl" / "controller.v").read_text()  # the tile controller, as priced
+        assert "module codesign_controller" in controller and "input_a_eng_addr" in controller
         assert (d / "model.qonnx.onnx").stat().st_size > 100_000
 
 

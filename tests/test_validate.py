@@ -55,6 +55,15 @@ def test_validate_json_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert out["nonlinear_points"] >= 33 and out["nonlinear_holdout_points"] >= 9
     assert out["nonlinear_dsp_max_abs_err"] == 0 and out["nonlinear_bram_max_abs_err"] == 0
     assert out["nonlinear_ff_max_rel_err"] <= 0.05 and out["nonlinear_lut_max_rel_err"] <= 0.15
+    # tile controller: cycle-exact vs the model, addresses vs the reference; FF exact, LUT 15 %
+    assert out["controller_cases"] == 30
+    assert out["controller_cycle_mismatches"] == out["controller_order_mismatches"] == 0
+    assert out["controller_address_mismatches"] == 0 and out["controller_address_checks"] > 0
+    assert out["controller_points"] >= 24 and out["controller_holdout_points"] >= 6
+    assert out["controller_points"] + out["controller_holdout_points"] == len(out["controller"])
+    assert out["controller_dsp_max_abs_err"] == 0 and out["controller_bram_max_abs_err"] == 0
+    assert out["controller_ff_max_rel_err"] == 0 and out["controller_lut_max_rel_err"] <= 0.15
+    assert out["controller_holdout_ff_max_rel_err"] == 0
 
 
 def test_validate_table_output(capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,6 +71,7 @@ def test_validate_table_output(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "cycle cross-check: 2 cases, 0 cycle mismatches" in out
     assert "max errors:" in out and "xcup: 21 engines" in out
+    assert "tile controller: 30 random GEMMs simulated, 0 cycle mismatches" in out
     assert main(["--cases", "1", "--efficiency"]) == 0
     table = capsys.readouterr().out
     assert "LUT/MAC y/m" in table and "r16_f16w8_p0w4_a8_acc28_x2_e2" in table

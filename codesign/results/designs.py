@@ -27,6 +27,7 @@ from codesign.export import (
     DSP_MODELS_FILE,
     TESTBENCH_FILE,
     accelerator_document,
+    controller_verilog_for,
     engine_verilog_for,
     nonlinear_units_for,
     nonlinear_verilog,
@@ -100,7 +101,7 @@ def _up_to_date(
         units = (
             [f"rtl/{kind}.v" for kind, *_ in nonlinear_units_for(p.cand, ctx.workload)] if with_rtl else []
         )
-        return wanted + ["rtl/engine.v", f"rtl/{TESTBENCH_FILE}"] * with_rtl + units
+        return wanted + ["rtl/engine.v", f"rtl/{TESTBENCH_FILE}", "rtl/controller.v"] * with_rtl + units
 
     return all((folder / str(p.number) / f).is_file() for p in plans for f in files(p))
 
@@ -149,6 +150,10 @@ def export_designs(
                 models = dsp_sim_sources(verilog_cache[engine_key])
                 if models:
                     (d / "rtl" / DSP_MODELS_FILE).write_text("\n".join(models), encoding="utf-8")
+                ctrl_key = json.dumps(p.accel_doc["controller"], sort_keys=True)
+                if ctrl_key not in verilog_cache:
+                    verilog_cache[ctrl_key] = controller_verilog_for(p.cand, ctx.workload, ctx.device)
+                (d / "rtl" / "controller.v").write_text(verilog_cache[ctrl_key], encoding="utf-8")
                 for unit in nonlinear_units_for(p.cand, ctx.workload):  # softmax, LayerNorm, GELU
                     key = json.dumps(unit)
                     if key not in verilog_cache:

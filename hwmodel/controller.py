@@ -1,0 +1,200 @@
+"""The tile controller of a design: its parameters, schedule and resources (what
+:mod:`hwmodel.rtl.controller` builds).
+
+The controller walks the tiles of a GEMM layer in the model's loop order (heads → m → n → k, k
+innermost), ping-pongs the double-buffered A/B/C tile buffers, and generates their addresses:
+per buffer an engine-side word counter (``{pp, word}``) and a DMA-side bank/word counter
+(``{¬pp, word}``) with a one-hot bank write enable (A and B buffers) or a bank read mux (C
+buffers, read back for the write-back). Schedule (cycle-exact, checked by the tests against the
+PyRTL simulation): the first load takes ``first_load`` cycles from ``start``; then tile i takes
+``max(compute_i, transfer_i)`` cycles (the engine's compute and the DMA's transfer of that slot
+run together, the controller starts the next tile in the cycle after both are done); ``done``
+pulses ``first_load + Σ max(compute_i, transfer_i)`` cycles after ``start`` — the per-layer
+latency of :func:`hwmodel.model._oriented_timing`.
+
+Resources: flip-flops are structural (:func:`controller_register_bits`, exact); LUTs a fitted
+linear model over :data:`CONTROLLER_FEATURES`, one coefficient set per Yosys family
+(``coefficients.json`` → ``controller``); no DSP slices, no block RAM.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hwmodel.buffers import Buffer
+from hwmodel.cycles import mixed_tile_cycles, tile_extents
+from hwmodel.engine import EngineConfig
+
+#: Buffer roles: ``a`` (activations in), ``b`` (weights / second operand in), ``c`` (results out).
+ROLES: dict[str, str] = {
+    "input_a": "a",
+    "weight_b": "b",
+    "weight_pot": "b",
+    "output_c": "c",
+    "output_pot": "c",
+}
+
+
+def bits_for(count: int) -> int:
+    """Bits of a counter over ``count`` values (at least 1)."""
+    return max(1, (count - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class BufferPort:
+    """One tile buffer as the controller addresses it."""
+
+    name: str
+    role: str  # "a", "b" or "c"
+    banks: int
+    addr_bits: int  # word address bits of one copy (the ping-pong bit comes on top)
+    width_bits: int  # word width (the C read mux's width)
+
+    @property
+    def bank_bits(self) -> int:
+        """Bits of the DMA's bank counter (0 for a single bank)."""
+        return 0 if self.banks <= 1 else bits_for(self.banks)
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    """What the controller RTL is built for: loop-counter width and the buffers it addresses."""
+
+    tile_bits: int
+    buffers: tuple[BufferPort, ...]
+
+    @property
+    def name(self) -> str:
+        parts = [
+            f"{b.role}{b.banks}x2^{b.addr_bits}" + (f"w{b.width_bits}" if b.role == "c" else "")
+            for b in self.buffers
+        ]
+        return f"ctrl t{self.tile_bits} " + " ".join(parts)
+
+
+#: Loops of the tile schedule (heads, m, n, k), one counter each.
+LOOPS: tuple[str, ...] = ("h", "m", "n", "k")
+#: Control flip-flops: loading, running, go (tile start), done, ping-pong, compute/transfer flags.
+CONTROL_BITS = 7
+
+
+def controller_spec(tile_counts: Sequence[int], buffers: Sequence[Buffer]) -> ControllerSpec:
+    """The controller of a design: loop counters wide enough for the largest tile count of any
+    loop (``tile_counts``: heads and m/n/k tiles of every layer), one port per tile buffer."""
+    ports = tuple(
+        BufferPort(b.name, ROLES[b.name], b.banks, bits_for(b.depth_words), b.width_bits)
+        for b in buffers
+        if b.name in ROLES
+    )
+    return ControllerSpec(bits_for(max(tile_counts, default=1)), ports)
+
+
+def controller_register_bits(spec: ControllerSpec) -> int:
+    """Flip-flops of the controller as :mod:`hwmodel.rtl.controller` builds it (exact): the
+    control bits, one counter per loop, and per buffer the engine-side and DMA-side word counters
+    and the DMA's bank counter."""
+    bits = CONTROL_BITS + len(LOOPS) * spec.tile_bits
+    for b in spec.buffers:
+        bits += 2 * b.addr_bits + b.bank_bits
+    return bits
+
+
+#: Features of the fitted LUT model (``coefficients.json`` → ``controller`` → family).
+CONTROLLER_FEATURES: tuple[str, ...] = ("const", "tile_bit", "addr_bit", "bank", "mux_bit")
+
+
+def controller_features(spec: ControllerSpec) -> dict[str, float]:
+    """Structural LUT features: a constant (the schedule FSM), per loop-counter bit (increment,
+    compare with its last value, wrap), per address-counter bit (two counters per buffer with
+    their wrap compares), per bank (the DMA's bank counter and one write enable, or one C read
+    mux input per bank) and per C read-mux input bit and level (``banks · width · bank_bits``:
+    Yosys's LUTs per input of the bank mux grow with its depth, checked on the grid)."""
+    feats = dict.fromkeys(CONTROLLER_FEATURES, 0.0)
+    feats["const"] = 1.0
+    feats["tile_bit"] = float(len(LOOPS) * spec.tile_bits)
+    for b in spec.buffers:
+        feats["addr_bit"] += 2 * b.addr_bits
+        feats["bank"] += b.banks if b.banks > 1 else 0
+        if b.role == "c" and b.banks > 1:
+            feats["mux_bit"] += b.banks * b.width_bits * b.bank_bits
+    return feats
+
+
+@dataclass(frozen=True)
+class ControllerResources:
+    lut: float
+    ff: int
+
+
+def controller_resources(spec: ControllerSpec, coef: dict[str, float]) -> ControllerResources:
+    """LUT (fitted, ``coef`` = the family's ``controller`` coefficients) and FF (exact)."""
+    feats = controller_features(spec)
+    return ControllerResources(
+        lut=sum(coef.get(k, 0.0) * v for k, v in feats.items()), ff=controller_register_bits(spec)
+    )
+
+
+def schedule_cycles(first_load: int, compute: Sequence[int], transfer: Sequence[int]) -> int:
+    """Cycles from ``start`` to ``done``: the first load, then per tile max(compute, transfer)."""
+    return first_load + sum(max(c, t) for c, t in zip(compute, transfer, strict=True))
+
+
+def tile_order(counts: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """(h, m, n, k) of every tile in the controller's order (k innermost)."""
+    nh, nm, nn, nk = counts
+    return [(h, m, n, k) for h in range(nh) for m in range(nm) for n in range(nn) for k in range(nk)]
+
+
+@dataclass(frozen=True)
+class LayerSchedule:
+    """One layer as the controller walks it: the first load, then per tile (controller order)
+    the engine's compute cycles and the DMA's transfer cycles of that slot."""
+
+    counts: tuple[int, int, int, int]  # heads, m, n, k tiles
+    first_load: int
+    compute: tuple[int, ...]
+    transfer: tuple[int, ...]
+
+    @property
+    def cycles(self) -> int:
+        return schedule_cycles(self.first_load, self.compute, self.transfer)
+
+
+def layer_schedule(
+    m: int,
+    n: int,
+    k: int,
+    tiling: tuple[int, int, int],
+    repeat: int,
+    engine: EngineConfig,
+    pot_ratio: float,
+    layer_bits: tuple[int, int],
+    bytes_per_cycle: float,
+    dram_latency_cycles: int,
+) -> LayerSchedule:
+    """The tile-by-tile schedule of a GEMM (``C[m×n] = A[m×k]·B[k×n]``, ``repeat`` heads) with the
+    model's accounting (:func:`hwmodel.model._oriented_timing`), tile by tile with the scalar
+    cycle functions of :mod:`hwmodel.cycles`: a tile's compute is
+    :func:`~hwmodel.cycles.mixed_tile_cycles`; its transfer moves its A tile (shared by the n
+    tiles when one k tile covers K), its B tile (shared by the m tiles when one tile covers N and
+    K) and, at the last k tile, its C tile, at ``bytes_per_cycle``; the first load brings the
+    first A and B tiles after the DRAM latency."""
+    wb, ab = layer_bits
+    tm, tn, tk = (min(t, d) for t, d in zip(tiling, (m, n, k), strict=True))
+    ems, ens, eks = tile_extents(m, tm), tile_extents(n, tn), tile_extents(k, tk)
+    n_m, n_n, n_k = len(ems), len(ens), len(eks)
+    per_a = ab / (8.0 * (n_n if n_k == 1 else 1))
+    per_b = wb / (8.0 * (n_m if n_n == 1 and n_k == 1 else 1))
+    per_c = ab / 8.0
+    compute: list[int] = []
+    transfer: list[int] = []
+    for _h, mi, ni, ki in tile_order((repeat, n_m, n_n, n_k)):
+        em, en, ek = ems[mi], ens[ni], eks[ki]
+        compute.append(mixed_tile_cycles(em, en, ek, engine, pot_ratio, layer_bits))
+        last_k = 1 if ki == n_k - 1 else 0
+        tile_bytes = (em * ek) * per_a + (ek * en) * per_b + ((em * en) * per_c) * last_k
+        transfer.append(math.ceil(tile_bytes / bytes_per_cycle))
+    first = math.ceil((tm * tk * ab + tk * tn * wb) / 8.0 / bytes_per_cycle) + dram_latency_cycles
+    return LayerSchedule((repeat, n_m, n_n, n_k), first, tuple(compute), tuple(transfer))

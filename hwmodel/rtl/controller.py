@@ -1,0 +1,285 @@
+"""PyRTL generator of the tile controller: tile loops, ping-pong select and buffer addresses.
+
+:func:`tile_controller` sequences the tiles of a GEMM layer (loops heads → m → n → k, the loop
+bounds are run-time inputs, ``last_*`` = count − 1) and generates the addresses of the tile
+buffers (:class:`hwmodel.controller.ControllerSpec`). Ports (all synchronous, registers start
+at 0):
+
+* in ``start`` (pulse, idle only), ``compute_done`` (the engine's pulse: the current tile's
+  compute ends this cycle), ``xfer_done`` (the DMA's pulse: its current transfer ends this
+  cycle), ``last_h``, ``last_m``, ``last_n``, ``last_k`` (``tile_bits`` each);
+* out ``xfer_start`` (a transfer starts: the first load with ``first`` high, then one per tile),
+  ``tile_start`` (the engine starts the tile ``idx_h``/``idx_m``/``idx_n``/``idx_k`` this cycle),
+  ``last_k_tile`` (the current tile is the last k tile: its result is written back), ``pp``
+  (the copy the engine uses; the DMA uses the other), ``done`` (pulse: the layer is finished);
+* per buffer ``<name>``: in ``<name>_last_word`` (words per tile − 1), ``<name>_eng_step``,
+  ``<name>_dma_step``; out ``<name>_eng_addr`` = ``{pp, word}`` (reset by ``tile_start``, one
+  word per engine step), ``<name>_dma_addr`` = ``{¬pp, word}`` (reset by ``xfer_start``; the
+  DMA walks the banks fastest, then the words); A and B buffers: out ``<name>_we`` (one-hot bank
+  write enable, ``banks`` bits, gated by the DMA step); C buffers: in ``<name>_rdata_<bank>``,
+  out ``<name>_dma_data`` (the DMA's read mux across the banks).
+
+Schedule and cycle counts: :mod:`hwmodel.controller` (``done`` pulses
+``first_load + Σ max(compute_i, transfer_i)`` cycles after ``start``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import pyrtl
+
+from hwmodel.controller import ControllerSpec
+from hwmodel.rtl.verilog import working_block_verilog
+
+Wire: TypeAlias = pyrtl.WireVector
+
+
+def _wrap_counter(reset: Wire, step: Wire, last: Wire, bits: int) -> tuple[pyrtl.Register, Wire]:
+    """A counter 0 … ``last`` that wraps; returns (register, wraps this step).
+
+    Latency: the value changes the cycle after ``step`` (``reset`` wins). Area: an incrementer,
+    an equality compare and a 3-way mux of ``bits`` bits.
+    """
+    reg = pyrtl.Register(bits)
+    at_last = reg == last
+    wrap = step & at_last
+    nxt = pyrtl.select(at_last, pyrtl.Const(0, bits), (reg + 1)[:bits])
+    reg.next <<= pyrtl.select(reset, pyrtl.Const(0, bits), pyrtl.select(step, nxt, reg))
+    return reg, wrap
+
+
+def _bank_counter(reset: Wire, step: Wire, banks: int, bits: int) -> tuple[Wire, Wire]:
+    """The DMA's bank counter 0 … banks − 1; returns (value, wraps this step). One bank: no
+    register, every step wraps."""
+    if banks <= 1:
+        return pyrtl.Const(0, 1), step
+    reg, wrap = _wrap_counter(reset, step, pyrtl.Const(banks - 1, bits), bits)
+    return reg, wrap
+
+
+def tile_controller(
+    spec: ControllerSpec,
+    start: Wire,
+    compute_done: Wire,
+    xfer_done: Wire,
+    last: tuple[Wire, Wire, Wire, Wire],
+) -> dict[str, Wire]:
+    """The schedule part: returns its outputs by name (``tile_start``, ``xfer_start``, ``first``,
+    ``done``, ``pp``, ``last_k_tile``, ``idx_h`` … ``idx_k``).
+
+    Latency: ``tile_start`` of tile 0 in the cycle after the first load's ``xfer_done``; of
+    tile i + 1 in the cycle after both the engine and the DMA are done with tile i (each
+    ``*_done`` held in a flag until the other arrives); ``done`` in the cycle after the last
+    tile's. Area: four ``tile_bits`` counters with compares, 7 control flip-flops.
+    """
+    bits = spec.tile_bits
+    loading = pyrtl.Register(1)
+    running = pyrtl.Register(1)
+    go = pyrtl.Register(1)
+    done = pyrtl.Register(1)
+    pp = pyrtl.Register(1)
+    cflag = pyrtl.Register(1)
+    xflag = pyrtl.Register(1)
+    idle = ~loading & ~running
+    begin = idle & start
+    loaded = loading & xfer_done
+    both = running & (cflag | compute_done) & (xflag | xfer_done)
+
+    # loop counters (k innermost): each wraps when it steps at its last value
+    step_k = both
+    ck, wrap_k = _wrap_counter(begin, step_k, last[3], bits)
+    cn, wrap_n = _wrap_counter(begin, wrap_k, last[2], bits)
+    cm, wrap_m = _wrap_counter(begin, wrap_n, last[1], bits)
+    ch, wrap_h = _wrap_counter(begin, wrap_m, last[0], bits)
+    finished = wrap_h  # the last tile is done
+
+    loading.next <<= pyrtl.select(begin, pyrtl.Const(1, 1), loading & ~xfer_done)
+    running.next <<= pyrtl.select(loaded, pyrtl.Const(1, 1), running & ~finished)
+    go.next <<= loaded | (both & ~finished)
+    done.next <<= finished
+    pp.next <<= pyrtl.select(begin, pyrtl.Const(0, 1), pp ^ (both & ~finished))
+    # a done pulse waits in its flag for the other one (the first load's is not a tile's)
+    cflag.next <<= running & ~both & (cflag | compute_done)
+    xflag.next <<= running & ~both & (xflag | xfer_done)
+    return {
+        "tile_start": go,
+        "xfer_start": go | begin,
+        "first": loading,
+        "done": done,
+        "pp": pp,
+        "last_k_tile": ck == last[3],
+        "idx_h": ch,
+        "idx_m": cm,
+        "idx_n": cn,
+        "idx_k": ck,
+    }
+
+
+def buffer_addresses(spec: ControllerSpec, tile_start: Wire, xfer_start: Wire, pp: Wire) -> None:
+    """The address generators of every buffer of ``spec`` (ports in the module docstring).
+
+    Latency: an address moves the cycle after its step; a tile or transfer start resets it to
+    word 0 (bank 0). Area per buffer: two ``addr_bits`` wrap counters, a bank counter, a one-hot
+    write-enable decoder (A, B) or a ``banks``-input read mux of ``width_bits`` (C).
+    """
+    for b in spec.buffers:
+        last_word = pyrtl.Input(b.addr_bits, f"{b.name}_last_word")
+        eng_step = pyrtl.Input(1, f"{b.name}_eng_step")
+        dma_step = pyrtl.Input(1, f"{b.name}_dma_step")
+        eng_word, _ = _wrap_counter(tile_start, eng_step, last_word, b.addr_bits)
+        bank, bank_wrap = _bank_counter(xfer_start, dma_step, b.banks, max(b.bank_bits, 1))
+        dma_word, _ = _wrap_counter(xfer_start, bank_wrap, last_word, b.addr_bits)
+        eng_addr = pyrtl.Output(b.addr_bits + 1, f"{b.name}_eng_addr")
+        dma_addr = pyrtl.Output(b.addr_bits + 1, f"{b.name}_dma_addr")
+        eng_addr <<= pyrtl.concat(pp, eng_word)
+        dma_addr <<= pyrtl.concat(~pp, dma_word)
+        if b.role == "c":
+            data = pyrtl.Output(b.width_bits, f"{b.name}_dma_data")
+            rdata = [pyrtl.Input(b.width_bits, f"{b.name}_rdata_{i}") for i in range(b.banks)]
+            if b.banks == 1:
+                data <<= rdata[0]
+            else:
+                data <<= pyrtl.mux(bank, *rdata, default=pyrtl.Const(0, b.width_bits))
+        else:
+            we = pyrtl.Output(b.banks, f"{b.name}_we")
+            if b.banks == 1:
+                we <<= dma_step
+            else:
+                we <<= pyrtl.concat_list([dma_step & (bank == i) for i in range(b.banks)])
+
+
+def build_controller(spec: ControllerSpec) -> None:
+    """The whole controller with its ports in the working block."""
+    start = pyrtl.Input(1, "start")
+    compute_done = pyrtl.Input(1, "compute_done")
+    xfer_done = pyrtl.Input(1, "xfer_done")
+    last = tuple(pyrtl.Input(spec.tile_bits, f"last_{loop}") for loop in "hmnk")
+    outs = tile_controller(spec, start, compute_done, xfer_done, last)  # type: ignore[arg-type]
+    for name, wire in outs.items():
+        port = pyrtl.Output(len(wire), name)
+        port <<= wire
+    buffer_addresses(spec, outs["tile_start"], outs["xfer_start"], outs["pp"])
+
+
+def controller_verilog(spec: ControllerSpec, module_name: str = "toplevel") -> str:
+    """Verilog of the controller (resets the PyRTL working block and builds it)."""
+    pyrtl.reset_working_block()
+    build_controller(spec)
+    return working_block_verilog(module_name)
+
+
+@dataclass(frozen=True)
+class ControllerRun:
+    """A simulated layer: cycles from ``start`` to ``done``, per tile (in start order) its
+    ``(h, m, n, k, pp, last_k_tile)``, and the cycles whose buffer addresses, write enables or
+    read data differed from the Python reference (:class:`_AddressReference`)."""
+
+    cycles: int
+    tiles: list[tuple[int, int, int, int, int, int]]
+    address_mismatches: int
+    address_checks: int
+
+
+class _AddressReference:
+    """Python model of one buffer's address generators (what the RTL must show each cycle)."""
+
+    def __init__(self, banks: int, words: int) -> None:
+        self.banks, self.words = banks, words
+        self.eng = self.dma = self.bank = 0
+
+    def expected(self, pp: int, addr_bits: int, dma_step: int) -> tuple[int, int, int]:
+        """(engine address, DMA address, one-hot write enable) this cycle."""
+        return (pp << addr_bits) | self.eng, ((1 - pp) << addr_bits) | self.dma, dma_step << self.bank
+
+    def step(self, tile_start: int, xfer_start: int, eng_step: int, dma_step: int) -> None:
+        if tile_start:
+            self.eng = 0
+        elif eng_step:
+            self.eng = 0 if self.eng == self.words - 1 else self.eng + 1
+        if xfer_start:
+            self.dma = self.bank = 0
+        elif dma_step:
+            wrap = self.bank == self.banks - 1
+            self.bank = 0 if wrap else self.bank + 1
+            if wrap:
+                self.dma = 0 if self.dma == self.words - 1 else self.dma + 1
+
+
+def simulate_controller(
+    spec: ControllerSpec,
+    counts: tuple[int, int, int, int],
+    first_load: int,
+    compute: Sequence[int],
+    transfer: Sequence[int],
+    words: dict[str, int] | None = None,
+    seed: int = 0,
+) -> ControllerRun:
+    """Run a layer of ``counts`` = (heads, m, n, k) tiles: a behavioural DMA answers the first
+    ``xfer_start`` after ``first_load`` cycles and tile i's after ``transfer[i]``, a behavioural
+    engine answers tile i's ``tile_start`` after ``compute[i]`` cycles (``*_done`` in the last
+    cycle, so each answer comes at least one cycle after its start: ``first_load`` and
+    ``compute[i]`` ≥ 2; a 1-cycle transfer is answered as a 2-cycle one, which changes no tile's
+    time as its compute takes ≥ 2). Each buffer's engine and DMA steps are random
+    (seeded); its addresses are checked every cycle against the Python reference with
+    ``words[name]`` words per tile (default: the whole copy). Resets the PyRTL working block."""
+    import random
+
+    if first_load < 2 or min(compute, default=2) < 2:
+        raise ValueError("first_load and every compute must be ≥ 2 cycles")
+    pyrtl.reset_working_block()
+    build_controller(spec)
+    sim = pyrtl.FastSimulation()
+    rnd = random.Random(seed)
+    words = words or {}
+    refs = {b.name: _AddressReference(b.banks, words.get(b.name, 1 << b.addr_bits)) for b in spec.buffers}
+    rdata = {
+        b.name: [rnd.getrandbits(b.width_bits) for _ in range(b.banks)] for b in spec.buffers if b.role == "c"
+    }
+    n_tiles = counts[0] * counts[1] * counts[2] * counts[3]
+    base = {f"last_{loop}": c - 1 for loop, c in zip("hmnk", counts, strict=True)}
+    for b in spec.buffers:
+        base[f"{b.name}_last_word"] = refs[b.name].words - 1
+        for i, v in enumerate(rdata.get(b.name, [])):
+            base[f"{b.name}_rdata_{i}"] = v
+    cdone_at = xdone_at = -1
+    tile = -1  # the tile the engine computes
+    xfer = -1  # -1 before the first load; the first load is transfer "-1"
+    tiles: list[tuple[int, int, int, int, int, int]] = []
+    mismatches = checks = 0
+    limit = first_load + sum(max(c, t) for c, t in zip(compute, transfer, strict=True)) + 100
+    for cycle in range(limit):
+        inputs = dict(base)
+        inputs["start"] = int(cycle == 0)
+        inputs["compute_done"] = int(cycle == cdone_at)
+        inputs["xfer_done"] = int(cycle == xdone_at)
+        steps = {b.name: (rnd.getrandbits(1), rnd.getrandbits(1)) for b in spec.buffers}
+        for b in spec.buffers:
+            inputs[f"{b.name}_eng_step"], inputs[f"{b.name}_dma_step"] = steps[b.name]
+        sim.step(inputs)
+        out = sim.inspect
+        pp = out("pp")
+        for b in spec.buffers:
+            ref = refs[b.name]
+            eng, dma, we = ref.expected(pp, b.addr_bits, steps[b.name][1])
+            ok = out(f"{b.name}_eng_addr") == eng and out(f"{b.name}_dma_addr") == dma
+            if b.role == "c":
+                ok = ok and out(f"{b.name}_dma_data") == rdata[b.name][ref.bank]
+            else:
+                ok = ok and out(f"{b.name}_we") == we
+            mismatches += int(not ok)
+            checks += 1
+            ref.step(out("tile_start"), out("xfer_start"), *steps[b.name])
+        if out("done"):
+            return ControllerRun(cycle, tiles, mismatches, checks)
+        if out("tile_start"):
+            tile += 1
+            tiles.append((out("idx_h"), out("idx_m"), out("idx_n"), out("idx_k"), pp, out("last_k_tile")))
+            cdone_at = cycle + compute[tile] - 1
+        if out("xfer_start"):
+            length = first_load if xfer < 0 else max(transfer[xfer], 2)
+            xdone_at = cycle + length - 1
+            xfer += 1
+    raise RuntimeError(f"controller did not finish {n_tiles} tiles in {limit} cycles")
