@@ -97,10 +97,15 @@ class AcceleratorConfig:
 
     @staticmethod
     def load(path: str | Path) -> AcceleratorConfig:
+        """A bare config block, or an exported ``accelerator.json`` (validated against its JSON
+        Schema first: a damaged document is refused with one line naming the file and key)."""
+        from hwmodel.design_file import is_design_document, validate_document  # (imports this module)
+
         p = Path(path)
         raw = read_json(p, "accelerator config")
-        if isinstance(raw, dict) and "config" in raw and "array" not in raw:
-            raw = raw["config"]  # an exported accelerator.json
+        if is_design_document(raw):
+            validate_document(raw, str(p))
+            raw = raw["config"]
         return _parse_config(raw, str(p))
 
 

@@ -194,6 +194,27 @@ def test_hwmodel_report_names_the_failing_key(
     assert lines[0].startswith(f"hwmodel.report: error: {path}: {key}"), lines[0]
 
 
+#: keys only the schema checks (the config parser never reads them)
+SCHEMA_ONLY = BAD_DESIGN_DOCS[-2:]
+
+
+@pytest.mark.parametrize(("name", "change", "key"), SCHEMA_ONLY, ids=[b[0] for b in SCHEMA_ONLY])
+def test_config_load_validates_an_exported_document(
+    name: str, change: Callable[[dict[str, Any]], None], key: str, finished_run: Path, tmp_path: Path
+) -> None:
+    """The Python API reads an accelerator.json as the command does: schema first."""
+    from hwmodel.config import AcceleratorConfig
+    from hwmodel.errors import UserError
+
+    path = tmp_path / "accelerator.json"
+    doc = json.loads(_design_doc(finished_run).read_text())
+    assert AcceleratorConfig.load(_design_doc(finished_run)) == AcceleratorConfig.from_dict(doc["config"])
+    change(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match=rf"^{path}: {key}"):
+        AcceleratorConfig.load(path)
+
+
 def test_hwmodel_report_reproduces_a_timm_design(
     finished_run: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
