@@ -47,7 +47,7 @@ from hwmodel.cost import COEFFICIENTS_PATH, LUT_FEATURES, load_coefficients, lut
 from hwmodel.device import SYNTH_FAMILIES
 from hwmodel.engine import EngineConfig
 from hwmodel.nonlinear import UNIT_FEATURES, row_buffer_memory, unit_features, unit_spec
-from hwmodel.rtl.verilog import YOSYS_SCRIPT
+from hwmodel.rtl.verilog import YOSYS_SCRIPT, SynthResult
 
 TABLE_PATH = COEFFICIENTS_PATH.parent / "synth_table.csv"
 
@@ -209,25 +209,35 @@ def fit_engines(rows: list[SynthRow]) -> dict[str, dict[str, float]]:
     return {fam: fit_family([r for r in rows if r.synth_family == fam]) for fam in families}
 
 
-def write_coefficients(
-    array: dict[str, dict[str, float]], yosys_version: str, grid_points: int, path: Path = COEFFICIENTS_PATH
-) -> None:
-    """Replace the fitted array section, keep the other sections of the table."""
+def _update_coefficients(path: Path, sections: dict[str, Any], drop: Sequence[str] = ()) -> None:
+    """Replace ``sections`` of the coefficient table (drop the keys ``drop``), keep the others."""
     with open(path, encoding="utf-8") as fh:
         raw = json.load(fh)
-    raw["version"] = f"3-yosys-{yosys_version.split()[0]}"
-    raw["source"] = (
-        f"python -m hwmodel.calibrate: LUT fit per Yosys family over {grid_points} synthesised "
-        "grid points (synth_table.csv); DSP slices and fabric registers structural (hwmodel/cost.py)"
-    )
-    raw["yosys_version"] = yosys_version
-    raw["yosys_script"] = f"{YOSYS_SCRIPT.format(family='{family}', top='toplevel')}; stat -json"
-    raw.pop("dsp_packing", None)
-    raw["array"] = array
+    for key in drop:
+        raw.pop(key, None)
+    raw.update(sections)
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(raw, fh, indent=2)
         fh.write("\n")
     load_coefficients.cache_clear()
+
+
+def write_coefficients(
+    array: dict[str, dict[str, float]], yosys_version: str, grid_points: int, path: Path = COEFFICIENTS_PATH
+) -> None:
+    """Replace the fitted array section, keep the other sections of the table."""
+    source = (
+        f"python -m hwmodel.calibrate: LUT fit per Yosys family over {grid_points} synthesised "
+        "grid points (synth_table.csv); DSP slices and fabric registers structural (hwmodel/cost.py)"
+    )
+    sections = {
+        "version": f"3-yosys-{yosys_version.split()[0]}",
+        "source": source,
+        "yosys_version": yosys_version,
+        "yosys_script": f"{YOSYS_SCRIPT.format(family='{family}', top='toplevel')}; stat -json",
+        "array": array,
+    }
+    _update_coefficients(path, sections, drop=("dsp_packing",))
 
 
 MEMORY_TABLE_PATH = COEFFICIENTS_PATH.parent / "memory_table.csv"
@@ -264,6 +274,12 @@ def memory_row(point: tuple[str, int, int]) -> MemoryRow:
     family, depth, width = point
     res = synthesize_verilog(bank_verilog(depth, width), family=family)
     return MemoryRow(family, depth, width, res.bram36, res.lutram, res.lut, res.ff, res.yosys_version)
+
+
+def _unit_measures(res: SynthResult) -> tuple[int, int, int, float, int, float, str]:
+    """The measured columns a unit's row ends with (NonlinearRow, ControllerRow): LUT, FF, DSP,
+    BRAM36, LUT-RAM primitives, synthesis seconds, Yosys version."""
+    return (res.lut, res.ff, res.dsp, res.bram36, res.lutram, round(res.synth_seconds, 2), res.yosys_version)
 
 
 Row = TypeVar("Row", "MemoryRow", "NonlinearRow", "ControllerRow")
@@ -393,13 +409,7 @@ def nonlinear_row(point: tuple[str, str, int, int, int]) -> NonlinearRow:
         lanes,
         bits,
         log2_rows,
-        res.lut,
-        res.ff,
-        res.dsp,
-        res.bram36,
-        res.lutram,
-        round(res.synth_seconds, 2),
-        res.yosys_version,
+        *_unit_measures(res),
     )
 
 
@@ -446,18 +456,12 @@ def write_nonlinear_coefficients(
     fit: dict[str, dict[str, dict[str, dict[str, float]]]], grid_points: int, path: Path = COEFFICIENTS_PATH
 ) -> None:
     """Replace the ``nonlinear`` section of the coefficient table, keep the others."""
-    with open(path, encoding="utf-8") as fh:
-        raw = json.load(fh)
-    raw["nonlinear"] = fit
-    raw["nonlinear_source"] = (
+    source = (
         "python -m hwmodel.calibrate --nonlinear: least-squares fit per Yosys family and unit over "
         f"{grid_points} synthesised units (nonlinear_table.csv, held-out points excluded); cycles: "
         "hwmodel/nonlinear.py (the RTL's)"
     )
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(raw, fh, indent=2)
-        fh.write("\n")
-    load_coefficients.cache_clear()
+    _update_coefficients(path, {"nonlinear": fit, "nonlinear_source": source})
 
 
 def run_nonlinear_grid(jobs: int) -> list[NonlinearRow]:
@@ -586,13 +590,7 @@ def controller_row(point: tuple[str, ControllerSpec, bool]) -> ControllerRow:
         family,
         spec_text(spec),
         holdout,
-        res.lut,
-        res.ff,
-        res.dsp,
-        res.bram36,
-        res.lutram,
-        round(res.synth_seconds, 2),
-        res.yosys_version,
+        *_unit_measures(res),
     )
 
 
@@ -622,18 +620,12 @@ def write_controller_coefficients(
     fit: dict[str, dict[str, float]], grid_points: int, path: Path = COEFFICIENTS_PATH
 ) -> None:
     """Replace the ``controller`` section of the coefficient table, keep the others."""
-    with open(path, encoding="utf-8") as fh:
-        raw = json.load(fh)
-    raw["controller"] = fit
-    raw["controller_source"] = (
+    source = (
         "python -m hwmodel.calibrate --controller: LUT fit (non-negative, relative error) per Yosys "
         f"family over {grid_points} synthesised tile controllers (controller_table.csv, held-out "
         "points excluded); FF structural (hwmodel/controller.py), no DSP, no BRAM"
     )
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(raw, fh, indent=2)
-        fh.write("\n")
-    load_coefficients.cache_clear()
+    _update_coefficients(path, {"controller": fit, "controller_source": source})
 
 
 def calibrate_controller(jobs: int, fit_only: bool) -> int:

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from design_params import SPACE, design_params
 
 from codesign.export import (
     accelerator_document,
@@ -18,8 +19,6 @@ from codesign.export import (
     nonlinear_verilog,
 )
 from codesign.quant import QuantConfig
-from codesign.space import load_space
-from codesign.study import REPO_ROOT
 from hwmodel.controller import controller_register_bits
 from hwmodel.cost import register_bits
 from hwmodel.device import load_device
@@ -28,27 +27,10 @@ from hwmodel.model import UtilisationCaps, buffers, design_controller, design_en
 from hwmodel.rtl.verilog import synthesize_verilog
 from hwmodel.workload import Workload
 
-SPACE = load_space(REPO_ROOT / "search_spaces" / "default.yaml")
-
-
-def _params(rows: int, cols: int, share: float, packing: int) -> dict[str, Any]:
-    return {
-        "hw.rows": rows,
-        "hw.cols": cols,
-        "hw.pot_cols_share": share,
-        "hw.packing": packing,
-        "hw.freq_mhz": 100,
-        "hw.tm": 32,
-        "hw.tn_folds": 1,
-        "hw.tk_folds": 2,
-        "hw.nonlinear_lanes": 2,
-    }
-
-
 CASES = [
-    ("pynq_z2", _params(2, 4, 0.5, 2), "W8A8P0.5"),
-    ("zcu104", _params(3, 2, 0.0, 4), "W4A4"),
-    ("ultra96v2", _params(4, 2, 0.0, 1), "W6A8"),
+    ("pynq_z2", design_params(2, 4, 0.5, 2), "W8A8P0.5"),
+    ("zcu104", design_params(3, 2, 0.0, 4), "W4A4"),
+    ("ultra96v2", design_params(4, 2, 0.0, 1), "W6A8"),
 ]
 
 

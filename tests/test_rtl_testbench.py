@@ -11,11 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from design_params import SPACE, design_params
 
 from codesign.export import TESTBENCH_FILE, engine_verilog_for, tb_operands_for
 from codesign.quant import QUANTIZERS, QuantConfig
-from codesign.space import load_space
-from codesign.study import REPO_ROOT
 from hwmodel.cycles import mixed_tile_cycles
 from hwmodel.device import load_device
 from hwmodel.model import design_engine
@@ -26,28 +25,11 @@ from hwmodel.workload import Workload
 
 pytestmark = pytest.mark.skipif(not iverilog_available(), reason="iverilog not installed")
 
-SPACE = load_space(REPO_ROOT / "search_spaces" / "default.yaml")
-
-
-def _params(rows: int, cols: int, share: float, packing: int) -> dict[str, Any]:
-    return {
-        "hw.rows": rows,
-        "hw.cols": cols,
-        "hw.pot_cols_share": share,
-        "hw.packing": packing,
-        "hw.freq_mhz": 100,
-        "hw.tm": 32,
-        "hw.tn_folds": 1,
-        "hw.tk_folds": 2,
-        "hw.nonlinear_lanes": 2,
-    }
-
-
 #: DSP48E1 with a PoT sub-array and mixed layers; DSP48E2 packing 4 at W4A4; W6A8 unpacked
 CASES = [
-    ("pynq_z2", _params(2, 4, 0.5, 2), "W4A8P0.5"),
-    ("zcu104", _params(3, 2, 0.0, 4), "W4A4"),
-    ("ultra96v2", _params(4, 2, 0.0, 1), "W6A8"),
+    ("pynq_z2", design_params(2, 4, 0.5, 2), "W4A8P0.5"),
+    ("zcu104", design_params(3, 2, 0.0, 4), "W4A4"),
+    ("ultra96v2", design_params(4, 2, 0.0, 1), "W6A8"),
 ]
 
 

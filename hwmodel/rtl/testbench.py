@@ -37,6 +37,7 @@ from hwmodel.rtl.harness import (
     reference_gemm,
     tile_events,
 )
+from hwmodel.rtl.verilog import dut_declarations
 
 
 @dataclass(frozen=True)
@@ -127,14 +128,7 @@ def engine_testbench(
     L.append(f"// Expected: exact integer C (wrapped to {acc} bits), {model_cycles} cycles (analytic model).")
     L.append("// Run: iverilog -g2012 -o tb tb_engine.v engine.v [dsp_models.v] && vvp -n tb")
     L.append("module tb_engine;")
-    L.append("  reg clk = 0;")
-    L.append("  reg rst = 1;")
-    for p in inputs:
-        L.append(f"  reg [{ports[p][1] - 1}:0] {p} = 0;")
-    for p in outputs:
-        L.append(f"  wire [{ports[p][1] - 1}:0] {p};")
-    conns = ", ".join(f".{p}({p})" for p in ["clk", "rst", *inputs, *outputs])
-    L.append(f"  {module_name} dut({conns});")
+    L += [f"  {line}" for line in dut_declarations(ports, inputs, outputs, module_name)]
     L.append("")
     L.append(f"  localparam integer M = {m}, N = {n}, MODEL_CYCLES = {model_cycles};")
     L.append(f"  localparam integer LAST_EVENT = {last_event}, LIMIT = {limit};")

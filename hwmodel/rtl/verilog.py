@@ -89,6 +89,18 @@ def iverilog_available() -> bool:
     return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
 
 
+def dut_declarations(
+    ports: Mapping[str, tuple[str, int]], inputs: Sequence[str], outputs: Sequence[str], module_name: str
+) -> list[str]:
+    """Testbench lines: ``clk`` and ``rst`` (1 until released), a register (0) per input, a wire per
+    output, and the instance ``dut`` of ``module_name`` connecting them by name."""
+    lines = ["reg clk = 0;", "reg rst = 1;"]
+    lines += [f"reg [{ports[p][1] - 1}:0] {p} = 0;" for p in inputs]
+    lines += [f"wire [{ports[p][1] - 1}:0] {p};" for p in outputs]
+    conns = ", ".join(f".{p}({p})" for p in ["clk", "rst", *inputs, *outputs])
+    return [*lines, f"{module_name} dut({conns});"]
+
+
 def run_icarus(sources: Sequence[Path], timeout_s: float = 120.0) -> str:
     """Compile ``sources`` with ``iverilog -g2012`` and run them with ``vvp -n``; return what the
     simulation printed. A compile error or a non-zero exit (a testbench's ``$fatal``) raises
@@ -125,13 +137,7 @@ def cosimulate_verilog(
         raise FileNotFoundError("iverilog/vvp not found (Debian package `iverilog`)")
     ports = port_decls(verilog)
     inputs = [p for p, (d, _) in ports.items() if d == "input" and p not in ("clk", "rst")]
-    lines = ["`timescale 1ns/1ps", "module tb;", "reg clk = 0; reg rst = 1;"]
-    for p in inputs:
-        lines.append(f"reg [{ports[p][1] - 1}:0] {p} = 0;")
-    for p in output_names:
-        lines.append(f"wire [{ports[p][1] - 1}:0] {p};")
-    conns = ", ".join(f".{p}({p})" for p in ["clk", "rst", *inputs, *output_names])
-    lines.append(f"toplevel dut({conns});")
+    lines = ["`timescale 1ns/1ps", "module tb;", *dut_declarations(ports, inputs, output_names, "toplevel")]
     lines.append("initial begin")
     lines.append("  #1 clk = 1; #1 clk = 0; rst = 0;")
     fmt = " ".join("%0d" for _ in output_names)
