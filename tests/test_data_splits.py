@@ -15,9 +15,9 @@ def splits() -> DataSplits:
 
 
 def test_sizes_and_strata(splits: DataSplits) -> None:
-    assert splits.train_x.shape == (3500, 1, 28, 28)
-    assert splits.calib_x.shape[0] == 500 and splits.test_x.shape[0] == 1000
-    assert torch.bincount(splits.test_y, minlength=10).tolist() == [100] * 10
+    assert splits.train_x.shape == (2500, 1, 28, 28)
+    assert splits.calib_x.shape[0] == 500 and splits.test_x.shape[0] == 2000
+    assert torch.bincount(splits.test_y, minlength=10).tolist() == [200] * 10
     assert torch.bincount(splits.calib_y, minlength=10).tolist() == [50] * 10
     assert splits.num_classes == 10 and splits.image_shape == (1, 28, 28)
 
@@ -39,7 +39,7 @@ def test_deterministic_per_seed(splits: DataSplits) -> None:
 
 def test_registered_and_unknown() -> None:
     assert "mnist" in registered_datasets()
-    assert load_dataset("mnist").test_x.shape[0] == 1000
+    assert load_dataset("mnist").test_x.shape[0] == 2000
     with pytest.raises(UserError, match="not a directory and not one of mnist"):
         load_dataset("cifar-unknown")
 

@@ -250,7 +250,7 @@ def test_finetune_records_its_accuracy_beside_the_post_training_one(
     doc = json.loads((d / "quant.json").read_text())
     assert doc["accuracy"]["real_top1"] == before["real_top1"] == out["post_training_top1"]
     assert doc["accuracy"]["finetuned_top1"] == out["finetuned_top1"]
-    assert doc["finetune"]["steps"] == out["steps"] == 28  # 3,500 training images, batch 128
+    assert doc["finetune"]["steps"] == out["steps"] == 20  # 2,500 training images, batch 128
     model, splits = load_default()
     tuned = load_int_model(d / "model_int.pt", create_default_model)
     assert Evaluator(model, splits).top1(tuned) == pytest.approx(out["finetuned_top1"], abs=1e-9)

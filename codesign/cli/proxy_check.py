@@ -11,7 +11,8 @@ call and per real evaluation (both after the one-off set-up, which is reported s
 It also prints how reliable the real accuracy itself is: Kendall τ between accuracies measured on
 two random halves of the test split (``split_half_tau``) and between the proxy and one half
 (``proxy_half_tau``). On the shipped model most configs lie within a few test images of each
-other, so τ against 1,000 test images is bounded by that noise, not only by the proxy.
+other, so τ against the 2,000 test images is bounded by that noise, not only by the proxy;
+``tau_ceiling`` is the τ a perfect proxy could reach against them.
 """
 
 from __future__ import annotations
