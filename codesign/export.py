@@ -228,7 +228,7 @@ def _compact(channels: list[int]) -> str:
 def tb_operands_for(
     cand: Candidate,
     workload: Workload,
-    device: Device,
+    engine: EngineConfig,
     qmodel: torch.nn.Module | None,
     image: torch.Tensor | None,
     seed: int,
@@ -241,16 +241,15 @@ def tb_operands_for(
     layer's integer weight codes (its fixed-point and PoT channels laid out as the engine takes
     them: fixed columns first in each tile) and the integer codes of the layer's input
     activations on that image. Without a model (hardware-only runs), seeded random codes of the
-    layer's widths.
+    layer's widths. ``engine``: the design's (:func:`hwmodel.model.design_engine`).
     """
-    from codesign.quant import QUANTIZERS, QuantConv2d, QuantLinear
+    from codesign.quant import QuantConv2d, QuantLinear
+    from codesign.quant._quantizers import fixed_codes, qmax_signed
     from hwmodel.rtl.harness import pot_columns
     from hwmodel.rtl.testbench import TileOperands
 
-    accel = cand.accel
-    engine = design_engine(workload, accel, device)
     ops = [op for op in workload.gemms if op.weight_operand and op.kind != "patch_embed"]
-    hws = {op.name: accel.layers.get(op.name, accel.default) for op in ops}
+    hws = {op.name: cand.accel.for_layer(op.name) for op in ops}
     if engine.cols_pot == 0:
         ops = [op for op in ops if hws[op.name].pot_ratio == 0] or ops
     op = max(ops, key=lambda o: (hws[o.name].pot_ratio, -ops.index(o)))
@@ -267,7 +266,7 @@ def tb_operands_for(
         codes = rng.integers(-(1 << (hw.weight_bits - 1)), 1 << (hw.weight_bits - 1), (op.n, op.k))
         pot = np.zeros(op.n, dtype=bool)
         pot[: round(hw.pot_ratio * op.n)] = True
-        top = (1 << (hw.weight_bits - 1)) - 1  # PoT codes: 0 or ±(1 … 2^(b−1) − 1)
+        top = qmax_signed(hw.weight_bits)  # PoT codes: 0 or ±(1 … 2^(b−1) − 1)
         codes[pot] = np.clip(codes[pot], -top, top)
         a = rng.integers(-(1 << (hw.act_bits - 1)), 1 << (hw.act_bits - 1), (tokens, depth))
         what = f"seeded random codes of {op.name}'s widths (no quantized model in this run)"
@@ -281,9 +280,8 @@ def tb_operands_for(
                 qmodel(image)  # type: ignore[misc]
         finally:
             hook.remove()
-        scale = torch.tensor(module.act_scale)
-        x = QUANTIZERS["fixed"](seen[0], scale, module.act_bits)
-        a = torch.round(x[:1].reshape(-1, op.k) / scale).numpy().astype(np.int64)[:tokens, :depth]
+        x = fixed_codes(seen[0][:1].reshape(-1, op.k), torch.tensor(module.act_scale), module.act_bits)
+        a = x.numpy().astype(np.int64)[:tokens, :depth]
         what = f"{op.name} of the design's integer model, input tokens 0–{tokens - 1} of test image 0"
     fixed_ch = [int(c) for c in np.nonzero(~pot)[0]]
     pot_ch = [int(c) for c in np.nonzero(pot)[0]]

@@ -31,7 +31,7 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -121,6 +121,30 @@ class SynthRow:
 
 
 _MEASURED = {f.name: f.type for f in fields(SynthRow) if f.name not in ("engine", "synth_family")}
+
+
+Point = TypeVar("Point")
+Measured = TypeVar("Measured")
+
+
+def _synthesise(
+    row_of: Callable[[Point], Measured], points: Iterable[Point], jobs: int, line: Callable[[Measured], str]
+) -> list[Measured]:
+    """``row_of`` every point in ``jobs`` worker processes, in order; one printed line per row."""
+    rows: list[Measured] = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for row in pool.map(row_of, points):
+            print(line(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def _missing_table(path: Path) -> bool:
+    """``--fit-only`` without a committed table: say so (one line on stderr)."""
+    if path.exists():
+        return False
+    print(f"error: no synthesis table at {path}", file=sys.stderr)
+    return True
 
 
 def synth_row(point: tuple[str, EngineConfig]) -> SynthRow:
@@ -312,29 +336,23 @@ def read_memory_table(path: Path = MEMORY_TABLE_PATH) -> list[MemoryRow]:
 
 
 def run_memory_grid(jobs: int) -> list[MemoryRow]:
-    rows: list[MemoryRow] = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for row in pool.map(memory_row, memory_grid()):
-            print(
-                f"{row.synth_family:5s} {row.depth_words:5d} × {row.width_bits:<3d} BRAM36 {row.bram36:4.1f} "
-                f"LUTRAM {row.lutram_primitives:3d} LUT {row.lut:4d} FF {row.ff:4d}",
-                flush=True,
-            )
-            rows.append(row)
-    return rows
+    def line(row: MemoryRow) -> str:
+        return (
+            f"{row.synth_family:5s} {row.depth_words:5d} × {row.width_bits:<3d} BRAM36 {row.bram36:4.1f} "
+            f"LUTRAM {row.lutram_primitives:3d} LUT {row.lut:4d} FF {row.ff:4d}"
+        )
+
+    return _synthesise(memory_row, memory_grid(), jobs, line)
 
 
 def run_grid(points: list[tuple[str, EngineConfig]], jobs: int) -> list[SynthRow]:
-    results: list[SynthRow] = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for row in pool.map(synth_row, points):
-            print(
-                f"{row.synth_family:5s} {row.name:44s} LUT {row.lut:6d} FF {row.ff:6d} DSP {row.dsp:4d} "
-                f"({row.synth_seconds:.1f} s)",
-                flush=True,
-            )
-            results.append(row)
-    return results
+    def line(row: SynthRow) -> str:
+        return (
+            f"{row.synth_family:5s} {row.name:44s} LUT {row.lut:6d} FF {row.ff:6d} DSP {row.dsp:4d} "
+            f"({row.synth_seconds:.1f} s)"
+        )
+
+    return _synthesise(synth_row, points, jobs, line)
 
 
 NONLINEAR_TABLE_PATH = COEFFICIENTS_PATH.parent / "nonlinear_table.csv"
@@ -465,25 +483,20 @@ def write_nonlinear_coefficients(
 
 
 def run_nonlinear_grid(jobs: int) -> list[NonlinearRow]:
-    rows: list[NonlinearRow] = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for row in pool.map(nonlinear_row, nonlinear_grid()):
-            print(
-                f"{row.synth_family:5s} {row.kind:9s} x{row.lanes} {row.in_bits:2d} bit "
-                f"2^{row.log2_rows:<2d} "
-                f"LUT {row.lut:5d} FF {row.ff:5d} DSP {row.dsp:3d} BRAM36 {row.bram36:3.1f} "
-                f"({row.synth_seconds:.1f} s)",
-                flush=True,
-            )
-            rows.append(row)
-    return rows
+    def line(row: NonlinearRow) -> str:
+        return (
+            f"{row.synth_family:5s} {row.kind:9s} x{row.lanes} {row.in_bits:2d} bit 2^{row.log2_rows:<2d} "
+            f"LUT {row.lut:5d} FF {row.ff:5d} DSP {row.dsp:3d} BRAM36 {row.bram36:3.1f} "
+            f"({row.synth_seconds:.1f} s)"
+        )
+
+    return _synthesise(nonlinear_row, nonlinear_grid(), jobs, line)
 
 
 def calibrate_nonlinear(jobs: int, fit_only: bool) -> int:
     """Synthesise (or, ``fit_only``, read) the unit grid and refit the ``nonlinear`` section."""
     if fit_only:
-        if not NONLINEAR_TABLE_PATH.exists():
-            print(f"error: no synthesis table at {NONLINEAR_TABLE_PATH}", file=sys.stderr)
+        if _missing_table(NONLINEAR_TABLE_PATH):
             return 2
         rows = read_nonlinear_table()
     else:
@@ -631,20 +644,18 @@ def write_controller_coefficients(
 def calibrate_controller(jobs: int, fit_only: bool) -> int:
     """Synthesise (or, ``fit_only``, read) the controller grid and refit the ``controller`` section."""
     if fit_only:
-        if not CONTROLLER_TABLE_PATH.exists():
-            print(f"error: no synthesis table at {CONTROLLER_TABLE_PATH}", file=sys.stderr)
+        if _missing_table(CONTROLLER_TABLE_PATH):
             return 2
         rows = read_controller_table()
     else:
-        rows = []
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for row in pool.map(controller_row, controller_grid()):
-                print(
-                    f"{row.synth_family:5s} {row.spec:70s} LUT {row.lut:5d} FF {row.ff:4d} "
-                    f"({row.synth_seconds:.1f} s)",
-                    flush=True,
-                )
-                rows.append(row)
+
+        def line(row: ControllerRow) -> str:
+            return (
+                f"{row.synth_family:5s} {row.spec:70s} LUT {row.lut:5d} FF {row.ff:4d} "
+                f"({row.synth_seconds:.1f} s)"
+            )
+
+        rows = _synthesise(controller_row, controller_grid(), jobs, line)
         write_controller_table(rows)
     fit = fit_controller(rows)
     write_controller_coefficients(fit, sum(not r.holdout for r in rows))
@@ -678,8 +689,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{time.perf_counter() - t0:.0f} s")
         return rc
     if args.fit_only:
-        if not TABLE_PATH.exists():
-            print(f"error: no synthesis table at {TABLE_PATH}", file=sys.stderr)
+        if _missing_table(TABLE_PATH):
             return 2
         rows = read_table()
     else:

@@ -15,6 +15,7 @@ from design_params import SPACE, design_params
 
 from codesign.export import TESTBENCH_FILE, engine_verilog_for, tb_operands_for
 from codesign.quant import QUANTIZERS, QuantConfig
+from codesign.quant._quantizers import pot_min_exponent
 from hwmodel.cycles import mixed_tile_cycles
 from hwmodel.device import load_device
 from hwmodel.model import design_engine
@@ -63,8 +64,8 @@ def test_testbench_of_a_design_passes_on_its_integer_model(
     dev = load_device(device)
     cand = SPACE.decode(params, mnist_workload.layer_names(), QuantConfig.uniform(precision))
     qmodel = evaluator.quantized(cand.quant)
-    tile = tb_operands_for(cand, mnist_workload, dev, qmodel, image, seed=0)
     engine = design_engine(mnist_workload, cand.accel, dev)
+    tile = tb_operands_for(cand, mnist_workload, engine, qmodel, image, seed=0)
     assert "of the design's integer model" in tile.source
     assert tile.a.shape[0] == min(8, cand.accel.default.tm) and tile.a.shape[1] == min(2 * engine.rows, 96)
     if cand.accel.default.pot_ratio:  # both sub-arrays get channels
@@ -92,7 +93,7 @@ def test_testbench_of_a_design_passes_on_its_integer_model(
         pot_col = int(np.nonzero(tile.pot_mask)[0][0])
         ch = int(np.nonzero(qw.pot_mask.numpy())[0][0])
         want = x @ layer.weight[ch, :k]
-        e_min = -(2 ** (qw.bits - 1) - 2)
+        e_min = pot_min_exponent(qw.bits)
         got = acc[:, pot_col] * layer.act_scale * float(qw.scale[ch]) * 2.0**e_min
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
 
@@ -110,7 +111,7 @@ def test_testbench_expects_what_the_pyrtl_engine_computes(
     dev = load_device(device)
     cand = SPACE.decode(params, mnist_workload.layer_names(), QuantConfig.uniform(precision))
     engine = design_engine(mnist_workload, cand.accel, dev)
-    tile = tb_operands_for(cand, mnist_workload, dev, None, None, seed=3)
+    tile = tb_operands_for(cand, mnist_workload, engine, None, None, seed=3)
     assert "seeded random codes" in tile.source
     m, k = tile.a.shape
     n = tile.w.shape[1]

@@ -117,6 +117,7 @@ def export_designs(
     if _up_to_date(ctx, run_dir, plans, with_rtl, with_model):
         return written
     verilog_cache: dict[str, str] = {}
+    dsp_models: dict[str, str] = {}  # engine → its DSP primitives' simulation models
     if with_rtl:
         from hwmodel.rtl.testbench import engine_testbench
         from hwmodel.rtl.verilog import dsp_sim_sources
@@ -140,16 +141,16 @@ def export_designs(
                 engine_key = json.dumps(p.accel_doc["engines"], sort_keys=True)
                 if engine_key not in verilog_cache:
                     verilog_cache[engine_key] = engine_verilog_for(p.cand, ctx.workload, ctx.device)
+                    dsp_models[engine_key] = "\n".join(dsp_sim_sources(verilog_cache[engine_key]))
                 (d / "rtl").mkdir()
                 (d / "rtl" / "engine.v").write_text(verilog_cache[engine_key], encoding="utf-8")
                 image = ctx.evaluator.splits.test_x[:1] if ctx.evaluator is not None else None
-                tile = tb_operands_for(p.cand, ctx.workload, ctx.device, qmodel, image, seed=p.number)
                 engine = design_engine(ctx.workload, p.cand.accel, ctx.device)
+                tile = tb_operands_for(p.cand, ctx.workload, engine, qmodel, image, seed=p.number)
                 tb = engine_testbench(engine, verilog_cache[engine_key], tile)
                 (d / "rtl" / TESTBENCH_FILE).write_text(tb, encoding="utf-8")
-                models = dsp_sim_sources(verilog_cache[engine_key])
-                if models:
-                    (d / "rtl" / DSP_MODELS_FILE).write_text("\n".join(models), encoding="utf-8")
+                if dsp_models[engine_key]:
+                    (d / "rtl" / DSP_MODELS_FILE).write_text(dsp_models[engine_key], encoding="utf-8")
                 ctrl_key = json.dumps(p.accel_doc["controller"], sort_keys=True)
                 if ctrl_key not in verilog_cache:
                     verilog_cache[ctrl_key] = controller_verilog_for(p.cand, ctx.workload, ctx.device)

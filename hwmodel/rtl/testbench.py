@@ -61,6 +61,44 @@ class TileOperands:
         return pot_columns(n, n, self.pot_ratio)
 
 
+@dataclass(frozen=True)
+class _Column:
+    """One column of a sub-array as the testbench serves it: its result slots, where its results
+    start in the ``rmap`` table (``slots`` entries per result) and how many it owes."""
+
+    prefix: str  # f (fixed) or p (PoT)
+    col: int
+    slots: tuple[int, ...]
+    base: int
+    count: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.prefix}{self.col}"
+
+    @property
+    def ptr(self) -> str:
+        """The testbench's count of results taken from this column."""
+        return f"ptr_{self.name}"
+
+    @property
+    def due(self) -> str:
+        """The testbench's flag: a result of this column is due this cycle."""
+        return f"due_{self.name}"
+
+    @property
+    def req(self) -> str:
+        return f"{self.prefix}_req{self.col}"
+
+    def port(self, kind: str, slot: int) -> str:
+        """The engine's partial-sum input (``ps``) or result output (``out``) of ``slot``."""
+        return f"p_{kind}{self.col}" if self.prefix == "p" else f"f_{kind}{self.col}_{slot}"
+
+    def entry(self, j: int) -> str:
+        """The ``rmap`` entry (C index or −1) of slot number ``j`` of the current result."""
+        return f"rmap[{self.base} + {self.ptr} * {len(self.slots)} + {j}]"
+
+
 def _literal(value: int, width: int) -> str:
     return f"{width}'d{value & ((1 << width) - 1)}"
 
@@ -94,7 +132,7 @@ def engine_testbench(
     acc = engine.acc_bits
 
     # per column: its results in order, each as (slot, C index) pairs; flattened into one table
-    columns: list[tuple[str, int, list[int], int, int]] = []  # (prefix, col, slots, base, count)
+    columns: list[_Column] = []
     table: list[int] = []
     for sub in subs:
         for c in range(sub.cols):
@@ -108,13 +146,7 @@ def engine_testbench(
             for fold, step in results:
                 where = dict(_slot_targets(sub, fold, step, c))
                 table.extend(where[s][0] * n + where[s][1] if s in where else -1 for s in slots)
-            columns.append((sub.prefix, c, slots, base, len(results)))
-
-    def ps_port(prefix: str, c: int, s: int) -> str:
-        return f"p_ps{c}" if prefix == "p" else f"f_ps{c}_{s}"
-
-    def out_port(prefix: str, c: int, s: int) -> str:
-        return f"p_out{c}" if prefix == "p" else f"f_out{c}_{s}"
+            columns.append(_Column(sub.prefix, c, tuple(slots), base, len(results)))
 
     last_event = max(events) if events else 0
     limit = 2 * model_cycles + 64
@@ -135,9 +167,9 @@ def engine_testbench(
     L.append(f"  reg [{acc - 1}:0] cmem [0:{m * n - 1}];  // the output buffer")
     L.append(f"  reg [{acc - 1}:0] want [0:{m * n - 1}];")
     L.append(f"  integer rmap [0:{max(len(table), 1) - 1}];  // per column and result: C index of each slot")
-    for prefix, c, _, _, _ in columns:
-        L.append(f"  integer ptr_{prefix}{c} = 0;")
-        L.append(f"  reg due_{prefix}{c} = 0;")
+    for col in columns:
+        L.append(f"  integer {col.ptr} = 0;")
+        L.append(f"  reg {col.due} = 0;")
     L.append("  integer t, i, errors, last_out, owed;")
     L.append("")
     L.append("  task drive(input integer cycle);")
@@ -162,35 +194,30 @@ def engine_testbench(
     L.append("    errors = 0;")
     L.append("    last_out = -1;")
     L.append("    #1 clk = 1; #1 clk = 0; rst = 0;  // one reset cycle")
-    owed_terms = " || ".join(f"ptr_{prefix}{c} < {count}" for prefix, c, _, _, count in columns) or "0"
+    owed_terms = " || ".join(f"{col.ptr} < {col.count}" for col in columns) or "0"
     L.append("    owed = 1;")
     L.append("    for (t = 0; (t <= LAST_EVENT || owed) && t < LIMIT; t = t + 1) begin")
     L.append("      drive(t);")
-    for prefix, c, slots, base, _ in columns:
-        idx = f"{base} + ptr_{prefix}{c} * {len(slots)}"
-        L.append(f"      if (due_{prefix}{c}) begin")
-        for j, s in enumerate(slots):
-            r = f"rmap[{idx} + {j}]"
-            L.append(f"        {ps_port(prefix, c, s)} = {r} >= 0 ? cmem[{r}] : {acc}'d0;")
+    for col in columns:  # present the partial sums of the results due this cycle
+        L.append(f"      if ({col.due}) begin")
+        for j, s in enumerate(col.slots):
+            L.append(f"        {col.port('ps', s)} = {col.entry(j)} >= 0 ? cmem[{col.entry(j)}] : {acc}'d0;")
         L.append("      end else begin")
-        for s in slots:
-            L.append(f"        {ps_port(prefix, c, s)} = {acc}'d0;")
+        L += [f"        {col.port('ps', s)} = {acc}'d0;" for s in col.slots]
         L.append("      end")
     L.append("      #1;")
-    for prefix, c, slots, base, count in columns:
-        idx = f"{base} + ptr_{prefix}{c} * {len(slots)}"
-        L.append(f"      if (due_{prefix}{c}) begin")
-        for j, s in enumerate(slots):
-            r = f"rmap[{idx} + {j}]"
-            L.append(f"        if ({r} >= 0) cmem[{r}] = {out_port(prefix, c, s)};")
-        L.append(f"        ptr_{prefix}{c} = ptr_{prefix}{c} + 1;")
+    for col in columns:  # store what the columns put out; take their new read requests
+        L.append(f"      if ({col.due}) begin")
+        for j, s in enumerate(col.slots):
+            L.append(f"        if ({col.entry(j)} >= 0) cmem[{col.entry(j)}] = {col.port('out', s)};")
+        L.append(f"        {col.ptr} = {col.ptr} + 1;")
         L.append("        last_out = t;")
         L.append("      end")
-        L.append(f"      if ({prefix}_req{c} && ptr_{prefix}{c} >= {count}) begin")
-        L.append(f'        $display("FAIL: column {prefix}{c} asks for a result too many (cycle %0d)", t);')
+        L.append(f"      if ({col.req} && {col.ptr} >= {col.count}) begin")
+        L.append(f'        $display("FAIL: column {col.name} asks for a result too many (cycle %0d)", t);')
         L.append("        errors = errors + 1;")
         L.append("      end")
-        L.append(f"      due_{prefix}{c} = {prefix}_req{c};")
+        L.append(f"      {col.due} = {col.req};")
     L.append(f"      owed = {owed_terms};")
     L.append("      clk = 1; #1 clk = 0;")
     L.append("    end")
