@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -185,7 +186,18 @@ def test_controller_coefficients_are_the_fit_of_the_committed_table() -> None:
 def test_vendor_ip_figures_carry_their_source() -> None:
     raw = json.loads(COEFFICIENTS_PATH.read_text())
     assert "system" not in raw
-    figures = {k: v for k, v in raw["vendor_ip"].items() if isinstance(v, dict)}
+    vendor = raw["vendor_ip"]
+    figures = {k: v for k, v in vendor.items() if isinstance(v, dict)}
     assert set(figures) == {"lut", "ff", "bram36", "dsp", "dram_latency_cycles"}
-    for fig in figures.values():
+    for key, fig in figures.items():
         assert isinstance(fig["value"], int | float) and len(fig["source"]) > 40
+        # every resource figure is sourced; the DRAM latency is the one prior left and says so
+        assert ("UNSOURCED" in fig["source"]) == (key == "dram_latency_cycles"), key
+    # each resource figure is the sum of the cited parts, each naming a report and a netlist at a
+    # commit of a public repository
+    cited = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}:\S+")
+    for part in vendor["parts"]:
+        assert cited.fullmatch(part["report"]) and part["report"].endswith("_utilization_synth.rpt")
+        assert cited.fullmatch(part["netlist"]) and part["netlist"].endswith("_sim_netlist.v")
+    for key in ("lut", "ff", "bram36", "dsp"):
+        assert figures[key]["value"] == sum(part[key] for part in vendor["parts"])
