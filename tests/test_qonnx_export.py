@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -11,7 +12,14 @@ from onnx import numpy_helper
 from test_quant_model import tiny_vit
 
 from codesign.errors import UserError
-from codesign.qonnx_export import export_qonnx, weight_parts
+from codesign.qonnx_export import (
+    QonnxExporter,
+    _trace,
+    export_qonnx,
+    float_twin,
+    run_qonnx,
+    weight_parts,
+)
 from codesign.quant import Calibration, QuantConfig, quantize_model, quantize_weight
 from codesign.quant._quantizers import pot_min_exponent
 
@@ -88,3 +96,44 @@ def test_log2_softmax_is_refused_in_one_line(
     with pytest.raises(UserError, match="log2 quantizer has no QONNX form"):
         export_qonnx(qmodel, images[:2], tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+#: the shapes of design a run exports: mixed, fixed, all-PoT, float layers and points, integer
+#: non-linear operators (the graph holds them in float), a float weight with a quantized input
+TEMPLATE_CASES = {
+    "mixed": QuantConfig.uniform("W4A8P0.5").with_layers({"head": "W8A8"}),
+    "fixed": QuantConfig.uniform("W6A6"),
+    "all-pot": QuantConfig.uniform("W4A8P1.0"),
+    "float-parts": QuantConfig.uniform("W5A8P0.25").with_layers(
+        {"blocks.0.mlp.fc1": "W32A32", "blocks.1.attn.qk": "W32A32", "patch_embed.proj": "W32A8"}
+    ),
+    "int-nonlinear": QuantConfig.uniform("W8A8", nonlinear="int"),
+}
+
+
+def test_template_graphs_run_as_each_designs_own_trace(
+    default: tuple[torch.nn.Module, torch.Tensor, Calibration], tmp_path: Path
+) -> None:
+    """One exporter (one traced template) for designs of every shape: each graph has the Quant
+    nodes of the design's own trace, with the same bits, and qonnx's executor gives the same
+    logits as on that trace and as the PyTorch model (its float twin)."""
+    model, images, cal = default
+    exporter = QonnxExporter(images[:2])
+    batch = torch.cat([images, images.flip(0)])
+    for name, config in TEMPLATE_CASES.items():
+        qmodel = quantize_model(model, config, cal)
+        fast = exporter.export(qmodel, tmp_path / f"{name}.onnx")
+        own = tmp_path / f"{name}.traced.onnx"
+        onnx.save(_trace(qmodel, images[:2]), str(own))
+        assert _bits_of(fast) == _bits_of(own), name
+        got, nodes = run_qonnx(fast, batch)
+        want, _ = run_qonnx(own, batch)
+        assert nodes == len(_bits_of(own))
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=name)
+        with torch.no_grad():
+            ref = float_twin(qmodel)(batch).numpy()
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4, err_msg=name)
+        meta = {p.key: p.value for p in onnx.load(str(fast)).metadata_props}
+        assert ("codesign.nonlinear" in meta) == (config.nonlinear == "int"), name
+    assert "blocks.0.mlp.fc1:w" not in _bits_of(tmp_path / "float-parts.onnx")
+    assert "patch_embed.proj:a" in _bits_of(tmp_path / "float-parts.onnx")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,15 @@ from codesign.space import QuantSpace
 
 PROXY_KINDS: tuple[str, ...] = ("linkl", "kl", "agree", "ce")
 FORWARD_KINDS: tuple[str, ...] = ("kl", "agree", "ce")
+
+
+#: the quantized models :meth:`Evaluator.quantized` keeps, in bytes of their tensors (the
+#: default MNIST ViT: ~5 MB each; a DeiT-B: one)
+MODEL_CACHE_BYTES = 256 << 20
+
+
+def _tensor_bytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,7 @@ class Evaluator:
         self._linear: LinearizedKL | None = None
         self._proxy_memo: dict[QuantConfig, ProxyScores] = {}
         self._acc_memo: dict[QuantConfig, torch.Tensor] = {}
+        self._models: OrderedDict[QuantConfig, tuple[nn.Module, int]] = OrderedDict()
         self._fingerprint: str | None = None
 
     @functools.cached_property
@@ -106,7 +117,17 @@ class Evaluator:
         return list(self._layer_names)
 
     def quantized(self, config: QuantConfig) -> nn.Module:
-        return quantize_model(self.model, config, self.calibration)
+        """The fake-quantized model of ``config``; the latest ones are kept (up to
+        :data:`MODEL_CACHE_BYTES`) so a run's export reuses the models its re-scoring built.
+        Callers must not change the model (copy it to train it)."""
+        if config in self._models:
+            self._models.move_to_end(config)
+            return self._models[config][0]
+        model = quantize_model(self.model, config, self.calibration)
+        self._models[config] = (model, _tensor_bytes(model))
+        while len(self._models) > 1 and sum(b for _, b in self._models.values()) > MODEL_CACHE_BYTES:
+            self._models.popitem(last=False)
+        return model
 
     def proxy_scores(self, config: QuantConfig) -> ProxyScores:
         if config in self._proxy_memo:

@@ -232,7 +232,9 @@ class IntNonlinear(nn.Module):
     weight: torch.Tensor | None
     bias: torch.Tensor | None
 
-    def __init__(self, kind: str, in_scale: float, affine: nn.LayerNorm | None = None) -> None:
+    def __init__(
+        self, kind: str, in_scale: float, affine: nn.LayerNorm | None = None, approximate: str = "none"
+    ) -> None:
         super().__init__()
         frac = -math.log2(in_scale)
         if frac != round(frac):
@@ -244,6 +246,28 @@ class IntNonlinear(nn.Module):
         bias: torch.Tensor | None = None if affine is None else affine.bias
         self.register_buffer("weight", None if weight is None else weight.detach().clone())
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        # what the float operator needs (:meth:`float_module`)
+        self.normalized_shape = None if affine is None else tuple(affine.normalized_shape)
+        self.eps = 1e-5 if affine is None else float(affine.eps)
+        self.approximate = approximate
+
+    def float_module(self) -> nn.Module:
+        """The float operator this kernel stands for (LayerNorm with the same γ, β and ε, GELU;
+        the softmax is a function: an identity stand-in is refused)."""
+        if self.kind == "gelu":
+            return nn.GELU(approximate=self.approximate)
+        if self.kind != "layernorm":
+            raise ValueError(f"{self.kind}: not a module of the float model")
+        shape = self.normalized_shape or (int(self.weight.shape[-1]) if self.weight is not None else 0,)
+        ln = nn.LayerNorm(
+            shape, eps=self.eps, elementwise_affine=self.weight is not None, bias=self.bias is not None
+        )
+        with torch.no_grad():
+            if self.weight is not None:
+                ln.weight.copy_(self.weight)
+            if self.bias is not None:
+                ln.bias.copy_(self.bias)
+        return ln
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         """The integer input codes (int64)."""
@@ -291,7 +315,18 @@ class QuantAttention(nn.Module):
         self.observer = observer
         self.int_softmax = int_softmax
 
-    def _point(self, key: str, x: torch.Tensor, bits: int, kind: str) -> torch.Tensor:
+    def points(self) -> list[tuple[str, int, str]]:
+        """(point, bits, quantizer) of Q, K, the softmax output and V, in that order."""
+        pqk, psv = f"{self.name}.qk", f"{self.name}.sv"
+        return [
+            (f"{pqk}:a", self.qk.act_bits, "fixed"),
+            (f"{pqk}:b", self.qk.weight_bits, "fixed"),
+            (f"{psv}:a", self.sv.act_bits, self.softmax_kind),
+            (f"{psv}:b", self.sv.weight_bits, "fixed"),
+        ]
+
+    def _point(self, point: tuple[str, int, str], x: torch.Tensor) -> torch.Tensor:
+        key, bits, kind = point
         if self.observer is not None:
             self.observer(key, x)
         return _fq(x, self.scales.get(key), bits, kind)
@@ -303,9 +338,8 @@ class QuantAttention(nn.Module):
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
-        pqk, psv = f"{self.name}.qk", f"{self.name}.sv"
-        q = self._point(f"{pqk}:a", q, self.qk.act_bits, "fixed")
-        k = self._point(f"{pqk}:b", k, self.qk.weight_bits, "fixed")
+        pq, pk, pp, pv = self.points()
+        q, k = self._point(pq, q), self._point(pk, k)
         attn = (q @ k.transpose(-2, -1)) * self.scale
         if attn_mask is not None:
             attn = attn + attn_mask
@@ -315,8 +349,7 @@ class QuantAttention(nn.Module):
         if self.observer is not None:
             self.observer(softmax_point(self.name), attn)
         attn = attn.softmax(dim=-1) if self.int_softmax is None else self.int_softmax(attn)
-        attn = self._point(f"{psv}:a", attn, self.sv.act_bits, self.softmax_kind)
-        v = self._point(f"{psv}:b", v, self.sv.weight_bits, "fixed")
+        attn, v = self._point(pp, attn), self._point(pv, v)
         out = (attn @ v).transpose(1, 2).reshape(b, n, self.attn_dim)
         result: torch.Tensor = self.proj(self.norm(out))
         return result
@@ -446,7 +479,8 @@ def _build(
             parent = qmodel.get_submodule(parent_name) if parent_name else qmodel
             mod = getattr(parent, attr)
             affine = mod if isinstance(mod, nn.LayerNorm) else None
-            setattr(parent, attr, IntNonlinear(kind, act_scales[f"{name}:in"], affine))
+            approximate = str(getattr(mod, "approximate", "none"))
+            setattr(parent, attr, IntNonlinear(kind, act_scales[f"{name}:in"], affine, approximate))
     for i, block in enumerate(vit_blocks(qmodel)):
         p = f"blocks.{i}.attn"
         qk, sv = config.for_layer(f"{p}.qk"), config.for_layer(f"{p}.sv")

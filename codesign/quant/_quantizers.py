@@ -42,8 +42,8 @@ def log2_min_exponent(bits: int) -> int:
 
 def fixed_codes(x: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
     """Integer codes of the symmetric uniform quantizer (as float tensor of integers)."""
-    q = qmax_signed(bits)
-    return torch.clamp(torch.round(x / scale), -q - 1, q)
+    q = qmax_signed(bits)  # bounds as floats: a pot<8> weight's uniform grid (QONNX) has 128 bits
+    return torch.clamp(torch.round(x / scale), float(-q - 1), float(q))
 
 
 def quantize_fixed(x: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:

@@ -36,7 +36,7 @@ from codesign.export import (
     write_int_model,
     write_json,
 )
-from codesign.qonnx_export import QONNX_FILE, export_qonnx
+from codesign.qonnx_export import QONNX_FILE, QonnxExporter
 from codesign.results.front import Outcome
 from codesign.space import Candidate
 from hwmodel.model import design_engine, evaluate
@@ -122,6 +122,8 @@ def export_designs(
         from hwmodel.rtl.testbench import engine_testbench
         from hwmodel.rtl.verilog import dsp_sim_sources
 
+    qonnx = QonnxExporter(ctx.evaluator.splits.test_x[:2]) if ctx.evaluator is not None else None
+
     def build(tmp: Path) -> None:
         for p in tqdm(plans, desc="exporting", unit="design", disable=not progress):
             d = tmp / str(p.number)
@@ -130,10 +132,10 @@ def export_designs(
             act_scales = None
             qmodel = None
             if with_model:
-                assert ctx.evaluator is not None
+                assert ctx.evaluator is not None and qonnx is not None
                 qmodel = ctx.evaluator.quantized(p.cand.quant)
                 write_int_model(d / "model_int.pt", qmodel)
-                export_qonnx(qmodel, ctx.evaluator.splits.test_x[:2], d / QONNX_FILE)
+                qonnx.export(qmodel, d / QONNX_FILE)
                 act_scales = {str(k): float(v) for k, v in getattr(qmodel, "quant_act_scales", {}).items()}
             doc = quant_document(p.cand.quant, ctx.layers, ctx.workload.model_name, p.accuracy, act_scales)
             write_json(d / "quant.json", doc)
