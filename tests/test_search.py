@@ -304,3 +304,32 @@ def test_no_design_fits_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert len(err) == 1 and "no design fits pynq_z2" in err[0] and "closest is trial" in err[0], err
+
+
+def test_every_design_of_the_final_front_is_offered_beside_the_trials(run: Path) -> None:
+    """Replaying the run's trials through the callback: each offer starts with the baselines so
+    far, and the designs of the final front (and every baseline) were all offered."""
+    from codesign.context import build_context
+    from codesign.results.rescore import quant_key
+    from codesign.search.ahead import FrontWatch
+    from codesign.study import DEFAULT_STUDY, load_study
+
+    ctx = build_context(load_study(DEFAULT_STUDY))
+    study = optuna.load_study(study_name="default", storage=f"sqlite:///{run / 'study.db'}")
+    trials = study.get_trials(deepcopy=False)
+    offers: list[list[str]] = []
+    watch = FrontWatch(ctx, lambda configs: offers.append(list(configs)))
+    for t in trials:
+        watch(study, t)
+    info = json.loads((run / "summary.json").read_text())
+    key = {
+        t.number: quant_key(ctx.space.decode(t.params, ctx.layers, ctx.fixed_quant).quant)
+        for t in trials
+        if t.values is not None
+    }
+    baselines = [key[t.number] for t in trials if t.user_attrs.get("baseline")]
+    offered = {k for o in offers for k in o}
+    assert {key[n] for n in info["pareto_trials"]} <= offered
+    assert set(baselines) <= offered
+    assert all(o[: len(set(baselines))] == list(dict.fromkeys(baselines)) for o in offers[-1:])
+    assert isinstance(info["measured_beside_trials"], int)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from optuna.trial import TrialState
 
 from codesign.atomic import write_text_atomic
@@ -38,7 +39,9 @@ from codesign.results import (
     write_tables,
 )
 from codesign.results.plots import render_run_plots
+from codesign.results.rescore import remember
 from codesign.search import SearchRun, WorkerPool, default_storage
+from codesign.search.ahead import FrontWatch, RescoreAhead
 from codesign.search.logs import quiet_optuna
 from codesign.study import DEFAULT_STUDY, Study, load_study
 from hwmodel.cli import OneLineParser, command_parser, positive_float, positive_int, run_main
@@ -147,6 +150,17 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
     """Run the search the command line asks for; its summary, outcome, result rows, run folder."""
     t0 = time.perf_counter()
     workers = WorkerPool.prestart(args.workers)  # N − 1 processes start importing now
+    ahead = RescoreAhead.prestart(args.workers)  # one worker: re-scoring beside the trials
+    try:
+        return _run_search(args, t0, workers, ahead)
+    finally:
+        if ahead is not None:
+            ahead.begin(None)  # ends the process if it is still there
+
+
+def _run_search(
+    args: argparse.Namespace, t0: float, workers: WorkerPool, ahead: RescoreAhead | None
+) -> tuple[dict[str, Any], Outcome, list[ResultRow], Path]:
     study = resolve_study(args)
     created = first_missing_folder(Path(args.out) / study.name)
     run_dir = prepare_run_dir(args.out, study.name)
@@ -164,13 +178,34 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
     ctx = run.context
     done = len(run.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     trials_left = study.trials > done
+    # re-scoring beside the trials: only when trials are left and accuracy is measured
+    live = ahead if trials_left and ctx.evaluator is not None and ctx.fixed_quant is None else None
+    if ahead is not None:
+        ahead.begin(study if live is not None else None)
     if trials_left:
         ctx.prepare_proxy(progress=not args.quiet)
     phases.end("setup")  # model, data, storage, baselines, proxy terms (when trials are left to run)
     if trials_left:
-        for line in workers.run(run, study.trials, args.timeout, show_progress_bar=not args.quiet):
-            sys.stderr.write(f"{COMMAND}: warning: {line}\n")
+        watch = [FrontWatch(ctx, live.offer, run.optuna_study.get_trials(deepcopy=False))] if live else []
+        threads = torch.get_num_threads()
+        if live is not None:  # the other core is the re-scoring process's (the proxy is ~1 ms)
+            torch.set_num_threads(1)
+        try:
+            for line in workers.run(
+                run, study.trials, args.timeout, show_progress_bar=not args.quiet, callbacks=watch
+            ):
+                sys.stderr.write(f"{COMMAND}: warning: {line}\n")
+        finally:
+            torch.set_num_threads(threads)
     workers.stop()
+    measured_ahead = 0
+    if live is not None and ctx.evaluator is not None:
+        top1 = live.finish()
+        if live.error is not None:
+            sys.stderr.write(f"{COMMAND}: warning: re-scoring beside the trials stopped ({live.error})\n")
+        if top1 and live.fingerprint == ctx.evaluator.fingerprint():
+            remember(run.optuna_study, live.fingerprint, top1)
+            measured_ahead = len(top1)
     search_s = phases.end("trials")
     phases.announce("re-scoring the front and writing tables and plots")
     frozen = run.optuna_study.get_trials(deepcopy=False)
@@ -197,6 +232,7 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
             "phase_s": phases.seconds,
             "wall_s": time.perf_counter() - t0,
             "cache_hits": run.objective.cache_hits,
+            "measured_beside_trials": measured_ahead,
             "baselines_enqueued": list(run.baselines),
             "hw_only": args.hw_only,
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -40,6 +41,15 @@ def _known(study: optuna.Study | None, fingerprint: str) -> dict[str, float]:
     return {str(k): float(v) for k, v in top1.items() if isinstance(v, int | float)}
 
 
+def remember(study: optuna.Study | None, fingerprint: str, top1: Mapping[str, float]) -> None:
+    """Keep real accuracies (by :func:`quant_key`) in ``study`` beside those already there."""
+    if study is None or not top1:
+        return
+    known = _known(study, fingerprint)
+    known.update(top1)
+    study.set_user_attr(REAL_TOP1_ATTR, {"fingerprint": fingerprint, "top1": known})
+
+
 def rescore(
     ctx: SearchContext, outcome: Outcome, study: optuna.Study | None = None, progress: bool = False
 ) -> Outcome:
@@ -58,8 +68,8 @@ def rescore(
     todo = {quant_key(c): c for c in configs.values() if quant_key(c) not in known}
     for key, config in tqdm(todo.items(), desc="re-scoring", unit="design", disable=not progress or not todo):
         known[key] = ctx.evaluator.accuracy(config)
-    if todo and study is not None:
-        study.set_user_attr(REAL_TOP1_ATTR, {"fingerprint": fingerprint, "top1": known})
+    if todo:
+        remember(study, fingerprint, known)
     real = dict(outcome.real_accuracy)
     real.update({n: known[quant_key(c)] for n, c in configs.items()})
     return replace(outcome, real_accuracy=real)

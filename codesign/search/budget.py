@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import optuna
 from optuna.study import MaxTrialsCallback
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from codesign.search.recovery import recover_stale_trials
 
@@ -31,15 +31,18 @@ def optimize_budget(
     timeout_s: float | None = None,
     show_progress_bar: bool = False,
     poll_s: float = POLL_S,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> int:
     """Run trials until the study holds ``budget`` COMPLETE trials (all workers together).
 
     A trial is started only while COMPLETE + RUNNING < budget; when the other workers' running
     trials fill the budget this worker waits for them (and fails them if their worker died, see
     :func:`~codesign.search.recovery.recover_stale_trials`; ``heartbeats``: the storage records
-    them). Returns the number of trials this call ran.
+    them). ``callbacks``: Optuna callbacks after each trial of this worker. Returns the number of
+    trials this call ran.
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    extra = list(callbacks)
     ran = 0
     while True:
         recover_stale_trials(study, heartbeats)
@@ -57,7 +60,7 @@ def optimize_budget(
             objective,
             n_trials=budget - complete - running,
             timeout=left,
-            callbacks=[MaxTrialsCallback(budget, states=(TrialState.COMPLETE, TrialState.RUNNING))],
+            callbacks=[MaxTrialsCallback(budget, states=(TrialState.COMPLETE, TrialState.RUNNING)), *extra],
             show_progress_bar=show_progress_bar,
         )
         ran += max(len(study.get_trials(deepcopy=False)) - n_before, 0)

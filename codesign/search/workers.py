@@ -15,11 +15,14 @@ import multiprocessing as mp
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
+from optuna.trial import FrozenTrial
 
 from codesign.errors import UserError
 from codesign.search.budget import optimize_budget
@@ -144,9 +147,15 @@ class WorkerPool:
         self.inbox.close()
 
     def run(
-        self, run: SearchRun, budget: int, timeout_s: float | None = None, show_progress_bar: bool = False
+        self,
+        run: SearchRun,
+        budget: int,
+        timeout_s: float | None = None,
+        show_progress_bar: bool = False,
+        callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
     ) -> list[str]:
-        """Run the study to ``budget`` COMPLETE trials: the pool's workers and this process."""
+        """Run the study to ``budget`` COMPLETE trials: the pool's workers and this process
+        (``callbacks``: after each of this process's trials)."""
         self.send(run, budget, timeout_s)
         try:
             optimize_budget(
@@ -156,6 +165,7 @@ class WorkerPool:
                 run.heartbeats,
                 timeout_s=timeout_s,
                 show_progress_bar=show_progress_bar and not self.procs,
+                callbacks=callbacks,
             )
             return self.join()
         finally:

@@ -1,0 +1,181 @@
+"""Re-scoring ahead: the real top-1 of the designs on the front, measured while the trials run.
+
+One worker's trial loop keeps about one core busy (Optuna's sampler, the storage's commits, the
+hardware model; the ``linkl`` proxy is ~1 ms). A second process (:class:`RescoreAhead`, forked
+before the set-up, one torch thread) measures meanwhile what re-scoring will need: the baselines
+first, then the designs on the current feasible Pareto front, newest first (:class:`FrontWatch`
+offers it the front after every trial that joins it). After the trials its accuracies are kept
+in the study like re-scoring's own (:func:`codesign.results.rescore.remember`), so re-scoring
+evaluates only the final-front designs it did not reach. They count only when the process's
+evaluator has this process's fingerprint (same model, test split and calibration images); an
+accuracy does not depend on the torch thread count (checked in tests/test_rescore_ahead.py).
+
+Not started with ``--workers N`` > 1 (the trials use every core) nor for hardware-only runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial
+
+from codesign.context import SearchContext, build_context
+from codesign.quant import QuantConfig
+from codesign.results.front import pareto_rows
+from codesign.results.rescore import quant_key
+from codesign.results.trials import TrialRow, trial_rows
+from codesign.search.logs import quiet_optuna
+from codesign.search.workers import start_method
+from codesign.study import Study
+
+#: How often the process looks for new work (and for its parent) while it has none.
+POLL_S = 0.5
+
+
+def _entry(conn: Any, parent_pid: int) -> None:
+    """The process: build the study's evaluator, then measure what the latest offer asks for."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    torch.set_num_threads(1)
+    quiet_optuna()
+    try:
+        study = conn.recv()
+        if study is None:
+            return
+        evaluator = build_context(study).evaluator
+        conn.send(("fingerprint", None if evaluator is None else evaluator.fingerprint()))
+        if evaluator is None:
+            return
+        wanted: list[tuple[str, dict[str, Any]]] = []
+        done: set[str] = set()
+        while os.getppid() == parent_pid:
+            todo = [(k, c) for k, c in wanted if k not in done]
+            while conn.poll(0 if todo else POLL_S):  # the latest offer replaces the earlier ones
+                message = conn.recv()
+                if message is None:
+                    return
+                wanted = message
+                todo = [(k, c) for k, c in wanted if k not in done]
+            if todo:
+                key, config = todo[0]
+                conn.send(("top1", key, evaluator.accuracy(QuantConfig.from_dict(config))))
+                done.add(key)
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return
+    except Exception as exc:  # the main process re-scores what is missing and says why
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"{exc.__class__.__name__}: {exc}"))
+
+
+class RescoreAhead:
+    """The re-scoring process, seen from the main process (see the module docstring)."""
+
+    def __init__(self, method: str = "") -> None:
+        ctx: Any = mp.get_context(method or start_method())
+        self._conn, child = ctx.Pipe(duplex=True)
+        self._proc = ctx.Process(target=_entry, args=(child, os.getpid()), name="codesign-rescore-ahead")
+        self._proc.daemon = True
+        self._proc.start()
+        child.close()
+        self.fingerprint: str | None = None
+        self.top1: dict[str, float] = {}
+        self.error: str | None = None
+        self._offered: list[str] = []
+        self._closed = False
+
+    @classmethod
+    def prestart(cls, workers: int) -> RescoreAhead | None:
+        """The process for a one-worker run (started now, before the set-up opens anything)."""
+        return cls() if workers == 1 else None
+
+    def begin(self, study: Study | None) -> None:
+        """Load ``study``'s model and data in the process (None: nothing to do, it ends)."""
+        self._send(study)
+        if study is None:
+            self._close()
+
+    def offer(self, configs: Mapping[str, QuantConfig]) -> None:
+        """The configs to measure, most wanted first (replaces the previous offer)."""
+        self._receive()
+        keys = [k for k in configs if k not in self.top1]
+        if keys and keys != self._offered:
+            self._offered = keys
+            self._send([(k, configs[k].to_dict()) for k in keys])
+
+    def finish(self, timeout_s: float = 60.0) -> dict[str, float]:
+        """Stop after the measurement in progress; the accuracies measured, by config key."""
+        self._send(None)
+        self._proc.join(timeout_s)
+        self._receive()
+        self._close()
+        return dict(self.top1)
+
+    def _send(self, message: Any) -> None:
+        if self._closed:
+            return
+        with contextlib.suppress(OSError):  # an ended process: what it measured is still readable
+            self._conn.send(message)
+
+    def _receive(self) -> None:
+        try:
+            while not self._closed and self._conn.poll():
+                kind, *rest = self._conn.recv()
+                if kind == "fingerprint":
+                    self.fingerprint = rest[0]
+                elif kind == "top1":
+                    self.top1[str(rest[0])] = float(rest[1])
+                elif kind == "error":
+                    self.error = str(rest[0])
+        except (EOFError, OSError):
+            pass
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._proc.is_alive():
+                self._proc.terminate()
+            self._proc.join(5.0)
+            self._conn.close()
+
+
+class FrontWatch:
+    """An Optuna callback that offers (``offer``: :meth:`RescoreAhead.offer`) the quantization
+    configs of the baselines and of the current feasible Pareto front, newest first, whenever a
+    trial joins the front. Every design on the final front was on the front when its trial ended,
+    so every one is offered. ``trials``: the study's trials before this run's."""
+
+    def __init__(
+        self,
+        ctx: SearchContext,
+        offer: Callable[[Mapping[str, QuantConfig]], None],
+        trials: Sequence[FrozenTrial] = (),
+    ) -> None:
+        self.ctx = ctx
+        self.offer = offer
+        self.rows: list[TrialRow] = trial_rows(trials, len(ctx.objectives))
+        if self.rows:
+            self._offer(pareto_rows(self.rows, ctx.objectives))
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        new = trial_rows([trial], len(self.ctx.objectives))
+        if not new:
+            return
+        self.rows.extend(new)
+        front = pareto_rows(self.rows, self.ctx.objectives) if new[0].feasible else []
+        if new[0].baseline or any(r.number == new[0].number for r in front):
+            self._offer(front or pareto_rows(self.rows, self.ctx.objectives))
+
+    def _offer(self, front: Sequence[TrialRow]) -> None:
+        ctx = self.ctx
+        targets = [r for r in self.rows if r.baseline] + sorted(front, key=lambda r: -r.number)
+        configs: dict[str, QuantConfig] = {}
+        for r in targets:
+            config = ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant).quant
+            configs.setdefault(quant_key(config), config)
+        self.offer(configs)
