@@ -7,6 +7,7 @@ import json
 import random
 
 import pytest
+import torch
 
 from codesign.cli.proxy_check import entry as proxy_check_main
 from codesign.models import DEFAULT_CHECKPOINT, default_record, load_default
@@ -123,3 +124,22 @@ def test_tau_ceiling_is_monotone_and_bounded() -> None:
     assert all(b > a for a, b in itertools.pairwise(values))
     # a full split is more reliable than a half: the ceiling lies above the split-half τ
     assert all(v > t / 20 for t, v in enumerate(values[1:-1], start=1))
+
+
+@pytest.mark.parametrize("layer", ["patch_embed.proj", "blocks.2.mlp.fc1"])
+def test_weight_terms_computed_together_equal_one_at_a_time(evaluator: Evaluator, layer: str) -> None:
+    """The batched terms of several (bits, PoT ratio) choices are each choice's own term, and
+    each is the first-order logit change: ⟨∂z/∂y, δW·x⟩ summed over the layer's outputs."""
+    lin = evaluator.linear()
+    choices = [(4, 0.0), (3, 0.5), (6, 1.0)]
+    lin._weight_terms(layer, choices, "mse")
+    together = {c: lin._memo[(layer, *c, "mse", "w")].clone() for c in choices}
+    for c in choices:
+        lin._weight_terms(layer, [c], "mse")
+        assert torch.allclose(lin._memo[(layer, *c, "mse", "w")], together[c], rtol=1e-4, atol=1e-6)
+    mod = evaluator.model.get_submodule(layer)
+    w = mod.weight.detach()
+    dw = evaluator.calibration.weight(layer, LayerQuant(4, 32, 0.0), "mse").dequantize() - w
+    y = lin._fns[layer](lin._inputs[layer], dw).reshape(lin._inputs[layer].shape[0], -1)
+    want = (lin._grad[layer] * y[None]).sum(-1).T  # [N, C]
+    assert torch.allclose(together[(4, 0.0)], want, rtol=1e-4, atol=1e-5)

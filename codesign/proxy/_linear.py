@@ -45,6 +45,9 @@ from hwmodel.intops import NONLINEAR_BITS
 from hwmodel.vit import is_matmul_layer, layer_names, vit_blocks
 
 MAX_CLASSES = 64
+#: the weight choices of one layer whose terms are computed together: as many as fit this many
+#: bytes of layer-output errors ([K, N, tokens·out] float32)
+WEIGHT_BATCH_BYTES = 64 << 20
 
 
 def model_digest(model: nn.Module, tensors: tuple[torch.Tensor, ...]) -> str:
@@ -124,15 +127,15 @@ class LinearizedKL:
         n_classes = int(z.shape[1])
         if n_classes > MAX_CLASSES:
             raise ValueError(f"linearized KL needs ≤ {MAX_CLASSES} classes, got {n_classes}")
-        grads: dict[str, list[torch.Tensor]] = {k: [] for k in (*outputs, *points)}
+        tensors = {**outputs, **points}
+        # [C, N, M]: d z_c / d (tensor) for every image n and element m (filled class by class)
+        self._grad = {k: t.new_empty(n_classes, t.shape[0], t[0].numel()) for k, t in tensors.items()}
         for c in range(n_classes):
             z[:, c].sum().backward(retain_graph=c < n_classes - 1)
-            for key, t in (*outputs.items(), *points.items()):
+            for key, t in tensors.items():
                 assert t.grad is not None
-                grads[key].append(t.grad.detach().reshape(t.shape[0], -1).clone())
+                self._grad[key][c].copy_(t.grad.reshape(t.shape[0], -1))
                 t.grad = None
-        # [C, N, M]: d z_c / d (tensor) for every image n and element m
-        self._grad = {k: torch.stack(v) for k, v in grads.items()}
         self._inputs = inputs
         self._nl_inputs = nl_inputs
         self._points = {k: v.detach() for k, v in points.items()}
@@ -149,11 +152,25 @@ class LinearizedKL:
     def _weight_term(self, name: str, bits: int, ratio: float, method: str) -> torch.Tensor:
         key = (name, bits, ratio, method, "w")
         if key not in self._memo:
-            w = tensor_attr(self.model.get_submodule(name), "weight").detach()
-            cached = self.calibration.weight(name, LayerQuant(bits, 32, ratio), method)
-            dw = cached.dequantize() - w
-            self._memo[key] = self._contract(name, self._fns[name](self._inputs[name], dw))
+            self._weight_terms(name, [(bits, ratio)], method)
         return self._memo[key]
+
+    def _weight_terms(self, name: str, choices: list[tuple[int, float]], method: str) -> None:
+        """The terms of several (bits, PoT ratio) choices of one layer's weight at once: one
+        product of the layer input with every weight error, one contraction with the gradient
+        (which is read once instead of once per choice)."""
+        w = tensor_attr(self.model.get_submodule(name), "weight").detach()
+        cal = self.calibration
+        dws = [cal.weight(name, LayerQuant(b, 32, r), method).dequantize() - w for b, r in choices]
+        x = self._inputs[name]
+        if isinstance(self.model.get_submodule(name), nn.Linear):
+            dw = torch.cat(dws)  # [K·out, in]: every choice in one product
+            y = F.linear(x, dw).reshape(*x.shape[:-1], len(dws), w.shape[0]).movedim(-2, 0)
+        else:
+            y = torch.stack([self._fns[name](x, d) for d in dws])
+        dz = torch.einsum("cnm,knm->knc", self._grad[name], y.reshape(len(dws), x.shape[0], -1))
+        for (b, r), term in zip(choices, dz, strict=True):
+            self._memo[(name, b, r, method, "w")] = term
 
     def _input_term(self, name: str, bits: int, method: str) -> torch.Tensor:
         key = (name, bits, 0.0, method, "a")
@@ -244,10 +261,16 @@ class LinearizedKL:
                         self._point_term(f"{name}:a", b, first, am)
                         self._point_term(f"{name}:b", b, "fixed", am)
                 continue
-            for b in weight_bits:
-                for r in pot_ratios:
-                    if b < FLOAT_BITS and (r == 0 or b <= 8):
-                        self._weight_term(name, b, float(r), wm)
+            choices = [
+                (b, float(r))
+                for b in weight_bits
+                for r in pot_ratios
+                if b < FLOAT_BITS and (r == 0 or b <= 8) and (name, b, float(r), wm, "w") not in self._memo
+            ]
+            per_choice = 4 * self._grad[name][0].numel()  # bytes of one choice's layer-output error
+            batch = max(1, min(len(choices), WEIGHT_BATCH_BYTES // per_choice))
+            for i in range(0, len(choices), batch):
+                self._weight_terms(name, choices[i : i + batch], wm)
             for b in act_bits:
                 if b < FLOAT_BITS:
                     self._input_term(name, b, am)
