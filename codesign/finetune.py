@@ -1,10 +1,9 @@
 """``python -m codesign.finetune``: the command lives in :mod:`codesign.cli.finetune`."""
 
-import sys
-
 from codesign.cli.finetune import entry, main
+from hwmodel.cli import exit_process
 
 __all__ = ["entry", "main"]
 
 if __name__ == "__main__":
-    sys.exit(entry())
+    exit_process(entry())

@@ -1,10 +1,9 @@
 """``python -m codesign.nonlinear_check``: the command lives in :mod:`codesign.cli.nonlinear_check`."""
 
-import sys
-
 from codesign.cli.nonlinear_check import entry, main
+from hwmodel.cli import exit_process
 
 __all__ = ["entry", "main"]
 
 if __name__ == "__main__":
-    sys.exit(entry())
+    exit_process(entry())

@@ -1,10 +1,9 @@
 """``python -m codesign.report``: the command lives in :mod:`codesign.cli.report`."""
 
-import sys
-
 from codesign.cli.report import entry, main
+from hwmodel.cli import exit_process
 
 __all__ = ["entry", "main"]
 
 if __name__ == "__main__":
-    sys.exit(entry())
+    exit_process(entry())

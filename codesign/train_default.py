@@ -1,10 +1,9 @@
 """``python -m codesign.train_default``: the command lives in :mod:`codesign.cli.train_default`."""
 
-import sys
-
 from codesign.cli.train_default import entry, main
+from hwmodel.cli import exit_process
 
 __all__ = ["entry", "main"]
 
 if __name__ == "__main__":
-    sys.exit(entry())
+    exit_process(entry())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -58,3 +60,16 @@ def test_digits_are_mlxtends(splits: DataSplits) -> None:
     for part_x, part_y in ((splits.train_x, splits.train_y), (splits.test_x, splits.test_y)):
         for row, label in zip(part_x.reshape(part_x.shape[0], -1), part_y, strict=True):
             assert seen[row.numpy().tobytes()] == int(label)
+
+
+def test_mnist_table_is_cached_and_a_damaged_cache_is_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = load_mnist(0)
+    (cached,) = (tmp_path / "codesign").glob("mnist_5k-*.npy")
+    assert torch.equal(load_mnist(0).test_x, first.test_x)  # read from the cache
+    cached.write_bytes(b"not a numpy file")
+    again = load_mnist(0)
+    assert torch.equal(again.test_x, first.test_x) and torch.equal(again.train_y, first.train_y)
+    assert cached.stat().st_size > 3_000_000  # written again

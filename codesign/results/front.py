@@ -79,12 +79,15 @@ def analyse(rows: Sequence[TrialRow], objectives: tuple[str, ...]) -> Outcome:
         return Outcome(objectives=objectives, rows=tuple(rows), pareto=pareto)
     c = costs(feasible, objectives)
     bounds = (c.min(axis=0), c.max(axis=0))
-    so_far: list[TrialRow] = []
+    front: list[TrialRow] = []  # the feasible front so far: the hypervolume moves only when it does
     history = []
+    hv = 0.0
     for r in rows:
         if r.feasible:
-            so_far.append(r)
-        history.append((r.number, normalised_hypervolume(so_far, objectives, bounds) if so_far else 0.0))
+            grown = pareto_rows([*front, r], objectives)
+            if r in grown:
+                front, hv = grown, normalised_hypervolume(grown, objectives, bounds)
+        history.append((r.number, hv))
     return Outcome(
         objectives=objectives,
         rows=tuple(rows),

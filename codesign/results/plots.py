@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from codesign.atomic import write_atomic
 from codesign.objectives import OBJECTIVES, PROXY_LABELS
 from codesign.results.table import ResultRow
+
+if TYPE_CHECKING:  # matplotlib loads when a figure is drawn (a finished re-run draws none)
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ def _grid(n: int) -> tuple[int, int]:
 
 def render_pareto(panels: Sequence[Panel], path: Path, title: str) -> Path:
     nrows, ncols = _grid(len(panels))
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(6.4 * ncols, 5.2 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, panel in zip(axes, panels, strict=False):
@@ -257,6 +260,8 @@ def hypervolume_data(
 
 def render_hypervolume(data: tuple[list[int], list[float], float], path: Path, title: str) -> Path:
     trials, hvs, base = data
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(7.0, 4.2))
     ax = fig.subplots()
     ax.step(trials, hvs, where="post", label="search (feasible trials so far)", c="tab:blue")

@@ -1,7 +1,6 @@
 """``python -m codesign.search``: the command lives in :mod:`codesign.cli.search`."""
 
-import sys
-
 from codesign.cli.search import entry
+from hwmodel.cli import exit_process
 
-sys.exit(entry())
+exit_process(entry())

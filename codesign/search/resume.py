@@ -18,7 +18,7 @@ def open_study(ctx: SearchContext, storage: BaseStorage) -> tuple[optuna.Study, 
     space, other objectives or another FPS target."""
     name = ctx.study.name
     fps_target = ctx.study.fps
-    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
+    existing = set(optuna.get_all_study_names(storage))  # (summaries would read every trial)
     fingerprint = ctx.space.fingerprint()
     mode = "hw-only" if ctx.fixed_quant is not None else "joint"
     if name in existing:
