@@ -11,6 +11,7 @@
 ``budget``         trials until the study holds a budget of COMPLETE trials
 ``recovery``       fail and re-enqueue the trials of dead workers
 ``workers``        the pool of worker processes
+``ahead``          re-scoring the front beside the trials (a process of its own, one worker)
 ``logs``           Optuna's logging as the commands want it (set by entry points)
 =================  ==============================================================================
 
