@@ -32,6 +32,7 @@ from typing import TypeAlias
 import pyrtl
 
 from hwmodel.controller import ControllerSpec
+from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.verilog import working_block_verilog
 
 Wire: TypeAlias = pyrtl.WireVector
@@ -166,7 +167,7 @@ def build_controller(spec: ControllerSpec) -> None:
 
 def controller_verilog(spec: ControllerSpec, module_name: str = "toplevel") -> str:
     """Verilog of the controller (resets the PyRTL working block and builds it)."""
-    pyrtl.reset_working_block()
+    fresh_block()
     build_controller(spec)
     return working_block_verilog(module_name)
 
@@ -229,7 +230,7 @@ def simulate_controller(
 
     if first_load < 2 or min(compute, default=2) < 2:
         raise ValueError("first_load and every compute must be ≥ 2 cycles")
-    pyrtl.reset_working_block()
+    fresh_block()
     build_controller(spec)
     sim = pyrtl.FastSimulation()
     rnd = random.Random(seed)

@@ -33,6 +33,7 @@ import pyrtl
 
 from hwmodel.cycles import split_channels, tile_extents
 from hwmodel.engine import EngineConfig, LaneMode
+from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.engines import build_engine, chain_layout
 
 IntArray = npt.NDArray[np.int64]
@@ -206,7 +207,7 @@ def simulate_gemm(
     wb, ab = layer_bits if layer_bits is not None else (engine.weight_bits, engine.act_bits)
     mode = engine.mode_for(wb, ab) if engine.cols_fixed else None
 
-    pyrtl.reset_working_block()
+    fresh_block()
     build_engine(engine)
     block = pyrtl.working_block()
     outputs = list(block.wirevector_subset(pyrtl.Output))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyrtl
 
+from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.verilog import working_block_verilog
 
 
@@ -29,7 +30,7 @@ def buffer_bank(depth_words: int, width_bits: int) -> pyrtl.WireVector:
 
 def bank_verilog(depth_words: int, width_bits: int, module_name: str = "toplevel") -> str:
     """Verilog of one buffer bank (resets the PyRTL working block and builds it)."""
-    pyrtl.reset_working_block()
+    fresh_block()
     out = pyrtl.Output(width_bits, "rdata")
     out <<= buffer_bank(depth_words, width_bits)
     return working_block_verilog(module_name)

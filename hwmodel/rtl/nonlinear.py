@@ -55,6 +55,7 @@ from hwmodel.intops import (
     softmax_k,
 )
 from hwmodel.nonlinear import BUFFER_BITS, GELU_LATENCY, isqrt_steps, reciprocal_steps, variance_steps
+from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.dsp import sext
 from hwmodel.rtl.verilog import working_block_verilog
 
@@ -464,7 +465,7 @@ def simulate_unit(
     """Stream ``rows`` through a unit of ``lanes`` lanes (row i to lane i mod lanes, each element
     as soon as its lane is ready; GELU rows are just consecutive elements) and collect the
     outputs. Resets the PyRTL working block."""
-    pyrtl.reset_working_block()
+    fresh_block()
     build_unit(kind, spec, lanes, log2_rows)
     sim = pyrtl.FastSimulation()
     mask = (1 << spec.in_bits) - 1
@@ -513,6 +514,6 @@ def simulate_unit(
 
 def unit_verilog(kind: str, spec: IntSpec, lanes: int, log2_rows: int, module_name: str = "toplevel") -> str:
     """Verilog of a unit of ``lanes`` lanes (resets the PyRTL working block and builds it)."""
-    pyrtl.reset_working_block()
+    fresh_block()
     build_unit(kind, spec, lanes, log2_rows)
     return working_block_verilog(module_name)

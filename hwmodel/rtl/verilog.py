@@ -16,6 +16,7 @@ from pathlib import Path
 import pyrtl
 
 from hwmodel.engine import EngineConfig
+from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.dsp import PrimitiveSlices, embed_primitives, port_decls
 from hwmodel.rtl.engines import build_engine
 
@@ -38,7 +39,7 @@ def working_block_verilog(module_name: str = "toplevel", initialize_registers: b
 def engine_verilog(config: EngineConfig, module_name: str = "toplevel") -> str:
     """Verilog of the engine: one module ``<module_name>``, the PyRTL fabric with one
     ``DSP48E1``/``DSP48E2`` primitive per fixed-point PE (resets the PyRTL working block)."""
-    pyrtl.reset_working_block()
+    fresh_block()
     slices = PrimitiveSlices(config.slice)
     build_engine(config, slices)
     # registers start at 0: the DSP slices are not reset, so the fabric that feeds them must not
