@@ -61,6 +61,16 @@ def pareto_rows(rows: Sequence[TrialRow], objectives: Sequence[str]) -> list[Tri
     return [r for r, keep in zip(unique, mask, strict=True) if keep]
 
 
+def join_front(front: Sequence[TrialRow], row: TrialRow, objectives: Sequence[str]) -> list[TrialRow] | None:
+    """The feasible front ``front`` with ``row`` added, or None when ``row`` does not join it
+    (infeasible, dominated, or a design already on it). Joining rows one at a time in trial order
+    gives :func:`pareto_rows` of all of them."""
+    if not row.feasible:
+        return None
+    grown = pareto_rows([*front, row], objectives)
+    return grown if any(r is row for r in grown) else None
+
+
 def normalised_hypervolume(
     rows: Sequence[TrialRow], objectives: Sequence[str], bounds: tuple[np.ndarray, np.ndarray]
 ) -> float:
@@ -83,10 +93,9 @@ def analyse(rows: Sequence[TrialRow], objectives: tuple[str, ...]) -> Outcome:
     history = []
     hv = 0.0
     for r in rows:
-        if r.feasible:
-            grown = pareto_rows([*front, r], objectives)
-            if r in grown:
-                front, hv = grown, normalised_hypervolume(grown, objectives, bounds)
+        grown = join_front(front, r, objectives)
+        if grown is not None:
+            front, hv = grown, normalised_hypervolume(grown, objectives, bounds)
         history.append((r.number, hv))
     return Outcome(
         objectives=objectives,

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial
 
 from codesign.context import SearchContext, build_context
 from codesign.quant import QuantConfig
-from codesign.results.front import pareto_rows
+from codesign.results.front import join_front
 from codesign.results.rescore import quant_key
 from codesign.results.trials import TrialRow, trial_rows
 from codesign.search.logs import quiet_optuna
@@ -158,24 +158,34 @@ class FrontWatch:
     ) -> None:
         self.ctx = ctx
         self.offer = offer
-        self.rows: list[TrialRow] = trial_rows(trials, len(ctx.objectives))
-        if self.rows:
-            self._offer(pareto_rows(self.rows, ctx.objectives))
+        self.front: list[TrialRow] = []
+        self.baselines: list[TrialRow] = []
+        self._configs: dict[int, tuple[str, QuantConfig]] = {}  # by trial number, decoded once
+        joined = [self._join(r) for r in trial_rows(trials, len(ctx.objectives))]
+        if any(joined):
+            self._offer()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        new = trial_rows([trial], len(self.ctx.objectives))
-        if not new:
-            return
-        self.rows.extend(new)
-        front = pareto_rows(self.rows, self.ctx.objectives) if new[0].feasible else []
-        if new[0].baseline or any(r.number == new[0].number for r in front):
-            self._offer(front or pareto_rows(self.rows, self.ctx.objectives))
+        for row in trial_rows([trial], len(self.ctx.objectives)):
+            if self._join(row):
+                self._offer()
 
-    def _offer(self, front: Sequence[TrialRow]) -> None:
+    def _join(self, row: TrialRow) -> bool:
+        """Take ``row`` in; whether it changes what is offered (a baseline, or a new front)."""
+        if row.baseline:
+            self.baselines.append(row)
+        grown = join_front(self.front, row, self.ctx.objectives)
+        if grown is not None:
+            self.front = grown
+        return bool(row.baseline) or grown is not None
+
+    def _offer(self) -> None:
         ctx = self.ctx
-        targets = [r for r in self.rows if r.baseline] + sorted(front, key=lambda r: -r.number)
         configs: dict[str, QuantConfig] = {}
-        for r in targets:
-            config = ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant).quant
-            configs.setdefault(quant_key(config), config)
+        for r in self.baselines + sorted(self.front, key=lambda r: -r.number):
+            if r.number not in self._configs:
+                config = ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant).quant
+                self._configs[r.number] = (quant_key(config), config)
+            key, config = self._configs[r.number]
+            configs.setdefault(key, config)
         self.offer(configs)
