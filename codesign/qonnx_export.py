@@ -59,11 +59,11 @@ from codesign.quant import (
     layer_names,
     quantize_weight,
 )
+from codesign.quant._quantizers import pot_min_exponent, quantize_fixed, quantize_unsigned
 from hwmodel.vit import vit_blocks
 
 if TYPE_CHECKING:  # onnx loads when a graph is written (a finished re-run writes none)
     import onnx
-from codesign.quant._quantizers import pot_min_exponent, quantize_fixed, quantize_unsigned
 
 QONNX_FILE = "model.qonnx.onnx"
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -113,7 +113,7 @@ def _scalar(value: float) -> torch.Tensor:
 
 def _act(x: torch.Tensor, scale: float | None, bits: int, kind: str, where: str) -> torch.Tensor:
     """An activation quantization point (the ``_fq`` of :mod:`codesign.quant`) as a Quant node."""
-    if scale is None or bits >= 32:
+    if scale is None or bits >= FLOAT_BITS:
         return x
     _check_uniform(kind, where)
     return _quant(x, torch.tensor(scale, dtype=x.dtype), bits, kind == "fixed")
@@ -213,11 +213,17 @@ def float_twin(qmodel: nn.Module) -> nn.Module:
     return model
 
 
+def _float_copy(qmodel: nn.Module) -> nn.Module:
+    """A copy of ``qmodel`` (one, whether or not :func:`float_twin` had to make one) with its
+    non-linear operators in float, free to change."""
+    twin = float_twin(qmodel)
+    return copy.deepcopy(twin).eval() if twin is qmodel else twin
+
+
 def _export_model(qmodel: nn.Module) -> tuple[nn.Module, list[str]]:
     """A copy of ``qmodel`` (non-linear operators in float) whose quantized modules trace to
     Quant nodes; the list fills with the Quant nodes' names in graph order while it is traced."""
-    model = float_twin(qmodel)
-    model = copy.deepcopy(model).eval() if model is qmodel else model
+    model = _float_copy(qmodel)
     labels: list[str] = []
     for name, mod in list(model.named_modules()):
         parent_name, _, attr = name.rpartition(".")
@@ -305,7 +311,7 @@ def _complete(qmodel: nn.Module) -> nn.Module:
     """A copy of ``qmodel`` with every point any design of its model can quantize: each weight
     layer with a quantized input and a mixed (fixed + PoT) weight, each attention block with its
     four points, the non-linear operators in float. Its graph is the template of every design's."""
-    model = copy.deepcopy(float_twin(qmodel)).eval()
+    model = _float_copy(qmodel)
     full = LayerQuant(4, 8, 0.5)  # only the graph's shape matters: each design sets its own values
     wrapped = [n for n, m in model.named_modules() if isinstance(m, QuantLinear | QuantConv2d)]
     for name in dict.fromkeys([n for n in layer_names(model) if not is_matmul_layer(n)] + wrapped):

@@ -15,6 +15,8 @@ from codesign.search.recovery import recover_stale_trials
 POLL_S = 0.25
 
 TrialFunction = Callable[[optuna.Trial], tuple[float, ...]]
+#: an Optuna callback, called after each trial
+TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 
 def _counts(study: optuna.Study) -> tuple[int, int]:
@@ -31,7 +33,7 @@ def optimize_budget(
     timeout_s: float | None = None,
     show_progress_bar: bool = False,
     poll_s: float = POLL_S,
-    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    callbacks: Sequence[TrialCallback] = (),
 ) -> int:
     """Run trials until the study holds ``budget`` COMPLETE trials (all workers together).
 

@@ -15,17 +15,15 @@ import multiprocessing as mp
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import torch
-from optuna.trial import FrozenTrial
 
 from codesign.errors import UserError
-from codesign.search.budget import optimize_budget
+from codesign.search.budget import TrialCallback, optimize_budget
 from codesign.search.logs import quiet_optuna
 from codesign.search.run import SearchRun
 from codesign.study import Study
@@ -152,7 +150,7 @@ class WorkerPool:
         budget: int,
         timeout_s: float | None = None,
         show_progress_bar: bool = False,
-        callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+        callbacks: Sequence[TrialCallback] = (),
     ) -> list[str]:
         """Run the study to ``budget`` COMPLETE trials: the pool's workers and this process
         (``callbacks``: after each of this process's trials)."""
