@@ -255,7 +255,7 @@ def write_coefficients(
         "grid points (synth_table.csv); DSP slices and fabric registers structural (hwmodel/cost.py)"
     )
     sections = {
-        "version": f"4-yosys-{yosys_version.split()[0]}",
+        "version": f"5-yosys-{yosys_version.split()[0]}",
         "source": source,
         "yosys_version": yosys_version,
         "yosys_script": f"{YOSYS_SCRIPT.format(family='{family}', top='toplevel')}; stat -json",

@@ -12,6 +12,7 @@ family (``xcup``, ``xcu``, ``xc7``), each from its own synthesis of the calibrat
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +38,8 @@ class Coefficients:
     #: (:data:`hwmodel.controller.CONTROLLER_FEATURES`)
     controller: dict[str, dict[str, float]]
     #: the vendor IP we instantiate but do not generate (AXI DMA, interconnect): ``lut``, ``ff``,
-    #: ``bram36``, ``dsp`` and the DRAM latency, each with its ``source`` in the JSON
+    #: ``bram36``, ``dsp`` and the DRAM read latency ``dram_latency_ns``, each with its ``source``
+    #: in the JSON
     vendor_ip: dict[str, float]
 
     @staticmethod
@@ -58,6 +60,11 @@ class Coefficients:
             },
             vendor_ip={k: float(v["value"]) for k, v in raw["vendor_ip"].items() if isinstance(v, dict)},
         )
+
+    def dram_latency_cycles(self, freq_mhz: float) -> int:
+        """Accelerator cycles at ``freq_mhz`` from a DRAM read request to its first data beat
+        (``vendor_ip.dram_latency_ns``, rounded up to whole cycles)."""
+        return math.ceil(self.vendor_ip["dram_latency_ns"] * freq_mhz / 1000.0 - 1e-9)
 
     def nonlinear_for(self, synth_family: str, kind: str) -> dict[str, dict[str, float]]:
         """The fitted resource coefficients of a non-linear unit for ``synth_family``."""

@@ -282,7 +282,7 @@ def _gemm_timing(
     engine: EngineConfig,
     la: _LayerArrays,
     bytes_per_cycle: float,
-    coef: Coefficients,
+    dram_latency_cycles: int,
 ) -> _GemmTiming:
     """Per layer timing; an activation × activation matmul (Q·Kᵀ, softmax·V) runs in whichever
     orientation is faster — C = A·B or Cᵀ = Bᵀ·Aᵀ (the stationary operand then streams, e.g. the
@@ -315,7 +315,7 @@ def _gemm_timing(
         ),
         _Modes(rows(modes.tokens), rows(modes.channels)),
         bytes_per_cycle,
-        coef,
+        dram_latency_cycles,
     )
     faster = t.latency[n:] < t.latency[idx]
     use = np.zeros(n, dtype=bool)
@@ -356,7 +356,7 @@ def _oriented_timing(
     la: _LayerArrays,
     modes: _Modes,
     bytes_per_cycle: float,
-    coef: Coefficients,
+    dram_latency_cycles: int,
 ) -> _GemmTiming:
     n_m, n_n, n_k = _cdiv(m, tm), _cdiv(n, tn), _cdiv(k, tk)
     # Tile classes: m ∈ {full, rest} × n ∈ {full, rest} × k ∈ {full not last, full last, rest last}.
@@ -399,9 +399,7 @@ def _oriented_timing(
     per_tile = np.maximum(compute, memory)
 
     first_bytes = (tm * tk * la.ab + tk * tn * la.wb) / 8.0
-    first_load = np.ceil(first_bytes / bytes_per_cycle).astype(np.int64) + int(
-        coef.vendor_ip["dram_latency_cycles"]
-    )
+    first_load = np.ceil(first_bytes / bytes_per_cycle).astype(np.int64) + dram_latency_cycles
     sum_axes = (1, 2, 3)
     compute_total = (compute * count).sum(axis=sum_axes) * repeat
     # the heads of a layer are one stream of tiles: double buffering hides every load but the first
@@ -551,7 +549,7 @@ def evaluate(
     widths = _widths(la)
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
-    timing = _gemm_timing(workload, engine, la, bpc, coef)
+    timing = _gemm_timing(workload, engine, la, bpc, coef.dram_latency_cycles(config.freq_mhz))
     nl_cycles = _nonlinear_cycles(workload, config.nonlinear_lanes)
     gemm_cycles = int(timing.latency.sum())
     total = gemm_cycles + int(nl_cycles.sum())

@@ -231,7 +231,6 @@ def controller_sim_check(cases: int, rng: np.random.Generator) -> dict[str, int]
     from hwmodel.workload import GemmOp, Workload
 
     coef = load_coefficients()
-    dram = int(coef.vendor_ip["dram_latency_cycles"])
     cycle_bad = order_bad = addr_bad = checks = 0
     for _ in range(cases):
         m, n, k = (int(v) for v in rng.integers(1, 33, 3))
@@ -249,7 +248,8 @@ def controller_sim_check(cases: int, rng: np.random.Generator) -> dict[str, int]
         )
         la = _layer_arrays(wl, cfg)
         engine = _engine(cfg, la, "DSP48E2")
-        latency = int(_gemm_timing(wl, engine, la, bpc, coef).latency[0])
+        dram = coef.dram_latency_cycles(cfg.freq_mhz)
+        latency = int(_gemm_timing(wl, engine, la, bpc, dram).latency[0])
         sched = layer_schedule(m, n, k, (tm, tn, tk), repeat, engine, ratio, (8, 8), bpc, dram)
         spec = ControllerSpec(bits_for(max(sched.counts)), CHECK_BUFFERS)
         run = simulate_controller(

@@ -188,14 +188,20 @@ def test_vendor_ip_figures_carry_their_source() -> None:
     assert "system" not in raw
     vendor = raw["vendor_ip"]
     figures = {k: v for k, v in vendor.items() if isinstance(v, dict)}
-    assert set(figures) == {"lut", "ff", "bram36", "dsp", "dram_latency_cycles"}
+    assert set(figures) == {"lut", "ff", "bram36", "dsp", "dram_latency_ns"}
+    cited = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}:\S+")
     for key, fig in figures.items():
+        # every figure is sourced: no prior left
         assert isinstance(fig["value"], int | float) and len(fig["source"]) > 40
-        # every resource figure is sourced; the DRAM latency is the one prior left and says so
-        assert ("UNSOURCED" in fig["source"]) == (key == "dram_latency_cycles"), key
+        assert "UNSOURCED" not in fig["source"] and "prior" not in fig["source"].lower(), key
+    assert "UNSOURCED" not in COEFFICIENTS_PATH.read_text()
+    # the DRAM latency cites the measurement (repository, commit, file) and becomes whole cycles of
+    # the accelerator's clock, rounded up (214 ns: 21.4 cycles at 100 MHz, 42.8 at 200, 64.2 at 300)
+    assert cited.search(vendor["dram_latency_ns"]["source"])
+    coef = load_coefficients()
+    assert [coef.dram_latency_cycles(f) for f in (100.0, 200.0, 300.0, 250.0)] == [22, 43, 65, 54]
     # each resource figure is the sum of the cited parts, each naming a report and a netlist at a
     # commit of a public repository
-    cited = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}:\S+")
     for part in vendor["parts"]:
         assert cited.fullmatch(part["report"]) and part["report"].endswith("_utilization_synth.rpt")
         assert cited.fullmatch(part["netlist"]) and part["netlist"].endswith("_sim_netlist.v")

@@ -104,8 +104,8 @@ def test_controller_cycles_match_model(
     la = _layer_arrays(wl, cfg)
     coef = load_coefficients()
     engine = _engine(cfg, la, "DSP48E2")
-    model_latency = int(_gemm_timing(wl, engine, la, bpc, coef).latency[0])
-    dram = int(coef.vendor_ip["dram_latency_cycles"])
+    dram = coef.dram_latency_cycles(cfg.freq_mhz)
+    model_latency = int(_gemm_timing(wl, engine, la, bpc, dram).latency[0])
     sched = layer_schedule(m, n, k, tiles, repeat, engine, ratio, (8, 8), bpc, dram)
     assert sched.cycles == model_latency
     spec = ControllerSpec(bits_for(max(sched.counts)), SPEC.buffers)
