@@ -10,9 +10,11 @@ only checked. ``--fit-only`` refits from the committed table without synthesisin
 
 The non-linear units (:mod:`hwmodel.rtl.nonlinear`: softmax, LayerNorm, GELU) are synthesised on
 a small grid of lane counts, widths and row-buffer sizes (:func:`nonlinear_grid`) on every family
-too, into ``hwmodel/calibration/nonlinear_table.csv``; per family and unit a non-negative fit of
-LUT, FF and DSP over :data:`hwmodel.nonlinear.UNIT_FEATURES` replaces the ``nonlinear`` section
-of ``coefficients.json``. ``--nonlinear`` runs only that grid (``--fit-only`` refits both).
+too, into ``hwmodel/calibration/nonlinear_table.csv``; per family and unit a least-squares fit of
+LUT and FF over :data:`hwmodel.nonlinear.UNIT_FEATURES` replaces the ``nonlinear`` section of
+``coefficients.json`` (DSP slices are counted from the units' multipliers,
+:func:`hwmodel.nonlinear.lane_dsp_slices`, and only checked against the table). ``--nonlinear``
+runs only that grid (``--fit-only`` refits both).
 
 The tile controller (:mod:`hwmodel.rtl.controller`) is synthesised on a small grid of loop
 widths, bank counts, address and word widths (:data:`CONTROLLER_GRID`, plus held-out points) on
@@ -212,7 +214,7 @@ def _nnls_fit(
 def _lstsq_fit(
     features: list[dict[str, float]], target: list[float], scale: list[float], names: tuple[str, ...]
 ) -> dict[str, float]:
-    """Least squares of ``target`` over ``features`` (signed coefficients: a unit's DSP count, say,
+    """Least squares of ``target`` over ``features`` (signed coefficients: a unit's fabric, say,
     grows by bits and row-buffer bits from a negative intercept), each point weighted by 1 / scale."""
     x = np.array([[f[k] for k in names] for f in features], dtype=float)
     wgt = 1.0 / np.maximum(np.array(scale, dtype=float), 1.0)
@@ -447,15 +449,16 @@ def unit_total_lut(row: NonlinearRow) -> int:
 
 
 def unit_fabric(row: NonlinearRow) -> dict[str, float]:
-    """What the fitted unit model covers: Yosys's counts less the modelled row buffers."""
+    """What the fitted unit model covers: Yosys's LUT and FF less the modelled row buffers."""
     mem = row_buffer_memory(row.kind, row.lanes, row.log2_rows, row.synth_family)
-    return {"lut": unit_total_lut(row) - mem.lut, "ff": row.ff - mem.ff, "dsp": row.dsp}
+    return {"lut": unit_total_lut(row) - mem.lut, "ff": row.ff - mem.ff}
 
 
 def fit_nonlinear(rows: list[NonlinearRow]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """Per family and unit kind: LUT, FF and DSP of the unit's fabric (:func:`unit_fabric`) fitted
+    """Per family and unit kind: LUT and FF of the unit's fabric (:func:`unit_fabric`) fitted
     over the unit features (least squares on relative error; features unused by a kind, such as
-    GELU's row buffer, get 0); the held-out points (:data:`NONLINEAR_HOLDOUT`) are left out."""
+    GELU's row buffer, get 0); the held-out points (:data:`NONLINEAR_HOLDOUT`) are left out. DSP
+    slices are not fitted: :func:`hwmodel.nonlinear.lane_dsp_slices` counts them."""
     out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     rows = [r for r in rows if not is_holdout(r)]
     for family in sorted({r.synth_family for r in rows}):
@@ -463,7 +466,7 @@ def fit_nonlinear(rows: list[NonlinearRow]) -> dict[str, dict[str, dict[str, dic
             pts = [r for r in rows if r.synth_family == family and r.kind == kind]
             feats = [unit_features(r.lanes, r.in_bits, r.log2_rows) for r in pts]
             fits = {}
-            for part in ("lut", "ff", "dsp"):
+            for part in ("lut", "ff"):
                 measured = [float(unit_fabric(r)[part]) for r in pts]
                 fits[part] = _lstsq_fit(feats, measured, measured, UNIT_FEATURES)
             out.setdefault(family, {})[kind] = fits
@@ -475,8 +478,9 @@ def write_nonlinear_coefficients(
 ) -> None:
     """Replace the ``nonlinear`` section of the coefficient table, keep the others."""
     source = (
-        "python -m hwmodel.calibrate --nonlinear: least-squares fit per Yosys family and unit over "
-        f"{grid_points} synthesised units (nonlinear_table.csv, held-out points excluded); cycles: "
+        "python -m hwmodel.calibrate --nonlinear: LUT/FF least-squares fit per Yosys family and unit "
+        f"over {grid_points} synthesised units (nonlinear_table.csv, held-out points excluded); DSP "
+        "slices structural (hwmodel/dspcount.py: Yosys mul2dsp per multiplier); cycles: "
         "hwmodel/nonlinear.py (the RTL's)"
     )
     _update_coefficients(path, {"nonlinear": fit, "nonlinear_source": source})

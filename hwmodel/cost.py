@@ -31,7 +31,7 @@ class Coefficients:
     version: str
     yosys_version: str | None
     array: dict[str, dict[str, float]]  # Yosys family → fitted LUT coefficients of the engines
-    #: Yosys family → unit kind → ``lut`` / ``ff`` / ``dsp`` → fitted coefficient per unit feature
+    #: Yosys family → unit kind → ``lut`` / ``ff`` → fitted coefficient per unit feature
     #: (:data:`hwmodel.nonlinear.UNIT_FEATURES`)
     nonlinear: dict[str, dict[str, dict[str, dict[str, float]]]]
     #: Yosys family → fitted LUT coefficient of the tile controller per feature

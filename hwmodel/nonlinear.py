@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from hwmodel.buffers import BankMemory, Buffer
+from hwmodel.dspcount import Multiplier, multipliers_dsp_slices, netlist_multipliers
 from hwmodel.intops import CONST_FRAC, INT_OPS, NONLINEAR_BITS, IntSpec, layernorm_k, softmax_k
 
 #: Width of a row-buffer word (input codes and exp values ≤ 2^15 both fit).
@@ -108,9 +109,9 @@ def op_cycles(kind: str, rows: int, row_len: int, lanes: int, log2_rows: int) ->
     return -(-rows // lanes) * row_cycles(kind, design_spec(kind), row_len, log2_rows)
 
 
-#: Features of the fitted resource model of a unit (per lane: a constant, per input bit, per
+#: Features of the fitted fabric model of a unit (per lane: a constant, per input bit, per
 #: row-buffer address bit), the keys of ``coefficients.json`` → ``nonlinear`` → family → kind →
-#: ``lut`` / ``ff`` / ``dsp``.
+#: ``lut`` / ``ff``. DSP slices are counted, not fitted (:func:`lane_dsp_slices`).
 UNIT_FEATURES: tuple[str, ...] = ("lane", "lane_bit", "lane_row_bit")
 
 
@@ -123,6 +124,29 @@ def unit_features(lanes: int, in_bits: int, log2_rows: int) -> dict[str, float]:
     }
 
 
+@lru_cache(maxsize=256)
+def lane_multipliers(kind: str, in_bits: int, log2_rows: int) -> tuple[Multiplier, ...]:
+    """The multipliers of one lane of :func:`unit_spec` (``in_bits``) with ``log2_rows`` buffer
+    address bits, as Yosys sees them (:func:`hwmodel.dspcount.netlist_multipliers` of the lane
+    :mod:`hwmodel.rtl.nonlinear` builds, in a PyRTL block of its own; a few ms to 0.1 s, once)."""
+    import pyrtl
+
+    from hwmodel.rtl.nonlinear import build_unit
+
+    with pyrtl.temp_working_block():
+        build_unit(kind, unit_spec(kind, in_bits), 1, log2_rows)
+        return netlist_multipliers(pyrtl.working_block())
+
+
+@lru_cache(maxsize=1024)
+def lane_dsp_slices(kind: str, in_bits: int, log2_rows: int, synth_family: str) -> int:
+    """DSP slices of one lane: the sum over its multipliers (:func:`lane_multipliers`) of what
+    Yosys's ``synth_xilinx -family <synth_family>`` maps each to
+    (:func:`hwmodel.dspcount.mul_dsp_slices`); the lanes share nothing, so a unit has ``lanes``
+    times as many. Equal to Yosys's count on every line of ``nonlinear_table.csv``."""
+    return multipliers_dsp_slices(lane_multipliers(kind, in_bits, log2_rows), synth_family)
+
+
 @dataclass(frozen=True)
 class UnitResources:
     """Fabric and DSP slices of one non-linear unit (its row buffers are priced as buffers)."""
@@ -133,12 +157,19 @@ class UnitResources:
 
 
 def unit_resources(
-    coef: dict[str, dict[str, float]], lanes: int, log2_rows: int, in_bits: int = NONLINEAR_BITS
+    kind: str,
+    synth_family: str,
+    coef: dict[str, dict[str, float]],
+    lanes: int,
+    log2_rows: int,
+    in_bits: int = NONLINEAR_BITS,
 ) -> UnitResources:
-    """Resources of a unit from its fitted coefficients (``{"lut": {...}, "ff": {...}, "dsp": {...}}``)."""
+    """Resources of a unit: LUT and FF from its fitted coefficients (``{"lut": {...}, "ff":
+    {...}}``), DSP slices counted from its multipliers (``lanes`` × :func:`lane_dsp_slices`)."""
     feats = unit_features(lanes, in_bits, log2_rows)
 
     def fit(part: str) -> float:
         return sum(coef[part].get(k, 0.0) * v for k, v in feats.items())
 
-    return UnitResources(lut=fit("lut"), ff=fit("ff"), dsp=round(fit("dsp")))
+    dsp = lanes * lane_dsp_slices(kind, in_bits, log2_rows, synth_family)
+    return UnitResources(lut=fit("lut"), ff=fit("ff"), dsp=dsp)

