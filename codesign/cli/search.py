@@ -38,8 +38,9 @@ from codesign.results import (
     trial_rows,
     write_tables,
 )
+from codesign.results.designs import RtlTexts
 from codesign.results.plots import render_run_plots
-from codesign.results.rescore import remember
+from codesign.results.rescore import pending, remember
 from codesign.search import SearchRun, WorkerPool, default_storage
 from codesign.search.ahead import FrontWatch, RescoreAhead
 from codesign.search.logs import quiet_optuna
@@ -185,32 +186,43 @@ def _run_search(
     if trials_left:
         ctx.prepare_proxy(progress=not args.quiet)
     phases.end("setup")  # model, data, storage, baselines, proxy terms (when trials are left to run)
-    if trials_left:
-        watch = [FrontWatch(ctx, live.offer, run.optuna_study.get_trials(deepcopy=False))] if live else []
-        threads = torch.get_num_threads()
-        if live is not None:  # the other core is the re-scoring process's (the proxy is ~1 ms)
-            torch.set_num_threads(1)
-        try:
+    rtl = RtlTexts(ctx) if not args.no_rtl else None
+    threads = torch.get_num_threads()
+    measured_ahead = 0
+    try:
+        if trials_left:
+            watch = [FrontWatch(ctx, live.offer, run.optuna_study.get_trials(deepcopy=False))] if live else []
+            if live is not None:  # the other core is the re-scoring process's (the proxy is ~1 ms)
+                torch.set_num_threads(1)
             for line in workers.run(
                 run, study.trials, args.timeout, show_progress_bar=not args.quiet, callbacks=watch
             ):
                 sys.stderr.write(f"{COMMAND}: warning: {line}\n")
-        finally:
-            torch.set_num_threads(threads)
-    workers.stop()
-    measured_ahead = 0
-    if live is not None and ctx.evaluator is not None:
-        top1 = live.finish()
-        if live.error is not None:
-            sys.stderr.write(f"{COMMAND}: warning: re-scoring beside the trials stopped ({live.error})\n")
-        if top1 and live.fingerprint == ctx.evaluator.fingerprint():
-            remember(run.optuna_study, live.fingerprint, top1)
-            measured_ahead = len(top1)
-    search_s = phases.end("trials")
-    phases.announce("re-scoring the front and writing tables and plots")
-    frozen = run.optuna_study.get_trials(deepcopy=False)
-    trials = trial_rows(frozen, len(ctx.objectives))
-    outcome = rescore(ctx, analyse(trials, ctx.objectives), run.optuna_study, progress=not args.quiet)
+        workers.stop()
+        search_s = phases.end("trials")
+        frozen = run.optuna_study.get_trials(deepcopy=False)
+        analysed = analyse(trial_rows(frozen, len(ctx.objectives)), ctx.objectives)
+        phases.announce("re-scoring the front and writing tables and plots")
+        if live is not None and ctx.evaluator is not None:
+            measured_ahead = live.measured()
+            if live.fingerprint == ctx.evaluator.fingerprint():
+                # the process goes on with the designs it has not measured while this one writes
+                # the Pareto designs' Verilog; then both measure what is left
+                top1 = live.complete(
+                    pending(ctx, analysed, run.optuna_study),
+                    ctx.evaluator.accuracy,
+                    meanwhile=(lambda: rtl.prebuild(analysed.pareto)) if rtl is not None else lambda: None,
+                    progress=not args.quiet,
+                )
+                remember(run.optuna_study, live.fingerprint, top1)
+            else:
+                measured_ahead = 0
+                live.finish()
+            if live.error is not None:
+                sys.stderr.write(f"{COMMAND}: warning: re-scoring beside the trials stopped ({live.error})\n")
+    finally:
+        torch.set_num_threads(threads)
+    outcome = rescore(ctx, analysed, run.optuna_study, progress=not args.quiet)
     rows, changed = write_tables(run_dir, outcome)
     info = summary(ctx, outcome)
     plots = [run_dir / "pareto.png", run_dir / "pareto.html", run_dir / "hypervolume.png"]
@@ -219,7 +231,7 @@ def _run_search(
     phases.end("rescore")
     if outcome.pareto:
         phases.announce(f"exporting {len(outcome.pareto)} Pareto designs")
-        export_designs(ctx, outcome, run_dir, with_rtl=not args.no_rtl, progress=not args.quiet)
+        export_designs(ctx, outcome, run_dir, with_rtl=not args.no_rtl, progress=not args.quiet, rtl=rtl)
     phases.end("exports")
     ran = run.trials_run_here(frozen)
     info.update(

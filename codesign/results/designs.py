@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,11 @@ from codesign.export import (
 )
 from codesign.qonnx_export import QONNX_FILE, QonnxExporter
 from codesign.results.front import Outcome
+from codesign.results.trials import TrialRow
 from codesign.space import Candidate
-from hwmodel.model import design_engine, evaluate
+from hwmodel.controller import ControllerSpec
+from hwmodel.engine import EngineConfig
+from hwmodel.model import design_controller, design_engine, evaluate
 from hwmodel.yamlio import read_json
 
 #: Beside ``designs/`` (written after the folder is swapped in: a stale one only causes a re-export).
@@ -106,21 +110,74 @@ def _up_to_date(
     return all((folder / str(p.number) / f).is_file() for p in plans for f in files(p))
 
 
+class RtlTexts:
+    """The Verilog of designs' engines (with their DSP primitives' simulation models), tile
+    controllers and non-linear units, each text built once: designs that share an engine share its
+    text. :meth:`prebuild` makes them ahead of the export (the search does it while the re-scoring
+    process measures accuracies); the export takes what is built and builds what is missing."""
+
+    def __init__(self, ctx: SearchContext) -> None:
+        self.ctx = ctx
+        self._engines: dict[EngineConfig, tuple[str, str]] = {}
+        self._controllers: dict[ControllerSpec, str] = {}
+        self._units: dict[tuple[str, int, int], str] = {}
+
+    def engine(self, cand: Candidate) -> tuple[str, str]:
+        """``engine.v`` and its DSP primitives' simulation models (empty: none needed)."""
+        from hwmodel.rtl.verilog import dsp_sim_sources
+
+        ctx = self.ctx
+        key = design_engine(ctx.workload, cand.accel, ctx.device)
+        if key not in self._engines:
+            text = engine_verilog_for(cand, ctx.workload, ctx.device)
+            self._engines[key] = (text, "\n".join(dsp_sim_sources(text)))
+        return self._engines[key]
+
+    def controller(self, cand: Candidate) -> str:
+        ctx = self.ctx
+        key = design_controller(ctx.workload, cand.accel, ctx.device)
+        if key not in self._controllers:
+            self._controllers[key] = controller_verilog_for(cand, ctx.workload, ctx.device)
+        return self._controllers[key]
+
+    def units(self, cand: Candidate) -> list[tuple[str, str]]:
+        """(kind, Verilog) of each non-linear unit (softmax, LayerNorm, GELU) of the design."""
+        out = []
+        for unit in nonlinear_units_for(cand, self.ctx.workload):
+            if unit not in self._units:
+                self._units[unit] = nonlinear_verilog(*unit)
+            out.append((unit[0], self._units[unit]))
+        return out
+
+    def prebuild(self, rows: Sequence[TrialRow]) -> None:
+        """Build the texts of the designs of ``rows`` (trial rows of this study)."""
+        ctx = self.ctx
+        for r in rows:
+            cand = ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant)
+            self.engine(cand)
+            self.controller(cand)
+            self.units(cand)
+
+
 def export_designs(
-    ctx: SearchContext, outcome: Outcome, run_dir: Path, with_rtl: bool = True, progress: bool = False
+    ctx: SearchContext,
+    outcome: Outcome,
+    run_dir: Path,
+    with_rtl: bool = True,
+    progress: bool = False,
+    rtl: RtlTexts | None = None,
 ) -> list[Path]:
     """Write ``designs/<trial>/`` for every Pareto design (swapped in atomically as one folder),
-    unless the folder already holds these very designs. ``progress``: a progress bar."""
+    unless the folder already holds these very designs. ``progress``: a progress bar; ``rtl``:
+    Verilog texts built ahead (:meth:`RtlTexts.prebuild`)."""
     plans = _plans(ctx, outcome, with_rtl)
     written = [run_dir / "designs" / str(p.number) for p in plans]
     with_model = ctx.evaluator is not None and ctx.fixed_quant is None
     if _up_to_date(ctx, run_dir, plans, with_rtl, with_model):
         return written
-    verilog_cache: dict[str, str] = {}
-    dsp_models: dict[str, str] = {}  # engine → its DSP primitives' simulation models
+    texts = rtl or RtlTexts(ctx)
     if with_rtl:
         from hwmodel.rtl.testbench import engine_testbench
-        from hwmodel.rtl.verilog import dsp_sim_sources
 
     qonnx = QonnxExporter(ctx.evaluator.splits.test_x[:2]) if ctx.evaluator is not None else None
 
@@ -140,28 +197,19 @@ def export_designs(
             doc = quant_document(p.cand.quant, ctx.layers, ctx.workload.model_name, p.accuracy, act_scales)
             write_json(d / "quant.json", doc)
             if with_rtl:
-                engine_key = json.dumps(p.accel_doc["engines"], sort_keys=True)
-                if engine_key not in verilog_cache:
-                    verilog_cache[engine_key] = engine_verilog_for(p.cand, ctx.workload, ctx.device)
-                    dsp_models[engine_key] = "\n".join(dsp_sim_sources(verilog_cache[engine_key]))
+                engine_text, dsp_models = texts.engine(p.cand)
                 (d / "rtl").mkdir()
-                (d / "rtl" / "engine.v").write_text(verilog_cache[engine_key], encoding="utf-8")
+                (d / "rtl" / "engine.v").write_text(engine_text, encoding="utf-8")
                 image = ctx.evaluator.splits.test_x[:1] if ctx.evaluator is not None else None
                 engine = design_engine(ctx.workload, p.cand.accel, ctx.device)
                 tile = tb_operands_for(p.cand, ctx.workload, engine, qmodel, image, seed=p.number)
-                tb = engine_testbench(engine, verilog_cache[engine_key], tile)
+                tb = engine_testbench(engine, engine_text, tile)
                 (d / "rtl" / TESTBENCH_FILE).write_text(tb, encoding="utf-8")
-                if dsp_models[engine_key]:
-                    (d / "rtl" / DSP_MODELS_FILE).write_text(dsp_models[engine_key], encoding="utf-8")
-                ctrl_key = json.dumps(p.accel_doc["controller"], sort_keys=True)
-                if ctrl_key not in verilog_cache:
-                    verilog_cache[ctrl_key] = controller_verilog_for(p.cand, ctx.workload, ctx.device)
-                (d / "rtl" / "controller.v").write_text(verilog_cache[ctrl_key], encoding="utf-8")
-                for unit in nonlinear_units_for(p.cand, ctx.workload):  # softmax, LayerNorm, GELU
-                    key = json.dumps(unit)
-                    if key not in verilog_cache:
-                        verilog_cache[key] = nonlinear_verilog(*unit)
-                    (d / "rtl" / f"{unit[0]}.v").write_text(verilog_cache[key], encoding="utf-8")
+                if dsp_models:
+                    (d / "rtl" / DSP_MODELS_FILE).write_text(dsp_models, encoding="utf-8")
+                (d / "rtl" / "controller.v").write_text(texts.controller(p.cand), encoding="utf-8")
+                for kind, text in texts.units(p.cand):
+                    (d / "rtl" / f"{kind}.v").write_text(text, encoding="utf-8")
 
     (run_dir / MANIFEST).unlink(missing_ok=True)  # until the new designs are in place
     replace_dir_atomic(run_dir / "designs", build)

@@ -50,6 +50,31 @@ def remember(study: optuna.Study | None, fingerprint: str, top1: Mapping[str, fl
     study.set_user_attr(REAL_TOP1_ATTR, {"fingerprint": fingerprint, "top1": known})
 
 
+def _targets(ctx: SearchContext, outcome: Outcome) -> dict[int, QuantConfig]:
+    """The quantization config of every Pareto design and every baseline, by trial number."""
+    targets = {r.number: r for r in outcome.pareto}
+    targets.update({r.number: r for r in outcome.rows if r.baseline})
+    return {
+        n: ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant).quant for n, r in sorted(targets.items())
+    }
+
+
+def pending(
+    ctx: SearchContext, outcome: Outcome, study: optuna.Study | None = None
+) -> dict[str, QuantConfig]:
+    """The configs :func:`rescore` would evaluate now (by :func:`quant_key`, in trial order): those
+    of ``outcome``'s Pareto designs and baselines whose real top-1 ``study`` does not hold yet."""
+    if ctx.evaluator is None:
+        return {}
+    known = _known(study, ctx.evaluator.fingerprint())
+    todo: dict[str, QuantConfig] = {}
+    for config in _targets(ctx, outcome).values():
+        key = quant_key(config)
+        if key not in known:
+            todo.setdefault(key, config)
+    return todo
+
+
 def rescore(
     ctx: SearchContext, outcome: Outcome, study: optuna.Study | None = None, progress: bool = False
 ) -> Outcome:
@@ -58,14 +83,10 @@ def rescore(
     between runs; ``progress``: a progress bar over the configs still to evaluate."""
     if ctx.evaluator is None:
         return outcome
-    targets = {r.number: r for r in outcome.pareto}
-    targets.update({r.number: r for r in outcome.rows if r.baseline})
-    configs = {
-        n: ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant).quant for n, r in sorted(targets.items())
-    }
+    configs = _targets(ctx, outcome)
     fingerprint = ctx.evaluator.fingerprint()
     known = _known(study, fingerprint)
-    todo = {quant_key(c): c for c in configs.values() if quant_key(c) not in known}
+    todo = pending(ctx, outcome, study)
     for key, config in tqdm(todo.items(), desc="re-scoring", unit="design", disable=not progress or not todo):
         known[key] = ctx.evaluator.accuracy(config)
     if todo:

@@ -25,6 +25,7 @@ from typing import Any
 import optuna
 import torch
 from optuna.trial import FrozenTrial
+from tqdm import tqdm
 
 from codesign.context import SearchContext, build_context
 from codesign.quant import QuantConfig
@@ -64,6 +65,7 @@ def _entry(conn: Any, parent_pid: int) -> None:
                 todo = [(k, c) for k, c in wanted if k not in done]
             if todo:
                 key, config = todo[0]
+                conn.send(("start", key))
                 conn.send(("top1", key, evaluator.accuracy(QuantConfig.from_dict(config))))
                 done.add(key)
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
@@ -86,6 +88,8 @@ class RescoreAhead:
         self.fingerprint: str | None = None
         self.top1: dict[str, float] = {}
         self.error: str | None = None
+        #: the config the process is measuring now (by key), as far as its messages tell
+        self.measuring: str | None = None
         self._offered: list[str] = []
         self._closed = False
 
@@ -108,6 +112,48 @@ class RescoreAhead:
             self._offered = keys
             self._send([(k, configs[k].to_dict()) for k in keys])
 
+    def measured(self) -> int:
+        """How many configs the process has measured so far."""
+        self._receive()
+        return len(self.top1)
+
+    def complete(
+        self,
+        configs: Mapping[str, QuantConfig],
+        measure: Callable[[QuantConfig], float],
+        meanwhile: Callable[[], None] = lambda: None,
+        progress: bool = False,
+    ) -> dict[str, float]:
+        """Measure every one of ``configs`` (by key, in order) with both processes, then stop the
+        process; the accuracies by key, those measured before included. The process goes on from
+        the front of the list while this one first runs ``meanwhile`` (other work: the process has
+        the second core), then measures (``measure``) from the back, never the config the process
+        has started; an ended or failed process leaves the rest to this one. ``progress``: a
+        progress bar over the configs."""
+        self.offer(configs)
+        meanwhile()
+        here: dict[str, float] = {}
+        with tqdm(total=len(configs), desc="re-scoring", unit="design", disable=not progress) as bar:
+
+            def left() -> list[str]:
+                self._receive()
+                bar.update(sum(1 for k in configs if k in self.top1 or k in here) - bar.n)
+                return [k for k in configs if k not in self.top1 and k not in here]
+
+            while todo := left():
+                alive = not self._closed and self._proc.is_alive() and self.error is None
+                mine = [k for k in todo if k != self.measuring] if alive else todo
+                if not mine:  # the last one is the process's: wait for it
+                    self._conn.poll(POLL_S)
+                    continue
+                key = mine[-1]
+                here[key] = measure(configs[key])
+                if alive:  # the process drops what this one measured
+                    self.offer({k: configs[k] for k in todo if k != key})
+        top1 = self.finish()
+        top1.update(here)
+        return top1
+
     def finish(self, timeout_s: float = 60.0) -> dict[str, float]:
         """Stop after the measurement in progress; the accuracies measured, by config key."""
         self._send(None)
@@ -128,8 +174,11 @@ class RescoreAhead:
                 kind, *rest = self._conn.recv()
                 if kind == "fingerprint":
                     self.fingerprint = rest[0]
+                elif kind == "start":
+                    self.measuring = str(rest[0])
                 elif kind == "top1":
                     self.top1[str(rest[0])] = float(rest[1])
+                    self.measuring = None
                 elif kind == "error":
                     self.error = str(rest[0])
         except (EOFError, OSError):
