@@ -10,6 +10,7 @@ from codesign.context import build_context
 from codesign.quant import QuantConfig
 from codesign.results.rescore import quant_key
 from codesign.search.ahead import RescoreAhead
+from codesign.search.baselines import baseline_trials
 from codesign.study import DEFAULT_STUDY, load_study
 
 pytestmark = pytest.mark.slow
@@ -93,3 +94,28 @@ def test_complete_without_the_process_measures_everything_here() -> None:
     configs = {quant_key(c): c for c in (QuantConfig.uniform("W8A8"), QuantConfig.uniform("W4A8"))}
     top1 = ahead.complete(configs, lambda c: float(c.for_layer("x").weight_bits))
     assert top1 == {quant_key(QuantConfig.uniform("W8A8")): 8.0, quant_key(QuantConfig.uniform("W4A8")): 4.0}
+
+
+def test_the_process_computes_the_studys_baselines() -> None:
+    """The baselines' hardware search can run in the process (during the set-up): the same
+    trials as computed here."""
+    study = load_study(DEFAULT_STUDY)
+    ahead = RescoreAhead()
+    try:
+        ahead.begin(study)
+        ahead.request_baselines()
+        got = ahead.baselines(timeout_s=300)
+    finally:
+        ahead.begin(None)
+    assert ahead.error is None
+    assert got is not None and [b.name for b in got] == [
+        b.name for b in baseline_trials(build_context(study))
+    ]
+    assert got == baseline_trials(build_context(study))
+
+
+def test_an_ended_process_gives_no_baselines() -> None:
+    ahead = RescoreAhead()
+    ahead.begin(None)
+    ahead.request_baselines()
+    assert ahead.baselines(timeout_s=10) is None

@@ -19,6 +19,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import signal
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,16 +33,21 @@ from codesign.quant import QuantConfig
 from codesign.results.front import join_front
 from codesign.results.rescore import quant_key
 from codesign.results.trials import TrialRow, trial_rows
+from codesign.search.baselines import BaselineTrial, baseline_trials
 from codesign.search.logs import quiet_optuna
 from codesign.search.workers import start_method
 from codesign.study import Study
 
 #: How often the process looks for new work (and for its parent) while it has none.
 POLL_S = 0.5
+#: :attr:`RescoreAhead.fingerprint` of a study without an evaluator (the process then ends).
+NO_EVALUATOR = "none"
 
 
 def _entry(conn: Any, parent_pid: int) -> None:
-    """The process: build the study's evaluator, then measure what the latest offer asks for."""
+    """The process: build the study's context, then do what the latest message asks for: compute
+    the baselines (``("baselines", None)``) or measure the configs of the latest offer
+    (``("offer", [(key, config dict), ...])``); None ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     torch.set_num_threads(1)
     quiet_optuna()
@@ -49,7 +55,8 @@ def _entry(conn: Any, parent_pid: int) -> None:
         study = conn.recv()
         if study is None:
             return
-        evaluator = build_context(study).evaluator
+        ctx = build_context(study)
+        evaluator = ctx.evaluator
         conn.send(("fingerprint", None if evaluator is None else evaluator.fingerprint()))
         if evaluator is None:
             return
@@ -61,7 +68,11 @@ def _entry(conn: Any, parent_pid: int) -> None:
                 message = conn.recv()
                 if message is None:
                     return
-                wanted = message
+                kind, payload = message
+                if kind == "baselines":
+                    conn.send(("baselines", [(b.name, b.params) for b in baseline_trials(ctx)]))
+                else:
+                    wanted = payload
                 todo = [(k, c) for k, c in wanted if k not in done]
             if todo:
                 key, config = todo[0]
@@ -91,6 +102,7 @@ class RescoreAhead:
         #: the config the process is measuring now (by key), as far as its messages tell
         self.measuring: str | None = None
         self._offered: list[str] = []
+        self._baselines: list[BaselineTrial] | None = None
         self._closed = False
 
     @classmethod
@@ -110,7 +122,27 @@ class RescoreAhead:
         keys = [k for k in configs if k not in self.top1]
         if keys and keys != self._offered:
             self._offered = keys
-            self._send([(k, configs[k].to_dict()) for k in keys])
+            self._send(("offer", [(k, configs[k].to_dict()) for k in keys]))
+
+    def request_baselines(self) -> None:
+        """Ask the process for the study's baselines (:func:`baseline_trials`: the hardware
+        search is the process's while this one computes the proxy terms)."""
+        self._send(("baselines", None))
+
+    def baselines(self, timeout_s: float = 900.0) -> list[BaselineTrial] | None:
+        """The baselines asked for (:meth:`request_baselines`), once the process has them; None
+        when it cannot give them (ended, failed, no model to evaluate, or ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._receive()
+            if self._baselines is not None:
+                return self._baselines
+            gone = self._closed or not self._proc.is_alive() or self.error is not None
+            if gone or self.fingerprint == NO_EVALUATOR:
+                return None
+            if time.monotonic() > deadline:
+                return None
+            self._conn.poll(POLL_S)
 
     def measured(self) -> int:
         """How many configs the process has measured so far."""
@@ -173,7 +205,9 @@ class RescoreAhead:
             while not self._closed and self._conn.poll():
                 kind, *rest = self._conn.recv()
                 if kind == "fingerprint":
-                    self.fingerprint = rest[0]
+                    self.fingerprint = NO_EVALUATOR if rest[0] is None else str(rest[0])
+                elif kind == "baselines":
+                    self._baselines = [BaselineTrial(str(n), dict(p)) for n, p in rest[0]]
                 elif kind == "start":
                     self.measuring = str(rest[0])
                 elif kind == "top1":

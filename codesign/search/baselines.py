@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import fields
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import optuna
@@ -19,6 +20,9 @@ BASELINES: tuple[tuple[str, int, int, float], ...] = (
     ("Auto-ViT-Acc-like W4/PoT4 mix A8", 4, 8, 0.5),
 )
 
+
+#: The one baseline of a study with a fixed quantization.
+FIXED_BASELINE = "fixed quantization, largest array"
 
 #: Hardware keys the baselines choose jointly (the array); the others are then tuned one at a time.
 ARRAY_KEYS = ("rows", "cols", "pot_cols_share", "packing", "freq_mhz", "nonlinear_lanes")
@@ -64,13 +68,21 @@ def baseline_hardware(ctx: SearchContext, quant: QuantConfig) -> dict[str, Any]:
     return {f"hw.{k}": v for k, v in current.items()}
 
 
-def enqueue_baselines(study: optuna.Study, ctx: SearchContext) -> list[str]:
-    """Enqueue the uniform baselines of :data:`BASELINES` (only into a new study)."""
-    names = []
+@dataclass(frozen=True)
+class BaselineTrial:
+    """One baseline to enqueue: its name and the trial's parameters (quantization and hardware)."""
+
+    name: str
+    params: dict[str, Any]
+
+
+def baseline_trials(ctx: SearchContext) -> list[BaselineTrial]:
+    """The uniform baselines of :data:`BASELINES`, each on its fastest feasible hardware
+    (:func:`baseline_hardware`); with a fixed quantization, that one on the fastest hardware. A
+    function of the study alone (the re-scoring process computes them during the set-up)."""
     if ctx.fixed_quant is not None:
-        hw = baseline_hardware(ctx, ctx.fixed_quant)
-        study.enqueue_trial(hw, user_attrs={"baseline": "fixed quantization, largest array"})
-        return ["fixed quantization, largest array"]
+        return [BaselineTrial(FIXED_BASELINE, baseline_hardware(ctx, ctx.fixed_quant))]
+    out = []
     for name, w, a, ratio in BASELINES:
         if ratio > 0 and max(ctx.space.hardware.pot_cols_share) == 0:
             continue
@@ -81,6 +93,12 @@ def enqueue_baselines(study: optuna.Study, ctx: SearchContext) -> list[str]:
         params = ctx.space.baseline_params(
             ctx.layers, w, a, ratio, {k.removeprefix("hw."): v for k, v in params_hw.items()}
         )
-        study.enqueue_trial(params, user_attrs={"baseline": name})
-        names.append(name)
-    return names
+        out.append(BaselineTrial(name, params))
+    return out
+
+
+def enqueue_baselines(study: optuna.Study, baselines: Sequence[BaselineTrial]) -> list[str]:
+    """Enqueue ``baselines`` (only into a new study); their names."""
+    for b in baselines:
+        study.enqueue_trial(b.params, user_attrs={"baseline": b.name})
+    return [b.name for b in baselines]

@@ -4,16 +4,16 @@
 It owns everything a process needs to run trials of the study: the context (model, data, device,
 space, evaluator), the storage, the Optuna study with its sampler, and the objective primed with
 the trials already in the storage. The main process of ``python -m codesign.search`` opens it
-(:meth:`SearchRun.open`: creates or resumes the Optuna study, enqueues the baselines); each worker
-process, handed the pickled study, joins it (:meth:`SearchRun.join`: the same Optuna study, its
-own sampler stream).
+(:meth:`SearchRun.open`: creates or resumes the Optuna study; :meth:`SearchRun.with_baselines`
+enqueues the baselines into a new one); each worker process, handed the pickled study, joins it
+(:meth:`SearchRun.join`: the same Optuna study, its own sampler stream).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -21,7 +21,7 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from codesign.context import SearchContext, build_context
-from codesign.search.baselines import enqueue_baselines
+from codesign.search.baselines import BaselineTrial, baseline_trials, enqueue_baselines
 from codesign.search.objective import Objective
 from codesign.search.resume import open_study
 from codesign.search.sampler import make_sampler
@@ -44,6 +44,8 @@ class SearchRun:
     seed_base: int
     #: Names of the baselines enqueued into a new study (none when resumed, none in a worker).
     baselines: tuple[str, ...] = ()
+    #: Whether :meth:`open` created the Optuna study (it then wants its baselines).
+    created: bool = False
     #: Identifies one ``python -m codesign.search`` invocation (its main process and its pooled
     #: workers): stored on every trial they run, so the run counts its own trials among others'.
     run_id: str = ""
@@ -60,23 +62,17 @@ class SearchRun:
         storage_url: str,
         cache_dir: Path | None = None,
         parallel: bool = False,
-        announce: Callable[[str], None] | None = None,
     ) -> SearchRun:
-        """The main process: create the Optuna study (and enqueue the baselines) or resume it.
-        ``parallel``: other workers will share it (their running trials are "constant liars");
-        ``announce``: told before a slow step of a valid set-up starts (nothing before the inputs
-        are validated: bad input gets one line)."""
-        say = announce or (lambda _what: None)
+        """The main process: create the Optuna study or resume it. ``parallel``: other workers
+        will share it (their running trials are "constant liars"). A new study
+        (:attr:`created`) gets its baselines from :meth:`with_baselines`."""
         context = build_context(study, cache_dir=cache_dir)
         storage = open_storage(storage_url)
         optuna_study, created = open_study(context, storage)
         existing = optuna_study.get_trials(deepcopy=False)
         seed_base = len(existing)
         optuna_study.sampler = make_sampler(study, seed_offset=seed_base, parallel=parallel)
-        if created:
-            say("choosing the baselines' hardware (coordinate ascent over the space)")
-        baselines = tuple(enqueue_baselines(optuna_study, context)) if created else ()
-        return cls._primed(
+        run = cls._primed(
             study,
             context,
             storage_url,
@@ -84,10 +80,20 @@ class SearchRun:
             optuna_study,
             cache_dir,
             seed_base,
-            baselines,
+            (),
             run_id=uuid.uuid4().hex[:12],
             trials=existing,
         )
+        return replace(run, created=created)
+
+    def with_baselines(self, baselines: Sequence[BaselineTrial] | None = None) -> SearchRun:
+        """The run with the baselines enqueued (``baselines``: computed elsewhere, e.g. by the
+        re-scoring process, from the same study; None: computed here) when :meth:`open` created
+        the study; as it is otherwise."""
+        if not self.created or self.baselines:
+            return self
+        trials = baseline_trials(self.context) if baselines is None else baselines
+        return replace(self, baselines=tuple(enqueue_baselines(self.optuna_study, trials)))
 
     @classmethod
     def join(
