@@ -245,15 +245,16 @@ def netlist_multipliers(block: pyrtl.Block) -> tuple[Multiplier, ...]:
         if net.op != "*":
             continue
         a_src, b_src = (_trim_zeros(src[arg.name]) for arg in net.args)
-        shift = _low_zeros(a_src) + _low_zeros(b_src)
-        a_bits, b_bits = len(a_src) - _low_zeros(a_src), len(b_src) - _low_zeros(b_src)
+        a_low, b_low = _low_zeros(a_src), _low_zeros(b_src)
+        shift = a_low + b_low
+        a_bits, b_bits = len(a_src) - a_low, len(b_src) - b_low
         y_used = used[net.dests[0].name] - shift
         a_sign, b_sign = _sign_bits(a_src), _sign_bits(b_src)
         signed = (
             a_sign < len(a_src)
             and b_sign < len(b_src)
             and y_used <= min(len(a_src), len(b_src))
-            and not _low_zeros(a_src) + _low_zeros(b_src)
+            and not shift
         )
         if signed:
             a_bits, b_bits = a_sign, b_sign

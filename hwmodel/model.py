@@ -440,7 +440,7 @@ def nonlinear_units(
     """Fabric and DSPs of each non-linear unit the workload needs (``lanes`` lanes, row buffers
     sized for its longest row; the buffers themselves are priced with the other buffers)."""
     return {
-        kind: unit_resources(kind, synth_family, coef.nonlinear_for(synth_family, kind), lanes, log2_rows)
+        kind: unit_resources(kind, synth_family, coef, lanes, log2_rows)
         for kind, log2_rows in nonlinear_row_bits(workload).items()
     }
 

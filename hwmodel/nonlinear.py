@@ -20,10 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from hwmodel.buffers import BankMemory, Buffer
 from hwmodel.dspcount import Multiplier, multipliers_dsp_slices, netlist_multipliers
 from hwmodel.intops import CONST_FRAC, INT_OPS, NONLINEAR_BITS, IntSpec, layernorm_k, softmax_k
+
+if TYPE_CHECKING:
+    from hwmodel.cost import Coefficients
 
 #: Width of a row-buffer word (input codes and exp values ≤ 2^15 both fit).
 BUFFER_BITS = 16
@@ -159,17 +163,19 @@ class UnitResources:
 def unit_resources(
     kind: str,
     synth_family: str,
-    coef: dict[str, dict[str, float]],
+    coef: Coefficients,
     lanes: int,
     log2_rows: int,
     in_bits: int = NONLINEAR_BITS,
 ) -> UnitResources:
-    """Resources of a unit: LUT and FF from its fitted coefficients (``{"lut": {...}, "ff":
-    {...}}``), DSP slices counted from its multipliers (``lanes`` × :func:`lane_dsp_slices`)."""
+    """Resources of a unit: LUT and FF from the unit's fitted coefficients for ``synth_family``
+    (:meth:`~hwmodel.cost.Coefficients.nonlinear_for`), DSP slices counted from its multipliers
+    (``lanes`` × :func:`lane_dsp_slices`)."""
+    fitted = coef.nonlinear_for(synth_family, kind)
     feats = unit_features(lanes, in_bits, log2_rows)
 
     def fit(part: str) -> float:
-        return sum(coef[part].get(k, 0.0) * v for k, v in feats.items())
+        return sum(fitted[part].get(k, 0.0) * v for k, v in feats.items())
 
     dsp = lanes * lane_dsp_slices(kind, in_bits, log2_rows, synth_family)
     return UnitResources(lut=fit("lut"), ff=fit("ff"), dsp=dsp)

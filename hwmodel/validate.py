@@ -173,7 +173,7 @@ def resource_points() -> list[ResourcePoint]:
 
 def nonlinear_point(row: NonlinearRow) -> ResourcePoint:
     """Model (fitted fabric + modelled row buffers) vs Yosys for one synthesised unit."""
-    coef = load_coefficients().nonlinear_for(row.synth_family, row.kind)
+    coef = load_coefficients()
     fabric = unit_resources(row.kind, row.synth_family, coef, row.lanes, row.log2_rows, row.in_bits)
     mem = row_buffer_memory(row.kind, row.lanes, row.log2_rows, row.synth_family)
     return ResourcePoint(
