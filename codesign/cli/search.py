@@ -217,8 +217,9 @@ def _run_search(
         analysed = analyse(trial_rows(frozen, len(ctx.objectives)), ctx.objectives)
         phases.announce("re-scoring the front and writing tables and plots")
         if live is not None and ctx.evaluator is not None:
-            measured_ahead = live.measured()
+            measured = live.measured()  # (reads what the process sent, its fingerprint included)
             if live.fingerprint == ctx.evaluator.fingerprint():
+                measured_ahead = measured
                 # the process goes on with the designs it has not measured while this one writes
                 # the Pareto designs' Verilog; then both measure what is left
                 top1 = live.complete(
@@ -229,7 +230,6 @@ def _run_search(
                 )
                 remember(run.optuna_study, live.fingerprint, top1)
             else:
-                measured_ahead = 0
                 live.finish()
             if live.error is not None:
                 sys.stderr.write(f"{COMMAND}: warning: re-scoring beside the trials stopped ({live.error})\n")

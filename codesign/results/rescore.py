@@ -66,9 +66,13 @@ def pending(
     of ``outcome``'s Pareto designs and baselines whose real top-1 ``study`` does not hold yet."""
     if ctx.evaluator is None:
         return {}
-    known = _known(study, ctx.evaluator.fingerprint())
+    return _unknown(_targets(ctx, outcome), _known(study, ctx.evaluator.fingerprint()))
+
+
+def _unknown(configs: Mapping[int, QuantConfig], known: Mapping[str, float]) -> dict[str, QuantConfig]:
+    """``configs`` by :func:`quant_key` (first of each), those not in ``known``."""
     todo: dict[str, QuantConfig] = {}
-    for config in _targets(ctx, outcome).values():
+    for config in configs.values():
         key = quant_key(config)
         if key not in known:
             todo.setdefault(key, config)
@@ -86,7 +90,7 @@ def rescore(
     configs = _targets(ctx, outcome)
     fingerprint = ctx.evaluator.fingerprint()
     known = _known(study, fingerprint)
-    todo = pending(ctx, outcome, study)
+    todo = _unknown(configs, known)
     for key, config in tqdm(todo.items(), desc="re-scoring", unit="design", disable=not progress or not todo):
         known[key] = ctx.evaluator.accuracy(config)
     if todo:
