@@ -14,6 +14,7 @@ from codesign.proxy import Evaluator
 from codesign.quant import QuantConfig
 from codesign.space import SearchSpace, load_space
 from codesign.study import Study
+from codesign.torch_device import configure, resolve_device
 from hwmodel.device import Device, load_device
 from hwmodel.vit import check_model_name
 from hwmodel.workload import Workload, workload_from_model, workload_from_name
@@ -60,12 +61,35 @@ def load_study_model(study: Study) -> tuple[nn.Module, DataSplits] | None:
         return load_default()
     if spec.checkpoint is None or not spec.checkpoint.is_file() or spec.data is None:
         return None
-    return load_user(spec.name, spec.checkpoint, spec.data, img_size=spec.img_size, seed=study.seed)
+    return load_user(
+        spec.name, spec.checkpoint, spec.data, img_size=spec.img_size, options=spec.folder, seed=study.seed
+    )
 
 
-def build_context(study: Study, cache_dir: Path | None = None) -> SearchContext:
+def study_evaluator(
+    study: Study, model: nn.Module, splits: DataSplits, proxy_kind: str | None = None, worker: int = 0
+) -> Evaluator:
+    """The evaluator of a study's model and data, on the study's torch device (``worker``: the
+    search worker's index, which picks its GPU when there are several); ``proxy_kind``
+    overrides the study's."""
+    device = resolve_device(study.torch_device, worker)
+    configure(device, study.tf32)
+    kwargs = {"batch_size": study.model.batch_size} if study.model.batch_size else {}
+    return Evaluator(
+        model,
+        splits,
+        proxy_images=study.proxy_images,
+        calib_images=study.proxy_images,
+        proxy_kind=proxy_kind or study.proxy_kind,
+        device=device,
+        **kwargs,
+    )
+
+
+def build_context(study: Study, cache_dir: Path | None = None, worker: int = 0) -> SearchContext:
     """Load the study's model, data, device and search space (all validated here); ``cache_dir``
-    keeps the proxy's precomputed terms between runs (:meth:`SearchContext.prepare_proxy`)."""
+    keeps the proxy's precomputed terms between runs (:meth:`SearchContext.prepare_proxy`);
+    ``worker``: the index of the search worker this context is for (its GPU)."""
     space = load_space(study.search_space)
     device = load_device(study.device)
     spec = study.model
@@ -91,13 +115,8 @@ def build_context(study: Study, cache_dir: Path | None = None) -> SearchContext:
     layers = tuple(workload.layer_names())
     space.check_layers(layers)
     if model is not None and splits is not None and fixed is None:
-        evaluator = Evaluator(
-            model,
-            splits,
-            proxy_images=study.proxy_images,
-            calib_images=study.proxy_images,
-            proxy_kind=study.proxy_kind,
-        )
+        splits.test.prepare()  # an image folder's test split is decoded (and checked) once, here
+        evaluator = study_evaluator(study, model, splits, worker=worker)
     if fixed is not None:
         unknown = sorted(set(fixed.layers) - set(layers))
         if unknown:

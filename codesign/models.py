@@ -2,13 +2,13 @@
 
 ``load_default()`` needs no network: the fp16 state dict and its record (test accuracy, split
 seed, architecture) live in ``codesign/assets/``. ``load_user()`` takes a timm model name, a local
-checkpoint and an ImageFolder directory (or a registered dataset name) through the same code.
+checkpoint and an image folder (or a registered dataset name) through the same code.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from codesign.data import DataSplits, load_dataset, load_mnist, registered_datasets
+from codesign.data import DataSplits, FolderOptions, load_dataset, load_mnist, registered_datasets
 from codesign.errors import UserError
 from hwmodel.timm_compat import import_timm
 from hwmodel.vit import check_model_name, vit_blocks
@@ -101,14 +101,14 @@ def load_user(
     *,
     img_size: int | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    options: FolderOptions | None = None,
     seed: int = 0,
 ) -> tuple[nn.Module, DataSplits]:
-    """A timm ViT by name + a local checkpoint + an ImageFolder dir (or ``mnist``).
+    """A timm ViT by name + a local checkpoint + an image folder (or ``mnist``).
 
     The class count and input channels are read from the checkpoint (``head.weight``,
-    ``patch_embed.proj.weight``); the data must have the same class count.
+    ``patch_embed.proj.weight``); the data must have the same class count. An image folder is
+    read through the model's timm data config (``options.transform`` overrides it).
     """
     check_model_name(model_name)
     ckpt = Path(checkpoint)
@@ -134,12 +134,7 @@ def load_user(
     model.eval()
     size = tuple(int(s) for s in vit.patch_embed.img_size)
     in_chans = int(vit.patch_embed.proj.in_channels)
-    cfg = getattr(model, "pretrained_cfg", {}) or {}
-    use_mean = mean if mean is not None else cfg.get("mean", (0.5,) * in_chans)
-    use_std = std if std is not None else cfg.get("std", (0.5,) * in_chans)
-    if len(use_mean) != in_chans:
-        use_mean, use_std = (0.5,) * in_chans, (0.5,) * in_chans
-    splits = load_dataset(data, (size[0], size[1]), in_chans, use_mean, use_std, seed)
+    splits = load_dataset(data, model, options, seed)
     if splits.image_shape != (in_chans, size[0], size[1]):
         raise UserError(
             f"dataset {data}: images {splits.image_shape} but model expects "

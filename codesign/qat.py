@@ -33,17 +33,27 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from codesign.data import DataSplits
+from codesign.data import DataSplits, ImageSplit, TensorSplit
+from codesign.errors import UserError
 from codesign.nn_attrs import tensor_attr
 from codesign.quant import QuantConv2d, QuantLinear, QWeight
 from codesign.quant._quantizers import fixed_codes, pot_codes, quantize_fixed, quantize_pot
+from codesign.torch_device import gpu_memory_guard
 
 DISTILL_T = 2.0
+
+
+#: the step budget of fine-tuning on an image folder when none is given (epochs over ImageNet's
+#: 1.28 M training images would take days)
+FOLDER_STEPS = 1000
 
 
 @dataclass(frozen=True)
 class FinetuneSettings:
     epochs: int = 8
+    #: optimiser steps; None: ``epochs`` passes over an in-memory training split, or
+    #: :data:`FOLDER_STEPS` batches streamed from an image folder
+    steps: int | None = None
     lr: float = 1e-4
     batch: int = 64
     weight_decay: float = 0.0
@@ -54,7 +64,8 @@ class FinetuneSettings:
 @dataclass(frozen=True)
 class FinetuneResult:
     model: nn.Module
-    epochs: int
+    #: passes over the training split the steps amount to
+    epochs: float
     steps: int
     wall_s: float
     final_loss: float
@@ -143,25 +154,29 @@ def finetune(
     settings: FinetuneSettings,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> FinetuneResult:
-    """Quantization-aware training of ``ptq`` on ``splits``' training images; ``progress(step,
-    steps, loss)`` after every step."""
+    """Quantization-aware training of ``ptq`` on ``splits``' training images (streamed batch by
+    batch: an image folder through timm's training transform), on the device ``ptq`` is on;
+    ``progress(step, steps, loss)`` after every step."""
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
     model = trainable(ptq, fp32)
+    device = next(model.parameters()).device
     teacher = fp32.eval()
-    x, y = splits.train_x, splits.train_y
-    n = int(x.shape[0])
-    per_epoch = math.ceil(n / settings.batch)
-    steps = per_epoch * settings.epochs
+    n = len(splits.train)
+    if n == 0:
+        raise UserError("the training split is empty: nothing to fine-tune on")
+    steps = train_steps(settings, splits.train)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     t0 = time.perf_counter()
-    step, loss_value = 0, float("nan")
-    for _ in range(settings.epochs):
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, settings.batch):
-            idx = perm[i : i + settings.batch]
-            xb, yb = x[idx], y[idx]
+    loss_value = float("nan")
+    batches = splits.train.train_batches(settings.batch, gen)
+    seen = 0
+    with gpu_memory_guard(device, "--batch"):
+        for step in range(1, steps + 1):
+            xb, yb = next(batches)
+            seen += int(xb.shape[0])
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
             if settings.distill:
@@ -174,11 +189,19 @@ def finetune(
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             sched.step()
-            step += 1
             loss_value = loss.item()
             if progress is not None:
                 progress(step, steps, loss_value)
     result = frozen(model)
     for attr in ("quant_config", "quant_act_scales"):  # what export_int_model reads
         setattr(result, attr, copy.copy(getattr(ptq, attr)))
-    return FinetuneResult(result, settings.epochs, steps, time.perf_counter() - t0, loss_value)
+    return FinetuneResult(result, seen / n, steps, time.perf_counter() - t0, loss_value)
+
+
+def train_steps(settings: FinetuneSettings, train: ImageSplit) -> int:
+    """The optimiser steps of a fine-tuning run (see :attr:`FinetuneSettings.steps`)."""
+    if settings.steps is not None:
+        return settings.steps
+    if isinstance(train, TensorSplit):
+        return math.ceil(len(train) / settings.batch) * settings.epochs
+    return FOLDER_STEPS

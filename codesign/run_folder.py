@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from codesign.context import load_study_model
+from codesign.context import load_study_model, study_evaluator
 from codesign.errors import UserError
 from codesign.models import DEFAULT_WORKLOAD_NAME
 from codesign.proxy import Evaluator
@@ -42,9 +42,10 @@ def design_dir(run_dir: Path, trial: int, info: dict[str, Any]) -> Path:
     return folder
 
 
-def load_run_evaluator(run_dir: Path, info: dict[str, Any]) -> Evaluator:
+def load_run_evaluator(run_dir: Path, info: dict[str, Any], torch_device: str | None = None) -> Evaluator:
     """The real evaluator of a run: the study's FP32 model, its data splits and the calibration
-    the run quantized its designs with (``quantized(config)`` is the exported post-training model)."""
+    the run quantized its designs with (``quantized(config)`` is the exported post-training model),
+    on the study's torch device or ``torch_device``."""
     if info.get("hw_only"):
         raise UserError(f"{run_dir} is a hardware-only run: its designs have no quantized model")
     study_file = info.get("study_file")
@@ -55,13 +56,13 @@ def load_run_evaluator(run_dir: Path, info: dict[str, Any]) -> Evaluator:
         study = study.with_model_name("default")
     if isinstance(info.get("seed"), int):
         study = study.with_overrides(seed=info["seed"])
+    study = study.with_overrides(torch_device=torch_device)
     loaded = load_study_model(study)
     if loaded is None:
         raise UserError(f"study '{study.name}' ({study_file}) names no checkpoint and data for its model")
     model, splits = loaded
     # the proxy kind only decides what the evaluator precomputes: 'kl' precomputes nothing
-    n = study.proxy_images
-    return Evaluator(model, splits, proxy_images=n, calib_images=n, proxy_kind="kl")
+    return study_evaluator(study, model, splits, proxy_kind="kl")
 
 
 def read_design_quant(folder: Path) -> tuple[dict[str, Any], QuantConfig]:

@@ -7,15 +7,16 @@ the folder of the study file; a data entry may also name a registered dataset (`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from codesign.data import registered_datasets
+from codesign.data import CROP_MODES, INTERPOLATIONS, TRANSFORM_KEYS, FolderOptions, registered_datasets
 from codesign.errors import UserError
 from codesign.objectives import OBJECTIVES
 from codesign.proxy import PROXY_KINDS
 from codesign.quant import QuantConfig
+from codesign.torch_device import check_device_spec
 from codesign.yamlio import check_keys, read_yaml_mapping
 from hwmodel.model import UtilisationCaps
 
@@ -34,8 +35,20 @@ STUDY_KEYS = (
     "seed",
     "trials",
     "proxy",
+    "torch_device",
+    "tf32",
 )
-MODEL_KEYS = ("name", "checkpoint", "data", "img_size")
+MODEL_KEYS = (
+    "name",
+    "checkpoint",
+    "data",
+    "img_size",
+    "transform",
+    "calib_images",
+    "test_images",
+    "data_workers",
+    "batch_size",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,10 @@ class ModelSpec:
     checkpoint: Path | None = None
     data: str | None = None
     img_size: int | None = None
+    #: how an image folder becomes splits (transform overrides, subset sizes, decode workers)
+    folder: FolderOptions = field(default_factory=FolderOptions)
+    #: test images per forward pass of the real evaluation (None: the evaluator's default)
+    batch_size: int | None = None
 
     @property
     def is_default(self) -> bool:
@@ -67,6 +84,10 @@ class Study:
     proxy_kind: str
     proxy_images: int
     source: Path
+    #: where torch runs (``auto | cpu | cuda | cuda:N``, resolved by :mod:`codesign.torch_device`)
+    torch_device: str = "auto"
+    #: TF32 matmuls on CUDA (off: evaluation equals the CPU's to float32 rounding)
+    tf32: bool = False
     #: Hardware-only search: this quantization is fixed, only the accelerator is searched
     #: (``--hw-only``; never set by a study file).
     fixed_quant: QuantConfig | None = None
@@ -109,12 +130,53 @@ def _model(raw: Any, where: str, base: Path) -> ModelSpec:
     data_text = None if data is None else str(data)
     if data_text is not None and data_text not in registered_datasets():
         data_text = str(_relative_to(base, data_text))
+    workers = m.get("data_workers", 0)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise UserError(f"{where}: model.data_workers must be an integer ≥ 0, got {workers!r}")
+    folder = FolderOptions(
+        calib_images=_positive(m, "calib_images", f"{where}: model", int, None),
+        test_images=_positive(m, "test_images", f"{where}: model", int, None),
+        workers=workers,
+        transform=_transform(m.get("transform", {}), f"{where}: model.transform"),
+    )
     return ModelSpec(
         name=str(m["name"]),
         checkpoint=None if ckpt is None else _relative_to(base, str(ckpt)),
         data=data_text,
         img_size=img,
+        folder=folder,
+        batch_size=_positive(m, "batch_size", f"{where}: model", int, None),
     )
+
+
+def _transform(raw: Any, where: str) -> dict[str, Any]:
+    """``model.transform``: overrides of the model's timm data config, checked one by one."""
+    t = check_keys(raw, TRANSFORM_KEYS, where)
+    out: dict[str, Any] = {}
+    if "crop_pct" in t:
+        v = t["crop_pct"]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
+            raise UserError(f"{where}: crop_pct must be a fraction in (0, 1], got {v!r}")
+        out["crop_pct"] = float(v)
+    for key, allowed in (("crop_mode", CROP_MODES), ("interpolation", INTERPOLATIONS)):
+        if key in t:
+            if t[key] not in allowed:
+                raise UserError(f"{where}: {key} {t[key]!r} unknown (allowed: {', '.join(allowed)})")
+            out[key] = str(t[key])
+    for key in ("mean", "std"):
+        if key in t:
+            v = t[key]
+            ok = (
+                isinstance(v, list)
+                and v
+                and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+            )
+            if not ok or (key == "std" and min(v) <= 0):
+                raise UserError(
+                    f"{where}: {key} must be a list of numbers (one per input channel), got {v!r}"
+                )
+            out[key] = tuple(float(x) for x in v)
+    return out
 
 
 def _relative_to(base: Path, text: str) -> Path:
@@ -153,6 +215,10 @@ def load_study(path: str | Path) -> Study:
     kind = proxy.get("kind", "linkl")
     if kind not in PROXY_KINDS:
         raise UserError(f"{where}: proxy.kind {kind!r} unknown (allowed: {', '.join(PROXY_KINDS)})")
+    torch_device = check_device_spec(str(s.get("torch_device", "auto")), where)
+    tf32 = s.get("tf32", False)
+    if not isinstance(tf32, bool):
+        raise UserError(f"{where}: key 'tf32' must be true or false, got {tf32!r}")
     space = _relative_to(p.parent, str(s["search_space"]))
     if not isinstance(s["device"], str):
         raise UserError(f"{where}: key 'device' must be a device name or path")
@@ -173,4 +239,6 @@ def load_study(path: str | Path) -> Study:
         proxy_kind=kind,
         proxy_images=_positive(proxy, "images", f"{where}: proxy", int, 256),
         source=p,
+        torch_device=torch_device,
+        tf32=tf32,
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from codesign.data import DataSplits, load_dataset, load_mnist, registered_datasets
 from codesign.errors import UserError
@@ -17,9 +18,9 @@ def splits() -> DataSplits:
 
 
 def test_sizes_and_strata(splits: DataSplits) -> None:
-    assert splits.train_x.shape == (2500, 1, 28, 28)
-    assert splits.calib_x.shape[0] == 500 and splits.test_x.shape[0] == 2000
-    assert torch.bincount(splits.test_y, minlength=10).tolist() == [200] * 10
+    assert splits.train.x.shape == (2500, 1, 28, 28)
+    assert splits.calib_x.shape[0] == 500 and splits.test.x.shape[0] == 2000
+    assert torch.bincount(splits.test.y, minlength=10).tolist() == [200] * 10
     assert torch.bincount(splits.calib_y, minlength=10).tolist() == [50] * 10
     assert splits.num_classes == 10 and splits.image_shape == (1, 28, 28)
 
@@ -28,22 +29,22 @@ def test_disjoint(splits: DataSplits) -> None:
     def keys(x: torch.Tensor) -> set[bytes]:
         return {row.numpy().tobytes() for row in x.reshape(x.shape[0], -1)}
 
-    train, calib, test = keys(splits.train_x), keys(splits.calib_x), keys(splits.test_x)
+    train, calib, test = keys(splits.train.x), keys(splits.calib_x), keys(splits.test.x)
     assert not (train & test) and not (calib & test) and not (train & calib)
 
 
 def test_deterministic_per_seed(splits: DataSplits) -> None:
     again = load_mnist(splits.seed)
-    assert torch.equal(again.test_x, splits.test_x) and torch.equal(again.train_y, splits.train_y)
+    assert torch.equal(again.test.x, splits.test.x) and torch.equal(again.train.y, splits.train.y)
     other = load_mnist(splits.seed + 1)
-    assert not torch.equal(other.test_x, splits.test_x)
+    assert not torch.equal(other.test.x, splits.test.x)
 
 
 def test_registered_and_unknown() -> None:
     assert "mnist" in registered_datasets()
-    assert load_dataset("mnist").test_x.shape[0] == 2000
+    assert len(load_dataset("mnist", nn.Identity()).test) == 2000
     with pytest.raises(UserError, match="not a directory and not one of mnist"):
-        load_dataset("cifar-unknown")
+        load_dataset("cifar-unknown", nn.Identity())
 
 
 @pytest.mark.slow
@@ -57,7 +58,7 @@ def test_digits_are_mlxtends(splits: DataSplits) -> None:
     x_raw, y_raw = mnist_data()
     x = torch.from_numpy((np.asarray(x_raw, dtype=np.float32) / 255.0 - MNIST_MEAN) / MNIST_STD)
     seen = {row.numpy().tobytes(): int(label) for row, label in zip(x, y_raw, strict=True)}
-    for part_x, part_y in ((splits.train_x, splits.train_y), (splits.test_x, splits.test_y)):
+    for part_x, part_y in ((splits.train.x, splits.train.y), (splits.test.x, splits.test.y)):
         for row, label in zip(part_x.reshape(part_x.shape[0], -1), part_y, strict=True):
             assert seen[row.numpy().tobytes()] == int(label)
 
@@ -68,8 +69,8 @@ def test_mnist_table_is_cached_and_a_damaged_cache_is_parsed_again(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = load_mnist(0)
     (cached,) = (tmp_path / "codesign").glob("mnist_5k-*.npy")
-    assert torch.equal(load_mnist(0).test_x, first.test_x)  # read from the cache
+    assert torch.equal(load_mnist(0).test.x, first.test.x)  # read from the cache
     cached.write_bytes(b"not a numpy file")
     again = load_mnist(0)
-    assert torch.equal(again.test_x, first.test_x) and torch.equal(again.train_y, first.train_y)
+    assert torch.equal(again.test.x, first.test.x) and torch.equal(again.train.y, first.train.y)
     assert cached.stat().st_size > 3_000_000  # written again

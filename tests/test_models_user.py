@@ -49,11 +49,12 @@ def test_load_user_roundtrip(folder: Path, tmp_path: Path) -> None:
     model, splits = load_user("vit_tiny_patch16_224", ckpt, folder, img_size=16, model_kwargs=ARCH)
     assert splits.num_classes == 3
     assert splits.image_shape == (3, 16, 16)
-    n = splits.train_x.shape[0] + splits.calib_x.shape[0] + splits.test_x.shape[0]
+    n = len(splits.train) + splits.calib_x.shape[0] + len(splits.test)
     assert n == 30
-    assert splits.test_x.shape[0] == 6 and splits.calib_x.shape[0] == 3
+    assert len(splits.test) == 6 and splits.calib_x.shape[0] == 3
+    test_x = splits.test.head(6)
     with torch.no_grad():
-        assert model(splits.test_x).shape == (6, 3)
+        assert model(test_x).shape == (6, 3)
     # the same code path as the default model
     q = quantize_model(model, QuantConfig.uniform("W4A8"), splits.calib_x)
     ev = Evaluator(model, splits, proxy_images=3, calib_images=3)
@@ -61,7 +62,7 @@ def test_load_user_roundtrip(folder: Path, tmp_path: Path) -> None:
     assert ev.proxy(QuantConfig.uniform("W32A32")) == pytest.approx(0.0, abs=1e-6)
     assert ev.proxy(QuantConfig.uniform("W2A4")) < 0.0
     with torch.no_grad():
-        assert q(splits.test_x).shape == (6, 3)
+        assert q(test_x).shape == (6, 3)
 
 
 def test_train_val_layout(tmp_path: Path) -> None:
@@ -69,8 +70,8 @@ def test_train_val_layout(tmp_path: Path) -> None:
     _write_folder(tmp_path / "data" / "val", 2, 4, seed=1)
     ckpt = _checkpoint(tmp_path / "vit.pt", 2)
     _, splits = load_user("vit_tiny_patch16_224", ckpt, tmp_path / "data", model_kwargs=ARCH)
-    assert splits.test_x.shape[0] == 8
-    assert splits.train_x.shape[0] + splits.calib_x.shape[0] == 20
+    assert len(splits.test) == 8
+    assert len(splits.train) + splits.calib_x.shape[0] == 20
 
 
 def test_errors_are_one_line(folder: Path, tmp_path: Path) -> None:

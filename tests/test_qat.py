@@ -9,7 +9,7 @@ import torch
 from test_quant_model import tiny_vit
 from torch import nn
 
-from codesign.data import DataSplits
+from codesign.data import DataSplits, TensorSplit
 from codesign.qat import FinetuneSettings, finetune, frozen, trainable
 from codesign.quant import QuantConfig, QuantLinear, export_int_model, load_int_model, quantize_model
 
@@ -21,7 +21,9 @@ def splits() -> DataSplits:
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(96, 1, 28, 28, generator=gen)
     y = torch.randint(0, 5, (96,), generator=gen)
-    return DataSplits(x[:64], y[:64], x[64:80], y[64:80], x[80:], y[80:], 5, tuple("abcde"), 0)
+    return DataSplits(
+        TensorSplit(x[:64], y[:64]), x[64:80], y[64:80], TensorSplit(x[80:], y[80:]), 5, tuple("abcde"), 0
+    )
 
 
 @pytest.mark.parametrize("precision", CONFIGS)
@@ -33,7 +35,7 @@ def test_untrained_latent_weights_give_back_the_post_training_model(
     ptq = quantize_model(fp32, QuantConfig.uniform(precision), splits.calib_x)
     back = frozen(trainable(ptq, fp32))
     with torch.no_grad():
-        assert torch.equal(back(splits.test_x), ptq(splits.test_x))
+        assert torch.equal(back(splits.test.x), ptq(splits.test.x))
     for name, mod in ptq.named_modules():
         if isinstance(mod, QuantLinear) and mod.qweight is not None:
             other = back.get_submodule(name)
@@ -45,7 +47,7 @@ def test_untrained_latent_weights_give_back_the_post_training_model(
 def test_gradients_reach_every_latent_weight_through_the_quantizers(splits: DataSplits) -> None:
     fp32 = tiny_vit()
     model = trainable(quantize_model(fp32, QuantConfig.uniform("W4A8P0.5"), splits.calib_x), fp32)
-    loss = nn.functional.cross_entropy(model(splits.train_x), splits.train_y)
+    loss = nn.functional.cross_entropy(model(splits.train.x), splits.train.y)
     loss.backward()  # type: ignore[no-untyped-call]
     latent = {n: p for n, p in model.named_parameters() if n.endswith("weight.original")}
     assert len(latent) == 2 * 4 + 2  # qkv, proj, fc1, fc2 per block, patch embedding, head
@@ -61,10 +63,10 @@ def test_finetune_is_seeded_and_exports_like_any_design(splits: DataSplits, tmp_
     b = finetune(ptq, fp32, splits, settings)
     assert steps == [1, 2, 3, 4] and a.steps == 4
     with torch.no_grad():
-        logits = a.model(splits.test_x)
-        assert torch.equal(logits, b.model(splits.test_x))
-        assert not torch.equal(logits, ptq(splits.test_x))  # the weights moved
+        logits = a.model(splits.test.x)
+        assert torch.equal(logits, b.model(splits.test.x))
+        assert not torch.equal(logits, ptq(splits.test.x))  # the weights moved
     path = export_int_model(a.model, tmp_path / "model_int.pt")
     reloaded = load_int_model(path, tiny_vit)
     with torch.no_grad():
-        assert torch.equal(reloaded(splits.test_x), logits)
+        assert torch.equal(reloaded(splits.test.x), logits)

@@ -51,7 +51,7 @@ def default_model() -> tuple[Any, Any]:
     from codesign.proxy import Evaluator
 
     model, splits = load_default()
-    return Evaluator(model, splits), splits.test_x[:1]
+    return Evaluator(model, splits), splits.test.x[:1]
 
 
 def test_testbench_of_a_design_passes_on_its_integer_model(

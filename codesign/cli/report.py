@@ -17,10 +17,11 @@ from typing import Any
 
 from codesign.errors import UserError
 from codesign.qonnx_export import DIFF_TOLERANCE, QONNX_FILE, QonnxCheck, check_qonnx
-from codesign.quant import load_int_model
+from codesign.quant import load_int_model, on_cpu
 from codesign.results import format_pareto, read_history, read_rows
 from codesign.results.plots import render_run_plots
 from codesign.run_folder import design_dir, load_run_evaluator, read_summary
+from codesign.torch_device import add_torch_device_argument
 from hwmodel.cli import command_parser, positive_int, run_main
 from hwmodel.report import format_table
 from hwmodel.yamlio import read_json
@@ -41,13 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "images and compare its logits with the PyTorch fake-quant model",
     )
     p.add_argument("--images", type=positive_int, help="with --qonnx: the first N test images (default: all)")
+    add_torch_device_argument(p)
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir)
     info = read_summary(run_dir)
     if args.qonnx:
         if args.trial is None:
             raise UserError("--qonnx needs --trial N (the design to check)")
-        check = qonnx_check(run_dir, args.trial, info, args.images)
+        check = qonnx_check(run_dir, args.trial, info, args.images, args.torch_device)
         if args.json:
             print(json.dumps(asdict(check), indent=2))
         else:
@@ -94,14 +96,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def qonnx_check(run_dir: Path, trial: int, info: dict[str, Any], images: int | None = None) -> QonnxCheck:
+def qonnx_check(
+    run_dir: Path,
+    trial: int,
+    info: dict[str, Any],
+    images: int | None = None,
+    torch_device: str | None = None,
+) -> QonnxCheck:
     """The QONNX file of design ``trial`` against its model_int.pt, on the study's test images."""
     folder = design_dir(run_dir, trial, info)
     if not (folder / QONNX_FILE).is_file():
         raise UserError(f"{folder}: no {QONNX_FILE} (a hardware-only design, or exported before QONNX)")
-    evaluator = load_run_evaluator(run_dir, info)
-    qmodel = load_int_model(folder / "model_int.pt", evaluator.model)
-    return check_qonnx(folder / QONNX_FILE, qmodel, evaluator.splits.test_x[:images])
+    evaluator = load_run_evaluator(run_dir, info, torch_device)
+    qmodel = load_int_model(folder / "model_int.pt", on_cpu(evaluator.model))
+    test = evaluator.splits.test
+    return check_qonnx(folder / QONNX_FILE, qmodel, test.head(images or len(test)))
 
 
 def entry(argv: Sequence[str] | None = None) -> int:

@@ -45,6 +45,7 @@ from codesign.search import SearchRun, WorkerPool, default_storage
 from codesign.search.ahead import FrontWatch, RescoreAhead
 from codesign.search.logs import quiet_optuna
 from codesign.study import DEFAULT_STUDY, Study, load_study
+from codesign.torch_device import add_torch_device_argument
 from hwmodel.cli import OneLineParser, command_parser, positive_float, positive_int, run_main
 
 COMMAND = "codesign.search"
@@ -71,7 +72,8 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--storage", help="Optuna storage: RDB URL (sqlite:///…, postgresql://…) or journal file (*.log)"
     )
-    p.add_argument("--device", help="device name or YAML path (overrides the study)")
+    p.add_argument("--device", help="FPGA device name or YAML path (overrides the study)")
+    add_torch_device_argument(p)
     p.add_argument(
         "--model",
         help="'default' or a timm model name (overrides the study; a timm name needs --hw-only "
@@ -101,7 +103,12 @@ def resolve_study(args: argparse.Namespace) -> Study:
         study = study.with_model_name(args.model)
     fixed = QuantConfig.parse(args.hw_only) if args.hw_only is not None else None
     return study.with_overrides(
-        fps=args.fps, trials=args.trials, seed=args.seed, device=args.device, fixed_quant=fixed
+        fps=args.fps,
+        trials=args.trials,
+        seed=args.seed,
+        device=args.device,
+        fixed_quant=fixed,
+        torch_device=args.torch_device,
     )
 
 

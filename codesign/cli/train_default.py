@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codesign.data import DEFAULT_SPLIT_SEED, DataSplits, load_mnist
+from codesign.data import DEFAULT_SPLIT_SEED, DataSplits, ImageSplit, TensorSplit, load_mnist
 from codesign.errors import UserError
 from codesign.models import (
     ASSETS_DIR,
@@ -60,6 +60,13 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 50
     return 100.0 * correct / x.shape[0]
 
 
+def in_memory(split: ImageSplit) -> TensorSplit:
+    """The shipped MNIST splits are tensors (this command trains on nothing else)."""
+    if not isinstance(split, TensorSplit):
+        raise UserError("train_default trains the shipped MNIST model on its in-memory split")
+    return split
+
+
 def train(
     splits: DataSplits,
     epochs: int,
@@ -72,7 +79,8 @@ def train(
     gen = torch.Generator().manual_seed(seed)
     model = create_default_model()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    n = splits.train_x.shape[0]
+    data = in_memory(splits.train)
+    n = len(data)
     steps_per_epoch = math.ceil(n / batch)
     total = epochs * steps_per_epoch
     warmup = min(5 * steps_per_epoch, total // 10)
@@ -89,8 +97,8 @@ def train(
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch):
             idx = perm[i : i + batch]
-            x = augment(splits.train_x[idx], gen)
-            loss = F.cross_entropy(model(x), splits.train_y[idx], label_smoothing=0.1)
+            x = augment(data.x[idx], gen)
+            loss = F.cross_entropy(model(x), data.y[idx], label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
@@ -123,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Record the accuracy of exactly what is shipped (fp16 weights, loaded back as fp32).
     shipped = create_default_model()
     shipped.load_state_dict({k: v.float() for k, v in state.items()})
-    test_acc = accuracy(shipped, splits.test_x, splits.test_y)
+    test = in_memory(splits.test)
+    test_acc = accuracy(shipped, test.x, test.y)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = args.out_dir / DEFAULT_CHECKPOINT.name
     torch.save(state, ckpt)
@@ -134,9 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train_seed": args.seed,
         "epochs": args.epochs,
         "test_accuracy": round(test_acc, 2),
-        "n_train": int(splits.train_x.shape[0]),
+        "n_train": len(splits.train),
         "n_calib": int(splits.calib_x.shape[0]),
-        "n_test": int(splits.test_x.shape[0]),
+        "n_test": len(test),
     }
     (args.out_dir / DEFAULT_RECORD.name).write_text(json.dumps(record, indent=2) + "\n")
     print(f"test accuracy {test_acc:.2f} % (fp16 weights) -> {ckpt}")

@@ -1,14 +1,26 @@
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from codesign.atomic import write_atomic
+from codesign.data._folder import (
+    IMAGE_SUFFIXES,
+    FolderSplit,
+    ImageTransform,
+    cache_root,
+    class_folders,
+    decode,
+    list_folder,
+    stratified_subset,
+)
+from codesign.data._split import ImageSplit, TensorSplit
 from codesign.errors import UserError
 
 DEFAULT_SPLIT_SEED = 0
@@ -19,34 +31,51 @@ MNIST_STD = 0.3081
 # quantized configs rank (one image is 0.05 pt); the calibration split stays at 500.
 MNIST_CALIB_PER_CLASS = 50
 MNIST_TEST_PER_CLASS = 200
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: the calibration images of an image folder at most (10 % of its training images below that)
+FOLDER_CALIB_IMAGES = 500
 
 
 @dataclass(frozen=True)
 class DataSplits:
-    """Normalised images ``[N, C, H, W]`` (float32) and labels ``[N]`` (int64) per split."""
+    """Training and test splits (read in batches) and the calibration images (one tensor).
 
-    train_x: torch.Tensor
-    train_y: torch.Tensor
+    ``calib_x`` holds the images activation scales and the accuracy proxy are computed on
+    (normalised float32 ``[N, C, H, W]``); ``train`` feeds fine-tuning, ``test`` the real top-1.
+    """
+
+    train: ImageSplit
     calib_x: torch.Tensor
     calib_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
+    test: ImageSplit
     num_classes: int
     class_names: tuple[str, ...]
     seed: int
+    #: the evaluation transform of folder data (None for the shipped MNIST tensors)
+    transform: ImageTransform | None = None
 
     def __post_init__(self) -> None:
-        for name in ("train", "calib", "test"):
-            x = getattr(self, f"{name}_x")
-            y = getattr(self, f"{name}_y")
-            if x.ndim != 4 or y.ndim != 1 or x.shape[0] != y.shape[0]:
-                raise ValueError(f"{name} split: images {tuple(x.shape)} vs labels {tuple(y.shape)}")
+        x, y = self.calib_x, self.calib_y
+        if x.ndim != 4 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+            raise ValueError(f"calib split: images {tuple(x.shape)} vs labels {tuple(y.shape)}")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.test_x.shape[1:]
-        return (int(c), int(h), int(w))
+        return self.test.image_shape
+
+
+@dataclass(frozen=True)
+class FolderOptions:
+    """How an image folder becomes splits (study keys under ``model``)."""
+
+    #: calibration images (a class-stratified subset of the training images; None: 10 % of them,
+    #: at most :data:`FOLDER_CALIB_IMAGES`)
+    calib_images: int | None = None
+    #: test images (a class-stratified subset of ``val/``; None: all of them)
+    test_images: int | None = None
+    #: DataLoader worker processes that decode images (0: in the calling process)
+    workers: int = 0
+    #: overrides of the model's timm data config (keys ``TRANSFORM_KEYS``)
+    transform: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _stratified_split(
@@ -84,7 +113,7 @@ def _mnist_table() -> np.ndarray:
 
     source = Path(DATA_PATH)
     stat = source.stat()
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "codesign"
+    root = cache_root()
     cached = root / f"mnist_5k-{stat.st_size}-{stat.st_mtime_ns}.npy"
     try:
         loaded: np.ndarray = np.load(cached)
@@ -117,128 +146,82 @@ def load_mnist(seed: int = DEFAULT_SPLIT_SEED) -> DataSplits:
     )
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     return DataSplits(
-        train_x=xt[tr],
-        train_y=yt[tr],
+        train=TensorSplit(xt[tr], yt[tr]),
         calib_x=xt[ca],
         calib_y=yt[ca],
-        test_x=xt[te],
-        test_y=yt[te],
+        test=TensorSplit(xt[te], yt[te]),
         num_classes=10,
         class_names=tuple(str(i) for i in range(10)),
         seed=seed,
     )
 
 
-def _list_classes(root: Path) -> list[Path]:
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise UserError(f"{root}: no class sub-folders (ImageFolder layout is <dir>/<class>/<img>)")
-    return classes
-
-
-def _read_images(
-    files: Sequence[Path],
-    size: tuple[int, int],
-    in_chans: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
-
-    mode = "L" if in_chans == 1 else "RGB"
-    out = np.empty((len(files), in_chans, size[0], size[1]), dtype=np.float32)
-    for i, f in enumerate(files):
-        try:
-            with Image.open(f) as im:
-                arr = np.asarray(im.convert(mode).resize((size[1], size[0])), dtype=np.float32)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise UserError(f"{f}: not a readable image ({exc.__class__.__name__})") from exc
-        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        out[i] = arr / 255.0
-    m = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
-    s = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
-    return torch.from_numpy((out - m) / s)
-
-
-def _folder_files(root: Path, classes: Sequence[str]) -> tuple[list[Path], np.ndarray]:
-    files: list[Path] = []
-    labels: list[int] = []
-    for ci, cname in enumerate(classes):
-        cdir = root / cname
-        if not cdir.is_dir():
-            continue
-        for f in sorted(cdir.rglob("*")):
-            if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
-                files.append(f)
-                labels.append(ci)
-    return files, np.asarray(labels, dtype=np.int64)
-
-
-def _require_images(root: Path, files: Sequence[Path]) -> None:
+def _require_images(root: Path, files: list[str]) -> None:
     if not files:
         raise UserError(f"{root}: no images with suffix {', '.join(IMAGE_SUFFIXES)}")
 
 
 def load_image_folder(
     data_dir: str | Path,
-    image_size: tuple[int, int],
-    in_chans: int = 3,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    model: nn.Module,
+    options: FolderOptions | None = None,
     seed: int = DEFAULT_SPLIT_SEED,
-    calib_frac: float = 0.1,
-    test_frac: float = 0.2,
 ) -> DataSplits:
-    """An ImageFolder directory (``<dir>/<class>/<image>``) as :class:`DataSplits`.
+    """An image folder as :class:`DataSplits`, through ``model``'s timm data config.
 
-    If ``data_dir`` has ``train/`` and ``val/`` (or ``test/``) sub-folders, those are used (the
-    calibration split is drawn from ``train``); otherwise the one folder is split per class.
+    With ``train/`` and ``val/`` (or ``test/``) sub-folders (ImageNet's layout), calibration
+    images are a seeded class-stratified subset of ``train/`` (the rest is the training split)
+    and the test split is ``val/`` (or a stratified subset of ``options.test_images``);
+    otherwise the one folder is split per class (10 % calibration, 20 % test).
     """
+    opts = options or FolderOptions()
     root = Path(data_dir)
     if not root.exists():
         raise UserError(f"data directory not found: {root}")
     if not root.is_dir():
         raise UserError(f"data path is not a directory: {root}")
-    mean = tuple(mean) if mean is not None else (0.5,) * in_chans
-    std = tuple(std) if std is not None else (0.5,) * in_chans
-    if len(mean) != in_chans or len(std) != in_chans:
-        raise UserError(f"mean/std need {in_chans} values (one per input channel)")
+    transform = ImageTransform.for_model(model, opts.transform)
     held_out = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
-    read: Callable[[Sequence[Path]], torch.Tensor] = lambda fs: _read_images(  # noqa: E731
-        fs, image_size, in_chans, mean, std
-    )
     if (root / "train").is_dir() and held_out is not None:
-        classes = [p.name for p in _list_classes(root / "train")]
-        files, labels = _folder_files(root / "train", classes)
+        classes = class_folders(root / "train")
+        files, labels = list_folder(root / "train", classes)
         _require_images(root / "train", files)
-        test_files, test_labels = _folder_files(held_out, classes)
-        extra = sorted(set(p.name for p in _list_classes(held_out)) - set(classes))
+        extra = sorted(set(class_folders(held_out)) - set(classes))
         if extra:
             raise UserError(f"{held_out}: classes {extra} are not in {root / 'train'}")
-        tr, ca, _ = _stratified_split(labels, seed, calib_frac, 0.0)
-        tr = np.setdiff1d(np.arange(len(labels)), ca)
-        x = read(files)
-        test_x = read(test_files)
+        test_files, test_labels = list_folder(held_out, classes)
         _require_images(held_out, test_files)
-        test_y = torch.from_numpy(test_labels)
+        n_cal = opts.calib_images or min(FOLDER_CALIB_IMAGES, max(1, round(0.1 * len(files))))
+        ca = stratified_subset(labels, min(n_cal, len(files) - 1), seed)
+        tr = np.setdiff1d(np.arange(len(labels)), ca)
+        te = np.arange(len(test_files))
     else:
-        classes = [p.name for p in _list_classes(root)]
-        files, labels = _folder_files(root, classes)
+        classes = class_folders(root)
+        files, labels = list_folder(root, classes)
         _require_images(root, files)
-        tr, ca, te = _stratified_split(labels, seed, calib_frac, test_frac)
-        x = read(files)
-        test_x, test_y = x[te], torch.from_numpy(labels[te])
-    y = torch.from_numpy(labels)
+        tr, ca, te = _stratified_split(labels, seed, 0.1, 0.2)
+        if opts.calib_images is not None:
+            ca = ca[stratified_subset(labels[ca], opts.calib_images, seed)]
+        test_files, test_labels = files, labels
+    if opts.test_images is not None:
+        te = te[stratified_subset(test_labels[te], opts.test_images, seed)]
+
+    def split(names: list[str], y: np.ndarray, idx: np.ndarray) -> FolderSplit:
+        return FolderSplit([names[i] for i in idx], y[idx], transform, opts.workers)
+
+    cal_files = [files[i] for i in ca]
+    cal_u8 = torch.cat(
+        list(decode(cal_files, transform.eval_uint8_transform(), transform.image_mode, opts.workers))
+    )
     return DataSplits(
-        train_x=x[tr],
-        train_y=y[tr],
-        calib_x=x[ca],
-        calib_y=y[ca],
-        test_x=test_x,
-        test_y=test_y,
+        train=split(files, labels, tr),
+        calib_x=transform.normalise(cal_u8),
+        calib_y=torch.from_numpy(labels[ca]),
+        test=split(test_files, test_labels, te),
         num_classes=len(classes),
         class_names=tuple(classes),
         seed=seed,
+        transform=transform,
     )
 
 
@@ -251,17 +234,15 @@ def registered_datasets() -> tuple[str, ...]:
 
 def load_dataset(
     name_or_dir: str | Path,
-    image_size: tuple[int, int] = (28, 28),
-    in_chans: int = 1,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    model: nn.Module,
+    options: FolderOptions | None = None,
     seed: int = DEFAULT_SPLIT_SEED,
 ) -> DataSplits:
-    """A registered dataset by name (``mnist``) or an ImageFolder directory path."""
+    """A registered dataset by name (``mnist``) or an image folder read for ``model``."""
     key = str(name_or_dir)
     if key in _REGISTERED:
         return _REGISTERED[key](seed)
     path = Path(key)
     if not path.exists():
         raise UserError(f"dataset {key!r}: not a directory and not one of {', '.join(registered_datasets())}")
-    return load_image_folder(path, image_size, in_chans, mean, std, seed)
+    return load_image_folder(path, model, options, seed)

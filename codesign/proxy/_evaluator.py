@@ -33,6 +33,7 @@ from codesign.errors import UserError
 from codesign.proxy._linear import MAX_CLASSES, LinearizedKL, model_digest
 from codesign.quant import Calibration, QuantConfig, layer_names, quantize_model
 from codesign.space import QuantSpace
+from codesign.torch_device import gpu_memory_guard
 
 PROXY_KINDS: tuple[str, ...] = ("linkl", "kl", "agree", "ce")
 FORWARD_KINDS: tuple[str, ...] = ("kl", "agree", "ce")
@@ -41,6 +42,8 @@ FORWARD_KINDS: tuple[str, ...] = ("kl", "agree", "ce")
 #: the quantized models :meth:`Evaluator.quantized` keeps, in bytes of their tensors (the
 #: default MNIST ViT: ~5 MB each; a DeiT-B: one)
 MODEL_CACHE_BYTES = 256 << 20
+#: test images per forward pass of the real evaluation (``model.batch_size`` in a study)
+DEFAULT_BATCH = 500
 
 
 def _tensor_bytes(model: nn.Module) -> int:
@@ -76,7 +79,8 @@ class Evaluator:
         proxy_images: int = 256,
         calib_images: int = 256,
         proxy_kind: str = "linkl",
-        batch_size: int = 500,
+        batch_size: int = DEFAULT_BATCH,
+        device: torch.device | None = None,
     ) -> None:
         if proxy_kind not in PROXY_KINDS:
             raise UserError(f"proxy_kind={proxy_kind!r}: allowed {', '.join(PROXY_KINDS)}")
@@ -87,13 +91,15 @@ class Evaluator:
         n_cal = int(splits.calib_x.shape[0])
         if n_cal == 0:
             raise UserError("the calibration split is empty")
-        self.model = model.eval()
+        self.device = device or torch.device("cpu")
+        self.model = model.eval().to(self.device)
         self.splits = splits
         self.proxy_kind = proxy_kind
         self.batch_size = batch_size
-        self.calibration_images = splits.calib_x[: min(calib_images, n_cal)]
-        self._proxy_x = splits.calib_x[: min(proxy_images, n_cal)]
-        self._proxy_y = splits.calib_y[: min(proxy_images, n_cal)]
+        calib_x, calib_y = splits.calib_x.to(self.device), splits.calib_y.to(self.device)
+        self.calibration_images = calib_x[: min(calib_images, n_cal)]
+        self._proxy_x = calib_x[: min(proxy_images, n_cal)]
+        self._proxy_y = calib_y[: min(proxy_images, n_cal)]
         self._layer_names = layer_names(model)
         # built on first use (a re-run with nothing left to do needs none of them)
         self._linear: LinearizedKL | None = None
@@ -180,12 +186,13 @@ class Evaluator:
         return self.proxy_scores(config).get(self.proxy_kind)
 
     def correct(self, model: nn.Module) -> torch.Tensor:
-        """Per test image: does ``model`` predict the label? (bool tensor, test-split order)."""
-        x, y = self.splits.test_x, self.splits.test_y
+        """Per test image: does ``model`` predict the label? (bool CPU tensor, test-split order;
+        the images stream from the split batch by batch)."""
         hits = []
-        with torch.no_grad():
-            for i in range(0, x.shape[0], self.batch_size):
-                hits.append(model(x[i : i + self.batch_size]).argmax(-1) == y[i : i + self.batch_size])
+        with torch.no_grad(), gpu_memory_guard(self.device):
+            for x, y in self.splits.test.batches(self.batch_size):
+                pred = model(x.to(self.device, non_blocking=True)).argmax(-1)
+                hits.append(pred.cpu() == y)
         return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
 
     def top1(self, model: nn.Module) -> float:
@@ -211,7 +218,7 @@ class Evaluator:
         """Identifies what :meth:`accuracy` depends on besides the config: the model's weights,
         the test split, and the calibration images (activation scales). Computed once."""
         if self._fingerprint is None:
-            data = (self.splits.test_x, self.splits.test_y, self.calibration_images)
+            data = (*self.splits.test.identity(), self.calibration_images)
             self._fingerprint = model_digest(self.model, data)
         return self._fingerprint
 

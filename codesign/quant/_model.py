@@ -135,7 +135,7 @@ def quantize_weight(
     fixed, pot = QUANTIZERS["fixed"], QUANTIZERS["pot"]
     scale_of = scales or (lambda kind: channel_scales(w, bits, QUANTIZERS[kind], method))
     s_fix = scale_of("fixed")
-    mask = torch.zeros(n_out, dtype=torch.bool)
+    mask = torch.zeros(n_out, dtype=torch.bool, device=w.device)
     if pot_ratio > 0:
         s_pot = scale_of("pot")
         gsize = n_out // groups
@@ -147,7 +147,7 @@ def quantize_weight(
             e_fix = ((fixed(w, s_fix, bits) - w) ** 2).sum(dims)
             e_pot = ((pot(w, s_pot, bits) - w) ** 2).sum(dims)
             cost = (e_pot - e_fix).reshape(groups, gsize)
-            pick = cost.argsort(dim=1)[:, :n_pot] + torch.arange(groups)[:, None] * gsize
+            pick = cost.argsort(dim=1)[:, :n_pot] + torch.arange(groups, device=w.device)[:, None] * gsize
             mask[pick.flatten()] = True
         shape = (-1, *([1] * (w.ndim - 1)))
         scale = torch.where(mask.reshape(shape), s_pot, s_fix)
@@ -379,7 +379,7 @@ class Calibration:
             flat = x.detach().reshape(-1)
             if flat.numel() > _SAMPLE_PER_POINT:
                 idx = torch.randint(0, flat.numel(), (_SAMPLE_PER_POINT,), generator=gen)
-                sample = flat[idx]
+                sample = flat[idx.to(flat.device)]
             else:
                 sample = flat.clone()
             self._samples[key] = sample
@@ -541,11 +541,31 @@ def quantize_model(model: nn.Module, config: QuantConfig, calib: torch.Tensor | 
 # ----------------------------------------------------------------------------- export / load
 
 
+def on_cpu(model: nn.Module) -> nn.Module:
+    """``model`` when every tensor it holds is on the CPU, else a CPU copy (parameters, buffers
+    and the integer weights of its quantized modules) for what runs on the CPU only: exports,
+    QONNX, testbench operands."""
+    tensors: list[torch.Tensor] = [*model.parameters(), *model.buffers()]
+    for m in model.modules():
+        qw = getattr(m, "qweight", None)
+        if isinstance(qw, QWeight):
+            tensors += [qw.codes, qw.scale, qw.pot_mask]
+    if all(t.device.type == "cpu" for t in tensors):
+        return model
+    out = copy.deepcopy(model).cpu()
+    for m in out.modules():
+        qw = getattr(m, "qweight", None)
+        if isinstance(qw, QWeight):
+            setattr(m, "qweight", QWeight(qw.bits, qw.codes.cpu(), qw.scale.cpu(), qw.pot_mask.cpu()))  # noqa: B010
+    return out
+
+
 def export_int_model(qmodel: nn.Module, path: str | Path) -> Path:
     """Save integer weights + scales (+ the float rest) of a model from :func:`quantize_model`."""
     config = getattr(qmodel, "quant_config", None)
     if not isinstance(config, QuantConfig):
         raise UserError("export_int_model: not a model returned by quantize_model")
+    qmodel = on_cpu(qmodel)
     weights: dict[str, dict[str, Any]] = {}
     for name, mod in qmodel.named_modules():
         if isinstance(mod, QuantLinear | QuantConv2d) and mod.qweight is not None:

@@ -38,6 +38,7 @@ from codesign.export import (
     write_json,
 )
 from codesign.qonnx_export import QONNX_FILE, QonnxExporter
+from codesign.quant import on_cpu
 from codesign.results.front import Outcome
 from codesign.results.trials import TrialRow
 from codesign.space import Candidate
@@ -179,7 +180,7 @@ def export_designs(
     if with_rtl:
         from hwmodel.rtl.testbench import engine_testbench
 
-    qonnx = QonnxExporter(ctx.evaluator.splits.test_x[:2]) if ctx.evaluator is not None else None
+    qonnx = QonnxExporter(ctx.evaluator.splits.test.head(2)) if ctx.evaluator is not None else None
 
     def build(tmp: Path) -> None:
         for p in tqdm(plans, desc="exporting", unit="design", disable=not progress):
@@ -190,7 +191,7 @@ def export_designs(
             qmodel = None
             if with_model:
                 assert ctx.evaluator is not None and qonnx is not None
-                qmodel = ctx.evaluator.quantized(p.cand.quant)
+                qmodel = on_cpu(ctx.evaluator.quantized(p.cand.quant))  # exports run on the CPU
                 write_int_model(d / "model_int.pt", qmodel)
                 qonnx.export(qmodel, d / QONNX_FILE)
                 act_scales = {str(k): float(v) for k, v in getattr(qmodel, "quant_act_scales", {}).items()}
@@ -200,7 +201,7 @@ def export_designs(
                 engine_text, dsp_models = texts.engine(p.cand)
                 (d / "rtl").mkdir()
                 (d / "rtl" / "engine.v").write_text(engine_text, encoding="utf-8")
-                image = ctx.evaluator.splits.test_x[:1] if ctx.evaluator is not None else None
+                image = ctx.evaluator.splits.test.head(1) if ctx.evaluator is not None else None
                 engine = design_engine(ctx.workload, p.cand.accel, ctx.device)
                 tile = tb_operands_for(p.cand, ctx.workload, engine, qmodel, image, seed=p.number)
                 tb = engine_testbench(engine, engine_text, tile)

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from codesign.objectives import OBJECTIVES
 from codesign.pareto import hypervolume, non_dominated
+from codesign.results.interval import wilson_interval
 from codesign.results.trials import TrialRow
 
 HV_REFERENCE = 1.1
@@ -27,10 +28,19 @@ class Outcome:
     """What a finished search found: its trials, the feasible Pareto front, hypervolumes and the
     real accuracy of the re-scored designs (:func:`codesign.results.rescore.rescore`)."""
 
+    def top1_interval(self, trial: int) -> tuple[float, float] | None:
+        """The 95 % (Wilson) interval of trial ``trial``'s real top-1, when it was measured."""
+        top1 = self.real_accuracy.get(trial)
+        if top1 is None or not self.test_images:
+            return None
+        return wilson_interval(top1, self.test_images)
+
     objectives: tuple[str, ...]
     rows: tuple[TrialRow, ...]
     pareto: tuple[TrialRow, ...]
     real_accuracy: Mapping[int, float] = field(default_factory=dict)
+    #: the test images each real accuracy was measured on (None: not re-scored)
+    test_images: int | None = None
     hypervolume: float = 0.0
     baseline_hypervolume: float = 0.0
     hv_history: tuple[tuple[int, float], ...] = ()

@@ -35,6 +35,8 @@ class Point:
     pareto: bool
     baseline: str
     real: float | None
+    #: the 95 % interval of ``real``
+    real_ci: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ def pareto_data(
                 pareto=row.pareto,
                 baseline=row.baseline,
                 real=None if row.accuracy_real is None else float(row.accuracy_real),
+                real_ci=None
+                if row.top1_ci_low is None or row.top1_ci_high is None
+                else (float(row.top1_ci_low), float(row.top1_ci_high)),
             )
             for row in shown
         )
@@ -209,6 +214,8 @@ def render_pareto(panels: Sequence[Panel], path: Path, title: str) -> Path:
 
 def _hover(p: Point, panel: Panel) -> str:
     real = "" if p.real is None else f"<br>top-1 {p.real:.2f} %"
+    if p.real_ci is not None:
+        real += f" (95 % CI {p.real_ci[0]:.2f}–{p.real_ci[1]:.2f})"
     tag = f"<br>baseline: {p.baseline}" if p.baseline else ""
     return (
         f"trial {p.trial}{tag}<br>{panel.x_label}: {p.x:.4g}<br>{panel.y_label}: {p.y:.4g}{real}"

@@ -97,4 +97,4 @@ def rescore(
         remember(study, fingerprint, known)
     real = dict(outcome.real_accuracy)
     real.update({n: known[quant_key(c)] for n, c in configs.items()})
-    return replace(outcome, real_accuracy=real)
+    return replace(outcome, real_accuracy=real, test_images=len(ctx.evaluator.splits.test))

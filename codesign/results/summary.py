@@ -27,6 +27,10 @@ def summary(ctx: SearchContext, outcome: Outcome) -> dict[str, Any]:
         "hv_reference": HV_REFERENCE,
         "hv_bounds": {"best": list(outcome.bounds[0]), "worst": list(outcome.bounds[1])},
         "real_accuracy": {str(k): v for k, v in sorted(outcome.real_accuracy.items())},
+        "real_accuracy_ci95": {
+            str(k): list(ci) for k in sorted(outcome.real_accuracy) if (ci := outcome.top1_interval(k))
+        },
+        "test_images": outcome.test_images,
         "proxy_kind": ctx.study.proxy_kind,
         "seed": ctx.study.seed,
     }

@@ -37,6 +37,9 @@ class ResultRow:
     pareto: bool
     accuracy_proxy: float | None
     accuracy_real: float | None
+    #: the 95 % Wilson interval of ``accuracy_real`` (its test images: ``summary.json``)
+    top1_ci_low: float | None
+    top1_ci_high: float | None
     fps: float | None
     latency_ms: float | None
     gops: float | None
@@ -57,6 +60,7 @@ class ResultRow:
     def of(cls, r: TrialRow, outcome: Outcome, pareto: bool) -> ResultRow:
         a = r.attrs
         rows, cols, pot = (a.get("array") or [0, 0, 0])[:3]
+        ci = outcome.top1_interval(r.number)
         return cls(
             trial=r.number,
             baseline=r.baseline,
@@ -66,6 +70,8 @@ class ResultRow:
             pareto=pareto,
             accuracy_proxy=a.get("proxy"),
             accuracy_real=outcome.real_accuracy.get(r.number),
+            top1_ci_low=None if ci is None else round(ci[0], 4),
+            top1_ci_high=None if ci is None else round(ci[1], 4),
             fps=a.get("fps"),
             latency_ms=a.get("latency_ms"),
             gops=a.get("gops"),

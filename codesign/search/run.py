@@ -104,10 +104,12 @@ class SearchRun:
         seed_offset: int,
         cache_dir: Path | None = None,
         run_id: str = "",
+        worker: int = 0,
     ) -> SearchRun:
         """A worker process: the Optuna study the main process opened, sampled with its own stream
-        (seed offset ``seed_base + seed_offset``) as one of several workers of run ``run_id``."""
-        context = build_context(study, cache_dir=cache_dir)
+        (seed offset ``seed_base + seed_offset``) as one of several workers of run ``run_id``
+        (``worker``: its index, which picks its GPU when torch sees several)."""
+        context = build_context(study, cache_dir=cache_dir, worker=worker)
         storage = open_storage(storage_url)
         sampler = make_sampler(study, seed_offset=seed_base + seed_offset, parallel=True)
         optuna_study = optuna.load_study(study_name=study.name, storage=storage, sampler=sampler)

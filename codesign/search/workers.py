@@ -61,6 +61,7 @@ def worker_main(spec: WorkerSpec, barrier: Any = None) -> None:
             SEED_STRIDE * spec.index,
             spec.cache_dir,
             run_id=spec.run_id,
+            worker=spec.index,
         )
     except UserError as exc:
         sys.stderr.write(error_line(f"codesign.search: worker {spec.index}", str(exc)))
