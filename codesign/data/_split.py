@@ -42,9 +42,10 @@ class ImageSplit(ABC):
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @abstractmethod
     def prepare(self) -> None:
         """Make the first pass cheap and surface unreadable files now (a cached split decodes
-        every image once here); nothing to do for a split in memory."""
+        every image once here)."""
 
     def head(self, n: int) -> torch.Tensor:
         """The first ``n`` images (fewer when the split is smaller) as one tensor."""
@@ -82,6 +83,9 @@ class TensorSplit(ImageSplit):
 
     def identity(self) -> tuple[torch.Tensor, ...]:
         return (self.x, self.y)
+
+    def prepare(self) -> None:
+        """Nothing to do: the images are in memory."""
 
     def head(self, n: int) -> torch.Tensor:
         return self.x[:n]

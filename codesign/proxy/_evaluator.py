@@ -36,6 +36,16 @@ from codesign.space import QuantSpace
 from codesign.torch_device import gpu_memory_guard
 
 PROXY_KINDS: tuple[str, ...] = ("linkl", "kl", "agree", "ce")
+
+
+def resolve_proxy_kind(kind: str, classes: int) -> str:
+    """The proxy a study's ``proxy.kind`` names; ``auto``: ``linkl`` up to
+    :data:`MAX_CLASSES` classes, else the forward-pass ``kl``."""
+    if kind != "auto":
+        return kind
+    return "linkl" if classes <= MAX_CLASSES else "kl"
+
+
 FORWARD_KINDS: tuple[str, ...] = ("kl", "agree", "ce")
 
 
