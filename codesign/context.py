@@ -7,10 +7,11 @@ from pathlib import Path
 
 from torch import nn
 
-from codesign.data import DataSplits
+from codesign.data import DataSplits, TensorSplit
 from codesign.errors import UserError
 from codesign.models import DEFAULT_WORKLOAD_NAME, load_default, load_user
 from codesign.proxy import Evaluator
+from codesign.proxy._evaluator import DEFAULT_BATCH
 from codesign.quant import QuantConfig
 from codesign.space import SearchSpace, load_space
 from codesign.study import Study
@@ -18,6 +19,9 @@ from codesign.torch_device import configure, resolve_device
 from hwmodel.device import Device, load_device
 from hwmodel.vit import check_model_name
 from hwmodel.workload import Workload, workload_from_model, workload_from_name
+
+#: test images per forward pass on an image folder (224² inputs) unless ``model.batch_size``
+FOLDER_BATCH = 128
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,13 @@ def load_study_model(study: Study) -> tuple[nn.Module, DataSplits] | None:
     if spec.checkpoint is None or not spec.checkpoint.is_file() or spec.data is None:
         return None
     return load_user(
-        spec.name, spec.checkpoint, spec.data, img_size=spec.img_size, options=spec.folder, seed=study.seed
+        spec.name,
+        spec.checkpoint,
+        spec.data,
+        img_size=spec.img_size,
+        model_kwargs=spec.kwargs,
+        options=spec.folder,
+        seed=study.seed,
     )
 
 
@@ -74,15 +84,16 @@ def study_evaluator(
     overrides the study's."""
     device = resolve_device(study.torch_device, worker)
     configure(device, study.tf32)
-    kwargs = {"batch_size": study.model.batch_size} if study.model.batch_size else {}
+    in_memory = isinstance(splits.test, TensorSplit)
+    batch = study.model.batch_size or (DEFAULT_BATCH if in_memory else FOLDER_BATCH)
     return Evaluator(
         model,
         splits,
         proxy_images=study.proxy_images,
         calib_images=study.proxy_images,
         proxy_kind=proxy_kind or study.proxy_kind,
+        batch_size=batch,
         device=device,
-        **kwargs,
     )
 
 
@@ -103,7 +114,7 @@ def build_context(study: Study, cache_dir: Path | None = None, worker: int = 0) 
         workload = workload_from_model(model, DEFAULT_WORKLOAD_NAME if spec.is_default else spec.name)
     else:
         if fixed is not None:  # hardware-only: the architecture is enough
-            kwargs = {"img_size": spec.img_size} if spec.img_size else {}
+            kwargs = {**spec.kwargs, **({"img_size": spec.img_size} if spec.img_size else {})}
             workload = workload_from_name(spec.name, **kwargs)
         else:
             check_model_name(spec.name)  # an unknown model is named before the missing checkpoint

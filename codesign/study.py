@@ -7,6 +7,7 @@ the folder of the study file; a data entry may also name a registered dataset (`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ MODEL_KEYS = (
     "checkpoint",
     "data",
     "img_size",
+    "kwargs",
     "transform",
     "calib_images",
     "test_images",
@@ -59,6 +61,8 @@ class ModelSpec:
     checkpoint: Path | None = None
     data: str | None = None
     img_size: int | None = None
+    #: further ``timm.create_model`` arguments (``embed_dim``, ``depth``, ``num_heads``, …)
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
     #: how an image folder becomes splits (transform overrides, subset sizes, decode workers)
     folder: FolderOptions = field(default_factory=FolderOptions)
     #: test images per forward pass of the real evaluation (None: the evaluator's default)
@@ -139,11 +143,17 @@ def _model(raw: Any, where: str, base: Path) -> ModelSpec:
         workers=workers,
         transform=_transform(m.get("transform", {}), f"{where}: model.transform"),
     )
+    kwargs = m.get("kwargs", {})
+    if not isinstance(kwargs, dict) or not all(
+        isinstance(k, str) and isinstance(v, int | float | str | bool) for k, v in kwargs.items()
+    ):
+        raise UserError(f"{where}: model.kwargs must map timm.create_model arguments to numbers or names")
     return ModelSpec(
         name=str(m["name"]),
         checkpoint=None if ckpt is None else _relative_to(base, str(ckpt)),
         data=data_text,
         img_size=img,
+        kwargs=dict(kwargs),
         folder=folder,
         batch_size=_positive(m, "batch_size", f"{where}: model", int, None),
     )

@@ -10,7 +10,6 @@ import numpy as np
 import optuna
 import pytest
 import torch
-from imagefolder import write_imagenet_folder
 from PIL import Image
 
 from codesign.cli.finetune import entry as finetune_entry
@@ -18,6 +17,7 @@ from codesign.cli.report import entry as report_entry
 from codesign.cli.search import entry as search_entry
 from codesign.data import FolderOptions, FolderSplit, load_image_folder, stratified_subset
 from codesign.errors import UserError
+from devtools.imagefolder import write_imagenet_folder
 from hwmodel.timm_compat import import_timm
 
 timm = import_timm()

@@ -121,7 +121,7 @@ class ImageTransform:
         """uint8 ``[N, C, H, W]`` → what timm's ``ToTensor`` + ``Normalize`` give, bit for bit."""
         mean = torch.as_tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
         std = torch.as_tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
-        return images.to(torch.float32).div(255).sub_(mean).div_(std)
+        return images.to(torch.float32).div_(255).sub_(mean).div_(std)
 
 
 def list_folder(root: Path, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
