@@ -150,6 +150,7 @@ def _study(tmp_path: Path, data: Path, checkpoint: Path, name: str = "mini_image
         f"  checkpoint: {checkpoint}\n"
         f"  data: {data}\n"
         "  img_size: 32\n"
+        "  kwargs: {patch_size: 8, embed_dim: 32, depth: 2, num_heads: 2}\n"
         "  calib_images: 8\n"
         "  data_workers: 2\n"
         "  batch_size: 16\n"
@@ -167,10 +168,8 @@ def _study(tmp_path: Path, data: Path, checkpoint: Path, name: str = "mini_image
 @pytest.mark.slow
 def test_search_report_finetune_qonnx_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_imagenet_folder(tmp_path / "data", CLASSES, 10, 5)
-    torch.manual_seed(0)
-    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=CLASSES, img_size=32)
     ckpt = tmp_path / "vit.pt"
-    torch.save(model.state_dict(), ckpt)  # timm's vit_tiny at 32² (the study names the model)
+    torch.save(_model().state_dict(), ckpt)
     study = _study(tmp_path, data, ckpt)
     out = tmp_path / "runs"
     assert search_entry(["--study", str(study), "--out", str(out), "--quiet", "--json"]) == 0

@@ -132,3 +132,62 @@ def test_missing_user_checkpoint_is_one_line(tmp_path: Path) -> None:
         build_context(study)
     msg = str(err.value)
     assert "needs your checkpoint" in msg and "--hw-only" in msg and "\n" not in msg
+
+
+USER_MODEL = (
+    "model:\n  name: deit_small_patch16_224\n  checkpoint: ck.pt\n  data: imagenet\n"
+    "  transform: {crop_pct: 0.875, interpolation: bicubic, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}\n"
+    "  calib_images: 500\n  test_images: 10000\n  data_workers: 4\n  batch_size: 256\n"
+    "  kwargs: {drop_path_rate: 0.0}\n"
+    "torch_device: cuda:1\ntf32: true\n"
+)
+
+
+def _user_study(tmp_path: Path, model_text: str) -> Path:
+    text = DEFAULT_STUDY.read_text().replace("../search_spaces", str(ROOT / "search_spaces"))
+    path = tmp_path / "study.yaml"
+    path.write_text(text.replace("model: default ", model_text + "#"))
+    return path
+
+
+def test_image_folder_keys_are_read(tmp_path: Path) -> None:
+    study = load_study(_user_study(tmp_path, USER_MODEL))
+    m = study.model
+    assert m.folder.calib_images == 500 and m.folder.test_images == 10000 and m.folder.workers == 4
+    assert m.folder.transform == {
+        "crop_pct": 0.875,
+        "interpolation": "bicubic",
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+    }
+    assert m.batch_size == 256 and m.kwargs == {"drop_path_rate": 0.0}
+    assert study.torch_device == "cuda:1" and study.tf32 is True
+    assert load_study(DEFAULT_STUDY).torch_device == "auto" and not load_study(DEFAULT_STUDY).tf32
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (("crop_pct: 0.875", "crop_pct: 1.5"), "crop_pct must be a fraction"),
+        (
+            ("interpolation: bicubic", "interpolation: cubic"),
+            "interpolation 'cubic' unknown (allowed: bilinear",
+        ),
+        (("crop_pct: 0.875", "crop_size: 0.875"), "unknown key 'crop_size' (allowed: crop_pct"),
+        (("std: [0.5, 0.5, 0.5]", "std: [0.5, 0, 0.5]"), "std must be a list of numbers"),
+        (("calib_images: 500", "calib_images: 0"), "'calib_images' must be a positive"),
+        (("test_images: 10000", "test_images: many"), "'test_images' must be a positive"),
+        (("data_workers: 4", "data_workers: -1"), "model.data_workers must be an integer"),
+        (("batch_size: 256", "batch_sizes: 256"), "unknown key 'batch_sizes'"),
+        (("torch_device: cuda:1", "torch_device: tpu"), "torch_device 'tpu' unknown (allowed: auto, cpu"),
+        (("torch_device: cuda:1", "torch_device: cpu:0"), "torch_device 'cpu:0' unknown"),
+        (("tf32: true", "tf32: maybe"), "'tf32' must be true or false"),
+        (("kwargs: {drop_path_rate: 0.0}", "kwargs: [1]"), "model.kwargs must map"),
+    ],
+)
+def test_bad_image_folder_keys_are_one_line(tmp_path: Path, edit: tuple[str, str], needle: str) -> None:
+    assert edit[0] in USER_MODEL
+    path = _user_study(tmp_path, USER_MODEL.replace(*edit))
+    with pytest.raises(UserError) as err:
+        load_study(path)
+    assert needle in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
