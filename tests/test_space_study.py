@@ -87,6 +87,10 @@ def test_bad_study_is_one_line(tmp_path: Path, edit: tuple[str, str], needle: st
     assert edit[0] in text
     path = tmp_path / "study.yaml"
     path.write_text(text.replace(*edit))
+    _assert_one_line_error(path, needle)
+
+
+def _assert_one_line_error(path: Path, needle: str) -> None:
     with pytest.raises(UserError) as err:
         load_study(path)
     assert needle in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
@@ -187,7 +191,4 @@ def test_image_folder_keys_are_read(tmp_path: Path) -> None:
 )
 def test_bad_image_folder_keys_are_one_line(tmp_path: Path, edit: tuple[str, str], needle: str) -> None:
     assert edit[0] in USER_MODEL
-    path = _user_study(tmp_path, USER_MODEL.replace(*edit))
-    with pytest.raises(UserError) as err:
-        load_study(path)
-    assert needle in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+    _assert_one_line_error(_user_study(tmp_path, USER_MODEL.replace(*edit)), needle)
