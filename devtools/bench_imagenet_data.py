@@ -38,7 +38,9 @@ COMMAND = "devtools.bench_imagenet_data"
 ARCH = {"embed_dim": 16, "depth": 1, "num_heads": 1}
 
 
-def prepare(root: Path, classes: int, val_per_class: int, train_per_class: int, trials: int) -> Path:
+def prepare(
+    root: Path, classes: int, val_per_class: int, train_per_class: int, trials: int, proxy: str
+) -> Path:
     """The folder, checkpoint and study under ``root`` (the folder only when not there yet)."""
     data = root / f"data-{classes}x{val_per_class}"
     if not (data / "done").is_file():
@@ -63,6 +65,7 @@ def prepare(root: Path, classes: int, val_per_class: int, train_per_class: int, 
         f"search_space: {REPO_ROOT / 'search_spaces' / 'deit_zcu102.yaml'}\n"
         "fps: 30\n"
         f"trials: {trials}\n"
+        f"proxy: {{kind: {proxy}}}\n"
     )
     return study
 
@@ -74,13 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--val-per-class", type=positive_int, default=50)
     p.add_argument("--train-per-class", type=positive_int, default=2)
     p.add_argument("--trials", type=positive_int, default=30)
+    p.add_argument("--proxy", default="kl", help="the study's proxy.kind (default kl)")
     p.add_argument("--keep-cache", action="store_true", help="reuse the decoded images of a former call")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     root: Path = args.dir
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    study = prepare(root, args.classes, args.val_per_class, args.train_per_class, args.trials)
+    study = prepare(root, args.classes, args.val_per_class, args.train_per_class, args.trials, args.proxy)
     prepare_s = time.perf_counter() - t0
     cache = root / "cache"
     if not args.keep_cache:
