@@ -4,7 +4,9 @@
    MNIST model on 500 test images and a random-weight DeiT-S (1,000 classes) on 16 generated
    images, for W8A8, W4A8P0.5 and W3A6; each evaluator calibrates on its own device. Printed:
    the largest |Δ logit| relative to the largest |logit| (target ≤ 1e-4) and the argmax agreement.
-2. ``codesign.bench_accuracy`` of deit_small and deit_base on ``cuda`` (4,096 images).
+2. timm's normalisation of uint8 pixels on CUDA against the CPU's (must be bit-identical: image
+   folders are normalised on the GPU).
+3. ``codesign.bench_accuracy`` of deit_small and deit_base on ``cuda`` (4,096 images).
 
 CPU-only machines get one line saying so (exit 2). Everything lands in one JSON object.
 """
@@ -22,7 +24,7 @@ import torch
 from torch import nn
 
 from codesign.cli.bench_accuracy import bench_model, generated_splits, run_bench
-from codesign.data import DataSplits
+from codesign.data import DataSplits, ImageTransform
 from codesign.errors import UserError
 from codesign.models import load_default
 from codesign.proxy import Evaluator
@@ -70,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     deit = bench_model("deit_small_patch16_224", 1000)
     dsplits = generated_splits(deit, 1000, 64, 16)
     result["deit_small"] = compare("deit_small_patch16_224", deit, dsplits, dsplits.test.head(16))
+    u8 = torch.randint(
+        0, 256, (64, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    transform = ImageTransform.for_model(deit)
+    on_gpu = transform.normalise(u8.cuda()).cpu()
+    result["normalise_bit_identical"] = bool(torch.equal(on_gpu, transform.normalise(u8)))
     result["bench"] = [
         run_bench(name, 1000, "cuda", args.images, 256, 512, 20, 300, 40, 10_000)
         for name in ("deit_small_patch16_224", "deit_base_patch16_224")

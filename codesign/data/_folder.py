@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -118,9 +119,11 @@ class ImageTransform:
         return import_timm().data.create_transform(**self._kwargs(), is_training=True)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[N, C, H, W]`` → what timm's ``ToTensor`` + ``Normalize`` give, bit for bit."""
-        mean = torch.as_tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
-        std = torch.as_tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
+        """uint8 ``[N, C, H, W]`` → what timm's ``ToTensor`` + ``Normalize`` give, bit for bit (on
+        the images' device: IEEE float32 division and subtraction, as on the CPU)."""
+        dev = images.device
+        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
+        std = torch.as_tensor(self.std, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
         return images.to(torch.float32).div_(255).sub_(mean).div_(std)
 
 
@@ -331,16 +334,24 @@ class FolderSplit(ImageSplit):
             yield from self._rebatch(self._decode_uint8(), batch_size)
             return
         shape = self.transform.input_size
-        with open(path, "rb", buffering=0) as f:
-            for i in range(0, len(self), batch_size):
-                n = min(batch_size, len(self) - i)
-                out = torch.empty((n, *shape), dtype=torch.uint8)
-                view = memoryview(out.numpy().reshape(-1))  # type: ignore[arg-type]
-                f.seek(i * self.image_bytes)
-                got = f.readinto(view)
-                if got != len(view):
-                    raise UserError(f"{path}: truncated image cache (delete it to rebuild)")
-                yield out
+
+        def read(f: Any, i: int) -> torch.Tensor:
+            out = torch.empty((min(batch_size, len(self) - i), *shape), dtype=torch.uint8)
+            view = memoryview(out.numpy().reshape(-1))  # type: ignore[arg-type]
+            if os.preadv(f.fileno(), [view], i * self.image_bytes) != len(view):
+                raise UserError(f"{path}: truncated image cache (delete it to rebuild)")
+            return out
+
+        # the next batch is read in a thread (the read releases the GIL) while this one is used
+        with open(path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as pool:
+            starts = range(0, len(self), batch_size)
+            ahead = pool.submit(read, f, 0) if len(self) else None
+            for i in starts:
+                assert ahead is not None
+                batch = ahead.result()
+                nxt = i + batch_size
+                ahead = pool.submit(read, f, nxt) if nxt < len(self) else None
+                yield batch
 
     @staticmethod
     def _rebatch(parts: Iterator[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
@@ -357,11 +368,15 @@ class FolderSplit(ImageSplit):
         if count:
             yield torch.cat(pending)
 
-    def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, device: torch.device | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Normalised on ``device``: a GPU receives the uint8 pixels (a quarter of the bytes)."""
         start = 0
         for u8 in self.uint8_batches(batch_size):
             n = u8.shape[0]
-            yield self.transform.normalise(u8), self._labels[start : start + n]
+            pixels = u8 if device is None else u8.to(device, non_blocking=True)
+            yield self.transform.normalise(pixels), self._labels[start : start + n]
             start += n
 
     def head(self, n: int) -> torch.Tensor:

@@ -26,8 +26,11 @@ class ImageSplit(ABC):
         """``(C, H, W)`` of every image."""
 
     @abstractmethod
-    def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(images, labels)`` batches of at most ``batch_size``, in split order (CPU tensors)."""
+    def batches(
+        self, batch_size: int, device: torch.device | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(images, labels)`` batches of at most ``batch_size``, in split order: the images on
+        ``device`` (default: the CPU), the labels on the CPU."""
 
     @abstractmethod
     def identity(self) -> tuple[torch.Tensor, ...]:
@@ -77,9 +80,12 @@ class TensorSplit(ImageSplit):
         c, h, w = self.x.shape[1:]
         return (int(c), int(h), int(w))
 
-    def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, device: torch.device | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for i in range(0, self.x.shape[0], batch_size):
-            yield self.x[i : i + batch_size], self.y[i : i + batch_size]
+            x = self.x[i : i + batch_size]
+            yield (x if device is None else x.to(device, non_blocking=True)), self.y[i : i + batch_size]
 
     def identity(self) -> tuple[torch.Tensor, ...]:
         return (self.x, self.y)

@@ -200,8 +200,8 @@ class Evaluator:
         the images stream from the split batch by batch)."""
         hits = []
         with torch.no_grad(), gpu_memory_guard(self.device):
-            for x, y in self.splits.test.batches(self.batch_size):
-                pred = model(x.to(self.device, non_blocking=True)).argmax(-1)
+            for x, y in self.splits.test.batches(self.batch_size, self.device):
+                pred = model(x).argmax(-1)
                 hits.append(pred.cpu() == y)
         return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
 
