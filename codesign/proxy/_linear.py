@@ -73,7 +73,6 @@ def _apply_fn(module: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch
     return lambda x, w: F.linear(x, w)
 
 
-
 class Recorder:
     """A shadow copy of a model whose forward pass keeps what the proxies contract: the input and
     the output of every layer (the output with its gradient retained), Q/K/P/V of every attention
@@ -148,7 +147,7 @@ class LinearizedKL:
         # [C, N, M]: d z_c / d (tensor) for every image n and element m (filled class by class)
         self._grad = {k: t.new_empty(n_classes, t.shape[0], t[0].numel()) for k, t in tensors.items()}
         for c in range(n_classes):
-            z[:, c].sum().backward(retain_graph=c < n_classes - 1)
+            z[:, c].sum().backward(retain_graph=c < n_classes - 1)  # type: ignore[no-untyped-call]
             for key, t in tensors.items():
                 assert t.grad is not None
                 self._grad[key][c].copy_(t.grad.reshape(t.shape[0], -1))

@@ -23,14 +23,14 @@ the images for the config's missing terms). Every tensor follows the device of t
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.grad import conv2d_input
 from tqdm import tqdm
 
 from codesign.nn_attrs import tensor_attr
@@ -106,19 +106,14 @@ def space_keys(
     pot_ratios: Iterable[float],
     config: QuantConfig,
     model: nn.Module,
-    fixed_layers: Mapping[str, LayerQuant] | None = None,
 ) -> list[TermKey]:
-    """Every term a search over these choices can ask for (methods from ``config``); a layer of
-    ``fixed_layers`` has its fixed choice only."""
+    """Every term a search over these choices can ask for (methods from ``config``), for every
+    layer (also the space's fixed layers: their few terms are cheap, and configs drawn without
+    the space's fixed layers find them)."""
     wb, ab, ratios = tuple(weight_bits), tuple(act_bits), tuple(float(r) for r in pot_ratios)
     keys = nonlinear_keys(model) if config.nonlinear == "int" else []
-    fixed = fixed_layers or {}
     am, wm = config.act_calibration, config.weight_calibration
     for name in names:
-        if name in fixed:
-            one = dataclasses.replace(config, layers={name: fixed[name]}, nonlinear="float")
-            keys += config_keys([name], one, model)
-            continue
         if is_matmul_layer(name):
             for b in ab:
                 if b < FLOAT_BITS:
@@ -231,7 +226,8 @@ class StreamedProxy(ABC):
         name = point.rsplit(":", 1)[0]
         if kind == "softmax":
             x = rec.points[point].detach()
-            return IntNonlinear(kind, scale)(x) - x.softmax(dim=-1)
+            err: torch.Tensor = IntNonlinear(kind, scale)(x) - x.softmax(dim=-1)
+            return err
         x = rec.nl_inputs[point]
         mod = self.model.get_submodule(name)
         affine = mod if isinstance(mod, nn.LayerNorm) else None
@@ -257,7 +253,7 @@ class StreamedProxy(ABC):
             per_point: dict[str, list[torch.Tensor]] = {k: [] for k in needed}
             tensors = {**rec.outputs, **rec.points}
             for c in range(outs.shape[0]):
-                outs[c].sum().backward(retain_graph=c < outs.shape[0] - 1)
+                outs[c].sum().backward(retain_graph=c < outs.shape[0] - 1)  # type: ignore[no-untyped-call]
                 for key, t in tensors.items():
                     if key in per_point:
                         assert t.grad is not None
@@ -285,11 +281,10 @@ class StreamedProxy(ABC):
         pot_ratios: tuple[float, ...],
         config: QuantConfig,
         progress: bool = False,
-        fixed_layers: Mapping[str, LayerQuant] | None = None,
     ) -> int:
-        """Compute every term of a search space's choices (methods from ``config``; a layer of
-        ``fixed_layers`` only its fixed choice); returns the number of cached terms."""
-        keys = space_keys(self.names, weight_bits, act_bits, pot_ratios, config, self.model, fixed_layers)
+        """Compute every term of a search space's choices (methods from ``config``); returns the
+        number of cached terms."""
+        keys = space_keys(self.names, weight_bits, act_bits, pot_ratios, config, self.model)
         self.compute(keys, progress=progress)
         return len(self._terms)
 
@@ -534,9 +529,10 @@ class FisherProxy(StreamedProxy):
             else:
                 conv = mod
                 assert isinstance(conv, nn.Conv2d) and conv.groups == 1
-                cols = F.unfold(
-                    x, conv.kernel_size, conv.dilation, conv.padding, conv.stride
-                )  # [b, in·kk, L]
+                pad = conv.padding
+                assert not isinstance(pad, str)  # ('same' / 'valid' padding: not in a ViT stem)
+                # [b, in·kh·kw, L]: the patch each output position sees
+                cols = F.unfold(x, conv.kernel_size, conv.dilation, pad, conv.stride)
                 w_grad = torch.bmm(g.reshape(b, w.shape[0], -1), cols.transpose(1, 2))
             f = w_grad.square().sum(0).reshape(w.shape)
             self._fisher[name] = self._fisher[name] + f if name in self._fisher else f
@@ -550,7 +546,7 @@ class FisherProxy(StreamedProxy):
                 conv = mod
                 assert isinstance(conv, nn.Conv2d)
                 gy = g.reshape(b, w.shape[0], *rec.outputs[name].shape[2:])
-                gx = torch.nn.grad.conv2d_input(
+                gx = conv2d_input(  # type: ignore[no-untyped-call]
                     x.shape, w, gy, conv.stride, conv.padding, conv.dilation, conv.groups
                 )
             g2 = gx.square()
