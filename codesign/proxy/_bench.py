@@ -32,6 +32,9 @@ class ProxyTiming:
     terms: int
     #: mean milliseconds of one call once precomputed (random mixed configs)
     call_ms: float
+    #: CPU seconds of this process for calibration + precompute (all threads; on a shared
+    #: machine the one-thread figure is what an idle core would take)
+    setup_cpu_s: float
 
 
 def build_term_proxy(
@@ -71,6 +74,7 @@ def measure_proxy(
     """Build the calibration and the proxy on ``images``, precompute every choice of ``space``,
     then time ``configs`` calls on random mixed configs (after one warm-up call)."""
     model = model.eval()
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     calibration = Calibration(model, images)
     calibration_s = time.perf_counter() - t0
@@ -79,6 +83,7 @@ def measure_proxy(
     cfg = QuantConfig.uniform("W8A8", nonlinear=space.nonlinear)
     terms = proxy.precompute(space.weight_bits, space.act_bits, space.pot_ratio, cfg, progress=progress)
     precompute_s = time.perf_counter() - t0
+    setup_cpu_s = time.process_time() - cpu0
     rng = random.Random(seed)
     names = layer_names(model)
     cfgs = [random_config(space, names, rng) for _ in range(max(configs, 1))]
@@ -90,4 +95,6 @@ def measure_proxy(
     resolved = proxy.kind if isinstance(proxy, StreamedProxy) else "linkl"
     with torch.no_grad():
         n_classes = int(model(images[:1]).shape[1])
-    return ProxyTiming(resolved, n_classes, int(images.shape[0]), calibration_s, precompute_s, terms, call_ms)
+    n_images = int(images.shape[0])
+    seconds = (calibration_s, precompute_s, terms, call_ms, setup_cpu_s)
+    return ProxyTiming(resolved, n_classes, n_images, *seconds)
