@@ -10,7 +10,7 @@ from torch import nn
 from codesign.data import DataSplits, TensorSplit
 from codesign.errors import UserError
 from codesign.models import DEFAULT_WORKLOAD_NAME, load_default, load_user
-from codesign.proxy import Evaluator
+from codesign.proxy import TERM_KINDS, Evaluator
 from codesign.proxy._evaluator import DEFAULT_BATCH
 from codesign.quant import QuantConfig
 from codesign.space import SearchSpace, load_space
@@ -42,13 +42,15 @@ class SearchContext:
         return self.study.fixed_quant
 
     def prepare_proxy(self, progress: bool = False) -> int:
-        """Compute (or read from ``cache_dir/proxy_terms.pt``) the ``linkl`` proxy's terms of every
-        per-layer choice of the space, so a proxy call is ~1 ms; before the trials, not at set-up
-        (a run with no trial left to do needs none). Returns the number of terms (0: not needed)."""
-        if self.evaluator is None or self.study.proxy_kind != "linkl" or self.fixed_quant is not None:
+        """Compute (or read from ``cache_dir/proxy_terms.pt``, ``proxy_terms_<kind>.pt`` for
+        ``linkl_topk`` / ``fit``) the proxy's terms of every per-layer choice of the space, so a proxy
+        call is ~1 ms; before the trials, not at set-up (a run with no trial left to do needs none).
+        Returns the number of terms (0: not needed)."""
+        ev = self.evaluator
+        if ev is None or ev.proxy_kind not in TERM_KINDS or self.fixed_quant is not None:
             return 0
-        cache = self.cache_dir / "proxy_terms.pt" if self.cache_dir is not None else None
-        return self.evaluator.precompute(self.space.quant, cache=cache, progress=progress)
+        cache = self.cache_dir / ev.terms_file if self.cache_dir is not None else None
+        return ev.precompute(self.space.quant, cache=cache, progress=progress)
 
     @property
     def objectives(self) -> tuple[str, ...]:

@@ -34,6 +34,9 @@ OBJECTIVES: dict[str, Objective] = {
 #: Axis labels of the accuracy objective per proxy kind (``codesign.proxy``).
 PROXY_LABELS: dict[str, str] = {
     "linkl": "proxy: −KL(FP32 ‖ quantized), linearised (higher is better)",
+    "linkl_topk": "proxy: −KL(FP32 ‖ quantized), linearised, top-k classes (higher is better)",
+    "fit": "proxy: −Fisher-weighted quantization noise (higher is better)",
+    "auto": "proxy (higher is better)",
     "kl": "proxy: −KL(FP32 ‖ quantized) (higher is better)",
     "agree": "proxy: top-1 agreement with FP32 [%]",
     "ce": "proxy: −cross-entropy (higher is better)",

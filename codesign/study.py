@@ -222,7 +222,7 @@ def load_study(path: str | Path) -> Study:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UserError(f"{where}: key 'seed' must be an integer, got {seed!r}")
     proxy = check_keys(s.get("proxy", {}), ("kind", "images"), f"{where}: proxy")
-    kind = proxy.get("kind", "linkl")
+    kind = proxy.get("kind", "auto")
     if kind not in PROXY_KINDS:
         raise UserError(f"{where}: proxy.kind {kind!r} unknown (allowed: {', '.join(PROXY_KINDS)})")
     torch_device = check_device_spec(str(s.get("torch_device", "auto")), where)

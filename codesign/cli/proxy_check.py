@@ -2,6 +2,12 @@
 
     python -m codesign.proxy_check            # 40 random mixed configs, default model
     python -m codesign.proxy_check --json --configs 60 --seed 1
+    python -m codesign.proxy_check --proxy linkl_topk --topk 3   # another proxy kind
+    python -m codesign.proxy_check --bench-model deit_small_patch16_224 --space search_spaces/deit_zcu102.yaml
+
+``--bench-model NAME`` times a term proxy instead (no accuracies): a random-weight timm model
+(``--classes``, default 1,000) on ``--proxy-images`` random images, the terms of every choice of
+``--space`` precomputed, then the mean milliseconds of a call (``measure_proxy``).
 
 Draws random per-layer configs from the default search space (W2…W8, A4…A8, PoT ratios; bit
 targets log-uniform per config), measures the real top-1 on the test split and the proxy on
@@ -17,6 +23,8 @@ other, so τ against the 2,000 test images is bounded by that noise, not only by
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import math
 import random
@@ -29,7 +37,9 @@ from scipy import stats
 
 from codesign.errors import UserError
 from codesign.models import load_default
-from codesign.proxy import FORWARD_KINDS, PROXY_KINDS, Evaluator, random_config
+from codesign.proxy import FORWARD_KINDS, PROXY_KINDS, TERM_KINDS, Evaluator, random_config
+from codesign.proxy._bench import measure_proxy
+from codesign.proxy._streamed import TOPK_CLASSES
 from codesign.space import DEFAULT_SPACE_FILE, load_space
 from hwmodel.cli import command_parser, run_main
 
@@ -65,17 +75,22 @@ def tau_ceiling(split_half_tau: float) -> float:
 
 
 def run_check(
-    n_configs: int, seed: int, proxy_kind: str, proxy_images: int, space_file: str = str(DEFAULT_SPACE_FILE)
+    n_configs: int,
+    seed: int,
+    proxy_kind: str,
+    proxy_images: int,
+    space_file: str = str(DEFAULT_SPACE_FILE),
+    topk: int = TOPK_CLASSES,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     space = load_space(space_file).quant
     model, splits = load_default()
-    ev = Evaluator(model, splits, proxy_kind=proxy_kind, proxy_images=proxy_images)
+    ev = Evaluator(model, splits, proxy_kind=proxy_kind, proxy_images=proxy_images, topk=topk)
     rng = random.Random(seed)
     configs = [random_config(space, ev.layer_names(), rng) for _ in range(n_configs)]
     # One-off set-up, as in a long search: the per-layer quantized weights and scales (and the
     # linearized proxy's per-layer terms) of every choice, so both timings below are steady state.
-    if proxy_kind == "linkl":
+    if ev.proxy_kind in TERM_KINDS:
         ev.precompute(space)
     for cfg in configs:
         ev.quantized(cfg)
@@ -101,7 +116,8 @@ def run_check(
     half_tau, proxy_half_tau = split_half_taus(hits, proxies, seed)
     return {
         "configs": n_configs,
-        "proxy": proxy_kind,
+        "proxy": ev.proxy_kind,
+        **({"topk": topk} if ev.proxy_kind == "linkl_topk" else {}),
         "kendall_tau": tau,
         "spearman_rho": rho,
         "proxy_s": sum(proxy_s) / n_configs,
@@ -123,8 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = command_parser(COMMAND, __doc__)
     p.add_argument("--configs", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--proxy", default="linkl", help=f"one of {', '.join(PROXY_KINDS)}")
+    p.add_argument("--proxy", default="auto", help=f"one of {', '.join(PROXY_KINDS)}")
+    p.add_argument("--topk", type=int, default=TOPK_CLASSES, help="linkl_topk: classes kept (+ a remainder)")
     p.add_argument("--proxy-images", type=int, default=256)
+    p.add_argument("--bench-model", metavar="NAME", help="time the proxy on a random-weight timm model")
+    p.add_argument("--classes", type=int, default=1000, help="--bench-model: class count")
+    p.add_argument("--space", default=str(DEFAULT_SPACE_FILE), help="search space file")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
@@ -134,7 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.proxy not in PROXY_KINDS:
         raise UserError(f"--proxy {args.proxy!r}: allowed {', '.join(PROXY_KINDS)}")
     torch.set_num_threads(args.threads)
-    res = run_check(args.configs, args.seed, args.proxy, args.proxy_images)
+    if args.topk < 1:
+        raise UserError(f"--topk must be ≥ 1, got {args.topk}")
+    if args.bench_model:
+        return bench(args)
+    res = run_check(args.configs, args.seed, args.proxy, args.proxy_images, args.space, topk=args.topk)
     res["wall_s"] = time.perf_counter() - t0
     if args.json:
         print(json.dumps(res, indent=2))
@@ -158,6 +182,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({res['eval_s'] / max(res['proxy_s'], 1e-9):.1f}x the proxy)"
         )
         print(f"wall time      {res['wall_s']:.1f} s")
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    """``--bench-model``: the proxy's precompute seconds and call milliseconds (random weights)."""
+    from hwmodel.timm_compat import import_timm
+
+    torch.manual_seed(args.seed)
+    model = import_timm().create_model(args.bench_model, pretrained=False, num_classes=args.classes).eval()
+    c, h, w = model.pretrained_cfg.get("input_size", (3, 224, 224))
+    images = torch.randn(args.proxy_images, c, h, w)
+    space = load_space(args.space).quant
+    t = measure_proxy(model, images, space, args.proxy, topk=args.topk, progress=not args.json)
+    res = {"model": args.bench_model, **dataclasses.asdict(t), "threads": torch.get_num_threads()}
+    if t.kind == "linkl_topk":
+        res["topk"] = args.topk
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        for key, value in res.items():
+            print(f"{key:14s} {value:.3f}" if isinstance(value, float) else f"{key:14s} {value}")
     return 0
 
 

@@ -6,8 +6,14 @@ call is one deep copy + one forward pass on a few hundred calibration images.
 
 Proxies (higher is better; only calibration images are used, never the test split):
 
-* ``linkl``  (default) the linearized KL of :mod:`codesign.proxy._linear`: per-point first-order
-  logit changes, cached per (layer, choice) and summed per call; no forward pass (≈ 1 ms).
+* ``auto``   (the study default) ``linkl`` for ≤ :data:`MAX_CLASSES` classes, else
+  :data:`ANY_CLASS_KIND` (:func:`resolve_proxy_kind`).
+* ``linkl``  the linearized KL of :mod:`codesign.proxy._linear`: per-point first-order logit
+  changes, cached per (layer, choice) and summed per call; no forward pass (≈ 1 ms); ≤ 64 classes.
+* ``linkl_topk`` ``linkl`` over each image's ``topk`` most likely FP32 classes plus one remainder
+  class, streamed over batches of images (:mod:`codesign.proxy._streamed`): any class count.
+* ``fit``    the empirical-Fisher proxy (FIT): Σ diagonal Fisher × squared quantization error per
+  weight and activation point (:mod:`codesign.proxy._streamed`): any class count.
 * ``kl``     − mean KL(p_fp32 ‖ p_quant) of the softmax outputs (one quantized forward pass).
 * ``agree``  top-1 agreement (%) of the quantized model with the FP32 model.
 * ``ce``     − mean cross-entropy of the quantized model against the FP32 soft labels plus the true
@@ -31,22 +37,27 @@ from codesign.atomic import write_atomic
 from codesign.data import DataSplits
 from codesign.errors import UserError
 from codesign.proxy._linear import MAX_CLASSES, LinearizedKL, model_digest
+from codesign.proxy._streamed import TOPK_CLASSES, FisherProxy, StreamedProxy, TopKLinearizedKL
 from codesign.quant import Calibration, QuantConfig, layer_names, quantize_model
 from codesign.space import QuantSpace
 from codesign.torch_device import gpu_memory_guard
 
-PROXY_KINDS: tuple[str, ...] = ("linkl", "kl", "agree", "ce")
+PROXY_KINDS: tuple[str, ...] = ("auto", "linkl", "linkl_topk", "fit", "kl", "agree", "ce")
+FORWARD_KINDS: tuple[str, ...] = ("kl", "agree", "ce")
+#: the kinds computed streamed over batches of images (:mod:`codesign.proxy._streamed`)
+STREAMED_KINDS: tuple[str, ...] = ("linkl_topk", "fit")
+#: the kinds whose per-choice terms are precomputed (:meth:`Evaluator.precompute`) and cached
+TERM_KINDS: tuple[str, ...] = ("linkl", *STREAMED_KINDS)
+#: what ``auto`` resolves to above :data:`MAX_CLASSES` classes
+ANY_CLASS_KIND = "fit"
 
 
-def resolve_proxy_kind(kind: str, classes: int) -> str:
-    """The proxy a study's ``proxy.kind`` names; ``auto``: ``linkl`` up to
-    :data:`MAX_CLASSES` classes, else the forward-pass ``kl``."""
+def resolve_proxy_kind(kind: str, n_classes: int) -> str:
+    """``auto`` → ``linkl`` for ≤ :data:`MAX_CLASSES` classes, else :data:`ANY_CLASS_KIND`;
+    any other kind as it is."""
     if kind != "auto":
         return kind
-    return "linkl" if classes <= MAX_CLASSES else "kl"
-
-
-FORWARD_KINDS: tuple[str, ...] = ("kl", "agree", "ce")
+    return "linkl" if n_classes <= MAX_CLASSES else ANY_CLASS_KIND
 
 
 #: the quantized models :meth:`Evaluator.quantized` keeps, in bytes of their tensors (the
@@ -90,13 +101,16 @@ class Evaluator:
         calib_images: int = 256,
         proxy_kind: str = "linkl",
         batch_size: int = DEFAULT_BATCH,
+        topk: int = TOPK_CLASSES,
         device: torch.device | None = None,
     ) -> None:
         if proxy_kind not in PROXY_KINDS:
             raise UserError(f"proxy_kind={proxy_kind!r}: allowed {', '.join(PROXY_KINDS)}")
+        proxy_kind = resolve_proxy_kind(proxy_kind, splits.num_classes)
         if proxy_kind == "linkl" and splits.num_classes > MAX_CLASSES:
             raise UserError(
-                f"proxy 'linkl' needs ≤ {MAX_CLASSES} classes (got {splits.num_classes}); use proxy_kind 'kl'"
+                f"proxy 'linkl' needs ≤ {MAX_CLASSES} classes (got {splits.num_classes}); "
+                "use proxy_kind 'auto' or 'linkl_topk'"
             )
         n_cal = int(splits.calib_x.shape[0])
         if n_cal == 0:
@@ -106,6 +120,7 @@ class Evaluator:
         self.splits = splits
         self.proxy_kind = proxy_kind
         self.batch_size = batch_size
+        self.topk = topk
         calib_x, calib_y = splits.calib_x.to(self.device), splits.calib_y.to(self.device)
         self.calibration_images = calib_x[: min(calib_images, n_cal)]
         self._proxy_x = calib_x[: min(proxy_images, n_cal)]
@@ -113,6 +128,7 @@ class Evaluator:
         self._layer_names = layer_names(model)
         # built on first use (a re-run with nothing left to do needs none of them)
         self._linear: LinearizedKL | None = None
+        self._streamed: StreamedProxy | None = None
         self._proxy_memo: dict[QuantConfig, ProxyScores] = {}
         self._acc_memo: dict[QuantConfig, torch.Tensor] = {}
         self._models: OrderedDict[QuantConfig, tuple[nn.Module, int]] = OrderedDict()
@@ -166,6 +182,20 @@ class Evaluator:
             self._linear = LinearizedKL(self.model, self._proxy_x, self.calibration)
         return self._linear
 
+    def streamed(self) -> StreamedProxy:
+        """The ``linkl_topk`` or ``fit`` proxy (built on first use: the FP32 logits)."""
+        if self._streamed is None:
+            if self.proxy_kind == "fit":
+                self._streamed = FisherProxy(self.model, self._proxy_x, self.calibration, self._proxy_y)
+            else:
+                self._streamed = TopKLinearizedKL(self.model, self._proxy_x, self.calibration, self.topk)
+        return self._streamed
+
+    @property
+    def terms_file(self) -> str:
+        """The name of the file :meth:`precompute` caches this kind's terms in (in a run folder)."""
+        return f"proxy_terms_{self.proxy_kind}.pt" if self.proxy_kind in STREAMED_KINDS else "proxy_terms.pt"
+
     def precompute(
         self,
         space: QuantSpace,
@@ -173,26 +203,36 @@ class Evaluator:
         cache: Path | None = None,
         progress: bool = False,
     ) -> int:
-        """Cache the ``linkl`` terms of every per-layer choice of ``space`` (methods of
-        ``config``, default ``QuantConfig.uniform("W8A8")`` with the space's non-linear operators);
-        returns the number of terms.
+        """Cache the proxy terms of every per-layer choice of ``space`` (``linkl``, or the
+        ``linkl_topk`` / ``fit`` proxy of those kinds; methods of ``config``, default
+        ``QuantConfig.uniform("W8A8")`` with the space's non-linear operators); returns the number
+        of terms.
 
         ``cache``: a file that keeps the terms between runs (resumes, other workers); it is
         used only when it was written for this model and these proxy images. ``progress``: a
         progress bar over the layers.
         """
         cfg = config or QuantConfig.uniform("W8A8", nonlinear=space.nonlinear)
-        linear = self.linear()
-        loaded = linear.load_terms(cache) if cache is not None and cache.is_file() else 0
-        total = linear.precompute(space.weight_bits, space.act_bits, space.pot_ratio, cfg, progress=progress)
+        choices = (space.weight_bits, space.act_bits, space.pot_ratio, cfg)
+        proxy: LinearizedKL | StreamedProxy
+        if self.proxy_kind in STREAMED_KINDS:
+            proxy = self.streamed()
+            loaded = proxy.load_terms(cache) if cache is not None and cache.is_file() else 0
+            total = proxy.precompute(*choices, progress=progress)
+        else:
+            proxy = self.linear()
+            loaded = proxy.load_terms(cache) if cache is not None and cache.is_file() else 0
+            total = proxy.precompute(*choices, progress=progress)
         if cache is not None and total > loaded:
-            write_atomic(cache, linear.save_terms)
+            write_atomic(cache, proxy.save_terms)
         return total
 
     def proxy(self, config: QuantConfig) -> float:
         """The default proxy (``proxy_kind``), higher is better."""
         if self.proxy_kind == "linkl":
             return self.linear().score(config)
+        if self.proxy_kind in STREAMED_KINDS:
+            return self.streamed().score(config)
         return self.proxy_scores(config).get(self.proxy_kind)
 
     def correct(self, model: nn.Module) -> torch.Tensor:

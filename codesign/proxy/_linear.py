@@ -73,6 +73,63 @@ def _apply_fn(module: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch
     return lambda x, w: F.linear(x, w)
 
 
+class Recorder:
+    """A shadow copy of a model whose forward pass keeps what the proxies contract: the input and
+    the output of every layer (the output with its gradient retained), Q/K/P/V of every attention
+    matmul (``points``, gradients retained) and the inputs and outputs of the LayerNorm and GELU
+    modules. The dictionaries hold the latest call's tensors."""
+
+    def __init__(self, model: nn.Module) -> None:
+        shadow = copy.deepcopy(model).eval()
+        for p in shadow.parameters():
+            p.requires_grad_(False)
+        self.inputs: dict[str, torch.Tensor] = {}
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.points: dict[str, torch.Tensor] = {}
+        self.nl_inputs: dict[str, torch.Tensor] = {}
+        for name in layer_names(model):
+            if is_matmul_layer(name):
+                continue
+
+            def hook(
+                _m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor, name: str = name
+            ) -> None:
+                self.inputs[name] = args[0].detach()
+                out.retain_grad()
+                self.outputs[name] = out
+
+            shadow.get_submodule(name).register_forward_hook(hook)
+        for name, _kind in nonlinear_modules(model):
+
+            def nl_hook(
+                _m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor, name: str = name
+            ) -> None:
+                self.nl_inputs[f"{name}:in"] = args[0].detach()
+                out.retain_grad()
+                self.outputs[f"{name}:out"] = out
+
+            shadow.get_submodule(name).register_forward_hook(nl_hook)
+
+        def observe(key: str, x: torch.Tensor) -> None:
+            x.retain_grad()
+            self.points[key] = x
+
+        float_lq = LayerQuant(FLOAT_BITS, FLOAT_BITS, 0.0)
+        for i, block in enumerate(vit_blocks(shadow)):
+            block.attn = QuantAttention(
+                child_module(block, "attn"), f"blocks.{i}.attn", float_lq, float_lq, {}, "uniform", observe
+            )
+        self.shadow = shadow
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """The logits of ``images`` (with the graph, for backward passes); fills the dictionaries."""
+        for d in (self.inputs, self.outputs, self.points, self.nl_inputs):
+            d.clear()
+        x = images.detach().clone().requires_grad_(True)
+        z: torch.Tensor = self.shadow(x)
+        return z
+
+
 class LinearizedKL:
     """The linearized-KL proxy of one model on a batch of calibration images."""
 
@@ -80,50 +137,9 @@ class LinearizedKL:
         self.model = model
         self.calibration = calibration
         self.names = layer_names(model)
-        shadow = copy.deepcopy(model).eval()
-        for p in shadow.parameters():
-            p.requires_grad_(False)
-        inputs: dict[str, torch.Tensor] = {}
-        outputs: dict[str, torch.Tensor] = {}
-        points: dict[str, torch.Tensor] = {}
-        hooks = []
-        for name in self.names:
-            if is_matmul_layer(name):
-                continue
-
-            def hook(
-                _m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor, name: str = name
-            ) -> None:
-                inputs[name] = args[0].detach()
-                out.retain_grad()
-                outputs[name] = out
-
-            hooks.append(shadow.get_submodule(name).register_forward_hook(hook))
-        nl_inputs: dict[str, torch.Tensor] = {}
-        for name, _kind in nonlinear_modules(model):
-
-            def nl_hook(
-                _m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor, name: str = name
-            ) -> None:
-                nl_inputs[f"{name}:in"] = args[0].detach()
-                out.retain_grad()
-                outputs[f"{name}:out"] = out
-
-            hooks.append(shadow.get_submodule(name).register_forward_hook(nl_hook))
-
-        def observe(key: str, x: torch.Tensor) -> None:
-            x.retain_grad()
-            points[key] = x
-
-        float_lq = LayerQuant(FLOAT_BITS, FLOAT_BITS, 0.0)
-        for i, block in enumerate(vit_blocks(shadow)):
-            block.attn = QuantAttention(
-                child_module(block, "attn"), f"blocks.{i}.attn", float_lq, float_lq, {}, "uniform", observe
-            )
-        x = images.detach().clone().requires_grad_(True)
-        z = shadow(x)
-        for h in hooks:
-            h.remove()
+        rec = Recorder(model)
+        z = rec(images)
+        inputs, outputs, points, nl_inputs = rec.inputs, rec.outputs, rec.points, rec.nl_inputs
         n_classes = int(z.shape[1])
         if n_classes > MAX_CLASSES:
             raise ValueError(f"linearized KL needs ≤ {MAX_CLASSES} classes, got {n_classes}")
@@ -131,7 +147,7 @@ class LinearizedKL:
         # [C, N, M]: d z_c / d (tensor) for every image n and element m (filled class by class)
         self._grad = {k: t.new_empty(n_classes, t.shape[0], t[0].numel()) for k, t in tensors.items()}
         for c in range(n_classes):
-            z[:, c].sum().backward(retain_graph=c < n_classes - 1)
+            z[:, c].sum().backward(retain_graph=c < n_classes - 1)  # type: ignore[no-untyped-call]
             for key, t in tensors.items():
                 assert t.grad is not None
                 self._grad[key][c].copy_(t.grad.reshape(t.shape[0], -1))

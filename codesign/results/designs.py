@@ -69,10 +69,13 @@ def _plans(ctx: SearchContext, outcome: Outcome, with_rtl: bool) -> list[_Plan]:
         cand = ctx.space.decode(r.params, ctx.layers, ctx.fixed_quant)
         report = evaluate(ctx.workload, cand.accel, ctx.device, ctx.study.caps, detail=True)
         accel_doc = accelerator_document(cand, ctx.workload, ctx.device, ctx.study.caps, report, r.number)
+        ci = outcome.top1_interval(r.number)
         accuracy = {
             "proxy": r.attrs.get("proxy"),
-            "proxy_kind": ctx.study.proxy_kind,
+            "proxy_kind": ctx.evaluator.proxy_kind if ctx.evaluator is not None else ctx.study.proxy_kind,
             "real_top1": outcome.real_accuracy.get(r.number),
+            "real_top1_ci95": None if ci is None else [round(ci[0], 4), round(ci[1], 4)],
+            "test_images": outcome.test_images,
         }
         inputs = {
             "accelerator": accel_doc,

@@ -31,6 +31,7 @@ def summary(ctx: SearchContext, outcome: Outcome) -> dict[str, Any]:
             str(k): list(ci) for k in sorted(outcome.real_accuracy) if (ci := outcome.top1_interval(k))
         },
         "test_images": outcome.test_images,
-        "proxy_kind": ctx.study.proxy_kind,
+        # the kind the evaluator runs (``auto`` resolved by the class count)
+        "proxy_kind": ctx.evaluator.proxy_kind if ctx.evaluator is not None else ctx.study.proxy_kind,
         "seed": ctx.study.seed,
     }
