@@ -20,6 +20,8 @@ def _row(
         pareto=pareto,
         accuracy_proxy=-0.001 * trial,
         accuracy_real=real,
+        top1_ci_low=None if real is None else real - 0.5,
+        top1_ci_high=None if real is None else real + 0.5,
         fps=100.0 + 10 * trial,
         latency_ms=1.0,
         gops=1.0,
@@ -71,4 +73,4 @@ def test_png_and_html_carry_both_views(tmp_path: Path) -> None:
     html = render_pareto_html(panels, tmp_path / "p.html", "t").read_text()
     assert html.count("top-1 of the 3 re-scored designs") >= 2
     assert "accuracy proxy of all 5 trials (not top-1)" in html
-    assert "top-1 91.25 %" in html  # the hover text of the re-scored baseline
+    assert "top-1 91.25 % (95 % CI 90.75–91.75)" in html  # the hover text of the re-scored baseline
