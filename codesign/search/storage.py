@@ -8,6 +8,7 @@ the database's write lock when they begin (:func:`serialise_sqlite_transactions`
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,17 @@ def sqlalchemy_url(url: str) -> str:
 
 def default_storage(run_dir: Path) -> str:
     return f"sqlite:///{run_dir / 'study.db'}"
+
+
+#: attempts more to open a new RDB storage that another command is creating at the same moment
+SCHEMA_RACE_RETRIES = 5
+
+
+def _schema_race(exc: Exception) -> bool:
+    """Did two commands create one storage's tables at once (Optuna's schema set-up is not
+    atomic: the loser sees the winner's alembic version row or tables)?"""
+    text = str(exc)
+    return "UNIQUE constraint failed: alembic_version" in text or "already exists" in text
 
 
 def open_storage(url: str) -> BaseStorage:
@@ -71,17 +83,22 @@ def open_storage(url: str) -> BaseStorage:
         engine_kwargs = {"pool_recycle": 1800}
         if url.startswith(("postgresql", "postgres")):
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    try:
-        storage = RDBStorage(
-            sqlalchemy_url(url),
-            heartbeat_interval=heartbeat,
-            grace_period=grace,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-            engine_kwargs=engine_kwargs,
-        )
-    except Exception as exc:  # sqlalchemy raises many kinds for a bad URL / unreachable server
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"storage '{_redact(url)}' unreachable: {detail[:160]}") from exc
+    for attempt in range(SCHEMA_RACE_RETRIES + 1):
+        try:
+            storage = RDBStorage(
+                sqlalchemy_url(url),
+                heartbeat_interval=heartbeat,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                engine_kwargs=engine_kwargs,
+            )
+            break
+        except Exception as exc:  # sqlalchemy raises many kinds for a bad URL / unreachable server
+            if attempt < SCHEMA_RACE_RETRIES and _schema_race(exc):
+                time.sleep(0.2 * (attempt + 1))  # another command created the tables meanwhile
+                continue
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"storage '{_redact(url)}' unreachable: {detail[:160]}") from exc
     if sqlite:
         serialise_sqlite_transactions(storage.engine)
     return storage
