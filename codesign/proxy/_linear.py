@@ -61,6 +61,33 @@ def model_digest(model: nn.Module, tensors: tuple[torch.Tensor, ...]) -> str:
     return h.hexdigest()[:24]
 
 
+TermKey = tuple[str, int, float, str, str]
+
+
+def save_term_file(path: Path, fingerprint: str, terms: dict[TermKey, torch.Tensor]) -> int:
+    """Write a proxy's cached terms (on the CPU) with the fingerprint they were computed for."""
+    torch.save({"fingerprint": fingerprint, "terms": {k: v.cpu() for k, v in terms.items()}}, path)
+    return len(terms)
+
+
+def load_term_file(
+    path: Path, fingerprint: str, into: dict[TermKey, torch.Tensor], device: torch.device
+) -> int:
+    """Add the terms :func:`save_term_file` wrote for ``fingerprint`` to ``into`` (on ``device``);
+    a missing, truncated, foreign or other-fingerprint file adds none. Returns the file's count."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a missing, truncated or foreign file is just not a cache hit
+        return 0
+    if not isinstance(blob, dict) or blob.get("fingerprint") != fingerprint:
+        return 0
+    terms = blob.get("terms", {})
+    for key, value in terms.items():
+        if isinstance(key, tuple) and len(key) == 5 and isinstance(value, torch.Tensor):
+            into[(str(key[0]), int(key[1]), float(key[2]), str(key[3]), str(key[4]))] = value.to(device)
+    return len(terms)
+
+
 def _apply_fn(module: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """y = f(x, W) without the bias (bilinear in x and W)."""
     if isinstance(module, nn.Conv2d):
@@ -300,23 +327,11 @@ class LinearizedKL:
 
     def save_terms(self, path: Path) -> int:
         """Write the memoised logit terms (a cache for resumed searches and other workers)."""
-        blob: dict[str, object] = {"fingerprint": self.fingerprint(), "terms": dict(self._memo)}
-        torch.save(blob, path)
-        return len(self._memo)
+        return save_term_file(path, self.fingerprint(), self._memo)
 
     def load_terms(self, path: Path) -> int:
         """Reuse terms saved by :meth:`save_terms` for this very model and images (else none)."""
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # a missing, truncated or foreign file is just not a cache hit
-            return 0
-        if not isinstance(blob, dict) or blob.get("fingerprint") != self.fingerprint():
-            return 0
-        terms = blob.get("terms", {})
-        for key, value in terms.items():
-            if isinstance(key, tuple) and len(key) == 5 and isinstance(value, torch.Tensor):
-                self._memo[(str(key[0]), int(key[1]), float(key[2]), str(key[3]), str(key[4]))] = value
-        return len(terms)
+        return load_term_file(path, self.fingerprint(), self._memo, self._z.device)
 
     def score(self, config: QuantConfig) -> float:
         """−mean KL(p_fp32 ‖ softmax(z + Σ δz)); 0 for FP32, lower for noisier configs."""

@@ -34,7 +34,14 @@ from torch.nn.grad import conv2d_input
 from tqdm import tqdm
 
 from codesign.nn_attrs import tensor_attr
-from codesign.proxy._linear import Recorder, _apply_fn, model_digest
+from codesign.proxy._linear import (
+    Recorder,
+    TermKey,
+    _apply_fn,
+    load_term_file,
+    model_digest,
+    save_term_file,
+)
 from codesign.quant import (
     FLOAT_BITS,
     QUANTIZERS,
@@ -51,7 +58,6 @@ from hwmodel.vit import is_matmul_layer, layer_names, vit_blocks
 #: (point or layer, bits, PoT ratio, calibration method, kind) — the keys of ``linkl``'s memo:
 #: kind ``w`` a layer's weight, ``a`` its input, ``fixed``/``unsigned``/``log2`` an attention
 #: matmul operand, ``softmax``/``layernorm``/``gelu`` an integer non-linear operator
-TermKey = tuple[str, int, float, str, str]
 
 #: the classes :class:`TopKLinearizedKL` keeps per image by default (plus the remainder)
 TOPK_CLASSES = 5
@@ -302,24 +308,11 @@ class StreamedProxy(ABC):
 
     def save_terms(self, path: Path) -> int:
         """Write the terms (a cache for resumed searches and other workers)."""
-        terms = {k: v.cpu() for k, v in self._terms.items()}
-        torch.save({"fingerprint": self.fingerprint(), "terms": terms}, path)
-        return len(terms)
+        return save_term_file(path, self.fingerprint(), self._terms)
 
     def load_terms(self, path: Path) -> int:
         """Reuse terms saved by :meth:`save_terms` for this very model, images and kind (else none)."""
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # a missing, truncated or foreign file is just not a cache hit
-            return 0
-        if not isinstance(blob, dict) or blob.get("fingerprint") != self.fingerprint():
-            return 0
-        terms = blob.get("terms", {})
-        for key, value in terms.items():
-            if isinstance(key, tuple) and len(key) == 5 and isinstance(value, torch.Tensor):
-                k = (str(key[0]), int(key[1]), float(key[2]), str(key[3]), str(key[4]))
-                self._terms[k] = value.to(self._z.device)
-        return len(terms)
+        return load_term_file(path, self.fingerprint(), self._terms, self._z.device)
 
 
 class TopKLinearizedKL(StreamedProxy):
