@@ -32,7 +32,7 @@ from torch import nn
 
 from codesign.data import DataSplits, TensorSplit
 from codesign.errors import UserError
-from codesign.proxy import Evaluator, random_config, resolve_proxy_kind
+from codesign.proxy import Evaluator, random_config
 from codesign.quant import QuantConfig
 from codesign.space import load_space
 from codesign.study import REPO_ROOT
@@ -96,13 +96,12 @@ def run_bench(
     configure(device, tf32=False)
     model = bench_model(name, classes)
     splits = generated_splits(model, classes, proxy_images, images)
-    kind = resolve_proxy_kind("auto", classes)
     evaluator = Evaluator(
         model,
         splits,
         proxy_images=proxy_images,
         calib_images=proxy_images,
-        proxy_kind=kind,
+        proxy_kind="auto",
         batch_size=batch_size,
         device=device,
     )
@@ -148,7 +147,7 @@ def run_bench(
         "fp32_images_per_s": round(images / fp32_s, 2),
         "fake_quant_images_per_s": round(fq_rate, 2),
         "quantize_s": round(quantize_s, 3),
-        "proxy_kind": kind,
+        "proxy_kind": evaluator.proxy_kind,
         "proxy_images": proxy_images,
         "proxy_precompute_s": round(precompute_s, 2),
         "proxy_call_ms": round(call_ms, 3),

@@ -209,6 +209,18 @@ def decode(
         yield _stacked(items, files)
 
 
+def decode_eval(files: Sequence[str], transform: ImageTransform, workers: int) -> Iterator[torch.Tensor]:
+    """The eval transform's uint8 images of ``files`` (resize, crop; before ``ToTensor``), in
+    batches, in file order."""
+    return decode(files, transform.eval_uint8_transform(), transform.image_mode, workers)
+
+
+def read_images(files: Sequence[str], transform: ImageTransform, workers: int = 0) -> torch.Tensor:
+    """``files`` through the whole eval transform, as one normalised tensor (small sets only)."""
+    parts = list(decode_eval(files, transform, workers))
+    return transform.normalise(torch.cat(parts)) if parts else torch.zeros((0, *transform.input_size))
+
+
 def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """``n`` indices (sorted), balanced over the classes (round robin over a seeded permutation of
     each class's images) and deterministic for a seed; all indices when ``n`` ≥ the count."""
@@ -277,8 +289,7 @@ class FolderSplit(ImageSplit):
         return (torch.frombuffer(bytearray(self.key().encode()), dtype=torch.uint8), self._labels)
 
     def _decode_uint8(self) -> Iterator[torch.Tensor]:
-        t = self.transform
-        return decode(self.files, t.eval_uint8_transform(), t.image_mode, self.workers)
+        return decode_eval(self.files, self.transform, self.workers)
 
     def _cache_file(self) -> Path | None:
         """The split's uint8 file, built on first use (one process builds, others wait); None
@@ -344,13 +355,11 @@ class FolderSplit(ImageSplit):
 
         # the next batch is read in a thread (the read releases the GIL) while this one is used
         with open(path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as pool:
-            starts = range(0, len(self), batch_size)
-            ahead = pool.submit(read, f, 0) if len(self) else None
-            for i in starts:
-                assert ahead is not None
+            ahead = pool.submit(read, f, 0)
+            for i in range(batch_size, len(self) + batch_size, batch_size):
                 batch = ahead.result()
-                nxt = i + batch_size
-                ahead = pool.submit(read, f, nxt) if nxt < len(self) else None
+                if i < len(self):
+                    ahead = pool.submit(read, f, i)
                 yield batch
 
     @staticmethod
@@ -380,10 +389,7 @@ class FolderSplit(ImageSplit):
             start += n
 
     def head(self, n: int) -> torch.Tensor:
-        files = self.files[: min(n, len(self))]
-        t = self.transform
-        parts = list(decode(files, t.eval_uint8_transform(), t.image_mode, 0))
-        return t.normalise(torch.cat(parts)) if parts else torch.zeros((0, *self.image_shape))
+        return read_images(self.files[:n], self.transform)
 
     def train_batches(
         self, batch_size: int, generator: torch.Generator

@@ -50,16 +50,9 @@ class ImageSplit(ABC):
         """Make the first pass cheap and surface unreadable files now (a cached split decodes
         every image once here)."""
 
+    @abstractmethod
     def head(self, n: int) -> torch.Tensor:
-        """The first ``n`` images (fewer when the split is smaller) as one tensor."""
-        parts: list[torch.Tensor] = []
-        left = min(n, len(self))
-        for x, _ in self.batches(max(1, left)):
-            parts.append(x[:left])
-            left -= x.shape[0]
-            if left <= 0:
-                break
-        return torch.cat(parts) if parts else torch.zeros((0, *self.image_shape))
+        """The first ``n`` images (fewer when the split is smaller) as one normalised tensor."""
 
 
 class TensorSplit(ImageSplit):

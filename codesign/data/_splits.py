@@ -16,8 +16,8 @@ from codesign.data._folder import (
     ImageTransform,
     cache_root,
     class_folders,
-    decode,
     list_folder,
+    read_images,
     stratified_subset,
 )
 from codesign.data._split import ImageSplit, TensorSplit
@@ -209,13 +209,9 @@ def load_image_folder(
     def split(names: list[str], y: np.ndarray, idx: np.ndarray) -> FolderSplit:
         return FolderSplit([names[i] for i in idx], y[idx], transform, opts.workers)
 
-    cal_files = [files[i] for i in ca]
-    cal_u8 = torch.cat(
-        list(decode(cal_files, transform.eval_uint8_transform(), transform.image_mode, opts.workers))
-    )
     return DataSplits(
         train=split(files, labels, tr),
-        calib_x=transform.normalise(cal_u8),
+        calib_x=read_images([files[i] for i in ca], transform, opts.workers),
         calib_y=torch.from_numpy(labels[ca]),
         test=split(test_files, test_labels, te),
         num_classes=len(classes),

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from codesign.proxy._evaluator import STREAMED_KINDS, TERM_KINDS, resolve_proxy_kind
-from codesign.proxy._linear import LinearizedKL
+from codesign.proxy._evaluator import resolve_proxy_kind, term_proxy
 from codesign.proxy._sampling import random_config
-from codesign.proxy._streamed import TOPK_CLASSES, FisherProxy, StreamedProxy, TopKLinearizedKL
+from codesign.proxy._streamed import TOPK_CLASSES
 from codesign.quant import Calibration, QuantConfig
 from codesign.space import QuantSpace
 from hwmodel.vit import layer_names
@@ -37,29 +36,6 @@ class ProxyTiming:
     setup_cpu_s: float
 
 
-def build_term_proxy(
-    kind: str,
-    model: nn.Module,
-    images: torch.Tensor,
-    calibration: Calibration,
-    *,
-    topk: int = TOPK_CLASSES,
-    labels: torch.Tensor | None = None,
-) -> LinearizedKL | StreamedProxy:
-    """The proxy object of a term kind (``linkl``, ``linkl_topk``, ``fit``; ``auto`` resolved)."""
-    with torch.no_grad():
-        n_classes = int(model(images[:1]).shape[1])
-    kind = resolve_proxy_kind(kind, n_classes)
-    if kind not in TERM_KINDS:
-        raise ValueError(f"{kind!r} has no precomputed terms (term kinds: {', '.join(TERM_KINDS)})")
-    if kind == "linkl":
-        return LinearizedKL(model, images, calibration)
-    assert kind in STREAMED_KINDS
-    if kind == "fit":
-        return FisherProxy(model, images, calibration, labels)
-    return TopKLinearizedKL(model, images, calibration, topk)
-
-
 def measure_proxy(
     model: nn.Module,
     images: torch.Tensor,
@@ -78,8 +54,11 @@ def measure_proxy(
     t0 = time.perf_counter()
     calibration = Calibration(model, images)
     calibration_s = time.perf_counter() - t0
+    with torch.no_grad():
+        n_classes = int(model(images[:1]).shape[1])
+    resolved = resolve_proxy_kind(kind, n_classes)
     t0 = time.perf_counter()
-    proxy = build_term_proxy(kind, model, images, calibration, topk=topk)
+    proxy = term_proxy(resolved, model, images, calibration, topk)
     cfg = QuantConfig.uniform("W8A8", nonlinear=space.nonlinear)
     terms = proxy.precompute(space.weight_bits, space.act_bits, space.pot_ratio, cfg, progress=progress)
     precompute_s = time.perf_counter() - t0
@@ -92,9 +71,6 @@ def measure_proxy(
     for c in cfgs:
         proxy.score(c)
     call_ms = (time.perf_counter() - t0) / len(cfgs) * 1e3
-    resolved = proxy.kind if isinstance(proxy, StreamedProxy) else "linkl"
-    with torch.no_grad():
-        n_classes = int(model(images[:1]).shape[1])
     n_images = int(images.shape[0])
     seconds = (calibration_s, precompute_s, terms, call_ms, setup_cpu_s)
     return ProxyTiming(resolved, n_classes, n_images, *seconds)

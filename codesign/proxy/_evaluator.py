@@ -60,6 +60,25 @@ def resolve_proxy_kind(kind: str, n_classes: int) -> str:
     return "linkl" if n_classes <= MAX_CLASSES else ANY_CLASS_KIND
 
 
+def term_proxy(
+    kind: str,
+    model: nn.Module,
+    images: torch.Tensor,
+    calibration: Calibration,
+    topk: int = TOPK_CLASSES,
+    labels: torch.Tensor | None = None,
+) -> LinearizedKL | StreamedProxy:
+    """The proxy object of a resolved term kind (:data:`TERM_KINDS`) on ``images``; ``labels``:
+    the images' labels (``fit``'s loss; None: the FP32 model's predictions)."""
+    if kind == "linkl":
+        return LinearizedKL(model, images, calibration)
+    if kind == "fit":
+        return FisherProxy(model, images, calibration, labels)
+    if kind == "linkl_topk":
+        return TopKLinearizedKL(model, images, calibration, topk)
+    raise ValueError(f"{kind!r} has no precomputed terms (term kinds: {', '.join(TERM_KINDS)})")
+
+
 #: the quantized models :meth:`Evaluator.quantized` keeps, in bytes of their tensors (the
 #: default MNIST ViT: ~5 MB each; a DeiT-B: one)
 MODEL_CACHE_BYTES = 256 << 20
@@ -179,16 +198,19 @@ class Evaluator:
 
     def linear(self) -> LinearizedKL:
         if self._linear is None:
-            self._linear = LinearizedKL(self.model, self._proxy_x, self.calibration)
+            proxy = term_proxy("linkl", self.model, self._proxy_x, self.calibration)
+            assert isinstance(proxy, LinearizedKL)
+            self._linear = proxy
         return self._linear
 
     def streamed(self) -> StreamedProxy:
         """The ``linkl_topk`` or ``fit`` proxy (built on first use: the FP32 logits)."""
         if self._streamed is None:
-            if self.proxy_kind == "fit":
-                self._streamed = FisherProxy(self.model, self._proxy_x, self.calibration, self._proxy_y)
-            else:
-                self._streamed = TopKLinearizedKL(self.model, self._proxy_x, self.calibration, self.topk)
+            proxy = term_proxy(
+                self.proxy_kind, self.model, self._proxy_x, self.calibration, self.topk, self._proxy_y
+            )
+            assert isinstance(proxy, StreamedProxy)
+            self._streamed = proxy
         return self._streamed
 
     @property
