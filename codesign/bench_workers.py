@@ -3,7 +3,7 @@ development tools of the repository (:mod:`devtools.bench_workers`, not shipped 
 
 import sys
 
-from hwmodel.cli import error_line
+from hwmodel.base.cli import error_line
 
 if __name__ == "__main__":
     try:

@@ -16,9 +16,9 @@ from codesign.quant import QuantConfig
 from codesign.space import SearchSpace, load_space
 from codesign.study import Study
 from codesign.torch_device import configure, resolve_device
-from hwmodel.device import Device, load_device
-from hwmodel.vit import check_model_name
-from hwmodel.workload import Workload, workload_from_model, workload_from_name
+from hwmodel.target.device import Device, load_device
+from hwmodel.target.vit import check_model_name
+from hwmodel.target.workload import Workload, workload_from_model, workload_from_name
 
 #: test images per forward pass on an image folder (224² inputs) unless ``model.batch_size``
 FOLDER_BATCH = 128

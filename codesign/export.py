@@ -1,8 +1,8 @@
 """Per-design exports: accelerator.json (schema-versioned), quant.json, model_int.pt and rtl/
 (engine, tile controller, non-linear units).
 
-``accelerator.json`` follows ``hwmodel/schemas/accelerator.schema.json``; its ``config`` block is
-an :class:`hwmodel.config.AcceleratorConfig` and ``model`` (with the architecture that rebuilds the
+``accelerator.json`` follows ``hwmodel/model/schemas/accelerator.schema.json``; its ``config`` block is
+an :class:`hwmodel.arch.config.AcceleratorConfig` and ``model`` (with the architecture that rebuilds the
 workload), ``device`` and ``caps`` are what it was priced on, so ``python -m hwmodel.report
 --config`` reads the file as it is and reproduces ``predicted``, the model's numbers.
 ``quant.json`` is layered like an hls4ml config (Model default → LayerName overrides; the precision
@@ -23,12 +23,12 @@ import torch
 from codesign.atomic import write_atomic, write_text_atomic
 from codesign.quant import LayerQuant, QuantConfig, export_int_model
 from codesign.space import Candidate
-from hwmodel.controller import controller_resources
-from hwmodel.cost import load_coefficients
-from hwmodel.device import Device
-from hwmodel.engine import EngineConfig
-from hwmodel.model import DesignReport, UtilisationCaps, buffers, design_controller, design_engine
-from hwmodel.workload import Workload
+from hwmodel.arch.engine import EngineConfig
+from hwmodel.cost.coefficients import load_coefficients
+from hwmodel.cost.controller import controller_resources
+from hwmodel.model.evaluation import DesignReport, UtilisationCaps, buffers, design_controller, design_engine
+from hwmodel.target.device import Device
+from hwmodel.target.workload import Workload
 
 if TYPE_CHECKING:  # the RTL package (PyRTL) loads only when Verilog is written
     from hwmodel.rtl.testbench import TileOperands
@@ -192,7 +192,7 @@ def controller_verilog_for(cand: Candidate, workload: Workload, device: Device) 
 
 def nonlinear_units_for(cand: Candidate, workload: Workload) -> list[tuple[str, int, int]]:
     """(kind, lanes, row-buffer address bits) of the non-linear units a design builds."""
-    from hwmodel.model import nonlinear_row_bits
+    from hwmodel.model.evaluation import nonlinear_row_bits
 
     lanes = cand.accel.nonlinear_lanes
     return [(kind, lanes, bits) for kind, bits in sorted(nonlinear_row_bits(workload).items())]
@@ -200,7 +200,7 @@ def nonlinear_units_for(cand: Candidate, workload: Workload) -> list[tuple[str, 
 
 def nonlinear_verilog(kind: str, lanes: int, log2_rows: int) -> str:
     """Verilog of one non-linear unit (``lanes`` lanes; module ``codesign_<kind>``)."""
-    from hwmodel.nonlinear import design_spec
+    from hwmodel.arch.nonlinear import design_spec
     from hwmodel.rtl.nonlinear import unit_verilog
 
     return unit_verilog(kind, design_spec(kind), lanes, log2_rows, module_name=f"codesign_{kind}")
@@ -241,7 +241,7 @@ def tb_operands_for(
     layer's integer weight codes (its fixed-point and PoT channels laid out as the engine takes
     them: fixed columns first in each tile) and the integer codes of the layer's input
     activations on that image. Without a model (hardware-only runs), seeded random codes of the
-    layer's widths. ``engine``: the design's (:func:`hwmodel.model.design_engine`).
+    layer's widths. ``engine``: the design's (:func:`hwmodel.model.evaluation.design_engine`).
     """
     from codesign.quant import QuantConv2d, QuantLinear
     from codesign.quant._quantizers import fixed_codes, qmax_signed

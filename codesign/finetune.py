@@ -1,7 +1,7 @@
 """``python -m codesign.finetune``: the command lives in :mod:`codesign.cli.finetune`."""
 
 from codesign.cli.finetune import entry, main
-from hwmodel.cli import exit_process
+from hwmodel.base.cli import exit_process
 
 __all__ = ["entry", "main"]
 

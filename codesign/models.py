@@ -18,9 +18,9 @@ from torch import nn
 
 from codesign.data import DataSplits, FolderOptions, load_dataset, load_mnist, registered_datasets
 from codesign.errors import UserError
-from hwmodel.timm_compat import import_timm
-from hwmodel.vit import check_model_name, vit_blocks
-from hwmodel.workload import NAMED_ARCHITECTURES
+from hwmodel.target.timm_compat import import_timm
+from hwmodel.target.vit import check_model_name, vit_blocks
+from hwmodel.target.workload import NAMED_ARCHITECTURES
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 DEFAULT_CHECKPOINT = ASSETS_DIR / "default_vit_mnist.pt"

@@ -1,7 +1,7 @@
 """``python -m codesign.nonlinear_check``: the command lives in :mod:`codesign.cli.nonlinear_check`."""
 
 from codesign.cli.nonlinear_check import entry, main
-from hwmodel.cli import exit_process
+from hwmodel.base.cli import exit_process
 
 __all__ = ["entry", "main"]
 

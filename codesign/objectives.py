@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hwmodel.model import DesignReport
+from hwmodel.model.evaluation import DesignReport
 
 
 @dataclass(frozen=True)

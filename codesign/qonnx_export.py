@@ -60,7 +60,7 @@ from codesign.quant import (
     quantize_weight,
 )
 from codesign.quant._quantizers import pot_min_exponent, quantize_fixed, quantize_unsigned
-from hwmodel.vit import vit_blocks
+from hwmodel.target.vit import vit_blocks
 
 if TYPE_CHECKING:  # onnx loads when a graph is written (a finished re-run writes none)
     import onnx
@@ -485,7 +485,7 @@ class QonnxExporter:
 #: in the metadata of a design whose softmax, LayerNorm and GELU are integer kernels
 NONLINEAR_NOTE = (
     "int: the accelerator runs softmax, LayerNorm and GELU as the integer kernels of "
-    "hwmodel/intops.py; QONNX has no form of them, so this graph holds the float operators"
+    "hwmodel/arch/intops.py; QONNX has no form of them, so this graph holds the float operators"
 )
 
 

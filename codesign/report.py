@@ -1,7 +1,7 @@
 """``python -m codesign.report``: the command lives in :mod:`codesign.cli.report`."""
 
 from codesign.cli.report import entry, main
-from hwmodel.cli import exit_process
+from hwmodel.base.cli import exit_process
 
 __all__ = ["entry", "main"]
 

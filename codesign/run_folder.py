@@ -13,7 +13,7 @@ from codesign.models import DEFAULT_WORKLOAD_NAME
 from codesign.proxy import Evaluator
 from codesign.quant import QuantConfig
 from codesign.study import load_study
-from hwmodel.yamlio import read_json
+from hwmodel.base.yamlio import read_json
 
 #: What every run's summary.json holds (the report prints these).
 SUMMARY_KEYS = frozenset(

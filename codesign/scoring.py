@@ -8,7 +8,7 @@ from typing import Any
 from codesign.context import SearchContext
 from codesign.objectives import HARDWARE_VALUES, resource_use
 from codesign.space import Candidate
-from hwmodel.model import evaluate
+from hwmodel.model.evaluation import evaluate
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from codesign.quant import (
     parse_precision,
 )
 from codesign.yamlio import check_keys, choices, read_yaml_mapping
-from hwmodel.config import AcceleratorConfig, LayerHw
+from hwmodel.arch.config import AcceleratorConfig, LayerHw
 
 DEFAULT_SPACE_FILE = Path(__file__).resolve().parents[1] / "search_spaces" / "default.yaml"
 GRANULARITIES = ("model", "block", "layer")

@@ -19,7 +19,7 @@ from codesign.proxy import PROXY_KINDS
 from codesign.quant import QuantConfig
 from codesign.torch_device import check_device_spec
 from codesign.yamlio import check_keys, read_yaml_mapping
-from hwmodel.model import UtilisationCaps
+from hwmodel.model.evaluation import UtilisationCaps
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STUDY = REPO_ROOT / "studies" / "default.yaml"

@@ -1,7 +1,7 @@
 """``python -m codesign.train_default``: the command lives in :mod:`codesign.cli.train_default`."""
 
 from codesign.cli.train_default import entry, main
-from hwmodel.cli import exit_process
+from hwmodel.base.cli import exit_process
 
 __all__ = ["entry", "main"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from codesign.errors import UserError
-from hwmodel.yamlio import read_yaml
+from hwmodel.base.yamlio import read_yaml
 
 
 def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:

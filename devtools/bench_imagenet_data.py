@@ -31,8 +31,8 @@ import torch
 
 from codesign.study import REPO_ROOT
 from devtools.imagefolder import write_imagenet_folder
-from hwmodel.cli import command_parser, positive_int, run_main
-from hwmodel.timm_compat import import_timm
+from hwmodel.base.cli import command_parser, positive_int, run_main
+from hwmodel.target.timm_compat import import_timm
 
 COMMAND = "devtools.bench_imagenet_data"
 ARCH = {"embed_dim": 16, "depth": 1, "num_heads": 1}

@@ -33,7 +33,7 @@ from codesign.search import SearchRun, WorkerPool
 from codesign.search.logs import quiet_optuna
 from codesign.study import REPO_ROOT, Study, load_study
 from devtools.pgcluster import PgCluster, PgUnavailable, start_cluster
-from hwmodel.cli import command_parser, positive_int, run_main
+from hwmodel.base.cli import command_parser, positive_int, run_main
 
 COMMAND = "codesign.bench_workers"
 STORAGES = ("journal", "sqlite", "postgresql")

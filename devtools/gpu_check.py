@@ -30,7 +30,7 @@ from codesign.models import load_default
 from codesign.proxy import Evaluator
 from codesign.quant import QuantConfig
 from codesign.torch_device import configure
-from hwmodel.cli import command_parser, run_main
+from hwmodel.base.cli import command_parser, run_main
 
 COMMAND = "devtools.gpu_check"
 CONFIGS = ("W8A8", "W4A8P0.5", "W3A6")

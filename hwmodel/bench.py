@@ -1,7 +1,7 @@
 """``python -m hwmodel.bench [--json]``: design evaluations per second of the analytic model.
 
 Draws random designs of DeiT-B on ZCU102 (array shape, PoT columns, clock, per-layer bits, PoT
-ratio and tiles: what a search trial changes), then times :func:`hwmodel.model.evaluate` on them
+ratio and tiles: what a search trial changes), then times :func:`hwmodel.model.evaluation.evaluate` on them
 in this process on one core.
 """
 
@@ -14,11 +14,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from hwmodel.cli import OneLineParser, positive_float, positive_int, run_main
-from hwmodel.config import AcceleratorConfig, LayerHw
-from hwmodel.device import load_device
-from hwmodel.model import evaluate
-from hwmodel.workload import Workload, workload_from_name
+from hwmodel.arch.config import AcceleratorConfig, LayerHw
+from hwmodel.base.cli import OneLineParser, positive_float, positive_int, run_main
+from hwmodel.model.evaluation import evaluate
+from hwmodel.target.device import load_device
+from hwmodel.target.workload import Workload, workload_from_name
 
 
 def random_design(workload: Workload, rng: random.Random, max_freq_mhz: float) -> AcceleratorConfig:

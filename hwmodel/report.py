@@ -3,7 +3,7 @@
 Prints the per-layer table of one design (op, M, N, K, precision, PoT ratio, tiles, compute vs
 memory cycles, bound, PE use, the BRAM36 its tiles' buffers take) and the totals: every layer runs
 on the one array, so DSP/LUT/FF are the design's, printed once. Without ``--config`` it reports
-the documented default design (:mod:`hwmodel.design`). An exported accelerator.json is read as
+the documented default design (:mod:`hwmodel.model.default`). An exported accelerator.json is read as
 is: validated against its JSON Schema, priced on the model, device and caps it records
 (``--model``/``--device`` override them), and compared with its recorded figures (a ``recorded``
 line: reproduced exactly, or what differs).
@@ -18,14 +18,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hwmodel.cli import command_parser, run_main
-from hwmodel.config import AcceleratorConfig
-from hwmodel.design import default_config
-from hwmodel.design_file import DesignFile, differences, is_design_document, read_design, recorded_workload
-from hwmodel.device import load_device
-from hwmodel.model import UtilisationCaps, evaluate
-from hwmodel.workload import NAMED_ARCHITECTURES, workload_from_name
-from hwmodel.yamlio import read_json
+from hwmodel.base.cli import command_parser, run_main
+from hwmodel.base.yamlio import read_json
+from hwmodel.model.default import default_config
+from hwmodel.model.document import (
+    DesignFile,
+    differences,
+    is_design_document,
+    load_config,
+    read_design,
+    recorded_workload,
+)
+from hwmodel.model.evaluation import UtilisationCaps, evaluate
+from hwmodel.target.device import load_device
+from hwmodel.target.workload import NAMED_ARCHITECTURES, workload_from_name
 
 DEFAULT_MODEL = "deit_base_patch16_224"
 DEFAULT_DEVICE = "zcu102"
@@ -120,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             caps = design.caps
             config = design.config
         else:
-            config = AcceleratorConfig.load(path)
+            config = load_config(path)
     if args.model is None and design is not None:
         workload = recorded_workload(design)
     else:

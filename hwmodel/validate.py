@@ -2,21 +2,21 @@
 
 1. Cycle cross-check: random GEMMs (M, N, K, engine shape, DSP slice, packing, engine and layer
    bit-widths, PoT ratio, tiling) streamed through the simulated RTL; the simulated cycle count
-   must equal ``hwmodel.cycles.gemm_compute_cycles`` and the outputs the integer reference.
-2. Resources: ``hwmodel.cost.engine_resources`` against the committed Yosys table
+   must equal ``hwmodel.arch.cycles.gemm_compute_cycles`` and the outputs the integer reference.
+2. Resources: ``hwmodel.cost.engine.engine_resources`` against the committed Yosys table
    (``hwmodel/calibration/synth_table.csv``, every engine on each Yosys family ``xcup``, ``xcu``,
    ``xc7``): DSP and BRAM absolute, FF and LUT relative error (worst case per family too).
-3. Buffer banks: ``hwmodel.buffers.bank_memory`` against Yosys's memory mapping of the same
+3. Buffer banks: ``hwmodel.arch.buffers.bank_memory`` against Yosys's memory mapping of the same
    banks (``hwmodel/calibration/memory_table.csv``): BRAM36 tiles and LUT RAM primitives must be
    equal; the LUT RAM's fabric (read mux, write decode, data register) is reported.
 4. Non-linear units (softmax, LayerNorm, GELU; :mod:`hwmodel.rtl.nonlinear`): random rows
    (plus edge rows) streamed through the simulated units must give the integer kernels' outputs
-   bit for bit and :func:`hwmodel.nonlinear.stream_cycles` cycle for cycle; their resources
+   bit for bit and :func:`hwmodel.arch.nonlinear.stream_cycles` cycle for cycle; their resources
    (fitted fabric + modelled row buffers) against the committed Yosys table
    (``hwmodel/calibration/nonlinear_table.csv``).
 5. Tile controller (:mod:`hwmodel.rtl.controller`): random small GEMMs (shape, tiling, heads,
    engine, PoT ratio, bandwidth) walked by the simulated controller with the per-tile compute and
-   transfer times of :func:`hwmodel.controller.layer_schedule`; its cycles must equal the model's
+   transfer times of :func:`hwmodel.arch.controller.layer_schedule`; its cycles must equal the model's
    per-layer latency and its buffer addresses the Python reference every cycle; its resources
    (fitted LUT, structural FF, no DSP or BRAM) against the committed Yosys table
    (``hwmodel/calibration/controller_table.csv``, fitted and held-out points).
@@ -35,8 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from hwmodel.buffers import LUTRAM_LIBRARIES, bank_memory
-from hwmodel.calibrate import (
+from hwmodel.arch.buffers import LUTRAM_LIBRARIES, bank_memory
+from hwmodel.arch.config import AcceleratorConfig, LayerHw
+from hwmodel.arch.controller import BufferPort, ControllerSpec, bits_for, layer_schedule, tile_order
+from hwmodel.arch.cycles import gemm_compute_cycles
+from hwmodel.arch.engine import DSP_SLICES, PACKINGS, EngineConfig
+from hwmodel.arch.intops import INT_OPS
+from hwmodel.arch.nonlinear import row_buffer_memory, stream_cycles, unit_spec
+from hwmodel.base.cli import OneLineParser
+from hwmodel.calibration.tables import (
     CONTROLLER_TABLE_PATH,
     MEMORY_TABLE_PATH,
     NONLINEAR_TABLE_PATH,
@@ -52,15 +59,13 @@ from hwmodel.calibrate import (
     read_table,
     unit_total_lut,
 )
-from hwmodel.cli import OneLineParser
-from hwmodel.config import AcceleratorConfig, LayerHw
-from hwmodel.controller import BufferPort, ControllerSpec, bits_for, controller_resources, layer_schedule
-from hwmodel.cost import engine_resources, load_coefficients
-from hwmodel.cycles import gemm_compute_cycles
-from hwmodel.engine import DSP_SLICES, PACKINGS, EngineConfig
-from hwmodel.intops import INT_OPS
-from hwmodel.nonlinear import row_buffer_memory, stream_cycles, unit_resources, unit_spec
+from hwmodel.cost.coefficients import load_coefficients
+from hwmodel.cost.controller import controller_resources
+from hwmodel.cost.engine import engine_resources
+from hwmodel.cost.nonlinear import unit_resources
+from hwmodel.model.evaluation import _engine, _gemm_timing, _layer_arrays
 from hwmodel.rtl.harness import GemmTiling, pot_columns, reference_gemm, simulate_gemm
+from hwmodel.target.workload import GemmOp, Workload
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -224,11 +229,8 @@ CHECK_BUFFERS: tuple[BufferPort, ...] = (
 
 def controller_sim_check(cases: int, rng: np.random.Generator) -> dict[str, int]:
     """Random small GEMMs through the simulated controller: cycles vs the model's per-layer
-    latency (:func:`hwmodel.model._gemm_timing`), tile order and addresses vs the references."""
-    from hwmodel.controller import tile_order
-    from hwmodel.model import _engine, _gemm_timing, _layer_arrays
+    latency (:func:`hwmodel.model.evaluation._gemm_timing`), tile order and addresses vs the references."""
     from hwmodel.rtl.controller import simulate_controller
-    from hwmodel.workload import GemmOp, Workload
 
     coef = load_coefficients()
     cycle_bad = order_bad = addr_bad = checks = 0
@@ -280,7 +282,7 @@ CHECK_LOG2_ROWS = 4
 def nonlinear_sim_check(rows_per_unit: int, rng: np.random.Generator) -> dict[str, int]:
     """Random rows (random lengths, full-range and typical codes) plus edge rows (all equal,
     extreme codes, one large and many very negative values) through 2-lane units of each kind:
-    outputs vs the kernels, cycles vs :func:`hwmodel.nonlinear.stream_cycles`."""
+    outputs vs the kernels, cycles vs :func:`hwmodel.arch.nonlinear.stream_cycles`."""
     from hwmodel.rtl.nonlinear import simulate_unit
 
     vectors = cycle_bad = out_bad = 0

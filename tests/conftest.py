@@ -7,8 +7,8 @@ import os
 import pytest
 from hypothesis import settings
 
-from hwmodel.timm_compat import import_timm
-from hwmodel.workload import Workload, workload_from_model, workload_from_name
+from hwmodel.target.timm_compat import import_timm
+from hwmodel.target.workload import Workload, workload_from_model, workload_from_name
 
 timm = import_timm()
 

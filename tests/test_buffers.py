@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwmodel.buffers import LUTRAM_LIBRARIES, Buffer, bank_memory
-from hwmodel.device import FAMILIES, known_devices, load_device
+from hwmodel.arch.buffers import LUTRAM_LIBRARIES, Buffer, bank_memory
+from hwmodel.target.device import FAMILIES, known_devices, load_device
 
 BRAM36_BITS = 36 * 1024
 depths = st.integers(1, 20000)

@@ -7,14 +7,16 @@ import re
 
 import pytest
 
-from hwmodel.buffers import bank_memory
-from hwmodel.calibrate import (
+from hwmodel.arch.buffers import bank_memory
+from hwmodel.arch.engine import EngineConfig
+from hwmodel.base.errors import UserError
+from hwmodel.calibrate import main
+from hwmodel.calibration.tables import (
     TABLE_PATH,
     default_grid,
     fit_engines,
     fit_nonlinear,
     is_holdout,
-    main,
     memory_grid,
     memory_row,
     nonlinear_grid,
@@ -23,10 +25,9 @@ from hwmodel.calibrate import (
     read_nonlinear_table,
     read_table,
 )
-from hwmodel.cost import COEFFICIENTS_PATH, LUT_FEATURES, engine_resources, load_coefficients
-from hwmodel.device import SYNTH_FAMILIES, known_devices, load_device
-from hwmodel.engine import EngineConfig
-from hwmodel.errors import UserError
+from hwmodel.cost.coefficients import COEFFICIENTS_PATH, load_coefficients
+from hwmodel.cost.engine import LUT_FEATURES, engine_resources
+from hwmodel.target.device import SYNTH_FAMILIES, known_devices, load_device
 from hwmodel.validate import nonlinear_point
 
 
@@ -164,7 +165,7 @@ def test_resynthesised_nonlinear_unit_matches_the_table() -> None:
 
 
 def test_controller_coefficients_are_the_fit_of_the_committed_table() -> None:
-    from hwmodel.calibrate import (
+    from hwmodel.calibration.tables import (
         CONTROLLER_GRID,
         CONTROLLER_HOLDOUT,
         fit_controller,
@@ -172,7 +173,7 @@ def test_controller_coefficients_are_the_fit_of_the_committed_table() -> None:
         read_controller_table,
         spec_text,
     )
-    from hwmodel.controller import controller_register_bits
+    from hwmodel.cost.controller import controller_register_bits
 
     rows = read_controller_table()
     assert {r.synth_family for r in rows} == {"xc7", "xcu", "xcup"}

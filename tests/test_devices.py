@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hwmodel.device import DSP_TYPES, Device, known_devices, load_device
-from hwmodel.errors import UserError
+from hwmodel.base.errors import UserError
+from hwmodel.target.device import DSP_TYPES, Device, known_devices, load_device
 
 DATASHEET = {  # DESIGN.md §2
     "zcu102": (274_080, 548_160, 912, 2520, "DSP48E2"),
@@ -41,7 +41,7 @@ def test_device_is_frozen() -> None:
 
 
 def test_load_by_path_and_case_insensitive_name(tmp_path: Path) -> None:
-    src = Path(__file__).parents[1] / "hwmodel" / "devices" / "zcu104.yaml"
+    src = Path(__file__).parents[1] / "hwmodel" / "target" / "devices" / "zcu104.yaml"
     dst = tmp_path / "mine.yaml"
     dst.write_text(src.read_text().replace("name: zcu104", "name: my_board"))
     assert load_device(dst).name == "my_board"
@@ -72,7 +72,7 @@ def test_unknown_device_lists_known() -> None:
     ],
 )
 def test_malformed_yaml_names_file_and_key(tmp_path: Path, edit: tuple[str, str], needle: str) -> None:
-    src = Path(__file__).parents[1] / "hwmodel" / "devices" / "zcu104.yaml"
+    src = Path(__file__).parents[1] / "hwmodel" / "target" / "devices" / "zcu104.yaml"
     bad = tmp_path / "bad.yaml"
     bad.write_text(src.read_text().replace(*edit))
     with pytest.raises(UserError) as err:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pyrtl
 import pytest
 
-from hwmodel.calibrate import read_nonlinear_table
-from hwmodel.dspcount import DSP_PORTS, Multiplier, mul_dsp_slices, netlist_multipliers
-from hwmodel.errors import UserError
-from hwmodel.nonlinear import lane_dsp_slices, lane_multipliers
+from hwmodel.base.errors import UserError
+from hwmodel.calibration.tables import read_nonlinear_table
+from hwmodel.cost.dspcount import DSP_PORTS, Multiplier, mul_dsp_slices, netlist_multipliers
+from hwmodel.cost.nonlinear import lane_dsp_slices, lane_multipliers
 
 #: DSP slices of one isolated multiplier, ``module toplevel(input [A-1:0] a, input [B-1:0] b,
 #: output [Y-1:0] y); assign y = a * b; endmodule`` (``input signed`` for the signed ones), from

@@ -1,6 +1,6 @@
 """One home for the engine: accelerator.json's ``engines`` block, the exported Verilog and the
-model all describe the engine :func:`hwmodel.model.design_engine` returns (equal to the
-per-layer reference :func:`hwmodel.engine.engine_for_design`)."""
+model all describe the engine :func:`hwmodel.model.evaluation.design_engine` returns (equal to the
+per-layer reference :func:`hwmodel.arch.engine.engine_for_design`)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from codesign.export import (
     nonlinear_verilog,
 )
 from codesign.quant import QuantConfig
-from hwmodel.controller import controller_register_bits
-from hwmodel.cost import register_bits
-from hwmodel.device import load_device
-from hwmodel.engine import engine_for_design
-from hwmodel.model import UtilisationCaps, buffers, design_controller, design_engine, evaluate
+from hwmodel.arch.engine import engine_for_design
+from hwmodel.cost.controller import controller_register_bits
+from hwmodel.cost.engine import register_bits
+from hwmodel.model.evaluation import UtilisationCaps, buffers, design_controller, design_engine, evaluate
 from hwmodel.rtl.verilog import synthesize_verilog
-from hwmodel.workload import Workload
+from hwmodel.target.device import load_device
+from hwmodel.target.workload import Workload
 
 CASES = [
     ("pynq_z2", design_params(2, 4, 0.5, 2), "W8A8P0.5"),

@@ -18,7 +18,7 @@ from codesign.cli.search import entry as search_entry
 from codesign.data import FolderOptions, FolderSplit, load_image_folder, stratified_subset
 from codesign.errors import UserError
 from devtools.imagefolder import write_imagenet_folder
-from hwmodel.timm_compat import import_timm
+from hwmodel.target.timm_compat import import_timm
 
 timm = import_timm()
 

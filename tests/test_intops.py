@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from codesign.quant import INT_OPS, IntSpec
-from hwmodel.intops import frac_bits_for, int_exp, isqrt
+from hwmodel.arch.intops import frac_bits_for, int_exp, isqrt
 
 OPS = sorted(INT_OPS)
 

@@ -9,15 +9,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hwmodel.config import AcceleratorConfig, LayerHw
-from hwmodel.controller import controller_resources
-from hwmodel.cost import load_coefficients
-from hwmodel.cycles import gemm_compute_cycles
-from hwmodel.design import default_config
-from hwmodel.device import known_devices, load_device
-from hwmodel.errors import UserError
-from hwmodel.model import UtilisationCaps, buffers, design_controller, design_engine, evaluate
-from hwmodel.workload import Workload
+from hwmodel.arch.config import AcceleratorConfig, LayerHw
+from hwmodel.arch.cycles import gemm_compute_cycles
+from hwmodel.base.errors import UserError
+from hwmodel.cost.coefficients import load_coefficients
+from hwmodel.cost.controller import controller_resources
+from hwmodel.model.default import default_config
+from hwmodel.model.document import load_config
+from hwmodel.model.evaluation import UtilisationCaps, buffers, design_controller, design_engine, evaluate
+from hwmodel.target.device import known_devices, load_device
+from hwmodel.target.workload import Workload
 
 SIDES = st.sampled_from([1, 2, 3, 4, 8, 16, 24, 32, 64])
 BITS = st.sampled_from([2, 3, 4, 6, 8, 16])
@@ -211,8 +212,8 @@ def test_ratio_zero_uses_no_pot_luts_and_ratio_one_no_multiplier_dsps(
         if layer.kind in {"qk", "sv"}:
             assert layer.dsp > 0
     assert all(layer.lut == 0 or layer.dsp > 0 for layer in rep0.layers)  # no PoT part at all
-    from hwmodel.cost import engine_resources
-    from hwmodel.engine import EngineConfig
+    from hwmodel.arch.engine import EngineConfig
+    from hwmodel.cost.engine import engine_resources
 
     coef = load_coefficients()
     pot_only = engine_resources(EngineConfig(8, 0, 16, 8, 4, 8, 32), "xcup", coef)
@@ -251,7 +252,7 @@ def test_config_json_round_trip(tmp_path: Path, mnist_workload: Workload) -> Non
     cfg = _uniform(mnist_workload, 8, 16, 4, 0.25)
     path = tmp_path / "accel.json"
     path.write_text(json.dumps(cfg.to_dict()))
-    back = AcceleratorConfig.load(path)
+    back = load_config(path)
     dev = load_device("zcu102")
     assert evaluate(mnist_workload, back, dev) == evaluate(mnist_workload, cfg, dev)
 
@@ -273,7 +274,7 @@ def test_bad_config_is_one_line(tmp_path: Path, raw: dict[str, object], needle: 
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(raw))
     with pytest.raises(UserError) as err:
-        AcceleratorConfig.load(path)
+        load_config(path)
     assert needle in str(err.value) and str(path) in str(err.value)
 
 
@@ -304,8 +305,8 @@ def test_golden_default_deit_base_on_zcu102(deit_base: Workload) -> None:
 
 def test_nonlinear_units_are_their_share_of_the_design(mnist_workload: Workload) -> None:
     """The non-linear units' resources are part of the totals, scale with the lanes, and the
-    report prints their share; their cycles are hwmodel.nonlinear's per op."""
-    from hwmodel.nonlinear import op_cycles
+    report prints their share; their cycles are hwmodel.arch.nonlinear's per op."""
+    from hwmodel.arch.nonlinear import op_cycles
     from hwmodel.report import format_table
 
     dev = load_device("pynq_z2")

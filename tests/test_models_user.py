@@ -13,7 +13,7 @@ from codesign.errors import UserError
 from codesign.models import load_user
 from codesign.proxy import Evaluator
 from codesign.quant import QuantConfig, quantize_model
-from hwmodel.timm_compat import import_timm
+from hwmodel.target.timm_compat import import_timm
 
 timm = import_timm()
 

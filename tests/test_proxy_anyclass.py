@@ -24,8 +24,8 @@ from codesign.proxy._streamed import FisherProxy, StreamedProxy, TopKLinearizedK
 from codesign.quant import Calibration, QuantConfig
 from codesign.space import DEFAULT_SPACE_FILE, load_space
 from codesign.study import load_study
-from hwmodel.timm_compat import import_timm
-from hwmodel.vit import layer_names
+from hwmodel.target.timm_compat import import_timm
+from hwmodel.target.vit import layer_names
 
 DEFAULT_SPACE = load_space(DEFAULT_SPACE_FILE).quant
 #: a small space for the tiny model (every term precomputed once per fixture)

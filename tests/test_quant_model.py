@@ -29,7 +29,7 @@ from codesign.quant import (
     quantize_weight,
 )
 from codesign.quant._quantizers import pot_decode
-from hwmodel.timm_compat import import_timm
+from hwmodel.target.timm_compat import import_timm
 
 timm = import_timm()
 

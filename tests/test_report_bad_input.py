@@ -20,7 +20,8 @@ from codesign.atomic import remove_stale_staging, replace_dir_atomic
 from codesign.cli.report import entry as report_entry
 from codesign.cli.search import entry as search_entry
 from codesign.study import REPO_ROOT
-from hwmodel.cli import run_main
+from hwmodel.base.cli import run_main
+from hwmodel.model.document import load_config
 
 STUDY = REPO_ROOT / "studies" / "deit_small_zcu102.yaml"
 NAME = "deit_small_zcu102"
@@ -203,16 +204,16 @@ def test_config_load_validates_an_exported_document(
     name: str, change: Callable[[dict[str, Any]], None], key: str, finished_run: Path, tmp_path: Path
 ) -> None:
     """The Python API reads an accelerator.json as the command does: schema first."""
-    from hwmodel.config import AcceleratorConfig
-    from hwmodel.errors import UserError
+    from hwmodel.arch.config import AcceleratorConfig
+    from hwmodel.base.errors import UserError
 
     path = tmp_path / "accelerator.json"
     doc = json.loads(_design_doc(finished_run).read_text())
-    assert AcceleratorConfig.load(_design_doc(finished_run)) == AcceleratorConfig.from_dict(doc["config"])
+    assert load_config(_design_doc(finished_run)) == AcceleratorConfig.from_dict(doc["config"])
     change(doc)
     path.write_text(json.dumps(doc))
     with pytest.raises(UserError, match=rf"^{path}: {key}"):
-        AcceleratorConfig.load(path)
+        load_config(path)
 
 
 def test_hwmodel_report_reproduces_a_timm_design(

@@ -7,21 +7,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwmodel.config import AcceleratorConfig, LayerHw
-from hwmodel.controller import (
+from hwmodel.arch.config import AcceleratorConfig, LayerHw
+from hwmodel.arch.controller import (
     BufferPort,
     ControllerSpec,
     bits_for,
-    controller_features,
-    controller_register_bits,
     layer_schedule,
     schedule_cycles,
     tile_order,
 )
-from hwmodel.cost import load_coefficients
-from hwmodel.model import _engine, _gemm_timing, _layer_arrays
+from hwmodel.cost.coefficients import load_coefficients
+from hwmodel.cost.controller import controller_features, controller_register_bits
+from hwmodel.model.evaluation import _engine, _gemm_timing, _layer_arrays
 from hwmodel.rtl.controller import simulate_controller
-from hwmodel.workload import GemmOp, Workload
+from hwmodel.target.workload import GemmOp, Workload
 
 SPEC = ControllerSpec(
     3,

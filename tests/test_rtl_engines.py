@@ -1,4 +1,4 @@
-"""PyRTL engines: bit-exact GEMMs against the integer reference, cycle counts against hwmodel.cycles."""
+"""PyRTL engines: bit-exact GEMMs against the integer reference, cycle counts against hwmodel.arch.cycles."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwmodel.cost import register_bits
-from hwmodel.cycles import gemm_compute_cycles
-from hwmodel.engine import DSP_SLICES, EngineConfig, lane_mode
+from hwmodel.arch.cycles import gemm_compute_cycles
+from hwmodel.arch.engine import DSP_SLICES, EngineConfig, lane_mode
+from hwmodel.cost.engine import register_bits
 from hwmodel.rtl.dsp import PrimitiveSlices
 from hwmodel.rtl.engines import build_engine, pot_add, pot_decode, separate_lanes
 from hwmodel.rtl.harness import GemmTiling, decode_pot, pot_columns, reference_gemm, simulate_gemm

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwmodel.intops import INT_OPS, IntSpec
-from hwmodel.nonlinear import GELU_LATENCY, op_cycles, row_cycles, stream_cycles
+from hwmodel.arch.intops import INT_OPS, IntSpec
+from hwmodel.arch.nonlinear import GELU_LATENCY, op_cycles, row_cycles, stream_cycles
 from hwmodel.rtl.nonlinear import simulate_unit
 
 KINDS = sorted(INT_OPS)

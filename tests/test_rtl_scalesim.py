@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hwmodel.cycles import gemm_compute_cycles
-from hwmodel.engine import EngineConfig
+from hwmodel.arch.cycles import gemm_compute_cycles
+from hwmodel.arch.engine import EngineConfig
 from hwmodel.rtl.scalesim_oracle import scalesim_gemm_cycles, ws_relation
 
 PYTHON = os.environ.get("SCALESIM_PYTHON", "/tmp/scalesim-venv/bin/python")

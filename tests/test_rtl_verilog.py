@@ -11,9 +11,10 @@ import numpy as np
 import pyrtl
 import pytest
 
-from hwmodel.calibrate import read_table
-from hwmodel.cost import engine_resources, load_coefficients
-from hwmodel.engine import EngineConfig
+from hwmodel.arch.engine import EngineConfig
+from hwmodel.calibration.tables import read_table
+from hwmodel.cost.coefficients import load_coefficients
+from hwmodel.cost.engine import engine_resources
 from hwmodel.rtl.harness import GemmTiling, pot_columns, reference_gemm, simulate_gemm
 from hwmodel.rtl.verilog import (
     cosimulate_verilog,
@@ -53,7 +54,7 @@ def test_export_declares_every_port_and_one_primitive_per_fixed_pe(tmp_path: Pat
 def test_verilog_text_does_not_depend_on_what_was_built_before() -> None:
     """The same engine, controller or unit gives the same text before and after other netlists
     (PyRTL's name counters start afresh): an exported design is reproducible byte for byte."""
-    from hwmodel.nonlinear import design_spec
+    from hwmodel.arch.nonlinear import design_spec
     from hwmodel.rtl.nonlinear import unit_verilog
 
     eng = EngineConfig(2, 3, 2, 8, 4, 8, 24, packing=4)

@@ -17,12 +17,11 @@ from codesign.cli.search import entry
 from codesign.export import DSP_MODELS_FILE, TESTBENCH_FILE
 from codesign.models import create_default_model
 from codesign.quant import QuantConfig, load_int_model
-from hwmodel.config import AcceleratorConfig
-from hwmodel.design_file import FIGURES, SCHEMA_PATH
-from hwmodel.device import load_device
-from hwmodel.model import evaluate
+from hwmodel.model.document import FIGURES, SCHEMA_PATH, load_config
+from hwmodel.model.evaluation import evaluate
 from hwmodel.rtl.verilog import iverilog_available, run_icarus
-from hwmodel.workload import workload_from_model
+from hwmodel.target.device import load_device
+from hwmodel.target.workload import workload_from_model
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +68,7 @@ def test_every_export_reloads_and_reproduces(run: Path) -> None:
         d = run / "designs" / str(trial)
         doc = json.loads((d / "accelerator.json").read_text())
         jsonschema.validate(doc, schema)
-        accel = AcceleratorConfig.load(d / "accelerator.json")
+        accel = load_config(d / "accelerator.json")
         report = evaluate(workload, accel, load_device(doc["device"]["name"]), detail=True).to_dict()
         for key in ("latency_cycles", "fps", "gops", "resources", "feasible"):
             assert report[key] == doc["predicted"][key], key

@@ -12,9 +12,9 @@ import pytest
 from codesign.errors import UserError
 from codesign.space import load_space
 from codesign.study import DEFAULT_STUDY, load_study
-from hwmodel.device import load_device
-from hwmodel.model import evaluate
-from hwmodel.workload import Workload
+from hwmodel.model.evaluation import evaluate
+from hwmodel.target.device import load_device
+from hwmodel.target.workload import Workload
 
 ROOT = Path(__file__).parents[1]
 DEFAULT_SPACE = ROOT / "search_spaces" / "default.yaml"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hwmodel.errors import UserError
-from hwmodel.vendor_ip import classify, count_netlist, main, read_netlist
+from hwmodel.base.errors import UserError
+from hwmodel.calibration.vendor_ip import classify, count_netlist, read_netlist
+from hwmodel.vendor_ip import main
 
 # A Vivado-style Verilog netlist: a leaf module instantiated twice, escaped names, attributes with
 # a semicolon in their strings, comments, a parameterised primitive, an unknown cell, glbl.

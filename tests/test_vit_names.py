@@ -1,4 +1,4 @@
-"""One ViT layer naming (``hwmodel.vit``): the hardware workload and the quantization agree on the
+"""One ViT layer naming (``hwmodel.target.vit``): the hardware workload and the quantization agree on the
 GEMM layers of every model the tests and the shipped studies use."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from torch import nn
 from codesign.models import create_default_model
 from codesign.quant import is_matmul_layer
 from codesign.quant import layer_names as quant_layer_names
-from hwmodel.timm_compat import import_timm
-from hwmodel.vit import layer_names
-from hwmodel.workload import workload_from_model
+from hwmodel.target.timm_compat import import_timm
+from hwmodel.target.vit import layer_names
+from hwmodel.target.workload import workload_from_model
 
 timm = import_timm()
 

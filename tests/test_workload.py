@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hwmodel.errors import UserError
-from hwmodel.timm_compat import import_timm
-from hwmodel.workload import GemmOp, NonlinearOp, workload_from_model, workload_from_name
+from hwmodel.base.errors import UserError
+from hwmodel.target.timm_compat import import_timm
+from hwmodel.target.workload import GemmOp, NonlinearOp, workload_from_model, workload_from_name
 
 timm = import_timm()
 

@@ -7,7 +7,7 @@
 ``train_default``  ``python -m codesign.train_default``: retrain the shipped MNIST ViT
 =================  ==============================================================================
 
-Each command parses its arguments with :class:`hwmodel.cli.OneLineParser` and runs through
-:func:`hwmodel.cli.run_main` (bad input: one line on stderr, exit 2). Process-wide settings
+Each command parses its arguments with :class:`hwmodel.base.cli.OneLineParser` and runs through
+:func:`hwmodel.base.cli.run_main` (bad input: one line on stderr, exit 2). Process-wide settings
 (offline timm hub, Optuna's logging) are made here, at the entry points, never at import.
 """

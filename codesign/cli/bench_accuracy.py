@@ -37,9 +37,9 @@ from codesign.quant import QuantConfig
 from codesign.space import load_space
 from codesign.study import REPO_ROOT
 from codesign.torch_device import add_torch_device_argument, configure, gpu_memory_guard, resolve_device
-from hwmodel.cli import command_parser, positive_int, run_main
-from hwmodel.timm_compat import import_timm
-from hwmodel.vit import check_model_name, vit_blocks
+from hwmodel.base.cli import command_parser, positive_int, run_main
+from hwmodel.target.timm_compat import import_timm
+from hwmodel.target.vit import check_model_name, vit_blocks
 
 COMMAND = "codesign.bench_accuracy"
 DEIT_SPACE = REPO_ROOT / "search_spaces" / "deit_zcu102.yaml"

@@ -26,7 +26,7 @@ from codesign.qonnx_export import QONNX_FILE, export_qonnx
 from codesign.quant import on_cpu
 from codesign.run_folder import design_dir, load_run_evaluator, read_design_quant, read_summary
 from codesign.torch_device import add_torch_device_argument
-from hwmodel.cli import command_parser, positive_float, positive_int, run_main
+from hwmodel.base.cli import command_parser, positive_float, positive_int, run_main
 
 COMMAND = "codesign.finetune"
 

@@ -5,7 +5,7 @@
 
 Measures the top-1 on the test split of the FP32 model, of the fake-quantized model at
 ``--precision`` with float softmax / LayerNorm / GELU, and of the same model with the integer
-kernels of :mod:`hwmodel.intops` (``nonlinear: int``), plus what both proxies (``linkl``, the
+kernels of :mod:`hwmodel.arch.intops` (``nonlinear: int``), plus what both proxies (``linkl``, the
 linearised KL the search uses, and ``kl``, one forward pass) say about the two.
 """
 
@@ -21,7 +21,7 @@ import torch
 from codesign.models import load_default
 from codesign.proxy import Evaluator
 from codesign.quant import QuantConfig
-from hwmodel.cli import command_parser, run_main
+from hwmodel.base.cli import command_parser, run_main
 
 COMMAND = "codesign.nonlinear_check"
 

@@ -41,7 +41,7 @@ from codesign.proxy import FORWARD_KINDS, PROXY_KINDS, TERM_KINDS, Evaluator, ra
 from codesign.proxy._bench import measure_proxy
 from codesign.proxy._streamed import TOPK_CLASSES
 from codesign.space import DEFAULT_SPACE_FILE, load_space
-from hwmodel.cli import command_parser, run_main
+from hwmodel.base.cli import command_parser, run_main
 
 COMMAND = "codesign.proxy_check"
 
@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def bench(args: argparse.Namespace) -> int:
     """``--bench-model``: the proxy's precompute seconds and call milliseconds (random weights)."""
-    from hwmodel.timm_compat import import_timm
+    from hwmodel.target.timm_compat import import_timm
 
     torch.manual_seed(args.seed)
     model = import_timm().create_model(args.bench_model, pretrained=False, num_classes=args.classes).eval()

@@ -22,9 +22,9 @@ from codesign.results import format_pareto, read_history, read_rows
 from codesign.results.plots import render_run_plots
 from codesign.run_folder import design_dir, load_run_evaluator, read_summary
 from codesign.torch_device import add_torch_device_argument
-from hwmodel.cli import command_parser, positive_int, run_main
+from hwmodel.base.cli import command_parser, positive_int, run_main
+from hwmodel.base.yamlio import read_json
 from hwmodel.report import format_table
-from hwmodel.yamlio import read_json
 
 COMMAND = "codesign.report"
 

@@ -46,7 +46,7 @@ from codesign.search.ahead import FrontWatch, RescoreAhead
 from codesign.search.logs import quiet_optuna
 from codesign.study import DEFAULT_STUDY, Study, load_study
 from codesign.torch_device import add_torch_device_argument
-from hwmodel.cli import OneLineParser, command_parser, positive_float, positive_int, run_main
+from hwmodel.base.cli import OneLineParser, command_parser, positive_float, positive_int, run_main
 
 COMMAND = "codesign.search"
 

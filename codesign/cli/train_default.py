@@ -31,7 +31,7 @@ from codesign.models import (
     DEFAULT_RECORD,
     create_default_model,
 )
-from hwmodel.cli import command_parser, run_main
+from hwmodel.base.cli import command_parser, run_main
 
 COMMAND = "codesign.train_default"
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from codesign.data._split import ImageSplit
 from codesign.errors import UserError
-from hwmodel.timm_compat import import_timm
+from hwmodel.target.timm_compat import import_timm
 
 log = logging.getLogger("codesign.data")
 

@@ -14,7 +14,7 @@ from codesign.proxy._sampling import random_config
 from codesign.proxy._streamed import TOPK_CLASSES
 from codesign.quant import Calibration, QuantConfig
 from codesign.space import QuantSpace
-from hwmodel.vit import layer_names
+from hwmodel.target.vit import layer_names
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ from codesign.quant import (
     nonlinear_modules,
     softmax_point,
 )
-from hwmodel.intops import NONLINEAR_BITS
-from hwmodel.vit import is_matmul_layer, layer_names, vit_blocks
+from hwmodel.arch.intops import NONLINEAR_BITS
+from hwmodel.target.vit import is_matmul_layer, layer_names, vit_blocks
 
 MAX_CLASSES = 64
 #: the weight choices of one layer whose terms are computed together: as many as fit this many

@@ -52,8 +52,8 @@ from codesign.quant import (
     nonlinear_modules,
     softmax_point,
 )
-from hwmodel.intops import NONLINEAR_BITS
-from hwmodel.vit import is_matmul_layer, layer_names, vit_blocks
+from hwmodel.arch.intops import NONLINEAR_BITS
+from hwmodel.target.vit import is_matmul_layer, layer_names, vit_blocks
 
 #: (point or layer, bits, PoT ratio, calibration method, kind) — the keys of ``linkl``'s memo:
 #: kind ``w`` a layer's weight, ``a`` its input, ``fixed``/``unsigned``/``log2`` an attention

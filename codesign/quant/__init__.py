@@ -2,9 +2,9 @@
 
 Public API: :class:`LayerQuant`, :class:`QuantConfig`, :func:`parse_precision`,
 :func:`quantize_model`, :func:`export_int_model`, :func:`load_int_model`, :class:`Calibration`,
-:func:`layer_names` and :func:`is_matmul_layer` (the ViT layer naming of :mod:`hwmodel.vit`), the
+:func:`layer_names` and :func:`is_matmul_layer` (the ViT layer naming of :mod:`hwmodel.target.vit`), the
 quantizer registry :data:`QUANTIZERS`, the integer non-linear kernels :data:`INT_OPS` (softmax,
-LayerNorm, GELU; :mod:`hwmodel.intops`, which the RTL check shares) and their :class:`IntSpec`.
+LayerNorm, GELU; :mod:`hwmodel.arch.intops`, which the RTL check shares) and their :class:`IntSpec`.
 """
 
 from codesign.quant._config import (
@@ -33,8 +33,8 @@ from codesign.quant._model import (
     softmax_point,
 )
 from codesign.quant._quantizers import QUANTIZERS, Quantizer, get_quantizer
-from hwmodel.intops import INT_OPS, IntOp, IntSpec
-from hwmodel.vit import is_matmul_layer, layer_names
+from hwmodel.arch.intops import INT_OPS, IntOp, IntSpec
+from hwmodel.target.vit import is_matmul_layer, layer_names
 
 __all__ = [
     "ALLOWED_BITS",

@@ -23,8 +23,8 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from codesign.errors import UserError
-from hwmodel.vit import is_matmul_layer
-from hwmodel.yamlio import read_text_file
+from hwmodel.base.yamlio import read_text_file
+from hwmodel.target.vit import is_matmul_layer
 
 FLOAT_BITS = 32
 ALLOWED_BITS = (*range(2, 17), FLOAT_BITS)
@@ -37,7 +37,7 @@ NonlinearMode = Literal["float", "int"]
 ACT_CALIBRATIONS: tuple[str, ...] = ("max", "percentile", "mse")
 WEIGHT_CALIBRATIONS: tuple[str, ...] = ("max", "mse")
 SOFTMAX_SCHEMES: tuple[str, ...] = ("uniform", "log2")
-#: Softmax, LayerNorm and GELU in float, or as the integer kernels of :mod:`hwmodel.intops`.
+#: Softmax, LayerNorm and GELU in float, or as the integer kernels of :mod:`hwmodel.arch.intops`.
 NONLINEAR_MODES: tuple[str, ...] = ("float", "int")
 
 
@@ -141,7 +141,7 @@ class QuantConfig:
     is a weight-layer choice). Methods: ``act_calibration`` (max / percentile / mse, per tensor),
     ``weight_calibration`` (max / mse, per output channel), ``softmax`` (uniform / log2 for the
     post-softmax probabilities), ``nonlinear`` (float / int: softmax, LayerNorm and GELU in float or
-    as the integer kernels of :mod:`hwmodel.intops` on 16-bit fixed-point codes).
+    as the integer kernels of :mod:`hwmodel.arch.intops` on 16-bit fixed-point codes).
     """
 
     default: LayerQuant

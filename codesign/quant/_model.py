@@ -1,6 +1,6 @@
 """Fake-quantize a timm VisionTransformer by a per-layer :class:`QuantConfig`.
 
-GEMM layer names: :mod:`hwmodel.vit` (the naming ``hwmodel.workload`` uses too):
+GEMM layer names: :mod:`hwmodel.target.vit` (the naming ``hwmodel.target.workload`` uses too):
 ``patch_embed.proj``, ``blocks.{i}.attn.{qkv,qk,sv,proj}``, ``blocks.{i}.mlp.{fc1,fc2}``, ``head``.
 
 Quantization points: each weight layer quantizes its weight (per output channel; mixed scheme:
@@ -10,7 +10,7 @@ Q, K and V) and its input activation (``<layer>:a``, per tensor, signed). ``qk``
 act_bits, unsigned or log2) and V (``sv:b``, weight_bits). Activation scales are calibrated on
 the FP32 model's activations for a calibration batch. Residual adds stay in float; softmax,
 LayerNorm and GELU stay in float (``nonlinear: float``) or run as the integer kernels of
-:mod:`hwmodel.intops` (``nonlinear: int``, :class:`IntNonlinear`) on 16-bit fixed-point codes of
+:mod:`hwmodel.arch.intops` (``nonlinear: int``, :class:`IntNonlinear`) on 16-bit fixed-point codes of
 their input (points ``<module>:in`` and ``blocks.{i}.attn.softmax:in``; power-of-two scales from
 the calibrated range). A layer at 32/32 bits is left untouched, so ``W32A32`` with float
 non-linear operators equals FP32 exactly.
@@ -40,8 +40,8 @@ from codesign.quant._quantizers import (
     pot_decode,
     tensor_scale,
 )
-from hwmodel.intops import INT_OPS, NONLINEAR_BITS, frac_bits_for
-from hwmodel.vit import is_matmul_layer, layer_names, vit_blocks
+from hwmodel.arch.intops import INT_OPS, NONLINEAR_BITS, frac_bits_for
+from hwmodel.target.vit import is_matmul_layer, layer_names, vit_blocks
 
 EXPORT_FORMAT = "codesign-int/1"
 _SAMPLE_PER_POINT = 1 << 16
@@ -222,7 +222,7 @@ class QuantConv2d(nn.Module):
 
 
 class IntNonlinear(nn.Module):
-    """Softmax (last axis), LayerNorm or GELU as its integer kernel (:data:`hwmodel.intops.INT_OPS`).
+    """Softmax (last axis), LayerNorm or GELU as its integer kernel (:data:`hwmodel.arch.intops.INT_OPS`).
 
     x → q = clamp(round(x·2^F), ±2^15) (F from the power-of-two ``in_scale`` = 2^−F) → kernel →
     y·2^−out_frac. LayerNorm's γ, β then apply in float: the LayerNorm output feeds only the next

@@ -42,10 +42,10 @@ from codesign.quant import on_cpu
 from codesign.results.front import Outcome
 from codesign.results.trials import TrialRow
 from codesign.space import Candidate
-from hwmodel.controller import ControllerSpec
-from hwmodel.engine import EngineConfig
-from hwmodel.model import design_controller, design_engine, evaluate
-from hwmodel.yamlio import read_json
+from hwmodel.arch.controller import ControllerSpec
+from hwmodel.arch.engine import EngineConfig
+from hwmodel.base.yamlio import read_json
+from hwmodel.model.evaluation import design_controller, design_engine, evaluate
 
 #: Beside ``designs/`` (written after the folder is swapped in: a stale one only causes a re-export).
 MANIFEST = "designs.json"

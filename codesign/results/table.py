@@ -18,7 +18,7 @@ from codesign.atomic import write_text_if_changed
 from codesign.errors import UserError
 from codesign.results.front import Outcome
 from codesign.results.trials import TrialRow
-from hwmodel.yamlio import read_text_file
+from hwmodel.base.yamlio import read_text_file
 
 OBJECTIVE_PREFIX = "objective."
 

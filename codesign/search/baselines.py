@@ -11,7 +11,7 @@ import optuna
 
 from codesign.context import SearchContext
 from codesign.quant import QuantConfig
-from hwmodel.model import evaluate
+from hwmodel.model.evaluation import evaluate
 
 #: Uniform designs enqueued first: (name, weight bits, activation bits, PoT ratio).
 BASELINES: tuple[tuple[str, int, int, float], ...] = (

@@ -27,7 +27,7 @@ from codesign.search.budget import TrialCallback, optimize_budget
 from codesign.search.logs import quiet_optuna
 from codesign.search.run import SearchRun
 from codesign.study import Study
-from hwmodel.cli import error_line
+from hwmodel.base.cli import error_line
 
 #: Seed offset between the worker processes of one run (worker i uses seed + base + i·SEED_STRIDE).
 SEED_STRIDE = 7919

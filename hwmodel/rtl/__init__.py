@@ -2,7 +2,7 @@
 
 Generators (wires → wires, ``hwmodel.rtl.engines``): :func:`fixed_subarray` (DSP slices,
 :mod:`hwmodel.rtl.dsp`), :func:`pot_subarray`, :func:`separate_lanes`, :func:`pot_add`,
-:func:`delay_line`; :func:`build_engine` builds a whole :class:`hwmodel.engine.EngineConfig` with
+:func:`delay_line`; :func:`build_engine` builds a whole :class:`hwmodel.arch.engine.EngineConfig` with
 named ports. :func:`simulate_gemm` streams a tiled GEMM through it (cycle count observed from the
 results); :func:`engine_verilog` / :func:`write_engine_verilog` export it (fabric + DSP
 primitives), :func:`cosimulate_verilog` runs Icarus, and :func:`synthesize_engine` runs the
@@ -11,7 +11,7 @@ pinned Yosys. Non-linear units (:mod:`hwmodel.rtl.nonlinear`): :func:`gelu_lane`
 ports) and :func:`simulate_unit` (streams rows, returns outputs + cycles).
 """
 
-from hwmodel.engine import EngineConfig
+from hwmodel.arch.engine import EngineConfig
 from hwmodel.rtl.engines import (
     SubArrayPorts,
     build_engine,

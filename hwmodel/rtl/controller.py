@@ -2,7 +2,7 @@
 
 :func:`tile_controller` sequences the tiles of a GEMM layer (loops heads → m → n → k, the loop
 bounds are run-time inputs, ``last_*`` = count − 1) and generates the addresses of the tile
-buffers (:class:`hwmodel.controller.ControllerSpec`). Ports (all synchronous, registers start
+buffers (:class:`hwmodel.arch.controller.ControllerSpec`). Ports (all synchronous, registers start
 at 0):
 
 * in ``start`` (pulse, idle only), ``compute_done`` (the engine's pulse: the current tile's
@@ -19,7 +19,7 @@ at 0):
   write enable, ``banks`` bits, gated by the DMA step); C buffers: in ``<name>_rdata_<bank>``,
   out ``<name>_dma_data`` (the DMA's read mux across the banks).
 
-Schedule and cycle counts: :mod:`hwmodel.controller` (``done`` pulses
+Schedule and cycle counts: :mod:`hwmodel.arch.controller` (``done`` pulses
 ``first_load + Σ max(compute_i, transfer_i)`` cycles after ``start``).
 """
 
@@ -31,7 +31,7 @@ from typing import TypeAlias
 
 import pyrtl
 
-from hwmodel.controller import ControllerSpec
+from hwmodel.arch.controller import ControllerSpec
 from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.verilog import working_block_verilog
 

@@ -30,7 +30,7 @@ from typing import Protocol
 
 import pyrtl
 
-from hwmodel.engine import DspSlice
+from hwmodel.arch.engine import DspSlice
 
 #: ``OPMODE`` of a chain head (Z = 0, Y = M, X = M) and of a chain body (Z = PCIN); DSP48E2 has a
 #: 9-bit OPMODE (W mux in bits 8:7, zero here), DSP48E1 a 7-bit one.

@@ -1,7 +1,7 @@
 """PyRTL generators of the weight-stationary compute engines (PyRTL rtllib style).
 
 Every generator is a function from wires to wires that builds into the current working block;
-:func:`build_engine` builds a whole :class:`hwmodel.engine.EngineConfig` with named ports. Timing
+:func:`build_engine` builds a whole :class:`hwmodel.arch.engine.EngineConfig` with named ports. Timing
 (cycle 0 = the cycle a fold's first token is presented to row offset 0 of column 0; column ``c``
 sees everything ``c`` cycles later through its activation hop registers):
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import pyrtl
 
-from hwmodel.engine import FIXED_PIPELINE, EngineConfig, LaneMode, sum_bits
+from hwmodel.arch.engine import FIXED_PIPELINE, EngineConfig, LaneMode, sum_bits
 from hwmodel.rtl.dsp import ModelSlices, SliceBuilder, SliceIn, SliceOut, sext
 
 
@@ -104,7 +104,7 @@ def separate_lanes(p: pyrtl.WireVector, mode: LaneMode, bits: int) -> list[pyrtl
     Lanes are peeled from the lowest offset up: a lane's field of ``P`` is too small by one when
     the lanes below it sum to a negative number (borrow), which is the case when the lane below
     is negative, or zero with a borrow of its own. Exact while every lane holds its sum
-    (:meth:`hwmodel.engine.LaneMode.chain_capacity`). Latency: combinational. Area: a ``bits``-wide
+    (:meth:`hwmodel.arch.engine.LaneMode.chain_capacity`). Latency: combinational. Area: a ``bits``-wide
     incrementer per lane above the first and a zero detect per inner lane.
     """
     order = sorted(range(mode.lanes), key=lambda lane: mode.offsets[lane])

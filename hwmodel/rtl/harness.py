@@ -1,8 +1,8 @@
 """Cycle-by-cycle simulation of a tiled GEMM through the PyRTL engine.
 
 The harness is the engine's controller and its buffers. It walks the tiles (Tm, Tn, Tk) in the
-order of :func:`hwmodel.cycles.gemm_compute_cycles` (m, n, k tiles, k innermost), splits each
-tile's channels into fixed and PoT ones with :func:`hwmodel.cycles.split_channels`, and cuts
+order of :func:`hwmodel.arch.cycles.gemm_compute_cycles` (m, n, k tiles, k innermost), splits each
+tile's channels into fixed and PoT ones with :func:`hwmodel.arch.cycles.split_channels`, and cuts
 each sub-array's share into folds (n-folds outer, k-folds of ``rows`` inner). Within a tile it
 follows the controller's schedule (see :mod:`hwmodel.rtl.engines` for the port timing):
 
@@ -31,8 +31,8 @@ import numpy as np
 import numpy.typing as npt
 import pyrtl
 
-from hwmodel.cycles import split_channels, tile_extents
-from hwmodel.engine import EngineConfig, LaneMode
+from hwmodel.arch.cycles import split_channels, tile_extents
+from hwmodel.arch.engine import EngineConfig, LaneMode
 from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.engines import build_engine, chain_layout
 

@@ -1,4 +1,4 @@
-"""PyRTL buffer bank: the on-chip memory ``hwmodel.buffers`` maps to block RAM or LUT RAM."""
+"""PyRTL buffer bank: the on-chip memory ``hwmodel.arch.buffers`` maps to block RAM or LUT RAM."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def buffer_bank(depth_words: int, width_bits: int) -> pyrtl.WireVector:
     Ports (inputs): ``we``, ``waddr``, ``wdata``, ``raddr``; returns the read data, valid one
     cycle after ``raddr`` (latency 1). Area: one simple-dual-port memory (block RAM, whose output
     register absorbs the read register, or LUT RAM plus a data register); see
-    ``hwmodel.buffers.bank_memory``.
+    ``hwmodel.arch.buffers.bank_memory``.
     """
     abits = max(1, (depth_words - 1).bit_length())
     mem = pyrtl.MemBlock(bitwidth=width_bits, addrwidth=abits, name="bank", max_read_ports=1)

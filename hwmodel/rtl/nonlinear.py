@@ -1,6 +1,6 @@
 """PyRTL generators of the non-linear units: integer softmax, LayerNorm and GELU lanes.
 
-Each lane computes the kernels of :mod:`hwmodel.intops` bit for bit (same floor shifts, same
+Each lane computes the kernels of :mod:`hwmodel.arch.intops` bit for bit (same floor shifts, same
 constants, same reciprocal). A unit is ``lanes`` independent lanes; the row-wise units give each
 lane whole rows (row ``i`` of an op goes to lane ``i mod lanes``), the GELU unit one element per
 lane and cycle. Ports of lane ``l`` (suffix ``_{l}``): inputs ``in_valid``, ``in_data``
@@ -29,7 +29,7 @@ difference cycle); bitwise integer square root, one result bit a cycle (S = log2
 cycles); restoring division ⌊2^K / max(√V, 1)⌋ (Q = K + 1 cycles); normalise as softmax's
 (element i on ``out_data`` N + M + S + Q + 4 + i cycles after the first input).
 
-:mod:`hwmodel.nonlinear` states these counts as formulas; the tests hold the simulation to them.
+:mod:`hwmodel.arch.nonlinear` states these counts as formulas; the tests hold the simulation to them.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 import pyrtl
 
-from hwmodel.intops import (
+from hwmodel.arch.intops import (
     CONST_FRAC,
     EXP2_A,
     EXP2_B,
@@ -54,7 +54,7 @@ from hwmodel.intops import (
     layernorm_k,
     softmax_k,
 )
-from hwmodel.nonlinear import BUFFER_BITS, GELU_LATENCY, isqrt_steps, reciprocal_steps, variance_steps
+from hwmodel.arch.nonlinear import BUFFER_BITS, GELU_LATENCY, isqrt_steps, reciprocal_steps, variance_steps
 from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.dsp import sext
 from hwmodel.rtl.verilog import working_block_verilog
@@ -102,7 +102,7 @@ def _bits(value: int) -> int:
 def gelu_lane(valid: Wire, q: Wire, spec: IntSpec) -> tuple[Wire, Wire]:
     """i-GELU of one element a cycle: returns (out_valid, out_data).
 
-    Latency: :data:`hwmodel.nonlinear.GELU_LATENCY` (4) cycles. Area: one |q| (in_bits), a clip
+    Latency: :data:`hwmodel.arch.nonlinear.GELU_LATENCY` (4) cycles. Area: one |q| (in_bits), a clip
     comparator, two multipliers (v², A·v²; the second by a constant), the q·factor multiplier
     (in_bits × 17), the clamp; registers of the four stages.
     """
@@ -233,7 +233,7 @@ _LOAD, _PASS, _ROOT, _RECIP, _NORM, _MUL, _VAR = 0, 1, 2, 3, 4, 5, 6
 def softmax_lane(valid: Wire, q: Wire, last: Wire, spec: IntSpec, log2_rows: int) -> tuple[Wire, Wire, Wire]:
     """Integer softmax of one row at a time: returns (ready, out_valid, out_data).
 
-    Latency: a row of N elements takes :func:`hwmodel.nonlinear.row_cycles` (``3N + Q + 5``)
+    Latency: a row of N elements takes :func:`hwmodel.arch.nonlinear.row_cycles` (``3N + Q + 5``)
     cycles from its first input to the next row's. Area: the row buffer (2^log2_rows × 16), the
     running max, the exp datapath (in_bits+1 × 15 multiplier, the 2^−r polynomial's two
     multipliers, a barrel shifter), the sum, the divider (:class:`_Divider`), the e·R
@@ -330,7 +330,7 @@ def layernorm_lane(
 ) -> tuple[Wire, Wire, Wire]:
     """Integer LayerNorm (without γ, β) of one row at a time: returns (ready, out_valid, out_data).
 
-    Latency: :func:`hwmodel.nonlinear.row_cycles` (``2N + M + S + Q + 4``: M = in_bits +
+    Latency: :func:`hwmodel.arch.nonlinear.row_cycles` (``2N + M + S + Q + 4``: M = in_bits +
     log2_rows + 1 shift-add steps for N·S2 and S1², S = log2_rows + in_bits square-root steps,
     Q = K + 1 reciprocal steps) cycles from a row's first input to the next row's. Area: the row
     buffer, S1/S2 accumulators and the q² multiplier, two shift-add multipliers (N·S2 and S1², once

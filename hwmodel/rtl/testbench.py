@@ -6,7 +6,7 @@ harness does (:func:`hwmodel.rtl.harness.tile_events`, so both follow one schedu
 every column's read request with the partial sums of its output-buffer model one cycle later and
 stores what the column puts out. At the end it compares the whole C tile with the exact integer
 result (:func:`hwmodel.rtl.harness.reference_gemm`) and the cycle of the last result with the
-analytic model's tile cycles (:func:`hwmodel.cycles.mixed_tile_cycles`), prints ``PASS`` and
+analytic model's tile cycles (:func:`hwmodel.arch.cycles.mixed_tile_cycles`), prints ``PASS`` and
 finishes, or prints each mismatch and stops with ``$fatal`` (``vvp`` exits 1).
 
 Run it beside the engine (and the DSP primitives' simulation models when the engine has them)::
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwmodel.cycles import mixed_tile_cycles
-from hwmodel.engine import EngineConfig
+from hwmodel.arch.cycles import mixed_tile_cycles
+from hwmodel.arch.engine import EngineConfig
 from hwmodel.rtl.dsp import port_decls
 from hwmodel.rtl.harness import (
     BoolArray,

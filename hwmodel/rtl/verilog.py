@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyrtl
 
-from hwmodel.engine import EngineConfig
+from hwmodel.arch.engine import EngineConfig
 from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.dsp import PrimitiveSlices, embed_primitives, port_decls
 from hwmodel.rtl.engines import build_engine

@@ -9,7 +9,7 @@ JSON form (``--config accel.json``, also the ``config`` block of an exported acc
      "layers": {"blocks.0.mlp.fc1": {"weight_bits": 4, "pot_ratio": 0.5}}}
 
 Per-layer entries override the default key by key (default → layer name, as hls4ml layers its
-precision). The engine (:mod:`hwmodel.engine`) is weight-stationary: ``rows`` PEs down each column
+precision). The engine (:mod:`hwmodel.arch.engine`) is weight-stationary: ``rows`` PEs down each column
 walk the reduction (k); ``pot_cols`` of the ``cols`` columns are power-of-two (shift-add) PEs,
 the rest DSP slices packing up to ``packing`` (1, 2 or 4) MACs; a layer's ``pot_ratio`` of its
 output channels runs on the PoT columns. ``acc_bits`` is the width of the partial sums (``null``
@@ -22,11 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
-from hwmodel.errors import UserError
-from hwmodel.yamlio import read_json
+from hwmodel.base.errors import UserError
 
 SCHEMA_VERSION = 2
 PACKINGS = (1, 2, 4)
@@ -94,19 +92,6 @@ class AcceleratorConfig:
     @staticmethod
     def from_dict(raw: Any, source: str = "config") -> AcceleratorConfig:
         return _parse_config(raw, source)
-
-    @staticmethod
-    def load(path: str | Path) -> AcceleratorConfig:
-        """A bare config block, or an exported ``accelerator.json`` (validated against its JSON
-        Schema first: a damaged document is refused with one line naming the file and key)."""
-        from hwmodel.design_file import is_design_document, validate_document  # (imports this module)
-
-        p = Path(path)
-        raw = read_json(p, "accelerator config")
-        if is_design_document(raw):
-            validate_document(raw, str(p))
-            raw = raw["config"]
-        return _parse_config(raw, str(p))
 
 
 def _check_keys(raw: Any, allowed: set[str], where: str) -> dict[str, Any]:

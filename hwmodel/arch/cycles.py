@@ -7,7 +7,7 @@ Identical to what the PyRTL controller (:mod:`hwmodel.rtl.harness`) does and the
   en channels, depth ek) in F = ⌈ek / R⌉ · ⌈en / (κ·C)⌉ *folds*; a fold holds R k-values × κ·C
   channels of weights in the PEs while the em tokens stream through, τ per cycle:
   ``steps = ⌈em / τ⌉`` cycles. (τ, κ) = tokens and channels per DSP slice of the layer's packing
-  mode (:meth:`hwmodel.engine.EngineConfig.mode_for`); a PoT PE takes (1, 1).
+  mode (:meth:`hwmodel.arch.engine.EngineConfig.mode_for`); a PoT PE takes (1, 1).
 * Folds overlap: the next fold's weights are shifted into the PEs' load registers while the
   current one streams, and swapped in behind its last token. A fold of the fixed sub-array
   starts ``max(steps, L + R − 1)`` cycles after the previous one (L = cascade chain length:
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hwmodel.engine import EngineConfig
+from hwmodel.arch.engine import EngineConfig
 
 #: Fill/drain constants beyond R, L and C (see the module docstring).
 FIXED_DRAIN = 3

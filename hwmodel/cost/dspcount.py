@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hwmodel.errors import UserError
+from hwmodel.base.errors import UserError
 
 if TYPE_CHECKING:
     import pyrtl

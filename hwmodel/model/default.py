@@ -5,16 +5,16 @@ per DSP slice), the device's default clock; the fastest one under the utilisatio
 fewer DSP slices). Tiles: Tm covers every token of the workload (weights are fetched once per
 layer), Tn two folds of the array's channels, Tk the k-folds that cover 1024 (clipped to each
 layer). The partial sums are as wide as the deepest layer needs (``acc_bits`` left to
-:func:`hwmodel.engine.required_acc_bits`: no overflow for any K of the workload).
+:func:`hwmodel.arch.engine.required_acc_bits`: no overflow for any K of the workload).
 """
 
 from __future__ import annotations
 
-from hwmodel.config import AcceleratorConfig, LayerHw
-from hwmodel.device import Device
-from hwmodel.errors import UserError
-from hwmodel.model import DesignReport, UtilisationCaps, evaluate
-from hwmodel.workload import Workload
+from hwmodel.arch.config import AcceleratorConfig, LayerHw
+from hwmodel.base.errors import UserError
+from hwmodel.model.evaluation import DesignReport, UtilisationCaps, evaluate
+from hwmodel.target.device import Device
+from hwmodel.target.workload import Workload
 
 _ROWS = (4, 8, 16, 32, 64)
 _COLS = (4, 8, 16, 32, 64, 128)

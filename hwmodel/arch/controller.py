@@ -10,7 +10,7 @@ PyRTL simulation): the first load takes ``first_load`` cycles from ``start``; th
 ``max(compute_i, transfer_i)`` cycles (the engine's compute and the DMA's transfer of that slot
 run together, the controller starts the next tile in the cycle after both are done); ``done``
 pulses ``first_load + Σ max(compute_i, transfer_i)`` cycles after ``start`` — the per-layer
-latency of :func:`hwmodel.model._oriented_timing`.
+latency of :func:`hwmodel.model.evaluation._oriented_timing`.
 
 Resources: flip-flops are structural (:func:`controller_register_bits`, exact); LUTs a fitted
 linear model over :data:`CONTROLLER_FEATURES`, one coefficient set per Yosys family
@@ -23,9 +23,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hwmodel.buffers import Buffer
-from hwmodel.cycles import mixed_tile_cycles, tile_extents
-from hwmodel.engine import EngineConfig
+from hwmodel.arch.buffers import Buffer
+from hwmodel.arch.cycles import mixed_tile_cycles, tile_extents
+from hwmodel.arch.engine import EngineConfig
 
 #: Buffer roles: ``a`` (activations in), ``b`` (weights / second operand in), ``c`` (results out).
 ROLES: dict[str, str] = {
@@ -91,51 +91,6 @@ def controller_spec(tile_counts: Sequence[int], buffers: Sequence[Buffer]) -> Co
     return ControllerSpec(bits_for(max(tile_counts, default=1)), ports)
 
 
-def controller_register_bits(spec: ControllerSpec) -> int:
-    """Flip-flops of the controller as :mod:`hwmodel.rtl.controller` builds it (exact): the
-    control bits, one counter per loop, and per buffer the engine-side and DMA-side word counters
-    and the DMA's bank counter."""
-    bits = CONTROL_BITS + len(LOOPS) * spec.tile_bits
-    for b in spec.buffers:
-        bits += 2 * b.addr_bits + b.bank_bits
-    return bits
-
-
-#: Features of the fitted LUT model (``coefficients.json`` → ``controller`` → family).
-CONTROLLER_FEATURES: tuple[str, ...] = ("const", "tile_bit", "addr_bit", "bank", "mux_bit")
-
-
-def controller_features(spec: ControllerSpec) -> dict[str, float]:
-    """Structural LUT features: a constant (the schedule FSM), per loop-counter bit (increment,
-    compare with its last value, wrap), per address-counter bit (two counters per buffer with
-    their wrap compares), per bank (the DMA's bank counter and one write enable, or one C read
-    mux input per bank) and per C read-mux input bit and level (``banks · width · bank_bits``:
-    Yosys's LUTs per input of the bank mux grow with its depth, checked on the grid)."""
-    feats = dict.fromkeys(CONTROLLER_FEATURES, 0.0)
-    feats["const"] = 1.0
-    feats["tile_bit"] = float(len(LOOPS) * spec.tile_bits)
-    for b in spec.buffers:
-        feats["addr_bit"] += 2 * b.addr_bits
-        feats["bank"] += b.banks if b.banks > 1 else 0
-        if b.role == "c" and b.banks > 1:
-            feats["mux_bit"] += b.banks * b.width_bits * b.bank_bits
-    return feats
-
-
-@dataclass(frozen=True)
-class ControllerResources:
-    lut: float
-    ff: int
-
-
-def controller_resources(spec: ControllerSpec, coef: dict[str, float]) -> ControllerResources:
-    """LUT (fitted, ``coef`` = the family's ``controller`` coefficients) and FF (exact)."""
-    feats = controller_features(spec)
-    return ControllerResources(
-        lut=sum(coef.get(k, 0.0) * v for k, v in feats.items()), ff=controller_register_bits(spec)
-    )
-
-
 def schedule_cycles(first_load: int, compute: Sequence[int], transfer: Sequence[int]) -> int:
     """Cycles from ``start`` to ``done``: the first load, then per tile max(compute, transfer)."""
     return first_load + sum(max(c, t) for c, t in zip(compute, transfer, strict=True))
@@ -175,9 +130,9 @@ def layer_schedule(
     dram_latency_cycles: int,
 ) -> LayerSchedule:
     """The tile-by-tile schedule of a GEMM (``C[m×n] = A[m×k]·B[k×n]``, ``repeat`` heads) with the
-    model's accounting (:func:`hwmodel.model._oriented_timing`), tile by tile with the scalar
-    cycle functions of :mod:`hwmodel.cycles`: a tile's compute is
-    :func:`~hwmodel.cycles.mixed_tile_cycles`; its transfer moves its A tile (shared by the n
+    model's accounting (:func:`hwmodel.model.evaluation._oriented_timing`), tile by tile with the scalar
+    cycle functions of :mod:`hwmodel.arch.cycles`: a tile's compute is
+    :func:`~hwmodel.arch.cycles.mixed_tile_cycles`; its transfer moves its A tile (shared by the n
     tiles when one k tile covers K), its B tile (shared by the m tiles when one tile covers N and
     K) and, at the last k tile, its C tile, at ``bytes_per_cycle``; the first load brings the
     first A and B tiles after the DRAM latency."""

@@ -2,7 +2,7 @@
 
 Per GEMM layer (tiles Tm×Tn×Tk clipped to the layer, loop order m → n → k, weights stationary):
 
-* compute cycles of a tile follow :mod:`hwmodel.cycles` (folds overlapped, fill/drain per tile,
+* compute cycles of a tile follow :mod:`hwmodel.arch.cycles` (folds overlapped, fill/drain per tile,
   the layer's own packing mode on the fixed-point part; the fixed-point and power-of-two
   sub-arrays work on the same tile at once: a tile takes the max of the two); an activation ×
   activation matmul runs as C = A·B or as Cᵀ = Bᵀ·Aᵀ, whichever is faster (the controller's
@@ -17,12 +17,12 @@ Per GEMM layer (tiles Tm×Tn×Tk clipped to the layer, loop order m → n → k,
   head's first tile loads while the last one of this head computes).
 
 Non-linear ops run on their own units (``nonlinear_lanes`` lanes each) between GEMMs, with the
-cycles of :mod:`hwmodel.nonlinear` (the PyRTL units' exact counts; softmax and LayerNorm rows
+cycles of :mod:`hwmodel.arch.nonlinear` (the PyRTL units' exact counts; softmax and LayerNorm rows
 one after another per lane, GELU one element per lane and cycle). Resources: the compute engine
-the design builds (:func:`design_engine`, priced by :mod:`hwmodel.cost`), double-buffered banked
-A/B/C buffers in BRAM36 or LUT RAM (:mod:`hwmodel.buffers`, sized for the largest tile: A one
+the design builds (:func:`design_engine`, priced by :mod:`hwmodel.cost.engine`), double-buffered banked
+A/B/C buffers in BRAM36 or LUT RAM (:mod:`hwmodel.arch.buffers`, sized for the largest tile: A one
 bank per row, B and C one bank per column), non-linear units, the tile controller
-(:mod:`hwmodel.controller`, priced from its synthesised RTL) and the vendor IP (AXI DMA and
+(:mod:`hwmodel.arch.controller`, priced from its synthesised RTL) and the vendor IP (AXI DMA and
 interconnect, a cited figure from ``coefficients.json`` → ``vendor_ip``).
 """
 
@@ -34,23 +34,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hwmodel.buffers import Buffer
-from hwmodel.config import AcceleratorConfig
-from hwmodel.controller import ControllerSpec, controller_resources, controller_spec
-from hwmodel.cost import Coefficients, engine_resources, load_coefficients
-from hwmodel.cycles import FIXED_DRAIN, POT_DRAIN
-from hwmodel.device import Device
-from hwmodel.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, required_acc_bits
-from hwmodel.errors import UserError
-from hwmodel.nonlinear import (
-    UnitResources,
-    log2_rows_for,
-    op_cycles,
-    row_buffer,
-    row_buffer_memory,
-    unit_resources,
-)
-from hwmodel.workload import GemmOp, Workload
+from hwmodel.arch.buffers import Buffer
+from hwmodel.arch.config import AcceleratorConfig
+from hwmodel.arch.controller import ControllerSpec, controller_spec
+from hwmodel.arch.cycles import FIXED_DRAIN, POT_DRAIN
+from hwmodel.arch.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, required_acc_bits
+from hwmodel.arch.nonlinear import log2_rows_for, op_cycles, row_buffer, row_buffer_memory
+from hwmodel.base.errors import UserError
+from hwmodel.cost.coefficients import Coefficients, load_coefficients
+from hwmodel.cost.controller import controller_resources
+from hwmodel.cost.engine import engine_resources
+from hwmodel.cost.nonlinear import UnitResources, unit_resources
+from hwmodel.target.device import Device
+from hwmodel.target.workload import GemmOp, Workload
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -146,7 +142,7 @@ class DesignReport:
     def violation(self, caps: UtilisationCaps, max_freq_mhz: float) -> float:
         """How far the design is over its limits, as one number: the largest of every resource's
         utilisation / cap − 1, clock / ``max_freq_mhz`` − 1 and the accumulator bits missing for exact
-        partial sums / :data:`~hwmodel.engine.MAX_ACC_BITS`. ≤ 0 exactly when :attr:`violations`
+        partial sums / :data:`~hwmodel.arch.engine.MAX_ACC_BITS`. ≤ 0 exactly when :attr:`violations`
         is empty (a negative value is the headroom of the binding limit)."""
         limits = {"dsp": caps.dsp, "lut": caps.lut, "ff": caps.ff, "bram36": caps.bram36}
         over = max(self.utilisation[k] / cap for k, cap in limits.items()) - 1.0
@@ -245,7 +241,7 @@ def _modes(engine: EngineConfig, la: _LayerArrays) -> _Modes:
 
 
 def _fixed_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig, tokens: I64, channels: I64) -> I64:
-    """:func:`hwmodel.cycles.fixed_tile_cycles`, vectorised (0 where en == 0)."""
+    """:func:`hwmodel.arch.cycles.fixed_tile_cycles`, vectorised (0 where en == 0)."""
     rows, cols, chain = engine.rows, engine.cols_fixed, engine.chain_rows
     if cols == 0:
         return np.zeros(np.broadcast(em, en, ek).shape, dtype=np.int64)
@@ -257,7 +253,7 @@ def _fixed_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig, tokens: I64, 
 
 
 def _pot_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig) -> I64:
-    """:func:`hwmodel.cycles.pot_tile_cycles`, vectorised (0 where en == 0)."""
+    """:func:`hwmodel.arch.cycles.pot_tile_cycles`, vectorised (0 where en == 0)."""
     rows, cols = engine.rows, engine.cols_pot
     if cols == 0:
         return np.zeros(np.broadcast(em, en, ek).shape, dtype=np.int64)
@@ -507,7 +503,7 @@ def _layer_bram(engine: EngineConfig, la: _LayerArrays, i: int, synth_family: st
 
 
 def _widths(la: _LayerArrays) -> tuple[int, int, int]:
-    """:func:`hwmodel.engine.design_widths` of the layer arrays."""
+    """:func:`hwmodel.arch.engine.design_widths` of the layer arrays."""
     has_fixed = la.ratio < 1.0
     has_pot = la.ratio > 0.0
     wb_fix = int(la.wb[has_fixed].max()) if has_fixed.any() else 0

@@ -1,6 +1,6 @@
 """ViT workload: the ordered GEMMs and non-linear ops of a timm VisionTransformer.
 
-Layer names come from :mod:`hwmodel.vit` (timm module names like ``blocks.3.mlp.fc1`` plus
+Layer names come from :mod:`hwmodel.target.vit` (timm module names like ``blocks.3.mlp.fc1`` plus
 ``blocks.{i}.attn.qk`` / ``blocks.{i}.attn.sv`` for the per-head activation×activation matmuls),
 the naming the quantization config (``codesign.quant``) uses too. A GEMM is C[M×N] = A[M×K]·B[K×N]
 repeated ``repeat`` times (once per head for qk/sv); B is a weight matrix when ``weight_operand``
@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from hwmodel.errors import UserError
-from hwmodel.timm_compat import import_timm
-from hwmodel.vit import (
+from hwmodel.base.errors import UserError
+from hwmodel.target.timm_compat import import_timm
+from hwmodel.target.vit import (
     BLOCK_GEMMS,
     HEAD,
     PATCH_EMBED,

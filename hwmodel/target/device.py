@@ -1,4 +1,4 @@
-"""FPGA devices: YAML files in ``hwmodel/devices`` (or a user path) loaded into a frozen Device."""
+"""FPGA devices: YAML files in ``hwmodel/target/devices`` (or a user path) loaded into a frozen Device."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from hwmodel.errors import UserError
-from hwmodel.yamlio import read_yaml
+from hwmodel.base.errors import UserError
+from hwmodel.base.yamlio import read_yaml
 
 DEVICES_DIR = Path(__file__).parent / "devices"
 DSP_TYPES = ("DSP48E1", "DSP48E2")

@@ -1,8 +1,8 @@
 """An exported design document (``accelerator.json``) read back: validated, then priced again.
 
-The document (JSON Schema ``hwmodel/schemas/accelerator.schema.json``, written by codesign's
+The document (JSON Schema ``hwmodel/model/schemas/accelerator.schema.json``, written by codesign's
 export) records everything the model needs: the ``config`` block (an
-:class:`~hwmodel.config.AcceleratorConfig`), the model (its name and, since the architecture
+:class:`~hwmodel.arch.config.AcceleratorConfig`), the model (its name and, since the architecture
 record, the timm name and arguments that rebuild its workload), the device as it was loaded, the
 utilisation caps and the ``predicted`` figures. :func:`read_design` validates it against the
 schema (one line naming the file and the failing key), :func:`recorded_workload` rebuilds the
@@ -22,11 +22,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from hwmodel.config import AcceleratorConfig
-from hwmodel.device import Device, parse_device
-from hwmodel.errors import UserError
-from hwmodel.model import UtilisationCaps
-from hwmodel.workload import Architecture, Workload, workload_from_architecture, workload_from_name
+from hwmodel.arch.config import AcceleratorConfig
+from hwmodel.base.errors import UserError
+from hwmodel.base.yamlio import read_json
+from hwmodel.model.evaluation import UtilisationCaps
+from hwmodel.target.device import Device, parse_device
+from hwmodel.target.workload import Architecture, Workload, workload_from_architecture, workload_from_name
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "accelerator.schema.json"
 #: the keys of ``predicted`` that are figures (what a re-run must reproduce)
@@ -75,6 +76,18 @@ def validate_document(raw: Any, source: str) -> None:
         if len(message) > 160:
             message = message[:157] + "..."
         raise UserError(f"{source}: key '{where}': {message} (schema {SCHEMA_PATH.name})")
+
+
+def load_config(path: str | Path) -> AcceleratorConfig:
+    """The accelerator config in ``path``: a bare config block, or an exported ``accelerator.json``
+    (validated against its JSON Schema first: a damaged document is refused with one line naming
+    the file and key)."""
+    p = Path(path)
+    raw = read_json(p, "accelerator config")
+    if is_design_document(raw):
+        validate_document(raw, str(p))
+        raw = raw["config"]
+    return AcceleratorConfig.from_dict(raw, str(p))
 
 
 def read_design(path: Path, raw: Mapping[str, Any]) -> DesignFile:

@@ -1,6 +1,6 @@
 """The GEMM layers of a standard timm VisionTransformer: their names and the structure check.
 
-One naming for every package: the hardware workload (:mod:`hwmodel.workload`) and the per-layer
+One naming for every package: the hardware workload (:mod:`hwmodel.target.workload`) and the per-layer
 quantization (:mod:`codesign.quant`) both call these functions, so a per-layer setting means the
 same layer everywhere. The names, in execution order::
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from hwmodel.errors import UserError
-from hwmodel.timm_compat import import_timm
+from hwmodel.base.errors import UserError
+from hwmodel.target.timm_compat import import_timm
 
 PATCH_EMBED = "patch_embed.proj"
 HEAD = "head"

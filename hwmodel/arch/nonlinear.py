@@ -18,22 +18,16 @@ hold the PyRTL simulation to these formulas cycle for cycle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
-from hwmodel.buffers import BankMemory, Buffer
-from hwmodel.dspcount import Multiplier, multipliers_dsp_slices, netlist_multipliers
-from hwmodel.intops import CONST_FRAC, INT_OPS, NONLINEAR_BITS, IntSpec, layernorm_k, softmax_k
-
-if TYPE_CHECKING:
-    from hwmodel.cost import Coefficients
+from hwmodel.arch.buffers import BankMemory, Buffer
+from hwmodel.arch.intops import CONST_FRAC, INT_OPS, NONLINEAR_BITS, IntSpec, layernorm_k, softmax_k
 
 #: Width of a row-buffer word (input codes and exp values ≤ 2^15 both fit).
 BUFFER_BITS = 16
 #: Pipeline depth of a GELU lane (element in → its result out).
 GELU_LATENCY = 4
-#: The non-linear unit kinds (:data:`hwmodel.intops.INT_OPS` keys, the workload's op kinds).
+#: The non-linear unit kinds (:data:`hwmodel.arch.intops.INT_OPS` keys, the workload's op kinds).
 KINDS: tuple[str, ...] = tuple(INT_OPS)
 
 
@@ -85,7 +79,7 @@ def row_buffer(kind: str, lanes: int, log2_rows: int) -> Buffer | None:
 
 
 def row_buffer_memory(kind: str, lanes: int, log2_rows: int, synth_family: str) -> BankMemory:
-    """How the unit's row buffers are built (BRAM or LUT RAM, :mod:`hwmodel.buffers`)."""
+    """How the unit's row buffers are built (BRAM or LUT RAM, :mod:`hwmodel.arch.buffers`)."""
     buf = row_buffer(kind, lanes, log2_rows)
     return BankMemory(0.0) if buf is None else buf.memory(synth_family)
 
@@ -111,71 +105,3 @@ def op_cycles(kind: str, rows: int, row_len: int, lanes: int, log2_rows: int) ->
     if kind == "gelu":
         return -(-rows * row_len // lanes) + GELU_LATENCY
     return -(-rows // lanes) * row_cycles(kind, design_spec(kind), row_len, log2_rows)
-
-
-#: Features of the fitted fabric model of a unit (per lane: a constant, per input bit, per
-#: row-buffer address bit), the keys of ``coefficients.json`` → ``nonlinear`` → family → kind →
-#: ``lut`` / ``ff``. DSP slices are counted, not fitted (:func:`lane_dsp_slices`).
-UNIT_FEATURES: tuple[str, ...] = ("lane", "lane_bit", "lane_row_bit")
-
-
-def unit_features(lanes: int, in_bits: int, log2_rows: int) -> dict[str, float]:
-    """Structural features of a unit of ``lanes`` lanes (what the fitted model weighs)."""
-    return {
-        "lane": float(lanes),
-        "lane_bit": float(lanes * in_bits),
-        "lane_row_bit": float(lanes * log2_rows),
-    }
-
-
-@lru_cache(maxsize=256)
-def lane_multipliers(kind: str, in_bits: int, log2_rows: int) -> tuple[Multiplier, ...]:
-    """The multipliers of one lane of :func:`unit_spec` (``in_bits``) with ``log2_rows`` buffer
-    address bits, as Yosys sees them (:func:`hwmodel.dspcount.netlist_multipliers` of the lane
-    :mod:`hwmodel.rtl.nonlinear` builds, in a PyRTL block of its own; a few ms to 0.1 s, once)."""
-    import pyrtl
-
-    from hwmodel.rtl.nonlinear import build_unit
-
-    with pyrtl.temp_working_block():
-        build_unit(kind, unit_spec(kind, in_bits), 1, log2_rows)
-        return netlist_multipliers(pyrtl.working_block())
-
-
-@lru_cache(maxsize=1024)
-def lane_dsp_slices(kind: str, in_bits: int, log2_rows: int, synth_family: str) -> int:
-    """DSP slices of one lane: the sum over its multipliers (:func:`lane_multipliers`) of what
-    Yosys's ``synth_xilinx -family <synth_family>`` maps each to
-    (:func:`hwmodel.dspcount.mul_dsp_slices`); the lanes share nothing, so a unit has ``lanes``
-    times as many. Equal to Yosys's count on every line of ``nonlinear_table.csv``."""
-    return multipliers_dsp_slices(lane_multipliers(kind, in_bits, log2_rows), synth_family)
-
-
-@dataclass(frozen=True)
-class UnitResources:
-    """Fabric and DSP slices of one non-linear unit (its row buffers are priced as buffers)."""
-
-    lut: float
-    ff: float
-    dsp: int
-
-
-def unit_resources(
-    kind: str,
-    synth_family: str,
-    coef: Coefficients,
-    lanes: int,
-    log2_rows: int,
-    in_bits: int = NONLINEAR_BITS,
-) -> UnitResources:
-    """Resources of a unit: LUT and FF from the unit's fitted coefficients for ``synth_family``
-    (:meth:`~hwmodel.cost.Coefficients.nonlinear_for`), DSP slices counted from its multipliers
-    (``lanes`` × :func:`lane_dsp_slices`)."""
-    fitted = coef.nonlinear_for(synth_family, kind)
-    feats = unit_features(lanes, in_bits, log2_rows)
-
-    def fit(part: str) -> float:
-        return sum(fitted[part].get(k, 0.0) * v for k, v in feats.items())
-
-    dsp = lanes * lane_dsp_slices(kind, in_bits, log2_rows, synth_family)
-    return UnitResources(lut=fit("lut"), ff=fit("ff"), dsp=dsp)

@@ -1,6 +1,6 @@
 """Command-line plumbing shared by every command of ``hwmodel`` and ``codesign``.
 
-One error format: bad input (an argparse usage error or a :class:`~hwmodel.errors.UserError`) is
+One error format: bad input (an argparse usage error or a :class:`~hwmodel.base.errors.UserError`) is
 one line ``<command>: error: <message>`` on stderr and exit status 2, where ``<command>`` is the
 module name (``codesign.search``). A command builds its parser with :func:`command_parser` and
 runs its ``main`` through :func:`run_main`.
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from hwmodel.errors import UserError
+from hwmodel.base.errors import UserError
 
 
 def error_line(command: str, message: str) -> str:

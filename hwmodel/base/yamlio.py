@@ -1,5 +1,5 @@
 """Reading input files at the edge: a missing, unreadable or malformed file is one line naming
-the file (a :class:`~hwmodel.errors.UserError`), never a traceback."""
+the file (a :class:`~hwmodel.base.errors.UserError`), never a traceback."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from hwmodel.errors import UserError
+from hwmodel.base.errors import UserError
 
 
 def read_text_file(path: Path, what: str) -> str:

@@ -1,9 +1,10 @@
 """The compute engine a design builds: the one home of the design → engine mapping.
 
-Every caller — the analytic model (:mod:`hwmodel.model`, :mod:`hwmodel.cost`), the RTL generators
-(:mod:`hwmodel.rtl`), the calibration grid and the exports — gets its :class:`EngineConfig` from
-:func:`engine_from_widths` (a design: :func:`hwmodel.model.design_engine`, its widths taken from the
-model's layer arrays; a synthesis grid point: built directly), so an exported ``accelerator.json``
+Every caller — the analytic model (:mod:`hwmodel.model.evaluation`, :mod:`hwmodel.cost.engine`),
+the RTL generators (:mod:`hwmodel.rtl`), the calibration grid and the exports — gets its
+:class:`EngineConfig` from :func:`engine_from_widths` (a design:
+:func:`hwmodel.model.evaluation.design_engine`, its widths taken from the model's layer arrays; a
+synthesis grid point: built directly), so an exported ``accelerator.json``
 and its Verilog always describe the same engine. :func:`engine_for_design` is the plain per-layer
 reference that ``tests/test_export_engine.py`` holds ``design_engine`` to.
 
@@ -40,13 +41,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from hwmodel.errors import UserError
-
-if TYPE_CHECKING:
-    from hwmodel.config import AcceleratorConfig
-    from hwmodel.workload import Workload
+from hwmodel.arch.config import AcceleratorConfig
+from hwmodel.base.errors import UserError
+from hwmodel.target.workload import Workload
 
 
 @dataclass(frozen=True)
@@ -321,7 +320,7 @@ class EngineConfig:
 
 
 class _Accelerator(Protocol):
-    """The part of :class:`hwmodel.config.AcceleratorConfig` the engine depends on."""
+    """The part of :class:`hwmodel.arch.config.AcceleratorConfig` the engine depends on."""
 
     @property
     def rows(self) -> int: ...
@@ -350,7 +349,8 @@ def required_acc_bits(depth: int, weight_bits: int, pot_weight_bits: int, act_bi
 
 #: Latency (cycles) of the fixed-point sub-array from a token at offset 0 of column 0 to its
 #: result, beyond ``chain_rows``: A/D register, AD register, M register, P register, lane
-#: register, sum register (the RTL builds it, :func:`hwmodel.cost.register_bits` counts its flag lines).
+#: register, sum register (the RTL builds it, :func:`hwmodel.cost.engine.register_bits` counts its
+#: flag lines).
 FIXED_PIPELINE = 5
 
 #: Widest partial sums an engine builds (a wider need — PoT codes of 7+ bits — is a violation).
@@ -417,7 +417,7 @@ def design_widths(layers: Iterable[tuple[int, int, float]]) -> tuple[int, int, i
 
 def engine_for_design(workload: Workload, config: AcceleratorConfig, dsp: str) -> EngineConfig:
     """The engine a design builds, from its layers one by one (the reference for
-    :func:`hwmodel.model.design_engine`, which callers use: same result from the layer arrays)."""
+    :func:`hwmodel.model.evaluation.design_engine`, which callers use: same result from the layer arrays)."""
     hws = [config.for_layer(op.name) for op in workload.gemms]
     widths = design_widths((h.weight_bits, h.act_bits, h.pot_ratio) for h in hws)
     return engine_from_widths(config, *widths, dsp, depth=max(op.k for op in workload.gemms))

@@ -6,7 +6,7 @@ the missing operator schemas before the first ``import timm`` is enough for ever
 (DESIGN.md §4). Importing this module changes nothing; the first call of :func:`import_timm`
 declares them (once per process) and imports timm::
 
-    from hwmodel.timm_compat import import_timm
+    from hwmodel.target.timm_compat import import_timm
 
     timm = import_timm()
 """
