@@ -1,7 +1,7 @@
-"""``python -m codesign.bench_workers``: trials/s of one study with 1 and 2 worker processes.
+"""``python -m devtools.bench_workers``: trials/s of one study with 1 and 2 worker processes.
 
-    python -m codesign.bench_workers            # journal file, SQLite and a throwaway PostgreSQL
-    python -m codesign.bench_workers --json --trials 200 --storages journal,postgresql
+    python -m devtools.bench_workers            # journal file, SQLite and a throwaway PostgreSQL
+    python -m devtools.bench_workers --json --trials 200 --storages journal,postgresql
 
 Each measurement: a fresh storage, the study created by this process (as ``codesign.search``
 does), N spawned workers (one torch thread each) that import, load the study and then wait on a
@@ -18,6 +18,7 @@ import datetime
 import json
 import multiprocessing as mp
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ from codesign.study import REPO_ROOT, Study, load_study
 from devtools.pgcluster import PgCluster, PgUnavailable, start_cluster
 from hwmodel.base.cli import command_parser, positive_int, run_main
 
-COMMAND = "codesign.bench_workers"
+COMMAND = "devtools.bench_workers"
 STORAGES = ("journal", "sqlite", "postgresql")
 STUDY = REPO_ROOT / "studies" / "deit_small_zcu102.yaml"
 
@@ -190,3 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry(argv: Sequence[str] | None = None) -> int:
     return run_main(main, argv, prog=COMMAND)
+
+
+if __name__ == "__main__":
+    sys.exit(entry())
