@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from hwmodel.arch.bits import bits_for
 from hwmodel.arch.buffers import LUTRAM_LIBRARIES, bank_memory
 from hwmodel.arch.config import AcceleratorConfig, LayerHw
-from hwmodel.arch.controller import BufferPort, ControllerSpec, bits_for, layer_schedule, tile_order
+from hwmodel.arch.controller import BufferPort, ControllerSpec, layer_schedule, tile_order
 from hwmodel.arch.cycles import gemm_compute_cycles
 from hwmodel.arch.engine import DSP_SLICES, PACKINGS, EngineConfig
 from hwmodel.arch.intops import INT_OPS

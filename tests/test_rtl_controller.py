@@ -7,11 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hwmodel.arch.bits import bits_for
 from hwmodel.arch.config import AcceleratorConfig, LayerHw
 from hwmodel.arch.controller import (
     BufferPort,
     ControllerSpec,
-    bits_for,
     layer_schedule,
     schedule_cycles,
     tile_order,

@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from hwmodel.arch.bits import bits_for
+
 #: (depth, width) aspect ratios of one RAMB36 in simple-dual-port mode.
 BRAM36_GEOMETRIES: tuple[tuple[int, int], ...] = (
     (32768, 1),
@@ -96,7 +98,7 @@ def _bram_choice(depth_words: int, width_bits: int) -> tuple[float, float]:
 
 def _lutram_choice(depth_words: int, width_bits: int, lib: LutramLibrary) -> tuple[BankMemory, float]:
     """The LUT RAM build of one bank and its Yosys cost (depth rounded up to a power of two)."""
-    abits = max(1, (depth_words - 1).bit_length())
+    abits = bits_for(depth_words)
     unit_abits, unit_width = next(((a, w) for a, w in lib.options if a >= abits), lib.options[-1])
     slices = 2 ** max(abits - unit_abits, 0)  # depth slices, each a column of primitives
     primitives = slices * -(-width_bits // unit_width)

@@ -23,6 +23,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hwmodel.arch.bits import bits_for
 from hwmodel.arch.buffers import Buffer
 from hwmodel.arch.cycles import mixed_tile_cycles, tile_extents
 from hwmodel.arch.engine import EngineConfig
@@ -35,11 +36,6 @@ ROLES: dict[str, str] = {
     "output_c": "c",
     "output_pot": "c",
 }
-
-
-def bits_for(count: int) -> int:
-    """Bits of a counter over ``count`` values (at least 1)."""
-    return max(1, (count - 1).bit_length())
 
 
 @dataclass(frozen=True)

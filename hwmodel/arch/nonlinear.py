@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from hwmodel.arch.bits import bits_for
 from hwmodel.arch.buffers import BankMemory, Buffer
 from hwmodel.arch.intops import CONST_FRAC, INT_OPS, NONLINEAR_BITS, IntSpec, layernorm_k, softmax_k
 
@@ -86,7 +87,7 @@ def row_buffer_memory(kind: str, lanes: int, log2_rows: int, synth_family: str) 
 
 def log2_rows_for(row_len: int) -> int:
     """Address bits of a row buffer that holds ``row_len`` elements."""
-    return max(1, (row_len - 1).bit_length())
+    return bits_for(row_len)
 
 
 def stream_cycles(kind: str, spec: IntSpec, row_lens: list[int], lanes: int, log2_rows: int) -> int:

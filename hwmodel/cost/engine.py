@@ -27,10 +27,6 @@ class EngineResources:
     ff: float
 
 
-def _bits_for(values: int) -> int:
-    return max(1, (values - 1).bit_length())
-
-
 def pot_decoded_bits(engine: EngineConfig) -> int:
     """Width of a decoded PoT code ``{shift, sign, zero}`` (what the PE registers hold)."""
     return engine.pot_weight_bits + 1

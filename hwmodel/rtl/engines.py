@@ -41,13 +41,9 @@ from dataclasses import dataclass
 
 import pyrtl
 
+from hwmodel.arch.bits import bits_for
 from hwmodel.arch.engine import FIXED_PIPELINE, EngineConfig, LaneMode, sum_bits
 from hwmodel.rtl.dsp import ModelSlices, SliceBuilder, SliceIn, SliceOut, sext
-
-
-def bits_for(values: int) -> int:
-    """Bits of an unsigned index that takes ``values`` distinct values (≥ 1)."""
-    return max(1, (values - 1).bit_length())
 
 
 def delay_line(x: pyrtl.WireVector, stages: int) -> list[pyrtl.WireVector]:

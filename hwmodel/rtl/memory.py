@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyrtl
 
+from hwmodel.arch.bits import bits_for
 from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.verilog import working_block_verilog
 
@@ -16,7 +17,7 @@ def buffer_bank(depth_words: int, width_bits: int) -> pyrtl.WireVector:
     register absorbs the read register, or LUT RAM plus a data register); see
     ``hwmodel.arch.buffers.bank_memory``.
     """
-    abits = max(1, (depth_words - 1).bit_length())
+    abits = bits_for(depth_words)
     mem = pyrtl.MemBlock(bitwidth=width_bits, addrwidth=abits, name="bank", max_read_ports=1)
     we = pyrtl.Input(1, "we")
     waddr = pyrtl.Input(abits, "waddr")
