@@ -642,7 +642,7 @@ def write_controller_coefficients(
     source = (
         "python -m hwmodel.calibrate --controller: LUT fit (non-negative, relative error) per Yosys "
         f"family over {grid_points} synthesised tile controllers (controller_table.csv, held-out "
-        "points excluded); FF structural (hwmodel/arch/controller.py), no DSP, no BRAM"
+        "points excluded); FF structural (hwmodel/cost/controller.py), no DSP, no BRAM"
     )
     _update_coefficients(path, {"controller": fit, "controller_source": source})
 
