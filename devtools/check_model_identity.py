@@ -7,8 +7,9 @@ versions of :func:`hwmodel.model.evaluate` can be compared byte for byte::
 
 Per workload/device pair (DeiT-B and DeiT-S on ZCU102, DeiT-Tiny on ZCU104, the default MNIST
 ViT on ZCU102) the designs are: the documented default design (:func:`hwmodel.design.default_config`)
-and, per seed, :func:`hwmodel.bench.random_design` plus a variant of it (some layers left to
-the config's default, a fixed ``acc_bits`` on odd seeds, other non-linear lanes). Each is
+and a few it refuses (one per input check); per seed, :func:`hwmodel.bench.random_design`, a
+variant of it (some layers left to the config's default, a fixed ``acc_bits`` on odd seeds,
+other non-linear lanes) and a design off the benchmark's grid (:func:`wild`). Each is
 evaluated with and without the per-layer table, all in one process (so caches shared between
 workloads and designs are exercised); a design the model refuses records its error message.
 """
@@ -24,7 +25,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from hwmodel.bench import random_design
-from hwmodel.config import AcceleratorConfig
+from hwmodel.config import AcceleratorConfig, LayerHw
 from hwmodel.design import default_config
 from hwmodel.device import Device, load_device
 from hwmodel.errors import UserError
@@ -62,6 +63,34 @@ def variant(config: AcceleratorConfig, rng: random.Random, seed: int) -> Acceler
         layers=layers,
         acc_bits=rng.choice((24, 32, 40)) if seed % 2 else None,
         nonlinear_lanes=rng.choice((1, 4, 8, 16, 32)),
+    )
+
+
+def wild(workload: Workload, rng: random.Random) -> AcceleratorConfig:
+    """A design off the benchmark's grid (the ranges of ``tests/test_model.py``: odd array
+    sides and tiles, 2…16-bit layers, PoT ratios up to 1, a wrapping accumulator now and then)."""
+    rows, cols = rng.choice((1, 2, 3, 4, 8, 16, 24, 32, 64)), rng.choice((2, 3, 4, 8, 16, 32, 64))
+    pot_cols = rng.randint(0, cols - 1)
+    layers = {
+        op.name: LayerHw(
+            weight_bits=rng.choice((2, 3, 4, 6, 8, 16)),
+            act_bits=rng.choice((2, 3, 4, 6, 8, 16)),
+            pot_ratio=rng.choice((0.0, 0.25, 0.5, 0.75, 1.0)) if op.weight_operand and pot_cols else 0.0,
+            tm=rng.randint(1, 300),
+            tn=rng.randint(1, 800),
+            tk=rng.randint(1, 4000),
+        )
+        for op in workload.gemms
+    }
+    return AcceleratorConfig(
+        freq_mhz=rng.choice((50.0, 100.0, 200.0, 300.0)),
+        rows=rows,
+        cols=cols,
+        pot_cols=pot_cols,
+        acc_bits=rng.choice((None, None, 20, 48)),
+        packing=rng.choice((1, 2, 4)),
+        nonlinear_lanes=rng.choice((1, 3, 16, 64)),
+        layers=layers,
     )
 
 
@@ -118,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = random_design(workload, rng, device.max_freq_mhz)
             designs.append((f"seed{seed}", cfg))
             designs.append((f"seed{seed}-variant", variant(cfg, rng, seed)))
+            designs.append((f"seed{seed}-wild", wild(workload, rng)))
         records[f"{model}@{dev}"] = {name: report_record(workload, cfg, device) for name, cfg in designs}
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(records, fh, indent=1, sort_keys=True)
