@@ -29,6 +29,7 @@ interconnect, a cited figure from ``coefficients.json`` → ``vendor_ip``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -175,6 +176,69 @@ class DesignReport:
             "violations": list(self.violations),
             "layers": [asdict(layer) for layer in self.layers],
         }
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: the cheap key of the memoised parts below
+class _WorkloadTables:
+    """What :func:`evaluate` derives from the workload alone, built once per workload object
+    (:func:`_workload_tables`): a search evaluates thousands of designs of one workload, and
+    hashing a :class:`Workload` (all its ops) would cost more than a whole evaluation."""
+
+    workload: Workload
+    #: per non-linear kind, the row-buffer address bits (:func:`nonlinear_row_bits`)
+    row_bits: dict[str, int]
+
+
+#: Workload id → its tables (each holds its workload, so the id is not reused while it is here).
+_TABLES: dict[int, _WorkloadTables] = {}
+#: Workloads whose tables are kept (oldest out first; a process prices one or a few workloads).
+_TABLES_KEPT = 16
+
+
+def _workload_tables(workload: Workload) -> _WorkloadTables:
+    """The tables of ``workload``, memoised by identity (a workload is immutable)."""
+    tables = _TABLES.get(id(workload))
+    if tables is None or tables.workload is not workload:
+        tables = _WorkloadTables(workload=workload, row_bits=nonlinear_row_bits(workload))
+        while len(_TABLES) >= _TABLES_KEPT:
+            del _TABLES[next(iter(_TABLES))]
+        _TABLES[id(workload)] = tables
+    return tables
+
+
+@dataclass(frozen=True)
+class _NonlinearPart:
+    """The non-linear units of a design: their cycles and resources (they depend only on the
+    workload, the lanes, the device family and the coefficient table)."""
+
+    #: cycles of each non-linear op (in :attr:`Workload.nonlinears` order; read-only)
+    cycles: I64
+    cycles_total: int
+    #: the units' fabric, DSPs and row buffers (LUT and FF rounded)
+    resources: Resources
+    #: LUT and FF before rounding (the design's totals add these)
+    lut: float
+    ff: float
+
+
+@lru_cache(maxsize=1024)  # a search meets the same (workload, lanes, family) in most trials
+def _nonlinear_part(
+    tables: _WorkloadTables, lanes: int, synth_family: str, coef: Coefficients
+) -> _NonlinearPart:
+    workload = tables.workload
+    cycles = _nonlinear_cycles(workload, lanes)
+    cycles.flags.writeable = False
+    nl = nonlinear_units(workload, lanes, synth_family, coef).values()
+    nl_mem = [row_buffer_memory(kind, lanes, bits, synth_family) for kind, bits in tables.row_bits.items()]
+    nl_lut = sum(u.lut for u in nl) + sum(m.lut for m in nl_mem)
+    nl_ff = sum(u.ff for u in nl) + sum(m.ff for m in nl_mem)
+    res = Resources(
+        dsp=sum(u.dsp for u in nl),
+        lut=round(nl_lut),
+        ff=round(nl_ff),
+        bram36=float(sum(m.bram36 for m in nl_mem)),
+    )
+    return _NonlinearPart(cycles, int(cycles.sum()), res, nl_lut, nl_ff)
 
 
 @dataclass(frozen=True)
@@ -550,9 +614,9 @@ def evaluate(
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
     timing = _gemm_timing(workload, engine, la, bpc, coef.dram_latency_cycles(config.freq_mhz))
-    nl_cycles = _nonlinear_cycles(workload, config.nonlinear_lanes)
+    nl_part = _nonlinear_part(_workload_tables(workload), config.nonlinear_lanes, device.synth_family, coef)
     gemm_cycles = int(timing.latency.sum())
-    total = gemm_cycles + int(nl_cycles.sum())
+    total = gemm_cycles + nl_part.cycles_total
 
     eng = engine_resources(engine, device.synth_family, coef)
     tile_bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
@@ -561,19 +625,7 @@ def evaluate(
     )
     ip = coef.vendor_ip
     mems = [b.memory(device.synth_family) for b in tile_bufs]
-    nl = nonlinear_units(workload, config.nonlinear_lanes, device.synth_family, coef).values()
-    nl_mem = [
-        row_buffer_memory(kind, config.nonlinear_lanes, bits, device.synth_family)
-        for kind, bits in nonlinear_row_bits(workload).items()
-    ]
-    nl_lut = sum(u.lut for u in nl) + sum(m.lut for m in nl_mem)
-    nl_ff = sum(u.ff for u in nl) + sum(m.ff for m in nl_mem)
-    nl_res = Resources(
-        dsp=sum(u.dsp for u in nl),
-        lut=round(nl_lut),
-        ff=round(nl_ff),
-        bram36=float(sum(m.bram36 for m in nl_mem)),
-    )
+    nl_res, nl_lut, nl_ff = nl_part.resources, nl_part.lut, nl_part.ff
     # the system part: our tile controller (its synthesised RTL) + the vendor IP (AXI DMA and
     # interconnect, coefficients.json → vendor_ip, each figure with its source)
     dsp = eng.dsp + nl_res.dsp + int(ip["dsp"])
@@ -609,7 +661,7 @@ def evaluate(
     layers: tuple[LayerResult, ...] = ()
     if detail:
         parts = _part_resources(engine, device, coef)
-        layers = _layer_table(workload, engine, la, timing, nl_cycles, parts, device.synth_family)
+        layers = _layer_table(workload, engine, la, timing, nl_part.cycles, parts, device.synth_family)
     return DesignReport(
         model_name=workload.model_name,
         device=device.name,
@@ -617,7 +669,7 @@ def evaluate(
         macs=workload.macs,
         latency_cycles=int(total),
         gemm_cycles=gemm_cycles,
-        nonlinear_cycles=int(nl_cycles.sum()),
+        nonlinear_cycles=nl_part.cycles_total,
         offchip_bytes=int(timing.offchip_bytes.sum()),
         resources=res,
         utilisation=util,
