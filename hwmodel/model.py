@@ -182,11 +182,69 @@ class DesignReport:
 class _WorkloadTables:
     """What :func:`evaluate` derives from the workload alone, built once per workload object
     (:func:`_workload_tables`): a search evaluates thousands of designs of one workload, and
-    hashing a :class:`Workload` (all its ops) would cost more than a whole evaluation."""
+    hashing a :class:`Workload` (all its ops) would cost more than a whole evaluation.
+
+    The timing runs on *oriented rows*: the n GEMMs as they are (rows ``0 … n−1``), then every
+    activation × activation matmul transposed (rows ``n …``: m and n swapped, Tm and Tn with
+    them). Arrays are read-only.
+    """
 
     workload: Workload
+    #: the GEMM layer names (the config's keys) in order, and as a set
+    names: tuple[str, ...]
+    name_set: frozenset[str]
+    #: (n, 3): m, n, k of each GEMM (what its tiles are clipped to)
+    dims: I64
+    #: the deepest reduction (K) and the most heads of any GEMM
+    depth: int
+    max_repeat: int
+    #: positions of the activation × activation GEMMs
+    act_act: I64
+    #: per GEMM, its row in the other orientation (its own row where it has a weight operand)
+    alternative: I64
+    #: per oriented row: its GEMM, and (5, rows) the flat indices of its wb, ab, Tm, Tn, Tk in
+    #: the (n, 5) :attr:`_LayerArrays.ints` (Tm and Tn swapped on a transposed row)
+    row_layer: I64
+    row_ints: I64
+    #: per oriented row: (3, rows) its m, n, k, and its heads
+    row_dims: I64
+    row_repeat: I64
     #: per non-linear kind, the row-buffer address bits (:func:`nonlinear_row_bits`)
     row_bits: dict[str, int]
+
+
+def _read_only(a: I64) -> I64:
+    a.flags.writeable = False
+    return a
+
+
+def _build_tables(workload: Workload) -> _WorkloadTables:
+    g = workload.gemm_arrays
+    n = g.m.shape[0]
+    act_act = np.nonzero(~g.weight_operand)[0]
+    row_layer = np.concatenate([np.arange(n), act_act])
+    alternative = np.arange(n)
+    alternative[act_act] = np.arange(n, row_layer.size)
+    cols = np.tile(np.arange(5), (row_layer.size, 1))
+    cols[n:, 2:4] = (3, 2)  # [wb, ab, tn, tm, tk]
+    dims = np.stack([g.m, g.n, g.k], axis=1)
+    row_dims = dims[row_layer]
+    row_dims[n:, [0, 1]] = row_dims[n:, [1, 0]]
+    return _WorkloadTables(
+        workload=workload,
+        names=tuple(op.name for op in workload.gemms),
+        name_set=workload.layer_name_set,
+        dims=_read_only(dims),
+        depth=int(g.k.max()),
+        max_repeat=int(g.repeat.max()),
+        act_act=_read_only(act_act),
+        alternative=_read_only(alternative),
+        row_layer=_read_only(row_layer),
+        row_ints=_read_only(np.ascontiguousarray((row_layer[:, None] * 5 + cols).T)),
+        row_dims=_read_only(np.ascontiguousarray(row_dims.T)),
+        row_repeat=_read_only(g.repeat[row_layer]),
+        row_bits=nonlinear_row_bits(workload),
+    )
 
 
 #: Workload id → its tables (each holds its workload, so the id is not reused while it is here).
@@ -199,7 +257,7 @@ def _workload_tables(workload: Workload) -> _WorkloadTables:
     """The tables of ``workload``, memoised by identity (a workload is immutable)."""
     tables = _TABLES.get(id(workload))
     if tables is None or tables.workload is not workload:
-        tables = _WorkloadTables(workload=workload, row_bits=nonlinear_row_bits(workload))
+        tables = _build_tables(workload)
         while len(_TABLES) >= _TABLES_KEPT:
             del _TABLES[next(iter(_TABLES))]
         _TABLES[id(workload)] = tables
@@ -250,33 +308,35 @@ class _LayerArrays:
     tm: I64
     tn: I64
     tk: I64
+    #: (n, 5): the columns wb, ab, tm, tn, tk above are views of it
+    ints: I64
 
 
 def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays:
-    g = workload.gemm_arrays
+    t = _workload_tables(workload)
     get, default = config.layers.get, config.default
-    hws = [get(op.name, default) for op in workload.gemms]
-    unknown = set(config.layers) - workload.layer_name_set
-    if unknown:
-        name = sorted(unknown)[0]
+    hws = [get(name, default) for name in t.names]
+    if not t.name_set.issuperset(config.layers):
+        name = sorted(set(config.layers) - t.name_set)[0]
         raise UserError(f"config layer '{name}' is not a layer of {workload.model_name}")
     vals = np.array(
         [(hw.weight_bits, hw.act_bits, hw.tm, hw.tn, hw.tk, hw.pot_ratio) for hw in hws], dtype=np.float64
     )
-    ratio = vals[:, 5]
+    ratio = np.ascontiguousarray(vals[:, 5])
     ints = vals[:, :5].astype(np.int64)
-    bad = np.nonzero((ratio > 0) & ~g.weight_operand)[0]
-    if bad.size:
-        name = workload.gemms[int(bad[0])].name
+    np.minimum(ints[:, 2:], t.dims, out=ints[:, 2:])  # tiles clipped to the layer
+    if t.act_act.size and (ratio[t.act_act] > 0).any():
+        name = t.names[int(t.act_act[ratio[t.act_act] > 0][0])]
         raise UserError(f"layer '{name}': pot_ratio must be 0 for an activation×activation matmul")
     return _LayerArrays(
-        depth=int(g.k.max()),
+        depth=t.depth,
         wb=ints[:, 0],
         ab=ints[:, 1],
-        ratio=np.ascontiguousarray(ratio),
-        tm=np.minimum(ints[:, 2], g.m),
-        tn=np.minimum(ints[:, 3], g.n),
-        tk=np.minimum(ints[:, 4], g.k),
+        ratio=ratio,
+        tm=ints[:, 2],
+        tn=ints[:, 3],
+        tk=ints[:, 4],
+        ints=ints,
     )
 
 
@@ -292,20 +352,22 @@ class _Modes:
     channels: I64
 
 
-def _modes(engine: EngineConfig, la: _LayerArrays) -> _Modes:
-    """Each layer's packing mode: the densest one of the engine whose widths admit it."""
-    tokens = np.zeros(la.wb.shape, dtype=np.int64)
-    channels = np.zeros(la.wb.shape, dtype=np.int64)
-    free = np.ones(la.wb.shape, dtype=bool)
-    for mode in reversed(engine.modes):
-        fits = free & (la.wb <= mode.weight_bits) & (la.ab <= mode.act_bits)
+def _mode_lanes(engine: EngineConfig, wb: I64, ab: I64) -> tuple[I64, I64]:
+    """Tokens and channels per DSP slice of the packing mode of layers of ``wb``-bit weights and
+    ``ab``-bit activations: the densest mode of the engine whose widths admit it; a layer only
+    wider than every mode (its part of the engine is PoT) streams one token."""
+    tokens = np.ones(wb.shape, dtype=np.int64)
+    channels = np.ones(wb.shape, dtype=np.int64)
+    for mode in engine.modes:  # fewest lanes first: a denser mode that fits overrides
+        fits = (wb <= mode.weight_bits) & (ab <= mode.act_bits)
         tokens[fits] = mode.tokens
         channels[fits] = mode.channels
-        free &= ~fits
-    # a layer only wider than every mode (its part of the engine is PoT) streams one token
-    tokens[free] = 1
-    channels[free] = 1
-    return _Modes(tokens, channels)
+    return tokens, channels
+
+
+def _modes(engine: EngineConfig, la: _LayerArrays) -> _Modes:
+    """Each layer's packing mode: the densest one of the engine whose widths admit it."""
+    return _Modes(*_mode_lanes(engine, la.wb, la.ab))
 
 
 def _fixed_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig, tokens: I64, channels: I64) -> I64:
@@ -351,132 +413,106 @@ def _gemm_timing(
     """Per layer timing; an activation × activation matmul (Q·Kᵀ, softmax·V) runs in whichever
     orientation is faster — C = A·B or Cᵀ = Bᵀ·Aᵀ (the stationary operand then streams, e.g. the
     197 tokens of softmax·V become output channels instead of its 64 head dimensions)."""
-    g = workload.gemm_arrays
-    modes = _modes(engine, la)
-    idx = np.nonzero(~g.weight_operand)[0]
-    n = g.m.shape[0]
+    t = _workload_tables(workload)
     # one vectorised pass over every layer as it is plus the act × act layers transposed
-    both = np.concatenate([np.arange(n), idx])
-
-    def rows(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        out: npt.NDArray[Any] = a[both]
-        return out
-
-    def flipped(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        return np.concatenate([a, b[idx]])
-
-    t = _oriented_timing(
-        flipped(g.m, g.n),
-        flipped(g.n, g.m),
-        rows(g.k),
-        flipped(la.tm, la.tn),
-        flipped(la.tn, la.tm),
-        rows(la.tk),
-        rows(g.repeat),
-        engine,
-        _LayerArrays(
-            depth=la.depth, wb=rows(la.wb), ab=rows(la.ab), ratio=rows(la.ratio), tm=la.tm, tn=la.tn, tk=la.tk
-        ),
-        _Modes(rows(modes.tokens), rows(modes.channels)),
-        bytes_per_cycle,
-        dram_latency_cycles,
+    rows = _oriented_timing(
+        t, la.ints.take(t.row_ints), la.ratio.take(t.row_layer), engine, bytes_per_cycle, dram_latency_cycles
     )
-    faster = t.latency[n:] < t.latency[idx]
-    use = np.zeros(n, dtype=bool)
-    use[idx[faster]] = True
-
-    def pick(a: I64) -> I64:
-        out = a[:n].copy()
-        out[idx] = np.where(faster, a[n:], out[idx])
-        return out
-
+    n = t.alternative.shape[0]
+    choose = np.where(rows.latency.take(t.alternative) < rows.latency[:n], t.alternative, np.arange(n))
     return _GemmTiming(
-        compute=pick(t.compute),
-        memory=pick(t.memory),
-        latency=pick(t.latency),
-        offchip_bytes=pick(t.offchip_bytes),
-        tiles=pick(t.tiles),
-        transposed=use,
+        compute=rows.compute.take(choose),
+        memory=rows.memory.take(choose),
+        latency=rows.latency.take(choose),
+        offchip_bytes=rows.offchip_bytes.take(choose),
+        tiles=rows.tiles.take(choose),
+        transposed=choose >= n,
     )
 
 
-def _columns(*cols: npt.NDArray[Any]) -> I64:
-    """``np.stack(cols, axis=1)`` as int64 (cheaper for the model's short columns)."""
-    out = np.empty((cols[0].shape[0], len(cols)), dtype=np.int64)
-    for j, c in enumerate(cols):
-        out[:, j] = c
-    return out
+#: Rows of _oriented_timing's per-row matrix (0-2: Tm, Tn, Tk; 3-5: the rests m % Tm, n % Tn,
+#: k % Tk; 6-8: the full tiles m // Tm …; 9-11: whether m, n, k have a rest; 12-14: the tiles
+#: but the last; 15-17: whether they have none) that hold, per axis, the [extent, count] of its
+#: tile classes: m ∈ {full, rest}, n ∈ {full, rest}, k ∈ {full not last, full last, rest last}.
+_CLASS_ROWS: tuple[I64, I64, I64] = (
+    np.array([[0, 3], [6, 9]]),
+    np.array([[1, 4], [7, 10]]),
+    np.array([[2, 2, 5], [14, 17, 11]]),
+)
+#: per k class, 1 where it is the last k tile (the output tile is written back after it)
+_LAST_K = np.array([0, 1, 1], dtype=np.int64)[None, None, :, None]
 
 
 def _oriented_timing(
-    m: I64,
-    n: I64,
-    k: I64,
-    tm: I64,
-    tn: I64,
-    tk: I64,
-    repeat: I64,
+    t: _WorkloadTables,
+    params: I64,
+    ratio: F64,
     engine: EngineConfig,
-    la: _LayerArrays,
-    modes: _Modes,
     bytes_per_cycle: float,
     dram_latency_cycles: int,
 ) -> _GemmTiming:
-    n_m, n_n, n_k = _cdiv(m, tm), _cdiv(n, tn), _cdiv(k, tk)
-    # Tile classes: m ∈ {full, rest} × n ∈ {full, rest} × k ∈ {full not last, full last, rest last}.
-    rm, rn, rk = m % tm, n % tn, k % tk
-    em = _columns(tm, rm)[:, :, None, None]
-    cm = _columns(m // tm, rm > 0)[:, :, None, None]
-    en = _columns(tn, rn)[:, None, :, None]
-    cn = _columns(n // tn, rn > 0)[:, None, :, None]
-    ek = _columns(tk, tk, rk)[:, None, None, :]
-    ck = _columns(k // tk - (rk == 0), rk == 0, rk > 0)[:, None, None, :]
-    last_k = np.array([0, 1, 1], dtype=np.int64)[None, None, None, :]
-    count = cm * cn * ck
+    """Timing of every oriented row (``params``: rows wb, ab, Tm, Tn, Tk, clipped, × oriented
+    rows; ``ratio``: each one's PoT ratio). The tile classes — m ∈ {full, rest} × n ∈ {full, rest}
+    × k ∈ {full not last, full last, rest last} — are axes 0, 1 and 2 of the per-class arrays,
+    the oriented rows the last (so numpy's inner loops run along the rows, not along 2 or 3
+    classes)."""
+    wb, ab = params[0], params[1]
+    tiles = params[2:]
+    q, rest = np.divmod(t.row_dims, tiles)
+    has_rest = rest > 0
+    n_mnk = q + has_rest
+    per_row = np.concatenate((tiles, rest, q, has_rest, n_mnk - 1, 1 - has_rest))
+    m_cls, n_cls, k_cls = (per_row.take(rows, axis=0) for rows in _CLASS_ROWS)
+    em, cm = m_cls[0, :, None, None], m_cls[1, :, None, None]
+    en, cn = n_cls[0, None, :, None], n_cls[1, None, :, None]
+    ek, ck = k_cls[0, None, None, :], k_cls[1, None, None, :]
+    count = (cm * cn) * ck
 
-    ratio = la.ratio[:, None, None, None]
-    en_pot = np.rint(ratio * en).astype(np.int64)
-    en_fix = en - en_pot
+    tokens, channels = _mode_lanes(engine, wb, ab)
+    if ratio.any():
+        en_pot = np.rint(ratio * en).astype(np.int64)
+        en_fix = en - en_pot
+        if engine.cols_pot == 0 and bool(np.any((en_pot > 0) & (count > 0))):
+            raise UserError("a layer assigns power-of-two channels but pot_cols is 0")
+    else:  # no PoT channels: the PoT sub-array idles (0 cycles), the fixed one takes every tile
+        en_pot, en_fix = None, en
     if engine.cols_fixed == 0 and bool(np.any((en_fix > 0) & (count > 0))):
         raise UserError("a layer assigns fixed-point channels but the array has no fixed columns")
-    if engine.cols_pot == 0 and bool(np.any((en_pot > 0) & (count > 0))):
-        raise UserError("a layer assigns power-of-two channels but pot_cols is 0")
-    compute = np.maximum(
-        _fixed_cycles(
-            em, en_fix, ek, engine, modes.tokens[:, None, None, None], modes.channels[:, None, None, None]
-        ),
-        _pot_cycles(em, en_pot, ek, engine),
-    )
+    compute = _fixed_cycles(em, en_fix, ek, engine, tokens, channels)
+    if en_pot is not None:
+        compute = np.maximum(compute, _pot_cycles(em, en_pot, ek, engine))
 
     # bytes per element of A (shared by the n tiles when K is one tile), B (shared by the m tiles
     # when N and K are one tile each) and C
+    n_m, n_n, n_k = n_mnk
     single_k = n_k == 1
-    per_a = la.ab / (8.0 * np.where(single_k, n_n, 1))
-    per_b = la.wb / (8.0 * np.where((n_n == 1) & single_k, n_m, 1))
-    per_c = la.ab / 8.0
-    tile_bytes = (
-        (em * ek) * per_a[:, None, None, None]
-        + (ek * en) * per_b[:, None, None, None]
-        + ((em * en) * per_c[:, None, None, None]) * last_k
-    )
+    per_a = ab / (8.0 * np.where(single_k, n_n, 1))
+    per_b = wb / (8.0 * np.where((n_n == 1) & single_k, n_m, 1))
+    per_c = ab / 8.0
+    tile_bytes = (em * ek) * per_a + (ek * en) * per_b + ((em * en) * per_c) * _LAST_K
     memory = np.ceil(tile_bytes / bytes_per_cycle).astype(np.int64)
     per_tile = np.maximum(compute, memory)
 
-    first_bytes = (tm * tk * la.ab + tk * tn * la.wb) / 8.0
+    tm, tn, tk = tiles
+    first_bytes = (tm * tk * ab + tk * tn * wb) / 8.0
     first_load = np.ceil(first_bytes / bytes_per_cycle).astype(np.int64) + dram_latency_cycles
-    sum_axes = (1, 2, 3)
-    compute_total = (compute * count).sum(axis=sum_axes) * repeat
+    repeat = t.row_repeat
+    classes = (0, 1, 2)
+    compute_total = (compute * count).sum(axis=classes) * repeat
     # the heads of a layer are one stream of tiles: double buffering hides every load but the first
-    memory_total = (memory * count).sum(axis=sum_axes) * repeat + first_load
-    latency = (per_tile * count).sum(axis=sum_axes) * repeat + first_load
-    total_bytes = np.rint((tile_bytes * count).sum(axis=sum_axes) * repeat).astype(np.int64)
+    memory_total = (memory * count).sum(axis=classes) * repeat + first_load
+    latency = (per_tile * count).sum(axis=classes) * repeat + first_load
+    # the bytes are floats: each row's sum adds its 12 classes as a contiguous run, pairwise in
+    # (m, n, k) order (what numpy's sum over the class axes of a rows-first array does)
+    row_bytes = np.ascontiguousarray((tile_bytes * count).reshape(-1, repeat.shape[0]).T).sum(axis=1)
+    total_bytes = np.rint(row_bytes * repeat).astype(np.int64)
     return _GemmTiming(
         compute=compute_total,
         memory=memory_total,
         latency=latency,
         offchip_bytes=total_bytes,
         tiles=n_m * n_n * n_k * repeat,
-        transposed=np.zeros(m.shape, dtype=bool),
+        transposed=np.zeros(repeat.shape, dtype=bool),
     )
 
 
