@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from hwmodel.buffers import Buffer
 from hwmodel.config import AcceleratorConfig
-from hwmodel.controller import ControllerSpec, controller_resources, controller_spec
+from hwmodel.controller import ControllerResources, ControllerSpec, controller_resources, controller_spec
 from hwmodel.cost import Coefficients, engine_resources, load_coefficients
 from hwmodel.cycles import FIXED_DRAIN, POT_DRAIN
 from hwmodel.device import Device
@@ -325,7 +325,7 @@ def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays
     ratio = np.ascontiguousarray(vals[:, 5])
     ints = vals[:, :5].astype(np.int64)
     np.minimum(ints[:, 2:], t.dims, out=ints[:, 2:])  # tiles clipped to the layer
-    if t.act_act.size and (ratio[t.act_act] > 0).any():
+    if t.act_act.size and (ratio.take(t.act_act) > 0).any():
         name = t.names[int(t.act_act[ratio[t.act_act] > 0][0])]
         raise UserError(f"layer '{name}': pot_ratio must be 0 for an activation×activation matmul")
     return _LayerArrays(
@@ -341,7 +341,8 @@ def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays
 
 
 def _cdiv(a: I64, b: I64 | int) -> I64:
-    return -(-a // b)
+    """⌈a / b⌉ for positive ``b`` (one numpy operation fewer than ``-(-a // b)`` for a number)."""
+    return (a + (b - 1)) // b
 
 
 @dataclass(frozen=True)
@@ -352,25 +353,33 @@ class _Modes:
     channels: I64
 
 
-def _mode_lanes(engine: EngineConfig, wb: I64, ab: I64) -> tuple[I64, I64]:
+def _mode_lanes(engine: EngineConfig, wb: I64, ab: I64) -> tuple[I64 | int, I64 | int]:
     """Tokens and channels per DSP slice of the packing mode of layers of ``wb``-bit weights and
     ``ab``-bit activations: the densest mode of the engine whose widths admit it; a layer only
-    wider than every mode (its part of the engine is PoT) streams one token."""
-    tokens = np.ones(wb.shape, dtype=np.int64)
-    channels = np.ones(wb.shape, dtype=np.int64)
+    wider than every mode (its part of the engine is PoT) streams one token. A number where every
+    layer has the same (every mode of the engine streams one token, or takes one channel)."""
+    tokens: I64 | int = 1
+    channels: I64 | int = 1
     for mode in engine.modes:  # fewest lanes first: a denser mode that fits overrides
+        if mode.tokens == 1 and mode.channels == 1 and isinstance(tokens, int) and isinstance(channels, int):
+            continue  # (so far every layer takes one lane, whether it fits or not)
         fits = (wb <= mode.weight_bits) & (ab <= mode.act_bits)
-        tokens[fits] = mode.tokens
-        channels[fits] = mode.channels
+        if mode.tokens != 1 or not isinstance(tokens, int):
+            tokens = np.where(fits, mode.tokens, tokens)
+        if mode.channels != 1 or not isinstance(channels, int):
+            channels = np.where(fits, mode.channels, channels)
     return tokens, channels
 
 
 def _modes(engine: EngineConfig, la: _LayerArrays) -> _Modes:
     """Each layer's packing mode: the densest one of the engine whose widths admit it."""
-    return _Modes(*_mode_lanes(engine, la.wb, la.ab))
+    tokens, channels = _mode_lanes(engine, la.wb, la.ab)
+    return _Modes(np.broadcast_to(tokens, la.wb.shape), np.broadcast_to(channels, la.wb.shape))
 
 
-def _fixed_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig, tokens: I64, channels: I64) -> I64:
+def _fixed_cycles(
+    em: I64, en: I64, ek: I64, engine: EngineConfig, tokens: I64 | int, channels: I64 | int
+) -> I64:
     """:func:`hwmodel.cycles.fixed_tile_cycles`, vectorised (0 where en == 0)."""
     rows, cols, chain = engine.rows, engine.cols_fixed, engine.chain_rows
     if cols == 0:
@@ -378,8 +387,9 @@ def _fixed_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig, tokens: I64, 
     folds = _cdiv(ek, rows) * _cdiv(en, channels * cols)
     steps = _cdiv(em, tokens)
     period = np.maximum(steps, chain + rows - 1)
-    # (tile classes with em or ek = 0 do not occur: their count is 0)
-    return np.where(en > 0, (folds - 1) * period + steps + (rows + chain + cols + FIXED_DRAIN), 0)
+    # (folds − 1)·period + steps + fill/drain, the terms of em alone added first (on fewer elements);
+    # tile classes with em or ek = 0 do not occur: their count is 0
+    return np.where(en > 0, folds * period + (steps - period + (rows + chain + cols + FIXED_DRAIN)), 0)
 
 
 def _pot_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig) -> I64:
@@ -389,7 +399,7 @@ def _pot_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig) -> I64:
         return np.zeros(np.broadcast(em, en, ek).shape, dtype=np.int64)
     folds = _cdiv(ek, rows) * _cdiv(en, cols)
     period = np.maximum(em, 2 * rows - 1)
-    return np.where(en > 0, (folds - 1) * period + em + (2 * rows + cols + POT_DRAIN), 0)
+    return np.where(en > 0, folds * period + (em - period + (2 * rows + cols + POT_DRAIN)), 0)
 
 
 @dataclass(frozen=True)
@@ -553,32 +563,63 @@ def _tile_buffers(
     column) and C (partial sums, one bank per column, one word = a column's result slots)."""
     rows, tokens, chans = engine.rows, engine.tokens, engine.channels
     sel = slice(None) if i is None else slice(i, i + 1)
-    tm, tn, tk = la.tm[sel], la.tn[sel], la.tk[sel]
-    tn_pot = np.rint(la.ratio[sel] * tn).astype(np.int64)
-    tn_fix = tn - tn_pot
-    k_rows = _cdiv(tk, rows) * rows
+    tm, tn, tk, ratio = la.tm[sel], la.tn[sel], la.tk[sel], la.ratio[sel]
+    has_pot = bool(ratio.any())  # (without PoT channels, the PoT buffers would have no words)
+    tn_pot = np.rint(ratio * tn).astype(np.int64) if has_pot else None
+    k_folds = _cdiv(tk, rows)
+    m_steps = _cdiv(tm, tokens)
     acc = engine.acc_bits
-    ab = int(la.ab[sel].max())
-    out = [Buffer("input_a", rows, int((_cdiv(tm, tokens) * _cdiv(tk, rows)).max()), tokens * ab)]
+    # per buffer: (name, banks, word bits) and the words each layer's tile needs
+    shapes = [("input_a", rows, tokens * int(la.ab[sel].max()))]
+    words = [m_steps * k_folds]
     if engine.cols_fixed:
         cf = engine.cols_fixed
-        folds = _cdiv(tn_fix, chans * cf)
-        out.append(Buffer("weight_b", cf, int((folds * k_rows).max()), chans * wb_fix))
-        out.append(Buffer("output_c", cf, int((_cdiv(tm, tokens) * folds).max()), engine.slots * acc))
-    if engine.cols_pot:
+        folds = _cdiv(tn if tn_pot is None else tn - tn_pot, chans * cf)
+        shapes += [("weight_b", cf, chans * wb_fix), ("output_c", cf, engine.slots * acc)]
+        words += [folds * (k_folds * rows), m_steps * folds]
+    if engine.cols_pot and tn_pot is not None:
         cp = engine.cols_pot
         folds = _cdiv(tn_pot, cp)
-        out.append(Buffer("weight_pot", cp, int((folds * k_rows).max()), wb_pot))
-        out.append(Buffer("output_pot", cp, int((tm * folds).max()), acc))
-    return [b for b in out if b.depth_words > 0]
+        shapes += [("weight_pot", cp, wb_pot), ("output_pot", cp, acc)]
+        words += [folds * (k_folds * rows), tm * folds]
+    depths: list[int] = np.stack(words).max(axis=1).tolist()
+    return [
+        Buffer(name, banks, depth, width)
+        for (name, banks, width), depth in zip(shapes, depths, strict=True)
+        if depth > 0
+    ]
+
+
+def _max_tiles(t: _WorkloadTables, la: _LayerArrays) -> int:
+    """The most heads or m, n or k tiles of any layer (either orientation: the same counts)."""
+    return max(int(_cdiv(t.dims, la.ints[:, 2:]).max()), t.max_repeat)
 
 
 def _controller(workload: Workload, la: _LayerArrays, tile_bufs: list[Buffer]) -> ControllerSpec:
     """The tile controller the design builds: loop counters for the most heads and m/n/k tiles
-    of any layer (either orientation: the same counts), an address port per tile buffer."""
-    g = workload.gemm_arrays
-    counts = np.concatenate([_cdiv(g.m, la.tm), _cdiv(g.n, la.tn), _cdiv(g.k, la.tk), g.repeat])
-    return controller_spec([int(counts.max())], tile_bufs)
+    of any layer, an address port per tile buffer."""
+    return controller_spec([_max_tiles(_workload_tables(workload), la)], tile_bufs)
+
+
+@dataclass(frozen=True)
+class _BufferPart:
+    """The tile controller's resources and what the tile buffers take (summed over the buffers)."""
+
+    controller: ControllerResources
+    lut: int
+    ff: int
+    bram36: float
+
+
+@lru_cache(maxsize=4096)  # a search meets the same buffer shapes and tile counts in most trials
+def _buffer_part(
+    tile_bufs: tuple[Buffer, ...], max_tiles: int, synth_family: str, coef: Coefficients
+) -> _BufferPart:
+    """The resources of the tile buffers and of the controller that addresses them (they depend
+    only on the buffers' shapes and the loop counters' width)."""
+    ctrl = controller_resources(controller_spec([max_tiles], tile_bufs), coef.controller_for(synth_family))
+    mems = [b.memory(synth_family) for b in tile_bufs]
+    return _BufferPart(ctrl, sum(m.lut for m in mems), sum(m.ff for m in mems), sum(m.bram36 for m in mems))
 
 
 def design_controller(workload: Workload, config: AcceleratorConfig, device: Device) -> ControllerSpec:
@@ -650,24 +691,23 @@ def evaluate(
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
     timing = _gemm_timing(workload, engine, la, bpc, coef.dram_latency_cycles(config.freq_mhz))
-    nl_part = _nonlinear_part(_workload_tables(workload), config.nonlinear_lanes, device.synth_family, coef)
     gemm_cycles = int(timing.latency.sum())
-    total = gemm_cycles + nl_part.cycles_total
 
     eng = engine_resources(engine, device.synth_family, coef)
     tile_bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
-    ctrl = controller_resources(
-        _controller(workload, la, tile_bufs), coef.controller_for(device.synth_family)
-    )
+    tables = _workload_tables(workload)
+    bufs = _buffer_part(tuple(tile_bufs), _max_tiles(tables, la), device.synth_family, coef)
+    ctrl = bufs.controller
     ip = coef.vendor_ip
-    mems = [b.memory(device.synth_family) for b in tile_bufs]
+    nl_part = _nonlinear_part(tables, config.nonlinear_lanes, device.synth_family, coef)
+    total = gemm_cycles + nl_part.cycles_total
     nl_res, nl_lut, nl_ff = nl_part.resources, nl_part.lut, nl_part.ff
     # the system part: our tile controller (its synthesised RTL) + the vendor IP (AXI DMA and
     # interconnect, coefficients.json → vendor_ip, each figure with its source)
     dsp = eng.dsp + nl_res.dsp + int(ip["dsp"])
-    lut = eng.lut + nl_lut + ctrl.lut + ip["lut"] + sum(m.lut for m in mems)
-    ff = eng.ff + nl_ff + ctrl.ff + ip["ff"] + sum(m.ff for m in mems)
-    bram = sum(m.bram36 for m in mems) + nl_res.bram36 + ip["bram36"]
+    lut = eng.lut + nl_lut + ctrl.lut + ip["lut"] + bufs.lut
+    ff = eng.ff + nl_ff + ctrl.ff + ip["ff"] + bufs.ff
+    bram = bufs.bram36 + nl_res.bram36 + ip["bram36"]
     res = Resources(dsp=int(dsp), lut=round(lut), ff=round(ff), bram36=float(bram))
     util = {
         "dsp": res.dsp / device.dsp if device.dsp else float("inf") if res.dsp else 0.0,
