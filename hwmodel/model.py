@@ -200,7 +200,9 @@ class _WorkloadTables:
     max_repeat: int
     #: positions of the activation × activation GEMMs
     act_act: I64
-    #: per GEMM, its row in the other orientation (its own row where it has a weight operand)
+    #: per GEMM, its row as it is (0 … n−1) and in the other orientation (its own row where it
+    #: has a weight operand)
+    straight: I64
     alternative: I64
     #: per oriented row: its GEMM, and (5, rows) the flat indices of its wb, ab, Tm, Tn, Tk in
     #: the (n, 5) :attr:`_LayerArrays.ints` (Tm and Tn swapped on a transposed row)
@@ -238,6 +240,7 @@ def _build_tables(workload: Workload) -> _WorkloadTables:
         depth=int(g.k.max()),
         max_repeat=int(g.repeat.max()),
         act_act=_read_only(act_act),
+        straight=_read_only(np.arange(n)),
         alternative=_read_only(alternative),
         row_layer=_read_only(row_layer),
         row_ints=_read_only(np.ascontiguousarray((row_layer[:, None] * 5 + cols).T)),
@@ -378,13 +381,14 @@ def _modes(engine: EngineConfig, la: _LayerArrays) -> _Modes:
 
 
 def _fixed_cycles(
-    em: I64, en: I64, ek: I64, engine: EngineConfig, tokens: I64 | int, channels: I64 | int
+    em: I64, en: I64, k_folds: I64, engine: EngineConfig, tokens: I64 | int, channels: I64 | int
 ) -> I64:
-    """:func:`hwmodel.cycles.fixed_tile_cycles`, vectorised (0 where en == 0)."""
+    """:func:`hwmodel.cycles.fixed_tile_cycles`, vectorised (0 where en == 0; ``k_folds`` =
+    ⌈ek / rows⌉, shared with :func:`_pot_cycles`)."""
     rows, cols, chain = engine.rows, engine.cols_fixed, engine.chain_rows
     if cols == 0:
-        return np.zeros(np.broadcast(em, en, ek).shape, dtype=np.int64)
-    folds = _cdiv(ek, rows) * _cdiv(en, channels * cols)
+        return np.zeros(np.broadcast(em, en, k_folds).shape, dtype=np.int64)
+    folds = k_folds * _cdiv(en, channels * cols)
     steps = _cdiv(em, tokens)
     period = np.maximum(steps, chain + rows - 1)
     # (folds − 1)·period + steps + fill/drain, the terms of em alone added first (on fewer elements);
@@ -392,12 +396,13 @@ def _fixed_cycles(
     return np.where(en > 0, folds * period + (steps - period + (rows + chain + cols + FIXED_DRAIN)), 0)
 
 
-def _pot_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig) -> I64:
-    """:func:`hwmodel.cycles.pot_tile_cycles`, vectorised (0 where en == 0)."""
+def _pot_cycles(em: I64, en: I64, k_folds: I64, engine: EngineConfig) -> I64:
+    """:func:`hwmodel.cycles.pot_tile_cycles`, vectorised (0 where en == 0; ``k_folds`` =
+    ⌈ek / rows⌉)."""
     rows, cols = engine.rows, engine.cols_pot
     if cols == 0:
-        return np.zeros(np.broadcast(em, en, ek).shape, dtype=np.int64)
-    folds = _cdiv(ek, rows) * _cdiv(en, cols)
+        return np.zeros(np.broadcast(em, en, k_folds).shape, dtype=np.int64)
+    folds = k_folds * _cdiv(en, cols)
     period = np.maximum(em, 2 * rows - 1)
     return np.where(en > 0, folds * period + (em - period + (2 * rows + cols + POT_DRAIN)), 0)
 
@@ -425,19 +430,15 @@ def _gemm_timing(
     197 tokens of softmax·V become output channels instead of its 64 head dimensions)."""
     t = _workload_tables(workload)
     # one vectorised pass over every layer as it is plus the act × act layers transposed
-    rows = _oriented_timing(
+    per_row = _oriented_timing(
         t, la.ints.take(t.row_ints), la.ratio.take(t.row_layer), engine, bytes_per_cycle, dram_latency_cycles
     )
-    n = t.alternative.shape[0]
-    choose = np.where(rows.latency.take(t.alternative) < rows.latency[:n], t.alternative, np.arange(n))
-    return _GemmTiming(
-        compute=rows.compute.take(choose),
-        memory=rows.memory.take(choose),
-        latency=rows.latency.take(choose),
-        offchip_bytes=rows.offchip_bytes.take(choose),
-        tiles=rows.tiles.take(choose),
-        transposed=choose >= n,
+    latency = per_row[2]
+    transposed = latency.take(t.alternative) < latency[: t.straight.shape[0]]
+    compute, memory, latency, offchip_bytes, tiles = per_row.take(
+        np.where(transposed, t.alternative, t.straight), axis=1
     )
+    return _GemmTiming(compute, memory, latency, offchip_bytes, tiles, transposed)
 
 
 #: Rows of _oriented_timing's per-row matrix (0-2: Tm, Tn, Tk; 3-5: the rests m % Tm, n % Tn,
@@ -460,9 +461,10 @@ def _oriented_timing(
     engine: EngineConfig,
     bytes_per_cycle: float,
     dram_latency_cycles: int,
-) -> _GemmTiming:
+) -> I64:
     """Timing of every oriented row (``params``: rows wb, ab, Tm, Tn, Tk, clipped, × oriented
-    rows; ``ratio``: each one's PoT ratio). The tile classes — m ∈ {full, rest} × n ∈ {full, rest}
+    rows; ``ratio``: each one's PoT ratio): (5, rows) compute cycles, memory cycles, latency,
+    off-chip bytes and tiles of each, all heads. The tile classes — m ∈ {full, rest} × n ∈ {full, rest}
     × k ∈ {full not last, full last, rest last} — are axes 0, 1 and 2 of the per-class arrays,
     the oriented rows the last (so numpy's inner loops run along the rows, not along 2 or 3
     classes)."""
@@ -488,17 +490,18 @@ def _oriented_timing(
         en_pot, en_fix = None, en
     if engine.cols_fixed == 0 and bool(np.any((en_fix > 0) & (count > 0))):
         raise UserError("a layer assigns fixed-point channels but the array has no fixed columns")
-    compute = _fixed_cycles(em, en_fix, ek, engine, tokens, channels)
+    k_folds = _cdiv(ek, engine.rows)
+    compute = _fixed_cycles(em, en_fix, k_folds, engine, tokens, channels)
     if en_pot is not None:
-        compute = np.maximum(compute, _pot_cycles(em, en_pot, ek, engine))
+        compute = np.maximum(compute, _pot_cycles(em, en_pot, k_folds, engine))
 
     # bytes per element of A (shared by the n tiles when K is one tile), B (shared by the m tiles
     # when N and K are one tile each) and C
     n_m, n_n, n_k = n_mnk
     single_k = n_k == 1
-    per_a = ab / (8.0 * np.where(single_k, n_n, 1))
-    per_b = wb / (8.0 * np.where((n_n == 1) & single_k, n_m, 1))
     per_c = ab / 8.0
+    per_a = per_c / np.where(single_k, n_n, 1)  # (= ab / (8·n_n): ab / 8 is exact)
+    per_b = wb / (8.0 * np.where((n_n == 1) & single_k, n_m, 1))
     tile_bytes = (em * ek) * per_a + (ek * en) * per_b + ((em * en) * per_c) * _LAST_K
     memory = np.ceil(tile_bytes / bytes_per_cycle).astype(np.int64)
     per_tile = np.maximum(compute, memory)
@@ -516,14 +519,8 @@ def _oriented_timing(
     # (m, n, k) order (what numpy's sum over the class axes of a rows-first array does)
     row_bytes = np.ascontiguousarray((tile_bytes * count).reshape(-1, repeat.shape[0]).T).sum(axis=1)
     total_bytes = np.rint(row_bytes * repeat).astype(np.int64)
-    return _GemmTiming(
-        compute=compute_total,
-        memory=memory_total,
-        latency=latency,
-        offchip_bytes=total_bytes,
-        tiles=n_m * n_n * n_k * repeat,
-        transposed=np.zeros(repeat.shape, dtype=bool),
-    )
+    tiles_total = n_m * n_n * n_k * repeat
+    return np.concatenate((compute_total, memory_total, latency, total_bytes, tiles_total)).reshape(5, -1)
 
 
 def _nonlinear_cycles(workload: Workload, lanes: int) -> I64:
@@ -555,9 +552,15 @@ def nonlinear_units(
     }
 
 
-def _tile_buffers(
+#: A tile buffer as plain numbers — (name, banks, depth_words, width_bits) of a double-buffered
+#: :class:`~hwmodel.buffers.Buffer` — the key of :func:`_buffer_part` (hashed and compared much
+#: faster than the dataclass).
+_BufferShape = tuple[str, int, int, int]
+
+
+def _tile_buffer_shapes(
     engine: EngineConfig, la: _LayerArrays, i: int | None, wb_fix: int, wb_pot: int
-) -> list[Buffer]:
+) -> tuple[_BufferShape, ...]:
     """The tile buffers of layer ``i`` (or, for ``None``, sized for the largest tile of any layer):
     A (activations, one bank per row, the engine's tokens per word), B (weights, one bank per
     column) and C (partial sums, one bank per column, one word = a column's result slots)."""
@@ -582,12 +585,19 @@ def _tile_buffers(
         folds = _cdiv(tn_pot, cp)
         shapes += [("weight_pot", cp, wb_pot), ("output_pot", cp, acc)]
         words += [folds * (k_folds * rows), tm * folds]
-    depths: list[int] = np.stack(words).max(axis=1).tolist()
-    return [
-        Buffer(name, banks, depth, width)
+    depths: list[int] = np.concatenate(words).reshape(len(words), -1).max(axis=1).tolist()
+    return tuple(
+        (name, banks, depth, width)
         for (name, banks, width), depth in zip(shapes, depths, strict=True)
         if depth > 0
-    ]
+    )
+
+
+def _tile_buffers(
+    engine: EngineConfig, la: _LayerArrays, i: int | None, wb_fix: int, wb_pot: int
+) -> list[Buffer]:
+    """:func:`_tile_buffer_shapes` as buffers."""
+    return [Buffer(*shape) for shape in _tile_buffer_shapes(engine, la, i, wb_fix, wb_pot)]
 
 
 def _max_tiles(t: _WorkloadTables, la: _LayerArrays) -> int:
@@ -613,10 +623,11 @@ class _BufferPart:
 
 @lru_cache(maxsize=4096)  # a search meets the same buffer shapes and tile counts in most trials
 def _buffer_part(
-    tile_bufs: tuple[Buffer, ...], max_tiles: int, synth_family: str, coef: Coefficients
+    shapes: tuple[_BufferShape, ...], max_tiles: int, synth_family: str, coef: Coefficients
 ) -> _BufferPart:
     """The resources of the tile buffers and of the controller that addresses them (they depend
     only on the buffers' shapes and the loop counters' width)."""
+    tile_bufs = [Buffer(*shape) for shape in shapes]
     ctrl = controller_resources(controller_spec([max_tiles], tile_bufs), coef.controller_for(synth_family))
     mems = [b.memory(synth_family) for b in tile_bufs]
     return _BufferPart(ctrl, sum(m.lut for m in mems), sum(m.ff for m in mems), sum(m.bram36 for m in mems))
@@ -672,6 +683,11 @@ def buffers(workload: Workload, config: AcceleratorConfig, device: Device) -> li
     return _buffers(workload, _engine(config, la, device.dsp_type), la, config.nonlinear_lanes)
 
 
+_DEFAULT_CAPS = UtilisationCaps()
+#: :func:`hwmodel.engine.required_acc_bits`, memoised (a search meets the same widths in most trials)
+_required_acc_bits = lru_cache(maxsize=1024)(required_acc_bits)
+
+
 def evaluate(
     workload: Workload,
     config: AcceleratorConfig,
@@ -684,7 +700,7 @@ def evaluate(
 
     ``detail`` adds the per-layer table (slower: the search and the benchmark leave it off).
     """
-    caps = caps or UtilisationCaps()
+    caps = caps or _DEFAULT_CAPS
     coef = coef or load_coefficients()
     la = _layer_arrays(workload, config)
     widths = _widths(la)
@@ -694,9 +710,9 @@ def evaluate(
     gemm_cycles = int(timing.latency.sum())
 
     eng = engine_resources(engine, device.synth_family, coef)
-    tile_bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
+    tile_bufs = _tile_buffer_shapes(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
     tables = _workload_tables(workload)
-    bufs = _buffer_part(tuple(tile_bufs), _max_tiles(tables, la), device.synth_family, coef)
+    bufs = _buffer_part(tile_bufs, _max_tiles(tables, la), device.synth_family, coef)
     ctrl = bufs.controller
     ip = coef.vendor_ip
     nl_part = _nonlinear_part(tables, config.nonlinear_lanes, device.synth_family, coef)
@@ -729,7 +745,7 @@ def evaluate(
         violations.append(f"clock {config.freq_mhz:g} MHz > device max {device.max_freq_mhz:g} MHz")
     acc_over = 0
     if config.acc_bits is None:
-        need = required_acc_bits(la.depth, *widths)
+        need = _required_acc_bits(la.depth, *widths)
         acc_over = max(need - engine.acc_bits, 0)
         if acc_over:
             violations.append(f"exact partial sums need {need} bits > {engine.acc_bits} (PoT codes too wide)")
