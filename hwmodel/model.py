@@ -193,7 +193,7 @@ class _WorkloadTables:
     #: the GEMM layer names (the config's keys) in order, and as a set
     names: tuple[str, ...]
     name_set: frozenset[str]
-    #: (n, 3): m, n, k of each GEMM (what its tiles are clipped to)
+    #: (3, n): m, n, k of each GEMM (what its tiles are clipped to)
     dims: I64
     #: the deepest reduction (K) and the most heads of any GEMM
     depth: int
@@ -205,7 +205,7 @@ class _WorkloadTables:
     straight: I64
     alternative: I64
     #: per oriented row: its GEMM, and (5, rows) the flat indices of its wb, ab, Tm, Tn, Tk in
-    #: the (n, 5) :attr:`_LayerArrays.ints` (Tm and Tn swapped on a transposed row)
+    #: the (5, n) :attr:`_LayerArrays.ints` (Tm and Tn swapped on a transposed row)
     row_layer: I64
     row_ints: I64
     #: per oriented row: (3, rows) its m, n, k, and its heads
@@ -236,14 +236,14 @@ def _build_tables(workload: Workload) -> _WorkloadTables:
         workload=workload,
         names=tuple(op.name for op in workload.gemms),
         name_set=workload.layer_name_set,
-        dims=_read_only(dims),
+        dims=_read_only(np.ascontiguousarray(dims.T)),
         depth=int(g.k.max()),
         max_repeat=int(g.repeat.max()),
         act_act=_read_only(act_act),
         straight=_read_only(np.arange(n)),
         alternative=_read_only(alternative),
         row_layer=_read_only(row_layer),
-        row_ints=_read_only(np.ascontiguousarray((row_layer[:, None] * 5 + cols).T)),
+        row_ints=_read_only(np.ascontiguousarray((cols * n + row_layer[:, None]).T)),
         row_dims=_read_only(np.ascontiguousarray(row_dims.T)),
         row_repeat=_read_only(g.repeat[row_layer]),
         row_bits=nonlinear_row_bits(workload),
@@ -311,7 +311,7 @@ class _LayerArrays:
     tm: I64
     tn: I64
     tk: I64
-    #: (n, 5): the columns wb, ab, tm, tn, tk above are views of it
+    #: (5, n): the rows wb, ab, tm, tn, tk above are views of it
     ints: I64
 
 
@@ -326,19 +326,19 @@ def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays
         [(hw.weight_bits, hw.act_bits, hw.tm, hw.tn, hw.tk, hw.pot_ratio) for hw in hws], dtype=np.float64
     )
     ratio = np.ascontiguousarray(vals[:, 5])
-    ints = vals[:, :5].astype(np.int64)
-    np.minimum(ints[:, 2:], t.dims, out=ints[:, 2:])  # tiles clipped to the layer
+    ints = np.ascontiguousarray(vals[:, :5].T, dtype=np.int64)
+    np.minimum(ints[2:], t.dims, out=ints[2:])  # tiles clipped to the layer
     if t.act_act.size and (ratio.take(t.act_act) > 0).any():
         name = t.names[int(t.act_act[ratio[t.act_act] > 0][0])]
         raise UserError(f"layer '{name}': pot_ratio must be 0 for an activation×activation matmul")
     return _LayerArrays(
         depth=t.depth,
-        wb=ints[:, 0],
-        ab=ints[:, 1],
+        wb=ints[0],
+        ab=ints[1],
         ratio=ratio,
-        tm=ints[:, 2],
-        tn=ints[:, 3],
-        tk=ints[:, 4],
+        tm=ints[2],
+        tn=ints[3],
+        tk=ints[4],
         ints=ints,
     )
 
@@ -450,6 +450,7 @@ _CLASS_ROWS: tuple[I64, I64, I64] = (
     np.array([[1, 4], [7, 10]]),
     np.array([[2, 2, 5], [14, 17, 11]]),
 )
+
 #: per k class, 1 where it is the last k tile (the output tile is written back after it)
 _LAST_K = np.array([0, 1, 1], dtype=np.int64)[None, None, :, None]
 
@@ -602,7 +603,7 @@ def _tile_buffers(
 
 def _max_tiles(t: _WorkloadTables, la: _LayerArrays) -> int:
     """The most heads or m, n or k tiles of any layer (either orientation: the same counts)."""
-    return max(int(_cdiv(t.dims, la.ints[:, 2:]).max()), t.max_repeat)
+    return max(int(_cdiv(t.dims, la.ints[2:]).max()), t.max_repeat)
 
 
 def _controller(workload: Workload, la: _LayerArrays, tile_bufs: list[Buffer]) -> ControllerSpec:
