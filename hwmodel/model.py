@@ -409,13 +409,16 @@ def _pot_cycles(em: I64, en: I64, k_folds: I64, engine: EngineConfig) -> I64:
 
 @dataclass(frozen=True)
 class _GemmTiming:
-    compute: I64  # per layer, all heads
-    memory: I64
+    """Per layer, all heads. ``compute``, ``memory`` and ``tiles`` only with ``detail`` (what the
+    per-layer table shows; a design's totals need only the latency and the bytes)."""
+
     latency: I64
     offchip_bytes: I64
-    tiles: I64
     #: per layer: run as Cᵀ = Bᵀ·Aᵀ (activation × activation layers where that is faster)
     transposed: npt.NDArray[np.bool_]
+    compute: I64 | None = None
+    memory: I64 | None = None
+    tiles: I64 | None = None
 
 
 def _gemm_timing(
@@ -424,6 +427,7 @@ def _gemm_timing(
     la: _LayerArrays,
     bytes_per_cycle: float,
     dram_latency_cycles: int,
+    detail: bool = True,
 ) -> _GemmTiming:
     """Per layer timing; an activation × activation matmul (Q·Kᵀ, softmax·V) runs in whichever
     orientation is faster — C = A·B or Cᵀ = Bᵀ·Aᵀ (the stationary operand then streams, e.g. the
@@ -431,14 +435,20 @@ def _gemm_timing(
     t = _workload_tables(workload)
     # one vectorised pass over every layer as it is plus the act × act layers transposed
     per_row = _oriented_timing(
-        t, la.ints.take(t.row_ints), la.ratio.take(t.row_layer), engine, bytes_per_cycle, dram_latency_cycles
+        t,
+        la.ints.take(t.row_ints),
+        la.ratio.take(t.row_layer),
+        engine,
+        bytes_per_cycle,
+        dram_latency_cycles,
+        detail,
     )
-    latency = per_row[2]
+    latency = per_row[0]
     transposed = latency.take(t.alternative) < latency[: t.straight.shape[0]]
-    compute, memory, latency, offchip_bytes, tiles = per_row.take(
-        np.where(transposed, t.alternative, t.straight), axis=1
-    )
-    return _GemmTiming(compute, memory, latency, offchip_bytes, tiles, transposed)
+    per_layer = per_row.take(np.where(transposed, t.alternative, t.straight), axis=1)
+    if not detail:
+        return _GemmTiming(per_layer[0], per_layer[1], transposed)
+    return _GemmTiming(per_layer[0], per_layer[1], transposed, *per_layer[2:])
 
 
 #: Rows of _oriented_timing's per-row matrix (0-2: Tm, Tn, Tk; 3-5: the rests m % Tm, n % Tn,
@@ -462,13 +472,14 @@ def _oriented_timing(
     engine: EngineConfig,
     bytes_per_cycle: float,
     dram_latency_cycles: int,
+    detail: bool,
 ) -> I64:
     """Timing of every oriented row (``params``: rows wb, ab, Tm, Tn, Tk, clipped, × oriented
-    rows; ``ratio``: each one's PoT ratio): (5, rows) compute cycles, memory cycles, latency,
-    off-chip bytes and tiles of each, all heads. The tile classes — m ∈ {full, rest} × n ∈ {full, rest}
-    × k ∈ {full not last, full last, rest last} — are axes 0, 1 and 2 of the per-class arrays,
-    the oriented rows the last (so numpy's inner loops run along the rows, not along 2 or 3
-    classes)."""
+    rows; ``ratio``: each one's PoT ratio): the latency and off-chip bytes of each, all heads,
+    then (``detail``) its compute cycles, memory cycles and tiles. The tile classes — m ∈ {full,
+    rest} × n ∈ {full, rest} × k ∈ {full not last, full last, rest last} — are axes 0, 1 and 2 of
+    the per-class arrays, the oriented rows the last (so numpy's inner loops run along the rows,
+    not along 2 or 3 classes)."""
     wb, ab = params[0], params[1]
     tiles = params[2:]
     q, rest = np.divmod(t.row_dims, tiles)
@@ -512,16 +523,18 @@ def _oriented_timing(
     first_load = np.ceil(first_bytes / bytes_per_cycle).astype(np.int64) + dram_latency_cycles
     repeat = t.row_repeat
     classes = (0, 1, 2)
-    compute_total = (compute * count).sum(axis=classes) * repeat
     # the heads of a layer are one stream of tiles: double buffering hides every load but the first
-    memory_total = (memory * count).sum(axis=classes) * repeat + first_load
     latency = (per_tile * count).sum(axis=classes) * repeat + first_load
     # the bytes are floats: each row's sum adds its 12 classes as a contiguous run, pairwise in
     # (m, n, k) order (what numpy's sum over the class axes of a rows-first array does)
     row_bytes = np.ascontiguousarray((tile_bytes * count).reshape(-1, repeat.shape[0]).T).sum(axis=1)
     total_bytes = np.rint(row_bytes * repeat).astype(np.int64)
+    if not detail:
+        return np.concatenate((latency, total_bytes)).reshape(2, -1)
+    compute_total = (compute * count).sum(axis=classes) * repeat
+    memory_total = (memory * count).sum(axis=classes) * repeat + first_load
     tiles_total = n_m * n_n * n_k * repeat
-    return np.concatenate((compute_total, memory_total, latency, total_bytes, tiles_total)).reshape(5, -1)
+    return np.concatenate((latency, total_bytes, compute_total, memory_total, tiles_total)).reshape(5, -1)
 
 
 def _nonlinear_cycles(workload: Workload, lanes: int) -> I64:
@@ -707,7 +720,7 @@ def evaluate(
     widths = _widths(la)
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
-    timing = _gemm_timing(workload, engine, la, bpc, coef.dram_latency_cycles(config.freq_mhz))
+    timing = _gemm_timing(workload, engine, la, bpc, coef.dram_latency_cycles(config.freq_mhz), detail)
     gemm_cycles = int(timing.latency.sum())
 
     eng = engine_resources(engine, device.synth_family, coef)
@@ -806,6 +819,7 @@ def _layer_table(
             i = gi
             gi += 1
             latency = int(timing.latency[i])
+            assert timing.compute is not None and timing.memory is not None and timing.tiles is not None
             compute, memory = int(timing.compute[i]), int(timing.memory[i])
             ratio = float(la.ratio[i])
             uses_fix, uses_pot = ratio < 1.0, ratio > 0.0
