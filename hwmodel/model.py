@@ -322,11 +322,20 @@ def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays
     if not t.name_set.issuperset(config.layers):
         name = sorted(set(config.layers) - t.name_set)[0]
         raise UserError(f"config layer '{name}' is not a layer of {workload.model_name}")
+    # a row per field (numpy converts six lists of numbers faster than a list of tuples)
     vals = np.array(
-        [(hw.weight_bits, hw.act_bits, hw.tm, hw.tn, hw.tk, hw.pot_ratio) for hw in hws], dtype=np.float64
+        [
+            [hw.weight_bits for hw in hws],
+            [hw.act_bits for hw in hws],
+            [hw.tm for hw in hws],
+            [hw.tn for hw in hws],
+            [hw.tk for hw in hws],
+            [hw.pot_ratio for hw in hws],
+        ],
+        dtype=np.float64,
     )
-    ratio = np.ascontiguousarray(vals[:, 5])
-    ints = np.ascontiguousarray(vals[:, :5].T, dtype=np.int64)
+    ratio = vals[5]
+    ints = vals[:5].astype(np.int64)
     np.minimum(ints[2:], t.dims, out=ints[2:])  # tiles clipped to the layer
     if t.act_act.size and (ratio.take(t.act_act) > 0).any():
         name = t.names[int(t.act_act[ratio[t.act_act] > 0][0])]
