@@ -397,12 +397,13 @@ def _fixed_cycles(
     rows, cols, chain = engine.rows, engine.cols_fixed, engine.chain_rows
     if cols == 0:
         return np.zeros(np.broadcast(em, en, k_folds).shape, dtype=np.int64)
-    folds = k_folds * _cdiv(en, channels * cols)
+    busy = en > 0
+    folds = k_folds * (_cdiv(en, channels * cols) * busy)
     steps = _cdiv(em, tokens)
     period = np.maximum(steps, chain + rows - 1)
-    # (folds − 1)·period + steps + fill/drain, the terms of em alone added first (on fewer elements);
-    # tile classes with em or ek = 0 do not occur: their count is 0
-    return np.where(en > 0, folds * period + (steps - period + (rows + chain + cols + FIXED_DRAIN)), 0)
+    # (folds − 1)·period + steps + fill/drain where busy, else 0: the terms of em alone added first
+    # and both terms zeroed on the small arrays; tile classes with em or ek = 0 do not occur
+    return folds * period + (steps - period + (rows + chain + cols + FIXED_DRAIN)) * busy
 
 
 def _pot_cycles(em: I64, en: I64, k_folds: I64, engine: EngineConfig) -> I64:
@@ -411,9 +412,10 @@ def _pot_cycles(em: I64, en: I64, k_folds: I64, engine: EngineConfig) -> I64:
     rows, cols = engine.rows, engine.cols_pot
     if cols == 0:
         return np.zeros(np.broadcast(em, en, k_folds).shape, dtype=np.int64)
-    folds = k_folds * _cdiv(en, cols)
+    busy = en > 0
+    folds = k_folds * (_cdiv(en, cols) * busy)
     period = np.maximum(em, 2 * rows - 1)
-    return np.where(en > 0, folds * period + (em - period + (2 * rows + cols + POT_DRAIN)), 0)
+    return folds * period + (em - period + (2 * rows + cols + POT_DRAIN)) * busy
 
 
 @dataclass(frozen=True)
@@ -502,7 +504,7 @@ def _oriented_timing(
     count = (cm * cn) * ck
 
     tokens, channels = _mode_lanes(engine, wb, ab)
-    if ratio.any():
+    if np.count_nonzero(ratio):
         en_pot = np.rint(ratio * en).astype(np.int64)
         en_fix = en - en_pot
         if engine.cols_pot == 0 and bool(np.any((en_pot > 0) & (count > 0))):
@@ -518,7 +520,7 @@ def _oriented_timing(
 
     # bytes per element of A (shared by the n tiles when K is one tile), B (shared by the m tiles
     # when N and K are one tile each) and C
-    n_m, n_n, n_k = n_mnk
+    n_m, n_n, n_k = n_mnk[0], n_mnk[1], n_mnk[2]
     single_k = n_k == 1
     per_c = ab / 8.0
     per_a = per_c / np.where(single_k, n_n, 1)  # (= ab / (8·n_n): ab / 8 is exact)
@@ -527,8 +529,8 @@ def _oriented_timing(
     memory = np.ceil(tile_bytes / bytes_per_cycle).astype(np.int64)
     per_tile = np.maximum(compute, memory)
 
-    tm, tn, tk = tiles
-    first_bytes = (tm * tk * ab + tk * tn * wb) / 8.0
+    tm, tn, tk = tiles[0], tiles[1], tiles[2]
+    first_bytes = tk * (tm * ab + tn * wb) / 8.0  # (integers: = tm·tk·ab + tk·tn·wb exactly)
     first_load = np.ceil(first_bytes / bytes_per_cycle).astype(np.int64) + dram_latency_cycles
     repeat = t.row_repeat
     classes = (0, 1, 2)
