@@ -221,6 +221,7 @@ def _read_only(a: I64) -> I64:
 
 
 def _build_tables(workload: Workload) -> _WorkloadTables:
+    """The tables of ``workload`` (see :class:`_WorkloadTables`)."""
     g = workload.gemm_arrays
     n = g.m.shape[0]
     act_act = np.nonzero(~g.weight_operand)[0]
@@ -286,6 +287,8 @@ class _NonlinearPart:
 def _nonlinear_part(
     tables: _WorkloadTables, lanes: int, synth_family: str, coef: Coefficients
 ) -> _NonlinearPart:
+    """The cycles and resources of the workload's non-linear units on ``lanes`` lanes (memoised:
+    the same for every design of the workload with these lanes on this device family)."""
     workload = tables.workload
     cycles = _nonlinear_cycles(workload, lanes)
     cycles.flags.writeable = False
