@@ -29,6 +29,7 @@ interconnect, a cited figure from ``coefficients.json`` → ``vendor_ip``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from hwmodel.arch.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, 
 from hwmodel.arch.nonlinear import log2_rows_for, op_cycles, row_buffer, row_buffer_memory
 from hwmodel.base.errors import UserError
 from hwmodel.cost.coefficients import Coefficients, load_coefficients
-from hwmodel.cost.controller import controller_resources
+from hwmodel.cost.controller import ControllerResources, controller_resources
 from hwmodel.cost.engine import engine_resources
 from hwmodel.cost.nonlinear import UnitResources, unit_resources
 from hwmodel.target.device import Device
@@ -173,6 +174,133 @@ class DesignReport:
         }
 
 
+@dataclass(frozen=True, eq=False)  # hashed by identity: the cheap key of the memoised parts below
+class _WorkloadTables:
+    """What :func:`evaluate` derives from the workload alone, built once per workload object
+    (:func:`_workload_tables`): a search evaluates thousands of designs of one workload, and
+    hashing a :class:`Workload` (all its ops) would cost more than a whole evaluation.
+
+    The timing runs on *oriented rows*: the n GEMMs as they are (rows ``0 … n−1``), then every
+    activation × activation matmul transposed (rows ``n …``: m and n swapped, Tm and Tn with
+    them). Arrays are read-only.
+    """
+
+    workload: Workload
+    #: the GEMM layer names (the config's keys) in order, and as a set
+    names: tuple[str, ...]
+    name_set: frozenset[str]
+    #: (3, n): m, n, k of each GEMM (what its tiles are clipped to)
+    dims: I64
+    #: the deepest reduction (K) and the most heads of any GEMM
+    depth: int
+    max_repeat: int
+    #: positions of the activation × activation GEMMs
+    act_act: I64
+    #: per GEMM, its row as it is (0 … n−1) and in the other orientation (its own row where it
+    #: has a weight operand)
+    straight: I64
+    alternative: I64
+    #: per oriented row: its GEMM, and (5, rows) the flat indices of its wb, ab, Tm, Tn, Tk in
+    #: the (5, n) :attr:`_LayerArrays.ints` (Tm and Tn swapped on a transposed row)
+    row_layer: I64
+    row_ints: I64
+    #: per oriented row: (3, rows) its m, n, k, and its heads
+    row_dims: I64
+    row_repeat: I64
+    #: per non-linear kind, the row-buffer address bits (:func:`nonlinear_row_bits`)
+    row_bits: dict[str, int]
+
+
+def _read_only(a: I64) -> I64:
+    a.flags.writeable = False
+    return a
+
+
+def _build_tables(workload: Workload) -> _WorkloadTables:
+    """The tables of ``workload`` (see :class:`_WorkloadTables`)."""
+    g = workload.gemm_arrays
+    n = g.m.shape[0]
+    act_act = np.nonzero(~g.weight_operand)[0]
+    row_layer = np.concatenate([np.arange(n), act_act])
+    alternative = np.arange(n)
+    alternative[act_act] = np.arange(n, row_layer.size)
+    cols = np.tile(np.arange(5), (row_layer.size, 1))
+    cols[n:, 2:4] = (3, 2)  # [wb, ab, tn, tm, tk]
+    dims = np.stack([g.m, g.n, g.k], axis=1)
+    row_dims = dims[row_layer]
+    row_dims[n:, [0, 1]] = row_dims[n:, [1, 0]]
+    return _WorkloadTables(
+        workload=workload,
+        names=tuple(op.name for op in workload.gemms),
+        name_set=workload.layer_name_set,
+        dims=_read_only(np.ascontiguousarray(dims.T)),
+        depth=int(g.k.max()),
+        max_repeat=int(g.repeat.max()),
+        act_act=_read_only(act_act),
+        straight=_read_only(np.arange(n)),
+        alternative=_read_only(alternative),
+        row_layer=_read_only(row_layer),
+        row_ints=_read_only(np.ascontiguousarray((cols * n + row_layer[:, None]).T)),
+        row_dims=_read_only(np.ascontiguousarray(row_dims.T)),
+        row_repeat=_read_only(g.repeat[row_layer]),
+        row_bits=nonlinear_row_bits(workload),
+    )
+
+
+#: Workload id → its tables (each holds its workload, so the id is not reused while it is here).
+_TABLES: dict[int, _WorkloadTables] = {}
+#: Workloads whose tables are kept (oldest out first; a process prices one or a few workloads).
+_TABLES_KEPT = 16
+
+
+def _workload_tables(workload: Workload) -> _WorkloadTables:
+    """The tables of ``workload``, memoised by identity (a workload is immutable)."""
+    tables = _TABLES.get(id(workload))
+    if tables is None or tables.workload is not workload:
+        tables = _build_tables(workload)
+        while len(_TABLES) >= _TABLES_KEPT:
+            del _TABLES[next(iter(_TABLES))]
+        _TABLES[id(workload)] = tables
+    return tables
+
+
+@dataclass(frozen=True)
+class _NonlinearPart:
+    """The non-linear units of a design: their cycles and resources (they depend only on the
+    workload, the lanes, the device family and the coefficient table)."""
+
+    #: cycles of each non-linear op (in :attr:`Workload.nonlinears` order; read-only)
+    cycles: I64
+    cycles_total: int
+    #: the units' fabric, DSPs and row buffers (LUT and FF rounded)
+    resources: Resources
+    #: LUT and FF before rounding (the design's totals add these)
+    lut: float
+    ff: float
+
+
+@lru_cache(maxsize=1024)  # a search meets the same (workload, lanes, family) in most trials
+def _nonlinear_part(
+    tables: _WorkloadTables, lanes: int, synth_family: str, coef: Coefficients
+) -> _NonlinearPart:
+    """The cycles and resources of the workload's non-linear units on ``lanes`` lanes (memoised:
+    the same for every design of the workload with these lanes on this device family)."""
+    workload = tables.workload
+    cycles = _nonlinear_cycles(workload, lanes)
+    cycles.flags.writeable = False
+    nl = nonlinear_units(workload, lanes, synth_family, coef).values()
+    nl_mem = [row_buffer_memory(kind, lanes, bits, synth_family) for kind, bits in tables.row_bits.items()]
+    nl_lut = sum(u.lut for u in nl) + sum(m.lut for m in nl_mem)
+    nl_ff = sum(u.ff for u in nl) + sum(m.ff for m in nl_mem)
+    res = Resources(
+        dsp=sum(u.dsp for u in nl),
+        lut=round(nl_lut),
+        ff=round(nl_ff),
+        bram36=float(sum(m.bram36 for m in nl_mem)),
+    )
+    return _NonlinearPart(cycles, int(cycles.sum()), res, nl_lut, nl_ff)
+
+
 @dataclass(frozen=True)
 class _LayerArrays:
     depth: int  # the deepest reduction (K) of any layer
@@ -182,38 +310,50 @@ class _LayerArrays:
     tm: I64
     tn: I64
     tk: I64
+    #: (5, n): the rows wb, ab, tm, tn, tk above are views of it
+    ints: I64
 
 
 def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays:
-    g = workload.gemm_arrays
+    t = _workload_tables(workload)
     get, default = config.layers.get, config.default
-    hws = [get(op.name, default) for op in workload.gemms]
-    unknown = set(config.layers) - workload.layer_name_set
-    if unknown:
-        name = sorted(unknown)[0]
+    hws = [get(name, default) for name in t.names]
+    if not t.name_set.issuperset(config.layers):
+        name = sorted(set(config.layers) - t.name_set)[0]
         raise UserError(f"config layer '{name}' is not a layer of {workload.model_name}")
+    # a row per field (numpy converts six lists of numbers faster than a list of tuples)
     vals = np.array(
-        [(hw.weight_bits, hw.act_bits, hw.tm, hw.tn, hw.tk, hw.pot_ratio) for hw in hws], dtype=np.float64
+        [
+            [hw.weight_bits for hw in hws],
+            [hw.act_bits for hw in hws],
+            [hw.tm for hw in hws],
+            [hw.tn for hw in hws],
+            [hw.tk for hw in hws],
+            [hw.pot_ratio for hw in hws],
+        ],
+        dtype=np.float64,
     )
-    ratio = vals[:, 5]
-    ints = vals[:, :5].astype(np.int64)
-    bad = np.nonzero((ratio > 0) & ~g.weight_operand)[0]
-    if bad.size:
-        name = workload.gemms[int(bad[0])].name
+    ratio = vals[5]
+    ints = vals[:5].astype(np.int64)
+    np.minimum(ints[2:], t.dims, out=ints[2:])  # tiles clipped to the layer
+    if t.act_act.size and (ratio.take(t.act_act) > 0).any():
+        name = t.names[int(t.act_act[ratio[t.act_act] > 0][0])]
         raise UserError(f"layer '{name}': pot_ratio must be 0 for an activation×activation matmul")
     return _LayerArrays(
-        depth=int(g.k.max()),
-        wb=ints[:, 0],
-        ab=ints[:, 1],
-        ratio=np.ascontiguousarray(ratio),
-        tm=np.minimum(ints[:, 2], g.m),
-        tn=np.minimum(ints[:, 3], g.n),
-        tk=np.minimum(ints[:, 4], g.k),
+        depth=t.depth,
+        wb=ints[0],
+        ab=ints[1],
+        ratio=ratio,
+        tm=ints[2],
+        tn=ints[3],
+        tk=ints[4],
+        ints=ints,
     )
 
 
 def _cdiv(a: I64, b: I64 | int) -> I64:
-    return -(-a // b)
+    """⌈a / b⌉ for positive ``b`` (one numpy operation fewer than ``-(-a // b)`` for a number)."""
+    return (a + (b - 1)) // b
 
 
 @dataclass(frozen=True)
@@ -224,53 +364,71 @@ class _Modes:
     channels: I64
 
 
+def _mode_lanes(engine: EngineConfig, wb: I64, ab: I64) -> tuple[I64 | int, I64 | int]:
+    """Tokens and channels per DSP slice of the packing mode of layers of ``wb``-bit weights and
+    ``ab``-bit activations: the densest mode of the engine whose widths admit it; a layer only
+    wider than every mode (its part of the engine is PoT) streams one token. A number where every
+    layer has the same (every mode of the engine streams one token, or takes one channel)."""
+    tokens: I64 | int = 1
+    channels: I64 | int = 1
+    for mode in engine.modes:  # fewest lanes first: a denser mode that fits overrides
+        if mode.tokens == 1 and mode.channels == 1 and isinstance(tokens, int) and isinstance(channels, int):
+            continue  # (so far every layer takes one lane, whether it fits or not)
+        fits = (wb <= mode.weight_bits) & (ab <= mode.act_bits)
+        if mode.tokens != 1 or not isinstance(tokens, int):
+            tokens = np.where(fits, mode.tokens, tokens)
+        if mode.channels != 1 or not isinstance(channels, int):
+            channels = np.where(fits, mode.channels, channels)
+    return tokens, channels
+
+
 def _modes(engine: EngineConfig, la: _LayerArrays) -> _Modes:
     """Each layer's packing mode: the densest one of the engine whose widths admit it."""
-    tokens = np.zeros(la.wb.shape, dtype=np.int64)
-    channels = np.zeros(la.wb.shape, dtype=np.int64)
-    free = np.ones(la.wb.shape, dtype=bool)
-    for mode in reversed(engine.modes):
-        fits = free & (la.wb <= mode.weight_bits) & (la.ab <= mode.act_bits)
-        tokens[fits] = mode.tokens
-        channels[fits] = mode.channels
-        free &= ~fits
-    # a layer only wider than every mode (its part of the engine is PoT) streams one token
-    tokens[free] = 1
-    channels[free] = 1
-    return _Modes(tokens, channels)
+    tokens, channels = _mode_lanes(engine, la.wb, la.ab)
+    return _Modes(np.broadcast_to(tokens, la.wb.shape), np.broadcast_to(channels, la.wb.shape))
 
 
-def _fixed_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig, tokens: I64, channels: I64) -> I64:
-    """:func:`hwmodel.arch.cycles.fixed_tile_cycles`, vectorised (0 where en == 0)."""
+def _fixed_cycles(
+    em: I64, en: I64, k_folds: I64, engine: EngineConfig, tokens: I64 | int, channels: I64 | int
+) -> I64:
+    """:func:`hwmodel.arch.cycles.fixed_tile_cycles`, vectorised (0 where en == 0; ``k_folds`` =
+    ⌈ek / rows⌉, shared with :func:`_pot_cycles`)."""
     rows, cols, chain = engine.rows, engine.cols_fixed, engine.chain_rows
     if cols == 0:
-        return np.zeros(np.broadcast(em, en, ek).shape, dtype=np.int64)
-    folds = _cdiv(ek, rows) * _cdiv(en, channels * cols)
+        return np.zeros(np.broadcast(em, en, k_folds).shape, dtype=np.int64)
+    busy = en > 0
+    folds = k_folds * (_cdiv(en, channels * cols) * busy)
     steps = _cdiv(em, tokens)
     period = np.maximum(steps, chain + rows - 1)
-    # (tile classes with em or ek = 0 do not occur: their count is 0)
-    return np.where(en > 0, (folds - 1) * period + steps + (rows + chain + cols + FIXED_DRAIN), 0)
+    # (folds − 1)·period + steps + fill/drain where busy, else 0: the terms of em alone added first
+    # and both terms zeroed on the small arrays; tile classes with em or ek = 0 do not occur
+    return folds * period + (steps - period + (rows + chain + cols + FIXED_DRAIN)) * busy
 
 
-def _pot_cycles(em: I64, en: I64, ek: I64, engine: EngineConfig) -> I64:
-    """:func:`hwmodel.arch.cycles.pot_tile_cycles`, vectorised (0 where en == 0)."""
+def _pot_cycles(em: I64, en: I64, k_folds: I64, engine: EngineConfig) -> I64:
+    """:func:`hwmodel.arch.cycles.pot_tile_cycles`, vectorised (0 where en == 0; ``k_folds`` =
+    ⌈ek / rows⌉)."""
     rows, cols = engine.rows, engine.cols_pot
     if cols == 0:
-        return np.zeros(np.broadcast(em, en, ek).shape, dtype=np.int64)
-    folds = _cdiv(ek, rows) * _cdiv(en, cols)
+        return np.zeros(np.broadcast(em, en, k_folds).shape, dtype=np.int64)
+    busy = en > 0
+    folds = k_folds * (_cdiv(en, cols) * busy)
     period = np.maximum(em, 2 * rows - 1)
-    return np.where(en > 0, (folds - 1) * period + em + (2 * rows + cols + POT_DRAIN), 0)
+    return folds * period + (em - period + (2 * rows + cols + POT_DRAIN)) * busy
 
 
 @dataclass(frozen=True)
 class _GemmTiming:
-    compute: I64  # per layer, all heads
-    memory: I64
+    """Per layer, all heads. ``compute``, ``memory`` and ``tiles`` only with ``detail`` (what the
+    per-layer table shows; a design's totals need only the latency and the bytes)."""
+
     latency: I64
     offchip_bytes: I64
-    tiles: I64
     #: per layer: run as Cᵀ = Bᵀ·Aᵀ (activation × activation layers where that is faster)
     transposed: npt.NDArray[np.bool_]
+    compute: I64 | None = None
+    memory: I64 | None = None
+    tiles: I64 | None = None
 
 
 def _gemm_timing(
@@ -279,137 +437,114 @@ def _gemm_timing(
     la: _LayerArrays,
     bytes_per_cycle: float,
     dram_latency_cycles: int,
+    detail: bool = True,
 ) -> _GemmTiming:
     """Per layer timing; an activation × activation matmul (Q·Kᵀ, softmax·V) runs in whichever
     orientation is faster — C = A·B or Cᵀ = Bᵀ·Aᵀ (the stationary operand then streams, e.g. the
     197 tokens of softmax·V become output channels instead of its 64 head dimensions)."""
-    g = workload.gemm_arrays
-    modes = _modes(engine, la)
-    idx = np.nonzero(~g.weight_operand)[0]
-    n = g.m.shape[0]
+    t = _workload_tables(workload)
     # one vectorised pass over every layer as it is plus the act × act layers transposed
-    both = np.concatenate([np.arange(n), idx])
-
-    def rows(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        out: npt.NDArray[Any] = a[both]
-        return out
-
-    def flipped(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        return np.concatenate([a, b[idx]])
-
-    t = _oriented_timing(
-        flipped(g.m, g.n),
-        flipped(g.n, g.m),
-        rows(g.k),
-        flipped(la.tm, la.tn),
-        flipped(la.tn, la.tm),
-        rows(la.tk),
-        rows(g.repeat),
+    per_row = _oriented_timing(
+        t,
+        la.ints.take(t.row_ints),
+        la.ratio.take(t.row_layer),
         engine,
-        _LayerArrays(
-            depth=la.depth, wb=rows(la.wb), ab=rows(la.ab), ratio=rows(la.ratio), tm=la.tm, tn=la.tn, tk=la.tk
-        ),
-        _Modes(rows(modes.tokens), rows(modes.channels)),
         bytes_per_cycle,
         dram_latency_cycles,
+        detail,
     )
-    faster = t.latency[n:] < t.latency[idx]
-    use = np.zeros(n, dtype=bool)
-    use[idx[faster]] = True
-
-    def pick(a: I64) -> I64:
-        out = a[:n].copy()
-        out[idx] = np.where(faster, a[n:], out[idx])
-        return out
-
-    return _GemmTiming(
-        compute=pick(t.compute),
-        memory=pick(t.memory),
-        latency=pick(t.latency),
-        offchip_bytes=pick(t.offchip_bytes),
-        tiles=pick(t.tiles),
-        transposed=use,
-    )
+    latency = per_row[0]
+    transposed = latency.take(t.alternative) < latency[: t.straight.shape[0]]
+    per_layer = per_row.take(np.where(transposed, t.alternative, t.straight), axis=1)
+    if not detail:
+        return _GemmTiming(per_layer[0], per_layer[1], transposed)
+    return _GemmTiming(per_layer[0], per_layer[1], transposed, *per_layer[2:])
 
 
-def _columns(*cols: npt.NDArray[Any]) -> I64:
-    """``np.stack(cols, axis=1)`` as int64 (cheaper for the model's short columns)."""
-    out = np.empty((cols[0].shape[0], len(cols)), dtype=np.int64)
-    for j, c in enumerate(cols):
-        out[:, j] = c
-    return out
+#: Rows of _oriented_timing's per-row matrix (0-2: Tm, Tn, Tk; 3-5: the rests m % Tm, n % Tn,
+#: k % Tk; 6-8: the full tiles m // Tm …; 9-11: whether m, n, k have a rest; 12-14: the tiles
+#: but the last; 15-17: whether they have none) that hold, per axis, the [extent, count] of its
+#: tile classes: m ∈ {full, rest}, n ∈ {full, rest}, k ∈ {full not last, full last, rest last}.
+_CLASS_ROWS: tuple[I64, I64, I64] = (
+    np.array([[0, 3], [6, 9]]),
+    np.array([[1, 4], [7, 10]]),
+    np.array([[2, 2, 5], [14, 17, 11]]),
+)
+
+#: per k class, 1 where it is the last k tile (the output tile is written back after it)
+_LAST_K = np.array([0, 1, 1], dtype=np.int64)[None, None, :, None]
 
 
 def _oriented_timing(
-    m: I64,
-    n: I64,
-    k: I64,
-    tm: I64,
-    tn: I64,
-    tk: I64,
-    repeat: I64,
+    t: _WorkloadTables,
+    params: I64,
+    ratio: F64,
     engine: EngineConfig,
-    la: _LayerArrays,
-    modes: _Modes,
     bytes_per_cycle: float,
     dram_latency_cycles: int,
-) -> _GemmTiming:
-    n_m, n_n, n_k = _cdiv(m, tm), _cdiv(n, tn), _cdiv(k, tk)
-    # Tile classes: m ∈ {full, rest} × n ∈ {full, rest} × k ∈ {full not last, full last, rest last}.
-    rm, rn, rk = m % tm, n % tn, k % tk
-    em = _columns(tm, rm)[:, :, None, None]
-    cm = _columns(m // tm, rm > 0)[:, :, None, None]
-    en = _columns(tn, rn)[:, None, :, None]
-    cn = _columns(n // tn, rn > 0)[:, None, :, None]
-    ek = _columns(tk, tk, rk)[:, None, None, :]
-    ck = _columns(k // tk - (rk == 0), rk == 0, rk > 0)[:, None, None, :]
-    last_k = np.array([0, 1, 1], dtype=np.int64)[None, None, None, :]
-    count = cm * cn * ck
+    detail: bool,
+) -> I64:
+    """Timing of every oriented row (``params``: rows wb, ab, Tm, Tn, Tk, clipped, × oriented
+    rows; ``ratio``: each one's PoT ratio): the latency and off-chip bytes of each, all heads,
+    then (``detail``) its compute cycles, memory cycles and tiles. The tile classes — m ∈ {full,
+    rest} × n ∈ {full, rest} × k ∈ {full not last, full last, rest last} — are axes 0, 1 and 2 of
+    the per-class arrays, the oriented rows the last (so numpy's inner loops run along the rows,
+    not along 2 or 3 classes)."""
+    wb, ab = params[0], params[1]
+    tiles = params[2:]
+    q, rest = np.divmod(t.row_dims, tiles)
+    has_rest = rest > 0
+    n_mnk = q + has_rest
+    per_row = np.concatenate((tiles, rest, q, has_rest, n_mnk - 1, 1 - has_rest))
+    m_cls, n_cls, k_cls = (per_row.take(rows, axis=0) for rows in _CLASS_ROWS)
+    em, cm = m_cls[0, :, None, None], m_cls[1, :, None, None]
+    en, cn = n_cls[0, None, :, None], n_cls[1, None, :, None]
+    ek, ck = k_cls[0, None, None, :], k_cls[1, None, None, :]
+    count = (cm * cn) * ck
 
-    ratio = la.ratio[:, None, None, None]
-    en_pot = np.rint(ratio * en).astype(np.int64)
-    en_fix = en - en_pot
+    tokens, channels = _mode_lanes(engine, wb, ab)
+    if np.count_nonzero(ratio):
+        en_pot = np.rint(ratio * en).astype(np.int64)
+        en_fix = en - en_pot
+        if engine.cols_pot == 0 and bool(np.any((en_pot > 0) & (count > 0))):
+            raise UserError("a layer assigns power-of-two channels but pot_cols is 0")
+    else:  # no PoT channels: the PoT sub-array idles (0 cycles), the fixed one takes every tile
+        en_pot, en_fix = None, en
     if engine.cols_fixed == 0 and bool(np.any((en_fix > 0) & (count > 0))):
         raise UserError("a layer assigns fixed-point channels but the array has no fixed columns")
-    if engine.cols_pot == 0 and bool(np.any((en_pot > 0) & (count > 0))):
-        raise UserError("a layer assigns power-of-two channels but pot_cols is 0")
-    compute = np.maximum(
-        _fixed_cycles(
-            em, en_fix, ek, engine, modes.tokens[:, None, None, None], modes.channels[:, None, None, None]
-        ),
-        _pot_cycles(em, en_pot, ek, engine),
-    )
+    k_folds = _cdiv(ek, engine.rows)
+    compute = _fixed_cycles(em, en_fix, k_folds, engine, tokens, channels)
+    if en_pot is not None:
+        compute = np.maximum(compute, _pot_cycles(em, en_pot, k_folds, engine))
 
     # bytes per element of A (shared by the n tiles when K is one tile), B (shared by the m tiles
     # when N and K are one tile each) and C
+    n_m, n_n, n_k = n_mnk[0], n_mnk[1], n_mnk[2]
     single_k = n_k == 1
-    per_a = la.ab / (8.0 * np.where(single_k, n_n, 1))
-    per_b = la.wb / (8.0 * np.where((n_n == 1) & single_k, n_m, 1))
-    per_c = la.ab / 8.0
-    tile_bytes = (
-        (em * ek) * per_a[:, None, None, None]
-        + (ek * en) * per_b[:, None, None, None]
-        + ((em * en) * per_c[:, None, None, None]) * last_k
-    )
+    per_c = ab / 8.0
+    per_a = per_c / np.where(single_k, n_n, 1)  # (= ab / (8·n_n): ab / 8 is exact)
+    per_b = wb / (8.0 * np.where((n_n == 1) & single_k, n_m, 1))
+    tile_bytes = (em * ek) * per_a + (ek * en) * per_b + ((em * en) * per_c) * _LAST_K
     memory = np.ceil(tile_bytes / bytes_per_cycle).astype(np.int64)
     per_tile = np.maximum(compute, memory)
 
-    first_bytes = (tm * tk * la.ab + tk * tn * la.wb) / 8.0
+    tm, tn, tk = tiles[0], tiles[1], tiles[2]
+    first_bytes = tk * (tm * ab + tn * wb) / 8.0  # (integers: = tm·tk·ab + tk·tn·wb exactly)
     first_load = np.ceil(first_bytes / bytes_per_cycle).astype(np.int64) + dram_latency_cycles
-    sum_axes = (1, 2, 3)
-    compute_total = (compute * count).sum(axis=sum_axes) * repeat
+    repeat = t.row_repeat
+    classes = (0, 1, 2)
     # the heads of a layer are one stream of tiles: double buffering hides every load but the first
-    memory_total = (memory * count).sum(axis=sum_axes) * repeat + first_load
-    latency = (per_tile * count).sum(axis=sum_axes) * repeat + first_load
-    total_bytes = np.rint((tile_bytes * count).sum(axis=sum_axes) * repeat).astype(np.int64)
-    return _GemmTiming(
-        compute=compute_total,
-        memory=memory_total,
-        latency=latency,
-        offchip_bytes=total_bytes,
-        tiles=n_m * n_n * n_k * repeat,
-        transposed=np.zeros(m.shape, dtype=bool),
-    )
+    latency = (per_tile * count).sum(axis=classes) * repeat + first_load
+    # the bytes are floats: each row's sum adds its 12 classes as a contiguous run, pairwise in
+    # (m, n, k) order (what numpy's sum over the class axes of a rows-first array does)
+    row_bytes = np.ascontiguousarray((tile_bytes * count).reshape(-1, repeat.shape[0]).T).sum(axis=1)
+    total_bytes = np.rint(row_bytes * repeat).astype(np.int64)
+    if not detail:
+        return np.concatenate((latency, total_bytes)).reshape(2, -1)
+    compute_total = (compute * count).sum(axis=classes) * repeat
+    memory_total = (memory * count).sum(axis=classes) * repeat + first_load
+    tiles_total = n_m * n_n * n_k * repeat
+    return np.concatenate((latency, total_bytes, compute_total, memory_total, tiles_total)).reshape(5, -1)
 
 
 def _nonlinear_cycles(workload: Workload, lanes: int) -> I64:
@@ -441,40 +576,85 @@ def nonlinear_units(
     }
 
 
-def _tile_buffers(
+#: A tile buffer as plain numbers — (name, banks, depth_words, width_bits) of a double-buffered
+#: :class:`~hwmodel.arch.buffers.Buffer` — the key of :func:`_buffer_part` (hashed and compared much
+#: faster than the dataclass).
+_BufferShape = tuple[str, int, int, int]
+
+
+def _tile_buffer_shapes(
     engine: EngineConfig, la: _LayerArrays, i: int | None, wb_fix: int, wb_pot: int
-) -> list[Buffer]:
+) -> tuple[_BufferShape, ...]:
     """The tile buffers of layer ``i`` (or, for ``None``, sized for the largest tile of any layer):
     A (activations, one bank per row, the engine's tokens per word), B (weights, one bank per
     column) and C (partial sums, one bank per column, one word = a column's result slots)."""
     rows, tokens, chans = engine.rows, engine.tokens, engine.channels
     sel = slice(None) if i is None else slice(i, i + 1)
-    tm, tn, tk = la.tm[sel], la.tn[sel], la.tk[sel]
-    tn_pot = np.rint(la.ratio[sel] * tn).astype(np.int64)
-    tn_fix = tn - tn_pot
-    k_rows = _cdiv(tk, rows) * rows
+    tm, tn, tk, ratio = la.tm[sel], la.tn[sel], la.tk[sel], la.ratio[sel]
+    has_pot = bool(ratio.any())  # (without PoT channels, the PoT buffers would have no words)
+    tn_pot = np.rint(ratio * tn).astype(np.int64) if has_pot else None
+    k_folds = _cdiv(tk, rows)
+    m_steps = _cdiv(tm, tokens)
     acc = engine.acc_bits
-    ab = int(la.ab[sel].max())
-    out = [Buffer("input_a", rows, int((_cdiv(tm, tokens) * _cdiv(tk, rows)).max()), tokens * ab)]
+    # per buffer: (name, banks, word bits) and the words each layer's tile needs
+    shapes = [("input_a", rows, tokens * int(la.ab[sel].max()))]
+    words = [m_steps * k_folds]
     if engine.cols_fixed:
         cf = engine.cols_fixed
-        folds = _cdiv(tn_fix, chans * cf)
-        out.append(Buffer("weight_b", cf, int((folds * k_rows).max()), chans * wb_fix))
-        out.append(Buffer("output_c", cf, int((_cdiv(tm, tokens) * folds).max()), engine.slots * acc))
-    if engine.cols_pot:
+        folds = _cdiv(tn if tn_pot is None else tn - tn_pot, chans * cf)
+        shapes += [("weight_b", cf, chans * wb_fix), ("output_c", cf, engine.slots * acc)]
+        words += [folds * (k_folds * rows), m_steps * folds]
+    if engine.cols_pot and tn_pot is not None:
         cp = engine.cols_pot
         folds = _cdiv(tn_pot, cp)
-        out.append(Buffer("weight_pot", cp, int((folds * k_rows).max()), wb_pot))
-        out.append(Buffer("output_pot", cp, int((tm * folds).max()), acc))
-    return [b for b in out if b.depth_words > 0]
+        shapes += [("weight_pot", cp, wb_pot), ("output_pot", cp, acc)]
+        words += [folds * (k_folds * rows), tm * folds]
+    depths: list[int] = np.concatenate(words).reshape(len(words), -1).max(axis=1).tolist()
+    return tuple(
+        (name, banks, depth, width)
+        for (name, banks, width), depth in zip(shapes, depths, strict=True)
+        if depth > 0
+    )
+
+
+def _tile_buffers(
+    engine: EngineConfig, la: _LayerArrays, i: int | None, wb_fix: int, wb_pot: int
+) -> list[Buffer]:
+    """:func:`_tile_buffer_shapes` as buffers."""
+    return [Buffer(*shape) for shape in _tile_buffer_shapes(engine, la, i, wb_fix, wb_pot)]
+
+
+def _max_tiles(t: _WorkloadTables, la: _LayerArrays) -> int:
+    """The most heads or m, n or k tiles of any layer (either orientation: the same counts)."""
+    return max(int(_cdiv(t.dims, la.ints[2:]).max()), t.max_repeat)
 
 
 def _controller(workload: Workload, la: _LayerArrays, tile_bufs: list[Buffer]) -> ControllerSpec:
     """The tile controller the design builds: loop counters for the most heads and m/n/k tiles
-    of any layer (either orientation: the same counts), an address port per tile buffer."""
-    g = workload.gemm_arrays
-    counts = np.concatenate([_cdiv(g.m, la.tm), _cdiv(g.n, la.tn), _cdiv(g.k, la.tk), g.repeat])
-    return controller_spec([int(counts.max())], tile_bufs)
+    of any layer, an address port per tile buffer."""
+    return controller_spec([_max_tiles(_workload_tables(workload), la)], tile_bufs)
+
+
+@dataclass(frozen=True)
+class _BufferPart:
+    """The tile controller's resources and what the tile buffers take (summed over the buffers)."""
+
+    controller: ControllerResources
+    lut: int
+    ff: int
+    bram36: float
+
+
+@lru_cache(maxsize=4096)  # a search meets the same buffer shapes and tile counts in most trials
+def _buffer_part(
+    shapes: tuple[_BufferShape, ...], max_tiles: int, synth_family: str, coef: Coefficients
+) -> _BufferPart:
+    """The resources of the tile buffers and of the controller that addresses them (they depend
+    only on the buffers' shapes and the loop counters' width)."""
+    tile_bufs = [Buffer(*shape) for shape in shapes]
+    ctrl = controller_resources(controller_spec([max_tiles], tile_bufs), coef.controller_for(synth_family))
+    mems = [b.memory(synth_family) for b in tile_bufs]
+    return _BufferPart(ctrl, sum(m.lut for m in mems), sum(m.ff for m in mems), sum(m.bram36 for m in mems))
 
 
 def design_controller(workload: Workload, config: AcceleratorConfig, device: Device) -> ControllerSpec:
@@ -527,6 +707,11 @@ def buffers(workload: Workload, config: AcceleratorConfig, device: Device) -> li
     return _buffers(workload, _engine(config, la, device.dsp_type), la, config.nonlinear_lanes)
 
 
+_DEFAULT_CAPS = UtilisationCaps()
+#: :func:`hwmodel.arch.engine.required_acc_bits`, memoised (a search meets the same widths in most trials)
+_required_acc_bits = lru_cache(maxsize=1024)(required_acc_bits)
+
+
 def evaluate(
     workload: Workload,
     config: AcceleratorConfig,
@@ -539,43 +724,30 @@ def evaluate(
 
     ``detail`` adds the per-layer table (slower: the search and the benchmark leave it off).
     """
-    caps = caps or UtilisationCaps()
+    caps = caps or _DEFAULT_CAPS
     coef = coef or load_coefficients()
     la = _layer_arrays(workload, config)
     widths = _widths(la)
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
-    timing = _gemm_timing(workload, engine, la, bpc, coef.dram_latency_cycles(config.freq_mhz))
-    nl_cycles = _nonlinear_cycles(workload, config.nonlinear_lanes)
+    timing = _gemm_timing(workload, engine, la, bpc, coef.dram_latency_cycles(config.freq_mhz), detail)
     gemm_cycles = int(timing.latency.sum())
-    total = gemm_cycles + int(nl_cycles.sum())
 
     eng = engine_resources(engine, device.synth_family, coef)
-    tile_bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
-    ctrl = controller_resources(
-        _controller(workload, la, tile_bufs), coef.controller_for(device.synth_family)
-    )
+    tile_bufs = _tile_buffer_shapes(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
+    tables = _workload_tables(workload)
+    bufs = _buffer_part(tile_bufs, _max_tiles(tables, la), device.synth_family, coef)
+    ctrl = bufs.controller
     ip = coef.vendor_ip
-    mems = [b.memory(device.synth_family) for b in tile_bufs]
-    nl = nonlinear_units(workload, config.nonlinear_lanes, device.synth_family, coef).values()
-    nl_mem = [
-        row_buffer_memory(kind, config.nonlinear_lanes, bits, device.synth_family)
-        for kind, bits in nonlinear_row_bits(workload).items()
-    ]
-    nl_lut = sum(u.lut for u in nl) + sum(m.lut for m in nl_mem)
-    nl_ff = sum(u.ff for u in nl) + sum(m.ff for m in nl_mem)
-    nl_res = Resources(
-        dsp=sum(u.dsp for u in nl),
-        lut=round(nl_lut),
-        ff=round(nl_ff),
-        bram36=float(sum(m.bram36 for m in nl_mem)),
-    )
+    nl_part = _nonlinear_part(tables, config.nonlinear_lanes, device.synth_family, coef)
+    total = gemm_cycles + nl_part.cycles_total
+    nl_res, nl_lut, nl_ff = nl_part.resources, nl_part.lut, nl_part.ff
     # the system part: our tile controller (its synthesised RTL) + the vendor IP (AXI DMA and
     # interconnect, coefficients.json → vendor_ip, each figure with its source)
     dsp = eng.dsp + nl_res.dsp + int(ip["dsp"])
-    lut = eng.lut + nl_lut + ctrl.lut + ip["lut"] + sum(m.lut for m in mems)
-    ff = eng.ff + nl_ff + ctrl.ff + ip["ff"] + sum(m.ff for m in mems)
-    bram = sum(m.bram36 for m in mems) + nl_res.bram36 + ip["bram36"]
+    lut = eng.lut + nl_lut + ctrl.lut + ip["lut"] + bufs.lut
+    ff = eng.ff + nl_ff + ctrl.ff + ip["ff"] + bufs.ff
+    bram = bufs.bram36 + nl_res.bram36 + ip["bram36"]
     res = Resources(dsp=int(dsp), lut=round(lut), ff=round(ff), bram36=float(bram))
     util = {
         "dsp": res.dsp / device.dsp if device.dsp else float("inf") if res.dsp else 0.0,
@@ -597,7 +769,7 @@ def evaluate(
         violations.append(f"clock {config.freq_mhz:g} MHz > device max {device.max_freq_mhz:g} MHz")
     acc_over = 0
     if config.acc_bits is None:
-        need = required_acc_bits(la.depth, *widths)
+        need = _required_acc_bits(la.depth, *widths)
         acc_over = max(need - engine.acc_bits, 0)
         if acc_over:
             violations.append(f"exact partial sums need {need} bits > {engine.acc_bits} (PoT codes too wide)")
@@ -605,7 +777,7 @@ def evaluate(
     layers: tuple[LayerResult, ...] = ()
     if detail:
         parts = _part_resources(engine, device, coef)
-        layers = _layer_table(workload, engine, la, timing, nl_cycles, parts, device.synth_family)
+        layers = _layer_table(workload, engine, la, timing, nl_part.cycles, parts, device.synth_family)
     return DesignReport(
         model_name=workload.model_name,
         device=device.name,
@@ -613,7 +785,7 @@ def evaluate(
         macs=workload.macs,
         latency_cycles=int(total),
         gemm_cycles=gemm_cycles,
-        nonlinear_cycles=int(nl_cycles.sum()),
+        nonlinear_cycles=nl_part.cycles_total,
         offchip_bytes=int(timing.offchip_bytes.sum()),
         resources=res,
         utilisation=util,
@@ -657,6 +829,7 @@ def _layer_table(
             i = gi
             gi += 1
             latency = int(timing.latency[i])
+            assert timing.compute is not None and timing.memory is not None and timing.tiles is not None
             compute, memory = int(timing.compute[i]), int(timing.memory[i])
             ratio = float(la.ratio[i])
             uses_fix, uses_pot = ratio < 1.0, ratio > 0.0
