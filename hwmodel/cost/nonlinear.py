@@ -31,26 +31,30 @@ def unit_features(lanes: int, in_bits: int, log2_rows: int) -> dict[str, float]:
 
 
 @lru_cache(maxsize=256)
-def lane_multipliers(kind: str, in_bits: int, log2_rows: int) -> tuple[Multiplier, ...]:
+def lane_multipliers(
+    kind: str, in_bits: int, log2_rows: int, variant: str = "poly"
+) -> tuple[Multiplier, ...]:
     """The multipliers of one lane of :func:`unit_spec` (``in_bits``) with ``log2_rows`` buffer
     address bits, as Yosys sees them (:func:`hwmodel.cost.dspcount.netlist_multipliers` of the lane
-    :mod:`hwmodel.rtl.nonlinear` builds, in a PyRTL block of its own; a few ms to 0.1 s, once)."""
+    :mod:`hwmodel.rtl.nonlinear` builds, in a PyRTL block of its own; a few ms to 0.1 s, once).
+    ``variant``: the kernel (:data:`hwmodel.arch.intops.VARIANTS`; the shift lanes have none)."""
     import pyrtl
 
     from hwmodel.rtl.nonlinear import build_unit
 
     with pyrtl.temp_working_block():
-        build_unit(kind, unit_spec(kind, in_bits), 1, log2_rows)
+        build_unit(kind, unit_spec(kind, in_bits), 1, log2_rows, variant)
         return netlist_multipliers(pyrtl.working_block())
 
 
 @lru_cache(maxsize=1024)
-def lane_dsp_slices(kind: str, in_bits: int, log2_rows: int, synth_family: str) -> int:
+def lane_dsp_slices(kind: str, in_bits: int, log2_rows: int, synth_family: str, variant: str = "poly") -> int:
     """DSP slices of one lane: the sum over its multipliers (:func:`lane_multipliers`) of what
     Yosys's ``synth_xilinx -family <synth_family>`` maps each to
     (:func:`hwmodel.cost.dspcount.mul_dsp_slices`); the lanes share nothing, so a unit has ``lanes``
-    times as many. Equal to Yosys's count on every line of ``nonlinear_table.csv``."""
-    return multipliers_dsp_slices(lane_multipliers(kind, in_bits, log2_rows), synth_family)
+    times as many. Equal to Yosys's count on every line of ``nonlinear_table.csv`` (poly lanes)
+    and on one synthesised lane per shift variant (0: tests/test_dspcount.py, slow)."""
+    return multipliers_dsp_slices(lane_multipliers(kind, in_bits, log2_rows, variant), synth_family)
 
 
 @dataclass(frozen=True)
