@@ -493,6 +493,14 @@ def _square(u: Wire) -> Wire:
     return terms[0]
 
 
+def _trial_subtract(shifted: Wire, d: Wire) -> tuple[Wire, Wire]:
+    """One restoring-division step: (shifted ≥ d, (shifted − d) in ``len(d)`` bits), the comparison
+    read off the subtractor's borrow (one carry chain, not two). ``shifted`` < 2·d."""
+    width = len(d) + 2
+    diff = (shifted.zero_extended(width) - d.zero_extended(width))[:width]
+    return ~diff[-1], diff[: len(d)]
+
+
 @dataclass(frozen=True)
 class _Quotient:
     """Outputs of :func:`_divide_pipeline` (registers of its last stage)."""
@@ -504,19 +512,32 @@ class _Quotient:
     carried: tuple[Wire, ...]
 
 
+def _add_or_subtract(a: Wire, b: Wire, subtract: Wire) -> Wire:
+    """a − b where ``subtract`` is high, else a + b (signed ``a``, unsigned ``b``; ``len(a)`` bits)
+    in one carry chain: (a·2 + 1) + ((b XOR s)·2 + s), halved."""
+    width = len(a) + 1
+    operand = b.zero_extended(len(a)) ^ subtract.sign_extended(len(a))
+    total = pyrtl.concat(a, pyrtl.Const(1, bitwidth=1)) + pyrtl.concat(operand, subtract)
+    return total[1:width]
+
+
 def _divide_pipeline(
     valid: Wire, dividend: Wire, divisor: Wire, qbits: int, carry: Sequence[Wire], pipelined_divisor: bool
 ) -> _Quotient:
-    """Pipelined restoring division ⌊dividend / divisor⌋ (both unsigned, divisor ≥ 1) of ``qbits``
-    quotient bits, one element a cycle: the remainder starts at ⌊dividend / 2^qbits⌋ (``overflow``
-    when that is ≥ divisor: the quotient would not fit), then each step shifts in the next
-    dividend bit and subtracts the divisor where it fits; :data:`DIV_BITS_PER_CYCLE` steps per
-    register stage. ``carry`` wires travel alongside; the divisor too where it changes per element
-    (``pipelined_divisor``), else it must hold still while elements are in flight.
+    """Pipelined non-restoring division ⌊dividend / divisor⌋ (both unsigned, divisor ≥ 1) of
+    ``qbits`` quotient bits, one element a cycle: the partial remainder starts at
+    ⌊dividend / 2^qbits⌋ (``overflow`` when that is ≥ divisor: the quotient would not fit), then
+    each step shifts in the next dividend bit and subtracts the divisor (remainder ≥ 0) or adds it
+    back (remainder < 0); the quotient bit is the new remainder's sign inverted (the restoring
+    quotient, bit for bit), the remainder is corrected only for ``rem_nonzero``.
+    :data:`DIV_BITS_PER_CYCLE` steps per register stage. ``carry`` wires travel alongside; the
+    divisor too where it changes per element (``pipelined_divisor``), else it must hold still
+    while elements are in flight.
 
     Latency: :func:`hwmodel.arch.nonlinear.divider_latency` (⌈qbits / 2⌉) cycles. Area: qbits
-    (len(divisor) + 1)-bit subtractors and muxes, one comparator; per stage the remainder, the
-    dividend bits still to come, the quotient bits so far and the carried wires in registers.
+    (len(divisor) + 2)-bit add/subtract chains (:func:`_add_or_subtract`, one LUT a bit), one
+    comparator; per stage the remainder, the dividend bits still to come, the quotient bits so
+    far and the carried wires in registers.
     """
     db = len(divisor)
     tail_bits = min(qbits, len(dividend))
@@ -524,15 +545,14 @@ def _divide_pipeline(
     rem0 = dividend[qbits:] if qbits < len(dividend) else pyrtl.Const(0)
     width = max(len(rem0), db)
     overflow = rem0.zero_extended(width) >= divisor.zero_extended(width)
-    rem = rem0.zero_extended(width)[:db]
+    rem = rem0.zero_extended(width)[:db].zero_extended(db + 1)  # signed, in [−divisor, divisor)
     quot: Wire = pyrtl.Const(0, bitwidth=qbits)
     v, carried, dv = valid, list(carry), divisor
     for stage in range(divider_latency(qbits)):
         for step in range(stage * DIV_BITS_PER_CYCLE, min((stage + 1) * DIV_BITS_PER_CYCLE, qbits)):
             shifted = pyrtl.concat(rem, tail[qbits - 1 - step])
-            take = shifted >= dv.zero_extended(db + 1)
-            rem = pyrtl.select(take, (shifted - dv.zero_extended(db + 1))[: db + 1], shifted)[:db]
-            quot = pyrtl.concat(quot[: qbits - 1], take) if qbits > 1 else take
+            rem = _add_or_subtract(shifted, dv, ~rem[-1])[: db + 1]
+            quot = pyrtl.concat(quot[: qbits - 1], ~rem[-1]) if qbits > 1 else ~rem[-1]
         regs = [pyrtl.Register(len(w)) for w in (v, rem, tail, quot, overflow, *carried)]
         for reg, w in zip(regs, (v, rem, tail, quot, overflow, *carried), strict=True):
             reg.next <<= w
@@ -541,7 +561,10 @@ def _divide_pipeline(
             reg_dv = pyrtl.Register(db)
             reg_dv.next <<= dv
             dv = reg_dv
-    return _Quotient(v, quot, rem != 0, overflow, tuple(carried))
+    # the true remainder is rem (rem ≥ 0) or rem + divisor (rem < 0)
+    back = _add(rem, dv.zero_extended(db + 1), db + 2)
+    nonzero = pyrtl.select(rem[-1], back != 0, rem != 0)
+    return _Quotient(v, quot, nonzero, overflow, tuple(carried))
 
 
 def gelu_lane_shift(valid: Wire, q: Wire, spec: IntSpec) -> tuple[Wire, Wire]:
@@ -696,7 +719,8 @@ class _SerialDivider:
     quotient bits (X < D·2^steps), one bit a cycle while ``run`` is high; ``start`` loads the
     remainder with ⌊X / 2^steps⌋ and the dividend's low ``steps`` bits into a shift register.
 
-    Area: a ``len(D) + 1``-bit subtractor/comparator, remainder, dividend and quotient registers.
+    Area: a ``len(D) + 2``-bit subtractor (:func:`_trial_subtract`), remainder, dividend and
+    quotient registers.
     """
 
     def __init__(self, x: Wire, d: Wire, steps: int, start: Wire, run: Wire) -> None:
@@ -706,15 +730,14 @@ class _SerialDivider:
         self.quot = pyrtl.Register(steps)
         rem0 = x[steps:] if steps < len(x) else pyrtl.Const(0)
         shifted = pyrtl.concat(self.rem, self.tail[-1])
-        take = shifted >= d.zero_extended(db + 1)
-        diff = (shifted - d.zero_extended(db + 1))[: db + 1]
+        take, diff = _trial_subtract(shifted, d)
         with pyrtl.conditional_assignment:
             with start:
                 self.rem.next |= rem0.zero_extended(max(len(rem0), db))[:db]
                 self.tail.next |= x[: min(steps, len(x))].zero_extended(steps)
                 self.quot.next |= 0
             with run:
-                self.rem.next |= pyrtl.select(take, diff, shifted)[:db]
+                self.rem.next |= pyrtl.select(take, diff, shifted[:db])
                 self.tail.next |= pyrtl.concat(self.tail[: steps - 1], pyrtl.Const(0, bitwidth=1))
                 self.quot.next |= pyrtl.concat(self.quot[: steps - 1], take)
 
