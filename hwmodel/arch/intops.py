@@ -354,7 +354,7 @@ KERNELS: dict[str, dict[str, IntOp]] = {
                 _softmax_ref,
                 True,
                 False,
-                0.03,
+                0.02,
                 "Shiftmax, divide per element",
                 "shift",
             ),

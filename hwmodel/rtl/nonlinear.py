@@ -29,6 +29,14 @@ difference cycle); bitwise integer square root, one result bit a cycle (S = log2
 cycles); restoring division ⌊2^K / max(√V, 1)⌋ (Q = K + 1 cycles); normalise as softmax's
 (element i on ``out_data`` N + M + S + Q + 4 + i cycles after the first input).
 
+**Shift-and-add variants** (``variant="shift"``: :func:`softmax_lane_shift`,
+:func:`layernorm_lane_shift`, :func:`gelu_lane_shift`, bit-exact to the ``"shift"`` kernels of
+:data:`hwmodel.arch.intops.KERNELS`) have no ``*`` net, so no DSP slice: exp by shifts and adds,
+per-element floor divisions in a pipelined non-restoring divider (:func:`_divide_pipeline`,
+:data:`hwmodel.arch.nonlinear.DIV_BITS_PER_CYCLE` quotient bits a cycle), LayerNorm's squares by a
+shift-add squarer (:func:`_square`) and its mean and σ by serial divisions by N. Same ports and
+handshake as today's lanes.
+
 :mod:`hwmodel.arch.nonlinear` states these counts as formulas; the tests hold the simulation to them.
 """
 
