@@ -180,11 +180,14 @@ def resource_points() -> list[ResourcePoint]:
 def nonlinear_point(row: NonlinearRow) -> ResourcePoint:
     """Model (fitted fabric + modelled row buffers) vs Yosys for one synthesised unit."""
     coef = load_coefficients()
-    fabric = unit_resources(row.kind, row.synth_family, coef, row.lanes, row.log2_rows, row.in_bits)
+    fabric = unit_resources(
+        row.kind, row.synth_family, coef, row.lanes, row.log2_rows, row.in_bits, row.variant
+    )
     mem = row_buffer_memory(row.kind, row.lanes, row.log2_rows, row.synth_family)
+    kind = row.kind if row.variant == "poly" else f"{row.kind} {row.variant}"
     return ResourcePoint(
         synth_family=row.synth_family,
-        name=f"{row.kind} x{row.lanes} {row.in_bits}-bit rows 2^{row.log2_rows}",
+        name=f"{kind} x{row.lanes} {row.in_bits}-bit rows 2^{row.log2_rows}",
         dsp_model=fabric.dsp,
         dsp_yosys=row.dsp,
         ff_model=fabric.ff + mem.ff,
