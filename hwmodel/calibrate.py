@@ -36,10 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-only", action="store_true", help="refit from the committed synth_table.csv")
     ap.add_argument("--memories", action="store_true", help="synthesise the buffer-bank grid instead")
     ap.add_argument("--nonlinear", action="store_true", help="only the non-linear unit grid")
+    ap.add_argument(
+        "--missing",
+        action="store_true",
+        help="with --nonlinear: synthesise only the unit grid points nonlinear_table.csv lacks",
+    )
     ap.add_argument("--controller", action="store_true", help="only the tile-controller grid")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         print("error: --jobs must be ≥ 1", file=sys.stderr)
+        return 2
+    if args.missing and not args.nonlinear:
+        print("error: --missing needs --nonlinear", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     if args.memories:
@@ -52,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{time.perf_counter() - t0:.0f} s")
         return rc
     if args.nonlinear:
-        rc = calibrate_nonlinear(args.jobs, args.fit_only)
+        rc = calibrate_nonlinear(args.jobs, args.fit_only, args.missing)
         print(f"{time.perf_counter() - t0:.0f} s")
         return rc
     if args.fit_only:

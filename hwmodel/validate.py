@@ -13,7 +13,10 @@
    (plus edge rows) streamed through the simulated units must give the integer kernels' outputs
    bit for bit and :func:`hwmodel.arch.nonlinear.stream_cycles` cycle for cycle; their resources
    (fitted fabric + modelled row buffers) against the committed Yosys table
-   (``hwmodel/calibration/nonlinear_table.csv``).
+   (``hwmodel/calibration/nonlinear_table.csv``, fitted and held-out points). Both kernel
+   variants (:data:`hwmodel.arch.intops.VARIANTS`): the ``nonlinear_*`` figures are the poly
+   units', the ``nonlinear_shift_*`` ones the shift-and-add units'; ``nonlinear_families`` holds
+   the worst errors per variant, family and fitted / held-out.
 5. Tile controller (:mod:`hwmodel.rtl.controller`): random small GEMMs (shape, tiling, heads,
    engine, PoT ratio, bandwidth) walked by the simulated controller with the per-tile compute and
    transfer times of :func:`hwmodel.arch.controller.layer_schedule`; its cycles must equal the model's
@@ -41,7 +44,7 @@ from hwmodel.arch.config import AcceleratorConfig, LayerHw
 from hwmodel.arch.controller import BufferPort, ControllerSpec, layer_schedule, tile_order
 from hwmodel.arch.cycles import gemm_compute_cycles
 from hwmodel.arch.engine import DSP_SLICES, PACKINGS, EngineConfig
-from hwmodel.arch.intops import INT_OPS
+from hwmodel.arch.intops import KERNELS, VARIANTS
 from hwmodel.arch.nonlinear import row_buffer_memory, stream_cycles, unit_spec
 from hwmodel.base.cli import OneLineParser
 from hwmodel.calibration.tables import (
@@ -60,7 +63,7 @@ from hwmodel.calibration.tables import (
     read_table,
     unit_total_lut,
 )
-from hwmodel.cost.coefficients import load_coefficients
+from hwmodel.cost.coefficients import load_coefficients, nonlinear_section
 from hwmodel.cost.controller import controller_resources
 from hwmodel.cost.engine import engine_resources
 from hwmodel.cost.nonlinear import unit_resources
@@ -180,11 +183,14 @@ def resource_points() -> list[ResourcePoint]:
 def nonlinear_point(row: NonlinearRow) -> ResourcePoint:
     """Model (fitted fabric + modelled row buffers) vs Yosys for one synthesised unit."""
     coef = load_coefficients()
-    fabric = unit_resources(row.kind, row.synth_family, coef, row.lanes, row.log2_rows, row.in_bits)
+    fabric = unit_resources(
+        row.kind, row.synth_family, coef, row.lanes, row.log2_rows, row.in_bits, row.variant
+    )
     mem = row_buffer_memory(row.kind, row.lanes, row.log2_rows, row.synth_family)
+    kind = row.kind if row.variant == "poly" else f"{row.kind} {row.variant}"
     return ResourcePoint(
         synth_family=row.synth_family,
-        name=f"{row.kind} x{row.lanes} {row.in_bits}-bit rows 2^{row.log2_rows}",
+        name=f"{kind} x{row.lanes} {row.in_bits}-bit rows 2^{row.log2_rows}",
         dsp_model=fabric.dsp,
         dsp_yosys=row.dsp,
         ff_model=fabric.ff + mem.ff,
@@ -280,15 +286,19 @@ def controller_sim_check(cases: int, rng: np.random.Generator) -> dict[str, int]
 CHECK_LOG2_ROWS = 4
 
 
-def nonlinear_sim_check(rows_per_unit: int, rng: np.random.Generator) -> dict[str, int]:
+def nonlinear_sim_check(
+    rows_per_unit: int, rng: np.random.Generator, variant: str = "poly"
+) -> dict[str, int]:
     """Random rows (random lengths, full-range and typical codes) plus edge rows (all equal,
-    extreme codes, one large and many very negative values) through 2-lane units of each kind:
-    outputs vs the kernels, cycles vs :func:`hwmodel.arch.nonlinear.stream_cycles`."""
+    extreme codes, one large and many very negative values) through 2-lane units of each kind
+    built with kernel ``variant``: outputs vs that variant's kernels
+    (:data:`hwmodel.arch.intops.KERNELS`), cycles vs :func:`hwmodel.arch.nonlinear.stream_cycles`."""
     from hwmodel.rtl.nonlinear import simulate_unit
 
     vectors = cycle_bad = out_bad = 0
     top = 1 << CHECK_LOG2_ROWS
-    for kind, op in INT_OPS.items():
+    for kind, variants in KERNELS.items():
+        op = variants[variant]
         spec = unit_spec(kind, 16)
         rows = [
             rng.integers(-(1 << 15), 1 << 15, int(rng.integers(1, top + 1))) // (1 << int(rng.integers(0, 8)))
@@ -299,10 +309,11 @@ def nonlinear_sim_check(rows_per_unit: int, rng: np.random.Generator) -> dict[st
             np.full(top, -(1 << 15)),
             np.array([(1 << 15) - 1] + [-(1 << 15)] * (top - 1)),
         ]
-        run = simulate_unit(kind, spec, rows, 2, CHECK_LOG2_ROWS)
+        run = simulate_unit(kind, spec, rows, 2, CHECK_LOG2_ROWS, variant)
         vectors += len(rows)
         out_bad += sum(not np.array_equal(o, op(r, spec)) for o, r in zip(run.outputs, rows, strict=True))
-        cycle_bad += int(run.cycles != stream_cycles(kind, spec, [len(r) for r in rows], 2, CHECK_LOG2_ROWS))
+        expected = stream_cycles(kind, spec, [len(r) for r in rows], 2, CHECK_LOG2_ROWS, variant)
+        cycle_bad += int(run.cycles != expected)
     return {"vectors": vectors, "cycle_mismatches": cycle_bad, "output_mismatches": out_bad}
 
 
@@ -422,6 +433,53 @@ def scalesim_check(python: str, rng: np.random.Generator, cases: int = 12) -> tu
     return len(drawn), bad
 
 
+def nonlinear_summary(
+    prefix: str, sim: dict[str, int], fitted: list[ResourcePoint], held: list[ResourcePoint]
+) -> dict[str, float]:
+    """The summary figures of one kernel variant's units, keys ``<prefix>_…`` (``nonlinear`` for
+    poly, ``nonlinear_shift`` for shift: :func:`hwmodel.cost.coefficients.nonlinear_section`):
+    the simulation check (:func:`nonlinear_sim_check`) and the worst resource errors of the
+    fitted and the held-out points."""
+    return {
+        f"{prefix}_vectors": sim["vectors"],
+        f"{prefix}_cycle_mismatches": sim["cycle_mismatches"],
+        f"{prefix}_output_mismatches": sim["output_mismatches"],
+        f"{prefix}_points": len(fitted),
+        f"{prefix}_dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in fitted), default=0),
+        f"{prefix}_ff_max_rel_err": round(max((p.ff_rel_err for p in fitted), default=0.0), 5),
+        f"{prefix}_lut_max_rel_err": round(max((p.lut_rel_err for p in fitted), default=0.0), 5),
+        f"{prefix}_bram_max_abs_err": max((abs(p.bram_model - p.bram_yosys) for p in fitted), default=0.0),
+        # held out of the fit: how the fitted model extrapolates
+        f"{prefix}_holdout_points": len(held),
+        f"{prefix}_holdout_dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in held), default=0),
+        f"{prefix}_holdout_ff_max_rel_err": round(max((p.ff_rel_err for p in held), default=0.0), 5),
+        f"{prefix}_holdout_lut_max_rel_err": round(max((p.lut_rel_err for p in held), default=0.0), 5),
+    }
+
+
+def nonlinear_families(
+    points: list[ResourcePoint], rows: list[NonlinearRow]
+) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """The worst non-linear unit errors per kernel variant, Yosys family and ``fitted`` /
+    ``holdout`` (:func:`per_family` of each)."""
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for variant_name in VARIANTS:
+        parts = {
+            part: per_family(
+                [
+                    p
+                    for p, r in zip(points, rows, strict=True)
+                    if r.variant == variant_name and is_holdout(r) == held
+                ]
+            )
+            for part, held in (("fitted", False), ("holdout", True))
+        }
+        for part, families in parts.items():
+            for fam, errs in families.items():
+                out.setdefault(variant_name, {}).setdefault(fam, {})[part] = errs
+    return out
+
+
 def validate(
     cases: int, seed: int, nonlinear_rows: int = 100, controller_cases: int = 30
 ) -> tuple[
@@ -436,14 +494,15 @@ def validate(
     resource points, and the summary."""
     rng = np.random.default_rng(seed)
     cyc = [run_cycle_case(rng) for _ in range(cases)]
-    nl_sim = nonlinear_sim_check(nonlinear_rows, rng)
+    nl_sim = {"poly": nonlinear_sim_check(nonlinear_rows, rng)}
     ctrl_sim = controller_sim_check(controller_cases, rng)
+    for other in VARIANTS[1:]:  # drawn after the poly units' and the controller's cases
+        nl_sim[other] = nonlinear_sim_check(nonlinear_rows, rng, other)
     ctrl_rows = read_controller_table()
     ctrl = [controller_point(r) for r in ctrl_rows if not r.holdout]
     ctrl_held = [controller_point(r) for r in ctrl_rows if r.holdout]
-    all_nl = nonlinear_points()
-    nl = [p for p, row in zip(all_nl, read_nonlinear_table(), strict=True) if not is_holdout(row)]
-    held = [p for p, row in zip(all_nl, read_nonlinear_table(), strict=True) if is_holdout(row)]
+    nl_rows = read_nonlinear_table()
+    all_nl = [nonlinear_point(row) for row in nl_rows]
     res = resource_points()
     mems = memory_points()
     bram_errs = [abs(p.bram_model - p.bram_yosys) for p in res] + [
@@ -463,34 +522,34 @@ def validate(
         "lutram_banks": sum(p.lutram_yosys > 0 for p in mems),
         "memory_lut_max_abs_err": max((abs(p.lut_model - p.lut_yosys) for p in mems), default=0),
         "memory_ff_max_abs_err": max((abs(p.ff_model - p.ff_yosys) for p in mems), default=0),
-        "nonlinear_vectors": nl_sim["vectors"],
-        "nonlinear_cycle_mismatches": nl_sim["cycle_mismatches"],
-        "nonlinear_output_mismatches": nl_sim["output_mismatches"],
-        "nonlinear_points": len(nl),
-        "nonlinear_dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in nl), default=0),
-        "nonlinear_ff_max_rel_err": round(max((p.ff_rel_err for p in nl), default=0.0), 5),
-        "nonlinear_lut_max_rel_err": round(max((p.lut_rel_err for p in nl), default=0.0), 5),
-        "nonlinear_bram_max_abs_err": max((abs(p.bram_model - p.bram_yosys) for p in nl), default=0.0),
-        # held out of the fit: how the fitted model extrapolates (reported, not a pass/fail check)
-        "nonlinear_holdout_points": len(held),
-        "nonlinear_holdout_dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in held), default=0),
-        "nonlinear_holdout_ff_max_rel_err": round(max((p.ff_rel_err for p in held), default=0.0), 5),
-        "nonlinear_holdout_lut_max_rel_err": round(max((p.lut_rel_err for p in held), default=0.0), 5),
-        "controller_cases": ctrl_sim["cases"],
-        "controller_cycle_mismatches": ctrl_sim["cycle_mismatches"],
-        "controller_order_mismatches": ctrl_sim["order_mismatches"],
-        "controller_address_mismatches": ctrl_sim["address_mismatches"],
-        "controller_address_checks": ctrl_sim["address_checks"],
-        "controller_points": len(ctrl),
-        "controller_dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in ctrl), default=0),
-        "controller_ff_max_rel_err": round(max((p.ff_rel_err for p in ctrl), default=0.0), 5),
-        "controller_lut_max_rel_err": round(max((p.lut_rel_err for p in ctrl), default=0.0), 5),
-        "controller_bram_max_abs_err": max((abs(p.bram_model - p.bram_yosys) for p in ctrl), default=0.0),
-        "controller_holdout_points": len(ctrl_held),
-        "controller_holdout_ff_max_rel_err": round(max((p.ff_rel_err for p in ctrl_held), default=0.0), 5),
-        "controller_holdout_lut_max_rel_err": round(max((p.lut_rel_err for p in ctrl_held), default=0.0), 5),
     }
-    return cyc, res, mems, nl + held, ctrl + ctrl_held, summary
+    for variant_name in VARIANTS:
+        of_variant = [(p, row) for p, row in zip(all_nl, nl_rows, strict=True) if row.variant == variant_name]
+        nl = [p for p, row in of_variant if not is_holdout(row)]
+        held = [p for p, row in of_variant if is_holdout(row)]
+        summary.update(nonlinear_summary(nonlinear_section(variant_name), nl_sim[variant_name], nl, held))
+    summary.update(
+        {
+            "controller_cases": ctrl_sim["cases"],
+            "controller_cycle_mismatches": ctrl_sim["cycle_mismatches"],
+            "controller_order_mismatches": ctrl_sim["order_mismatches"],
+            "controller_address_mismatches": ctrl_sim["address_mismatches"],
+            "controller_address_checks": ctrl_sim["address_checks"],
+            "controller_points": len(ctrl),
+            "controller_dsp_max_abs_err": max((abs(p.dsp_model - p.dsp_yosys) for p in ctrl), default=0),
+            "controller_ff_max_rel_err": round(max((p.ff_rel_err for p in ctrl), default=0.0), 5),
+            "controller_lut_max_rel_err": round(max((p.lut_rel_err for p in ctrl), default=0.0), 5),
+            "controller_bram_max_abs_err": max((abs(p.bram_model - p.bram_yosys) for p in ctrl), default=0.0),
+            "controller_holdout_points": len(ctrl_held),
+            "controller_holdout_ff_max_rel_err": round(
+                max((p.ff_rel_err for p in ctrl_held), default=0.0), 5
+            ),
+            "controller_holdout_lut_max_rel_err": round(
+                max((p.lut_rel_err for p in ctrl_held), default=0.0), 5
+            ),
+        }
+    )
+    return cyc, res, mems, all_nl, ctrl + ctrl_held, summary
 
 
 def per_family(res: list[ResourcePoint]) -> dict[str, dict[str, float]]:
@@ -593,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["scalesim_mismatches"] = bad_ss
     summary["wall_seconds"] = round(time.perf_counter() - t0, 2)
     families = per_family(res)
+    nl_families = nonlinear_families(nl, read_nonlinear_table())
     coverage = case_coverage(cyc)
     eff = efficiency_rows() if args.efficiency else []
     if args.json:
@@ -600,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         out["families"] = families
         out["case_coverage"] = coverage
         out["nonlinear"] = [asdict(p) for p in nl]
+        out["nonlinear_families"] = nl_families
         out["controller"] = [asdict(p) for p in ctrl]
         if args.efficiency:
             out["efficiency"] = [asdict(r) for r in eff]
@@ -636,26 +697,37 @@ def main(argv: list[str] | None = None) -> int:
                   f"{q.bram_model:5.1f}/{q.bram_yosys:<5.1f} "
                   f"{q.lutram_model:5d}/{q.lutram_yosys:<5d} {q.lut_model:4d}/{q.lut_yosys:<5d} "
                   f"{q.ff_model:4d}/{q.ff_yosys:<4d}{flag}")  # fmt: skip
-        print(f"\nnon-linear units: {summary['nonlinear_vectors']} rows simulated, "
-              f"{summary['nonlinear_cycle_mismatches']} cycle mismatches, "
-              f"{summary['nonlinear_output_mismatches']} output mismatches; vs Yosys:")  # fmt: skip
+        print()
+        for variant_name in VARIANTS:
+            pre = nonlinear_section(variant_name)
+            print(f"non-linear units ({variant_name}): {summary[f'{pre}_vectors']} rows simulated, "
+                  f"{summary[f'{pre}_cycle_mismatches']} cycle mismatches, "
+                  f"{summary[f'{pre}_output_mismatches']} output mismatches")  # fmt: skip
+        print("non-linear units vs Yosys:")
         for p in nl:
             print(f"{p.synth_family:6s} {p.name:40s} {p.dsp_model:4d}/{p.dsp_yosys:<4d} "
                   f"{p.ff_model:9.0f} {p.ff_yosys:9d} "
                   f"{100 * p.ff_rel_err:5.1f}% {p.lut_model:9.0f} {p.lut_yosys:9d} "
                   f"{100 * p.lut_rel_err:5.1f}% {p.bram_model:4.1f}/{p.bram_yosys:<4.1f}")  # fmt: skip
-        print(
-            f"held out of the fit ({summary['nonlinear_holdout_points']} units): DSP "
-            f"{summary['nonlinear_holdout_dsp_max_abs_err']} abs, FF "
-            f"{100 * summary['nonlinear_holdout_ff_max_rel_err']:.2f} %, LUT "
-            f"{100 * summary['nonlinear_holdout_lut_max_rel_err']:.2f} %"
-        )
-        print(
-            f"non-linear max errors: DSP {summary['nonlinear_dsp_max_abs_err']} abs, FF "
-            f"{100 * summary['nonlinear_ff_max_rel_err']:.2f} %, LUT "
-            f"{100 * summary['nonlinear_lut_max_rel_err']:.2f} %, "
-            f"BRAM {summary['nonlinear_bram_max_abs_err']} abs"
-        )
+        for variant_name, fams in nl_families.items():
+            for fam, parts in fams.items():
+                print(f"{variant_name:5s} {fam:5s} " + "; ".join(
+                    f"{part} ({e['points']}): DSP {e['dsp_max_abs_err']} abs, FF "
+                    f"{100 * e['ff_max_rel_err']:.2f} %, LUT {100 * e['lut_max_rel_err']:.2f} %"
+                    for part, e in parts.items()
+                ))  # fmt: skip
+        for variant_name in VARIANTS:
+            pre = nonlinear_section(variant_name)
+            print(
+                f"non-linear max errors ({variant_name}): DSP {summary[f'{pre}_dsp_max_abs_err']} abs, FF "
+                f"{100 * summary[f'{pre}_ff_max_rel_err']:.2f} %, LUT "
+                f"{100 * summary[f'{pre}_lut_max_rel_err']:.2f} %, "
+                f"BRAM {summary[f'{pre}_bram_max_abs_err']} abs; held out "
+                f"({summary[f'{pre}_holdout_points']} units): DSP "
+                f"{summary[f'{pre}_holdout_dsp_max_abs_err']} abs, FF "
+                f"{100 * summary[f'{pre}_holdout_ff_max_rel_err']:.2f} %, LUT "
+                f"{100 * summary[f'{pre}_holdout_lut_max_rel_err']:.2f} %"
+            )
         print(f"\ntile controller: {summary['controller_cases']} random GEMMs simulated, "
               f"{summary['controller_cycle_mismatches']} cycle mismatches vs the model, "
               f"{summary['controller_order_mismatches']} tile-order and "
@@ -693,8 +765,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["cycle_mismatches"]
         or summary["output_mismatches"]
         or summary["memory_mapping_mismatches"]
-        or summary["nonlinear_cycle_mismatches"]
-        or summary["nonlinear_output_mismatches"]
+        or any(summary[f"{nonlinear_section(v)}_cycle_mismatches"] for v in VARIANTS)
+        or any(summary[f"{nonlinear_section(v)}_output_mismatches"] for v in VARIANTS)
         or summary["controller_cycle_mismatches"]
         or summary["controller_order_mismatches"]
         or summary["controller_address_mismatches"]

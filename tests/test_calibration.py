@@ -9,6 +9,7 @@ import pytest
 
 from hwmodel.arch.buffers import bank_memory
 from hwmodel.arch.engine import EngineConfig
+from hwmodel.arch.intops import NONLINEAR_BITS, VARIANTS
 from hwmodel.base.errors import UserError
 from hwmodel.calibrate import main
 from hwmodel.calibration.tables import (
@@ -19,14 +20,16 @@ from hwmodel.calibration.tables import (
     is_holdout,
     memory_grid,
     memory_row,
+    merge_nonlinear_rows,
     nonlinear_grid,
     nonlinear_row,
     read_memory_table,
     read_nonlinear_table,
     read_table,
 )
-from hwmodel.cost.coefficients import COEFFICIENTS_PATH, load_coefficients
+from hwmodel.cost.coefficients import COEFFICIENTS_PATH, load_coefficients, nonlinear_section
 from hwmodel.cost.engine import LUT_FEATURES, engine_resources
+from hwmodel.cost.nonlinear import lane_dsp_slices, unit_feature_names, unit_resources
 from hwmodel.target.device import SYNTH_FAMILIES, known_devices, load_device
 from hwmodel.validate import nonlinear_point
 
@@ -126,36 +129,88 @@ def test_resynthesised_bank_matches_model_and_table(depth: int, width: int) -> N
 
 def test_nonlinear_table_covers_its_grid_and_the_coefficients_are_its_fit() -> None:
     rows = read_nonlinear_table()
-    assert [(r.synth_family, r.kind, r.lanes, r.in_bits, r.log2_rows) for r in rows] == nonlinear_grid()
+    assert [r.point for r in rows] == nonlinear_grid()
+    assert {r.variant for r in rows} == set(VARIANTS)
     assert {r.yosys_version for r in rows} == {load_coefficients().yosys_version}
-    assert fit_nonlinear(rows) == load_coefficients().nonlinear
+    fit = fit_nonlinear(rows)
+    assert set(fit) == set(VARIANTS)
+    assert fit == load_coefficients().nonlinear
+    raw = json.loads(COEFFICIENTS_PATH.read_text())
+    for variant in VARIANTS:  # one section per variant, every family and kind, the variant's features
+        section = raw[nonlinear_section(variant)]
+        assert section == fit[variant]
+        assert set(section) == set(SYNTH_FAMILIES)
+        for kinds in section.values():
+            assert set(kinds) == {"softmax", "layernorm", "gelu"}
+            for parts in kinds.values():
+                assert set(parts) == {"lut", "ff"}
+                assert all(set(c) == set(unit_feature_names(variant)) for c in parts.values())
 
 
-def test_nonlinear_units_meet_targets_on_every_grid_point() -> None:
-    """Fitted fabric + modelled row buffers vs Yosys: DSP and BRAM exact, FF 5 %, LUT 15 %."""
-    for row in read_nonlinear_table():
-        if is_holdout(row):  # reported by hwmodel.validate, not held to the targets
-            continue
+def test_poly_coefficients_are_the_fit_of_the_poly_rows_alone() -> None:
+    """The shift rows change nothing of the poly fit (each variant is fitted on its own lines)."""
+    rows = read_nonlinear_table()
+    poly = [r for r in rows if r.variant == "poly"]
+    assert len(poly) == len(rows) // 2
+    assert fit_nonlinear(poly) == {"poly": load_coefficients().nonlinear["poly"]}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_nonlinear_units_meet_targets_on_every_grid_point(variant: str) -> None:
+    """Fitted fabric + modelled row buffers vs Yosys: DSP and BRAM exact, FF 5 %, LUT 15 % on
+    every point of the variant, fitted and held out of the fit (3 lanes, 12 bits, 64-word rows)."""
+    rows = [r for r in read_nonlinear_table() if r.variant == variant]
+    assert len(rows) == 42 and sum(map(is_holdout, rows)) == 9
+    for row in rows:
         p = nonlinear_point(row)
         assert p.dsp_model == p.dsp_yosys and p.bram_model == p.bram_yosys, p
         assert p.ff_rel_err <= 0.05 and p.lut_rel_err <= 0.15, p
 
 
+@pytest.mark.parametrize("fam", sorted(SYNTH_FAMILIES))
+@pytest.mark.parametrize("kind", ["softmax", "layernorm", "gelu"])
+def test_shift_unit_is_priced_from_its_own_fit_with_no_dsp(fam: str, kind: str) -> None:
+    coef = load_coefficients()
+    log2_rows = 0 if kind == "gelu" else 8
+    poly = unit_resources(kind, fam, coef, 2, log2_rows)
+    shift = unit_resources(kind, fam, coef, 2, log2_rows, NONLINEAR_BITS, "shift")
+    assert poly == unit_resources(kind, fam, coef, 2, log2_rows, NONLINEAR_BITS, "poly")
+    assert poly.dsp == 2 * lane_dsp_slices(kind, NONLINEAR_BITS, log2_rows, fam) > 0
+    assert shift.dsp == 0 and shift.lut > 0 and shift.ff > 0
+    assert (shift.lut, shift.ff) != (poly.lut, poly.ff)
+
+
+def test_merged_rows_keep_the_grid_order() -> None:
+    rows = read_nonlinear_table()
+    old = [r for r in rows if r.variant == "poly"]
+    new = [r for r in rows if r.variant != "poly"][::-1]
+    assert merge_nonlinear_rows(old, new) == rows
+    assert merge_nonlinear_rows(rows, rows[:3]) == rows
+
+
+def test_calibrate_missing_needs_nonlinear(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--missing"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --missing needs --nonlinear"
+
+
 def test_uncalibrated_nonlinear_family_is_one_clear_error() -> None:
-    with pytest.raises(UserError, match=r"no softmax unit calibration for Yosys family 'xc6s'"):
+    with pytest.raises(
+        UserError, match=r"no softmax unit calibration \(poly kernels\) for Yosys family 'xc6s'"
+    ):
         load_coefficients().nonlinear_for("xc6s", "softmax")
+    with pytest.raises(
+        UserError, match=r"no gelu unit calibration \(exact kernels\) for Yosys family 'xcup'"
+    ):
+        load_coefficients().nonlinear_for("xcup", "gelu", "exact")
 
 
 @pytest.mark.slow
-def test_resynthesised_nonlinear_unit_matches_the_table() -> None:
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_resynthesised_nonlinear_unit_matches_the_table(variant: str) -> None:
     """One unit synthesised again with the pinned Yosys gives the committed line."""
-    point = ("xcup", "gelu", 1, 8, 0)
+    point = ("xcup", "gelu", variant, 1, 8, 0)
     row = nonlinear_row(point)
-    committed = next(
-        r
-        for r in read_nonlinear_table()
-        if (r.synth_family, r.kind, r.lanes, r.in_bits, r.log2_rows) == point
-    )
+    committed = next(r for r in read_nonlinear_table() if r.point == point)
     assert (row.lut, row.ff, row.dsp, row.bram36) == (
         committed.lut,
         committed.ff,

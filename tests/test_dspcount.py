@@ -92,12 +92,13 @@ def test_lane_multipliers_are_what_yosys_maps(kind: str, bits: int, log2_rows: i
 
 def test_every_table_unit_has_yosys_dsp_count() -> None:
     """The contract: lanes × the lane's counted slices == Yosys's DSP cells on every synthesised
-    unit of nonlinear_table.csv (fitted and held-out points, every family)."""
+    unit of nonlinear_table.csv (fitted and held-out points, every family, both kernel variants)."""
     rows = read_nonlinear_table()
-    assert len(rows) == 42
+    assert len(rows) == 84 and {r.variant for r in rows} == {"poly", "shift"}
     for row in rows:
-        counted = row.lanes * lane_dsp_slices(row.kind, row.in_bits, row.log2_rows, row.synth_family)
-        assert counted == row.dsp, row
+        lane = lane_dsp_slices(row.kind, row.in_bits, row.log2_rows, row.synth_family, row.variant)
+        assert row.lanes * lane == row.dsp, row
+    assert all(r.dsp == 0 for r in rows if r.variant == "shift")
 
 
 def test_lane_is_built_aside_from_the_working_block() -> None:
@@ -114,3 +115,32 @@ def test_signed_mult_is_a_signed_multiplier_of_the_operand_widths() -> None:
         out = pyrtl.Output(16, "y")
         out <<= pyrtl.signed_mult(a, b)
         assert netlist_multipliers(pyrtl.working_block()) == (Multiplier(9, 7, True, 16),)
+
+
+# ----------------------------------------------------------------------------- shift lanes
+
+SHIFT_LANES = [("gelu", 16, 0), ("gelu", 8, 0), ("softmax", 16, 8), ("softmax", 12, 6), ("layernorm", 16, 10)]
+
+
+@pytest.mark.parametrize(("kind", "bits", "log2_rows"), SHIFT_LANES)
+def test_shift_lanes_have_no_multiplier(kind: str, bits: int, log2_rows: int) -> None:
+    assert lane_multipliers(kind, bits, log2_rows, "shift") == ()
+    assert lane_multipliers(kind, bits, log2_rows) != ()  # today's lanes do multiply
+    for family in DSP_PORTS:
+        assert lane_dsp_slices(kind, bits, log2_rows, family, "shift") == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["softmax", "layernorm", "gelu"])
+def test_shift_lane_synthesises_to_no_dsp(kind: str) -> None:
+    """One 16-bit shift lane per kind through the pinned Yosys (xcup): no DSP slice, as counted."""
+    from hwmodel.arch.intops import NONLINEAR_BITS
+    from hwmodel.arch.nonlinear import unit_spec
+    from hwmodel.rtl.nonlinear import unit_verilog
+    from hwmodel.rtl.verilog import synthesize_verilog
+
+    log2_rows = {"softmax": 8, "layernorm": 10, "gelu": 0}[kind]
+    spec = unit_spec(kind, NONLINEAR_BITS)
+    res = synthesize_verilog(unit_verilog(kind, spec, 1, log2_rows, variant="shift"), family="xcup")
+    assert res.dsp == lane_dsp_slices(kind, NONLINEAR_BITS, log2_rows, "xcup", "shift") == 0
+    assert res.lut > 0 and res.ff > 0

@@ -48,13 +48,36 @@ def test_validate_json_summary(capsys: pytest.CaptureFixture[str]) -> None:
     # buffer banks: the model builds each in block RAM or LUT RAM exactly as Yosys does
     assert out["memory_points"] >= 60 and out["memory_mapping_mismatches"] == 0
     assert 0 < out["lutram_banks"] < out["memory_points"]
-    # non-linear units: bit- and cycle-exact in simulation; DSP/BRAM exact, FF 5 %, LUT 15 % vs Yosys
-    assert out["nonlinear_vectors"] >= 300
-    assert out["nonlinear_cycle_mismatches"] == out["nonlinear_output_mismatches"] == 0
-    assert out["nonlinear_points"] + out["nonlinear_holdout_points"] == len(out["nonlinear"])
-    assert out["nonlinear_points"] >= 33 and out["nonlinear_holdout_points"] >= 9
-    assert out["nonlinear_dsp_max_abs_err"] == 0 and out["nonlinear_bram_max_abs_err"] == 0
-    assert out["nonlinear_ff_max_rel_err"] <= 0.05 and out["nonlinear_lut_max_rel_err"] <= 0.15
+    # non-linear units, poly ("nonlinear_…") and shift-and-add ("nonlinear_shift_…"): bit- and
+    # cycle-exact in simulation; DSP/BRAM exact, FF 5 %, LUT 15 % vs Yosys, held-out points too
+    counted = 0
+    for pre in ("nonlinear", "nonlinear_shift"):
+        assert out[f"{pre}_vectors"] >= 300
+        assert out[f"{pre}_cycle_mismatches"] == out[f"{pre}_output_mismatches"] == 0
+        assert out[f"{pre}_points"] >= 33 and out[f"{pre}_holdout_points"] >= 9
+        counted += out[f"{pre}_points"] + out[f"{pre}_holdout_points"]
+        assert out[f"{pre}_dsp_max_abs_err"] == 0 and out[f"{pre}_bram_max_abs_err"] == 0
+        assert out[f"{pre}_ff_max_rel_err"] <= 0.05 and out[f"{pre}_lut_max_rel_err"] <= 0.15
+        assert out[f"{pre}_holdout_dsp_max_abs_err"] == 0
+        assert out[f"{pre}_holdout_ff_max_rel_err"] <= 0.05 and out[f"{pre}_holdout_lut_max_rel_err"] <= 0.15
+    assert counted == len(out["nonlinear"])
+    assert sum(" shift " in p["name"] for p in out["nonlinear"]) == len(out["nonlinear"]) // 2
+    worst = out["nonlinear_families"]
+    assert set(worst) == {"poly", "shift"}
+    for variant, families in worst.items():
+        assert set(families) == {"xc7", "xcu", "xcup"}
+        for fam, parts in families.items():
+            assert set(parts) == {"fitted", "holdout"}, (variant, fam)
+            assert parts["fitted"]["points"] == 11 and parts["holdout"]["points"] == 3
+            for e in parts.values():
+                assert (
+                    e["dsp_max_abs_err"] == 0 and e["ff_max_rel_err"] <= 0.05 and e["lut_max_rel_err"] <= 0.15
+                )
+    pre_of = {"poly": "nonlinear", "shift": "nonlinear_shift"}
+    for variant, families in worst.items():  # the per-family figures make up the summary's worst
+        for part, key in (("fitted", ""), ("holdout", "holdout_")):
+            top = max(f[part]["lut_max_rel_err"] for f in families.values())
+            assert top == out[f"{pre_of[variant]}_{key}lut_max_rel_err"], (variant, part)
     # tile controller: cycle-exact vs the model, addresses vs the reference; FF exact, LUT 15 %
     assert out["controller_cases"] == 30
     assert out["controller_cycle_mismatches"] == out["controller_order_mismatches"] == 0
@@ -72,6 +95,13 @@ def test_validate_table_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cycle cross-check: 2 cases, 0 cycle mismatches" in out
     assert "max errors:" in out and "xcup: 21 engines" in out
     assert "tile controller: 30 random GEMMs simulated, 0 cycle mismatches" in out
+    for variant in ("poly", "shift"):
+        assert (
+            f"non-linear units ({variant}): 309 rows simulated, 0 cycle mismatches, 0 output mismatches"
+            in out
+        )
+        assert f"non-linear max errors ({variant}): DSP 0 abs" in out
+    assert "gelu shift x3 12-bit rows 2^0" in out and "shift xcup  fitted (11)" in out
     assert main(["--cases", "1", "--efficiency"]) == 0
     table = capsys.readouterr().out
     assert "LUT/MAC y/m" in table and "r16_f16w8_p0w4_a8_acc28_x2_e2" in table

@@ -33,6 +33,38 @@ u = x/√2; F = in_frac)::
     C  = round(1.769·√2·2^F),  v = min(|q|, C) − C          (≤ 0)
     E  = 2^15 − ⌊A·v² / 2^(2F+15−15)⌋,  A = round(0.1444·2^15)   (|erf(x/√2)| in 15 bits)
     y  = clamp(⌊q·(2^15 + sign(q)·E) / 2^(16 + F − out_frac)⌋)   (x·(1 + erf(x/√2))/2)
+
+Shift-and-add variants (:data:`KERNELS` ``[kind]["shift"]``; I-ViT, Li & Gu, ICCV 2023: Shiftmax,
+ShiftGELU, I-LayerNorm): no product of two variables, no multiplication by a constant other than
+shifts and adds, so their lanes need no DSP slice. F = in_frac, O = out_frac.
+
+shift exp (``m ≥ 0``: e^{−m·2^−F} in 15 fraction bits)::
+
+    u = m + (m >> 1) − (m >> 4)                             (m·log2 e, log2 e ≈ 1.4375)
+    z = u >> F,  f = u mod 2^F
+    p = 2^15 − ⌊f·2^15 / 2^(F+1)⌋                           (2^−r ≈ 1 − r/2, r = f/2^F)
+    e = p >> min(z, 16)
+
+softmax "shift" (Shiftmax; normalised by a shift-subtract division per element)::
+
+    e_i = exp(max_j q_j − q_i),  S = Σ_j e_j               (S ≥ 2^15)
+    y_i = min(⌊e_i·2^O / S⌋, 2^out_bits − 1)
+
+gelu "shift" (ShiftGELU: x·σ(1.702x), σ(t) = 1/(1 + e^−t) for t ≥ 0, σ(−t) = 1 − σ(t))::
+
+    a = |q|,  T = a + (a >> 1) + (a >> 3) + (a >> 4)        (1.702·|x| ≈ 1.6875·|x|)
+    w = exp(T)                                              (e^{−1.702|x|}, 15 bits)
+    h = ⌊a·2^(15+O−F) / (2^15 + w)⌋                         (|x|·σ(1.702|x|), O fraction bits)
+    y = clamp(h) for q ≥ 0,  clamp(q·2^(O−F) + h) for q < 0 (floor shift when O < F)
+
+layernorm "shift" (exact statistics of the unsigned codes u = q + 2^(in_bits−1), LayerNorm being
+shift invariant; the squares by a shift-add squarer; mean and σ by two divisions by N once per
+row, G = :data:`LN_GUARD` fraction bits; the normalisation a shift-subtract division per element)::
+
+    u_i = q_i + 2^(in_bits−1),  S1 = Σ u_j,  S2 = Σ u_j²,  V = N·S2 − S1²   (= N²·variance)
+    D  = ⌊√V⌋                                               (= N·σ)
+    M  = ⌊S1·2^G / N⌋,  Σ = max(⌊D·2^G / N⌋, 1)              (μ and σ in G fraction bits)
+    y_i = clamp(⌊(u_i·2^G − M)·2^O / Σ⌋)                    ((x − μ)/σ in O fraction bits)
 """
 
 from __future__ import annotations
@@ -172,6 +204,81 @@ def int_gelu(q: I64, spec: IntSpec) -> I64:
     return _clamp_signed(y, spec.out_bits)
 
 
+# ----------------------------------------------------------------------------- shift-and-add variants
+
+#: Fraction bits of the shift LayerNorm's mean and σ (:func:`shift_layernorm`).
+LN_GUARD = 4
+
+
+def _floor_shift(v: I64, k: int) -> I64:
+    """⌊v·2^k⌋ for either sign of ``k`` (a left shift, or a floor shift right)."""
+    out: I64 = v << k if k >= 0 else v >> -k
+    return out
+
+
+def shift_exp(m: I64, in_frac: int) -> I64:
+    """e^{−m·2^−in_frac} for ``m ≥ 0`` in :data:`CONST_FRAC` fraction bits, by shifts and adds
+    only (log2 e ≈ 1 + 1/2 − 1/16, 2^−r ≈ 1 − r/2; module docstring)."""
+    u = m + (m >> 1) - (m >> 4)
+    z = u >> in_frac
+    f = u & ((1 << in_frac) - 1)
+    p = (1 << CONST_FRAC) - _floor_shift(f, CONST_FRAC - 1 - in_frac)
+    out: I64 = p >> np.minimum(z, CONST_FRAC + 1)
+    return out
+
+
+def shift_softmax(q: I64, spec: IntSpec) -> I64:
+    """Shiftmax over the last axis: shift exp, a floor division per element (module docstring)."""
+    a = _check_input(q, spec)
+    if a.shape[-1] > 1 << LOG2_MAX_ROW:
+        raise ValueError(f"row of {a.shape[-1]} > {1 << LOG2_MAX_ROW} elements")
+    e = shift_exp(a.max(axis=-1, keepdims=True) - a, spec.in_frac)
+    total = e.sum(axis=-1, keepdims=True)
+    y: I64 = np.minimum((e << spec.out_frac) // total, (1 << spec.out_bits) - 1).astype(np.int64)
+    return y
+
+
+def shift_gelu_exponent(spec: IntSpec) -> int:
+    """The dividend's shift 15 + out_frac − in_frac of :func:`shift_gelu` (0 … 31)."""
+    return CONST_FRAC + spec.out_frac - spec.in_frac
+
+
+def shift_gelu(q: I64, spec: IntSpec) -> I64:
+    """ShiftGELU, element-wise: x·σ(1.702x) from the shift exp and one floor division."""
+    a = _check_input(q, spec)
+    k = shift_gelu_exponent(spec)
+    if not 0 <= k <= 2 * CONST_FRAC + 1:
+        raise ValueError(f"{spec}: out_frac must be within in_frac − 15 … in_frac + 16")
+    mag = np.abs(a)
+    t = mag + (mag >> 1) + (mag >> 3) + (mag >> 4)
+    w = shift_exp(t, spec.in_frac)
+    h = (mag << k) // ((1 << CONST_FRAC) + w)
+    y = np.where(a >= 0, h, _floor_shift(a, spec.out_frac - spec.in_frac) + h)
+    return _clamp_signed(y, spec.out_bits)
+
+
+def shift_layernorm_stats(q: I64, spec: IntSpec) -> tuple[I64, I64]:
+    """(M, Σ) of :func:`shift_layernorm`: the row mean and σ of the unsigned codes in
+    :data:`LN_GUARD` fraction bits (Σ ≥ 1), shaped for broadcasting over the row."""
+    n = q.shape[-1]
+    u = q + (1 << (spec.in_bits - 1))
+    s1 = u.sum(axis=-1, keepdims=True)
+    s2 = (u * u).sum(axis=-1, keepdims=True)
+    d = isqrt(n * s2 - s1 * s1)
+    return (s1 << LN_GUARD) // n, np.maximum((d << LN_GUARD) // n, 1)
+
+
+def shift_layernorm(q: I64, spec: IntSpec) -> I64:
+    """Integer LayerNorm (without γ, β) over the last axis, normalised by a floor division per
+    element (module docstring)."""
+    a = _check_input(q, spec)
+    if a.shape[-1] > 1 << LOG2_MAX_ROW:
+        raise ValueError(f"row of {a.shape[-1]} > {1 << LOG2_MAX_ROW} elements")
+    mean, sigma = shift_layernorm_stats(a, spec)
+    u = a + (1 << (spec.in_bits - 1))
+    return _clamp_signed((((u << LN_GUARD) - mean) << spec.out_frac) // sigma, spec.out_bits)
+
+
 # ----------------------------------------------------------------------------- float references
 
 
@@ -207,6 +314,7 @@ class IntOp:
     signed_out: bool
     max_abs_error: float
     description: str
+    variant: str = "poly"
 
     def __call__(self, q: I64, spec: IntSpec) -> I64:
         return self.kernel(q, spec)
@@ -230,6 +338,50 @@ INT_OPS: dict[str, IntOp] = {
         IntOp("gelu", int_gelu, _gelu_ref, False, True, 0.025, "I-BERT i-GELU (erf polynomial)"),
     )
 }
+
+
+#: The kernel variants of each op kind: ``KERNELS[kind][variant]``. ``"poly"`` is
+#: :data:`INT_OPS` (polynomial exp / erf, one reciprocal per row and multipliers), ``"shift"``
+#: the shift-and-add kernels (no multiplier; equations in the module docstring).
+VARIANTS: tuple[str, ...] = ("poly", "shift")
+KERNELS: dict[str, dict[str, IntOp]] = {
+    name: {
+        "poly": op,
+        "shift": {
+            "softmax": IntOp(
+                "softmax",
+                shift_softmax,
+                _softmax_ref,
+                True,
+                False,
+                0.02,
+                "Shiftmax, divide per element",
+                "shift",
+            ),
+            "layernorm": IntOp(
+                "layernorm",
+                shift_layernorm,
+                _layernorm_ref,
+                True,
+                True,
+                0.01,
+                "I-LayerNorm, divide per element",
+                "shift",
+            ),
+            "gelu": IntOp("gelu", shift_gelu, _gelu_ref, False, True, 0.03, "ShiftGELU x·σ(1.702x)", "shift"),
+        }[name],
+    }
+    for name, op in INT_OPS.items()
+}
+
+
+def kernel(kind: str, variant: str = "poly") -> IntOp:
+    """The registry entry of ``kind``'s ``variant`` kernel (a clear error for unknown names)."""
+    if kind not in KERNELS:
+        raise ValueError(f"unknown non-linear op {kind!r} (known: {', '.join(KERNELS)})")
+    if variant not in KERNELS[kind]:
+        raise ValueError(f"unknown kernel variant {variant!r} (known: {', '.join(VARIANTS)})")
+    return KERNELS[kind][variant]
 
 
 def frac_bits_for(amax: float, bits: int) -> int:

@@ -10,12 +10,15 @@ squares on relative error). DSP slices and fabric flip-flops are structural (``h
 only checked. ``--fit-only`` refits from the committed table without synthesising.
 
 The non-linear units (:mod:`hwmodel.rtl.nonlinear`: softmax, LayerNorm, GELU) are synthesised on
-a small grid of lane counts, widths and row-buffer sizes (:func:`nonlinear_grid`) on every family
-too, into ``hwmodel/calibration/nonlinear_table.csv``; per family and unit a least-squares fit of
-LUT and FF over :data:`hwmodel.cost.nonlinear.UNIT_FEATURES` replaces the ``nonlinear`` section of
-``coefficients.json`` (DSP slices are counted from the units' multipliers,
-:func:`hwmodel.cost.nonlinear.lane_dsp_slices`, and only checked against the table). ``--nonlinear``
-runs only that grid (``--fit-only`` refits both).
+a small grid of lane counts, widths and row-buffer sizes (:func:`nonlinear_grid`), for each kernel
+variant (:data:`hwmodel.arch.intops.VARIANTS`: ``poly``, the shift-and-add ``shift``) on every
+family too, into ``hwmodel/calibration/nonlinear_table.csv``; per variant, family and unit a
+least-squares fit of LUT and FF over :func:`hwmodel.cost.nonlinear.unit_feature_names` replaces
+the variant's section of ``coefficients.json`` (``nonlinear`` for poly, ``nonlinear_shift``:
+:func:`hwmodel.cost.coefficients.nonlinear_section`; DSP slices are counted from the units'
+multipliers, :func:`hwmodel.cost.nonlinear.lane_dsp_slices`, and only checked against the table).
+``--nonlinear`` runs only that grid (``--fit-only`` refits both), ``--nonlinear --missing``
+synthesises only the points the committed table lacks and merges them in.
 
 The tile controller (:mod:`hwmodel.rtl.controller`) is synthesised on a small grid of loop
 widths, bank counts, address and word widths (:data:`CONTROLLER_GRID`, plus held-out points) on
@@ -45,11 +48,12 @@ from scipy.optimize import nnls
 from hwmodel.arch.buffers import LUTRAM_LIBRARIES
 from hwmodel.arch.controller import BufferPort, ControllerSpec
 from hwmodel.arch.engine import EngineConfig
+from hwmodel.arch.intops import VARIANTS
 from hwmodel.arch.nonlinear import row_buffer_memory, unit_spec
-from hwmodel.cost.coefficients import COEFFICIENTS_PATH, load_coefficients
+from hwmodel.cost.coefficients import COEFFICIENTS_PATH, load_coefficients, nonlinear_section
 from hwmodel.cost.controller import CONTROLLER_FEATURES, controller_features
 from hwmodel.cost.engine import LUT_FEATURES, lut_features
-from hwmodel.cost.nonlinear import UNIT_FEATURES, unit_features
+from hwmodel.cost.nonlinear import unit_feature_names, unit_features
 from hwmodel.rtl.verilog import YOSYS_SCRIPT, SynthResult
 from hwmodel.target.device import SYNTH_FAMILIES
 
@@ -132,14 +136,21 @@ Measured = TypeVar("Measured")
 
 
 def _synthesise(
-    row_of: Callable[[Point], Measured], points: Iterable[Point], jobs: int, line: Callable[[Measured], str]
+    row_of: Callable[[Point], Measured],
+    points: Iterable[Point],
+    jobs: int,
+    line: Callable[[Measured], str],
+    each: Callable[[list[Measured]], None] | None = None,
 ) -> list[Measured]:
-    """``row_of`` every point in ``jobs`` worker processes, in order; one printed line per row."""
+    """``row_of`` every point in ``jobs`` worker processes, in order; one printed line per row
+    and, if given, ``each`` of the rows so far after every row."""
     rows: list[Measured] = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for row in pool.map(row_of, points):
             print(line(row), flush=True)
             rows.append(row)
+            if each is not None:
+                each(rows)
     return rows
 
 
@@ -368,6 +379,7 @@ class NonlinearRow:
 
     synth_family: str
     kind: str
+    variant: str  # the kernel (:data:`hwmodel.arch.intops.VARIANTS`)
     lanes: int
     in_bits: int
     log2_rows: int
@@ -378,6 +390,15 @@ class NonlinearRow:
     lutram_primitives: int
     synth_seconds: float
     yosys_version: str
+
+    @property
+    def point(self) -> NonlinearPoint:
+        """The grid point this line measures (:func:`nonlinear_grid`)."""
+        return (self.synth_family, self.kind, self.variant, self.lanes, self.in_bits, self.log2_rows)
+
+
+#: A non-linear grid point: (Yosys family, kind, variant, lanes, in/out bits, log2_rows).
+NonlinearPoint = tuple[str, str, str, int, int, int]
 
 
 #: (kind, lanes, in/out bits, row-buffer address bits): lanes 1 and 2 at the design width, a
@@ -406,11 +427,19 @@ NONLINEAR_HOLDOUT: tuple[tuple[str, int, int, int], ...] = (
 )
 
 
-def nonlinear_grid() -> list[tuple[str, str, int, int, int]]:
-    """(Yosys family, kind, lanes, bits, log2_rows) points: the fitted unit grid on every family,
+def nonlinear_grid() -> list[NonlinearPoint]:
+    """(Yosys family, kind, variant, lanes, bits, log2_rows) points, per kernel variant
+    (:data:`hwmodel.arch.intops.VARIANTS`, ``poly`` first): the fitted unit grid on every family,
     then the held-out points on every family."""
-    fitted = [(family, *point) for family in SYNTH_FAMILIES for point in _NONLINEAR_GRID]
-    return fitted + [(family, *point) for family in SYNTH_FAMILIES for point in NONLINEAR_HOLDOUT]
+    out: list[NonlinearPoint] = []
+    for variant in VARIANTS:
+        for points in (_NONLINEAR_GRID, NONLINEAR_HOLDOUT):
+            out += [
+                (family, kind, variant, lanes, bits, log2_rows)
+                for family in SYNTH_FAMILIES
+                for kind, lanes, bits, log2_rows in points
+            ]
+    return out
 
 
 def is_holdout(row: NonlinearRow) -> bool:
@@ -418,21 +447,15 @@ def is_holdout(row: NonlinearRow) -> bool:
     return (row.kind, row.lanes, row.in_bits, row.log2_rows) in NONLINEAR_HOLDOUT
 
 
-def nonlinear_row(point: tuple[str, str, int, int, int]) -> NonlinearRow:
+def nonlinear_row(point: NonlinearPoint) -> NonlinearRow:
     """Synthesise one non-linear unit (runs in a worker process)."""
     from hwmodel.rtl.nonlinear import unit_verilog
     from hwmodel.rtl.verilog import synthesize_verilog
 
-    family, kind, lanes, bits, log2_rows = point
-    res = synthesize_verilog(unit_verilog(kind, unit_spec(kind, bits), lanes, log2_rows), family=family)
-    return NonlinearRow(
-        family,
-        kind,
-        lanes,
-        bits,
-        log2_rows,
-        *_unit_measures(res),
-    )
+    family, kind, variant, lanes, bits, log2_rows = point
+    verilog = unit_verilog(kind, unit_spec(kind, bits), lanes, log2_rows, variant=variant)
+    res = synthesize_verilog(verilog, family=family)
+    return NonlinearRow(family, kind, variant, lanes, bits, log2_rows, *_unit_measures(res))
 
 
 def write_nonlinear_table(rows: list[NonlinearRow], path: Path = NONLINEAR_TABLE_PATH) -> None:
@@ -456,57 +479,94 @@ def unit_fabric(row: NonlinearRow) -> dict[str, float]:
     return {"lut": unit_total_lut(row) - mem.lut, "ff": row.ff - mem.ff}
 
 
-def fit_nonlinear(rows: list[NonlinearRow]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """Per family and unit kind: LUT and FF of the unit's fabric (:func:`unit_fabric`) fitted
-    over the unit features (least squares on relative error; features unused by a kind, such as
-    GELU's row buffer, get 0); the held-out points (:data:`NONLINEAR_HOLDOUT`) are left out. DSP
-    slices are not fitted: :func:`hwmodel.cost.nonlinear.lane_dsp_slices` counts them."""
-    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+#: A fitted non-linear section: Yosys family → kind → ``lut`` / ``ff`` → coefficient per feature.
+NonlinearFit = dict[str, dict[str, dict[str, dict[str, float]]]]
+
+
+def fit_nonlinear(rows: list[NonlinearRow]) -> dict[str, NonlinearFit]:
+    """Per kernel variant, family and unit kind: LUT and FF of the unit's fabric
+    (:func:`unit_fabric`) fitted over the variant's unit features
+    (:func:`hwmodel.cost.nonlinear.unit_feature_names`; least squares on relative error; features
+    unused by a kind, such as GELU's row buffer, get 0); the held-out points
+    (:data:`NONLINEAR_HOLDOUT`) are left out. DSP slices are not fitted:
+    :func:`hwmodel.cost.nonlinear.lane_dsp_slices` counts them."""
+    out: dict[str, NonlinearFit] = {}
     rows = [r for r in rows if not is_holdout(r)]
-    for family in sorted({r.synth_family for r in rows}):
-        for kind in sorted({r.kind for r in rows}):
-            pts = [r for r in rows if r.synth_family == family and r.kind == kind]
-            feats = [unit_features(r.lanes, r.in_bits, r.log2_rows) for r in pts]
-            fits = {}
-            for part in ("lut", "ff"):
-                measured = [float(unit_fabric(r)[part]) for r in pts]
-                fits[part] = _lstsq_fit(feats, measured, measured, UNIT_FEATURES)
-            out.setdefault(family, {})[kind] = fits
+    for variant in [v for v in VARIANTS if any(r.variant == v for r in rows)]:
+        names = unit_feature_names(variant)
+        of_variant = [r for r in rows if r.variant == variant]
+        fit: NonlinearFit = {}
+        for family in sorted({r.synth_family for r in of_variant}):
+            for kind in sorted({r.kind for r in of_variant}):
+                pts = [r for r in of_variant if r.synth_family == family and r.kind == kind]
+                feats = [unit_features(r.lanes, r.in_bits, r.log2_rows, variant) for r in pts]
+                fits = {}
+                for part in ("lut", "ff"):
+                    measured = [float(unit_fabric(r)[part]) for r in pts]
+                    fits[part] = _lstsq_fit(feats, measured, measured, names)
+                fit.setdefault(family, {})[kind] = fits
+        out[variant] = fit
     return out
 
 
 def write_nonlinear_coefficients(
-    fit: dict[str, dict[str, dict[str, dict[str, float]]]], grid_points: int, path: Path = COEFFICIENTS_PATH
+    fit: dict[str, NonlinearFit], grid_points: int, path: Path = COEFFICIENTS_PATH
 ) -> None:
-    """Replace the ``nonlinear`` section of the coefficient table, keep the others."""
+    """Replace the non-linear sections of the coefficient table (one per kernel variant,
+    :func:`hwmodel.cost.coefficients.nonlinear_section`), keep the others."""
+    sections = ", ".join(f"{nonlinear_section(v)}: {v}" for v in fit)
     source = (
-        "python -m hwmodel.calibrate --nonlinear: LUT/FF least-squares fit per Yosys family and unit "
-        f"over {grid_points} synthesised units (nonlinear_table.csv, held-out points excluded); DSP "
-        "slices structural (hwmodel/cost/dspcount.py: Yosys mul2dsp per multiplier); cycles: "
-        "hwmodel/arch/nonlinear.py (the RTL's)"
+        "python -m hwmodel.calibrate --nonlinear: LUT/FF least-squares fit per Yosys family, unit and "
+        f"kernel variant ({sections}) over {grid_points} synthesised units (nonlinear_table.csv, "
+        "held-out points excluded); DSP slices structural (hwmodel/cost/dspcount.py: Yosys mul2dsp per "
+        "multiplier); cycles: hwmodel/arch/nonlinear.py (the RTL's)"
     )
-    _update_coefficients(path, {"nonlinear": fit, "nonlinear_source": source})
+    out: dict[str, Any] = {nonlinear_section(v): f for v, f in fit.items()}
+    _update_coefficients(path, {**out, "nonlinear_source": source})
 
 
-def run_nonlinear_grid(jobs: int) -> list[NonlinearRow]:
+def run_nonlinear_grid(
+    jobs: int, points: Sequence[NonlinearPoint], each: Callable[[list[NonlinearRow]], None] | None = None
+) -> list[NonlinearRow]:
     def line(row: NonlinearRow) -> str:
         return (
-            f"{row.synth_family:5s} {row.kind:9s} x{row.lanes} {row.in_bits:2d} bit 2^{row.log2_rows:<2d} "
-            f"LUT {row.lut:5d} FF {row.ff:5d} DSP {row.dsp:3d} BRAM36 {row.bram36:3.1f} "
-            f"({row.synth_seconds:.1f} s)"
+            f"{row.synth_family:5s} {row.kind:9s} {row.variant:5s} x{row.lanes} {row.in_bits:2d} bit "
+            f"2^{row.log2_rows:<2d} LUT {row.lut:5d} FF {row.ff:5d} DSP {row.dsp:3d} "
+            f"BRAM36 {row.bram36:3.1f} ({row.synth_seconds:.1f} s)"
         )
 
-    return _synthesise(nonlinear_row, nonlinear_grid(), jobs, line)
+    return _synthesise(nonlinear_row, points, jobs, line, each)
 
 
-def calibrate_nonlinear(jobs: int, fit_only: bool) -> int:
-    """Synthesise (or, ``fit_only``, read) the unit grid and refit the ``nonlinear`` section."""
+def merge_nonlinear_rows(old: Sequence[NonlinearRow], new: Sequence[NonlinearRow]) -> list[NonlinearRow]:
+    """``old`` lines with ``new`` ones added (a new line replaces an old one of the same point), in
+    :func:`nonlinear_grid` order; lines of points outside the grid last, in their order."""
+    order = {point: i for i, point in enumerate(nonlinear_grid())}
+    by_point = {r.point: r for r in old}
+    by_point.update({r.point: r for r in new})
+    return sorted(by_point.values(), key=lambda r: order.get(r.point, len(order)))
+
+
+def calibrate_nonlinear(jobs: int, fit_only: bool, missing_only: bool = False) -> int:
+    """Synthesise (or, ``fit_only``, read) the unit grid and refit the ``nonlinear`` section;
+    ``missing_only``: synthesise only the grid points the committed table lacks and merge them in
+    (the table is rewritten after every unit, so an interrupted run keeps what it measured)."""
     if fit_only:
         if missing_table(NONLINEAR_TABLE_PATH):
             return 2
         rows = read_nonlinear_table()
+    elif missing_only and NONLINEAR_TABLE_PATH.exists():
+        old = read_nonlinear_table()
+        have = {r.point for r in old}
+        todo = [p for p in nonlinear_grid() if p not in have]
+        print(f"{len(todo)} of {len(nonlinear_grid())} unit grid points missing from {NONLINEAR_TABLE_PATH}")
+        new = run_nonlinear_grid(
+            jobs, todo, lambda done: write_nonlinear_table(merge_nonlinear_rows(old, done))
+        )
+        rows = merge_nonlinear_rows(old, new)
+        write_nonlinear_table(rows)
     else:
-        rows = run_nonlinear_grid(jobs)
+        rows = run_nonlinear_grid(jobs, nonlinear_grid())
         write_nonlinear_table(rows)
     fit = fit_nonlinear(rows)
     write_nonlinear_coefficients(fit, sum(not is_holdout(r) for r in rows))

@@ -13,9 +13,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from hwmodel.arch.intops import VARIANTS
 from hwmodel.base.errors import UserError
 
 COEFFICIENTS_PATH = Path(__file__).parents[1] / "calibration" / "coefficients.json"
+
+
+def nonlinear_section(variant: str) -> str:
+    """The ``coefficients.json`` section of the non-linear units built with kernel ``variant``
+    (:data:`hwmodel.arch.intops.VARIANTS`): ``nonlinear`` for ``poly``, ``nonlinear_<variant>``
+    for the others (``nonlinear_shift``); each is Yosys family → kind → ``lut`` / ``ff`` →
+    coefficient per unit feature."""
+    return "nonlinear" if variant == "poly" else f"nonlinear_{variant}"
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: engine costs are memoised per table
@@ -25,9 +34,10 @@ class Coefficients:
     version: str
     yosys_version: str | None
     array: dict[str, dict[str, float]]  # Yosys family → fitted LUT coefficients of the engines
-    #: Yosys family → unit kind → ``lut`` / ``ff`` → fitted coefficient per unit feature
-    #: (:data:`hwmodel.cost.nonlinear.UNIT_FEATURES`)
-    nonlinear: dict[str, dict[str, dict[str, dict[str, float]]]]
+    #: kernel variant → Yosys family → unit kind → ``lut`` / ``ff`` → fitted coefficient per unit
+    #: feature (:func:`hwmodel.cost.nonlinear.unit_feature_names`); the JSON holds each variant in
+    #: its own section (:func:`nonlinear_section`)
+    nonlinear: dict[str, dict[str, dict[str, dict[str, dict[str, float]]]]]
     #: Yosys family → fitted LUT coefficient of the tile controller per feature
     #: (:data:`hwmodel.cost.controller.CONTROLLER_FEATURES`)
     controller: dict[str, dict[str, float]]
@@ -43,11 +53,15 @@ class Coefficients:
             yosys_version=raw.get("yosys_version"),
             array={fam: {k: float(v) for k, v in c.items()} for fam, c in raw["array"].items()},
             nonlinear={
-                fam: {
-                    kind: {part: {k: float(v) for k, v in c.items()} for part, c in parts.items()}
-                    for kind, parts in kinds.items()
+                variant: {
+                    fam: {
+                        kind: {part: {k: float(v) for k, v in c.items()} for part, c in parts.items()}
+                        for kind, parts in kinds.items()
+                    }
+                    for fam, kinds in raw[nonlinear_section(variant)].items()
                 }
-                for fam, kinds in raw["nonlinear"].items()
+                for variant in VARIANTS
+                if nonlinear_section(variant) in raw
             },
             controller={
                 fam: {k: float(v) for k, v in c.items()} for fam, c in raw.get("controller", {}).items()
@@ -60,14 +74,17 @@ class Coefficients:
         (``vendor_ip.dram_latency_ns``, rounded up to whole cycles)."""
         return math.ceil(self.vendor_ip["dram_latency_ns"] * freq_mhz / 1000.0 - 1e-9)
 
-    def nonlinear_for(self, synth_family: str, kind: str) -> dict[str, dict[str, float]]:
-        """The fitted resource coefficients of a non-linear unit for ``synth_family``."""
+    def nonlinear_for(
+        self, synth_family: str, kind: str, variant: str = "poly"
+    ) -> dict[str, dict[str, float]]:
+        """The fitted resource coefficients of a non-linear unit of kernel ``variant`` for
+        ``synth_family``."""
         try:
-            return self.nonlinear[synth_family][kind]
+            return self.nonlinear[variant][synth_family][kind]
         except KeyError:
             raise UserError(
-                f"coefficients {self.version}: no {kind} unit calibration for Yosys family {synth_family!r} "
-                "(run python -m hwmodel.calibrate --nonlinear)"
+                f"coefficients {self.version}: no {kind} unit calibration ({variant} kernels) for Yosys "
+                f"family {synth_family!r} (run python -m hwmodel.calibrate --nonlinear)"
             ) from None
 
     def controller_for(self, synth_family: str) -> dict[str, float]:
