@@ -11,7 +11,9 @@ Hardware: array rows (the reduction each column holds) and cols, the share of th
 as PoT PEs, the DSP packing (1, 2 or 4 MACs per slice), clock, tiles (Tm in tokens, Tn in whole
 folds of the array's channels, Tk in whole folds of its rows) and non-linear lanes. The partial
 sums are as wide as the deepest layer needs (derived, not searched). A PoT share of 0 makes
-every layer fixed-point; a non-zero share keeps at least one fixed-point column (qk/sv need it).
+every layer fixed-point; a non-zero share keeps at least one fixed-point column (qk/sv need it);
+a design whose quantization puts no channel on PoT has no PoT columns, whatever the share (the
+share's columns would sit unused).
 """
 
 from __future__ import annotations
@@ -177,12 +179,12 @@ class SearchSpace:
         rows, cols = int(params["hw.rows"]), int(params["hw.cols"])
         share = float(params["hw.pot_cols_share"])
         pot_cols = 0 if share == 0 or cols < 2 else min(max(round(share * cols), 1), cols - 1)
-        if fixed_quant is None:
-            quant = self.quant_from_params(params, layers, pot_cols > 0)
-        else:
-            quant = fixed_quant
-            if pot_cols == 0 and any(quant.for_layer(n).pot_ratio > 0 for n in layers):
-                pot_cols = max(1, cols // 2) if cols >= 2 else 0
+        quant = self.quant_from_params(params, layers, pot_cols > 0) if fixed_quant is None else fixed_quant
+        uses_pot = any(quant.for_layer(n).pot_ratio > 0 for n in layers)
+        if fixed_quant is not None and pot_cols == 0 and uses_pot:
+            pot_cols = max(1, cols // 2) if cols >= 2 else 0
+        if not uses_pot:  # no design keeps columns its quantization cannot use
+            pot_cols = 0
         packing = int(params["hw.packing"])
         channels = (cols - pot_cols) * (2 if packing == 4 else 1) + pot_cols
         tile = LayerHw(

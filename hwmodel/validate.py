@@ -18,9 +18,12 @@
    units', the ``nonlinear_shift_*`` ones the shift-and-add units'; ``nonlinear_families`` holds
    the worst errors per variant, family and fitted / held-out.
 5. Tile controller (:mod:`hwmodel.rtl.controller`): random small GEMMs (shape, tiling, heads,
-   engine, PoT ratio, bandwidth) walked by the simulated controller with the per-tile compute and
-   transfer times of :func:`hwmodel.arch.controller.layer_schedule`; its cycles must equal the model's
-   per-layer latency and its buffer addresses the Python reference every cycle; its resources
+   engine, PoT ratio, bandwidth), three in four followed by a GELU, softmax or LayerNorm the
+   controller overlaps with the GEMM, walked by the simulated controller with the per-tile
+   compute and transfer times and the unit's job times of
+   :func:`hwmodel.arch.controller.layer_schedule`; its cycles must equal the model's per-layer
+   latency (exposed non-linear cycles included), its tiles and hand-overs come in the
+   schedule's order and its buffer addresses equal the Python reference every cycle; its resources
    (fitted LUT, structural FF, no DSP or BRAM) against the committed Yosys table
    (``hwmodel/calibration/controller_table.csv``, fitted and held-out points).
 6. ``--efficiency``: per engine and family, LUT, FF and DSP per MAC/cycle (peak, densest packing
@@ -41,11 +44,11 @@ import numpy as np
 from hwmodel.arch.bits import bits_for
 from hwmodel.arch.buffers import LUTRAM_LIBRARIES, bank_memory
 from hwmodel.arch.config import AcceleratorConfig, LayerHw
-from hwmodel.arch.controller import BufferPort, ControllerSpec, layer_schedule, tile_order
+from hwmodel.arch.controller import BufferPort, ControllerSpec, LayerSchedule, layer_schedule, tile_order
 from hwmodel.arch.cycles import gemm_compute_cycles
 from hwmodel.arch.engine import DSP_SLICES, PACKINGS, EngineConfig
 from hwmodel.arch.intops import KERNELS, VARIANTS
-from hwmodel.arch.nonlinear import row_buffer_memory, stream_cycles, unit_spec
+from hwmodel.arch.nonlinear import Successor, row_buffer_memory, stream_cycles, unit_spec
 from hwmodel.base.cli import OneLineParser
 from hwmodel.calibration.tables import (
     CONTROLLER_TABLE_PATH,
@@ -67,9 +70,10 @@ from hwmodel.cost.coefficients import load_coefficients, nonlinear_section
 from hwmodel.cost.controller import controller_resources
 from hwmodel.cost.engine import engine_resources
 from hwmodel.cost.nonlinear import unit_resources
-from hwmodel.model.evaluation import _engine, _gemm_timing, _layer_arrays
+from hwmodel.model.evaluation import _engine, _gemm_timing, _layer_arrays, _nonlinear_part, _workload_tables
+from hwmodel.rtl.controller import ControllerRun, simulate_controller
 from hwmodel.rtl.harness import GemmTiling, pot_columns, reference_gemm, simulate_gemm
-from hwmodel.target.workload import GemmOp, Workload
+from hwmodel.target.workload import GemmOp, NonlinearOp, Workload
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -234,47 +238,139 @@ CHECK_BUFFERS: tuple[BufferPort, ...] = (
 )
 
 
-def controller_sim_check(cases: int, rng: np.random.Generator) -> dict[str, int]:
-    """Random small GEMMs through the simulated controller: cycles vs the model's per-layer
-    latency (:func:`hwmodel.model.evaluation._gemm_timing`), tile order and addresses vs the references."""
-    from hwmodel.rtl.controller import simulate_controller
+#: The GEMM before each kind of non-linear successor in the controller cases (name, kind).
+_PRODUCERS: dict[str, tuple[str, str]] = {
+    "gelu": ("blocks.0.mlp.fc1", "fc1"),
+    "softmax": ("blocks.0.attn.qk", "qk"),
+    "layernorm": ("blocks.0.attn.proj", "proj"),
+}
 
+
+@dataclass(frozen=True)
+class ControllerCase:
+    """One layer through the simulated controller: the model's latency and exposed non-linear
+    cycles, the tile-by-tile schedule and the simulation."""
+
+    latency: int
+    exposed: int
+    transposed: bool
+    schedule: LayerSchedule
+    run: ControllerRun
+
+    @property
+    def cycle_mismatch(self) -> bool:
+        return not (self.run.cycles == self.schedule.cycles == self.latency) or (
+            self.schedule.exposed_cycles != self.exposed
+        )
+
+    @property
+    def order_mismatch(self) -> bool:
+        counts = self.schedule.counts
+        jobs = [t for t, job in zip(tile_order(counts), self.schedule.job_tiles, strict=True) if job]
+        return [t[:4] for t in self.run.tiles] != tile_order(counts) or self.run.job_tiles != jobs
+
+
+def controller_case(
+    dims: tuple[int, int, int],
+    tiles: tuple[int, int, int],
+    repeat: int,
+    shape: tuple[int, int, int],
+    ratio: float,
+    bpc: float,
+    successor: str | None = None,
+    lanes: int = 2,
+    seed: int = 0,
+) -> ControllerCase:
+    """A GEMM (``dims`` = m, n, k; ``repeat`` heads) on an engine of ``shape`` = (rows, fixed
+    cols, PoT cols), followed by a ``successor`` non-linear op on ``lanes`` lanes (over its
+    output rows; softmax after an attention matmul, which the model may run transposed): the
+    model's per-layer latency and exposed cycles
+    (:func:`hwmodel.model.evaluation._gemm_timing`), the schedule of
+    :func:`hwmodel.arch.controller.layer_schedule` and the PyRTL controller driven by its
+    compute, transfer and job times (behavioural engine, DMA and unit)."""
+    m, n, k = dims
+    rows, cols, pot_cols = shape
+    name, gemm_kind = _PRODUCERS.get(successor or "", ("blocks.0.attn.qkv", "qkv"))
+    act_act = successor == "softmax"
+    if act_act or (cols == 0 and pot_cols == 0):
+        ratio = 0.0
+    hw = LayerHw(weight_bits=8, act_bits=8, pot_ratio=ratio, tm=tiles[0], tn=tiles[1], tk=tiles[2])
+    cfg = AcceleratorConfig(
+        freq_mhz=200.0, rows=rows, cols=cols + pot_cols, pot_cols=pot_cols, default=hw, nonlinear_lanes=lanes
+    )
+    ops: list[GemmOp | NonlinearOp] = [GemmOp(name, gemm_kind, m, n, k, repeat, weight_operand=not act_act)]
+    if successor is not None:
+        ops.append(NonlinearOp("blocks.0.successor", successor, m * repeat, n))
+    wl = Workload("one_gemm", 8, 1, 1, m, k, 1, repeat, n, n, tuple(ops))
+    la = _layer_arrays(wl, cfg)
+    engine = _engine(cfg, la, "DSP48E2")
     coef = load_coefficients()
-    cycle_bad = order_bad = addr_bad = checks = 0
-    for _ in range(cases):
+    dram = coef.dram_latency_cycles(cfg.freq_mhz)
+    tables = _workload_tables(wl)
+    succ = _nonlinear_part(tables, lanes, "xcup", coef).successors
+    timing = _gemm_timing(wl, engine, la, bpc, dram, False, succ)
+    transposed = bool(timing.transposed[0])
+    unit = None
+    if successor is not None:
+        mode = "tile" if successor == "gelu" else "head" if transposed else "row"
+        unit = Successor(successor, mode, lanes, tables.row_bits[successor], n, m)
+    oriented = (n, m, k, (tiles[1], tiles[0], tiles[2])) if transposed else (m, n, k, tiles)  # Cᵀ = Bᵀ·Aᵀ
+    sched = layer_schedule(*oriented, repeat, engine, ratio, (8, 8), bpc, dram, unit)
+    spec = ControllerSpec(bits_for(max(sched.counts)), CHECK_BUFFERS)
+    run = simulate_controller(
+        spec,
+        sched.counts,
+        sched.first_load,
+        sched.compute,
+        sched.transfer,
+        seed=seed,
+        nl_mode=sched.nl_mode,
+        jobs=sched.jobs,
+    )
+    return ControllerCase(int(timing.latency[0]), int(timing.exposed[0]), transposed, sched, run)
+
+
+#: Non-linear successors of the controller cases (None: a GEMM alone).
+SUCCESSORS: tuple[str | None, ...] = (None, "gelu", "softmax", "layernorm")
+
+
+def controller_sim_check(cases: int, rng: np.random.Generator) -> dict[str, int]:
+    """Random small GEMMs, each alone or followed by a non-linear op overlapped with it, through
+    the simulated controller (:func:`controller_case`): cycles vs the model's per-layer latency,
+    tile and job order and addresses vs the references."""
+    cycle_bad = order_bad = addr_bad = checks = overlapped = 0
+    for i in range(cases):
         m, n, k = (int(v) for v in rng.integers(1, 33, 3))
         tm, tn, tk = (int(v) for v in rng.integers(3, 17, 3))
         repeat = int(rng.integers(1, 3))
         rows, cols, pot_cols = (int(v) for v in rng.choice([(2, 2, 0), (3, 2, 1), (2, 0, 3), (4, 1, 2)]))
         ratio = 0.0 if pot_cols == 0 else 1.0 if cols == 0 else float(rng.choice(RATIOS))
         bpc = float(rng.choice([1.5, 4.0, 16.0]))
-        hw = LayerHw(weight_bits=8, act_bits=8, pot_ratio=ratio, tm=tm, tn=tn, tk=tk)
-        cfg = AcceleratorConfig(
-            freq_mhz=200.0, rows=rows, cols=cols + pot_cols, pot_cols=pot_cols, default=hw
-        )
-        wl = Workload(
-            "one_gemm", 8, 1, 1, m, k, 1, repeat, n, n, (GemmOp("blocks.0.attn.qkv", "qkv", m, n, k, repeat),)
-        )
-        la = _layer_arrays(wl, cfg)
-        engine = _engine(cfg, la, "DSP48E2")
-        dram = coef.dram_latency_cycles(cfg.freq_mhz)
-        latency = int(_gemm_timing(wl, engine, la, bpc, dram).latency[0])
-        sched = layer_schedule(m, n, k, (tm, tn, tk), repeat, engine, ratio, (8, 8), bpc, dram)
-        spec = ControllerSpec(bits_for(max(sched.counts)), CHECK_BUFFERS)
-        run = simulate_controller(
-            spec,
-            sched.counts,
-            sched.first_load,
-            sched.compute,
-            sched.transfer,
+        successor = SUCCESSORS[i % len(SUCCESSORS)]
+        if successor == "softmax" and cols == 0:  # an attention matmul needs fixed-point columns
+            cols, pot_cols = 2, pot_cols - 1
+        if successor == "gelu":
+            repeat = 1
+        lanes = int(rng.integers(1, 5))
+        case = controller_case(
+            (m, n, k),
+            (tm, tn, tk),
+            repeat,
+            (rows, cols, pot_cols),
+            ratio,
+            bpc,
+            successor,
+            lanes,
             seed=int(rng.integers(1 << 16)),
         )
-        cycle_bad += int(run.cycles != latency or sched.cycles != latency)
-        order_bad += int([t[:4] for t in run.tiles] != tile_order(sched.counts))
-        addr_bad += run.address_mismatches
-        checks += run.address_checks
+        cycle_bad += int(case.cycle_mismatch)
+        order_bad += int(case.order_mismatch)
+        addr_bad += case.run.address_mismatches
+        checks += case.run.address_checks
+        overlapped += int(successor is not None)
     return {
         "cases": cases,
+        "overlapped_cases": overlapped,
         "cycle_mismatches": cycle_bad,
         "order_mismatches": order_bad,
         "address_mismatches": addr_bad,
@@ -481,7 +577,7 @@ def nonlinear_families(
 
 
 def validate(
-    cases: int, seed: int, nonlinear_rows: int = 100, controller_cases: int = 30
+    cases: int, seed: int, nonlinear_rows: int = 100, controller_cases: int = 40
 ) -> tuple[
     list[CycleCase],
     list[ResourcePoint],
@@ -531,6 +627,7 @@ def validate(
     summary.update(
         {
             "controller_cases": ctrl_sim["cases"],
+            "controller_overlapped_cases": ctrl_sim["overlapped_cases"],
             "controller_cycle_mismatches": ctrl_sim["cycle_mismatches"],
             "controller_order_mismatches": ctrl_sim["order_mismatches"],
             "controller_address_mismatches": ctrl_sim["address_mismatches"],
@@ -609,8 +706,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--controller-cases",
         type=int,
-        default=30,
-        help="random GEMMs through the tile controller (default 30)",
+        default=40,
+        help="random GEMMs through the tile controller, 3 in 4 with a non-linear successor (default 40)",
     )
     ap.add_argument(
         "--efficiency",
@@ -728,7 +825,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{100 * summary[f'{pre}_holdout_ff_max_rel_err']:.2f} %, LUT "
                 f"{100 * summary[f'{pre}_holdout_lut_max_rel_err']:.2f} %"
             )
-        print(f"\ntile controller: {summary['controller_cases']} random GEMMs simulated, "
+        print(f"\ntile controller: {summary['controller_cases']} random GEMMs simulated "
+              f"({summary['controller_overlapped_cases']} with a non-linear op beside them), "
               f"{summary['controller_cycle_mismatches']} cycle mismatches vs the model, "
               f"{summary['controller_order_mismatches']} tile-order and "
               f"{summary['controller_address_mismatches']} address mismatches in "

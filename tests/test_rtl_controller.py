@@ -7,20 +7,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwmodel.arch.bits import bits_for
-from hwmodel.arch.config import AcceleratorConfig, LayerHw
 from hwmodel.arch.controller import (
     BufferPort,
     ControllerSpec,
-    layer_schedule,
     schedule_cycles,
     tile_order,
 )
-from hwmodel.cost.coefficients import load_coefficients
 from hwmodel.cost.controller import controller_features, controller_register_bits
-from hwmodel.model.evaluation import _engine, _gemm_timing, _layer_arrays
 from hwmodel.rtl.controller import simulate_controller
-from hwmodel.target.workload import GemmOp, Workload
+from hwmodel.validate import SUCCESSORS, controller_case
 
 SPEC = ControllerSpec(
     3,
@@ -32,11 +27,6 @@ SPEC = ControllerSpec(
         BufferPort("output_pot", "c", 1, 2, 20),
     ),
 )
-
-
-def _one_gemm(m: int, n: int, k: int, repeat: int) -> Workload:
-    op = GemmOp("blocks.0.attn.qkv", "qkv", m, n, k, repeat)
-    return Workload("one_gemm", 8, 1, 1, m, k, 1, repeat, n, n, (op,))
 
 
 def test_tile_order_pingpong_and_addresses() -> None:
@@ -61,13 +51,13 @@ def test_single_tile_and_one_cycle_transfers() -> None:
 
 
 def test_register_bits_and_features() -> None:
-    # 7 control + 4 loops × 3 + Σ (2 × addr + bank counter)
-    assert controller_register_bits(SPEC) == 7 + 12 + (6 + 2) + (8 + 2) + (4 + 2) + 4 + 4
+    # 10 control + 4 loops × 3 + Σ (2 × addr + bank counter)
+    assert controller_register_bits(SPEC) == 10 + 12 + (6 + 2) + (8 + 2) + (4 + 2) + 4 + 4
     feats = controller_features(SPEC)
     assert feats["bank"] == 4 + 3 + 3 and feats["mux_bit"] == 3 * 12 * 2
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     m=st.integers(1, 20),
     n=st.integers(1, 20),
@@ -77,6 +67,8 @@ def test_register_bits_and_features() -> None:
     shape=st.sampled_from([(2, 2, 0), (3, 2, 1), (2, 0, 3), (4, 1, 2)]),
     ratio=st.sampled_from([0.0, 0.25, 0.5, 1.0]),
     bpc=st.sampled_from([1.5, 4.0, 16.0]),
+    successor=st.sampled_from(SUCCESSORS),
+    lanes=st.integers(1, 4),
     seed=st.integers(0, 2**16),
 )
 def test_controller_cycles_match_model(
@@ -88,27 +80,35 @@ def test_controller_cycles_match_model(
     shape: tuple[int, int, int],
     ratio: float,
     bpc: float,
+    successor: str | None,
+    lanes: int,
     seed: int,
 ) -> None:
-    """Random small GEMMs: the simulated controller, driven by the per-tile compute and transfer
-    times of :func:`layer_schedule`, takes exactly the model's per-layer latency."""
+    """Random small GEMMs, alone or followed by a non-linear op: the simulated controller, driven
+    by the per-tile compute, transfer and job times of :func:`layer_schedule`, takes exactly the
+    model's per-layer latency, its tiles and hand-overs in the schedule's order."""
     rows, cols, pot_cols = shape
     if cols == 0:
         ratio = 1.0
+        if successor == "softmax":
+            cols, pot_cols = 2, pot_cols - 1
     if pot_cols == 0:
         ratio = 0.0
-    hw = LayerHw(weight_bits=8, act_bits=8, pot_ratio=ratio, tm=tiles[0], tn=tiles[1], tk=tiles[2])
-    cfg = AcceleratorConfig(freq_mhz=200.0, rows=rows, cols=cols + pot_cols, pot_cols=pot_cols, default=hw)
-    wl = _one_gemm(m, n, k, repeat)
-    la = _layer_arrays(wl, cfg)
-    coef = load_coefficients()
-    engine = _engine(cfg, la, "DSP48E2")
-    dram = coef.dram_latency_cycles(cfg.freq_mhz)
-    model_latency = int(_gemm_timing(wl, engine, la, bpc, dram).latency[0])
-    sched = layer_schedule(m, n, k, tiles, repeat, engine, ratio, (8, 8), bpc, dram)
-    assert sched.cycles == model_latency
-    spec = ControllerSpec(bits_for(max(sched.counts)), SPEC.buffers)
-    run = simulate_controller(spec, sched.counts, sched.first_load, sched.compute, sched.transfer, seed=seed)
-    assert run.cycles == model_latency
-    assert [t[:4] for t in run.tiles] == tile_order(sched.counts)
-    assert run.address_mismatches == 0
+    if successor == "gelu":
+        repeat = 1
+    case = controller_case(
+        (m, n, k), tiles, repeat, (rows, cols, pot_cols), ratio, bpc, successor, lanes, seed
+    )
+    assert not case.cycle_mismatch, (case.run.cycles, case.schedule.cycles, case.latency)
+    assert not case.order_mismatch
+    assert case.run.address_mismatches == 0
+    assert (case.exposed > 0) == (successor is not None)
+
+
+def test_overlap_hides_what_the_gemm_covers() -> None:
+    """A unit much faster than the GEMM exposes only its last job; a slow one stalls the tiles."""
+    fast = controller_case((16, 16, 64), (4, 8, 8), 1, (2, 2, 0), 0.0, 16.0, "gelu", lanes=4)
+    assert fast.exposed == fast.schedule.jobs[-1]  # ⌈4·8/4⌉ + 4 behind the last tile only
+    slow = controller_case((16, 16, 4), (4, 16, 4), 2, (2, 2, 0), 0.0, 16.0, "softmax", lanes=1)
+    assert slow.exposed > slow.schedule.jobs[-1]
+    assert slow.run.cycles == slow.latency

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from codesign.errors import UserError
+from codesign.quant import QuantConfig
 from codesign.space import load_space
 from codesign.study import DEFAULT_STUDY, load_study
 from hwmodel.model.evaluation import evaluate
@@ -48,6 +49,8 @@ def test_decode_is_consistent_between_quant_and_hardware(
         cand = space.decode(params, layers)
         accel = cand.accel
         assert 0 <= accel.pot_cols < accel.cols or accel.pot_cols == 0
+        # PoT columns exist exactly when some layer puts channels on them
+        assert (accel.pot_cols > 0) == any(accel.for_layer(n).pot_ratio > 0 for n in layers)
         for name in layers:
             lq, hw = cand.quant.for_layer(name), accel.for_layer(name)
             assert (lq.weight_bits, lq.act_bits) == (hw.weight_bits, hw.act_bits)
@@ -57,6 +60,9 @@ def test_decode_is_consistent_between_quant_and_hardware(
         assert cand.quant.for_layer("head").to_string() == "W8A8"
         evaluate(mnist_workload, accel, dev)  # every decoded design is a valid model input
         assert cand.key() == space.decode(dict(params), layers).key()
+    params["hw.pot_cols_share"] = max(space.hardware.pot_cols_share)  # a share > 0, nothing on PoT
+    hw_only = space.decode(params, layers, QuantConfig.parse("W8A8"))
+    assert hw_only.accel.pot_cols == 0 and hw_only.accel.cols == accel.cols
     n_groups = len(space.groups(layers))
     assert n_groups == {"model": 1, "block": 6, "layer": 6 * 6}[granularity]
 

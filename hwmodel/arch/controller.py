@@ -12,6 +12,19 @@ run together, the controller starts the next tile in the cycle after both are do
 pulses ``first_load + Σ max(compute_i, transfer_i)`` cycles after ``start`` — the per-layer
 latency of :func:`hwmodel.model.evaluation._oriented_timing`.
 
+A layer followed by a non-linear op hands that op's rows to the non-linear unit as they are
+finished (:data:`NL_MODES`): GELU each output tile (after its last k tile: an element-wise op on
+the C tile before its write-back), softmax and LayerNorm each group of whole rows (after the last
+n and k tile of an m tile: all of those rows' outputs exist; ``head`` after the last tile of a
+head, for an attention matmul run transposed, whose softmax rows are its output columns). The
+unit takes one job at a time: a tile that finishes a group hands it over only when the unit is
+free (the controller holds the next tile until then), so the unit's job on tile i's C copy is
+over before tile i + 2 writes that copy again; ``done`` pulses when the last job is over. With
+S_j the slot cycles of group j and g_j its job: group j's hand-over comes
+``max(S_j, g_{j−1})`` cycles after group j − 1's, and the layer takes
+``first_load + S_0 + Σ_{j≥1} max(S_j, g_{j−1}) + g_last`` — the plain layer plus the
+*exposed* non-linear cycles ``Σ_{j≥1} max(0, g_{j−1} − S_j) + g_last``.
+
 Resources: flip-flops are structural (:func:`controller_register_bits`, exact); LUTs a fitted
 linear model over :data:`CONTROLLER_FEATURES`, one coefficient set per Yosys family
 (``coefficients.json`` → ``controller``); no DSP slices, no block RAM.
@@ -27,6 +40,7 @@ from hwmodel.arch.bits import bits_for
 from hwmodel.arch.buffers import Buffer
 from hwmodel.arch.cycles import mixed_tile_cycles, tile_extents
 from hwmodel.arch.engine import EngineConfig
+from hwmodel.arch.nonlinear import Successor
 
 #: Buffer roles: ``a`` (activations in), ``b`` (weights / second operand in), ``c`` (results out).
 ROLES: dict[str, str] = {
@@ -72,8 +86,13 @@ class ControllerSpec:
 
 #: Loops of the tile schedule (heads, m, n, k), one counter each.
 LOOPS: tuple[str, ...] = ("h", "m", "n", "k")
-#: Control flip-flops: loading, running, go (tile start), done, ping-pong, compute/transfer flags.
-CONTROL_BITS = 7
+#: Control flip-flops: loading, running, go (tile start), done, ping-pong, compute/transfer flags,
+#: and of the non-linear stage: job start, unit busy, draining (waiting for the last job).
+CONTROL_BITS = 10
+
+#: When a layer hands work to its non-linear successor (the RTL's ``nl_mode`` input is the index):
+#: never, after every output tile, after every group of whole rows (m tile), after every head.
+NL_MODES: tuple[str, ...] = ("none", "tile", "row", "head")
 
 
 def controller_spec(tile_counts: Sequence[int], buffers: Sequence[Buffer]) -> ControllerSpec:
@@ -92,6 +111,40 @@ def schedule_cycles(first_load: int, compute: Sequence[int], transfer: Sequence[
     return first_load + sum(max(c, t) for c, t in zip(compute, transfer, strict=True))
 
 
+def is_job_tile(nl_mode: str, tile: tuple[int, int, int, int], counts: tuple[int, int, int, int]) -> bool:
+    """Whether ``tile`` = (h, m, n, k) finishes a group of the non-linear successor's work."""
+    _h, m, n, k = tile
+    last_k = k == counts[3] - 1
+    if nl_mode == "tile":
+        return last_k
+    if nl_mode == "row":
+        return last_k and n == counts[2] - 1
+    if nl_mode == "head":
+        return last_k and n == counts[2] - 1 and m == counts[1] - 1
+    return False
+
+
+def overlapped_cycles(
+    first_load: int,
+    compute: Sequence[int],
+    transfer: Sequence[int],
+    job_tiles: Sequence[bool],
+    jobs: Sequence[int],
+) -> int:
+    """Cycles from ``start`` to ``done`` of a layer whose tiles ``job_tiles`` hand a job (cycles
+    ``jobs``, in order) to the non-linear unit (see the module docstring): a job tile's successor
+    starts when both the tile and the unit's previous job are done; ``done`` after the last job."""
+    t = first_load  # the current tile's start
+    free = 0  # the cycle the unit's job is over
+    jobs_left = iter(jobs)
+    for c, x, job in zip(compute, transfer, job_tiles, strict=True):
+        t += max(c, x)
+        if job:
+            t = max(t, free)
+            free = t + next(jobs_left)
+    return max(t, free)
+
+
 def tile_order(counts: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
     """(h, m, n, k) of every tile in the controller's order (k innermost)."""
     nh, nm, nn, nk = counts
@@ -107,10 +160,24 @@ class LayerSchedule:
     first_load: int
     compute: tuple[int, ...]
     transfer: tuple[int, ...]
+    #: the non-linear successor's hand-over (:data:`NL_MODES`) and its jobs' cycles, in order
+    nl_mode: str = "none"
+    jobs: tuple[int, ...] = ()
+
+    @property
+    def job_tiles(self) -> list[bool]:
+        return [is_job_tile(self.nl_mode, tile, self.counts) for tile in tile_order(self.counts)]
 
     @property
     def cycles(self) -> int:
-        return schedule_cycles(self.first_load, self.compute, self.transfer)
+        if self.nl_mode == "none":
+            return schedule_cycles(self.first_load, self.compute, self.transfer)
+        return overlapped_cycles(self.first_load, self.compute, self.transfer, self.job_tiles, self.jobs)
+
+    @property
+    def exposed_cycles(self) -> int:
+        """Cycles the non-linear successor adds to the layer (0 without one)."""
+        return self.cycles - schedule_cycles(self.first_load, self.compute, self.transfer)
 
 
 def layer_schedule(
@@ -124,6 +191,7 @@ def layer_schedule(
     layer_bits: tuple[int, int],
     bytes_per_cycle: float,
     dram_latency_cycles: int,
+    successor: Successor | None = None,
 ) -> LayerSchedule:
     """The tile-by-tile schedule of a GEMM (``C[m×n] = A[m×k]·B[k×n]``, ``repeat`` heads) with the
     model's accounting (:func:`hwmodel.model.evaluation._oriented_timing`), tile by tile with the scalar
@@ -131,7 +199,8 @@ def layer_schedule(
     :func:`~hwmodel.arch.cycles.mixed_tile_cycles`; its transfer moves its A tile (shared by the n
     tiles when one k tile covers K), its B tile (shared by the m tiles when one tile covers N and
     K) and, at the last k tile, its C tile, at ``bytes_per_cycle``; the first load brings the
-    first A and B tiles after the DRAM latency."""
+    first A and B tiles after the DRAM latency. ``successor``: the non-linear op the layer hands
+    its finished rows to (its mode and the cycles of each job, :class:`Successor`)."""
     wb, ab = layer_bits
     tm, tn, tk = (min(t, d) for t, d in zip(tiling, (m, n, k), strict=True))
     ems, ens, eks = tile_extents(m, tm), tile_extents(n, tn), tile_extents(k, tk)
@@ -141,11 +210,17 @@ def layer_schedule(
     per_c = ab / 8.0
     compute: list[int] = []
     transfer: list[int] = []
-    for _h, mi, ni, ki in tile_order((repeat, n_m, n_n, n_k)):
+    jobs: list[int] = []
+    counts = (repeat, n_m, n_n, n_k)
+    for tile in tile_order(counts):
+        _h, mi, ni, ki = tile
         em, en, ek = ems[mi], ens[ni], eks[ki]
         compute.append(mixed_tile_cycles(em, en, ek, engine, pot_ratio, layer_bits))
         last_k = 1 if ki == n_k - 1 else 0
         tile_bytes = (em * ek) * per_a + (ek * en) * per_b + ((em * en) * per_c) * last_k
         transfer.append(math.ceil(tile_bytes / bytes_per_cycle))
+        if successor is not None and is_job_tile(successor.mode, tile, counts):
+            jobs.append(successor.job_cycles(em, en))
     first = math.ceil((tm * tk * ab + tk * tn * wb) / 8.0 / bytes_per_cycle) + dram_latency_cycles
-    return LayerSchedule((repeat, n_m, n_n, n_k), first, tuple(compute), tuple(transfer))
+    mode = "none" if successor is None else successor.mode
+    return LayerSchedule(counts, first, tuple(compute), tuple(transfer), mode, tuple(jobs))

@@ -27,6 +27,7 @@ L + 4`` for the shift GELU). The tests hold the PyRTL simulation to these formul
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 from hwmodel.arch.bits import bits_for
@@ -169,3 +170,40 @@ def op_cycles(kind: str, rows: int, row_len: int, lanes: int, log2_rows: int, va
     if kind == "gelu":
         return -(-rows * row_len // lanes) + gelu_latency(design_spec(kind), variant)
     return -(-rows // lanes) * row_cycles(kind, design_spec(kind), row_len, log2_rows, variant)
+
+
+@dataclass(frozen=True)
+class Successor:
+    """The non-linear op that follows a GEMM, as the controller hands it its rows
+    (:data:`hwmodel.arch.controller.NL_MODES`): GELU each output tile (``tile``), softmax and
+    LayerNorm each m tile's whole rows (``row``) or, for an attention matmul run transposed, each
+    head's (``head``: ``head_rows`` rows). Rows are ``row_len`` elements long; the unit has
+    ``lanes`` lanes, ``log2_rows`` row-buffer address bits and runs kernel ``variant``."""
+
+    kind: str
+    mode: str
+    lanes: int
+    log2_rows: int
+    row_len: int
+    head_rows: int = 0
+    variant: str = "poly"
+
+    def job_cycles(self, em: int, en: int) -> int:
+        """Cycles of the job a tile group of ``em`` tokens × ``en`` channels hands over."""
+        if self.mode == "tile":
+            return op_cycles(self.kind, em, en, self.lanes, self.log2_rows, self.variant)
+        rows = self.head_rows if self.mode == "head" else em
+        return op_cycles(self.kind, rows, self.row_len, self.lanes, self.log2_rows, self.variant)
+
+    @property
+    def row_time(self) -> int:
+        """Cycles of one lane's row (0 for GELU): a row job of r rows takes ⌈r/lanes⌉ of them."""
+        if self.kind == "gelu":
+            return 0
+        return row_cycles(self.kind, design_spec(self.kind), self.row_len, self.log2_rows, self.variant)
+
+    @property
+    def latency(self) -> int:
+        """Pipeline depth of a GELU lane (0 for the row-wise kinds): an element job of E
+        elements takes ⌈E/lanes⌉ + latency."""
+        return gelu_latency(design_spec(self.kind), self.variant) if self.kind == "gelu" else 0

@@ -37,10 +37,10 @@ import numpy.typing as npt
 
 from hwmodel.arch.buffers import Buffer
 from hwmodel.arch.config import AcceleratorConfig
-from hwmodel.arch.controller import ControllerSpec, controller_spec
+from hwmodel.arch.controller import NL_MODES, ControllerSpec, controller_spec
 from hwmodel.arch.cycles import FIXED_DRAIN, POT_DRAIN
 from hwmodel.arch.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, required_acc_bits
-from hwmodel.arch.nonlinear import log2_rows_for, op_cycles, row_buffer, row_buffer_memory
+from hwmodel.arch.nonlinear import Successor, log2_rows_for, op_cycles, row_buffer, row_buffer_memory
 from hwmodel.base.errors import UserError
 from hwmodel.cost.coefficients import Coefficients, load_coefficients
 from hwmodel.cost.controller import ControllerResources, controller_resources
@@ -111,9 +111,13 @@ class DesignReport:
     device: str
     freq_mhz: float
     macs: int
+    #: GEMMs plus the non-linear cycles on the critical path
     latency_cycles: int
     gemm_cycles: int
+    #: the non-linear units' busy cycles (beside the GEMMs or in series)
     nonlinear_cycles: int
+    #: the non-linear cycles on the critical path (not hidden behind a GEMM)
+    nonlinear_exposed_cycles: int
     offchip_bytes: int
     resources: Resources
     utilisation: dict[str, float]
@@ -164,6 +168,7 @@ class DesignReport:
             "gops": self.gops,
             "gemm_cycles": self.gemm_cycles,
             "nonlinear_cycles": self.nonlinear_cycles,
+            "nonlinear_exposed_cycles": self.nonlinear_exposed_cycles,
             "offchip_bytes": self.offchip_bytes,
             "resources": asdict(self.resources),
             "nonlinear_resources": asdict(self.nonlinear_resources),
@@ -209,6 +214,11 @@ class _WorkloadTables:
     row_repeat: I64
     #: per non-linear kind, the row-buffer address bits (:func:`nonlinear_row_bits`)
     row_bits: dict[str, int]
+    #: per GEMM, the non-linear op (its position in :attr:`Workload.nonlinears`) it hands its
+    #: rows to as they are finished (:func:`_successor_ops`), −1 where none
+    gemm_succ: I64
+    #: the non-linear ops no GEMM hands its rows to (they run in series)
+    series: tuple[int, ...]
 
 
 def _read_only(a: I64) -> I64:
@@ -227,6 +237,7 @@ def _build_tables(workload: Workload) -> _WorkloadTables:
     cols = np.tile(np.arange(5), (row_layer.size, 1))
     cols[n:, 2:4] = (3, 2)  # [wb, ab, tn, tm, tk]
     dims = np.stack([g.m, g.n, g.k], axis=1)
+    gemm_succ = _successor_ops(workload)
     row_dims = dims[row_layer]
     row_dims[n:, [0, 1]] = row_dims[n:, [1, 0]]
     return _WorkloadTables(
@@ -244,7 +255,30 @@ def _build_tables(workload: Workload) -> _WorkloadTables:
         row_dims=_read_only(np.ascontiguousarray(row_dims.T)),
         row_repeat=_read_only(g.repeat[row_layer]),
         row_bits=nonlinear_row_bits(workload),
+        gemm_succ=_read_only(gemm_succ),
+        series=tuple(i for i in range(len(workload.nonlinears)) if i not in set(gemm_succ.tolist())),
     )
+
+
+def _successor_ops(workload: Workload) -> I64:
+    """Per GEMM, the non-linear op right after it in the workload whose rows are that GEMM's
+    output rows (GELU: its ``m × n`` elements, one head; softmax / LayerNorm: ``repeat · m`` rows
+    of ``n``), −1 where there is none: the controller overlaps that op with the GEMM."""
+    out = np.full(len(workload.gemms), -1, dtype=np.int64)
+    gi = ni = -1
+    prev: GemmOp | None = None
+    for op in workload.ops:
+        if isinstance(op, GemmOp):
+            gi += 1
+            prev = op
+            continue
+        ni += 1
+        if prev is not None:
+            rows = prev.m if op.kind == "gelu" and prev.repeat == 1 else prev.m * prev.repeat
+            if op.rows == rows and op.row_len == prev.n:
+                out[gi] = ni
+        prev = None
+    return out
 
 
 #: Workload id → its tables (each holds its workload, so the id is not reused while it is here).
@@ -265,18 +299,71 @@ def _workload_tables(workload: Workload) -> _WorkloadTables:
 
 
 @dataclass(frozen=True)
+class _Successors:
+    """Per oriented row (:class:`_WorkloadTables`): how its GEMM hands its rows to its non-linear
+    successor — the mode (index in :data:`hwmodel.arch.controller.NL_MODES`: 0 none, 1 each output
+    tile, 2 each m tile's rows, 3 each head's rows) and the unit's figures for a job
+    (:class:`hwmodel.arch.nonlinear.Successor`): a row job of r rows takes ⌈r/lanes⌉ · ``row_time``
+    cycles, an element job of E elements ⌈E/lanes⌉ + ``latency``. Read-only arrays."""
+
+    mode: I64
+    row_time: I64
+    latency: I64
+    head_rows: I64
+    lanes: int
+    #: the modes some row uses, but 0
+    present: frozenset[int]
+    #: per mode 0 … 3, 1 on the rows that use it
+    on: tuple[I64, ...]
+    #: 0 … rows − 1 (to pick one class per row)
+    rows: I64
+
+
+@dataclass(frozen=True)
 class _NonlinearPart:
     """The non-linear units of a design: their cycles and resources (they depend only on the
     workload, the lanes, the device family and the coefficient table)."""
 
-    #: cycles of each non-linear op (in :attr:`Workload.nonlinears` order; read-only)
+    #: cycles of each non-linear op on its own (in :attr:`Workload.nonlinears` order; read-only)
     cycles: I64
-    cycles_total: int
+    #: the ops no GEMM overlaps (:attr:`_WorkloadTables.series`): their cycles, all in series
+    series_cycles: int
+    successors: _Successors
     #: the units' fabric, DSPs and row buffers (LUT and FF rounded)
     resources: Resources
     #: LUT and FF before rounding (the design's totals add these)
     lut: float
     ff: float
+
+
+def _successors(tables: _WorkloadTables, lanes: int) -> _Successors:
+    """The oriented rows' successors on units of ``lanes`` lanes (see :class:`_Successors`)."""
+    workload = tables.workload
+    n_rows = tables.row_layer.shape[0]
+    mode, row_time, latency, head_rows = (np.zeros(n_rows, dtype=np.int64) for _ in range(4))
+    n_gemms = tables.straight.shape[0]
+    for row, gi in enumerate(tables.row_layer.tolist()):
+        ni = int(tables.gemm_succ[gi])
+        if ni < 0:
+            continue
+        op = workload.nonlinears[ni]
+        gemm = workload.gemms[gi]
+        mode_name = "tile" if op.kind == "gelu" else "row" if row < n_gemms else "head"
+        succ = Successor(op.kind, mode_name, lanes, tables.row_bits[op.kind], op.row_len, gemm.m)
+        mode[row] = NL_MODES.index(mode_name)
+        row_time[row], latency[row], head_rows[row] = succ.row_time, succ.latency, gemm.m
+    present = frozenset(int(v) for v in np.unique(mode) if v)
+    on = tuple(_read_only((mode == i).astype(np.int64)) for i in range(len(NL_MODES)))
+    return _Successors(
+        _read_only(mode),
+        _read_only(row_time),
+        _read_only(latency),
+        _read_only(head_rows),
+        lanes,
+        present,
+        on,
+        _read_only(np.arange(n_rows)),
+    )
 
 
 @lru_cache(maxsize=1024)  # a search meets the same (workload, lanes, family) in most trials
@@ -298,7 +385,8 @@ def _nonlinear_part(
         ff=round(nl_ff),
         bram36=float(sum(m.bram36 for m in nl_mem)),
     )
-    return _NonlinearPart(cycles, int(cycles.sum()), res, nl_lut, nl_ff)
+    series = int(cycles.take(list(tables.series)).sum()) if tables.series else 0
+    return _NonlinearPart(cycles, series, _successors(tables, lanes), res, nl_lut, nl_ff)
 
 
 @dataclass(frozen=True)
@@ -422,10 +510,14 @@ class _GemmTiming:
     """Per layer, all heads. ``compute``, ``memory`` and ``tiles`` only with ``detail`` (what the
     per-layer table shows; a design's totals need only the latency and the bytes)."""
 
+    #: the layer with its non-linear successor's exposed cycles
     latency: I64
     offchip_bytes: I64
     #: per layer: run as Cᵀ = Bᵀ·Aᵀ (activation × activation layers where that is faster)
     transposed: npt.NDArray[np.bool_]
+    #: the cycles the successor adds to the layer, and the successor unit's busy cycles
+    exposed: I64
+    busy: I64
     compute: I64 | None = None
     memory: I64 | None = None
     tiles: I64 | None = None
@@ -438,10 +530,13 @@ def _gemm_timing(
     bytes_per_cycle: float,
     dram_latency_cycles: int,
     detail: bool = True,
+    successors: _Successors | None = None,
 ) -> _GemmTiming:
     """Per layer timing; an activation × activation matmul (Q·Kᵀ, softmax·V) runs in whichever
     orientation is faster — C = A·B or Cᵀ = Bᵀ·Aᵀ (the stationary operand then streams, e.g. the
-    197 tokens of softmax·V become output channels instead of its 64 head dimensions)."""
+    197 tokens of softmax·V become output channels instead of its 64 head dimensions), the
+    layer's non-linear successor (``successors``) overlapped with it and its exposed cycles
+    counted in the layer."""
     t = _workload_tables(workload)
     # one vectorised pass over every layer as it is plus the act × act layers transposed
     per_row = _oriented_timing(
@@ -452,12 +547,13 @@ def _gemm_timing(
         bytes_per_cycle,
         dram_latency_cycles,
         detail,
+        successors,
     )
     latency = per_row[0]
     transposed = latency.take(t.alternative) < latency[: t.straight.shape[0]]
     per_layer = per_row.take(np.where(transposed, t.alternative, t.straight), axis=1)
     if not detail:
-        return _GemmTiming(per_layer[0], per_layer[1], transposed)
+        return _GemmTiming(per_layer[0], per_layer[1], transposed, per_layer[2], per_layer[3])
     return _GemmTiming(per_layer[0], per_layer[1], transposed, *per_layer[2:])
 
 
@@ -483,6 +579,7 @@ def _oriented_timing(
     bytes_per_cycle: float,
     dram_latency_cycles: int,
     detail: bool,
+    successors: _Successors | None = None,
 ) -> I64:
     """Timing of every oriented row (``params``: rows wb, ab, Tm, Tn, Tk, clipped, × oriented
     rows; ``ratio``: each one's PoT ratio): the latency and off-chip bytes of each, all heads,
@@ -535,16 +632,94 @@ def _oriented_timing(
     classes = (0, 1, 2)
     # the heads of a layer are one stream of tiles: double buffering hides every load but the first
     latency = (per_tile * count).sum(axis=classes) * repeat + first_load
+    if successors is not None and successors.present:
+        exposed, busy = _exposure(per_tile, ck, m_cls, n_cls, q, has_rest, repeat, successors)
+        latency = latency + exposed
+    else:
+        exposed = busy = np.zeros_like(latency)
     # the bytes are floats: each row's sum adds its 12 classes as a contiguous run, pairwise in
     # (m, n, k) order (what numpy's sum over the class axes of a rows-first array does)
     row_bytes = np.ascontiguousarray((tile_bytes * count).reshape(-1, repeat.shape[0]).T).sum(axis=1)
     total_bytes = np.rint(row_bytes * repeat).astype(np.int64)
     if not detail:
-        return np.concatenate((latency, total_bytes)).reshape(2, -1)
+        return np.concatenate((latency, total_bytes, exposed, busy)).reshape(4, -1)
     compute_total = (compute * count).sum(axis=classes) * repeat
     memory_total = (memory * count).sum(axis=classes) * repeat + first_load
     tiles_total = n_m * n_n * n_k * repeat
-    return np.concatenate((latency, total_bytes, compute_total, memory_total, tiles_total)).reshape(5, -1)
+    return np.concatenate(
+        (latency, total_bytes, exposed, busy, compute_total, memory_total, tiles_total)
+    ).reshape(7, -1)
+
+
+def _exposure(
+    per_tile: I64,
+    ck: I64,
+    m_cls: I64,
+    n_cls: I64,
+    q: I64,
+    has_rest: npt.NDArray[np.bool_],
+    repeat: I64,
+    succ: _Successors,
+) -> tuple[I64, I64]:
+    """Per oriented row, the cycles its non-linear successor adds to it and the unit's busy
+    cycles, in closed form over the tile classes (:func:`hwmodel.arch.controller.overlapped_cycles`
+    summed group by group). Groups of tiles run in h → m → n order; with S_j the slot cycles of
+    group j and g_j its job, the layer gains ``Σ_{j≥1} max(0, g_{j−1} − S_j) + g_last``. The
+    pairs of consecutive groups are counted per class: within an m row of tiles (``tile``
+    mode), from one m row to the next, and from one head to the next.
+
+    ``per_tile``: slot cycles per (m, n, k) class × row; ``ck``: the k classes' counts;
+    ``m_cls``/``n_cls``: (extent, count) × class × row; ``q``/``has_rest``: full tiles and
+    whether a short one follows, per axis (m, n, k) × row."""
+    ar = succ.rows
+    lanes = succ.lanes
+    nh = repeat
+    fm, fn = q[0], q[1]
+    hm, hn = has_rest[0].astype(np.int64), has_rest[1].astype(np.int64)
+    m_last, n_last = hm, hn  # the class of the last m (n) tile: the short one if any
+    m_first, n_first = (fm == 0).astype(np.int64), (fn == 0).astype(np.int64)
+    m_more, n_more = np.maximum(fm - 1, 0), np.maximum(fn - 1, 0)  # full → full pairs
+    m_to_rest, n_to_rest = hm * (fm >= 1), hn * (fn >= 1)  # full → short pairs
+    em, cm = m_cls[0], m_cls[1]
+    en, cn = n_cls[0], n_cls[1]
+    s_tile = (per_tile * ck).sum(axis=2)  # (m class, n class, row): one output tile's k tiles
+    exposed = np.zeros_like(nh)
+    busy = np.zeros_like(nh)
+    present = succ.present
+
+    def gap(g: I64, s: I64) -> I64:
+        out: I64 = np.maximum(g - s, 0)
+        return out
+
+    if 1 in present:  # each output tile: an element job on em × en
+        g = _cdiv(em[:, None, :] * en[None, :, :], lanes) + succ.latency
+        inner = n_more * gap(g[:, 0], s_tile[:, 0]) + n_to_rest * gap(g[:, 0], s_tile[:, 1])
+        within = fm * inner[0] + hm * inner[1]
+        g_end = g[:, n_last, ar]  # (m class, row): the last tile of an m row
+        s_start = s_tile[:, n_first, ar]  # the first tile of an m row
+        between = m_more * gap(g_end[0], s_start[0]) + m_to_rest * gap(g_end[0], s_start[1])
+        heads = gap(g_end[m_last, ar], s_start[m_first, ar])
+        x = nh * (within + between) + (nh - 1) * heads + g_end[m_last, ar]
+        on = succ.on[1]
+        exposed = exposed + x * on
+        busy = busy + nh * (cm[:, None, :] * cn[None, :, :] * g).sum(axis=(0, 1)) * on
+    if 2 in present or 3 in present:
+        s_row = (s_tile * cn[None, :, :]).sum(axis=1)  # (m class, row): an m row of tiles
+        if 2 in present:  # each m tile's rows: ⌈em/lanes⌉ rows a lane
+            g = _cdiv(em, lanes) * succ.row_time
+            between = m_more * gap(g[0], s_row[0]) + m_to_rest * gap(g[0], s_row[1])
+            heads = gap(g[m_last, ar], s_row[m_first, ar])
+            x = nh * between + (nh - 1) * heads + g[m_last, ar]
+            on = succ.on[2]
+            exposed = exposed + x * on
+            busy = busy + nh * (cm * g).sum(axis=0) * on
+        if 3 in present:  # each head's rows
+            g_head: I64 = _cdiv(succ.head_rows, lanes) * succ.row_time
+            s_head: I64 = (s_row * cm).sum(axis=0)
+            on = succ.on[3]
+            exposed = exposed + ((nh - 1) * gap(g_head, s_head) + g_head) * on
+            busy = busy + nh * g_head * on
+    return exposed, busy
 
 
 def _nonlinear_cycles(workload: Workload, lanes: int) -> I64:
@@ -730,17 +905,19 @@ def evaluate(
     widths = _widths(la)
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
-    timing = _gemm_timing(workload, engine, la, bpc, coef.dram_latency_cycles(config.freq_mhz), detail)
-    gemm_cycles = int(timing.latency.sum())
+    tables = _workload_tables(workload)
+    nl_part = _nonlinear_part(tables, config.nonlinear_lanes, device.synth_family, coef)
+    dram = coef.dram_latency_cycles(config.freq_mhz)
+    timing = _gemm_timing(workload, engine, la, bpc, dram, detail, nl_part.successors)
+    exposed = int(timing.exposed.sum())
+    total = int(timing.latency.sum()) + nl_part.series_cycles
+    gemm_cycles = total - exposed - nl_part.series_cycles
 
     eng = engine_resources(engine, device.synth_family, coef)
     tile_bufs = _tile_buffer_shapes(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
-    tables = _workload_tables(workload)
     bufs = _buffer_part(tile_bufs, _max_tiles(tables, la), device.synth_family, coef)
     ctrl = bufs.controller
     ip = coef.vendor_ip
-    nl_part = _nonlinear_part(tables, config.nonlinear_lanes, device.synth_family, coef)
-    total = gemm_cycles + nl_part.cycles_total
     nl_res, nl_lut, nl_ff = nl_part.resources, nl_part.lut, nl_part.ff
     # the system part: our tile controller (its synthesised RTL) + the vendor IP (AXI DMA and
     # interconnect, coefficients.json → vendor_ip, each figure with its source)
@@ -777,15 +954,16 @@ def evaluate(
     layers: tuple[LayerResult, ...] = ()
     if detail:
         parts = _part_resources(engine, device, coef)
-        layers = _layer_table(workload, engine, la, timing, nl_part.cycles, parts, device.synth_family)
+        layers = _layer_table(workload, engine, la, timing, nl_part, parts, device.synth_family)
     return DesignReport(
         model_name=workload.model_name,
         device=device.name,
         freq_mhz=config.freq_mhz,
         macs=workload.macs,
-        latency_cycles=int(total),
+        latency_cycles=total,
         gemm_cycles=gemm_cycles,
-        nonlinear_cycles=nl_part.cycles_total,
+        nonlinear_cycles=int(timing.busy.sum()) + nl_part.series_cycles,
+        nonlinear_exposed_cycles=exposed + nl_part.series_cycles,
         offchip_bytes=int(timing.offchip_bytes.sum()),
         resources=res,
         utilisation=util,
@@ -815,11 +993,16 @@ def _layer_table(
     engine: EngineConfig,
     la: _LayerArrays,
     timing: _GemmTiming,
-    nl_cycles: I64,
+    nl_part: _NonlinearPart,
     parts: tuple[tuple[int, int], tuple[int, int]],
     synth_family: str,
 ) -> tuple[LayerResult, ...]:
+    """The per-layer table: a GEMM's latency without its successor's exposed cycles; a
+    non-linear op's compute cycles are its unit's busy cycles, its latency the cycles it adds
+    to the critical path (all of them for an op in series)."""
     (fix_dsp, fix_lut), (pot_dsp, pot_lut) = parts
+    t = _workload_tables(workload)
+    producer = {int(ni): gi for gi, ni in enumerate(t.gemm_succ.tolist()) if ni >= 0}
     modes = _modes(engine, la)
     rows: list[LayerResult] = []
     gi = 0
@@ -828,7 +1011,7 @@ def _layer_table(
         if isinstance(op, GemmOp):
             i = gi
             gi += 1
-            latency = int(timing.latency[i])
+            latency = int(timing.latency[i] - timing.exposed[i])
             assert timing.compute is not None and timing.memory is not None and timing.tiles is not None
             compute, memory = int(timing.compute[i]), int(timing.memory[i])
             ratio = float(la.ratio[i])
@@ -864,7 +1047,9 @@ def _layer_table(
                 )
             )
         else:
-            c = int(nl_cycles[ni])
+            p = producer.get(ni)
+            c = int(nl_part.cycles[ni]) if p is None else int(timing.busy[p])
+            on_path = c if p is None else int(timing.exposed[p])
             ni += 1
             rows.append(
                 LayerResult(
@@ -883,8 +1068,8 @@ def _layer_table(
                     tiles=0,
                     compute_cycles=c,
                     memory_cycles=0,
-                    latency_cycles=c,
-                    bound="nonlinear",
+                    latency_cycles=on_path,
+                    bound="nonlinear" if p is None else "overlapped",
                     offchip_bytes=0,
                     lanes=0,
                     transposed=False,

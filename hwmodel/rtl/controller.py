@@ -7,11 +7,14 @@ at 0):
 
 * in ``start`` (pulse, idle only), ``compute_done`` (the engine's pulse: the current tile's
   compute ends this cycle), ``xfer_done`` (the DMA's pulse: its current transfer ends this
-  cycle), ``last_h``, ``last_m``, ``last_n``, ``last_k`` (``tile_bits`` each);
+  cycle), ``last_h``, ``last_m``, ``last_n``, ``last_k`` (``tile_bits`` each), ``nl_mode`` (2
+  bits: when the layer hands work to its non-linear successor, the index in
+  :data:`hwmodel.arch.controller.NL_MODES`), ``nl_done`` (the unit's pulse: its job ends);
 * out ``xfer_start`` (a transfer starts: the first load with ``first`` high, then one per tile),
   ``tile_start`` (the engine starts the tile ``idx_h``/``idx_m``/``idx_n``/``idx_k`` this cycle),
   ``last_k_tile`` (the current tile is the last k tile: its result is written back), ``pp``
-  (the copy the engine uses; the DMA uses the other), ``done`` (pulse: the layer is finished);
+  (the copy the engine uses; the DMA uses the other), ``nl_start`` (the unit takes the group
+  the last tile finished), ``done`` (pulse: the layer is finished);
 * per buffer ``<name>``: in ``<name>_last_word`` (words per tile − 1), ``<name>_eng_step``,
   ``<name>_dma_step``; out ``<name>_eng_addr`` = ``{pp, word}`` (reset by ``tile_start``, one
   word per engine step), ``<name>_dma_addr`` = ``{¬pp, word}`` (reset by ``xfer_start``; the
@@ -20,7 +23,8 @@ at 0):
   out ``<name>_dma_data`` (the DMA's read mux across the banks).
 
 Schedule and cycle counts: :mod:`hwmodel.arch.controller` (``done`` pulses
-``first_load + Σ max(compute_i, transfer_i)`` cycles after ``start``).
+``first_load + Σ max(compute_i, transfer_i)`` cycles after ``start`` without a successor; with
+one, :func:`hwmodel.arch.controller.overlapped_cycles`).
 """
 
 from __future__ import annotations
@@ -31,11 +35,19 @@ from typing import TypeAlias
 
 import pyrtl
 
-from hwmodel.arch.controller import ControllerSpec
+from hwmodel.arch.controller import NL_MODES, ControllerSpec
 from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.verilog import working_block_verilog
 
 Wire: TypeAlias = pyrtl.WireVector
+
+
+def _wrap_step(reg: pyrtl.Register, at_last: Wire, reset: Wire, step: Wire, bits: int) -> Wire:
+    """Drive ``reg`` as a counter 0 … last that wraps (``at_last``: it holds its last value);
+    returns whether it wraps this step."""
+    nxt = pyrtl.select(at_last, pyrtl.Const(0, bits), (reg + 1)[:bits])
+    reg.next <<= pyrtl.select(reset, pyrtl.Const(0, bits), pyrtl.select(step, nxt, reg))
+    return step & at_last
 
 
 def _wrap_counter(reset: Wire, step: Wire, last: Wire, bits: int) -> tuple[pyrtl.Register, Wire]:
@@ -45,11 +57,7 @@ def _wrap_counter(reset: Wire, step: Wire, last: Wire, bits: int) -> tuple[pyrtl
     an equality compare and a 3-way mux of ``bits`` bits.
     """
     reg = pyrtl.Register(bits)
-    at_last = reg == last
-    wrap = step & at_last
-    nxt = pyrtl.select(at_last, pyrtl.Const(0, bits), (reg + 1)[:bits])
-    reg.next <<= pyrtl.select(reset, pyrtl.Const(0, bits), pyrtl.select(step, nxt, reg))
-    return reg, wrap
+    return reg, _wrap_step(reg, reg == last, reset, step, bits)
 
 
 def _bank_counter(reset: Wire, step: Wire, banks: int, bits: int) -> tuple[Wire, Wire]:
@@ -67,14 +75,20 @@ def tile_controller(
     compute_done: Wire,
     xfer_done: Wire,
     last: tuple[Wire, Wire, Wire, Wire],
+    nl_mode: Wire,
+    nl_done: Wire,
 ) -> dict[str, Wire]:
     """The schedule part: returns its outputs by name (``tile_start``, ``xfer_start``, ``first``,
-    ``done``, ``pp``, ``last_k_tile``, ``idx_h`` … ``idx_k``).
+    ``done``, ``pp``, ``last_k_tile``, ``nl_start``, ``idx_h`` … ``idx_k``).
 
     Latency: ``tile_start`` of tile 0 in the cycle after the first load's ``xfer_done``; of
     tile i + 1 in the cycle after both the engine and the DMA are done with tile i (each
-    ``*_done`` held in a flag until the other arrives); ``done`` in the cycle after the last
-    tile's. Area: four ``tile_bits`` counters with compares, 7 control flip-flops.
+    ``*_done`` held in a flag until the other arrives) and, when tile i finishes a group of the
+    non-linear successor's work (``nl_mode``, :data:`hwmodel.arch.controller.NL_MODES`), the
+    unit is free (not busy, or its ``nl_done`` this cycle); ``nl_start`` pulses with that
+    ``tile_start`` (the unit takes the group). ``done`` in the cycle after the last tile's end,
+    or after the last job's ``nl_done``. Area: four ``tile_bits`` counters with compares, 10
+    control flip-flops.
     """
     bits = spec.tile_bits
     loading = pyrtl.Register(1)
@@ -84,38 +98,53 @@ def tile_controller(
     pp = pyrtl.Register(1)
     cflag = pyrtl.Register(1)
     xflag = pyrtl.Register(1)
-    idle = ~loading & ~running
+    nl_go = pyrtl.Register(1)
+    nl_busy = pyrtl.Register(1)
+    draining = pyrtl.Register(1)
+    idle = ~loading & ~running & ~draining
     begin = idle & start
     loaded = loading & xfer_done
     both = running & (cflag | compute_done) & (xflag | xfer_done)
 
+    counters = [pyrtl.Register(bits) for _ in range(4)]  # h, m, n, k
+    at_last = [c == lst for c, lst in zip(counters, last, strict=True)]
+    # the current tile finishes a group of the successor's work (nl_mode 1: tile, 2: rows, 3: head)
+    job = (
+        ((nl_mode == 1) & at_last[3])
+        | ((nl_mode == 2) & at_last[3] & at_last[2])
+        | ((nl_mode == 3) & at_last[3] & at_last[2] & at_last[1])
+    )
+    unit_free = ~nl_busy | nl_done
+    adv = both & (~job | unit_free)
+
     # loop counters (k innermost): each wraps when it steps at its last value
-    step_k = both
-    ck, wrap_k = _wrap_counter(begin, step_k, last[3], bits)
-    cn, wrap_n = _wrap_counter(begin, wrap_k, last[2], bits)
-    cm, wrap_m = _wrap_counter(begin, wrap_n, last[1], bits)
-    ch, wrap_h = _wrap_counter(begin, wrap_m, last[0], bits)
-    finished = wrap_h  # the last tile is done
+    step: Wire = adv
+    for reg, is_last in zip(reversed(counters), reversed(at_last), strict=True):
+        step = _wrap_step(reg, is_last, begin, step, bits)
+    finished = step  # the last tile is done (every counter wraps)
+    hand_over = adv & job
 
     loading.next <<= pyrtl.select(begin, pyrtl.Const(1, 1), loading & ~xfer_done)
     running.next <<= pyrtl.select(loaded, pyrtl.Const(1, 1), running & ~finished)
-    go.next <<= loaded | (both & ~finished)
-    done.next <<= finished
-    pp.next <<= pyrtl.select(begin, pyrtl.Const(0, 1), pp ^ (both & ~finished))
-    # a done pulse waits in its flag for the other one (the first load's is not a tile's)
-    cflag.next <<= running & ~both & (cflag | compute_done)
-    xflag.next <<= running & ~both & (xflag | xfer_done)
+    go.next <<= loaded | (adv & ~finished)
+    nl_go.next <<= hand_over
+    nl_busy.next <<= hand_over | (nl_busy & ~nl_done)
+    draining.next <<= (finished & job) | (draining & ~nl_done)
+    done.next <<= (finished & ~job) | (draining & nl_done)
+    pp.next <<= pyrtl.select(begin, pyrtl.Const(0, 1), pp ^ (adv & ~finished))
+    # a done pulse waits in its flag for the other one (the first load's is not a tile's) and
+    # while the unit holds the next tile back
+    cflag.next <<= running & ~adv & (cflag | compute_done)
+    xflag.next <<= running & ~adv & (xflag | xfer_done)
     return {
         "tile_start": go,
         "xfer_start": go | begin,
         "first": loading,
         "done": done,
         "pp": pp,
-        "last_k_tile": ck == last[3],
-        "idx_h": ch,
-        "idx_m": cm,
-        "idx_n": cn,
-        "idx_k": ck,
+        "last_k_tile": at_last[3],
+        "nl_start": nl_go,
+        **{f"idx_{loop}": reg for loop, reg in zip("hmnk", counters, strict=True)},
     }
 
 
@@ -158,7 +187,9 @@ def build_controller(spec: ControllerSpec) -> None:
     compute_done = pyrtl.Input(1, "compute_done")
     xfer_done = pyrtl.Input(1, "xfer_done")
     last = tuple(pyrtl.Input(spec.tile_bits, f"last_{loop}") for loop in "hmnk")
-    outs = tile_controller(spec, start, compute_done, xfer_done, last)  # type: ignore[arg-type]
+    nl_mode = pyrtl.Input(2, "nl_mode")
+    nl_done = pyrtl.Input(1, "nl_done")
+    outs = tile_controller(spec, start, compute_done, xfer_done, last, nl_mode, nl_done)  # type: ignore[arg-type]
     for name, wire in outs.items():
         port = pyrtl.Output(len(wire), name)
         port <<= wire
@@ -182,6 +213,8 @@ class ControllerRun:
     tiles: list[tuple[int, int, int, int, int, int]]
     address_mismatches: int
     address_checks: int
+    #: the (h, m, n, k) of the tile whose group each ``nl_start`` handed to the unit, in order
+    job_tiles: list[tuple[int, int, int, int]]
 
 
 class _AddressReference:
@@ -217,6 +250,8 @@ def simulate_controller(
     transfer: Sequence[int],
     words: dict[str, int] | None = None,
     seed: int = 0,
+    nl_mode: str = "none",
+    jobs: Sequence[int] = (),
 ) -> ControllerRun:
     """Run a layer of ``counts`` = (heads, m, n, k) tiles: a behavioural DMA answers the first
     ``xfer_start`` after ``first_load`` cycles and tile i's after ``transfer[i]``, a behavioural
@@ -225,11 +260,15 @@ def simulate_controller(
     ``compute[i]`` ≥ 2; a 1-cycle transfer is answered as a 2-cycle one, which changes no tile's
     time as its compute takes ≥ 2). Each buffer's engine and DMA steps are random
     (seeded); its addresses are checked every cycle against the Python reference with
-    ``words[name]`` words per tile (default: the whole copy). Resets the PyRTL working block."""
+    ``words[name]`` words per tile (default: the whole copy). With a non-linear successor
+    (``nl_mode``, :data:`~hwmodel.arch.controller.NL_MODES`) a behavioural unit answers job j's
+    ``nl_start`` after ``jobs[j]`` ≥ 2 cycles. Resets the PyRTL working block."""
     import random
 
     if first_load < 2 or min(compute, default=2) < 2:
         raise ValueError("first_load and every compute must be ≥ 2 cycles")
+    if min(jobs, default=2) < 2:
+        raise ValueError("every job must take ≥ 2 cycles")
     fresh_block()
     build_controller(spec)
     sim = pyrtl.FastSimulation()
@@ -241,21 +280,24 @@ def simulate_controller(
     }
     n_tiles = counts[0] * counts[1] * counts[2] * counts[3]
     base = {f"last_{loop}": c - 1 for loop, c in zip("hmnk", counts, strict=True)}
+    base["nl_mode"] = NL_MODES.index(nl_mode)
     for b in spec.buffers:
         base[f"{b.name}_last_word"] = refs[b.name].words - 1
         for i, v in enumerate(rdata.get(b.name, [])):
             base[f"{b.name}_rdata_{i}"] = v
-    cdone_at = xdone_at = -1
+    cdone_at = xdone_at = ndone_at = -1
+    job_tiles: list[tuple[int, int, int, int]] = []
     tile = -1  # the tile the engine computes
     xfer = -1  # -1 before the first load; the first load is transfer "-1"
     tiles: list[tuple[int, int, int, int, int, int]] = []
     mismatches = checks = 0
-    limit = first_load + sum(max(c, t) for c, t in zip(compute, transfer, strict=True)) + 100
+    limit = first_load + sum(max(c, t) for c, t in zip(compute, transfer, strict=True)) + sum(jobs) + 100
     for cycle in range(limit):
         inputs = dict(base)
         inputs["start"] = int(cycle == 0)
         inputs["compute_done"] = int(cycle == cdone_at)
         inputs["xfer_done"] = int(cycle == xdone_at)
+        inputs["nl_done"] = int(cycle == ndone_at)
         steps = {b.name: (rnd.getrandbits(1), rnd.getrandbits(1)) for b in spec.buffers}
         for b in spec.buffers:
             inputs[f"{b.name}_eng_step"], inputs[f"{b.name}_dma_step"] = steps[b.name]
@@ -274,7 +316,12 @@ def simulate_controller(
             checks += 1
             ref.step(out("tile_start"), out("xfer_start"), *steps[b.name])
         if out("done"):
-            return ControllerRun(cycle, tiles, mismatches, checks)
+            return ControllerRun(cycle, tiles, mismatches, checks, job_tiles)
+        if out("nl_start"):  # the unit takes the group the last started tile finished
+            if len(job_tiles) == len(jobs):
+                raise RuntimeError(f"the controller handed over more than the {len(jobs)} jobs given")
+            ndone_at = cycle + jobs[len(job_tiles)] - 1
+            job_tiles.append(tiles[-1][:4])
         if out("tile_start"):
             tile += 1
             tiles.append((out("idx_h"), out("idx_m"), out("idx_n"), out("idx_k"), pp, out("last_k_tile")))
