@@ -18,7 +18,9 @@ Per GEMM layer (tiles Tm×Tn×Tk clipped to the layer, loop order m → n → k,
 
 Non-linear ops run on their own units (``nonlinear_lanes`` lanes each) between GEMMs, with the
 cycles of :mod:`hwmodel.arch.nonlinear` (the PyRTL units' exact counts; softmax and LayerNorm rows
-one after another per lane, GELU one element per lane and cycle). Resources: the compute engine
+one after another per lane, GELU one element per lane and cycle), each unit built for the
+kernel variant the config chooses for its kind (``nonlinear_kernels``: ``poly`` or the DSP-free
+``shift``). Resources: the compute engine
 the design builds (:func:`design_engine`, priced by :mod:`hwmodel.cost.engine`), double-buffered banked
 A/B/C buffers in BRAM36 or LUT RAM (:mod:`hwmodel.arch.buffers`, sized for the largest tile: A one
 bank per row, B and C one bank per column), non-linear units, the tile controller
@@ -51,6 +53,9 @@ from hwmodel.target.workload import GemmOp, Workload
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+#: The kernel variant of each non-linear kind as a sorted tuple of (kind, variant) (hashable: a
+#: memo key; :attr:`AcceleratorConfig.kernels_key`); a kind not in it computes ``poly``.
+KernelsKey = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -279,16 +284,17 @@ class _NonlinearPart:
     ff: float
 
 
-@lru_cache(maxsize=1024)  # a search meets the same (workload, lanes, family) in most trials
+@lru_cache(maxsize=1024)  # a search meets the same (workload, lanes, family, kernels) in most trials
 def _nonlinear_part(
-    tables: _WorkloadTables, lanes: int, synth_family: str, coef: Coefficients
+    tables: _WorkloadTables, lanes: int, synth_family: str, coef: Coefficients, kernels: KernelsKey = ()
 ) -> _NonlinearPart:
-    """The cycles and resources of the workload's non-linear units on ``lanes`` lanes (memoised:
-    the same for every design of the workload with these lanes on this device family)."""
+    """The cycles and resources of the workload's non-linear units on ``lanes`` lanes, each kind
+    computing its ``kernels`` variant (memoised: the same for every design of the workload with
+    these lanes and kernels on this device family)."""
     workload = tables.workload
-    cycles = _nonlinear_cycles(workload, lanes)
+    cycles = _nonlinear_cycles(workload, lanes, kernels)
     cycles.flags.writeable = False
-    nl = nonlinear_units(workload, lanes, synth_family, coef).values()
+    nl = nonlinear_units(workload, lanes, synth_family, coef, kernels).values()
     nl_mem = [row_buffer_memory(kind, lanes, bits, synth_family) for kind, bits in tables.row_bits.items()]
     nl_lut = sum(u.lut for u in nl) + sum(m.lut for m in nl_mem)
     nl_ff = sum(u.ff for u in nl) + sum(m.ff for m in nl_mem)
@@ -547,11 +553,16 @@ def _oriented_timing(
     return np.concatenate((latency, total_bytes, compute_total, memory_total, tiles_total)).reshape(5, -1)
 
 
-def _nonlinear_cycles(workload: Workload, lanes: int) -> I64:
-    """Cycles of each non-linear op (in :attr:`Workload.nonlinears` order) on ``lanes`` lanes."""
+def _nonlinear_cycles(workload: Workload, lanes: int, kernels: KernelsKey = ()) -> I64:
+    """Cycles of each non-linear op (in :attr:`Workload.nonlinears` order) on ``lanes`` lanes
+    (``kernels``: each kind's variant, :data:`KernelsKey`)."""
     log2_rows = nonlinear_row_bits(workload)
+    variant = dict(kernels)
     return np.array(
-        [op_cycles(op.kind, op.rows, op.row_len, lanes, log2_rows[op.kind]) for op in workload.nonlinears],
+        [
+            op_cycles(op.kind, op.rows, op.row_len, lanes, log2_rows[op.kind], variant.get(op.kind, "poly"))
+            for op in workload.nonlinears
+        ],
         dtype=np.int64,
     )
 
@@ -566,12 +577,14 @@ def nonlinear_row_bits(workload: Workload) -> dict[str, int]:
 
 
 def nonlinear_units(
-    workload: Workload, lanes: int, synth_family: str, coef: Coefficients
+    workload: Workload, lanes: int, synth_family: str, coef: Coefficients, kernels: KernelsKey = ()
 ) -> dict[str, UnitResources]:
     """Fabric and DSPs of each non-linear unit the workload needs (``lanes`` lanes, row buffers
-    sized for its longest row; the buffers themselves are priced with the other buffers)."""
+    sized for its longest row; the buffers themselves are priced with the other buffers), each
+    kind built for its ``kernels`` variant (:data:`KernelsKey`)."""
+    variant = dict(kernels)
     return {
-        kind: unit_resources(kind, synth_family, coef, lanes, log2_rows)
+        kind: unit_resources(kind, synth_family, coef, lanes, log2_rows, variant=variant.get(kind, "poly"))
         for kind, log2_rows in nonlinear_row_bits(workload).items()
     }
 
@@ -739,7 +752,7 @@ def evaluate(
     bufs = _buffer_part(tile_bufs, _max_tiles(tables, la), device.synth_family, coef)
     ctrl = bufs.controller
     ip = coef.vendor_ip
-    nl_part = _nonlinear_part(tables, config.nonlinear_lanes, device.synth_family, coef)
+    nl_part = _nonlinear_part(tables, config.nonlinear_lanes, device.synth_family, coef, config.kernels_key)
     total = gemm_cycles + nl_part.cycles_total
     nl_res, nl_lut, nl_ff = nl_part.resources, nl_part.lut, nl_part.ff
     # the system part: our tile controller (its synthesised RTL) + the vendor IP (AXI DMA and
