@@ -12,6 +12,16 @@ as PoT PEs, the DSP packing (1, 2 or 4 MACs per slice), clock, tiles (Tm in toke
 folds of the array's channels, Tk in whole folds of its rows) and non-linear lanes. The partial
 sums are as wide as the deepest layer needs (derived, not searched). A PoT share of 0 makes
 every layer fixed-point; a non-zero share keeps at least one fixed-point column (qk/sv need it).
+
+Non-linear kernels (``quant.kernels``, per op kind ``softmax`` / ``layernorm`` / ``gelu`` one
+variant of :data:`hwmodel.arch.intops.VARIANTS` or a list to search; parameters
+``q.kernel.<kind>``): a trial's choice goes into both halves of the candidate, the QuantConfig's
+``kernels`` (what ``nonlinear: int`` runs) and the AcceleratorConfig's ``nonlinear_kernels`` (what
+the units compute and cost). The hardware always runs integer units, so it follows the choice
+with ``nonlinear: float`` too, where the accuracy is then that of the float operators (the
+kernels are a hardware choice alone). The kernel parameters are drawn in hardware-only searches
+as well (they are hardware), and a kind the space does not name keeps ``poly`` (or, with a fixed
+quantization, that config's kernel).
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -33,11 +43,12 @@ from codesign.quant import (
     parse_precision,
 )
 from codesign.yamlio import check_keys, choices, read_yaml_mapping
-from hwmodel.arch.config import AcceleratorConfig, LayerHw
+from hwmodel.arch.config import DEFAULT_KERNEL, NONLINEAR_KINDS, AcceleratorConfig, LayerHw
+from hwmodel.arch.intops import VARIANTS
 
 DEFAULT_SPACE_FILE = Path(__file__).resolve().parents[1] / "search_spaces" / "default.yaml"
 GRANULARITIES = ("model", "block", "layer")
-QUANT_KEYS = ("granularity", "weight_bits", "act_bits", "pot_ratio", "fixed_layers", "nonlinear")
+QUANT_KEYS = ("granularity", "weight_bits", "act_bits", "pot_ratio", "fixed_layers", "nonlinear", "kernels")
 HW_KEYS = (
     "rows",
     "cols",
@@ -50,6 +61,11 @@ HW_KEYS = (
     "nonlinear_lanes",
 )
 PACKINGS = (1, 2, 4)
+
+
+def kernel_param(kind: str) -> str:
+    """The trial parameter of the kernel variant of op ``kind`` (``q.kernel.softmax``, ...)."""
+    return f"q.kernel.{kind}"
 
 
 class Suggester(Protocol):
@@ -67,6 +83,17 @@ class QuantSpace:
     fixed_layers: Mapping[str, LayerQuant] = field(default_factory=dict)
     #: ``float`` or ``int`` softmax / LayerNorm / GELU (:data:`codesign.quant.NONLINEAR_MODES`).
     nonlinear: NonlinearMode = "float"
+    #: kind → the kernel variants a trial may choose (only the kinds the space names; one
+    #: parameter :func:`kernel_param` each)
+    kernels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def kernels_from_params(self, params: Mapping[str, Any], base: Mapping[str, str]) -> dict[str, str]:
+        """Every kind's kernel variant: the trial's choice for the kinds the space names (its
+        first choice where ``params`` lacks one, as in a baseline's quantization), ``base`` else."""
+        out = {kind: base.get(kind, DEFAULT_KERNEL) for kind in NONLINEAR_KINDS}
+        for kind, values in self.kernels.items():
+            out[kind] = str(params.get(kernel_param(kind), values[0]))
+        return out
 
 
 @dataclass(frozen=True)
@@ -126,6 +153,7 @@ class SearchSpace:
                     {k: v.to_string() for k, v in sorted(q.fixed_layers.items())},
                     # only when set: the float default keeps the fingerprints of existing studies
                     *([q.nonlinear] if q.nonlinear != "float" else []),
+                    *([{k: list(v) for k, v in sorted(q.kernels.items())}] if q.kernels else []),
                 ],
                 "hardware": [list(getattr(self.hardware, k)) for k in HW_KEYS],
             },
@@ -153,12 +181,15 @@ class SearchSpace:
             )
 
     def suggest(self, trial: Suggester, layers: Sequence[str], quantize: bool = True) -> dict[str, Any]:
-        """Draw the parameters of one trial (names are stable: they key Optuna's storage)."""
+        """Draw the parameters of one trial (names are stable: they key Optuna's storage). The
+        kernel variants are drawn with ``quantize`` off too (hardware-only searches)."""
         params: dict[str, Any] = {}
         hw = self.hardware
         for key in HW_KEYS:
             values = getattr(hw, key)
             params[f"hw.{key}"] = trial.suggest_categorical(f"hw.{key}", list(values))
+        for kind, variants in self.quant.kernels.items():
+            params[kernel_param(kind)] = trial.suggest_categorical(kernel_param(kind), list(variants))
         if quantize:
             q = self.quant
             for group in self.groups(layers):
@@ -180,7 +211,10 @@ class SearchSpace:
         if fixed_quant is None:
             quant = self.quant_from_params(params, layers, pot_cols > 0)
         else:
-            quant = fixed_quant
+            kernels = self.quant.kernels_from_params(params, fixed_quant.kernels)
+            quant = (
+                fixed_quant if kernels == dict(fixed_quant.kernels) else replace(fixed_quant, kernels=kernels)
+            )
             if pot_cols == 0 and any(quant.for_layer(n).pot_ratio > 0 for n in layers):
                 pot_cols = max(1, cols // 2) if cols >= 2 else 0
         packing = int(params["hw.packing"])
@@ -210,6 +244,7 @@ class SearchSpace:
             nonlinear_lanes=int(params["hw.nonlinear_lanes"]),
             default=tile,
             layers=hw_layers,
+            nonlinear_kernels=quant.kernels,
         )
         return Candidate(quant=quant, accel=accel)
 
@@ -234,7 +269,8 @@ class SearchSpace:
             else:
                 ratio = float(params.get(f"q.{group}.pot", 0.0)) if has_pot else 0.0
                 out[name] = LayerQuant(int(params[f"q.{group}.w"]), a, ratio)
-        return QuantConfig(LayerQuant(32, 32, 0.0), out, nonlinear=q.nonlinear)
+        kernels = q.kernels_from_params(params, {})
+        return QuantConfig(LayerQuant(32, 32, 0.0), out, nonlinear=q.nonlinear, kernels=kernels)
 
     def baseline_params(
         self,
@@ -244,8 +280,10 @@ class SearchSpace:
         pot_ratio: float,
         hardware: Mapping[str, Any],
     ) -> dict[str, Any]:
-        """Parameters of a uniform design (for ``enqueue_trial``); values snap to the space."""
-        params: dict[str, Any] = {f"hw.{k}": v for k, v in hardware.items()}
+        """Parameters of a uniform design (for ``enqueue_trial``); values snap to the space.
+        ``hardware``: the hardware parameters by their names (``hw.*`` and the kernel choices
+        ``q.kernel.*``)."""
+        params: dict[str, Any] = dict(hardware)
         q = self.quant
         w = _nearest(q.weight_bits, weight_bits)
         a = _nearest(q.act_bits, act_bits)
@@ -261,6 +299,30 @@ class SearchSpace:
 
 def _nearest(values: Sequence[Any], target: float) -> Any:
     return min(values, key=lambda v: (abs(v - target), v))
+
+
+def _kernel_choices(raw: Any, where: str) -> dict[str, tuple[str, ...]]:
+    """``quant.kernels``: op kind → a variant or a non-empty list of variants (in the given order,
+    duplicates dropped); kinds in :data:`hwmodel.arch.config.NONLINEAR_KINDS` order."""
+    if not isinstance(raw, dict):
+        raise UserError(
+            f"{where}: expected a mapping of op kind to kernel variants (e.g. softmax: [poly, shift])"
+        )
+    unknown = sorted(str(k) for k in raw if k not in NONLINEAR_KINDS)
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(NONLINEAR_KINDS)})")
+    out: dict[str, tuple[str, ...]] = {}
+    for kind in NONLINEAR_KINDS:
+        if kind not in raw:
+            continue
+        values = raw[kind] if isinstance(raw[kind], list) else [raw[kind]]
+        if not values:
+            raise UserError(f"{where}.{kind}: empty list (give at least one of {', '.join(VARIANTS)})")
+        for v in values:
+            if v not in VARIANTS:
+                raise UserError(f"{where}.{kind}: {v!r} not allowed (allowed: {', '.join(VARIANTS)})")
+        out[kind] = tuple(dict.fromkeys(str(v) for v in values))
+    return out
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -285,6 +347,7 @@ def load_space(path: str | Path) -> SearchSpace:
     nonlinear = q.get("nonlinear", "float")
     if nonlinear not in NONLINEAR_MODES:
         raise UserError(f"{qw}.nonlinear: {nonlinear!r} not allowed (allowed: {', '.join(NONLINEAR_MODES)})")
+    kernels = _kernel_choices(q.get("kernels", {}), f"{qw}.kernels")
     quant = QuantSpace(
         granularity=gran,
         weight_bits=choices(q["weight_bits"], f"{qw}.weight_bits", int, 2, 16),
@@ -292,6 +355,7 @@ def load_space(path: str | Path) -> SearchSpace:
         pot_ratio=choices(q.get("pot_ratio", 0.0), f"{qw}.pot_ratio", float, 0.0, 1.0),
         fixed_layers=fixed,
         nonlinear=cast(NonlinearMode, nonlinear),
+        kernels=kernels,
     )
     hw_where = f"{p}: hardware"
     h = check_keys(top["hardware"], HW_KEYS, hw_where, required=("rows", "cols"))
