@@ -77,6 +77,7 @@ def quant_document(
             "weight_calibration": quant.weight_calibration,
             "softmax": quant.softmax,
             "nonlinear": quant.nonlinear,
+            **({"kernels": dict(quant.kernels)} if not quant.all_poly else {}),
         },
         "accuracy": accuracy,
         "config": quant.to_dict(),
@@ -190,20 +191,25 @@ def controller_verilog_for(cand: Candidate, workload: Workload, device: Device) 
     )
 
 
-def nonlinear_units_for(cand: Candidate, workload: Workload) -> list[tuple[str, int, int]]:
-    """(kind, lanes, row-buffer address bits) of the non-linear units a design builds."""
+def nonlinear_units_for(cand: Candidate, workload: Workload) -> list[tuple[str, int, int, str]]:
+    """(kind, lanes, row-buffer address bits, kernel variant) of the non-linear units a design
+    builds (the variant its accelerator config chooses for the kind)."""
     from hwmodel.model.evaluation import nonlinear_row_bits
 
     lanes = cand.accel.nonlinear_lanes
-    return [(kind, lanes, bits) for kind, bits in sorted(nonlinear_row_bits(workload).items())]
+    kernels = cand.accel.nonlinear_kernels
+    return [(kind, lanes, bits, kernels[kind]) for kind, bits in sorted(nonlinear_row_bits(workload).items())]
 
 
-def nonlinear_verilog(kind: str, lanes: int, log2_rows: int) -> str:
-    """Verilog of one non-linear unit (``lanes`` lanes; module ``codesign_<kind>``)."""
+def nonlinear_verilog(kind: str, lanes: int, log2_rows: int, variant: str = "poly") -> str:
+    """Verilog of one non-linear unit (``lanes`` lanes computing the ``variant`` kernel; module
+    ``codesign_<kind>``)."""
     from hwmodel.arch.nonlinear import design_spec
     from hwmodel.rtl.nonlinear import unit_verilog
 
-    return unit_verilog(kind, design_spec(kind), lanes, log2_rows, module_name=f"codesign_{kind}")
+    return unit_verilog(
+        kind, design_spec(kind), lanes, log2_rows, module_name=f"codesign_{kind}", variant=variant
+    )
 
 
 #: beside ``rtl/engine.v``: its self-checking testbench and the DSP primitives' simulation models

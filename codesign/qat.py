@@ -10,7 +10,10 @@ Training keeps those quantizers fixed and learns the weights behind them:
   the quantized weight is passed to the latent one unchanged);
 * activations pass the same quantization points with their calibrated scales, also with a
   straight-through estimator (:func:`codesign.quant._model._fq`);
-* biases, LayerNorms, embeddings stay float and are trained too.
+* biases, LayerNorms, embeddings stay float and are trained too; with ``nonlinear: int`` the
+  softmax, LayerNorm and GELU run their integer kernels (the config's variant, ``poly`` or
+  ``shift``) forward, the float operator's gradient backward (straight-through,
+  :class:`codesign.quant.IntNonlinear`), and an integer LayerNorm's γ, β are trained as well.
 
 Loss: cross-entropy on the study's training split; with ``distill`` the mean of it and the
 knowledge-distillation loss T²·KL(p_FP32/T ‖ p_student/T) at T = 2 from the FP32 model. AdamW,
@@ -36,7 +39,7 @@ from torch.nn.utils import parametrize
 from codesign.data import DataSplits, ImageSplit, TensorSplit
 from codesign.errors import UserError
 from codesign.nn_attrs import tensor_attr
-from codesign.quant import QuantConv2d, QuantLinear, QWeight
+from codesign.quant import IntNonlinear, QuantConv2d, QuantLinear, QWeight
 from codesign.quant._quantizers import fixed_codes, pot_codes, quantize_fixed, quantize_pot
 from codesign.torch_device import gpu_memory_guard
 
@@ -105,6 +108,15 @@ def _quant_modules(model: nn.Module) -> list[tuple[str, QuantLinear | QuantConv2
     return [(n, m) for n, m in model.named_modules() if isinstance(m, QuantLinear | QuantConv2d)]
 
 
+def _affine_nonlinears(model: nn.Module) -> list[tuple[str, IntNonlinear]]:
+    """The integer non-linear operators with an affine part (LayerNorm's γ, β)."""
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, IntNonlinear) and (m.weight is not None or m.bias is not None)
+    ]
+
+
 def trainable(ptq: nn.Module, fp32: nn.Module) -> nn.Module:
     """A trainable copy of the post-training model ``ptq``: latent weights start at the FP32
     weights of ``fp32`` (the model ``ptq`` was quantized from)."""
@@ -116,6 +128,11 @@ def trainable(ptq: nn.Module, fp32: nn.Module) -> nn.Module:
             mod.bias = nn.Parameter(mod.bias.detach().clone())
         if mod.qweight is not None:
             parametrize.register_parametrization(mod, "weight", _LatentWeight(mod.qweight))
+    for _, nl in _affine_nonlinears(model):  # an integer LayerNorm's γ, β: trained like nn.LayerNorm's
+        for attr in ("weight", "bias"):
+            value = getattr(nl, attr)
+            if value is not None:
+                setattr(nl, attr, nn.Parameter(value.detach().clone()))
     for p in model.parameters():
         p.requires_grad_(True)
     return model
@@ -142,6 +159,12 @@ def frozen(model: nn.Module) -> nn.Module:
             bias = mod.bias.detach().clone()
             del mod.bias
             mod.register_buffer("bias", bias)
+    for _, nl in _affine_nonlinears(out):
+        for attr in ("weight", "bias"):
+            value = getattr(nl, attr)
+            if isinstance(value, nn.Parameter):
+                delattr(nl, attr)
+                nl.register_buffer(attr, value.detach().clone())
     for p in out.parameters():
         p.requires_grad_(False)
     return out

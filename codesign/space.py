@@ -14,6 +14,16 @@ sums are as wide as the deepest layer needs (derived, not searched). A PoT share
 every layer fixed-point; a non-zero share keeps at least one fixed-point column (qk/sv need it);
 a design whose quantization puts no channel on PoT has no PoT columns, whatever the share (the
 share's columns would sit unused).
+
+Non-linear kernels (``quant.kernels``, per op kind ``softmax`` / ``layernorm`` / ``gelu`` one
+variant of :data:`hwmodel.arch.intops.VARIANTS` or a list to search; parameters
+``q.kernel.<kind>``): a trial's choice goes into both halves of the candidate, the QuantConfig's
+``kernels`` (what ``nonlinear: int`` runs) and the AcceleratorConfig's ``nonlinear_kernels`` (what
+the units compute and cost). The hardware always runs integer units, so it follows the choice
+with ``nonlinear: float`` too, where the accuracy is then that of the float operators (the
+kernels are a hardware choice alone). The kernel parameters are drawn in hardware-only searches
+as well (they are hardware), and a kind the space does not name keeps ``poly`` (or, with a fixed
+quantization, that config's kernel).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -35,11 +45,12 @@ from codesign.quant import (
     parse_precision,
 )
 from codesign.yamlio import check_keys, choices, read_yaml_mapping
-from hwmodel.arch.config import AcceleratorConfig, LayerHw
+from hwmodel.arch.config import DEFAULT_KERNEL, NONLINEAR_KINDS, AcceleratorConfig, LayerHw
+from hwmodel.arch.intops import VARIANTS
 
 DEFAULT_SPACE_FILE = Path(__file__).resolve().parents[1] / "search_spaces" / "default.yaml"
 GRANULARITIES = ("model", "block", "layer")
-QUANT_KEYS = ("granularity", "weight_bits", "act_bits", "pot_ratio", "fixed_layers", "nonlinear")
+QUANT_KEYS = ("granularity", "weight_bits", "act_bits", "pot_ratio", "fixed_layers", "nonlinear", "kernels")
 HW_KEYS = (
     "rows",
     "cols",
@@ -52,6 +63,11 @@ HW_KEYS = (
     "nonlinear_lanes",
 )
 PACKINGS = (1, 2, 4)
+
+
+def kernel_param(kind: str) -> str:
+    """The trial parameter of the kernel variant of op ``kind`` (``q.kernel.softmax``, ...)."""
+    return f"q.kernel.{kind}"
 
 
 class Suggester(Protocol):
@@ -69,6 +85,17 @@ class QuantSpace:
     fixed_layers: Mapping[str, LayerQuant] = field(default_factory=dict)
     #: ``float`` or ``int`` softmax / LayerNorm / GELU (:data:`codesign.quant.NONLINEAR_MODES`).
     nonlinear: NonlinearMode = "float"
+    #: kind → the kernel variants a trial may choose (only the kinds the space names; one
+    #: parameter :func:`kernel_param` each)
+    kernels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def kernels_from_params(self, params: Mapping[str, Any], base: Mapping[str, str]) -> dict[str, str]:
+        """Every kind's kernel variant: the trial's choice for the kinds the space names (its
+        first choice where ``params`` lacks one, as in a baseline's quantization), ``base`` else."""
+        out = {kind: base.get(kind, DEFAULT_KERNEL) for kind in NONLINEAR_KINDS}
+        for kind, values in self.kernels.items():
+            out[kind] = str(params.get(kernel_param(kind), values[0]))
+        return out
 
 
 @dataclass(frozen=True)
@@ -128,6 +155,7 @@ class SearchSpace:
                     {k: v.to_string() for k, v in sorted(q.fixed_layers.items())},
                     # only when set: the float default keeps the fingerprints of existing studies
                     *([q.nonlinear] if q.nonlinear != "float" else []),
+                    *([{k: list(v) for k, v in sorted(q.kernels.items())}] if q.kernels else []),
                 ],
                 "hardware": [list(getattr(self.hardware, k)) for k in HW_KEYS],
             },
@@ -155,12 +183,15 @@ class SearchSpace:
             )
 
     def suggest(self, trial: Suggester, layers: Sequence[str], quantize: bool = True) -> dict[str, Any]:
-        """Draw the parameters of one trial (names are stable: they key Optuna's storage)."""
+        """Draw the parameters of one trial (names are stable: they key Optuna's storage). The
+        kernel variants are drawn with ``quantize`` off too (hardware-only searches)."""
         params: dict[str, Any] = {}
         hw = self.hardware
         for key in HW_KEYS:
             values = getattr(hw, key)
             params[f"hw.{key}"] = trial.suggest_categorical(f"hw.{key}", list(values))
+        for kind, variants in self.quant.kernels.items():
+            params[kernel_param(kind)] = trial.suggest_categorical(kernel_param(kind), list(variants))
         if quantize:
             q = self.quant
             for group in self.groups(layers):
@@ -179,7 +210,13 @@ class SearchSpace:
         rows, cols = int(params["hw.rows"]), int(params["hw.cols"])
         share = float(params["hw.pot_cols_share"])
         pot_cols = 0 if share == 0 or cols < 2 else min(max(round(share * cols), 1), cols - 1)
-        quant = self.quant_from_params(params, layers, pot_cols > 0) if fixed_quant is None else fixed_quant
+        if fixed_quant is None:
+            quant = self.quant_from_params(params, layers, pot_cols > 0)
+        else:
+            kernels = self.quant.kernels_from_params(params, fixed_quant.kernels)
+            quant = (
+                fixed_quant if kernels == dict(fixed_quant.kernels) else replace(fixed_quant, kernels=kernels)
+            )
         uses_pot = any(quant.for_layer(n).pot_ratio > 0 for n in layers)
         if fixed_quant is not None and pot_cols == 0 and uses_pot:
             pot_cols = max(1, cols // 2) if cols >= 2 else 0
@@ -212,6 +249,7 @@ class SearchSpace:
             nonlinear_lanes=int(params["hw.nonlinear_lanes"]),
             default=tile,
             layers=hw_layers,
+            nonlinear_kernels=quant.kernels,
         )
         return Candidate(quant=quant, accel=accel)
 
@@ -236,7 +274,8 @@ class SearchSpace:
             else:
                 ratio = float(params.get(f"q.{group}.pot", 0.0)) if has_pot else 0.0
                 out[name] = LayerQuant(int(params[f"q.{group}.w"]), a, ratio)
-        return QuantConfig(LayerQuant(32, 32, 0.0), out, nonlinear=q.nonlinear)
+        kernels = q.kernels_from_params(params, {})
+        return QuantConfig(LayerQuant(32, 32, 0.0), out, nonlinear=q.nonlinear, kernels=kernels)
 
     def baseline_params(
         self,
@@ -246,8 +285,10 @@ class SearchSpace:
         pot_ratio: float,
         hardware: Mapping[str, Any],
     ) -> dict[str, Any]:
-        """Parameters of a uniform design (for ``enqueue_trial``); values snap to the space."""
-        params: dict[str, Any] = {f"hw.{k}": v for k, v in hardware.items()}
+        """Parameters of a uniform design (for ``enqueue_trial``); values snap to the space.
+        ``hardware``: the hardware parameters by their names (``hw.*`` and the kernel choices
+        ``q.kernel.*``)."""
+        params: dict[str, Any] = dict(hardware)
         q = self.quant
         w = _nearest(q.weight_bits, weight_bits)
         a = _nearest(q.act_bits, act_bits)
@@ -263,6 +304,30 @@ class SearchSpace:
 
 def _nearest(values: Sequence[Any], target: float) -> Any:
     return min(values, key=lambda v: (abs(v - target), v))
+
+
+def _kernel_choices(raw: Any, where: str) -> dict[str, tuple[str, ...]]:
+    """``quant.kernels``: op kind → a variant or a non-empty list of variants (in the given order,
+    duplicates dropped); kinds in :data:`hwmodel.arch.config.NONLINEAR_KINDS` order."""
+    if not isinstance(raw, dict):
+        raise UserError(
+            f"{where}: expected a mapping of op kind to kernel variants (e.g. softmax: [poly, shift])"
+        )
+    unknown = sorted(str(k) for k in raw if k not in NONLINEAR_KINDS)
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(NONLINEAR_KINDS)})")
+    out: dict[str, tuple[str, ...]] = {}
+    for kind in NONLINEAR_KINDS:
+        if kind not in raw:
+            continue
+        values = raw[kind] if isinstance(raw[kind], list) else [raw[kind]]
+        if not values:
+            raise UserError(f"{where}.{kind}: empty list (give at least one of {', '.join(VARIANTS)})")
+        for v in values:
+            if v not in VARIANTS:
+                raise UserError(f"{where}.{kind}: {v!r} not allowed (allowed: {', '.join(VARIANTS)})")
+        out[kind] = tuple(dict.fromkeys(str(v) for v in values))
+    return out
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -287,6 +352,7 @@ def load_space(path: str | Path) -> SearchSpace:
     nonlinear = q.get("nonlinear", "float")
     if nonlinear not in NONLINEAR_MODES:
         raise UserError(f"{qw}.nonlinear: {nonlinear!r} not allowed (allowed: {', '.join(NONLINEAR_MODES)})")
+    kernels = _kernel_choices(q.get("kernels", {}), f"{qw}.kernels")
     quant = QuantSpace(
         granularity=gran,
         weight_bits=choices(q["weight_bits"], f"{qw}.weight_bits", int, 2, 16),
@@ -294,6 +360,7 @@ def load_space(path: str | Path) -> SearchSpace:
         pot_ratio=choices(q.get("pot_ratio", 0.0), f"{qw}.pot_ratio", float, 0.0, 1.0),
         fixed_layers=fixed,
         nonlinear=cast(NonlinearMode, nonlinear),
+        kernels=kernels,
     )
     hw_where = f"{p}: hardware"
     h = check_keys(top["hardware"], HW_KEYS, hw_where, required=("rows", "cols"))

@@ -280,10 +280,12 @@ def controller_case(
     successor: str | None = None,
     lanes: int = 2,
     seed: int = 0,
+    kernel: str = "poly",
 ) -> ControllerCase:
     """A GEMM (``dims`` = m, n, k; ``repeat`` heads) on an engine of ``shape`` = (rows, fixed
     cols, PoT cols), followed by a ``successor`` non-linear op on ``lanes`` lanes (over its
-    output rows; softmax after an attention matmul, which the model may run transposed): the
+    output rows; softmax after an attention matmul, which the model may run transposed; its
+    ``kernel`` variant): the
     model's per-layer latency and exposed cycles
     (:func:`hwmodel.model.evaluation._gemm_timing`), the schedule of
     :func:`hwmodel.arch.controller.layer_schedule` and the PyRTL controller driven by its
@@ -307,13 +309,14 @@ def controller_case(
     coef = load_coefficients()
     dram = coef.dram_latency_cycles(cfg.freq_mhz)
     tables = _workload_tables(wl)
-    succ = _nonlinear_part(tables, lanes, "xcup", coef).successors
+    kernels = ((successor, kernel),) if successor is not None else ()
+    succ = _nonlinear_part(tables, lanes, "xcup", coef, kernels).successors
     timing = _gemm_timing(wl, engine, la, bpc, dram, False, succ)
     transposed = bool(timing.transposed[0])
     unit = None
     if successor is not None:
         mode = "tile" if successor == "gelu" else "head" if transposed else "row"
-        unit = Successor(successor, mode, lanes, tables.row_bits[successor], n, m)
+        unit = Successor(successor, mode, lanes, tables.row_bits[successor], n, m, kernel)
     oriented = (n, m, k, (tiles[1], tiles[0], tiles[2])) if transposed else (m, n, k, tiles)  # Cᵀ = Bᵀ·Aᵀ
     sched = layer_schedule(*oriented, repeat, engine, ratio, (8, 8), bpc, dram, unit)
     spec = ControllerSpec(bits_for(max(sched.counts)), CHECK_BUFFERS)
@@ -362,6 +365,7 @@ def controller_sim_check(cases: int, rng: np.random.Generator) -> dict[str, int]
             successor,
             lanes,
             seed=int(rng.integers(1 << 16)),
+            kernel=VARIANTS[(i // len(SUCCESSORS)) % len(VARIANTS)],  # poly and shift units in turn
         )
         cycle_bad += int(case.cycle_mismatch)
         order_bad += int(case.order_mismatch)

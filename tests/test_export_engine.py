@@ -75,7 +75,7 @@ def test_nonlinear_units_of_a_design(mnist_workload: Workload) -> None:
     """The units a design exports: its lanes, row buffers for the longest row of each kind."""
     _, cand, _, _ = _design(mnist_workload, *CASES[0])
     units = nonlinear_units_for(cand, mnist_workload)
-    assert units == [("gelu", 2, 0), ("layernorm", 2, 7), ("softmax", 2, 5)]  # rows of 384, 96, 17
+    assert units == [("gelu", 2, 0, "poly"), ("layernorm", 2, 7, "poly"), ("softmax", 2, 5, "poly")]
     text = nonlinear_verilog("softmax", 2, 5)
     assert "module codesign_softmax" in text and "ready_1" in text and "ready_2" not in text
 

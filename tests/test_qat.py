@@ -11,7 +11,14 @@ from torch import nn
 
 from codesign.data import DataSplits, TensorSplit
 from codesign.qat import FinetuneSettings, finetune, frozen, trainable
-from codesign.quant import QuantConfig, QuantLinear, export_int_model, load_int_model, quantize_model
+from codesign.quant import (
+    IntNonlinear,
+    QuantConfig,
+    QuantLinear,
+    export_int_model,
+    load_int_model,
+    quantize_model,
+)
 
 CONFIGS = ["W4A8P0.5", "pot4A8"]
 
@@ -70,3 +77,28 @@ def test_finetune_is_seeded_and_exports_like_any_design(splits: DataSplits, tmp_
     reloaded = load_int_model(path, tiny_vit)
     with torch.no_grad():
         assert torch.equal(reloaded(splits.test.x), logits)
+
+
+def test_finetune_trains_through_the_shift_kernels(splits: DataSplits, tmp_path: Path) -> None:
+    """``nonlinear: int`` with the shift kernels: every latent weight and every integer
+    LayerNorm's γ, β get a gradient (straight through the kernels, which used to cut it); the
+    frozen model keeps the kernels and exports and reloads exactly."""
+    fp32 = tiny_vit()
+    kernels = dict.fromkeys(("softmax", "layernorm", "gelu"), "shift")
+    ptq = quantize_model(fp32, QuantConfig.uniform("W4A8", nonlinear="int", kernels=kernels), splits.calib_x)
+    model = trainable(ptq, fp32)
+    nn.functional.cross_entropy(model(splits.train.x), splits.train.y).backward()  # type: ignore[no-untyped-call]
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    latent = [n for n in grads if n.endswith("weight.original")]
+    affine = [n for n in grads if ".norm" in n or n.startswith("norm.")]
+    assert len(latent) == 2 * 4 + 2 and len(affine) == 2 * (2 * 2 + 1)  # norm1, norm2 per block, final norm
+    assert all(grads[n] is not None and grads[n].abs().sum() > 0 for n in latent + affine)
+    result = finetune(ptq, fp32, splits, FinetuneSettings(epochs=1, lr=1e-3, batch=32, seed=1))
+    found = {(m.kind, m.variant) for m in result.model.modules() if isinstance(m, IntNonlinear)}
+    assert found == set(kernels.items())
+    assert not any(isinstance(b, nn.Parameter) for b in result.model.buffers())
+    reloaded = load_int_model(export_int_model(result.model, tmp_path / "model_int.pt"), tiny_vit)
+    with torch.no_grad():
+        logits = result.model(splits.test.x)
+        assert torch.equal(reloaded(splits.test.x), logits)
+        assert not torch.equal(logits, ptq(splits.test.x))

@@ -60,7 +60,9 @@ def measure_proxy(
     t0 = time.perf_counter()
     proxy = term_proxy(resolved, model, images, calibration, topk)
     cfg = QuantConfig.uniform("W8A8", nonlinear=space.nonlinear)
-    terms = proxy.precompute(space.weight_bits, space.act_bits, space.pot_ratio, cfg, progress=progress)
+    terms = proxy.precompute(
+        space.weight_bits, space.act_bits, space.pot_ratio, cfg, progress=progress, kernels=space.kernels
+    )
     precompute_s = time.perf_counter() - t0
     setup_cpu_s = time.process_time() - cpu0
     rng = random.Random(seed)

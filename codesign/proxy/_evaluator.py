@@ -227,8 +227,8 @@ class Evaluator:
     ) -> int:
         """Cache the proxy terms of every per-layer choice of ``space`` (``linkl``, or the
         ``linkl_topk`` / ``fit`` proxy of those kinds; methods of ``config``, default
-        ``QuantConfig.uniform("W8A8")`` with the space's non-linear operators); returns the number
-        of terms.
+        ``QuantConfig.uniform("W8A8")`` with the space's non-linear operators, each kernel variant
+        the space names); returns the number of terms.
 
         ``cache``: a file that keeps the terms between runs (resumes, other workers); it is
         used only when it was written for this model and these proxy images. ``progress``: a
@@ -240,11 +240,11 @@ class Evaluator:
         if self.proxy_kind in STREAMED_KINDS:
             proxy = self.streamed()
             loaded = proxy.load_terms(cache) if cache is not None and cache.is_file() else 0
-            total = proxy.precompute(*choices, progress=progress)
+            total = proxy.precompute(*choices, progress=progress, kernels=space.kernels)
         else:
             proxy = self.linear()
             loaded = proxy.load_terms(cache) if cache is not None and cache.is_file() else 0
-            total = proxy.precompute(*choices, progress=progress)
+            total = proxy.precompute(*choices, progress=progress, kernels=space.kernels)
         if cache is not None and total > loaded:
             write_atomic(cache, proxy.save_terms)
         return total

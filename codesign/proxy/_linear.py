@@ -10,7 +10,8 @@ the weight and ⟨∂z/∂y, W·δx⟩ for its input. Each δz_e (a [N, C] tenso
 −KL(softmax(z) ‖ softmax(z + Σ δz)) averaged over the images: no forward pass, ≈ 1 ms.
 
 With ``nonlinear: int`` the integer softmax, LayerNorm and GELU add one term each: the error
-δy = y_int(x) − y_float(x) of the operator's output on the FP32 activations, contracted with the
+δy = y_int(x) − y_float(x) of the operator's output on the FP32 activations (the kernel variant
+the config's ``kernels`` chooses for the kind, :func:`nonlinear_method`), contracted with the
 gradient at that output (for the softmax the ``sv:a`` point, the probabilities).
 
 It neglects second-order terms (products of errors of two points); the errors of different layers
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -62,6 +63,26 @@ def model_digest(model: nn.Module, tensors: tuple[torch.Tensor, ...]) -> str:
 
 
 TermKey = tuple[str, int, float, str, str]
+
+
+def nonlinear_method(variant: str) -> str:
+    """The method field of an integer non-linear operator's term key: ``int`` for the ``poly``
+    kernel (the key it always had, so cached term files stay valid), ``int-<variant>`` else."""
+    return "int" if variant == "poly" else f"int-{variant}"
+
+
+def nonlinear_variant(method: str) -> str:
+    """The kernel variant of a term key's method field (:func:`nonlinear_method` inverted)."""
+    return "poly" if method == "int" else method.removeprefix("int-")
+
+
+def kernel_choices(
+    config: QuantConfig, kernels: Mapping[str, Sequence[str]] | None
+) -> dict[str, tuple[str, ...]]:
+    """Per op kind, the kernel variants whose terms to compute: ``kernels`` (a search space's
+    choices) for the kinds it names, the ``config``'s own variant for the others."""
+    given = kernels or {}
+    return {kind: tuple(given.get(kind, (variant,))) for kind, variant in config.kernels.items()}
 
 
 def save_term_file(path: Path, fingerprint: str, terms: dict[TermKey, torch.Tensor]) -> int:
@@ -234,37 +255,42 @@ class LinearizedKL:
             self._memo[key] = self._contract(point, da)
         return self._memo[key]
 
-    def _nonlinear_term(self, point: str, kind: str) -> torch.Tensor:
-        """δz of an integer non-linear operator (input ``point``) against its float original."""
-        key = (point, NONLINEAR_BITS, 0.0, "int", kind)
+    def _nonlinear_term(self, point: str, kind: str, variant: str = "poly") -> torch.Tensor:
+        """δz of an integer non-linear operator (input ``point``, kernel ``variant``) against its
+        float original."""
+        key = (point, NONLINEAR_BITS, 0.0, nonlinear_method(variant), kind)
         if key not in self._memo:
             scale = self.calibration.nonlinear_scale(point)
             name = point.rsplit(":", 1)[0]
             if kind == "softmax":
                 x = self._points[point]
-                dy = IntNonlinear(kind, scale)(x) - x.softmax(dim=-1)
+                dy = IntNonlinear(kind, scale, variant=variant)(x) - x.softmax(dim=-1)
                 out_key = f"{name.removesuffix('.softmax')}.sv:a"
             else:
                 x = self._nl_inputs[point]
                 mod = self.model.get_submodule(name)
                 affine = mod if isinstance(mod, nn.LayerNorm) else None
+                approximate = str(getattr(mod, "approximate", "none"))
                 with torch.no_grad():
-                    dy = IntNonlinear(kind, scale, affine)(x) - mod(x)
+                    dy = IntNonlinear(kind, scale, affine, approximate, variant)(x) - mod(x)
                 out_key = f"{name}:out"
             self._memo[key] = self._contract(out_key, dy)
         return self._memo[key]
 
-    def nonlinear_delta(self) -> torch.Tensor:
-        """Σ δz of every integer non-linear operator (``nonlinear: int``)."""
+    def nonlinear_delta(self, kernels: Mapping[str, str] | None = None) -> torch.Tensor:
+        """Σ δz of every integer non-linear operator (``nonlinear: int``), each kind with its
+        ``kernels`` variant (default ``poly``)."""
+        variant = kernels or {}
         dz = torch.zeros_like(self._z)
         for i in range(len(vit_blocks(self.model))):
-            dz += self._nonlinear_term(softmax_point(f"blocks.{i}.attn"), "softmax")
+            point = softmax_point(f"blocks.{i}.attn")
+            dz += self._nonlinear_term(point, "softmax", variant.get("softmax", "poly"))
         for name, kind in nonlinear_modules(self.model):
-            dz += self._nonlinear_term(f"{name}:in", kind)
+            dz += self._nonlinear_term(f"{name}:in", kind, variant.get(kind, "poly"))
         return dz
 
     def delta_logits(self, config: QuantConfig) -> torch.Tensor:
-        dz = self.nonlinear_delta() if config.nonlinear == "int" else torch.zeros_like(self._z)
+        dz = self.nonlinear_delta(config.kernels) if config.nonlinear == "int" else torch.zeros_like(self._z)
         am, wm = config.act_calibration, config.weight_calibration
         soft = "log2" if config.softmax == "log2" else "unsigned"
         for name in self.names:
@@ -289,10 +315,12 @@ class LinearizedKL:
         pot_ratios: tuple[float, ...],
         config: QuantConfig,
         progress: bool = False,
+        kernels: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
-        """Fill the memo for every per-layer choice of a search space (methods from ``config``);
-        returns the number of cached terms. ``progress``: a progress bar over the layers (shown
-        only when some term is missing)."""
+        """Fill the memo for every per-layer choice of a search space (methods from ``config``;
+        with ``nonlinear: int`` the non-linear terms of every kernel variant of ``kernels``, per
+        kind, :func:`kernel_choices`); returns the number of cached terms. ``progress``: a progress
+        bar over the layers (shown only when some term is missing)."""
         am, wm = config.act_calibration, config.weight_calibration
         soft = "log2" if config.softmax == "log2" else "unsigned"
         bar = tqdm(self.names, desc="proxy terms", unit="layer", disable=not progress, delay=1.0)
@@ -318,7 +346,9 @@ class LinearizedKL:
                 if b < FLOAT_BITS:
                     self._input_term(name, b, am)
         if config.nonlinear == "int":
-            self.nonlinear_delta()
+            variants = kernel_choices(config, kernels)
+            for i in range(max(len(v) for v in variants.values())):
+                self.nonlinear_delta({k: v[min(i, len(v) - 1)] for k, v in variants.items()})
         return len(self._memo)
 
     def fingerprint(self) -> str:

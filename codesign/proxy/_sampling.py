@@ -40,4 +40,5 @@ def random_config(space: QuantSpace, names: Sequence[str], rng: random.Random) -
             w = _bracket(rng, wb, w_target)
             ratios = [r for r in space.pot_ratio if r == 0 or w <= 8]
             layers[name] = LayerQuant(w, _bracket(rng, ab, a_target), rng.choice(ratios))
-    return QuantConfig(LayerQuant(32, 32, 0.0), layers, nonlinear=space.nonlinear)
+    kernels = {kind: rng.choice(variants) for kind, variants in space.kernels.items()}
+    return QuantConfig(LayerQuant(32, 32, 0.0), layers, nonlinear=space.nonlinear, kernels=kernels)

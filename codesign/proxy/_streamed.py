@@ -24,7 +24,7 @@ the images for the config's missing terms). Every tensor follows the device of t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -38,8 +38,11 @@ from codesign.proxy._linear import (
     Recorder,
     TermKey,
     _apply_fn,
+    kernel_choices,
     load_term_file,
     model_digest,
+    nonlinear_method,
+    nonlinear_variant,
     save_term_file,
 )
 from codesign.quant import (
@@ -52,7 +55,7 @@ from codesign.quant import (
     nonlinear_modules,
     softmax_point,
 )
-from hwmodel.arch.intops import NONLINEAR_BITS
+from hwmodel.arch.intops import KERNELS, NONLINEAR_BITS
 from hwmodel.target.vit import is_matmul_layer, layer_names, vit_blocks
 
 #: (point or layer, bits, PoT ratio, calibration method, kind) — the keys of ``linkl``'s memo:
@@ -69,13 +72,21 @@ DW_CACHE_BYTES = 2 << 30
 FORWARD_BATCH = 64
 
 
-def nonlinear_keys(model: nn.Module) -> list[TermKey]:
-    """The terms of the integer softmax, LayerNorm and GELU operators (``nonlinear: int``)."""
+def nonlinear_keys(model: nn.Module, kernels: Mapping[str, Iterable[str]] | None = None) -> list[TermKey]:
+    """The terms of the integer softmax, LayerNorm and GELU operators (``nonlinear: int``), per
+    kind one for each of its ``kernels`` variants (default ``poly``)."""
+    given = kernels or {}
+    methods = {k: [nonlinear_method(v) for v in given.get(k, ("poly",))] for k in KERNELS}
     keys: list[TermKey] = [
-        (softmax_point(f"blocks.{i}.attn"), NONLINEAR_BITS, 0.0, "int", "softmax")
+        (softmax_point(f"blocks.{i}.attn"), NONLINEAR_BITS, 0.0, m, "softmax")
         for i in range(len(vit_blocks(model)))
+        for m in methods["softmax"]
     ]
-    keys += [(f"{name}:in", NONLINEAR_BITS, 0.0, "int", kind) for name, kind in nonlinear_modules(model)]
+    keys += [
+        (f"{name}:in", NONLINEAR_BITS, 0.0, m, kind)
+        for name, kind in nonlinear_modules(model)
+        for m in methods[kind]
+    ]
     return keys
 
 
@@ -88,7 +99,8 @@ def _first_kind(name: str, config: QuantConfig) -> str:
 
 def config_keys(names: Sequence[str], config: QuantConfig, model: nn.Module) -> list[TermKey]:
     """The terms whose sum is the config's change (the same choices as ``LinearizedKL.delta_logits``)."""
-    keys = nonlinear_keys(model) if config.nonlinear == "int" else []
+    kernels = {k: (v,) for k, v in config.kernels.items()}
+    keys = nonlinear_keys(model, kernels) if config.nonlinear == "int" else []
     am, wm = config.act_calibration, config.weight_calibration
     for name in names:
         lq = config.for_layer(name)
@@ -112,12 +124,14 @@ def space_keys(
     pot_ratios: Iterable[float],
     config: QuantConfig,
     model: nn.Module,
+    kernels: Mapping[str, Sequence[str]] | None = None,
 ) -> list[TermKey]:
-    """Every term a search over these choices can ask for (methods from ``config``), for every
+    """Every term a search over these choices can ask for (methods from ``config``; non-linear
+    terms of the ``kernels`` variants, :func:`codesign.proxy._linear.kernel_choices`), for every
     layer (also the space's fixed layers: their few terms are cheap, and configs drawn without
     the space's fixed layers find them)."""
     wb, ab, ratios = tuple(weight_bits), tuple(act_bits), tuple(float(r) for r in pot_ratios)
-    keys = nonlinear_keys(model) if config.nonlinear == "int" else []
+    keys = nonlinear_keys(model, kernel_choices(config, kernels)) if config.nonlinear == "int" else []
     am, wm = config.act_calibration, config.weight_calibration
     for name in names:
         if is_matmul_layer(name):
@@ -226,19 +240,22 @@ class StreamedProxy(ABC):
         return QUANTIZERS[quantizer](x, torch.tensor(s, device=x.device), bits) - x
 
     def _nonlinear_error(self, key: TermKey, rec: Recorder) -> torch.Tensor:
-        """δy of an integer non-linear operator on the FP32 activations of this batch."""
-        point, _bits, _r, _m, kind = key
+        """δy of an integer non-linear operator (the kernel variant of the key's method) on the
+        FP32 activations of this batch."""
+        point, _bits, _r, method, kind = key
+        variant = nonlinear_variant(method)
         scale = self.calibration.nonlinear_scale(point)
         name = point.rsplit(":", 1)[0]
         if kind == "softmax":
             x = rec.points[point].detach()
-            err: torch.Tensor = IntNonlinear(kind, scale)(x) - x.softmax(dim=-1)
+            err: torch.Tensor = IntNonlinear(kind, scale, variant=variant)(x) - x.softmax(dim=-1)
             return err
         x = rec.nl_inputs[point]
         mod = self.model.get_submodule(name)
         affine = mod if isinstance(mod, nn.LayerNorm) else None
+        approximate = str(getattr(mod, "approximate", "none"))
         with torch.no_grad():
-            dy: torch.Tensor = IntNonlinear(kind, scale, affine)(x) - mod(x)
+            dy: torch.Tensor = IntNonlinear(kind, scale, affine, approximate, variant)(x) - mod(x)
         return dy
 
     def compute(self, keys: Iterable[TermKey], progress: bool = False) -> int:
@@ -287,10 +304,11 @@ class StreamedProxy(ABC):
         pot_ratios: tuple[float, ...],
         config: QuantConfig,
         progress: bool = False,
+        kernels: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
-        """Compute every term of a search space's choices (methods from ``config``); returns the
-        number of cached terms."""
-        keys = space_keys(self.names, weight_bits, act_bits, pot_ratios, config, self.model)
+        """Compute every term of a search space's choices (methods from ``config``; non-linear
+        kernel variants ``kernels``); returns the number of cached terms."""
+        keys = space_keys(self.names, weight_bits, act_bits, pot_ratios, config, self.model, kernels)
         self.compute(keys, progress=progress)
         return len(self._terms)
 

@@ -33,15 +33,17 @@ from codesign.quant._model import (
     softmax_point,
 )
 from codesign.quant._quantizers import QUANTIZERS, Quantizer, get_quantizer
-from hwmodel.arch.intops import INT_OPS, IntOp, IntSpec
+from hwmodel.arch.intops import INT_OPS, KERNELS, VARIANTS, IntOp, IntSpec
 from hwmodel.target.vit import is_matmul_layer, layer_names
 
 __all__ = [
     "ALLOWED_BITS",
     "FLOAT_BITS",
     "INT_OPS",
+    "KERNELS",
     "NONLINEAR_MODES",
     "QUANTIZERS",
+    "VARIANTS",
     "Calibration",
     "IntNonlinear",
     "IntOp",

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from codesign.errors import UserError
+from hwmodel.arch.config import DEFAULT_KERNEL, kernel_choice
 from hwmodel.base.yamlio import read_text_file
 from hwmodel.target.vit import is_matmul_layer
 
@@ -141,7 +142,11 @@ class QuantConfig:
     is a weight-layer choice). Methods: ``act_calibration`` (max / percentile / mse, per tensor),
     ``weight_calibration`` (max / mse, per output channel), ``softmax`` (uniform / log2 for the
     post-softmax probabilities), ``nonlinear`` (float / int: softmax, LayerNorm and GELU in float or
-    as the integer kernels of :mod:`hwmodel.arch.intops` on 16-bit fixed-point codes).
+    as the integer kernels of :mod:`hwmodel.arch.intops` on 16-bit fixed-point codes), ``kernels``
+    (per op kind, the kernel variant of :data:`hwmodel.arch.intops.KERNELS` — ``poly`` or the
+    shift-and-add ``shift`` — that ``nonlinear: int`` runs and the accelerator's units compute;
+    a kind not named is ``poly``). With ``nonlinear: float`` the model runs the float operators
+    whatever ``kernels`` says: the kernels are then the hardware's choice alone.
     """
 
     default: LayerQuant
@@ -150,6 +155,8 @@ class QuantConfig:
     weight_calibration: WeightCalibration = "mse"
     softmax: SoftmaxScheme = "uniform"
     nonlinear: NonlinearMode = "float"
+    #: kind → kernel variant (every kind once built; :func:`hwmodel.arch.config.kernel_choice`)
+    kernels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.default, LayerQuant):
@@ -163,6 +170,12 @@ class QuantConfig:
         _check_choice("weight_calibration", self.weight_calibration, WEIGHT_CALIBRATIONS)
         _check_choice("softmax", self.softmax, SOFTMAX_SCHEMES)
         _check_choice("nonlinear", self.nonlinear, NONLINEAR_MODES)
+        object.__setattr__(self, "kernels", MappingProxyType(kernel_choice(self.kernels, "kernels")))
+
+    @property
+    def all_poly(self) -> bool:
+        """Every kind runs the ``poly`` kernel (the default; :meth:`to_dict` then omits ``kernels``)."""
+        return all(v == DEFAULT_KERNEL for v in self.kernels.values())
 
     def __hash__(self) -> int:
         return hash(
@@ -173,6 +186,7 @@ class QuantConfig:
                 self.weight_calibration,
                 self.softmax,
                 self.nonlinear,
+                tuple(sorted(self.kernels.items())),
             )
         )
 
@@ -199,6 +213,7 @@ class QuantConfig:
             self.weight_calibration,
             self.softmax,
             self.nonlinear,
+            self.kernels,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,16 +224,27 @@ class QuantConfig:
             "weight_calibration": self.weight_calibration,
             "softmax": self.softmax,
             "nonlinear": self.nonlinear,
+            # only when some kernel is not poly: all-poly documents and candidate keys stay as they were
+            **({"kernels": dict(sorted(self.kernels.items()))} if not self.all_poly else {}),
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> QuantConfig:
+    def from_dict(cls, raw: Mapping[str, Any], source: str = "quant config") -> QuantConfig:
+        """A config from its :meth:`to_dict` form (``source`` names it in errors)."""
         if not isinstance(raw, Mapping):
             raise UserError(f"quant config: expected a JSON object, got {type(raw).__name__}")
-        allowed = {"default", "layers", "act_calibration", "weight_calibration", "softmax", "nonlinear"}
+        allowed = {
+            "default",
+            "layers",
+            "act_calibration",
+            "weight_calibration",
+            "softmax",
+            "nonlinear",
+            "kernels",
+        }
         extra = sorted(set(raw) - allowed)
         if extra:
             raise UserError(f"quant config: unknown keys {extra}; allowed {sorted(allowed)}")
@@ -234,6 +260,7 @@ class QuantConfig:
             raw.get("weight_calibration", "mse"),
             raw.get("softmax", "uniform"),
             raw.get("nonlinear", "float"),
+            kernel_choice(raw.get("kernels", {}), f"{source}: kernels"),
         )
 
     @classmethod
@@ -248,7 +275,7 @@ class QuantConfig:
             raw = raw["config"]  # an exported quant.json (codesign.export)
         elif isinstance(raw, Mapping) and "Model" in raw and "default" not in raw:
             raw = _from_layered(raw, source)  # the Model / LayerName layout README documents
-        return cls.from_dict(raw)
+        return cls.from_dict(raw, source)
 
     @classmethod
     def load(cls, path: Path) -> QuantConfig:
@@ -274,11 +301,12 @@ class QuantConfig:
                 self.weight_calibration,
                 self.softmax,
                 self.nonlinear,
+                dict(self.kernels),
             ),
         )
 
 
-_METHOD_KEYS = ("act_calibration", "weight_calibration", "softmax", "nonlinear")
+_METHOD_KEYS = ("act_calibration", "weight_calibration", "softmax", "nonlinear", "kernels")
 #: The keys of one precision block of the Model / LayerName layout that the config reads.
 _LAYERED_KEYS = ("weight_bits", "act_bits", "pot_ratio")
 

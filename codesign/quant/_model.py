@@ -10,9 +10,10 @@ Q, K and V) and its input activation (``<layer>:a``, per tensor, signed). ``qk``
 act_bits, unsigned or log2) and V (``sv:b``, weight_bits). Activation scales are calibrated on
 the FP32 model's activations for a calibration batch. Residual adds stay in float; softmax,
 LayerNorm and GELU stay in float (``nonlinear: float``) or run as the integer kernels of
-:mod:`hwmodel.arch.intops` (``nonlinear: int``, :class:`IntNonlinear`) on 16-bit fixed-point codes of
-their input (points ``<module>:in`` and ``blocks.{i}.attn.softmax:in``; power-of-two scales from
-the calibrated range). A layer at 32/32 bits is left untouched, so ``W32A32`` with float
+:mod:`hwmodel.arch.intops` (``nonlinear: int``, :class:`IntNonlinear`; per kind the variant the
+config's ``kernels`` chooses, ``poly`` or ``shift``) on 16-bit fixed-point codes of their input
+(points ``<module>:in`` and ``blocks.{i}.attn.softmax:in``; power-of-two scales from the
+calibrated range). A layer at 32/32 bits is left untouched, so ``W32A32`` with float
 non-linear operators equals FP32 exactly.
 """
 
@@ -40,7 +41,7 @@ from codesign.quant._quantizers import (
     pot_decode,
     tensor_scale,
 )
-from hwmodel.arch.intops import INT_OPS, NONLINEAR_BITS, frac_bits_for
+from hwmodel.arch.intops import NONLINEAR_BITS, frac_bits_for, kernel
 from hwmodel.target.vit import is_matmul_layer, layer_names, vit_blocks
 
 EXPORT_FORMAT = "codesign-int/1"
@@ -222,26 +223,36 @@ class QuantConv2d(nn.Module):
 
 
 class IntNonlinear(nn.Module):
-    """Softmax (last axis), LayerNorm or GELU as its integer kernel (:data:`hwmodel.arch.intops.INT_OPS`).
+    """Softmax (last axis), LayerNorm or GELU as its integer kernel
+    (:data:`hwmodel.arch.intops.KERNELS` ``[kind][variant]``: ``poly`` or ``shift``).
 
     x → q = clamp(round(x·2^F), ±2^15) (F from the power-of-two ``in_scale`` = 2^−F) → kernel →
     y·2^−out_frac. LayerNorm's γ, β then apply in float: the LayerNorm output feeds only the next
-    linear layer, where the hardware folds them into the weights and bias.
+    linear layer, where the hardware folds them into the weights and bias. While training (``x``
+    needs a gradient) the gradient is the float operator's (straight-through estimator: the
+    forward value is the kernel's, the backward pass that of softmax, (x − μ)/σ or GELU).
     """
 
     weight: torch.Tensor | None
     bias: torch.Tensor | None
 
     def __init__(
-        self, kind: str, in_scale: float, affine: nn.LayerNorm | None = None, approximate: str = "none"
+        self,
+        kind: str,
+        in_scale: float,
+        affine: nn.LayerNorm | None = None,
+        approximate: str = "none",
+        variant: str = "poly",
     ) -> None:
         super().__init__()
         frac = -math.log2(in_scale)
         if frac != round(frac):
             raise ValueError(f"{kind}: input scale {in_scale} is not a power of two")
         self.kind = kind
+        self.variant = variant
+        self.op = kernel(kind, variant)
         self.in_scale = in_scale
-        self.spec = INT_OPS[kind].spec(NONLINEAR_BITS, round(frac), NONLINEAR_BITS)
+        self.spec = self.op.spec(NONLINEAR_BITS, round(frac), NONLINEAR_BITS)
         weight: torch.Tensor | None = None if affine is None else affine.weight
         bias: torch.Tensor | None = None if affine is None else affine.bias
         self.register_buffer("weight", None if weight is None else weight.detach().clone())
@@ -273,9 +284,20 @@ class IntNonlinear(nn.Module):
         """The integer input codes (int64)."""
         return fixed_codes(x.detach(), torch.tensor(self.in_scale, dtype=x.dtype), NONLINEAR_BITS).long()
 
+    def _float_op(self, x: torch.Tensor) -> torch.Tensor:
+        """The float operator the kernel approximates, without LayerNorm's γ, β (the STE's gradient)."""
+        if self.kind == "softmax":
+            return x.softmax(dim=-1)
+        if self.kind == "layernorm":
+            return F.layer_norm(x, x.shape[-1:], eps=self.eps)
+        return F.gelu(x, approximate=self.approximate)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = INT_OPS[self.kind](self.codes(x).cpu().numpy(), self.spec)
+        y = self.op(self.codes(x).cpu().numpy(), self.spec)
         out = torch.from_numpy(y).to(device=x.device, dtype=x.dtype) * 2.0**-self.spec.out_frac
+        if x.requires_grad:  # straight-through: the kernel's value (exactly), the float operator's gradient
+            ref = self._float_op(x)
+            out = out + (ref - ref.detach())
         if self.weight is not None:
             out = out * self.weight
         if self.bias is not None:
@@ -480,14 +502,19 @@ def _build(
             mod = getattr(parent, attr)
             affine = mod if isinstance(mod, nn.LayerNorm) else None
             approximate = str(getattr(mod, "approximate", "none"))
-            setattr(parent, attr, IntNonlinear(kind, act_scales[f"{name}:in"], affine, approximate))
+            layer = IntNonlinear(kind, act_scales[f"{name}:in"], affine, approximate, config.kernels[kind])
+            setattr(parent, attr, layer)
     for i, block in enumerate(vit_blocks(qmodel)):
         p = f"blocks.{i}.attn"
         qk, sv = config.for_layer(f"{p}.qk"), config.for_layer(f"{p}.sv")
         if qk.is_float and sv.is_float and not integer:
             continue
         keys = [f"{p}.{m}:{o}" for m in ("qk", "sv") for o in ("a", "b")]
-        soft = IntNonlinear("softmax", act_scales[softmax_point(p)]) if integer else None
+        soft = (
+            IntNonlinear("softmax", act_scales[softmax_point(p)], variant=config.kernels["softmax"])
+            if integer
+            else None
+        )
         block.attn = QuantAttention(
             child_module(block, "attn"),
             p,

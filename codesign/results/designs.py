@@ -124,7 +124,7 @@ class RtlTexts:
         self.ctx = ctx
         self._engines: dict[EngineConfig, tuple[str, str]] = {}
         self._controllers: dict[ControllerSpec, str] = {}
-        self._units: dict[tuple[str, int, int], str] = {}
+        self._units: dict[tuple[str, int, int, str], str] = {}
 
     def engine(self, cand: Candidate) -> tuple[str, str]:
         """``engine.v`` and its DSP primitives' simulation models (empty: none needed)."""

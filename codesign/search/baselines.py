@@ -11,6 +11,7 @@ import optuna
 
 from codesign.context import SearchContext
 from codesign.quant import QuantConfig
+from codesign.space import kernel_param
 from hwmodel.model.evaluation import evaluate
 
 #: Uniform designs enqueued first: (name, weight bits, activation bits, PoT ratio).
@@ -24,7 +25,8 @@ BASELINES: tuple[tuple[str, int, int, float], ...] = (
 #: The one baseline of a study with a fixed quantization.
 FIXED_BASELINE = "fixed quantization, largest array"
 
-#: Hardware keys the baselines choose jointly (the array); the others are then tuned one at a time.
+#: Hardware keys the baselines choose jointly (the array); then the non-linear kernel variants the
+#: space names (jointly), then the others one at a time.
 ARRAY_KEYS = ("rows", "cols", "pot_cols_share", "packing", "freq_mhz", "nonlinear_lanes")
 #: Rounds of (array jointly, then every other key alone) at most; a round that improves nothing ends it.
 MAX_ROUNDS = 4
@@ -33,28 +35,37 @@ MAX_ROUNDS = 4
 def baseline_hardware(ctx: SearchContext, quant: QuantConfig) -> dict[str, Any]:
     """The fastest feasible hardware of the space for a uniform design, by coordinate ascent: every
     array (rows × cols × PoT share × packing × clock × non-linear lanes, which share the DSPs) with
-    the tiles at their middle choice, then each tile key alone, then the array again,
-    until a round improves nothing. Ranked by (:meth:`DesignReport.violation` clipped at 0, −FPS):
-    the least-violating design when none is feasible."""
+    the tiles at their middle choice and the kernels at their first choice, then the non-linear
+    kernel variants the space names (jointly), then each tile key alone, then the array again,
+    until a round improves nothing. Ranked by
+    (:meth:`DesignReport.violation` clipped at 0, −FPS): the least-violating design when none is
+    feasible. Returns the trial parameters (``hw.*`` and ``q.kernel.*``)."""
     hw = ctx.space.hardware
-    choices: dict[str, tuple[Any, ...]] = {f.name: getattr(hw, f.name) for f in fields(hw)}
+    choices: dict[str, tuple[Any, ...]] = {f"hw.{f.name}": getattr(hw, f.name) for f in fields(hw)}
     wants_pot = any(quant.for_layer(n).pot_ratio > 0 for n in ctx.layers)
-    choices["pot_cols_share"] = tuple(s for s in hw.pot_cols_share if (s > 0) == wants_pot) or (
+    choices["hw.pot_cols_share"] = tuple(s for s in hw.pot_cols_share if (s > 0) == wants_pot) or (
         min(hw.pot_cols_share),
     )
-    current = {k: v[len(v) // 2] for k, v in choices.items()}
+    kernel_keys = tuple(kernel_param(kind) for kind in ctx.space.quant.kernels)
+    choices.update({kernel_param(k): v for k, v in ctx.space.quant.kernels.items()})
+    current = {k: v[len(v) // 2] if k not in kernel_keys else v[0] for k, v in choices.items()}
     ranks: dict[tuple[Any, ...], tuple[float, float]] = {}
 
     def rank(params: dict[str, Any]) -> tuple[float, float]:
         key = tuple(params[k] for k in choices)
         if key not in ranks:
-            cand = ctx.space.decode({f"hw.{k}": v for k, v in params.items()}, ctx.layers, quant)
+            cand = ctx.space.decode(params, ctx.layers, quant)
             rep = evaluate(ctx.workload, cand.accel, ctx.device, ctx.study.caps)
             ranks[key] = (max(rep.violation(ctx.study.caps, ctx.device.max_freq_mhz), 0.0), -rep.fps)
         return ranks[key]
 
     best = rank(current)
-    groups = [ARRAY_KEYS, *((k,) for k in choices if k not in ARRAY_KEYS)]
+    array = tuple(f"hw.{k}" for k in ARRAY_KEYS)
+    groups = [
+        array,
+        *([kernel_keys] if kernel_keys else []),
+        *((k,) for k in choices if k not in array + kernel_keys),
+    ]
     for _ in range(MAX_ROUNDS):
         improved = False
         for group in groups:
@@ -65,7 +76,7 @@ def baseline_hardware(ctx: SearchContext, quant: QuantConfig) -> dict[str, Any]:
                     best, current, improved = r, params, True
         if not improved:
             break
-    return {f"hw.{k}": v for k, v in current.items()}
+    return current
 
 
 @dataclass(frozen=True)
@@ -90,9 +101,7 @@ def baseline_trials(ctx: SearchContext) -> list[BaselineTrial]:
             ctx.space.baseline_params(ctx.layers, w, a, ratio, {}), ctx.layers, ratio > 0
         )
         params_hw = baseline_hardware(ctx, quant)
-        params = ctx.space.baseline_params(
-            ctx.layers, w, a, ratio, {k.removeprefix("hw."): v for k, v in params_hw.items()}
-        )
+        params = ctx.space.baseline_params(ctx.layers, w, a, ratio, params_hw)
         out.append(BaselineTrial(name, params))
     return out
 

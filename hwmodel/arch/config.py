@@ -4,7 +4,7 @@ JSON form (``--config accel.json``, also the ``config`` block of an exported acc
 
     {"schema_version": 2, "freq_mhz": 300,
      "array": {"rows": 32, "cols": 64, "pot_cols": 16, "packing": 2},
-     "acc_bits": null, "nonlinear_lanes": 16,
+     "acc_bits": null, "nonlinear_lanes": 16, "nonlinear_kernels": {"softmax": "shift"},
      "default": {"weight_bits": 8, "act_bits": 8, "pot_ratio": 0.0, "tm": 256, "tn": 96, "tk": 768},
      "layers": {"blocks.0.mlp.fc1": {"weight_bits": 4, "pot_ratio": 0.5}}}
 
@@ -15,6 +15,10 @@ the rest DSP slices packing up to ``packing`` (1, 2 or 4) MACs; a layer's ``pot_
 output channels runs on the PoT columns. ``acc_bits`` is the width of the partial sums (``null``
 or absent: exact for the deepest layer of the workload, as the search and the default design
 use). Tile sizes (tokens, channels, depth) larger than a layer dimension are clipped to it.
+``nonlinear_kernels`` picks the kernel each non-linear unit computes, per kind (``softmax``,
+``layernorm``, ``gelu``) one of :data:`hwmodel.arch.intops.VARIANTS` (``poly``: polynomial exp /
+erf with multipliers; ``shift``: shift-and-add, no DSP slice); a kind not named is ``poly``, and
+an all-``poly`` config leaves the key out of :meth:`AcceleratorConfig.to_dict`.
 Schema 1 described the output-stationary v1 engine and is not read.
 """
 
@@ -24,11 +28,32 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from hwmodel.arch.intops import KERNELS, VARIANTS
 from hwmodel.base.errors import UserError
 
 SCHEMA_VERSION = 2
 PACKINGS = (1, 2, 4)
 SUPPORTED_BITS = range(1, 33)
+#: The non-linear unit kinds whose kernel a design chooses (:data:`hwmodel.arch.intops.KERNELS`).
+NONLINEAR_KINDS: tuple[str, ...] = tuple(KERNELS)
+#: The kernel of a kind the config does not name.
+DEFAULT_KERNEL = "poly"
+
+
+def kernel_choice(raw: Mapping[str, str], where: str) -> dict[str, str]:
+    """Every kind's kernel variant from a (partial) mapping kind → variant, checked: a kind not
+    named is :data:`DEFAULT_KERNEL`; an unknown kind or variant is a one-line :class:`UserError`
+    naming ``where``, the key and the allowed values."""
+    if not isinstance(raw, Mapping):
+        raise UserError(f"{where}: expected a mapping of op kind to kernel variant, got {type(raw).__name__}")
+    out = dict.fromkeys(NONLINEAR_KINDS, DEFAULT_KERNEL)
+    for kind, variant in raw.items():
+        if kind not in KERNELS:
+            raise UserError(f"{where}: unknown key '{kind}' (allowed: {', '.join(NONLINEAR_KINDS)})")
+        if not isinstance(variant, str) or variant not in KERNELS[kind]:
+            raise UserError(f"{where}: key '{kind}' must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        out[kind] = variant
+    return out
 
 
 @dataclass(frozen=True)
@@ -57,6 +82,19 @@ class AcceleratorConfig:
     nonlinear_lanes: int = 16
     default: LayerHw = field(default_factory=LayerHw)
     layers: Mapping[str, LayerHw] = field(default_factory=dict)
+    #: the kernel variant of each non-linear unit, kind → variant (every kind; :func:`kernel_choice`)
+    #: (a partial mapping is completed with :data:`DEFAULT_KERNEL`)
+    nonlinear_kernels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "nonlinear_kernels", kernel_choice(self.nonlinear_kernels, "nonlinear_kernels")
+        )
+
+    @property
+    def kernels_key(self) -> tuple[tuple[str, str], ...]:
+        """:attr:`nonlinear_kernels` as a sorted tuple of (kind, variant) (hashable)."""
+        return tuple(sorted(self.nonlinear_kernels.items()))
 
     @property
     def cols_fixed(self) -> int:
@@ -82,6 +120,12 @@ class AcceleratorConfig:
             },
             "acc_bits": self.acc_bits,
             "nonlinear_lanes": self.nonlinear_lanes,
+            # only when some kernel is not poly: all-poly documents and candidate keys stay as they were
+            **(
+                {"nonlinear_kernels": dict(sorted(self.nonlinear_kernels.items()))}
+                if any(v != DEFAULT_KERNEL for v in self.nonlinear_kernels.values())
+                else {}
+            ),
             "default": default,
             "layers": {
                 name: {k: v for k, v in asdict(hw).items() if v != default[k]}
@@ -140,6 +184,7 @@ def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
         "array",
         "acc_bits",
         "nonlinear_lanes",
+        "nonlinear_kernels",
         "default",
         "layers",
     }
@@ -167,6 +212,7 @@ def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
         raise UserError(f"{source}: array: key 'packing' must be one of 1, 2, 4, got {packing}")
     acc_bits = _int(raw, "acc_bits", source, 4, 64) if raw.get("acc_bits") is not None else None
     lanes = _int(raw, "nonlinear_lanes", source, 1, 1024) if "nonlinear_lanes" in raw else 16
+    kernels = kernel_choice(raw.get("nonlinear_kernels", {}), f"{source}: nonlinear_kernels")
     default = _parse_layer(raw.get("default", {}), LayerHw(), f"{source}: default")
     layers_raw = raw.get("layers", {})
     if not isinstance(layers_raw, dict):
@@ -184,4 +230,5 @@ def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
         nonlinear_lanes=lanes,
         default=default,
         layers=layers,
+        nonlinear_kernels=kernels,
     )

@@ -18,7 +18,9 @@ Per GEMM layer (tiles Tm×Tn×Tk clipped to the layer, loop order m → n → k,
 
 Non-linear ops run on their own units (``nonlinear_lanes`` lanes each) between GEMMs, with the
 cycles of :mod:`hwmodel.arch.nonlinear` (the PyRTL units' exact counts; softmax and LayerNorm rows
-one after another per lane, GELU one element per lane and cycle). Resources: the compute engine
+one after another per lane, GELU one element per lane and cycle), each unit built for the
+kernel variant the config chooses for its kind (``nonlinear_kernels``: ``poly`` or the DSP-free
+``shift``). Resources: the compute engine
 the design builds (:func:`design_engine`, priced by :mod:`hwmodel.cost.engine`), double-buffered banked
 A/B/C buffers in BRAM36 or LUT RAM (:mod:`hwmodel.arch.buffers`, sized for the largest tile: A one
 bank per row, B and C one bank per column), non-linear units, the tile controller
@@ -51,6 +53,9 @@ from hwmodel.target.workload import GemmOp, Workload
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+#: The kernel variant of each non-linear kind as a sorted tuple of (kind, variant) (hashable: a
+#: memo key; :attr:`AcceleratorConfig.kernels_key`); a kind not in it computes ``poly``.
+KernelsKey = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -336,8 +341,10 @@ class _NonlinearPart:
     ff: float
 
 
-def _successors(tables: _WorkloadTables, lanes: int) -> _Successors:
-    """The oriented rows' successors on units of ``lanes`` lanes (see :class:`_Successors`)."""
+def _successors(tables: _WorkloadTables, lanes: int, kernels: KernelsKey) -> _Successors:
+    """The oriented rows' successors on units of ``lanes`` lanes computing ``kernels`` (see
+    :class:`_Successors`)."""
+    variant = dict(kernels)
     workload = tables.workload
     n_rows = tables.row_layer.shape[0]
     mode, row_time, latency, head_rows = (np.zeros(n_rows, dtype=np.int64) for _ in range(4))
@@ -349,7 +356,9 @@ def _successors(tables: _WorkloadTables, lanes: int) -> _Successors:
         op = workload.nonlinears[ni]
         gemm = workload.gemms[gi]
         mode_name = "tile" if op.kind == "gelu" else "row" if row < n_gemms else "head"
-        succ = Successor(op.kind, mode_name, lanes, tables.row_bits[op.kind], op.row_len, gemm.m)
+        bits = tables.row_bits[op.kind]
+        kernel = variant.get(op.kind, "poly")
+        succ = Successor(op.kind, mode_name, lanes, bits, op.row_len, gemm.m, kernel)
         mode[row] = NL_MODES.index(mode_name)
         row_time[row], latency[row], head_rows[row] = succ.row_time, succ.latency, gemm.m
     present = frozenset(int(v) for v in np.unique(mode) if v)
@@ -366,16 +375,17 @@ def _successors(tables: _WorkloadTables, lanes: int) -> _Successors:
     )
 
 
-@lru_cache(maxsize=1024)  # a search meets the same (workload, lanes, family) in most trials
+@lru_cache(maxsize=1024)  # a search meets the same (workload, lanes, family, kernels) in most trials
 def _nonlinear_part(
-    tables: _WorkloadTables, lanes: int, synth_family: str, coef: Coefficients
+    tables: _WorkloadTables, lanes: int, synth_family: str, coef: Coefficients, kernels: KernelsKey = ()
 ) -> _NonlinearPart:
-    """The cycles and resources of the workload's non-linear units on ``lanes`` lanes (memoised:
-    the same for every design of the workload with these lanes on this device family)."""
+    """The cycles and resources of the workload's non-linear units on ``lanes`` lanes, each kind
+    computing its ``kernels`` variant (memoised: the same for every design of the workload with
+    these lanes and kernels on this device family)."""
     workload = tables.workload
-    cycles = _nonlinear_cycles(workload, lanes)
+    cycles = _nonlinear_cycles(workload, lanes, kernels)
     cycles.flags.writeable = False
-    nl = nonlinear_units(workload, lanes, synth_family, coef).values()
+    nl = nonlinear_units(workload, lanes, synth_family, coef, kernels).values()
     nl_mem = [row_buffer_memory(kind, lanes, bits, synth_family) for kind, bits in tables.row_bits.items()]
     nl_lut = sum(u.lut for u in nl) + sum(m.lut for m in nl_mem)
     nl_ff = sum(u.ff for u in nl) + sum(m.ff for m in nl_mem)
@@ -386,7 +396,7 @@ def _nonlinear_part(
         bram36=float(sum(m.bram36 for m in nl_mem)),
     )
     series = int(cycles.take(list(tables.series)).sum()) if tables.series else 0
-    return _NonlinearPart(cycles, series, _successors(tables, lanes), res, nl_lut, nl_ff)
+    return _NonlinearPart(cycles, series, _successors(tables, lanes, kernels), res, nl_lut, nl_ff)
 
 
 @dataclass(frozen=True)
@@ -722,11 +732,16 @@ def _exposure(
     return exposed, busy
 
 
-def _nonlinear_cycles(workload: Workload, lanes: int) -> I64:
-    """Cycles of each non-linear op (in :attr:`Workload.nonlinears` order) on ``lanes`` lanes."""
+def _nonlinear_cycles(workload: Workload, lanes: int, kernels: KernelsKey = ()) -> I64:
+    """Cycles of each non-linear op (in :attr:`Workload.nonlinears` order) on ``lanes`` lanes
+    (``kernels``: each kind's variant, :data:`KernelsKey`)."""
     log2_rows = nonlinear_row_bits(workload)
+    variant = dict(kernels)
     return np.array(
-        [op_cycles(op.kind, op.rows, op.row_len, lanes, log2_rows[op.kind]) for op in workload.nonlinears],
+        [
+            op_cycles(op.kind, op.rows, op.row_len, lanes, log2_rows[op.kind], variant.get(op.kind, "poly"))
+            for op in workload.nonlinears
+        ],
         dtype=np.int64,
     )
 
@@ -741,12 +756,14 @@ def nonlinear_row_bits(workload: Workload) -> dict[str, int]:
 
 
 def nonlinear_units(
-    workload: Workload, lanes: int, synth_family: str, coef: Coefficients
+    workload: Workload, lanes: int, synth_family: str, coef: Coefficients, kernels: KernelsKey = ()
 ) -> dict[str, UnitResources]:
     """Fabric and DSPs of each non-linear unit the workload needs (``lanes`` lanes, row buffers
-    sized for its longest row; the buffers themselves are priced with the other buffers)."""
+    sized for its longest row; the buffers themselves are priced with the other buffers), each
+    kind built for its ``kernels`` variant (:data:`KernelsKey`)."""
+    variant = dict(kernels)
     return {
-        kind: unit_resources(kind, synth_family, coef, lanes, log2_rows)
+        kind: unit_resources(kind, synth_family, coef, lanes, log2_rows, variant=variant.get(kind, "poly"))
         for kind, log2_rows in nonlinear_row_bits(workload).items()
     }
 
@@ -906,7 +923,7 @@ def evaluate(
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
     tables = _workload_tables(workload)
-    nl_part = _nonlinear_part(tables, config.nonlinear_lanes, device.synth_family, coef)
+    nl_part = _nonlinear_part(tables, config.nonlinear_lanes, device.synth_family, coef, config.kernels_key)
     dram = coef.dram_latency_cycles(config.freq_mhz)
     timing = _gemm_timing(workload, engine, la, bpc, dram, detail, nl_part.successors)
     exposed = int(timing.exposed.sum())
