@@ -196,9 +196,12 @@ def nonlinear_units_for(cand: Candidate, workload: Workload) -> list[tuple[str, 
     builds (the variant its accelerator config chooses for the kind)."""
     from hwmodel.model.evaluation import nonlinear_row_bits
 
-    lanes = cand.accel.nonlinear_lanes
-    kernels = cand.accel.nonlinear_kernels
-    return [(kind, lanes, bits, kernels[kind]) for kind, bits in sorted(nonlinear_row_bits(workload).items())]
+    accel = cand.accel
+    kernels = accel.nonlinear_kernels
+    return [
+        (kind, accel.lanes_for(kind), bits, kernels[kind])
+        for kind, bits in sorted(nonlinear_row_bits(workload).items())
+    ]
 
 
 def nonlinear_verilog(kind: str, lanes: int, log2_rows: int, variant: str = "poly") -> str:

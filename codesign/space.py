@@ -65,6 +65,11 @@ HW_KEYS = (
 PACKINGS = (1, 2, 4)
 
 
+def lanes_param(kind: str) -> str:
+    """The trial parameter of the lanes of op ``kind``'s unit (``hw.lanes.softmax``, ...)."""
+    return f"hw.lanes.{kind}"
+
+
 def kernel_param(kind: str) -> str:
     """The trial parameter of the kernel variant of op ``kind`` (``q.kernel.softmax``, ...)."""
     return f"q.kernel.{kind}"
@@ -109,6 +114,9 @@ class HardwareSpace:
     tn_folds: tuple[int, ...]
     tk_folds: tuple[int, ...]
     nonlinear_lanes: tuple[int, ...]
+    #: op kind → its unit's lane counts a trial may choose (the kinds not named take
+    #: ``nonlinear_lanes``; one parameter :func:`lanes_param` each)
+    kind_lanes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,15 @@ class SearchSpace:
                     *([q.nonlinear] if q.nonlinear != "float" else []),
                     *([{k: list(v) for k, v in sorted(q.kernels.items())}] if q.kernels else []),
                 ],
-                "hardware": [list(getattr(self.hardware, k)) for k in HW_KEYS],
+                "hardware": [
+                    *(list(getattr(self.hardware, k)) for k in HW_KEYS),
+                    # only when set: spaces without it keep their fingerprints
+                    *(
+                        [{k: list(v) for k, v in self.hardware.kind_lanes.items()}]
+                        if self.hardware.kind_lanes
+                        else []
+                    ),
+                ],
             },
             sort_keys=True,
         )
@@ -190,6 +206,8 @@ class SearchSpace:
         for key in HW_KEYS:
             values = getattr(hw, key)
             params[f"hw.{key}"] = trial.suggest_categorical(f"hw.{key}", list(values))
+        for kind, counts in hw.kind_lanes.items():
+            params[lanes_param(kind)] = trial.suggest_categorical(lanes_param(kind), list(counts))
         for kind, variants in self.quant.kernels.items():
             params[kernel_param(kind)] = trial.suggest_categorical(kernel_param(kind), list(variants))
         if quantize:
@@ -250,6 +268,10 @@ class SearchSpace:
             default=tile,
             layers=hw_layers,
             nonlinear_kernels=quant.kernels,
+            nonlinear_kind_lanes={
+                kind: int(params.get(lanes_param(kind), counts[0]))
+                for kind, counts in self.hardware.kind_lanes.items()
+            },
         )
         return Candidate(quant=quant, accel=accel)
 
@@ -363,7 +385,7 @@ def load_space(path: str | Path) -> SearchSpace:
         kernels=kernels,
     )
     hw_where = f"{p}: hardware"
-    h = check_keys(top["hardware"], HW_KEYS, hw_where, required=("rows", "cols"))
+    h = check_keys(top["hardware"], (*HW_KEYS, "kind_lanes"), hw_where, required=("rows", "cols"))
     limits: dict[str, tuple[type, float, float, Any]] = {
         "rows": (int, 1, 1024, None),
         "cols": (int, 1, 1024, None),
@@ -382,4 +404,18 @@ def load_space(path: str | Path) -> SearchSpace:
     bad = [p for p in hw_values["packing"] if p not in PACKINGS]
     if bad:
         raise UserError(f"{hw_where}.packing: {bad[0]} not allowed (allowed: 1, 2, 4 MACs per DSP slice)")
-    return SearchSpace(quant=quant, hardware=HardwareSpace(**hw_values), source=str(p))
+    kind_lanes = _kind_lanes(h.get("kind_lanes", {}), f"{hw_where}.kind_lanes")
+    return SearchSpace(quant=quant, hardware=HardwareSpace(**hw_values, kind_lanes=kind_lanes), source=str(p))
+
+
+def _kind_lanes(raw: Any, where: str) -> dict[str, tuple[int, ...]]:
+    """``hardware.kind_lanes``: op kind → a lane count or a list of them (1 … 256), kinds in
+    :data:`hwmodel.arch.config.NONLINEAR_KINDS` order."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a mapping of op kind to lane counts (e.g. softmax: [64, 128])")
+    unknown = sorted(str(k) for k in raw if k not in NONLINEAR_KINDS)
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(NONLINEAR_KINDS)})")
+    return {
+        kind: choices(raw[kind], f"{where}.{kind}", int, 1, 256) for kind in NONLINEAR_KINDS if kind in raw
+    }

@@ -11,7 +11,7 @@ import optuna
 
 from codesign.context import SearchContext
 from codesign.quant import QuantConfig
-from codesign.space import kernel_param
+from codesign.space import kernel_param, lanes_param
 from hwmodel.model.evaluation import evaluate
 
 #: Uniform designs enqueued first: (name, weight bits, activation bits, PoT ratio).
@@ -25,8 +25,8 @@ BASELINES: tuple[tuple[str, int, int, float], ...] = (
 #: The one baseline of a study with a fixed quantization.
 FIXED_BASELINE = "fixed quantization, largest array"
 
-#: Hardware keys the baselines choose jointly (the array); then the non-linear kernel variants the
-#: space names (jointly), then the others one at a time.
+#: Hardware keys the baselines choose jointly (the array); then the per-kind lanes the space names
+#: (jointly), the non-linear kernel variants it names (jointly), then the others one at a time.
 ARRAY_KEYS = ("rows", "cols", "pot_cols_share", "packing", "freq_mhz", "nonlinear_lanes")
 #: Rounds of (array jointly, then every other key alone) at most; a round that improves nothing ends it.
 MAX_ROUNDS = 4
@@ -41,7 +41,11 @@ def baseline_hardware(ctx: SearchContext, quant: QuantConfig) -> dict[str, Any]:
     (:meth:`DesignReport.violation` clipped at 0, −FPS): the least-violating design when none is
     feasible. Returns the trial parameters (``hw.*`` and ``q.kernel.*``)."""
     hw = ctx.space.hardware
-    choices: dict[str, tuple[Any, ...]] = {f"hw.{f.name}": getattr(hw, f.name) for f in fields(hw)}
+    choices: dict[str, tuple[Any, ...]] = {
+        f"hw.{f.name}": getattr(hw, f.name) for f in fields(hw) if f.name != "kind_lanes"
+    }
+    lane_keys = tuple(lanes_param(kind) for kind in hw.kind_lanes)
+    choices.update({lanes_param(k): v for k, v in hw.kind_lanes.items()})
     wants_pot = any(quant.for_layer(n).pot_ratio > 0 for n in ctx.layers)
     choices["hw.pot_cols_share"] = tuple(s for s in hw.pot_cols_share if (s > 0) == wants_pot) or (
         min(hw.pot_cols_share),
@@ -63,8 +67,9 @@ def baseline_hardware(ctx: SearchContext, quant: QuantConfig) -> dict[str, Any]:
     array = tuple(f"hw.{k}" for k in ARRAY_KEYS)
     groups = [
         array,
+        *([lane_keys] if lane_keys else []),
         *([kernel_keys] if kernel_keys else []),
-        *((k,) for k in choices if k not in array + kernel_keys),
+        *((k,) for k in choices if k not in array + lane_keys + kernel_keys),
     ]
     for _ in range(MAX_ROUNDS):
         improved = False

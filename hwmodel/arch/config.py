@@ -5,6 +5,7 @@ JSON form (``--config accel.json``, also the ``config`` block of an exported acc
     {"schema_version": 2, "freq_mhz": 300,
      "array": {"rows": 32, "cols": 64, "pot_cols": 16, "packing": 2},
      "acc_bits": null, "nonlinear_lanes": 16, "nonlinear_kernels": {"softmax": "shift"},
+     "nonlinear_kind_lanes": {"softmax": 128},
      "default": {"weight_bits": 8, "act_bits": 8, "pot_ratio": 0.0, "tm": 256, "tn": 96, "tk": 768},
      "layers": {"blocks.0.mlp.fc1": {"weight_bits": 4, "pot_ratio": 0.5}}}
 
@@ -18,7 +19,9 @@ use). Tile sizes (tokens, channels, depth) larger than a layer dimension are cli
 ``nonlinear_kernels`` picks the kernel each non-linear unit computes, per kind (``softmax``,
 ``layernorm``, ``gelu``) one of :data:`hwmodel.arch.intops.VARIANTS` (``poly``: polynomial exp /
 erf with multipliers; ``shift``: shift-and-add, no DSP slice); a kind not named is ``poly``, and
-an all-``poly`` config leaves the key out of :meth:`AcceleratorConfig.to_dict`.
+an all-``poly`` config leaves the key out of :meth:`AcceleratorConfig.to_dict`. Each unit has
+``nonlinear_lanes`` lanes unless ``nonlinear_kind_lanes`` gives its kind its own count (left out
+of :meth:`AcceleratorConfig.to_dict` when empty).
 Schema 1 described the output-stationary v1 engine and is not read.
 """
 
@@ -38,6 +41,21 @@ SUPPORTED_BITS = range(1, 33)
 NONLINEAR_KINDS: tuple[str, ...] = tuple(KERNELS)
 #: The kernel of a kind the config does not name.
 DEFAULT_KERNEL = "poly"
+
+
+def kind_lanes(raw: Mapping[str, int], where: str) -> dict[str, int]:
+    """Per-kind lane counts (a partial mapping kind → lanes, 1 … 1024), checked: an unknown kind
+    or a bad count is a one-line :class:`UserError` naming ``where``, the key and the allowed values."""
+    if not isinstance(raw, Mapping):
+        raise UserError(f"{where}: expected a mapping of op kind to lanes, got {type(raw).__name__}")
+    out: dict[str, int] = {}
+    for kind, lanes in raw.items():
+        if kind not in KERNELS:
+            raise UserError(f"{where}: unknown key '{kind}' (allowed: {', '.join(NONLINEAR_KINDS)})")
+        if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= 1024:
+            raise UserError(f"{where}: key '{kind}' must be an integer in [1, 1024], got {lanes!r}")
+        out[str(kind)] = lanes
+    return dict(sorted(out.items()))
 
 
 def kernel_choice(raw: Mapping[str, str], where: str) -> dict[str, str]:
@@ -85,11 +103,25 @@ class AcceleratorConfig:
     #: the kernel variant of each non-linear unit, kind → variant (every kind; :func:`kernel_choice`)
     #: (a partial mapping is completed with :data:`DEFAULT_KERNEL`)
     nonlinear_kernels: Mapping[str, str] = field(default_factory=dict)
+    #: lanes of the units of these kinds (the others have :attr:`nonlinear_lanes`)
+    nonlinear_kind_lanes: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "nonlinear_kernels", kernel_choice(self.nonlinear_kernels, "nonlinear_kernels")
         )
+        object.__setattr__(
+            self, "nonlinear_kind_lanes", kind_lanes(self.nonlinear_kind_lanes, "nonlinear_kind_lanes")
+        )
+
+    def lanes_for(self, kind: str) -> int:
+        """The lanes of the unit of non-linear op ``kind``."""
+        return self.nonlinear_kind_lanes.get(kind, self.nonlinear_lanes)
+
+    @property
+    def lanes_key(self) -> tuple[tuple[str, int], ...]:
+        """Every kind's lanes as a sorted tuple of (kind, lanes) (hashable)."""
+        return tuple((kind, self.lanes_for(kind)) for kind in sorted(NONLINEAR_KINDS))
 
     @property
     def kernels_key(self) -> tuple[tuple[str, str], ...]:
@@ -125,6 +157,9 @@ class AcceleratorConfig:
                 {"nonlinear_kernels": dict(sorted(self.nonlinear_kernels.items()))}
                 if any(v != DEFAULT_KERNEL for v in self.nonlinear_kernels.values())
                 else {}
+            ),
+            **(
+                {"nonlinear_kind_lanes": dict(self.nonlinear_kind_lanes)} if self.nonlinear_kind_lanes else {}
             ),
             "default": default,
             "layers": {
@@ -185,6 +220,7 @@ def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
         "acc_bits",
         "nonlinear_lanes",
         "nonlinear_kernels",
+        "nonlinear_kind_lanes",
         "default",
         "layers",
     }
@@ -213,6 +249,7 @@ def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
     acc_bits = _int(raw, "acc_bits", source, 4, 64) if raw.get("acc_bits") is not None else None
     lanes = _int(raw, "nonlinear_lanes", source, 1, 1024) if "nonlinear_lanes" in raw else 16
     kernels = kernel_choice(raw.get("nonlinear_kernels", {}), f"{source}: nonlinear_kernels")
+    per_kind = kind_lanes(raw.get("nonlinear_kind_lanes", {}), f"{source}: nonlinear_kind_lanes")
     default = _parse_layer(raw.get("default", {}), LayerHw(), f"{source}: default")
     layers_raw = raw.get("layers", {})
     if not isinstance(layers_raw, dict):
@@ -231,4 +268,5 @@ def _parse_config(raw: Any, source: str) -> AcceleratorConfig:
         default=default,
         layers=layers,
         nonlinear_kernels=kernels,
+        nonlinear_kind_lanes=per_kind,
     )

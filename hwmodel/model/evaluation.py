@@ -30,6 +30,7 @@ interconnect, a cited figure from ``coefficients.json`` → ``vendor_ip``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -56,6 +57,17 @@ I64 = npt.NDArray[np.int64]
 #: The kernel variant of each non-linear kind as a sorted tuple of (kind, variant) (hashable: a
 #: memo key; :attr:`AcceleratorConfig.kernels_key`); a kind not in it computes ``poly``.
 KernelsKey = tuple[tuple[str, str], ...]
+#: The lanes of each non-linear kind's unit as a sorted tuple of (kind, lanes)
+#: (:attr:`AcceleratorConfig.lanes_key`), or one count for every kind.
+LanesKey = tuple[tuple[str, int], ...] | int
+
+
+def _lanes_of(lanes: LanesKey) -> Callable[[str], int]:
+    """Kind → its unit's lanes."""
+    if isinstance(lanes, int):
+        return lambda _kind: lanes
+    per_kind = dict(lanes)
+    return per_kind.__getitem__
 
 
 @dataclass(frozen=True)
@@ -315,7 +327,8 @@ class _Successors:
     row_time: I64
     latency: I64
     head_rows: I64
-    lanes: int
+    #: the lanes of each row's successor unit (1 where none)
+    lanes: I64
     #: the modes some row uses, but 0
     present: frozenset[int]
     #: per mode 0 … 3, 1 on the rows that use it
@@ -341,13 +354,15 @@ class _NonlinearPart:
     ff: float
 
 
-def _successors(tables: _WorkloadTables, lanes: int, kernels: KernelsKey) -> _Successors:
+def _successors(tables: _WorkloadTables, lanes: LanesKey, kernels: KernelsKey) -> _Successors:
     """The oriented rows' successors on units of ``lanes`` lanes computing ``kernels`` (see
     :class:`_Successors`)."""
     variant = dict(kernels)
+    lanes_of = _lanes_of(lanes)
     workload = tables.workload
     n_rows = tables.row_layer.shape[0]
     mode, row_time, latency, head_rows = (np.zeros(n_rows, dtype=np.int64) for _ in range(4))
+    row_lanes = np.ones(n_rows, dtype=np.int64)
     n_gemms = tables.straight.shape[0]
     for row, gi in enumerate(tables.row_layer.tolist()):
         ni = int(tables.gemm_succ[gi])
@@ -358,7 +373,8 @@ def _successors(tables: _WorkloadTables, lanes: int, kernels: KernelsKey) -> _Su
         mode_name = "tile" if op.kind == "gelu" else "row" if row < n_gemms else "head"
         bits = tables.row_bits[op.kind]
         kernel = variant.get(op.kind, "poly")
-        succ = Successor(op.kind, mode_name, lanes, bits, op.row_len, gemm.m, kernel)
+        succ = Successor(op.kind, mode_name, lanes_of(op.kind), bits, op.row_len, gemm.m, kernel)
+        row_lanes[row] = succ.lanes
         mode[row] = NL_MODES.index(mode_name)
         row_time[row], latency[row], head_rows[row] = succ.row_time, succ.latency, gemm.m
     present = frozenset(int(v) for v in np.unique(mode) if v)
@@ -368,7 +384,7 @@ def _successors(tables: _WorkloadTables, lanes: int, kernels: KernelsKey) -> _Su
         _read_only(row_time),
         _read_only(latency),
         _read_only(head_rows),
-        lanes,
+        _read_only(row_lanes),
         present,
         on,
         _read_only(np.arange(n_rows)),
@@ -377,7 +393,7 @@ def _successors(tables: _WorkloadTables, lanes: int, kernels: KernelsKey) -> _Su
 
 @lru_cache(maxsize=1024)  # a search meets the same (workload, lanes, family, kernels) in most trials
 def _nonlinear_part(
-    tables: _WorkloadTables, lanes: int, synth_family: str, coef: Coefficients, kernels: KernelsKey = ()
+    tables: _WorkloadTables, lanes: LanesKey, synth_family: str, coef: Coefficients, kernels: KernelsKey = ()
 ) -> _NonlinearPart:
     """The cycles and resources of the workload's non-linear units on ``lanes`` lanes, each kind
     computing its ``kernels`` variant (memoised: the same for every design of the workload with
@@ -386,7 +402,10 @@ def _nonlinear_part(
     cycles = _nonlinear_cycles(workload, lanes, kernels)
     cycles.flags.writeable = False
     nl = nonlinear_units(workload, lanes, synth_family, coef, kernels).values()
-    nl_mem = [row_buffer_memory(kind, lanes, bits, synth_family) for kind, bits in tables.row_bits.items()]
+    lanes_of = _lanes_of(lanes)
+    nl_mem = [
+        row_buffer_memory(kind, lanes_of(kind), bits, synth_family) for kind, bits in tables.row_bits.items()
+    ]
     nl_lut = sum(u.lut for u in nl) + sum(m.lut for m in nl_mem)
     nl_ff = sum(u.ff for u in nl) + sum(m.ff for m in nl_mem)
     res = Resources(
@@ -732,14 +751,22 @@ def _exposure(
     return exposed, busy
 
 
-def _nonlinear_cycles(workload: Workload, lanes: int, kernels: KernelsKey = ()) -> I64:
+def _nonlinear_cycles(workload: Workload, lanes: LanesKey, kernels: KernelsKey = ()) -> I64:
     """Cycles of each non-linear op (in :attr:`Workload.nonlinears` order) on ``lanes`` lanes
     (``kernels``: each kind's variant, :data:`KernelsKey`)."""
     log2_rows = nonlinear_row_bits(workload)
     variant = dict(kernels)
+    lanes_of = _lanes_of(lanes)
     return np.array(
         [
-            op_cycles(op.kind, op.rows, op.row_len, lanes, log2_rows[op.kind], variant.get(op.kind, "poly"))
+            op_cycles(
+                op.kind,
+                op.rows,
+                op.row_len,
+                lanes_of(op.kind),
+                log2_rows[op.kind],
+                variant.get(op.kind, "poly"),
+            )
             for op in workload.nonlinears
         ],
         dtype=np.int64,
@@ -756,14 +783,17 @@ def nonlinear_row_bits(workload: Workload) -> dict[str, int]:
 
 
 def nonlinear_units(
-    workload: Workload, lanes: int, synth_family: str, coef: Coefficients, kernels: KernelsKey = ()
+    workload: Workload, lanes: LanesKey, synth_family: str, coef: Coefficients, kernels: KernelsKey = ()
 ) -> dict[str, UnitResources]:
     """Fabric and DSPs of each non-linear unit the workload needs (``lanes`` lanes, row buffers
     sized for its longest row; the buffers themselves are priced with the other buffers), each
     kind built for its ``kernels`` variant (:data:`KernelsKey`)."""
     variant = dict(kernels)
+    lanes_of = _lanes_of(lanes)
     return {
-        kind: unit_resources(kind, synth_family, coef, lanes, log2_rows, variant=variant.get(kind, "poly"))
+        kind: unit_resources(
+            kind, synth_family, coef, lanes_of(kind), log2_rows, variant=variant.get(kind, "poly")
+        )
         for kind, log2_rows in nonlinear_row_bits(workload).items()
     }
 
@@ -858,10 +888,10 @@ def design_controller(workload: Workload, config: AcceleratorConfig, device: Dev
     )
 
 
-def _buffers(workload: Workload, engine: EngineConfig, la: _LayerArrays, lanes: int) -> list[Buffer]:
+def _buffers(workload: Workload, engine: EngineConfig, la: _LayerArrays, lanes: LanesKey) -> list[Buffer]:
     bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
     for kind, log2_rows in nonlinear_row_bits(workload).items():
-        buf = row_buffer(kind, lanes, log2_rows)  # one row buffer per lane (hwmodel.rtl.nonlinear)
+        buf = row_buffer(kind, _lanes_of(lanes)(kind), log2_rows)  # one per lane (hwmodel.rtl.nonlinear)
         if buf is not None:
             bufs.append(buf)
     return bufs
@@ -896,7 +926,7 @@ def design_engine(workload: Workload, config: AcceleratorConfig, device: Device)
 def buffers(workload: Workload, config: AcceleratorConfig, device: Device) -> list[Buffer]:
     """The on-chip buffers of a design (sized for its largest tile)."""
     la = _layer_arrays(workload, config)
-    return _buffers(workload, _engine(config, la, device.dsp_type), la, config.nonlinear_lanes)
+    return _buffers(workload, _engine(config, la, device.dsp_type), la, config.lanes_key)
 
 
 _DEFAULT_CAPS = UtilisationCaps()
@@ -923,7 +953,7 @@ def evaluate(
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
     tables = _workload_tables(workload)
-    nl_part = _nonlinear_part(tables, config.nonlinear_lanes, device.synth_family, coef, config.kernels_key)
+    nl_part = _nonlinear_part(tables, config.lanes_key, device.synth_family, coef, config.kernels_key)
     dram = coef.dram_latency_cycles(config.freq_mhz)
     timing = _gemm_timing(workload, engine, la, bpc, dram, detail, nl_part.successors)
     exposed = int(timing.exposed.sum())
