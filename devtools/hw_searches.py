@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hwmodel.arch.config import NONLINEAR_KINDS as KINDS
+
 #: key → (study, quantization, extra arguments): the commands of README's table.
 SEARCHES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "deit_b_w4a8p": (
@@ -49,7 +51,7 @@ def best_design(run_dir: Path) -> dict[str, Any]:
         "trial": int(row["trial"]),
         "array": f"{cfg['array']['rows']} × {cfg['array']['cols']} ({cfg['array']['pot_cols']} PoT)",
         "packing": cfg["array"]["packing"],
-        "lanes": cfg["nonlinear_lanes"],
+        "lanes": {k: cfg.get("nonlinear_kind_lanes", {}).get(k, cfg["nonlinear_lanes"]) for k in KINDS},
         "kernels": cfg.get("nonlinear_kernels", {}),
         "fps": float(row["fps"]),
         "gops": float(row["gops"]),
@@ -89,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"rows": rows, "ratios": ratios}, indent=2))
         return 0
     for r in rows:
-        kernels = ",".join(f"{k}:{v}" for k, v in r["kernels"].items() if v != "poly") or "poly"
+        units = " ".join(f"{k} {r['lanes'][k]} {r['kernels'].get(k, 'poly')}" for k in KINDS)
         print(
-            f"{r['search']:<14} {r['array']:<22} lanes {r['lanes']:<4} {kernels:<36} {r['fps']:7.1f} FPS "
+            f"{r['search']:<14} {r['array']:<22} {units:<46} {r['fps']:7.1f} FPS "
             f"{r['gops']:7.0f} GOP/s DSP {r['dsp']:5d} LUT {r['lut'] / 1e3:5.0f} k FF {r['ff'] / 1e3:5.0f} k "
             f"BRAM36 {r['bram36']:5.0f}  non-linear exposed {100 * r['nonlinear_exposed_share']:.1f} %"
         )
