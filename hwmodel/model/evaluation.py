@@ -692,62 +692,53 @@ def _exposure(
 ) -> tuple[I64, I64]:
     """Per oriented row, the cycles its non-linear successor adds to it and the unit's busy
     cycles, in closed form over the tile classes (:func:`hwmodel.arch.controller.overlapped_cycles`
-    summed group by group). Groups of tiles run in h → m → n order; with S_j the slot cycles of
-    group j and g_j its job, the layer gains ``Σ_{j≥1} max(0, g_{j−1} − S_j) + g_last``. The
-    pairs of consecutive groups are counted per class: within an m row of tiles (``tile``
-    mode), from one m row to the next, and from one head to the next.
+    summed group by group). Groups run in h → m → n order; with S_j the slot cycles of group j and
+    g_j its job, the layer gains ``Σ_{j≥1} max(0, g_{j−1} − S_j) + g_last``, the pairs of
+    consecutive groups counted per class: within an m row, from one m row to the next, and from
+    one head to the next. Every mode is that sequence: a ``tile`` group is one output tile (m and
+    n classes), a ``row`` group an m tile's row of tiles (one n class), a ``head`` group a head
+    (one class).
 
     ``per_tile``: slot cycles per (m, n, k) class × row; ``ck``: the k classes' counts;
     ``m_cls``/``n_cls``: (extent, count) × class × row; ``q``/``has_rest``: full tiles and
     whether a short one follows, per axis (m, n, k) × row."""
-    ar = succ.rows
-    lanes = succ.lanes
-    nh = repeat
-    fm, fn = q[0], q[1]
-    hm, hn = has_rest[0].astype(np.int64), has_rest[1].astype(np.int64)
-    m_last, n_last = hm, hn  # the class of the last m (n) tile: the short one if any
-    m_first, n_first = (fm == 0).astype(np.int64), (fn == 0).astype(np.int64)
-    m_more, n_more = np.maximum(fm - 1, 0), np.maximum(fn - 1, 0)  # full → full pairs
-    m_to_rest, n_to_rest = hm * (fm >= 1), hn * (fn >= 1)  # full → short pairs
+    ar, lanes, present = succ.rows, succ.lanes, succ.present
     em, cm = m_cls[0], m_cls[1]
     en, cn = n_cls[0], n_cls[1]
-    s_tile = (per_tile * ck).sum(axis=2)  # (m class, n class, row): one output tile's k tiles
-    exposed = np.zeros_like(nh)
-    busy = np.zeros_like(nh)
-    present = succ.present
-
-    def gap(g: I64, s: I64) -> I64:
-        out: I64 = np.maximum(g - s, 0)
-        return out
-
-    if 1 in present:  # each output tile: an element job on em × en
-        g = _cdiv(em[:, None, :] * en[None, :, :], lanes) + succ.latency
-        inner = n_more * gap(g[:, 0], s_tile[:, 0]) + n_to_rest * gap(g[:, 0], s_tile[:, 1])
-        within = fm * inner[0] + hm * inner[1]
-        g_end = g[:, n_last, ar]  # (m class, row): the last tile of an m row
-        s_start = s_tile[:, n_first, ar]  # the first tile of an m row
-        between = m_more * gap(g_end[0], s_start[0]) + m_to_rest * gap(g_end[0], s_start[1])
-        heads = gap(g_end[m_last, ar], s_start[m_first, ar])
-        x = nh * (within + between) + (nh - 1) * heads + g_end[m_last, ar]
-        on = succ.on[1]
-        exposed = exposed + x * on
-        busy = busy + nh * (cm[:, None, :] * cn[None, :, :] * g).sum(axis=(0, 1)) * on
-    if 2 in present or 3 in present:
-        s_row = (s_tile * cn[None, :, :]).sum(axis=1)  # (m class, row): an m row of tiles
-        if 2 in present:  # each m tile's rows: ⌈em/lanes⌉ rows a lane
-            g = _cdiv(em, lanes) * succ.row_time
-            between = m_more * gap(g[0], s_row[0]) + m_to_rest * gap(g[0], s_row[1])
-            heads = gap(g[m_last, ar], s_row[m_first, ar])
-            x = nh * between + (nh - 1) * heads + g[m_last, ar]
-            on = succ.on[2]
-            exposed = exposed + x * on
-            busy = busy + nh * (cm * g).sum(axis=0) * on
-        if 3 in present:  # each head's rows
-            g_head: I64 = _cdiv(succ.head_rows, lanes) * succ.row_time
-            s_head: I64 = (s_row * cm).sum(axis=0)
-            on = succ.on[3]
-            exposed = exposed + ((nh - 1) * gap(g_head, s_head) + g_head) * on
-            busy = busy + nh * g_head * on
+    s = (per_tile * ck).sum(axis=2)  # (m class, n class, row): one output tile's k tiles
+    g = np.zeros_like(s)
+    if 1 in present:  # each output tile: an element job of em × en
+        g += (_cdiv(em[:, None, :] * en[None, :, :], lanes) + succ.latency) * succ.on[1]
+    per_n = succ.on[2] + succ.on[3]  # rows whose groups collapse the n classes into class 0
+    if 2 in present or 3 in present:  # the rows of an m tile (or of a head) as one group
+        s_row = (s * cn[None, :, :]).sum(axis=1)
+        s[:, 0] += (s_row - s[:, 0]) * per_n
+        if 2 in present:
+            g[:, 0] += _cdiv(em, lanes) * succ.row_time * succ.on[2]
+        if 3 in present:  # collapse the m classes too
+            s[0, 0] += ((s_row * cm).sum(axis=0) - s[0, 0]) * succ.on[3]
+            g[0, 0] += _cdiv(succ.head_rows, lanes) * succ.row_time * succ.on[3]
+    # the classes' counts per group axis (one group of class 0 where an axis is collapsed)
+    fm = q[0] + (1 - q[0]) * succ.on[3]
+    hm = has_rest[0] * (1 - succ.on[3])
+    fn = q[1] + (1 - q[1]) * per_n
+    hn = has_rest[1] * (1 - per_n)
+    nh = repeat
+    m_last, n_last = hm, hn  # the class of the last m (n) group: the short one if any
+    m_first, n_first = (fm == 0).astype(np.int64), (fn == 0).astype(np.int64)
+    gap = np.maximum(g[:, :, None, None, :] - s[None, None], 0)  # (prev m, prev n, next m, next n, row)
+    within = (
+        np.maximum(fn - 1, 0) * gap[:, 0, :, 0].diagonal().T + hn * (fn >= 1) * gap[:, 0, :, 1].diagonal().T
+    )
+    g_end = gap[
+        :, n_last, :, n_first, ar
+    ]  # (row, prev m, next m): last group of an m row → first of the next
+    between = np.maximum(fm - 1, 0) * g_end[:, 0, 0] + hm * (fm >= 1) * g_end[:, 0, 1]
+    heads = g_end[ar, m_last, m_first]
+    x = nh * ((fm * within[0] + hm * within[1]) + between) + (nh - 1) * heads + g[m_last, n_last, ar]
+    exposed: I64 = x * (succ.mode > 0)
+    counts = (np.stack((fm, hm))[:, None, :] * np.stack((fn, hn))[None, :, :]) * g
+    busy: I64 = nh * counts.sum(axis=(0, 1))
     return exposed, busy
 
 
