@@ -17,6 +17,7 @@ from test_space_study import RandomTrial
 
 from codesign.errors import UserError
 from codesign.export import accelerator_document, nonlinear_units_for, nonlinear_verilog, quant_document
+from codesign.proxy._linear import LinearizedKL
 from codesign.quant import (
     KERNELS,
     VARIANTS,
@@ -243,6 +244,21 @@ def test_quantized_model_runs_the_chosen_kernels() -> None:
     flt = QuantConfig.uniform("W8A8", kernels=kernels)
     assert not any(isinstance(m, IntNonlinear) for m in quantize_model(model, flt, cal).modules())
     assert len(nonlinear_modules(model)) > 0
+
+
+def test_proxy_terms_are_kept_per_variant() -> None:
+    """The poly terms keep their key (cached term files stay valid); a space's variants are all
+    precomputed, each scored config sums its own."""
+    model = tiny_vit()
+    images = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    lin = LinearizedKL(model, images, Calibration(model, images))
+    cfg = QuantConfig.uniform("W8A8", nonlinear="int")
+    lin.precompute((8,), (8,), (0.0,), cfg, kernels={"softmax": ("poly", "shift")})
+    methods = {(k[4], k[3]) for k in lin._memo if k[4] in KERNELS}
+    assert methods == {("softmax", "int"), ("softmax", "int-shift"), ("layernorm", "int"), ("gelu", "int")}
+    n = len(lin._memo)
+    shift = QuantConfig.uniform("W8A8", nonlinear="int", kernels={"softmax": "shift"})
+    assert lin.score(shift) != lin.score(cfg) and len(lin._memo) == n
 
 
 # ----------------------------------------------------------------------------- search space
