@@ -27,6 +27,7 @@ from codesign.quant import (
     nonlinear_modules,
     quantize_model,
 )
+from codesign.results.rescore import quant_key
 from codesign.space import kernel_param, load_space
 from hwmodel.arch.config import NONLINEAR_KINDS, AcceleratorConfig
 from hwmodel.arch.nonlinear import op_cycles
@@ -178,6 +179,10 @@ def test_quant_config_kernels_round_trip() -> None:
     layered = QuantConfig.from_json(json.dumps({k: v for k, v in doc.items() if k != "config"}))
     assert layered.kernels == cfg.kernels
     assert "kernels" not in quant_document(poly, ("head",), "m", {})["methods"]
+    # the real accuracy: the kernels count with nonlinear: int only (float runs the float operators)
+    assert quant_key(cfg) != quant_key(poly)
+    flt = QuantConfig.uniform("W8A8", kernels={"softmax": "shift"})
+    assert quant_key(flt) == quant_key(QuantConfig.uniform("W8A8")) and flt != QuantConfig.uniform("W8A8")
 
 
 def test_bad_quant_kernels_are_one_line(tmp_path: Path) -> None:
