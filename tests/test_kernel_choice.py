@@ -17,6 +17,7 @@ from test_space_study import RandomTrial
 
 from codesign.errors import UserError
 from codesign.export import accelerator_document, nonlinear_units_for, nonlinear_verilog, quant_document
+from codesign.proxy._linear import LinearizedKL
 from codesign.quant import (
     KERNELS,
     VARIANTS,
@@ -26,6 +27,7 @@ from codesign.quant import (
     nonlinear_modules,
     quantize_model,
 )
+from codesign.results.rescore import quant_key
 from codesign.space import kernel_param, load_space
 from hwmodel.arch.config import NONLINEAR_KINDS, AcceleratorConfig
 from hwmodel.arch.nonlinear import op_cycles
@@ -179,6 +181,10 @@ def test_quant_config_kernels_round_trip() -> None:
     layered = QuantConfig.from_json(json.dumps({k: v for k, v in doc.items() if k != "config"}))
     assert layered.kernels == cfg.kernels
     assert "kernels" not in quant_document(poly, ("head",), "m", {})["methods"]
+    # the real accuracy: the kernels count with nonlinear: int only (float runs the float operators)
+    assert quant_key(cfg) != quant_key(poly)
+    flt = QuantConfig.uniform("W8A8", kernels={"softmax": "shift"})
+    assert quant_key(flt) == quant_key(QuantConfig.uniform("W8A8")) and flt != QuantConfig.uniform("W8A8")
 
 
 def test_bad_quant_kernels_are_one_line(tmp_path: Path) -> None:
@@ -245,6 +251,21 @@ def test_quantized_model_runs_the_chosen_kernels() -> None:
     flt = QuantConfig.uniform("W8A8", kernels=kernels)
     assert not any(isinstance(m, IntNonlinear) for m in quantize_model(model, flt, cal).modules())
     assert len(nonlinear_modules(model)) > 0
+
+
+def test_proxy_terms_are_kept_per_variant() -> None:
+    """The poly terms keep their key (cached term files stay valid); a space's variants are all
+    precomputed, each scored config sums its own."""
+    model = tiny_vit()
+    images = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    lin = LinearizedKL(model, images, Calibration(model, images))
+    cfg = QuantConfig.uniform("W8A8", nonlinear="int")
+    lin.precompute((8,), (8,), (0.0,), cfg, kernels={"softmax": ("poly", "shift")})
+    methods = {(k[4], k[3]) for k in lin._memo if k[4] in KERNELS}
+    assert methods == {("softmax", "int"), ("softmax", "int-shift"), ("layernorm", "int"), ("gelu", "int")}
+    n = len(lin._memo)
+    shift = QuantConfig.uniform("W8A8", nonlinear="int", kernels={"softmax": "shift"})
+    assert lin.score(shift) != lin.score(cfg) and len(lin._memo) == n
 
 
 # ----------------------------------------------------------------------------- search space

@@ -70,6 +70,9 @@ def test_topk_with_every_class_is_linkl(mnist: tuple[nn.Module, torch.Tensor, Ca
     lin = LinearizedKL(model, x, cal)
     cfgs = [random_config(DEFAULT_SPACE, lin.names, random.Random(s)) for s in range(3)]
     cfgs += [QuantConfig.uniform("W8A8", nonlinear="int"), QuantConfig.uniform("W3A4", softmax="log2")]
+    shift = dict.fromkeys(("softmax", "layernorm", "gelu"), "shift")
+    cfgs += [QuantConfig.uniform("W8A8", nonlinear="int", kernels=shift)]  # terms per kernel variant
+    assert not torch.equal(lin.delta_logits(cfgs[-1]), lin.delta_logits(cfgs[-3]))
     for k in (9, 50):
         top = TopKLinearizedKL(model, x, cal, k=k, batch_bytes=32 << 20)  # batches of ~6 images
         assert top.k == 9

@@ -25,8 +25,12 @@ REAL_TOP1_ATTR = "real_top1"
 
 
 def quant_key(config: QuantConfig) -> str:
-    """A stable identity of a quantization config (the real accuracy depends on nothing else)."""
-    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    """A stable identity of a quantization config (the real accuracy depends on nothing else;
+    with ``nonlinear: float`` not on the kernels either, which are then the hardware's alone)."""
+    raw = config.to_dict()
+    if config.nonlinear == "float":
+        raw.pop("kernels", None)
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _known(study: optuna.Study | None, fingerprint: str) -> dict[str, float]:
