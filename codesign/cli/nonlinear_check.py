@@ -83,6 +83,14 @@ def run_check(
     return out
 
 
+def _accuracy_row(label: str, res: dict[str, Any], key: str) -> tuple[str, str]:
+    """A table row: the top-1 of result ``key`` with its linkl and KL proxies."""
+    return (
+        label,
+        f"{res[f'{key}_accuracy']:.2f} %  (linkl {res[f'{key}_linkl']:.5f}, kl {res[f'{key}_kl']:.5f})",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = command_parser(COMMAND, __doc__)
     p.add_argument("--precision", default="W8A8", help="uniform precision, e.g. W8A8")
@@ -112,23 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     rows = [("FP32", f"{res['fp32_accuracy']:.2f} %")]
     for mode in ("float", "int"):
-        rows.append(
-            (
-                f"{args.precision}, {mode} non-linear ops",
-                f"{res[f'{mode}_accuracy']:.2f} %  (linkl {res[f'{mode}_linkl']:.5f}, "
-                f"kl {res[f'{mode}_kl']:.5f})",
-            )
-        )
+        rows.append(_accuracy_row(f"{args.precision}, {mode} non-linear ops", res, mode))
     rows.append(("int − FP32", f"{res['int_minus_fp32_pt']:+.2f} pt"))
     if kernels is not None:
         named = ", ".join(f"{k} {v}" for k, v in res["kernels"].items())
-        rows.append(
-            (
-                f"{args.precision}, int non-linear ops ({named})",
-                f"{res['kernels_accuracy']:.2f} %  "
-                f"(linkl {res['kernels_linkl']:.5f}, kl {res['kernels_kl']:.5f})",
-            )
-        )
+        rows.append(_accuracy_row(f"{args.precision}, int non-linear ops ({named})", res, "kernels"))
         rows.append(("  − FP32", f"{res['kernels_minus_fp32_pt']:+.2f} pt"))
     if settings is not None:
         ft = res["finetune"]
