@@ -680,6 +680,10 @@ def _oriented_timing(
     ).reshape(7, -1)
 
 
+#: Counts of one group of class 0 and none of class 1 (an axis whose classes a group collapses).
+_FIRST_CLASS = np.array([[1], [0]], dtype=np.int64)
+
+
 def _exposure(
     per_tile: I64,
     ck: I64,
@@ -702,43 +706,41 @@ def _exposure(
     ``per_tile``: slot cycles per (m, n, k) class × row; ``ck``: the k classes' counts;
     ``m_cls``/``n_cls``: (extent, count) × class × row; ``q``/``has_rest``: full tiles and
     whether a short one follows, per axis (m, n, k) × row."""
-    ar, lanes, present = succ.rows, succ.lanes, succ.present
-    em, cm = m_cls[0], m_cls[1]
-    en, cn = n_cls[0], n_cls[1]
+    ar, lanes, present, on = succ.rows, succ.lanes, succ.present, succ.on
+    em, en = m_cls[0], n_cls[0]
     s = (per_tile * ck).sum(axis=2)  # (m class, n class, row): one output tile's k tiles
-    g = np.zeros_like(s)
+    # the classes' counts per group axis: one group of class 0 where the axis is collapsed (the
+    # n classes of a row or head group, the m classes of a head group)
+    per_n = on[2] + on[3]
+    cnt_m = m_cls[1] + (_FIRST_CLASS - m_cls[1]) * on[3]
+    cnt_n = n_cls[1] + (_FIRST_CLASS - n_cls[1]) * per_n
     if 1 in present:  # each output tile: an element job of em × en
-        g += (_cdiv(em[:, None, :] * en[None, :, :], lanes) + succ.latency) * succ.on[1]
-    per_n = succ.on[2] + succ.on[3]  # rows whose groups collapse the n classes into class 0
+        g = (_cdiv(em[:, None, :] * en[None, :, :], lanes) + succ.latency) * on[1]
+    else:
+        g = np.zeros_like(s)
     if 2 in present or 3 in present:  # the rows of an m tile (or of a head) as one group
-        s_row = (s * cn[None, :, :]).sum(axis=1)
+        s_row = (s * n_cls[1][None, :, :]).sum(axis=1)
         s[:, 0] += (s_row - s[:, 0]) * per_n
         if 2 in present:
-            g[:, 0] += _cdiv(em, lanes) * succ.row_time * succ.on[2]
-        if 3 in present:  # collapse the m classes too
-            s[0, 0] += ((s_row * cm).sum(axis=0) - s[0, 0]) * succ.on[3]
-            g[0, 0] += _cdiv(succ.head_rows, lanes) * succ.row_time * succ.on[3]
-    # the classes' counts per group axis (one group of class 0 where an axis is collapsed)
-    fm = q[0] + (1 - q[0]) * succ.on[3]
-    hm = has_rest[0] * (1 - succ.on[3])
-    fn = q[1] + (1 - q[1]) * per_n
-    hn = has_rest[1] * (1 - per_n)
+            g[:, 0] += _cdiv(em, lanes) * succ.row_time * on[2]
+        if 3 in present:
+            s[0, 0] += ((s_row * m_cls[1]).sum(axis=0) - s[0, 0]) * on[3]
+            g[0, 0] += _cdiv(succ.head_rows, lanes) * succ.row_time * on[3]
+    fm, hm = cnt_m[0], cnt_m[1]
+    fn, hn = cnt_n[0], cnt_n[1]
     nh = repeat
     m_last, n_last = hm, hn  # the class of the last m (n) group: the short one if any
     m_first, n_first = (fm == 0).astype(np.int64), (fn == 0).astype(np.int64)
-    gap = np.maximum(g[:, :, None, None, :] - s[None, None], 0)  # (prev m, prev n, next m, next n, row)
-    within = (
-        np.maximum(fn - 1, 0) * gap[:, 0, :, 0].diagonal().T + hn * (fn >= 1) * gap[:, 0, :, 1].diagonal().T
-    )
-    g_end = gap[
-        :, n_last, :, n_first, ar
-    ]  # (row, prev m, next m): last group of an m row → first of the next
-    between = np.maximum(fm - 1, 0) * g_end[:, 0, 0] + hm * (fm >= 1) * g_end[:, 0, 1]
-    heads = g_end[ar, m_last, m_first]
+    # within an m row: (a, full n) → (a, full n) and (a, full n) → (a, short n)
+    within = np.maximum(fn - 1, 0) * np.maximum(g[:, 0] - s[:, 0], 0)
+    within += hn * (fn >= 1) * np.maximum(g[:, 0] - s[:, 1], 0)
+    # from the last group of an m row to the first of the next (row, prev m, next m)
+    g_end = np.maximum(g[:, n_last, ar][:, None, :] - s[:, n_first, ar][None, :, :], 0)
+    between = np.maximum(fm - 1, 0) * g_end[0, 0] + hm * (fm >= 1) * g_end[0, 1]
+    heads = g_end[m_last, m_first, ar]
     x = nh * ((fm * within[0] + hm * within[1]) + between) + (nh - 1) * heads + g[m_last, n_last, ar]
     exposed: I64 = x * (succ.mode > 0)
-    counts = (np.stack((fm, hm))[:, None, :] * np.stack((fn, hn))[None, :, :]) * g
-    busy: I64 = nh * counts.sum(axis=(0, 1))
+    busy: I64 = nh * np.einsum("ar,br,abr->r", cnt_m, cnt_n, g)
     return exposed, busy
 
 
