@@ -8,9 +8,8 @@ utilisation caps wins (ties: fewer DSP slices, then fewer lanes, then poly, then
 Tiles: Tm covers every token of the workload (weights are fetched once per layer) or half of
 them (two m tiles: the non-linear unit takes the first half's rows while the GEMM computes the
 second), Tn two folds of the array's channels, Tk the k-folds that cover 1024 (clipped to each
-layer). The partial sums are as wide as the deepest
-layer needs (``acc_bits`` left to :func:`hwmodel.arch.engine.required_acc_bits`: no overflow for
-any K of the workload).
+layer). The partial sums are as wide as the deepest layer needs (``acc_bits`` left to
+:func:`hwmodel.arch.engine.required_acc_bits`: no overflow for any K of the workload).
 """
 
 from __future__ import annotations

@@ -273,7 +273,7 @@ def _build_tables(workload: Workload) -> _WorkloadTables:
         row_repeat=_read_only(g.repeat[row_layer]),
         row_bits=nonlinear_row_bits(workload),
         gemm_succ=_read_only(gemm_succ),
-        series=tuple(i for i in range(len(workload.nonlinears)) if i not in set(gemm_succ.tolist())),
+        series=tuple(sorted(set(range(len(workload.nonlinears))) - set(gemm_succ.tolist()))),
     )
 
 
@@ -318,12 +318,11 @@ def _workload_tables(workload: Workload) -> _WorkloadTables:
 @dataclass(frozen=True)
 class _Successors:
     """Per oriented row (:class:`_WorkloadTables`): how its GEMM hands its rows to its non-linear
-    successor — the mode (index in :data:`hwmodel.arch.controller.NL_MODES`: 0 none, 1 each output
-    tile, 2 each m tile's rows, 3 each head's rows) and the unit's figures for a job
+    successor — its mode (:attr:`on`, by index in :data:`hwmodel.arch.controller.NL_MODES`: 0 none,
+    1 each output tile, 2 each m tile's rows, 3 each head's rows) and the unit's figures for a job
     (:class:`hwmodel.arch.nonlinear.Successor`): a row job of r rows takes ⌈r/lanes⌉ · ``row_time``
     cycles, an element job of E elements ⌈E/lanes⌉ + ``latency``. Read-only arrays."""
 
-    mode: I64
     row_time: I64
     latency: I64
     head_rows: I64
@@ -380,7 +379,6 @@ def _successors(tables: _WorkloadTables, lanes: LanesKey, kernels: KernelsKey) -
     present = frozenset(int(v) for v in np.unique(mode) if v)
     on = tuple(_read_only((mode == i).astype(np.int64)) for i in range(len(NL_MODES)))
     return _Successors(
-        _read_only(mode),
         _read_only(row_time),
         _read_only(latency),
         _read_only(head_rows),
@@ -662,7 +660,7 @@ def _oriented_timing(
     # the heads of a layer are one stream of tiles: double buffering hides every load but the first
     latency = (per_tile * count).sum(axis=classes) * repeat + first_load
     if successors is not None and successors.present:
-        exposed, busy = _exposure(per_tile, ck, m_cls, n_cls, q, has_rest, repeat, successors)
+        exposed, busy = _exposure(per_tile, ck, m_cls, n_cls, repeat, successors)
         latency = latency + exposed
     else:
         exposed = busy = np.zeros_like(latency)
@@ -689,8 +687,6 @@ def _exposure(
     ck: I64,
     m_cls: I64,
     n_cls: I64,
-    q: I64,
-    has_rest: npt.NDArray[np.bool_],
     repeat: I64,
     succ: _Successors,
 ) -> tuple[I64, I64]:
@@ -704,8 +700,8 @@ def _exposure(
     (one class).
 
     ``per_tile``: slot cycles per (m, n, k) class × row; ``ck``: the k classes' counts;
-    ``m_cls``/``n_cls``: (extent, count) × class × row; ``q``/``has_rest``: full tiles and
-    whether a short one follows, per axis (m, n, k) × row."""
+    ``m_cls``/``n_cls``: (extent, count) × class × row (the counts: the full tiles, and 1 where a
+    short one follows). A row without a successor has no jobs (g = 0), so it gains nothing."""
     ar, lanes, present, on = succ.rows, succ.lanes, succ.present, succ.on
     em, en = m_cls[0], n_cls[0]
     s = (per_tile * ck).sum(axis=2)  # (m class, n class, row): one output tile's k tiles
@@ -739,7 +735,7 @@ def _exposure(
     between = np.maximum(fm - 1, 0) * g_end[0, 0] + hm * (fm >= 1) * g_end[0, 1]
     heads = g_end[m_last, m_first, ar]
     x = nh * ((fm * within[0] + hm * within[1]) + between) + (nh - 1) * heads + g[m_last, n_last, ar]
-    exposed: I64 = x * (succ.mode > 0)
+    exposed: I64 = x
     busy: I64 = nh * np.einsum("ar,br,abr->r", cnt_m, cnt_n, g)
     return exposed, busy
 
