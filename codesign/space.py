@@ -45,7 +45,7 @@ from codesign.quant import (
     parse_precision,
 )
 from codesign.yamlio import check_keys, choices, read_yaml_mapping
-from hwmodel.arch.config import DEFAULT_KERNEL, NONLINEAR_KINDS, AcceleratorConfig, LayerHw
+from hwmodel.arch.config import DEFAULT_KERNEL, NONLINEAR_KINDS, AcceleratorConfig, LayerHw, by_kind
 from hwmodel.arch.intops import VARIANTS
 
 DEFAULT_SPACE_FILE = Path(__file__).resolve().parents[1] / "search_spaces" / "default.yaml"
@@ -331,13 +331,7 @@ def _nearest(values: Sequence[Any], target: float) -> Any:
 def _kernel_choices(raw: Any, where: str) -> dict[str, tuple[str, ...]]:
     """``quant.kernels``: op kind → a variant or a non-empty list of variants (in the given order,
     duplicates dropped); kinds in :data:`hwmodel.arch.config.NONLINEAR_KINDS` order."""
-    if not isinstance(raw, dict):
-        raise UserError(
-            f"{where}: expected a mapping of op kind to kernel variants (e.g. softmax: [poly, shift])"
-        )
-    unknown = sorted(str(k) for k in raw if k not in NONLINEAR_KINDS)
-    if unknown:
-        raise UserError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(NONLINEAR_KINDS)})")
+    raw = by_kind(raw, where, "kernel variants (e.g. softmax: [poly, shift])")
     out: dict[str, tuple[str, ...]] = {}
     for kind in NONLINEAR_KINDS:
         if kind not in raw:
@@ -411,11 +405,7 @@ def load_space(path: str | Path) -> SearchSpace:
 def _kind_lanes(raw: Any, where: str) -> dict[str, tuple[int, ...]]:
     """``hardware.kind_lanes``: op kind → a lane count or a list of them (1 … 256), kinds in
     :data:`hwmodel.arch.config.NONLINEAR_KINDS` order."""
-    if not isinstance(raw, dict):
-        raise UserError(f"{where}: expected a mapping of op kind to lane counts (e.g. softmax: [64, 128])")
-    unknown = sorted(str(k) for k in raw if k not in NONLINEAR_KINDS)
-    if unknown:
-        raise UserError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(NONLINEAR_KINDS)})")
+    raw = by_kind(raw, where, "lane counts (e.g. softmax: [64, 128])")
     return {
         kind: choices(raw[kind], f"{where}.{kind}", int, 1, 256) for kind in NONLINEAR_KINDS if kind in raw
     }

@@ -43,15 +43,23 @@ NONLINEAR_KINDS: tuple[str, ...] = tuple(KERNELS)
 DEFAULT_KERNEL = "poly"
 
 
+def by_kind(raw: Any, where: str, what: str) -> Mapping[Any, Any]:
+    """``raw`` checked as a mapping keyed by non-linear op kinds (:data:`NONLINEAR_KINDS`) of
+    ``what``: otherwise a one-line :class:`UserError` naming ``where``, the key and the allowed
+    values."""
+    if not isinstance(raw, Mapping):
+        raise UserError(f"{where}: expected a mapping of op kind to {what}, got {type(raw).__name__}")
+    unknown = sorted(str(k) for k in raw if k not in NONLINEAR_KINDS)
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(NONLINEAR_KINDS)})")
+    return raw
+
+
 def kind_lanes(raw: Mapping[str, int], where: str) -> dict[str, int]:
     """Per-kind lane counts (a partial mapping kind → lanes, 1 … 1024), checked: an unknown kind
     or a bad count is a one-line :class:`UserError` naming ``where``, the key and the allowed values."""
-    if not isinstance(raw, Mapping):
-        raise UserError(f"{where}: expected a mapping of op kind to lanes, got {type(raw).__name__}")
     out: dict[str, int] = {}
-    for kind, lanes in raw.items():
-        if kind not in KERNELS:
-            raise UserError(f"{where}: unknown key '{kind}' (allowed: {', '.join(NONLINEAR_KINDS)})")
+    for kind, lanes in by_kind(raw, where, "lanes").items():
         if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= 1024:
             raise UserError(f"{where}: key '{kind}' must be an integer in [1, 1024], got {lanes!r}")
         out[str(kind)] = lanes
@@ -62,12 +70,8 @@ def kernel_choice(raw: Mapping[str, str], where: str) -> dict[str, str]:
     """Every kind's kernel variant from a (partial) mapping kind → variant, checked: a kind not
     named is :data:`DEFAULT_KERNEL`; an unknown kind or variant is a one-line :class:`UserError`
     naming ``where``, the key and the allowed values."""
-    if not isinstance(raw, Mapping):
-        raise UserError(f"{where}: expected a mapping of op kind to kernel variant, got {type(raw).__name__}")
     out = dict.fromkeys(NONLINEAR_KINDS, DEFAULT_KERNEL)
-    for kind, variant in raw.items():
-        if kind not in KERNELS:
-            raise UserError(f"{where}: unknown key '{kind}' (allowed: {', '.join(NONLINEAR_KINDS)})")
+    for kind, variant in by_kind(raw, where, "kernel variant").items():
         if not isinstance(variant, str) or variant not in KERNELS[kind]:
             raise UserError(f"{where}: key '{kind}' must be one of {', '.join(VARIANTS)}, got {variant!r}")
         out[kind] = variant
