@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,16 @@ from hwmodel.cost.coefficients import load_coefficients, nonlinear_section
 from hwmodel.cost.controller import controller_resources
 from hwmodel.cost.engine import engine_resources
 from hwmodel.cost.nonlinear import unit_resources
-from hwmodel.model.evaluation import _engine, _gemm_timing, _layer_arrays, _nonlinear_part, _workload_tables
-from hwmodel.rtl.controller import ControllerRun, simulate_controller
+from hwmodel.model.evaluation import (
+    _engine,
+    _gemm_timing,
+    _GemmTiming,
+    _layer_arrays,
+    _nonlinear_part,
+    _workload_tables,
+    _WorkloadTables,
+)
+from hwmodel.rtl.controller import ControllerRun, simulate_chain, simulate_controller
 from hwmodel.rtl.harness import GemmTiling, pot_columns, reference_gemm, simulate_gemm
 from hwmodel.target.workload import GemmOp, NonlinearOp, Workload
 
@@ -270,6 +278,69 @@ class ControllerCase:
         return [t[:4] for t in self.run.tiles] != tile_order(counts) or self.run.job_tiles != jobs
 
 
+def _case_timing(
+    ops: list[GemmOp | NonlinearOp],
+    tiles: tuple[int, int, int],
+    shape: tuple[int, int, int],
+    ratio: float,
+    bpc: float,
+    lanes: int,
+    kernels: tuple[tuple[str, str], ...],
+) -> tuple[_GemmTiming, EngineConfig, int, _WorkloadTables]:
+    """The model's timing of a small workload of ``ops`` (one tiling, 8-bit layers) on an engine
+    of ``shape`` = (rows, fixed cols, PoT cols): per-layer timing, the engine, the DRAM latency
+    and the workload's tables."""
+    rows, cols, pot_cols = shape
+    hw = LayerHw(weight_bits=8, act_bits=8, pot_ratio=ratio, tm=tiles[0], tn=tiles[1], tk=tiles[2])
+    act_act = {op.name: 0.0 for op in ops if isinstance(op, GemmOp) and not op.weight_operand}
+    cfg = AcceleratorConfig(
+        freq_mhz=200.0,
+        rows=rows,
+        cols=cols + pot_cols,
+        pot_cols=pot_cols,
+        default=hw,
+        layers={name: replace(hw, pot_ratio=0.0) for name in act_act},
+        nonlinear_lanes=lanes,
+    )
+    first = next(op for op in ops if isinstance(op, GemmOp))
+    wl = Workload("case", 8, 1, 1, first.m, first.k, 1, first.repeat, first.n, first.n, tuple(ops))
+    la = _layer_arrays(wl, cfg)
+    engine = _engine(cfg, la, "DSP48E2")
+    coef = load_coefficients()
+    dram = coef.dram_latency_cycles(cfg.freq_mhz)
+    tables = _workload_tables(wl)
+    succ = _nonlinear_part(tables, lanes, "xcup", coef, kernels).successors
+    return _gemm_timing(wl, engine, la, bpc, dram, False, succ), engine, dram, tables
+
+
+def _case_schedule(
+    gemm: GemmOp,
+    successor: str | None,
+    transposed: bool,
+    tiles: tuple[int, int, int],
+    engine: EngineConfig,
+    ratio: float,
+    bpc: float,
+    dram: int,
+    unit: tuple[int, int, str],
+    defer: bool = False,
+    pending: int = 0,
+    wait: tuple[str, int] = ("m", 0),
+) -> LayerSchedule:
+    """The tile-by-tile schedule of ``gemm`` as the model runs it (``transposed``: Cᵀ = Bᵀ·Aᵀ),
+    handing its rows to a ``successor`` unit of ``unit`` = (lanes, row-buffer bits, kernel)."""
+    m, n, k = gemm.m, gemm.n, gemm.k
+    succ = None
+    if successor is not None:
+        mode = "tile" if successor == "gelu" else "head" if transposed else "row"
+        succ = Successor(successor, mode, unit[0], unit[1], n, m, unit[2])
+    oriented = (n, m, k, (tiles[1], tiles[0], tiles[2])) if transposed else (m, n, k, tiles)  # Cᵀ = Bᵀ·Aᵀ
+    ratio = 0.0 if not gemm.weight_operand else ratio
+    return layer_schedule(
+        *oriented, gemm.repeat, engine, ratio, (8, 8), bpc, dram, succ, defer, pending, wait
+    )
+
+
 def controller_case(
     dims: tuple[int, int, int],
     tiles: tuple[int, int, int],
@@ -285,40 +356,25 @@ def controller_case(
     """A GEMM (``dims`` = m, n, k; ``repeat`` heads) on an engine of ``shape`` = (rows, fixed
     cols, PoT cols), followed by a ``successor`` non-linear op on ``lanes`` lanes (over its
     output rows; softmax after an attention matmul, which the model may run transposed; its
-    ``kernel`` variant): the
-    model's per-layer latency and exposed cycles
+    ``kernel`` variant): the model's per-layer latency and exposed cycles
     (:func:`hwmodel.model.evaluation._gemm_timing`), the schedule of
     :func:`hwmodel.arch.controller.layer_schedule` and the PyRTL controller driven by its
     compute, transfer and job times (behavioural engine, DMA and unit)."""
     m, n, k = dims
-    rows, cols, pot_cols = shape
+    _rows, cols, pot_cols = shape
     name, gemm_kind = _PRODUCERS.get(successor or "", ("blocks.0.attn.qkv", "qkv"))
     act_act = successor == "softmax"
     if act_act or (cols == 0 and pot_cols == 0):
         ratio = 0.0
-    hw = LayerHw(weight_bits=8, act_bits=8, pot_ratio=ratio, tm=tiles[0], tn=tiles[1], tk=tiles[2])
-    cfg = AcceleratorConfig(
-        freq_mhz=200.0, rows=rows, cols=cols + pot_cols, pot_cols=pot_cols, default=hw, nonlinear_lanes=lanes
-    )
-    ops: list[GemmOp | NonlinearOp] = [GemmOp(name, gemm_kind, m, n, k, repeat, weight_operand=not act_act)]
+    gemm = GemmOp(name, gemm_kind, m, n, k, repeat, weight_operand=not act_act)
+    ops: list[GemmOp | NonlinearOp] = [gemm]
     if successor is not None:
         ops.append(NonlinearOp("blocks.0.successor", successor, m * repeat, n))
-    wl = Workload("one_gemm", 8, 1, 1, m, k, 1, repeat, n, n, tuple(ops))
-    la = _layer_arrays(wl, cfg)
-    engine = _engine(cfg, la, "DSP48E2")
-    coef = load_coefficients()
-    dram = coef.dram_latency_cycles(cfg.freq_mhz)
-    tables = _workload_tables(wl)
     kernels = ((successor, kernel),) if successor is not None else ()
-    succ = _nonlinear_part(tables, lanes, "xcup", coef, kernels).successors
-    timing = _gemm_timing(wl, engine, la, bpc, dram, False, succ)
+    timing, engine, dram, tables = _case_timing(ops, tiles, shape, ratio, bpc, lanes, kernels)
     transposed = bool(timing.transposed[0])
-    unit = None
-    if successor is not None:
-        mode = "tile" if successor == "gelu" else "head" if transposed else "row"
-        unit = Successor(successor, mode, lanes, tables.row_bits[successor], n, m, kernel)
-    oriented = (n, m, k, (tiles[1], tiles[0], tiles[2])) if transposed else (m, n, k, tiles)  # Cᵀ = Bᵀ·Aᵀ
-    sched = layer_schedule(*oriented, repeat, engine, ratio, (8, 8), bpc, dram, unit)
+    unit = (lanes, tables.row_bits.get(successor or "", 0), kernel)
+    sched = _case_schedule(gemm, successor, transposed, tiles, engine, ratio, bpc, dram, unit)
     spec = ControllerSpec(bits_for(max(sched.counts)), CHECK_BUFFERS)
     run = simulate_controller(
         spec,
@@ -333,38 +389,130 @@ def controller_case(
     return ControllerCase(int(timing.latency[0]), int(timing.exposed[0]), transposed, sched, run)
 
 
+#: The chains of the controller's chain cases, by the non-linear op between the two GEMMs: the
+#: producer, the consumer that reads the op's results, and the consumer's own successor.
+CHAINS: dict[str, tuple[tuple[str, str], tuple[str, str], str | None]] = {
+    "layernorm": (("blocks.0.attn.proj", "proj"), ("blocks.0.mlp.fc1", "fc1"), "gelu"),
+    "gelu": (("blocks.0.mlp.fc1", "fc1"), ("blocks.0.mlp.fc2", "fc2"), "layernorm"),
+    "softmax": (("blocks.0.attn.qk", "qk"), ("blocks.0.attn.sv", "sv"), None),
+}
+
+
+@dataclass(frozen=True)
+class ChainCase:
+    """Two GEMMs with a non-linear op between them through the simulated controller, back to
+    back: the model's latencies and exposed cycles (both layers summed), whether the producer
+    left its last job pending, the schedules and the runs."""
+
+    latency: int
+    exposed: int
+    deferred: bool
+    schedules: tuple[LayerSchedule, LayerSchedule]
+    runs: list[ControllerRun]
+
+    @property
+    def cycle_mismatch(self) -> bool:
+        sim = [r.cycles for r in self.runs]
+        sched = [s.cycles for s in self.schedules]
+        exposed = sum(s.exposed_cycles for s in self.schedules)
+        return sim != sched or sum(sched) != self.latency or exposed != self.exposed
+
+
+def chain_case(
+    kind: str,
+    dims: tuple[int, int, int, int],
+    tiles: tuple[int, int, int],
+    repeat: int,
+    shape: tuple[int, int, int],
+    ratio: float,
+    bpc: float,
+    lanes: int = 2,
+    own: bool = True,
+    seed: int = 0,
+    kernel: str = "poly",
+) -> ChainCase:
+    """A producer GEMM (``dims`` = m, n, k, and the consumer's n), the ``kind`` op over its
+    output rows (:data:`CHAINS`), the consumer GEMM of those rows (K = n; ``repeat`` heads for
+    softmax) and, with ``own``, the consumer's own successor: the model's latencies, the
+    schedules (the producer's last job left pending where the model leaves it) and the two
+    layers through one simulated controller, the second started in the cycle after the first's
+    ``done``."""
+    m, n, k, n2 = dims
+    (p_name, p_kind), (c_name, c_kind), own_kind = CHAINS[kind]
+    act_act = kind == "softmax"
+    heads = repeat if act_act else 1
+    producer = GemmOp(p_name, p_kind, m, n, k, heads, weight_operand=not act_act)
+    consumer = GemmOp(c_name, c_kind, m, n2, n, heads, weight_operand=not act_act)
+    ops: list[GemmOp | NonlinearOp] = [producer, NonlinearOp("blocks.0.op", kind, m * heads, n), consumer]
+    own_kind = own_kind if own else None
+    if own_kind is not None:
+        ops.append(NonlinearOp("blocks.0.own", own_kind, m * heads, n2))
+    kernels = tuple((kd, kernel) for kd in (kind, own_kind) if kd is not None)
+    timing, engine, dram, tables = _case_timing(ops, tiles, shape, ratio, bpc, lanes, kernels)
+    unit = (lanes, tables.row_bits[kind], kernel)
+    args = (tiles, engine, ratio, bpc, dram)
+    first = _case_schedule(producer, kind, bool(timing.transposed[0]), *args, unit)
+    deferred = bool(timing.deferred[0]) if timing.deferred is not None else False
+    wait = ("head", heads - 1) if act_act else ("m", -(-m // min(tiles[0], m)) - 1)
+    own_unit = (lanes, tables.row_bits.get(own_kind or "", 0), kernel)
+    pending = first.jobs[-1] if deferred else 0
+    transposed = bool(timing.transposed[1])
+    second = _case_schedule(consumer, own_kind, transposed, *args, own_unit, False, pending, wait)
+    first = replace(first, defer=deferred)
+    spec = ControllerSpec(bits_for(max(*first.counts, *second.counts)), CHECK_BUFFERS)
+    runs = simulate_chain(spec, [first, second], seed=seed)
+    latency, exposed = int(timing.latency.sum()), int(timing.exposed.sum())
+    return ChainCase(latency, exposed, deferred, (first, second), runs)
+
+
 #: Non-linear successors of the controller cases (None: a GEMM alone).
 SUCCESSORS: tuple[str | None, ...] = (None, "gelu", "softmax", "layernorm")
 
 
-def controller_sim_check(cases: int, rng: np.random.Generator) -> dict[str, int]:
+def _random_case(rng: np.random.Generator, act_act: bool) -> dict[str, Any]:
+    """The random part of a controller case: dims (m, n, k and a consumer's n), tiles, heads,
+    engine shape (an attention matmul needs fixed-point columns), PoT ratio, bytes per cycle,
+    lanes and the simulation's seed."""
+    m, n, k, n2 = (int(v) for v in rng.integers(1, 33, 4))
+    tm, tn, tk = (int(v) for v in rng.integers(3, 17, 3))
+    repeat = int(rng.integers(1, 3))
+    rows, cols, pot_cols = (int(v) for v in rng.choice([(2, 2, 0), (3, 2, 1), (2, 0, 3), (4, 1, 2)]))
+    ratio = 0.0 if pot_cols == 0 else 1.0 if cols == 0 else float(rng.choice(RATIOS))
+    bpc = float(rng.choice([1.5, 4.0, 16.0]))
+    if act_act and cols == 0:
+        cols, pot_cols = 2, pot_cols - 1
+    return {
+        "dims": (m, n, k, n2),
+        "tiles": (tm, tn, tk),
+        "repeat": repeat,
+        "shape": (rows, cols, pot_cols),
+        "ratio": ratio,
+        "bpc": bpc,
+        "lanes": int(rng.integers(1, 5)),
+        "seed": int(rng.integers(1 << 16)),
+    }
+
+
+def controller_sim_check(cases: int, rng: np.random.Generator, chains: int = 0) -> dict[str, int]:
     """Random small GEMMs, each alone or followed by a non-linear op overlapped with it, through
     the simulated controller (:func:`controller_case`): cycles vs the model's per-layer latency,
-    tile and job order and addresses vs the references."""
+    tile and job order and addresses vs the references; then ``chains`` random pairs of GEMMs
+    with a non-linear op between them, back to back (:func:`chain_case`: the producer's last job
+    left beside the consumer where the model leaves it), cycles and addresses."""
     cycle_bad = order_bad = addr_bad = checks = overlapped = 0
     for i in range(cases):
-        m, n, k = (int(v) for v in rng.integers(1, 33, 3))
-        tm, tn, tk = (int(v) for v in rng.integers(3, 17, 3))
-        repeat = int(rng.integers(1, 3))
-        rows, cols, pot_cols = (int(v) for v in rng.choice([(2, 2, 0), (3, 2, 1), (2, 0, 3), (4, 1, 2)]))
-        ratio = 0.0 if pot_cols == 0 else 1.0 if cols == 0 else float(rng.choice(RATIOS))
-        bpc = float(rng.choice([1.5, 4.0, 16.0]))
         successor = SUCCESSORS[i % len(SUCCESSORS)]
-        if successor == "softmax" and cols == 0:  # an attention matmul needs fixed-point columns
-            cols, pot_cols = 2, pot_cols - 1
-        if successor == "gelu":
-            repeat = 1
-        lanes = int(rng.integers(1, 5))
+        r = _random_case(rng, successor == "softmax")
         case = controller_case(
-            (m, n, k),
-            (tm, tn, tk),
-            repeat,
-            (rows, cols, pot_cols),
-            ratio,
-            bpc,
+            r["dims"][:3],
+            r["tiles"],
+            1 if successor == "gelu" else r["repeat"],
+            r["shape"],
+            r["ratio"],
+            r["bpc"],
             successor,
-            lanes,
-            seed=int(rng.integers(1 << 16)),
+            r["lanes"],
+            seed=r["seed"],
             kernel=VARIANTS[(i // len(SUCCESSORS)) % len(VARIANTS)],  # poly and shift units in turn
         )
         cycle_bad += int(case.cycle_mismatch)
@@ -372,9 +520,27 @@ def controller_sim_check(cases: int, rng: np.random.Generator) -> dict[str, int]
         addr_bad += case.run.address_mismatches
         checks += case.run.address_checks
         overlapped += int(successor is not None)
+    deferred = 0
+    kinds = tuple(CHAINS)
+    for i in range(chains):
+        kind = kinds[i % len(kinds)]
+        r = _random_case(rng, kind == "softmax")
+        r["repeat"] += 1  # softmax chains of 2 or 3 heads (the consumer waits for its last head)
+        chain = chain_case(
+            kind,
+            **r,
+            own=bool((i // len(kinds)) % 2),
+            kernel=VARIANTS[(i // (2 * len(kinds))) % len(VARIANTS)],
+        )
+        cycle_bad += int(chain.cycle_mismatch)
+        addr_bad += sum(run.address_mismatches for run in chain.runs)
+        checks += sum(run.address_checks for run in chain.runs)
+        deferred += int(chain.deferred)
     return {
         "cases": cases,
         "overlapped_cases": overlapped,
+        "chain_cases": chains,
+        "deferred_chains": deferred,
         "cycle_mismatches": cycle_bad,
         "order_mismatches": order_bad,
         "address_mismatches": addr_bad,
@@ -581,7 +747,7 @@ def nonlinear_families(
 
 
 def validate(
-    cases: int, seed: int, nonlinear_rows: int = 100, controller_cases: int = 40
+    cases: int, seed: int, nonlinear_rows: int = 100, controller_cases: int = 40, chain_cases: int = 30
 ) -> tuple[
     list[CycleCase],
     list[ResourcePoint],
@@ -598,6 +764,9 @@ def validate(
     ctrl_sim = controller_sim_check(controller_cases, rng)
     for other in VARIANTS[1:]:  # drawn after the poly units' and the controller's cases
         nl_sim[other] = nonlinear_sim_check(nonlinear_rows, rng, other)
+    chains = controller_sim_check(0, rng, chain_cases)  # drawn last: the earlier draws stay as they were
+    for key in ("cycle_mismatches", "address_mismatches", "address_checks", "chain_cases", "deferred_chains"):
+        ctrl_sim[key] += chains[key]
     ctrl_rows = read_controller_table()
     ctrl = [controller_point(r) for r in ctrl_rows if not r.holdout]
     ctrl_held = [controller_point(r) for r in ctrl_rows if r.holdout]
@@ -632,6 +801,8 @@ def validate(
         {
             "controller_cases": ctrl_sim["cases"],
             "controller_overlapped_cases": ctrl_sim["overlapped_cases"],
+            "controller_chain_cases": ctrl_sim["chain_cases"],
+            "controller_deferred_chains": ctrl_sim["deferred_chains"],
             "controller_cycle_mismatches": ctrl_sim["cycle_mismatches"],
             "controller_order_mismatches": ctrl_sim["order_mismatches"],
             "controller_address_mismatches": ctrl_sim["address_mismatches"],
@@ -714,6 +885,13 @@ def main(argv: list[str] | None = None) -> int:
         help="random GEMMs through the tile controller, 3 in 4 with a non-linear successor (default 40)",
     )
     ap.add_argument(
+        "--chain-cases",
+        type=int,
+        default=30,
+        help="random pairs of GEMMs with a non-linear op between them through the controller, "
+        "back to back (default 30)",
+    )
+    ap.add_argument(
         "--efficiency",
         action="store_true",
         help="LUT, FF and DSP per MAC/cycle of every synthesised engine, Yosys vs model",
@@ -724,8 +902,11 @@ def main(argv: list[str] | None = None) -> int:
         help="interpreter of a venv with scalesim (numpy < 2.4): also check SCALE-Sim v3 cycles",
     )
     args = ap.parse_args(argv)
-    if args.cases < 1 or args.nonlinear_rows < 0 or args.controller_cases < 0:
-        print("error: --cases must be ≥ 1, --nonlinear-rows and --controller-cases ≥ 0", file=sys.stderr)
+    if args.cases < 1 or min(args.nonlinear_rows, args.controller_cases, args.chain_cases) < 0:
+        print(
+            "error: --cases must be ≥ 1, --nonlinear-rows, --controller-cases and --chain-cases ≥ 0",
+            file=sys.stderr,
+        )
         return 2
     tables = (
         (TABLE_PATH, ""),
@@ -742,7 +923,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     t0 = time.perf_counter()
     cyc, res, mems, nl, ctrl, summary = validate(
-        args.cases, args.seed, args.nonlinear_rows, args.controller_cases
+        args.cases, args.seed, args.nonlinear_rows, args.controller_cases, args.chain_cases
     )
     if args.scalesim:
         if not Path(args.scalesim).exists():
@@ -830,7 +1011,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{100 * summary[f'{pre}_holdout_lut_max_rel_err']:.2f} %"
             )
         print(f"\ntile controller: {summary['controller_cases']} random GEMMs simulated "
-              f"({summary['controller_overlapped_cases']} with a non-linear op beside them), "
+              f"({summary['controller_overlapped_cases']} with a non-linear op beside them) and "
+              f"{summary['controller_chain_cases']} pairs back to back "
+              f"({summary['controller_deferred_chains']} with the op's last job beside the next GEMM), "
               f"{summary['controller_cycle_mismatches']} cycle mismatches vs the model, "
               f"{summary['controller_order_mismatches']} tile-order and "
               f"{summary['controller_address_mismatches']} address mismatches in "

@@ -25,6 +25,15 @@ S_j the slot cycles of group j and g_j its job: group j's hand-over comes
 ``first_load + S_0 + Σ_{j≥1} max(S_j, g_{j−1}) + g_last`` — the plain layer plus the
 *exposed* non-linear cycles ``Σ_{j≥1} max(0, g_{j−1} − S_j) + g_last``.
 
+The last job need not hold the next layer back (``defer``): where the next GEMM (the op's
+*consumer*) reads the job's rows only in a later group — its last m tile, or its last head after
+a softmax — the layer's ``done`` comes with the last hand-over and the next layer starts beside
+the job (:data:`CHAIN_GAP` cycles after ``done``). The consumer holds only the transfer that
+loads the first tile of that group (:data:`WAITS`) until the job is over
+(:func:`pending_release`): the layer loses ``g_last`` and the consumer gains
+``max(0, release + x_w − start)`` (x_w: that transfer's cycles, start: the group's start
+without the wait); everything after it moves by that much.
+
 Resources: flip-flops are structural (:func:`controller_register_bits`, exact); LUTs a fitted
 linear model over :data:`CONTROLLER_FEATURES`, one coefficient set per Yosys family
 (``coefficients.json`` → ``controller``); no DSP slices, no block RAM.
@@ -87,12 +96,23 @@ class ControllerSpec:
 #: Loops of the tile schedule (heads, m, n, k), one counter each.
 LOOPS: tuple[str, ...] = ("h", "m", "n", "k")
 #: Control flip-flops: loading, running, go (tile start), done, ping-pong, compute/transfer flags,
-#: and of the non-linear stage: job start, unit busy, draining (waiting for the last job).
-CONTROL_BITS = 10
+#: of the non-linear stage: job start, unit busy, draining (waiting for the last job), and of the
+#: chain: a job left pending for the next layer, a transfer held until it is over.
+CONTROL_BITS = 12
 
 #: When a layer hands work to its non-linear successor (the RTL's ``nl_mode`` input is the index):
 #: never, after every output tile, after every group of whole rows (m tile), after every head.
 NL_MODES: tuple[str, ...] = ("none", "tile", "row", "head")
+
+#: What group of a layer reads the results of the job the previous layer left pending
+#: (``LayerSchedule.wait``: the group and its index d): m tile d onwards (``m``, one head) or
+#: head d onwards (``head``); d = 0 holds the first load, d ≥ 1 the transfer that starts with
+#: the last tile of group d − 1 (it loads group d's first tile).
+WAITS: tuple[str, ...] = ("m", "head")
+
+#: Cycles from the deferring layer's ``done`` to the next layer's ``start`` (the sequencer starts
+#: a layer in the cycle after the previous one's ``done``; the latencies do not count it).
+CHAIN_GAP = 1
 
 
 def controller_spec(tile_counts: Sequence[int], buffers: Sequence[Buffer]) -> ControllerSpec:
@@ -124,25 +144,41 @@ def is_job_tile(nl_mode: str, tile: tuple[int, int, int, int], counts: tuple[int
     return False
 
 
+def pending_release(pending: int) -> int:
+    """The cycle (from the next layer's ``start``) in which a job of ``pending`` cycles that the
+    previous layer left at its ``done`` is over (its unit's done pulse)."""
+    return pending - 1 - CHAIN_GAP
+
+
 def overlapped_cycles(
     first_load: int,
     compute: Sequence[int],
     transfer: Sequence[int],
     job_tiles: Sequence[bool],
     jobs: Sequence[int],
+    defer: bool = False,
+    pending: int = 0,
+    wait_tile: int = -1,
 ) -> int:
     """Cycles from ``start`` to ``done`` of a layer whose tiles ``job_tiles`` hand a job (cycles
     ``jobs``, in order) to the non-linear unit (see the module docstring): a job tile's successor
-    starts when both the tile and the unit's previous job are done; ``done`` after the last job."""
-    t = first_load  # the current tile's start
+    starts when both the tile and the unit's previous job are done; ``done`` after the last job,
+    or with its hand-over when the layer ``defer``-s it to the next. ``pending``: the cycles of
+    the job the previous layer left (0: none); the transfer of tile ``wait_tile`` (−1: the first
+    load) then starts no earlier than that job's end (:func:`pending_release`)."""
+    release = pending_release(pending) if pending else 0
+    t = first_load + (max(release, 0) if wait_tile < 0 else 0)  # the current tile's start
     free = 0  # the cycle the unit's job is over
     jobs_left = iter(jobs)
-    for c, x, job in zip(compute, transfer, job_tiles, strict=True):
-        t += max(c, x)
+    for i, (c, x, job) in enumerate(zip(compute, transfer, job_tiles, strict=True)):
+        if i == wait_tile and t < release:  # the held transfer: a DMA answer takes ≥ 2 cycles
+            t = max(t + c, release + max(x, 2))
+        else:
+            t += max(c, x)
         if job:
             t = max(t, free)
             free = t + next(jobs_left)
-    return max(t, free)
+    return t if defer else max(t, free)
 
 
 def tile_order(counts: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
@@ -163,16 +199,43 @@ class LayerSchedule:
     #: the non-linear successor's hand-over (:data:`NL_MODES`) and its jobs' cycles, in order
     nl_mode: str = "none"
     jobs: tuple[int, ...] = ()
+    #: the last job is left pending for the next layer (``done`` does not wait for it)
+    defer: bool = False
+    #: the cycles of the job the previous layer left pending (0: none) and the group that reads
+    #: its results (:data:`WAITS`, index)
+    pending: int = 0
+    wait: tuple[str, int] = ("m", 0)
 
     @property
     def job_tiles(self) -> list[bool]:
         return [is_job_tile(self.nl_mode, tile, self.counts) for tile in tile_order(self.counts)]
 
     @property
+    def wait_tile(self) -> int:
+        """The tile (index in controller order) whose transfer waits for the pending job: the
+        last tile of group d − 1 (−1: the first load)."""
+        kind, d = self.wait
+        if d == 0:
+            return -1
+        nh, nm, nn, nk = self.counts
+        if kind == "head":
+            return ((d - 1) * nm + nm - 1) * nn * nk + nn * nk - 1
+        return (((nh - 1) * nm + d - 1) * nn + nn - 1) * nk + nk - 1
+
+    @property
     def cycles(self) -> int:
-        if self.nl_mode == "none":
+        if self.nl_mode == "none" and not self.pending:
             return schedule_cycles(self.first_load, self.compute, self.transfer)
-        return overlapped_cycles(self.first_load, self.compute, self.transfer, self.job_tiles, self.jobs)
+        return overlapped_cycles(
+            self.first_load,
+            self.compute,
+            self.transfer,
+            self.job_tiles,
+            self.jobs,
+            self.defer and bool(self.jobs),
+            self.pending,
+            self.wait_tile,
+        )
 
     @property
     def exposed_cycles(self) -> int:
@@ -192,6 +255,9 @@ def layer_schedule(
     bytes_per_cycle: float,
     dram_latency_cycles: int,
     successor: Successor | None = None,
+    defer: bool = False,
+    pending: int = 0,
+    wait: tuple[str, int] = ("m", 0),
 ) -> LayerSchedule:
     """The tile-by-tile schedule of a GEMM (``C[m×n] = A[m×k]·B[k×n]``, ``repeat`` heads) with the
     model's accounting (:func:`hwmodel.model.evaluation._oriented_timing`), tile by tile with the scalar
@@ -200,7 +266,9 @@ def layer_schedule(
     tiles when one k tile covers K), its B tile (shared by the m tiles when one tile covers N and
     K) and, at the last k tile, its C tile, at ``bytes_per_cycle``; the first load brings the
     first A and B tiles after the DRAM latency. ``successor``: the non-linear op the layer hands
-    its finished rows to (its mode and the cycles of each job, :class:`Successor`)."""
+    its finished rows to (its mode and the cycles of each job, :class:`Successor`), its last job
+    left to run beside the next layer with ``defer``; ``pending``: the cycles of the job the
+    previous layer left, whose results group ``wait`` (:data:`WAITS`) reads."""
     wb, ab = layer_bits
     tm, tn, tk = (min(t, d) for t, d in zip(tiling, (m, n, k), strict=True))
     ems, ens, eks = tile_extents(m, tm), tile_extents(n, tn), tile_extents(k, tk)
@@ -223,4 +291,6 @@ def layer_schedule(
             jobs.append(successor.job_cycles(em, en))
     first = math.ceil((tm * tk * ab + tk * tn * wb) / 8.0 / bytes_per_cycle) + dram_latency_cycles
     mode = "none" if successor is None else successor.mode
-    return LayerSchedule(counts, first, tuple(compute), tuple(transfer), mode, tuple(jobs))
+    return LayerSchedule(
+        counts, first, tuple(compute), tuple(transfer), mode, tuple(jobs), defer, pending, wait
+    )

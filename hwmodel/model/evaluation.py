@@ -40,7 +40,7 @@ import numpy.typing as npt
 
 from hwmodel.arch.buffers import Buffer
 from hwmodel.arch.config import AcceleratorConfig
-from hwmodel.arch.controller import NL_MODES, ControllerSpec, controller_spec
+from hwmodel.arch.controller import NL_MODES, ControllerSpec, controller_spec, pending_release
 from hwmodel.arch.cycles import FIXED_DRAIN, POT_DRAIN
 from hwmodel.arch.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, required_acc_bits
 from hwmodel.arch.nonlinear import Successor, log2_rows_for, op_cycles, row_buffer, row_buffer_memory
@@ -236,6 +236,13 @@ class _WorkloadTables:
     gemm_succ: I64
     #: the non-linear ops no GEMM hands its rows to (they run in series)
     series: tuple[int, ...]
+    #: the chains (:func:`_chains`): per chain its producer GEMM (whose successor's last job
+    #: may run beside the next GEMM), that consumer GEMM, and 1 where the consumer waits by head
+    chain_p: I64
+    chain_c: I64
+    chain_head: I64
+    #: per oriented row, 1 where its GEMM waits for a pending job by head (:func:`_chains`)
+    row_wait_head: I64
 
 
 def _read_only(a: I64) -> I64:
@@ -255,6 +262,9 @@ def _build_tables(workload: Workload) -> _WorkloadTables:
     cols[n:, 2:4] = (3, 2)  # [wb, ab, tn, tm, tk]
     dims = np.stack([g.m, g.n, g.k], axis=1)
     gemm_succ = _successor_ops(workload)
+    chain_p, chain_c, chain_head = _chains(workload, gemm_succ)
+    wait_head = np.zeros(n, dtype=np.int64)
+    wait_head[chain_c] = chain_head
     row_dims = dims[row_layer]
     row_dims[n:, [0, 1]] = row_dims[n:, [1, 0]]
     return _WorkloadTables(
@@ -274,6 +284,10 @@ def _build_tables(workload: Workload) -> _WorkloadTables:
         row_bits=nonlinear_row_bits(workload),
         gemm_succ=_read_only(gemm_succ),
         series=tuple(sorted(set(range(len(workload.nonlinears))) - set(gemm_succ.tolist()))),
+        chain_p=_read_only(chain_p),
+        chain_c=_read_only(chain_c),
+        chain_head=_read_only(chain_head),
+        row_wait_head=_read_only(wait_head[row_layer]),
     )
 
 
@@ -296,6 +310,41 @@ def _successor_ops(workload: Workload) -> I64:
                 out[gi] = ni
         prev = None
     return out
+
+
+def _chains(workload: Workload, gemm_succ: I64) -> tuple[I64, I64, I64]:
+    """The GEMMs whose non-linear successor's last job may run beside the next GEMM (the
+    *consumer*, the first GEMM after that op, which reads its results): (producers, consumers,
+    1 where the consumer waits by head). Softmax after an attention matmul of H ≥ 2 heads: the
+    consumer (H heads) waits before its last head. LayerNorm and GELU: a one-head consumer of the
+    op's rows waits before its last m tile, where that tile holds the job's rows (decided per
+    design, :func:`_chain_adjust`). Not where the consumer's own successor is of the same kind
+    (one unit per kind)."""
+    gemms, nonlinears = workload.gemms, workload.nonlinears
+    producer = {int(ni): gi for gi, ni in enumerate(gemm_succ.tolist()) if ni >= 0}
+    chains: list[tuple[int, int, int]] = []
+    gi = ni = -1
+    after: int | None = None  # the op whose consumer comes next
+    for op in workload.ops:
+        if not isinstance(op, GemmOp):
+            ni += 1
+            after = ni if ni in producer else None
+            continue
+        gi += 1
+        if after is None:
+            continue
+        p, nl, c = producer[after], nonlinears[after], gemms[gi]
+        own = int(gemm_succ[gi])
+        after = None
+        if own >= 0 and nonlinears[own].kind == nl.kind:
+            continue
+        if nl.kind == "softmax":
+            if c.repeat == gemms[p].repeat >= 2:
+                chains.append((p, gi, 1))
+        elif c.repeat == 1 and c.m == nl.rows:
+            chains.append((p, gi, 0))
+    arr = np.array(chains, dtype=np.int64).reshape(-1, 3)
+    return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy()
 
 
 #: Workload id → its tables (each holds its workload, so the id is not reused while it is here).
@@ -548,6 +597,8 @@ class _GemmTiming:
     compute: I64 | None = None
     memory: I64 | None = None
     tiles: I64 | None = None
+    #: per layer: its successor's last job is left pending beside the next layer (:func:`_chains`)
+    deferred: npt.NDArray[np.bool_] | None = None
 
 
 def _gemm_timing(
@@ -579,9 +630,38 @@ def _gemm_timing(
     latency = per_row[0]
     transposed = latency.take(t.alternative) < latency[: t.straight.shape[0]]
     per_layer = per_row.take(np.where(transposed, t.alternative, t.straight), axis=1)
+    deferred = None
+    if successors is not None and successors.present and t.chain_p.size:
+        deferred = _chain_adjust(t, la, per_layer)
+    row = per_layer
     if not detail:
-        return _GemmTiming(per_layer[0], per_layer[1], transposed, per_layer[2], per_layer[3])
-    return _GemmTiming(per_layer[0], per_layer[1], transposed, *per_layer[2:])
+        return _GemmTiming(row[0], row[1], transposed, row[2], row[3], deferred=deferred)
+    return _GemmTiming(row[0], row[1], transposed, row[2], row[3], row[7], row[8], row[9], deferred)
+
+
+def _chain_adjust(t: _WorkloadTables, la: _LayerArrays, per_layer: I64) -> npt.NDArray[np.bool_]:
+    """Leave each chain's last job pending (:func:`_chains`) where its consumer has a group
+    before the one that reads it: the producer no longer waits for the job (``g``), the
+    consumer's wait transfer starts no earlier than the job's end
+    (:func:`hwmodel.arch.controller.pending_release`), which delays the consumer by
+    ``max(0, release + x − start)`` (``x``: that transfer's cycles, ``start``: the waited-for
+    group's start without the wait); the producer's latency and exposed cycles carry both (the
+    op's cycles on the critical path). Updates ``per_layer`` (rows: latency, bytes, exposed,
+    busy, last job, wait start, wait transfer, …) in place; returns which layers leave a job."""
+    p, c = t.chain_p, t.chain_c
+    g = per_layer[4].take(p)
+    m, tm = t.dims[0], la.tm
+    n_mc = _cdiv(m.take(c), tm.take(c))
+    rows_p = (_cdiv(m.take(p), tm.take(p)) - 1) * tm.take(p)  # the pending rows start here
+    in_last = (n_mc >= 2) & (rows_p // tm.take(c) == n_mc - 1)
+    ok = (g > 0) & np.where(t.chain_head > 0, 1, in_last)
+    release = g + pending_release(0)  # (the release is linear in the job's cycles)
+    delay = np.maximum(release + per_layer[6].take(c) - per_layer[5].take(c), 0)
+    change = (delay - g) * ok
+    per_layer[0::2][:2, p] += change  # latency and exposed (a GEMM produces for one chain at most)
+    deferred = np.zeros(per_layer.shape[1], dtype=bool)
+    deferred[p[ok > 0]] = True
+    return deferred
 
 
 #: Rows of _oriented_timing's per-row matrix (0-2: Tm, Tn, Tk; 3-5: the rests m % Tm, n % Tn,
@@ -660,22 +740,30 @@ def _oriented_timing(
     # the heads of a layer are one stream of tiles: double buffering hides every load but the first
     latency = (per_tile * count).sum(axis=classes) * repeat + first_load
     if successors is not None and successors.present:
-        exposed, busy = _exposure(per_tile, ck, m_cls, n_cls, repeat, successors)
+        exposed, busy, g_last, wait_start = _exposure(
+            per_tile, ck, m_cls, n_cls, repeat, successors, first_load, t.row_wait_head
+        )
         latency = latency + exposed
+        # the transfer of the tile before the group a consumer waits for (the last tile of m
+        # tile n_m − 2, or of head H − 2): a DMA answer takes ≥ 2 cycles
+        hn, hk = n_cls[1, 1], 1 + k_cls[1, 2]
+        m_at = m_cls[1, 1] * t.row_wait_head
+        wait_x = np.maximum(memory[m_at, hn, hk, successors.rows], 2)
     else:
-        exposed = busy = np.zeros_like(latency)
+        exposed = busy = g_last = wait_start = wait_x = np.zeros_like(latency)
     # the bytes are floats: each row's sum adds its 12 classes as a contiguous run, pairwise in
     # (m, n, k) order (what numpy's sum over the class axes of a rows-first array does)
     row_bytes = np.ascontiguousarray((tile_bytes * count).reshape(-1, repeat.shape[0]).T).sum(axis=1)
     total_bytes = np.rint(row_bytes * repeat).astype(np.int64)
+    chain = (g_last, wait_start, wait_x)
     if not detail:
-        return np.concatenate((latency, total_bytes, exposed, busy)).reshape(4, -1)
+        return np.concatenate((latency, total_bytes, exposed, busy, *chain)).reshape(7, -1)
     compute_total = (compute * count).sum(axis=classes) * repeat
     memory_total = (memory * count).sum(axis=classes) * repeat + first_load
     tiles_total = n_m * n_n * n_k * repeat
     return np.concatenate(
-        (latency, total_bytes, exposed, busy, compute_total, memory_total, tiles_total)
-    ).reshape(7, -1)
+        (latency, total_bytes, exposed, busy, *chain, compute_total, memory_total, tiles_total)
+    ).reshape(10, -1)
 
 
 #: Counts of one group of class 0 and none of class 1 (an axis whose classes a group collapses).
@@ -689,7 +777,9 @@ def _exposure(
     n_cls: I64,
     repeat: I64,
     succ: _Successors,
-) -> tuple[I64, I64]:
+    first_load: I64,
+    wait_head: I64,
+) -> tuple[I64, I64, I64, I64]:
     """Per oriented row, the cycles its non-linear successor adds to it and the unit's busy
     cycles, in closed form over the tile classes (:func:`hwmodel.arch.controller.overlapped_cycles`
     summed group by group). Groups run in h → m → n order; with S_j the slot cycles of group j and
@@ -701,7 +791,11 @@ def _exposure(
 
     ``per_tile``: slot cycles per (m, n, k) class × row; ``ck``: the k classes' counts;
     ``m_cls``/``n_cls``: (extent, count) × class × row (the counts: the full tiles, and 1 where a
-    short one follows). A row without a successor has no jobs (g = 0), so it gains nothing."""
+    short one follows). A row without a successor has no jobs (g = 0), so it gains nothing.
+
+    Also per row: its successor's last job (what the layer may leave pending, :func:`_chains`)
+    and, for the row as a consumer of a pending job, the cycle its last group starts (the first
+    tile of its last m tile, one head; of its last head where ``wait_head``), without waiting."""
     ar, lanes, present, on = succ.rows, succ.lanes, succ.present, succ.on
     em, en = m_cls[0], n_cls[0]
     s = (per_tile * ck).sum(axis=2)  # (m class, n class, row): one output tile's k tiles
@@ -714,13 +808,14 @@ def _exposure(
         g = (_cdiv(em[:, None, :] * en[None, :, :], lanes) + succ.latency) * on[1]
     else:
         g = np.zeros_like(s)
+    s_row = (s * n_cls[1][None, :, :]).sum(axis=1)  # (m class, row): an m tile's slots
+    head_slots = (s_row * m_cls[1]).sum(axis=0)
     if 2 in present or 3 in present:  # the rows of an m tile (or of a head) as one group
-        s_row = (s * n_cls[1][None, :, :]).sum(axis=1)
         s[:, 0] += (s_row - s[:, 0]) * per_n
         if 2 in present:
             g[:, 0] += _cdiv(em, lanes) * succ.row_time * on[2]
         if 3 in present:
-            s[0, 0] += ((s_row * m_cls[1]).sum(axis=0) - s[0, 0]) * on[3]
+            s[0, 0] += (head_slots - s[0, 0]) * on[3]
             g[0, 0] += _cdiv(succ.head_rows, lanes) * succ.row_time * on[3]
     fm, hm = cnt_m[0], cnt_m[1]
     fn, hn = cnt_n[0], cnt_n[1]
@@ -734,10 +829,18 @@ def _exposure(
     g_end = np.maximum(g[:, n_last, ar][:, None, :] - s[:, n_first, ar][None, :, :], 0)
     between = np.maximum(fm - 1, 0) * g_end[0, 0] + hm * (fm >= 1) * g_end[0, 1]
     heads = g_end[m_last, m_first, ar]
-    x = nh * ((fm * within[0] + hm * within[1]) + between) + (nh - 1) * heads + g[m_last, n_last, ar]
+    per_head = (fm * within[0] + hm * within[1]) + between
+    g_last = g[m_last, n_last, ar]
+    x = nh * per_head + (nh - 1) * heads + g_last
     exposed: I64 = x
     busy: I64 = nh * np.einsum("ar,br,abr->r", cnt_m, cnt_n, g)
-    return exposed, busy
+    # the last group's start: after the m tiles but the last (one head; they are all full, each
+    # with its stalls, and the stalls from one to the next), or after the heads but the last
+    before = m_cls[1, 0] + m_cls[1, 1] - 1
+    m_start = before * (s_row[0] + within[0]) + np.maximum(before - 1, 0) * g_end[0, 0]
+    h_start = (nh - 1) * (head_slots + per_head) + np.maximum(nh - 2, 0) * heads
+    wait_start: I64 = first_load + np.where(wait_head > 0, h_start, m_start)
+    return exposed, busy, g_last, wait_start
 
 
 def _nonlinear_cycles(workload: Workload, lanes: LanesKey, kernels: KernelsKey = ()) -> I64:

@@ -9,7 +9,11 @@ at 0):
   compute ends this cycle), ``xfer_done`` (the DMA's pulse: its current transfer ends this
   cycle), ``last_h``, ``last_m``, ``last_n``, ``last_k`` (``tile_bits`` each), ``nl_mode`` (2
   bits: when the layer hands work to its non-linear successor, the index in
-  :data:`hwmodel.arch.controller.NL_MODES`), ``nl_done`` (the unit's pulse: its job ends);
+  :data:`hwmodel.arch.controller.NL_MODES`), ``nl_done`` (the unit's pulse: its job ends),
+  ``nl_defer`` (leave the last job pending beside the next layer instead of waiting for it),
+  ``pend_done`` (the pulse of the unit running the job the previous layer left pending),
+  ``wait_load``, ``wait_head`` and ``wait_idx`` (``tile_bits``: which transfer waits for that
+  job, :data:`hwmodel.arch.controller.WAITS`);
 * out ``xfer_start`` (a transfer starts: the first load with ``first`` high, then one per tile),
   ``tile_start`` (the engine starts the tile ``idx_h``/``idx_m``/``idx_n``/``idx_k`` this cycle),
   ``last_k_tile`` (the current tile is the last k tile: its result is written back), ``pp``
@@ -24,7 +28,7 @@ at 0):
 
 Schedule and cycle counts: :mod:`hwmodel.arch.controller` (``done`` pulses
 ``first_load + Σ max(compute_i, transfer_i)`` cycles after ``start`` without a successor; with
-one, :func:`hwmodel.arch.controller.overlapped_cycles`).
+one, or with a pending job, :func:`hwmodel.arch.controller.overlapped_cycles`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import TypeAlias
 
 import pyrtl
 
-from hwmodel.arch.controller import NL_MODES, ControllerSpec
+from hwmodel.arch.controller import CHAIN_GAP, NL_MODES, ControllerSpec, LayerSchedule
 from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.verilog import working_block_verilog
 
@@ -77,6 +81,7 @@ def tile_controller(
     last: tuple[Wire, Wire, Wire, Wire],
     nl_mode: Wire,
     nl_done: Wire,
+    chain: dict[str, Wire] | None = None,
 ) -> dict[str, Wire]:
     """The schedule part: returns its outputs by name (``tile_start``, ``xfer_start``, ``first``,
     ``done``, ``pp``, ``last_k_tile``, ``nl_start``, ``idx_h`` … ``idx_k``).
@@ -87,8 +92,14 @@ def tile_controller(
     non-linear successor's work (``nl_mode``, :data:`hwmodel.arch.controller.NL_MODES`), the
     unit is free (not busy, or its ``nl_done`` this cycle); ``nl_start`` pulses with that
     ``tile_start`` (the unit takes the group). ``done`` in the cycle after the last tile's end,
-    or after the last job's ``nl_done``. Area: four ``tile_bits`` counters with compares, 10
-    control flip-flops.
+    or after the last job's ``nl_done`` — unless ``nl_defer``: then the last job is left
+    *pending* (``nl_start`` and ``done`` pulse together) and the next layer runs beside it.
+    While a job is pending (until ``pend_done``), the transfer that loads the first tile of the
+    group that reads its results waits (``chain``, :data:`hwmodel.arch.controller.WAITS`): the
+    first load (``wait_load``), or the transfer that starts with the last tile of m tile
+    ``wait_idx`` (head ``wait_idx`` with ``wait_head``); ``xfer_start`` pulses when the job is
+    over. Area: four ``tile_bits`` counters with compares, a ``tile_bits`` compare, 12 control
+    flip-flops.
     """
     bits = spec.tile_bits
     loading = pyrtl.Register(1)
@@ -101,6 +112,12 @@ def tile_controller(
     nl_go = pyrtl.Register(1)
     nl_busy = pyrtl.Register(1)
     draining = pyrtl.Register(1)
+    pend = pyrtl.Register(1)
+    xhold = pyrtl.Register(1)
+    ch = chain or {}
+    zero = pyrtl.Const(0, 1)
+    defer, pend_done = ch.get("nl_defer", zero), ch.get("pend_done", zero)
+    wait_load, wait_head = ch.get("wait_load", zero), ch.get("wait_head", zero)
     idle = ~loading & ~running & ~draining
     begin = idle & start
     loaded = loading & xfer_done
@@ -123,14 +140,26 @@ def tile_controller(
         step = _wrap_step(reg, is_last, begin, step, bits)
     finished = step  # the last tile is done (every counter wraps)
     hand_over = adv & job
+    leave = finished & job & defer  # the last job is left pending for the next layer
+
+    # the transfer of the wait tile (or the first load) waits for the pending job
+    wait_idx = ch.get("wait_idx", pyrtl.Const(0, bits))
+    group = pyrtl.select(wait_head, counters[0], counters[1])
+    inner = at_last[3] & at_last[2] & pyrtl.select(wait_head, at_last[1], at_last[0])
+    pend_free = ~pend | pend_done
+    wait_here = (begin & wait_load) | (go & ~wait_load & inner & (group == wait_idx))
+    hold = wait_here & ~pend_free
+    release = xhold & pend_free
 
     loading.next <<= pyrtl.select(begin, pyrtl.Const(1, 1), loading & ~xfer_done)
     running.next <<= pyrtl.select(loaded, pyrtl.Const(1, 1), running & ~finished)
     go.next <<= loaded | (adv & ~finished)
     nl_go.next <<= hand_over
-    nl_busy.next <<= hand_over | (nl_busy & ~nl_done)
-    draining.next <<= (finished & job) | (draining & ~nl_done)
-    done.next <<= (finished & ~job) | (draining & nl_done)
+    nl_busy.next <<= (hand_over & ~leave) | (nl_busy & ~nl_done)
+    draining.next <<= (finished & job & ~defer) | (draining & ~nl_done)
+    done.next <<= (finished & (~job | defer)) | (draining & nl_done)
+    pend.next <<= leave | (pend & ~pend_done)
+    xhold.next <<= hold | (xhold & ~pend_free)
     pp.next <<= pyrtl.select(begin, pyrtl.Const(0, 1), pp ^ (adv & ~finished))
     # a done pulse waits in its flag for the other one (the first load's is not a tile's) and
     # while the unit holds the next tile back
@@ -138,7 +167,7 @@ def tile_controller(
     xflag.next <<= running & ~adv & (xflag | xfer_done)
     return {
         "tile_start": go,
-        "xfer_start": go | begin,
+        "xfer_start": ((go | begin) & ~hold) | release,
         "first": loading,
         "done": done,
         "pp": pp,
@@ -189,7 +218,11 @@ def build_controller(spec: ControllerSpec) -> None:
     last = tuple(pyrtl.Input(spec.tile_bits, f"last_{loop}") for loop in "hmnk")
     nl_mode = pyrtl.Input(2, "nl_mode")
     nl_done = pyrtl.Input(1, "nl_done")
-    outs = tile_controller(spec, start, compute_done, xfer_done, last, nl_mode, nl_done)  # type: ignore[arg-type]
+    chain: dict[str, Wire] = {
+        name: pyrtl.Input(1, name) for name in ("nl_defer", "pend_done", "wait_load", "wait_head")
+    }
+    chain["wait_idx"] = pyrtl.Input(spec.tile_bits, "wait_idx")
+    outs = tile_controller(spec, start, compute_done, xfer_done, last, nl_mode, nl_done, chain)  # type: ignore[arg-type]
     for name, wire in outs.items():
         port = pyrtl.Output(len(wire), name)
         port <<= wire
@@ -263,71 +296,122 @@ def simulate_controller(
     ``words[name]`` words per tile (default: the whole copy). With a non-linear successor
     (``nl_mode``, :data:`~hwmodel.arch.controller.NL_MODES`) a behavioural unit answers job j's
     ``nl_start`` after ``jobs[j]`` ≥ 2 cycles. Resets the PyRTL working block."""
+    layer = LayerSchedule(counts, first_load, tuple(compute), tuple(transfer), nl_mode, tuple(jobs))
+    return simulate_chain(spec, [layer], words, seed)[0]
+
+
+def simulate_chain(
+    spec: ControllerSpec,
+    layers: Sequence[LayerSchedule],
+    words: dict[str, int] | None = None,
+    seed: int = 0,
+) -> list[ControllerRun]:
+    """Run ``layers`` back to back on one controller (as :func:`simulate_controller` runs one):
+    layer i + 1 starts in the cycle after layer i's ``done``
+    (:data:`~hwmodel.arch.controller.CHAIN_GAP`). A layer that ``defer``-s its last job leaves it
+    to its unit beside the next layer, whose ``wait`` group's transfer waits for it (the unit's
+    done pulse on ``pend_done``). Each run's cycles count from its ``start`` to its ``done``."""
     import random
 
-    if first_load < 2 or min(compute, default=2) < 2:
-        raise ValueError("first_load and every compute must be ≥ 2 cycles")
-    if min(jobs, default=2) < 2:
-        raise ValueError("every job must take ≥ 2 cycles")
+    for layer in layers:
+        if layer.first_load < 2 or min(layer.compute, default=2) < 2:
+            raise ValueError("first_load and every compute must be ≥ 2 cycles")
+        if min(layer.jobs, default=2) < 2:
+            raise ValueError("every job must take ≥ 2 cycles")
     fresh_block()
     build_controller(spec)
     sim = pyrtl.FastSimulation()
     rnd = random.Random(seed)
     words = words or {}
-    refs = {b.name: _AddressReference(b.banks, words.get(b.name, 1 << b.addr_bits)) for b in spec.buffers}
     rdata = {
         b.name: [rnd.getrandbits(b.width_bits) for _ in range(b.banks)] for b in spec.buffers if b.role == "c"
     }
-    n_tiles = counts[0] * counts[1] * counts[2] * counts[3]
-    base = {f"last_{loop}": c - 1 for loop, c in zip("hmnk", counts, strict=True)}
-    base["nl_mode"] = NL_MODES.index(nl_mode)
+    refs = {b.name: _AddressReference(b.banks, words.get(b.name, 1 << b.addr_bits)) for b in spec.buffers}
+    fixed: dict[str, int] = {}
     for b in spec.buffers:
-        base[f"{b.name}_last_word"] = refs[b.name].words - 1
+        fixed[f"{b.name}_last_word"] = refs[b.name].words - 1
         for i, v in enumerate(rdata.get(b.name, [])):
-            base[f"{b.name}_rdata_{i}"] = v
-    cdone_at = xdone_at = ndone_at = -1
-    job_tiles: list[tuple[int, int, int, int]] = []
-    tile = -1  # the tile the engine computes
-    xfer = -1  # -1 before the first load; the first load is transfer "-1"
-    tiles: list[tuple[int, int, int, int, int, int]] = []
+            fixed[f"{b.name}_rdata_{i}"] = v
     mismatches = checks = 0
-    limit = first_load + sum(max(c, t) for c, t in zip(compute, transfer, strict=True)) + sum(jobs) + 100
-    for cycle in range(limit):
-        inputs = dict(base)
-        inputs["start"] = int(cycle == 0)
-        inputs["compute_done"] = int(cycle == cdone_at)
-        inputs["xfer_done"] = int(cycle == xdone_at)
-        inputs["nl_done"] = int(cycle == ndone_at)
-        steps = {b.name: (rnd.getrandbits(1), rnd.getrandbits(1)) for b in spec.buffers}
-        for b in spec.buffers:
-            inputs[f"{b.name}_eng_step"], inputs[f"{b.name}_dma_step"] = steps[b.name]
-        sim.step(inputs)
-        out = sim.inspect
-        pp = out("pp")
-        for b in spec.buffers:
-            ref = refs[b.name]
-            eng, dma, we = ref.expected(pp, b.addr_bits, steps[b.name][1])
-            ok = out(f"{b.name}_eng_addr") == eng and out(f"{b.name}_dma_addr") == dma
-            if b.role == "c":
-                ok = ok and out(f"{b.name}_dma_data") == rdata[b.name][ref.bank]
-            else:
-                ok = ok and out(f"{b.name}_we") == we
-            mismatches += int(not ok)
-            checks += 1
-            ref.step(out("tile_start"), out("xfer_start"), *steps[b.name])
-        if out("done"):
-            return ControllerRun(cycle, tiles, mismatches, checks, job_tiles)
-        if out("nl_start"):  # the unit takes the group the last started tile finished
-            if len(job_tiles) == len(jobs):
-                raise RuntimeError(f"the controller handed over more than the {len(jobs)} jobs given")
-            ndone_at = cycle + jobs[len(job_tiles)] - 1
-            job_tiles.append(tiles[-1][:4])
-        if out("tile_start"):
-            tile += 1
-            tiles.append((out("idx_h"), out("idx_m"), out("idx_n"), out("idx_k"), pp, out("last_k_tile")))
-            cdone_at = cycle + compute[tile] - 1
-        if out("xfer_start"):
-            length = first_load if xfer < 0 else max(transfer[xfer], 2)
-            xdone_at = cycle + length - 1
-            xfer += 1
-    raise RuntimeError(f"controller did not finish {n_tiles} tiles in {limit} cycles")
+    pend_at = -1  # the cycle the pending job's unit pulses done
+    runs: list[ControllerRun] = []
+    cycle = 0
+    for layer in layers:
+        base = dict(fixed)
+        base.update({f"last_{loop}": c - 1 for loop, c in zip("hmnk", layer.counts, strict=True)})
+        kind, d = layer.wait
+        base.update(
+            nl_mode=NL_MODES.index(layer.nl_mode),
+            nl_defer=int(layer.defer),
+            wait_load=int(d == 0),
+            wait_head=int(kind == "head"),
+            wait_idx=max(d - 1, 0),
+        )
+        compute, transfer, jobs = layer.compute, layer.transfer, layer.jobs
+        cdone_at = xdone_at = ndone_at = -1
+        job_tiles: list[tuple[int, int, int, int]] = []
+        tile = -1  # the tile the engine computes
+        xfer = -1  # -1 before the first load; the first load is transfer "-1"
+        tiles: list[tuple[int, int, int, int, int, int]] = []
+        layer_mismatches, layer_checks = mismatches, checks
+        begin = cycle
+        limit = cycle + layer.first_load + sum(max(c, t) for c, t in zip(compute, transfer, strict=True))
+        limit += sum(jobs) + layer.pending + 100
+        while True:
+            if cycle >= limit:
+                n_tiles = len(compute)
+                raise RuntimeError(f"controller did not finish {n_tiles} tiles in {limit - begin} cycles")
+            inputs = dict(base)
+            inputs["start"] = int(cycle == begin)
+            inputs["compute_done"] = int(cycle == cdone_at)
+            inputs["xfer_done"] = int(cycle == xdone_at)
+            inputs["nl_done"] = int(cycle == ndone_at)
+            inputs["pend_done"] = int(cycle == pend_at)
+            steps = {b.name: (rnd.getrandbits(1), rnd.getrandbits(1)) for b in spec.buffers}
+            for b in spec.buffers:
+                inputs[f"{b.name}_eng_step"], inputs[f"{b.name}_dma_step"] = steps[b.name]
+            sim.step(inputs)
+            out = sim.inspect
+            pp = out("pp")
+            for b in spec.buffers:
+                ref = refs[b.name]
+                eng, dma, we = ref.expected(pp, b.addr_bits, steps[b.name][1])
+                ok = out(f"{b.name}_eng_addr") == eng and out(f"{b.name}_dma_addr") == dma
+                if b.role == "c":
+                    ok = ok and out(f"{b.name}_dma_data") == rdata[b.name][ref.bank]
+                else:
+                    ok = ok and out(f"{b.name}_we") == we
+                mismatches += int(not ok)
+                checks += 1
+                ref.step(out("tile_start"), out("xfer_start"), *steps[b.name])
+            if out("nl_start"):  # the unit takes the group the last started tile finished
+                if len(job_tiles) == len(jobs):
+                    raise RuntimeError(f"the controller handed over more than the {len(jobs)} jobs given")
+                ends = cycle + jobs[len(job_tiles)] - 1
+                if layer.defer and len(job_tiles) == len(jobs) - 1:
+                    pend_at = ends  # left pending: the next layer's pend_done
+                else:
+                    ndone_at = ends
+                job_tiles.append(tiles[-1][:4])
+            if out("done"):
+                runs.append(
+                    ControllerRun(
+                        cycle - begin,
+                        tiles,
+                        mismatches - layer_mismatches,
+                        checks - layer_checks,
+                        job_tiles,
+                    )
+                )
+                cycle += CHAIN_GAP
+                break
+            if out("tile_start"):
+                tile += 1
+                tiles.append((out("idx_h"), out("idx_m"), out("idx_n"), out("idx_k"), pp, out("last_k_tile")))
+                cdone_at = cycle + compute[tile] - 1
+            if out("xfer_start"):
+                length = layer.first_load if xfer < 0 else max(transfer[xfer], 2)
+                xdone_at = cycle + length - 1
+                xfer += 1
+            cycle += 1
+    return runs
