@@ -41,7 +41,6 @@ import numpy.typing as npt
 from hwmodel.arch.buffers import Buffer
 from hwmodel.arch.config import AcceleratorConfig
 from hwmodel.arch.controller import NL_MODES, ControllerSpec, controller_spec, pending_release
-from hwmodel.arch.cycles import FIXED_DRAIN, POT_DRAIN
 from hwmodel.arch.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, required_acc_bits
 from hwmodel.arch.nonlinear import Successor, log2_rows_for, op_cycles, row_buffer, row_buffer_memory
 from hwmodel.base.errors import UserError
@@ -49,6 +48,7 @@ from hwmodel.cost.coefficients import Coefficients, load_coefficients
 from hwmodel.cost.controller import ControllerResources, controller_resources
 from hwmodel.cost.engine import engine_resources
 from hwmodel.cost.nonlinear import UnitResources, unit_resources
+from hwmodel.model.row_timing import NO_FIXED_COLUMNS, NO_POT_COLUMNS, layer_timing, row_timing
 from hwmodel.target.device import Device
 from hwmodel.target.workload import GemmOp, Workload
 
@@ -243,6 +243,8 @@ class _WorkloadTables:
     chain_head: I64
     #: per oriented row, 1 where its GEMM waits for a pending job by head (:func:`_chains`)
     row_wait_head: I64
+    #: the successor arguments of :func:`hwmodel.model.row_timing.row_timing` for no successor
+    no_successors: I64
 
 
 def _read_only(a: I64) -> I64:
@@ -288,6 +290,7 @@ def _build_tables(workload: Workload) -> _WorkloadTables:
         chain_c=_read_only(chain_c),
         chain_head=_read_only(chain_head),
         row_wait_head=_read_only(wait_head[row_layer]),
+        no_successors=_read_only(np.zeros((5, row_layer.size), dtype=np.int64)),
     )
 
 
@@ -367,22 +370,16 @@ def _workload_tables(workload: Workload) -> _WorkloadTables:
 @dataclass(frozen=True)
 class _Successors:
     """Per oriented row (:class:`_WorkloadTables`): how its GEMM hands its rows to its non-linear
-    successor — its mode (:attr:`on`, by index in :data:`hwmodel.arch.controller.NL_MODES`: 0 none,
-    1 each output tile, 2 each m tile's rows, 3 each head's rows) and the unit's figures for a job
-    (:class:`hwmodel.arch.nonlinear.Successor`): a row job of r rows takes ⌈r/lanes⌉ · ``row_time``
-    cycles, an element job of E elements ⌈E/lanes⌉ + ``latency``. Read-only arrays."""
+    successor, as :func:`hwmodel.model.row_timing.row_timing` takes it — ``kernel_args`` (5,
+    rows): the mode (by index in :data:`hwmodel.arch.controller.NL_MODES`: 0 none, 1 each output
+    tile, 2 each m tile's rows, 3 each head's rows), the unit's lanes (1 where none) and its
+    figures for a job (:class:`hwmodel.arch.nonlinear.Successor`): a row job of r rows takes
+    ⌈r/lanes⌉ · row time cycles, an element job of E elements ⌈E/lanes⌉ + element latency, a head
+    job has the GEMM's m rows. Read-only."""
 
-    row_time: I64
-    latency: I64
-    head_rows: I64
-    #: the lanes of each row's successor unit (1 where none)
-    lanes: I64
-    #: the modes some row uses, but 0
-    present: frozenset[int]
-    #: per mode 0 … 3, 1 on the rows that use it
-    on: tuple[I64, ...]
-    #: 0 … rows − 1 (to pick one class per row)
-    rows: I64
+    kernel_args: I64
+    #: whether some row has a successor
+    present: bool
 
 
 @dataclass(frozen=True)
@@ -409,8 +406,8 @@ def _successors(tables: _WorkloadTables, lanes: LanesKey, kernels: KernelsKey) -
     lanes_of = _lanes_of(lanes)
     workload = tables.workload
     n_rows = tables.row_layer.shape[0]
-    mode, row_time, latency, head_rows = (np.zeros(n_rows, dtype=np.int64) for _ in range(4))
-    row_lanes = np.ones(n_rows, dtype=np.int64)
+    args = np.zeros((5, n_rows), dtype=np.int64)  # mode, lanes, row time, element latency, head rows
+    args[1] = 1
     n_gemms = tables.straight.shape[0]
     for row, gi in enumerate(tables.row_layer.tolist()):
         ni = int(tables.gemm_succ[gi])
@@ -422,20 +419,8 @@ def _successors(tables: _WorkloadTables, lanes: LanesKey, kernels: KernelsKey) -
         bits = tables.row_bits[op.kind]
         kernel = variant.get(op.kind, "poly")
         succ = Successor(op.kind, mode_name, lanes_of(op.kind), bits, op.row_len, gemm.m, kernel)
-        row_lanes[row] = succ.lanes
-        mode[row] = NL_MODES.index(mode_name)
-        row_time[row], latency[row], head_rows[row] = succ.row_time, succ.latency, gemm.m
-    present = frozenset(int(v) for v in np.unique(mode) if v)
-    on = tuple(_read_only((mode == i).astype(np.int64)) for i in range(len(NL_MODES)))
-    return _Successors(
-        _read_only(row_time),
-        _read_only(latency),
-        _read_only(head_rows),
-        _read_only(row_lanes),
-        present,
-        on,
-        _read_only(np.arange(n_rows)),
-    )
+        args[:, row] = (NL_MODES.index(mode_name), succ.lanes, succ.row_time, succ.latency, gemm.m)
+    return _Successors(_read_only(args), bool(args[0].any()))
 
 
 @lru_cache(maxsize=1024)  # a search meets the same (workload, lanes, family, kernels) in most trials
@@ -552,35 +537,6 @@ def _modes(engine: EngineConfig, la: _LayerArrays) -> _Modes:
     return _Modes(np.broadcast_to(tokens, la.wb.shape), np.broadcast_to(channels, la.wb.shape))
 
 
-def _fixed_cycles(
-    em: I64, en: I64, k_folds: I64, engine: EngineConfig, tokens: I64 | int, channels: I64 | int
-) -> I64:
-    """:func:`hwmodel.arch.cycles.fixed_tile_cycles`, vectorised (0 where en == 0; ``k_folds`` =
-    ⌈ek / rows⌉, shared with :func:`_pot_cycles`)."""
-    rows, cols, chain = engine.rows, engine.cols_fixed, engine.chain_rows
-    if cols == 0:
-        return np.zeros(np.broadcast(em, en, k_folds).shape, dtype=np.int64)
-    busy = en > 0
-    folds = k_folds * (_cdiv(en, channels * cols) * busy)
-    steps = _cdiv(em, tokens)
-    period = np.maximum(steps, chain + rows - 1)
-    # (folds − 1)·period + steps + fill/drain where busy, else 0: the terms of em alone added first
-    # and both terms zeroed on the small arrays; tile classes with em or ek = 0 do not occur
-    return folds * period + (steps - period + (rows + chain + cols + FIXED_DRAIN)) * busy
-
-
-def _pot_cycles(em: I64, en: I64, k_folds: I64, engine: EngineConfig) -> I64:
-    """:func:`hwmodel.arch.cycles.pot_tile_cycles`, vectorised (0 where en == 0; ``k_folds`` =
-    ⌈ek / rows⌉)."""
-    rows, cols = engine.rows, engine.cols_pot
-    if cols == 0:
-        return np.zeros(np.broadcast(em, en, k_folds).shape, dtype=np.int64)
-    busy = en > 0
-    folds = k_folds * (_cdiv(en, cols) * busy)
-    period = np.maximum(em, 2 * rows - 1)
-    return folds * period + (em - period + (2 * rows + cols + POT_DRAIN)) * busy
-
-
 @dataclass(frozen=True)
 class _GemmTiming:
     """Per layer, all heads. ``compute``, ``memory`` and ``tiles`` only with ``detail`` (what the
@@ -627,55 +583,21 @@ def _gemm_timing(
         detail,
         successors,
     )
-    latency = per_row[0]
-    transposed = latency.take(t.alternative) < latency[: t.straight.shape[0]]
-    per_layer = per_row.take(np.where(transposed, t.alternative, t.straight), axis=1)
-    deferred = None
-    if successors is not None and successors.present and t.chain_p.size:
-        deferred = _chain_adjust(t, la, per_layer)
+    per_layer, transposed, deferred = layer_timing(
+        per_row,
+        t.alternative,
+        t.chain_p,
+        t.chain_c,
+        t.chain_head,
+        t.dims[0],
+        la.tm,
+        successors is not None and successors.present,
+        pending_release(0),  # the release is linear in the job's cycles
+    )
     row = per_layer
     if not detail:
         return _GemmTiming(row[0], row[1], transposed, row[2], row[3], deferred=deferred)
     return _GemmTiming(row[0], row[1], transposed, row[2], row[3], row[7], row[8], row[9], deferred)
-
-
-def _chain_adjust(t: _WorkloadTables, la: _LayerArrays, per_layer: I64) -> npt.NDArray[np.bool_]:
-    """Leave each chain's last job pending (:func:`_chains`) where its consumer has a group
-    before the one that reads it: the producer no longer waits for the job (``g``), the
-    consumer's wait transfer starts no earlier than the job's end
-    (:func:`hwmodel.arch.controller.pending_release`), which delays the consumer by
-    ``max(0, release + x − start)`` (``x``: that transfer's cycles, ``start``: the waited-for
-    group's start without the wait); the producer's latency and exposed cycles carry both (the
-    op's cycles on the critical path). Updates ``per_layer`` (rows: latency, bytes, exposed,
-    busy, last job, wait start, wait transfer, …) in place; returns which layers leave a job."""
-    p, c = t.chain_p, t.chain_c
-    g = per_layer[4].take(p)
-    m, tm = t.dims[0], la.tm
-    n_mc = _cdiv(m.take(c), tm.take(c))
-    rows_p = (_cdiv(m.take(p), tm.take(p)) - 1) * tm.take(p)  # the pending rows start here
-    in_last = (n_mc >= 2) & (rows_p // tm.take(c) == n_mc - 1)
-    ok = (g > 0) & np.where(t.chain_head > 0, 1, in_last)
-    release = g + pending_release(0)  # (the release is linear in the job's cycles)
-    delay = np.maximum(release + per_layer[6].take(c) - per_layer[5].take(c), 0)
-    change = (delay - g) * ok
-    per_layer[0::2][:2, p] += change  # latency and exposed (a GEMM produces for one chain at most)
-    deferred = np.zeros(per_layer.shape[1], dtype=bool)
-    deferred[p[ok > 0]] = True
-    return deferred
-
-
-#: Rows of _oriented_timing's per-row matrix (0-2: Tm, Tn, Tk; 3-5: the rests m % Tm, n % Tn,
-#: k % Tk; 6-8: the full tiles m // Tm …; 9-11: whether m, n, k have a rest; 12-14: the tiles
-#: but the last; 15-17: whether they have none) that hold, per axis, the [extent, count] of its
-#: tile classes: m ∈ {full, rest}, n ∈ {full, rest}, k ∈ {full not last, full last, rest last}.
-_CLASS_ROWS: tuple[I64, I64, I64] = (
-    np.array([[0, 3], [6, 9]]),
-    np.array([[1, 4], [7, 10]]),
-    np.array([[2, 2, 5], [14, 17, 11]]),
-)
-
-#: per k class, 1 where it is the last k tile (the output tile is written back after it)
-_LAST_K = np.array([0, 1, 1], dtype=np.int64)[None, None, :, None]
 
 
 def _oriented_timing(
@@ -689,158 +611,30 @@ def _oriented_timing(
     successors: _Successors | None = None,
 ) -> I64:
     """Timing of every oriented row (``params``: rows wb, ab, Tm, Tn, Tk, clipped, × oriented
-    rows; ``ratio``: each one's PoT ratio): the latency and off-chip bytes of each, all heads,
-    then (``detail``) its compute cycles, memory cycles and tiles. The tile classes — m ∈ {full,
-    rest} × n ∈ {full, rest} × k ∈ {full not last, full last, rest last} — are axes 0, 1 and 2 of
-    the per-class arrays, the oriented rows the last (so numpy's inner loops run along the rows,
-    not along 2 or 3 classes)."""
-    wb, ab = params[0], params[1]
-    tiles = params[2:]
-    q, rest = np.divmod(t.row_dims, tiles)
-    has_rest = rest > 0
-    n_mnk = q + has_rest
-    per_row = np.concatenate((tiles, rest, q, has_rest, n_mnk - 1, 1 - has_rest))
-    m_cls, n_cls, k_cls = (per_row.take(rows, axis=0) for rows in _CLASS_ROWS)
-    em, cm = m_cls[0, :, None, None], m_cls[1, :, None, None]
-    en, cn = n_cls[0, None, :, None], n_cls[1, None, :, None]
-    ek, ck = k_cls[0, None, None, :], k_cls[1, None, None, :]
-    count = (cm * cn) * ck
-
-    tokens, channels = _mode_lanes(engine, wb, ab)
-    if np.count_nonzero(ratio):
-        en_pot = np.rint(ratio * en).astype(np.int64)
-        en_fix = en - en_pot
-        if engine.cols_pot == 0 and bool(np.any((en_pot > 0) & (count > 0))):
-            raise UserError("a layer assigns power-of-two channels but pot_cols is 0")
-    else:  # no PoT channels: the PoT sub-array idles (0 cycles), the fixed one takes every tile
-        en_pot, en_fix = None, en
-    if engine.cols_fixed == 0 and bool(np.any((en_fix > 0) & (count > 0))):
+    rows; ``ratio``: each one's PoT ratio), :func:`hwmodel.model.row_timing.row_timing`: the
+    latency (with the successor's exposed cycles), off-chip bytes, exposed and busy cycles, last
+    job, last group's start and wait transfer of each, all heads, then (``detail``) its compute
+    cycles, memory cycles and tiles."""
+    tokens, channels = _mode_lanes(engine, params[0], params[1])
+    n_rows = params.shape[1]
+    per_row, error = row_timing(
+        t.row_dims,
+        params,
+        ratio,
+        t.row_repeat,
+        np.full(n_rows, tokens, dtype=np.int64) if isinstance(tokens, int) else tokens,
+        np.full(n_rows, channels, dtype=np.int64) if isinstance(channels, int) else channels,
+        np.array((engine.rows, engine.cols_fixed, engine.chain_rows, engine.cols_pot), dtype=np.int64),
+        bytes_per_cycle,
+        dram_latency_cycles,
+        t.no_successors if successors is None else successors.kernel_args,
+        t.row_wait_head,
+    )
+    if error == NO_POT_COLUMNS:
+        raise UserError("a layer assigns power-of-two channels but pot_cols is 0")
+    if error == NO_FIXED_COLUMNS:
         raise UserError("a layer assigns fixed-point channels but the array has no fixed columns")
-    k_folds = _cdiv(ek, engine.rows)
-    compute = _fixed_cycles(em, en_fix, k_folds, engine, tokens, channels)
-    if en_pot is not None:
-        compute = np.maximum(compute, _pot_cycles(em, en_pot, k_folds, engine))
-
-    # bytes per element of A (shared by the n tiles when K is one tile), B (shared by the m tiles
-    # when N and K are one tile each) and C
-    n_m, n_n, n_k = n_mnk[0], n_mnk[1], n_mnk[2]
-    single_k = n_k == 1
-    per_c = ab / 8.0
-    per_a = per_c / np.where(single_k, n_n, 1)  # (= ab / (8·n_n): ab / 8 is exact)
-    per_b = wb / (8.0 * np.where((n_n == 1) & single_k, n_m, 1))
-    tile_bytes = (em * ek) * per_a + (ek * en) * per_b + ((em * en) * per_c) * _LAST_K
-    memory = np.ceil(tile_bytes / bytes_per_cycle).astype(np.int64)
-    per_tile = np.maximum(compute, memory)
-
-    tm, tn, tk = tiles[0], tiles[1], tiles[2]
-    first_bytes = tk * (tm * ab + tn * wb) / 8.0  # (integers: = tm·tk·ab + tk·tn·wb exactly)
-    first_load = np.ceil(first_bytes / bytes_per_cycle).astype(np.int64) + dram_latency_cycles
-    repeat = t.row_repeat
-    classes = (0, 1, 2)
-    # the heads of a layer are one stream of tiles: double buffering hides every load but the first
-    latency = (per_tile * count).sum(axis=classes) * repeat + first_load
-    if successors is not None and successors.present:
-        exposed, busy, g_last, wait_start = _exposure(
-            per_tile, ck, m_cls, n_cls, repeat, successors, first_load, t.row_wait_head
-        )
-        latency = latency + exposed
-        # the transfer of the tile before the group a consumer waits for (the last tile of m
-        # tile n_m − 2, or of head H − 2): a DMA answer takes ≥ 2 cycles
-        hn, hk = n_cls[1, 1], 1 + k_cls[1, 2]
-        m_at = m_cls[1, 1] * t.row_wait_head
-        wait_x = np.maximum(memory[m_at, hn, hk, successors.rows], 2)
-    else:
-        exposed = busy = g_last = wait_start = wait_x = np.zeros_like(latency)
-    # the bytes are floats: each row's sum adds its 12 classes as a contiguous run, pairwise in
-    # (m, n, k) order (what numpy's sum over the class axes of a rows-first array does)
-    row_bytes = np.ascontiguousarray((tile_bytes * count).reshape(-1, repeat.shape[0]).T).sum(axis=1)
-    total_bytes = np.rint(row_bytes * repeat).astype(np.int64)
-    chain = (g_last, wait_start, wait_x)
-    if not detail:
-        return np.concatenate((latency, total_bytes, exposed, busy, *chain)).reshape(7, -1)
-    compute_total = (compute * count).sum(axis=classes) * repeat
-    memory_total = (memory * count).sum(axis=classes) * repeat + first_load
-    tiles_total = n_m * n_n * n_k * repeat
-    return np.concatenate(
-        (latency, total_bytes, exposed, busy, *chain, compute_total, memory_total, tiles_total)
-    ).reshape(10, -1)
-
-
-#: Counts of one group of class 0 and none of class 1 (an axis whose classes a group collapses).
-_FIRST_CLASS = np.array([[1], [0]], dtype=np.int64)
-
-
-def _exposure(
-    per_tile: I64,
-    ck: I64,
-    m_cls: I64,
-    n_cls: I64,
-    repeat: I64,
-    succ: _Successors,
-    first_load: I64,
-    wait_head: I64,
-) -> tuple[I64, I64, I64, I64]:
-    """Per oriented row, the cycles its non-linear successor adds to it and the unit's busy
-    cycles, in closed form over the tile classes (:func:`hwmodel.arch.controller.overlapped_cycles`
-    summed group by group). Groups run in h → m → n order; with S_j the slot cycles of group j and
-    g_j its job, the layer gains ``Σ_{j≥1} max(0, g_{j−1} − S_j) + g_last``, the pairs of
-    consecutive groups counted per class: within an m row, from one m row to the next, and from
-    one head to the next. Every mode is that sequence: a ``tile`` group is one output tile (m and
-    n classes), a ``row`` group an m tile's row of tiles (one n class), a ``head`` group a head
-    (one class).
-
-    ``per_tile``: slot cycles per (m, n, k) class × row; ``ck``: the k classes' counts;
-    ``m_cls``/``n_cls``: (extent, count) × class × row (the counts: the full tiles, and 1 where a
-    short one follows). A row without a successor has no jobs (g = 0), so it gains nothing.
-
-    Also per row: its successor's last job (what the layer may leave pending, :func:`_chains`)
-    and, for the row as a consumer of a pending job, the cycle its last group starts (the first
-    tile of its last m tile, one head; of its last head where ``wait_head``), without waiting."""
-    ar, lanes, present, on = succ.rows, succ.lanes, succ.present, succ.on
-    em, en = m_cls[0], n_cls[0]
-    s = (per_tile * ck).sum(axis=2)  # (m class, n class, row): one output tile's k tiles
-    # the classes' counts per group axis: one group of class 0 where the axis is collapsed (the
-    # n classes of a row or head group, the m classes of a head group)
-    per_n = on[2] + on[3]
-    cnt_m = m_cls[1] + (_FIRST_CLASS - m_cls[1]) * on[3]
-    cnt_n = n_cls[1] + (_FIRST_CLASS - n_cls[1]) * per_n
-    if 1 in present:  # each output tile: an element job of em × en
-        g = (_cdiv(em[:, None, :] * en[None, :, :], lanes) + succ.latency) * on[1]
-    else:
-        g = np.zeros_like(s)
-    s_row = (s * n_cls[1][None, :, :]).sum(axis=1)  # (m class, row): an m tile's slots
-    head_slots = (s_row * m_cls[1]).sum(axis=0)
-    if 2 in present or 3 in present:  # the rows of an m tile (or of a head) as one group
-        s[:, 0] += (s_row - s[:, 0]) * per_n
-        if 2 in present:
-            g[:, 0] += _cdiv(em, lanes) * succ.row_time * on[2]
-        if 3 in present:
-            s[0, 0] += (head_slots - s[0, 0]) * on[3]
-            g[0, 0] += _cdiv(succ.head_rows, lanes) * succ.row_time * on[3]
-    fm, hm = cnt_m[0], cnt_m[1]
-    fn, hn = cnt_n[0], cnt_n[1]
-    nh = repeat
-    m_last, n_last = hm, hn  # the class of the last m (n) group: the short one if any
-    m_first, n_first = (fm == 0).astype(np.int64), (fn == 0).astype(np.int64)
-    # within an m row: (a, full n) → (a, full n) and (a, full n) → (a, short n)
-    within = np.maximum(fn - 1, 0) * np.maximum(g[:, 0] - s[:, 0], 0)
-    within += hn * (fn >= 1) * np.maximum(g[:, 0] - s[:, 1], 0)
-    # from the last group of an m row to the first of the next (row, prev m, next m)
-    g_end = np.maximum(g[:, n_last, ar][:, None, :] - s[:, n_first, ar][None, :, :], 0)
-    between = np.maximum(fm - 1, 0) * g_end[0, 0] + hm * (fm >= 1) * g_end[0, 1]
-    heads = g_end[m_last, m_first, ar]
-    per_head = (fm * within[0] + hm * within[1]) + between
-    g_last = g[m_last, n_last, ar]
-    x = nh * per_head + (nh - 1) * heads + g_last
-    exposed: I64 = x
-    busy: I64 = nh * np.einsum("ar,br,abr->r", cnt_m, cnt_n, g)
-    # the last group's start: after the m tiles but the last (one head; they are all full, each
-    # with its stalls, and the stalls from one to the next), or after the heads but the last
-    before = m_cls[1, 0] + m_cls[1, 1] - 1
-    m_start = before * (s_row[0] + within[0]) + np.maximum(before - 1, 0) * g_end[0, 0]
-    h_start = (nh - 1) * (head_slots + per_head) + np.maximum(nh - 2, 0) * heads
-    wait_start: I64 = first_load + np.where(wait_head > 0, h_start, m_start)
-    return exposed, busy, g_last, wait_start
+    return per_row if detail else per_row[:7]
 
 
 def _nonlinear_cycles(workload: Workload, lanes: LanesKey, kernels: KernelsKey = ()) -> I64:

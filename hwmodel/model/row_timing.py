@@ -1,0 +1,307 @@
+"""The per-layer timing of the analytic model as one compiled loop (numba): every oriented row's
+latency, off-chip bytes, non-linear exposure and the figures the chains need.
+
+:func:`row_timing` is what :func:`hwmodel.model.evaluation._oriented_timing` computes, row by row
+and tile class by tile class, in machine code: the search's trial loop calls it once per design,
+and as numpy array expressions it cost ~100 array operations of a few microseconds each.
+
+A row's tiles fall in classes — m ∈ {full, short}, n ∈ {full, short}, k ∈ {full not last, full
+last, short last} — that share their cycles (:mod:`hwmodel.arch.cycles`, vectorised over a class
+instead of a tile) and their bytes. Per class: the fixed-point and PoT sub-arrays' compute cycles
+(the channels split by the PoT ratio, round half to even), the transfer (A tile shared by the n
+tiles when one k tile covers K, B tile by the m tiles when one tile covers N and K, the C tile
+after the last k tile), the slot ``max(compute, transfer)``. The layer: the first load (first A
+and B tiles, then the DRAM latency) plus every slot, all heads one stream.
+
+The non-linear successor (:mod:`hwmodel.arch.controller`: ``NL_MODES`` 1 tile, 2 row, 3 head):
+with S_j the slot cycles of group j and g_j its job, the layer gains ``Σ_{j≥1} max(0, g_{j−1} −
+S_j) + g_last``, the pairs of consecutive groups counted per class — within an m row, from one m
+row to the next, from one head to the next (:func:`hwmodel.arch.controller.overlapped_cycles`,
+summed in closed form). Also per row: its last job and, for the row as the consumer of a job the
+previous layer left pending, the start of its last group (its last m tile, or its last head where
+``wait_head``) and the transfer that loads it.
+
+Floating point as numpy's array expressions did it, operation for operation (the figures are
+identical to the last bit): a tile class's bytes ``(em·ek)·per_a + (ek·en)·per_b + (em·en)·per_c``
+with per_a, per_b and per_c as divisions, a row's bytes summed over its 12 classes in (m, n, k)
+order pairwise as numpy sums a contiguous run of 12 (8 partial sums, then the rest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from hwmodel.arch.cycles import FIXED_DRAIN, POT_DRAIN
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+_F = TypeVar("_F", bound=Callable[..., Any])
+#: Compiled once per machine (cached beside this module), no fastmath: IEEE arithmetic in the
+#: order written.
+_jit = cast(Callable[[_F], _F], numba.njit(cache=True, nogil=True))
+
+#: Rows of :func:`row_timing`'s output: per oriented row its latency (with its successor's exposed
+#: cycles), its off-chip bytes, the exposed cycles, the successor unit's busy cycles, its last job,
+#: the start of its last group (as a consumer), that group's wait transfer; then its compute
+#: cycles, transfer cycles (with the first load) and tiles.
+OUT_ROWS = 10
+#: The error codes :func:`row_timing` reports (0: none).
+NO_POT_COLUMNS = 1
+NO_FIXED_COLUMNS = 2
+
+
+@_jit
+def _cdiv(a: int, b: int) -> int:
+    return (a + (b - 1)) // b
+
+
+@_jit
+def _tile_cycles(
+    em: int,
+    en: int,
+    ek: int,
+    ratio: float,
+    tokens: int,
+    channels: int,
+    rows: int,
+    cols_fixed: int,
+    chain: int,
+    cols_pot: int,
+) -> tuple[int, int, int]:
+    """(compute cycles, fixed-point channels, PoT channels) of a tile class."""
+    en_pot = int(np.rint(ratio * en))
+    en_fix = en - en_pot
+    k_folds = _cdiv(ek, rows)
+    fix = 0
+    if cols_fixed > 0 and en_fix > 0:
+        folds = k_folds * _cdiv(en_fix, channels * cols_fixed)
+        steps = _cdiv(em, tokens)
+        period = max(steps, chain + rows - 1)
+        fix = folds * period + steps - period + (rows + chain + cols_fixed + FIXED_DRAIN)
+    pot = 0
+    if cols_pot > 0 and en_pot > 0:
+        folds = k_folds * _cdiv(en_pot, cols_pot)
+        period = max(em, 2 * rows - 1)
+        pot = folds * period + em - period + (2 * rows + cols_pot + POT_DRAIN)
+    return max(fix, pot), en_fix, en_pot
+
+
+@_jit
+def _pairwise12(a: F64) -> float:
+    """Sum of 12 floats as numpy's pairwise sum adds a contiguous run of them."""
+    res = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+    for i in range(8, 12):
+        res += a[i]
+    return float(res)
+
+
+@_jit
+def row_timing(
+    dims: I64,
+    params: I64,
+    ratio: F64,
+    repeat: I64,
+    tokens: I64,
+    channels: I64,
+    engine: I64,
+    bytes_per_cycle: float,
+    dram_latency_cycles: int,
+    succ: I64,
+    wait_head: I64,
+) -> tuple[I64, int]:
+    """Timing of every oriented row (columns): ``dims`` (3, rows) m, n, k; ``params`` (5, rows)
+    wb, ab, Tm, Tn, Tk (clipped); ``ratio`` its PoT ratio; ``repeat`` its heads; ``tokens`` and
+    ``channels`` per DSP slice of its packing mode; ``engine`` = (rows, fixed cols, cascade chain
+    rows, PoT cols); ``succ`` (5, rows) its successor's mode (0 none), lanes, row time, element
+    latency and rows of a head job (no successor on any row: no exposure and no chain figures);
+    ``wait_head`` 1 where it waits for a pending job by head. Returns the (:data:`OUT_ROWS`,
+    rows) figures and an error code (0, or :data:`NO_POT_COLUMNS` before
+    :data:`NO_FIXED_COLUMNS`: a tile class assigns channels to a sub-array the engine lacks)."""
+    n_rows = dims.shape[1]
+    out = np.zeros((OUT_ROWS, n_rows), dtype=np.int64)
+    any_succ = False
+    for r in range(n_rows):
+        any_succ = any_succ or succ[0, r] > 0
+    pot_bad = fix_bad = False
+    e_rows, cols_fixed, chain, cols_pot = engine[0], engine[1], engine[2], engine[3]
+    ext = np.zeros(3 * 2, dtype=np.int64)  # per axis: its class extents
+    cnt = np.zeros(3 * 3, dtype=np.int64)  # per axis: its class counts (m, n: 2 classes; k: 3)
+    memory = np.zeros((2, 2, 3), dtype=np.int64)
+    compute = np.zeros((2, 2, 3), dtype=np.int64)
+    slot = np.zeros((2, 2, 3), dtype=np.int64)
+    tile_bytes = np.zeros(12, dtype=np.float64)
+    s = np.zeros((2, 2), dtype=np.int64)
+    g = np.zeros((2, 2), dtype=np.int64)
+    s_row = np.zeros(2, dtype=np.int64)
+    for r in range(n_rows):
+        wb, ab = params[0, r], params[1, r]
+        n_tiles = np.zeros(3, dtype=np.int64)
+        has_rest = np.zeros(3, dtype=np.int64)
+        for axis in range(3):
+            tile = params[2 + axis, r]
+            q, rest = divmod(dims[axis, r], tile)
+            has_rest[axis] = 1 if rest > 0 else 0
+            n_tiles[axis] = q + has_rest[axis]
+            if axis < 2:
+                ext[2 * axis], ext[2 * axis + 1] = tile, rest
+                cnt[3 * axis], cnt[3 * axis + 1] = q, has_rest[axis]
+        tk, rest_k = params[4, r], dims[2, r] % params[4, r]
+        k_ext = (tk, tk, rest_k)
+        k_cnt = (n_tiles[2] - 1, 1 - has_rest[2], has_rest[2])
+        n_m, n_n, n_k = n_tiles[0], n_tiles[1], n_tiles[2]
+        per_c = ab / 8.0
+        per_a = per_c / (n_n if n_k == 1 else 1)
+        per_b = wb / (8.0 * (n_m if n_n == 1 and n_k == 1 else 1))
+        nh = repeat[r]
+        total = 0
+        compute_total = 0
+        memory_total = 0
+        for mc in range(2):
+            em, cm = ext[mc], cnt[mc]
+            for nc in range(2):
+                en, cn = ext[2 + nc], cnt[3 + nc]
+                for kc in range(3):
+                    ek, ck = k_ext[kc], k_cnt[kc]
+                    count = (cm * cn) * ck
+                    c, en_fix, en_pot = _tile_cycles(
+                        em, en, ek, ratio[r], tokens[r], channels[r], e_rows, cols_fixed, chain, cols_pot
+                    )
+                    pot_bad = pot_bad or (count > 0 and en_pot > 0 and cols_pot == 0)
+                    fix_bad = fix_bad or (count > 0 and en_fix > 0 and cols_fixed == 0)
+                    b = (em * ek) * per_a + (ek * en) * per_b + ((em * en) * per_c) * (1 if kc > 0 else 0)
+                    x = int(np.ceil(b / bytes_per_cycle))
+                    tile_bytes[(mc * 2 + nc) * 3 + kc] = b * count
+                    compute[mc, nc, kc], memory[mc, nc, kc] = c, x
+                    slot[mc, nc, kc] = max(c, x)
+                    total += slot[mc, nc, kc] * count
+                    compute_total += c * count
+                    memory_total += x * count
+        tm, tn = params[2, r], params[3, r]
+        first_bytes = tk * (tm * ab + tn * wb) / 8.0
+        first_load = int(np.ceil(first_bytes / bytes_per_cycle)) + dram_latency_cycles
+        latency = total * nh + first_load
+        exposed = busy = g_last = wait_start = wait_x = 0
+        mode = succ[0, r]
+        if any_succ:
+            lanes, row_time, elem_latency, head_rows = succ[1, r], succ[2, r], succ[3, r], succ[4, r]
+            per_n = mode >= 2
+            for mc in range(2):
+                for nc in range(2):
+                    s[mc, nc] = 0
+                    for kc in range(3):
+                        s[mc, nc] += slot[mc, nc, kc] * k_cnt[kc]
+                    g[mc, nc] = 0
+                    if mode == 1:  # each output tile: an element job of em × en
+                        g[mc, nc] = _cdiv(ext[mc] * ext[2 + nc], lanes) + elem_latency
+            for mc in range(2):
+                s_row[mc] = s[mc, 0] * cnt[3] + s[mc, 1] * cnt[4]
+            head_slots = s_row[0] * cnt[0] + s_row[1] * cnt[1]
+            # the classes' counts per group axis: one group of class 0 where the axis collapses
+            fm, hm, fn, hn = cnt[0], cnt[1], cnt[3], cnt[4]
+            if mode == 3:
+                fm, hm = 1, 0
+            if per_n:
+                fn, hn = 1, 0
+            if per_n:  # the rows of an m tile (or of a head) as one group
+                for mc in range(2):
+                    s[mc, 0] = s_row[mc]
+                if mode == 2:
+                    for mc in range(2):
+                        g[mc, 0] = _cdiv(ext[mc], lanes) * row_time
+                else:
+                    s[0, 0] = head_slots
+                    g[0, 0] = _cdiv(head_rows, lanes) * row_time
+            m_last, n_last = hm, hn  # the class of the last m (n) group: the short one if any
+            m_first, n_first = (1 if fm == 0 else 0), (1 if fn == 0 else 0)
+            within = np.zeros(2, dtype=np.int64)
+            for mc in range(2):  # within an m row: full n → full n, full n → short n
+                within[mc] = max(fn - 1, 0) * max(g[mc, 0] - s[mc, 0], 0)
+                within[mc] += hn * (1 if fn >= 1 else 0) * max(g[mc, 0] - s[mc, 1], 0)
+            g_end = np.zeros((2, 2), dtype=np.int64)  # last group of an m row → first of the next
+            for a in range(2):
+                for b_ in range(2):
+                    g_end[a, b_] = max(g[a, n_last] - s[b_, n_first], 0)
+            between = max(fm - 1, 0) * g_end[0, 0] + hm * (1 if fm >= 1 else 0) * g_end[0, 1]
+            heads = g_end[m_last, m_first]
+            per_head = (fm * within[0] + hm * within[1]) + between
+            g_last = g[m_last, n_last]
+            exposed = nh * per_head + (nh - 1) * heads + g_last
+            busy = nh * (fm * (fn * g[0, 0] + hn * g[0, 1]) + hm * (fn * g[1, 0] + hn * g[1, 1]))
+            # the last group's start: after the m tiles but the last (one head; all full, each
+            # with its stalls, and the stalls from one to the next), or after the heads but the last
+            if wait_head[r] > 0:
+                wait_start = (nh - 1) * (head_slots + per_head) + max(nh - 2, 0) * heads
+            else:
+                before = cnt[0] + cnt[1] - 1
+                wait_start = before * (s_row[0] + within[0]) + max(before - 1, 0) * g_end[0, 0]
+            wait_start += first_load
+            # the transfer of the tile before that group (the last tile of m tile n_m − 2, or
+            # of head H − 2): a DMA answer takes ≥ 2 cycles
+            m_at = cnt[1] if wait_head[r] > 0 else 0
+            wait_x = max(memory[m_at, cnt[4], 1 + has_rest[2]], 2)
+        out[0, r] = latency + exposed
+        out[1, r] = int(np.rint(_pairwise12(tile_bytes) * nh))
+        out[2, r] = exposed
+        out[3, r] = busy
+        out[4, r] = g_last
+        out[5, r] = wait_start
+        out[6, r] = wait_x
+        out[7, r] = compute_total * nh
+        out[8, r] = memory_total * nh + first_load
+        out[9, r] = n_m * n_n * n_k * nh
+    return out, NO_POT_COLUMNS if pot_bad else NO_FIXED_COLUMNS if fix_bad else 0
+
+
+@_jit
+def layer_timing(
+    per_row: I64,
+    alternative: I64,
+    chain_p: I64,
+    chain_c: I64,
+    chain_head: I64,
+    m: I64,
+    tm: I64,
+    chains_on: bool,
+    release_offset: int,
+) -> tuple[I64, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Per layer (columns of the result, rows as :func:`row_timing`'s): each activation ×
+    activation layer in its faster orientation (its row ``alternative[i]`` where that one's
+    latency is lower), then, with ``chains_on``, each chain's last job left pending
+    (:func:`hwmodel.model.evaluation._chains`: producer ``chain_p``, consumer ``chain_c``, by
+    head where ``chain_head``) where its consumer has a group before the one that reads it (the
+    consumer's last head; or its last m tile of ``tm`` rows when it has two or more and the
+    producer's last m tile starts in it): the producer loses the job ``g`` and gains the
+    consumer's wait ``max(0, g + release_offset + wait transfer − wait start)``, in its latency
+    and exposed cycles. Returns (figures, transposed, deferred)."""
+    n_layers = alternative.shape[0]
+    transposed = np.zeros(n_layers, dtype=np.bool_)
+    deferred = np.zeros(n_layers, dtype=np.bool_)
+    out = np.empty((per_row.shape[0], n_layers), dtype=np.int64)
+    for i in range(n_layers):
+        j = alternative[i]
+        transposed[i] = per_row[0, j] < per_row[0, i]
+        src = j if transposed[i] else i
+        for f in range(per_row.shape[0]):
+            out[f, i] = per_row[f, src]
+    if not chains_on:
+        return out, transposed, deferred
+    for ch in range(chain_p.shape[0]):
+        p, c = chain_p[ch], chain_c[ch]
+        g = out[4, p]
+        if g <= 0:
+            continue
+        if chain_head[ch] == 0:
+            n_mc = _cdiv(m[c], tm[c])
+            rows_p = (_cdiv(m[p], tm[p]) - 1) * tm[p]  # the pending rows start here
+            if n_mc < 2 or rows_p // tm[c] != n_mc - 1:
+                continue
+        delay = max(g + release_offset + out[6, c] - out[5, c], 0)
+        out[0, p] += delay - g
+        out[2, p] += delay - g
+        deferred[p] = True
+    return out, transposed, deferred
