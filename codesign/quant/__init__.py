@@ -19,7 +19,7 @@ from codesign.quant._config import (
     parse_precision,
 )
 from codesign.quant._dyadic import Dyadic, dyadic_pair
-from codesign.quant._integer import IntegerViT, integer_model, quantize_integer_model
+from codesign.quant._integer import IntegerViT, check_integer_config, integer_model, quantize_integer_model
 from codesign.quant._model import (
     Calibration,
     IntNonlinear,
@@ -62,6 +62,7 @@ __all__ = [
     "QuantConv2d",
     "QuantLinear",
     "Quantizer",
+    "check_integer_config",
     "dyadic_pair",
     "export_int_model",
     "get_quantizer",

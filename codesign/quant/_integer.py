@@ -206,6 +206,22 @@ def log2_codes(p: torch.Tensor, frac: int, bits: int) -> torch.Tensor:
     return torch.where((p == 0) | small, 0, vals)
 
 
+def check_integer_config(config: QuantConfig) -> None:
+    """Refuse, in one line, a config the integer program cannot run: a float layer or
+    activation, PoT codes wider than :data:`MAX_INTEGER_POT_BITS`, float non-linear operators
+    (the per-layer accumulator widths are checked when the model is built)."""
+    if config.nonlinear != "int":
+        raise UserError("integer inference needs nonlinear: int (the integer softmax, LayerNorm, GELU)")
+    for where, lq in [("default", config.default), *((f"layers.{k}", v) for k, v in config.layers.items())]:
+        if lq.weight_bits >= FLOAT_BITS or lq.act_bits >= FLOAT_BITS:
+            raise UserError(f"{where}: integer inference needs every layer quantized, got {lq.to_string()}")
+        if lq.pot_ratio > 0 and lq.weight_bits > MAX_INTEGER_POT_BITS:
+            raise UserError(
+                f"{where}: integer inference takes PoT codes of ≤ {MAX_INTEGER_POT_BITS} bits "
+                f"(2^(e − e_min) in 32 bits), got {lq.to_string()}"
+            )
+
+
 def _check_vit(model: nn.Module) -> None:
     """The standard timm ViT the integer program covers (one line naming what differs)."""
 
@@ -343,8 +359,7 @@ class IntegerViT(nn.Module):
         config = getattr(qmodel, "quant_config", None)
         if not isinstance(config, QuantConfig):
             raise UserError("integer_model: not a model returned by quantize_model")
-        if config.nonlinear != "int":
-            raise UserError("integer inference needs nonlinear: int (the integer softmax, LayerNorm, GELU)")
+        check_integer_config(config)
         qmodel = on_cpu(qmodel)
         _check_vit(qmodel)
         self.config = config
