@@ -8,7 +8,8 @@ A real scale ``r`` becomes ``M·2^−s``:
   ``M = round(m·2^31)`` (half away from zero), ``s = 31 − e``; ``|M| = 2^31`` (m rounding up to 1)
   becomes ``2^30`` with ``s − 1``. So ``2^30 ≤ |M| < 2^31`` and ``|M·2^−s − r| ≤ 2^−(s+1)``
   (relative error ≤ 2^−31); a power of two is exact (``M = ±2^30``). ``r = 0`` is ``M = 0``.
-* **shift** ``s`` ∈ [0, :data:`MAX_SHIFT`] (= 62): a scale ≥ 2^31 is refused; a scale so small
+* **shift** ``s`` ∈ [0, :data:`MAX_SHIFT`] (= 62): a scale whose M·2^−s would reach 2^31 is
+  refused (``ValueError``); a scale so small
   that ``s`` would pass 62 keeps ``s = 62`` with a smaller ``M = round(r·2^62)`` (possibly 0).
 * **apply** (:meth:`Dyadic.apply`): ``y = clamp(⌊(x·M + c + 2^(s−1)) / 2^s⌋, lo, hi)`` on int64
   tensors, ``c`` an optional integer offset in the product's units (a bias added before the

@@ -432,4 +432,5 @@ def quantize_integer_model(
 ) -> IntegerViT:
     """:func:`quantize_model` then :func:`integer_model`: the same calibration, weights and
     scales as the fake-quantized model of ``config``, run integer-only."""
+    check_integer_config(config)  # before the quantization's work
     return integer_model(quantize_model(model, config, calib))
