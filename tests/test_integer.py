@@ -28,9 +28,11 @@ from codesign.quant import (
     quantize_weight,
 )
 from codesign.quant._integer import (
+    MAX_INTEGER_POT_BITS,
     RESIDUAL_BITS,
     IntegerLinear,
     IntWeight,
+    Rescale,
     int_matmul,
     log2_codes,
 )
@@ -141,6 +143,40 @@ def test_log2_codes_are_the_log2_quantizer(bits: int) -> None:
     ref = QUANTIZERS["log2"](p.float() * 2.0**-16, torch.tensor(1.0), bits).double()
     ref[0] = 0.0  # p = 0: float32 leaves 2^−126 at 8 bits (2^(e_min−1) underflows); the code is 0
     assert torch.equal(ours, ref)
+
+
+def _integer_form(name: str, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(integer program's values, quantizer's values) of quantizer ``name`` on the same inputs:
+    16-bit codes rescaled dyadically (fixed, unsigned), a PoT weight's ±2^(e − e_min) times its
+    unit, the log2 codes of softmax probabilities."""
+    q = QUANTIZERS[name]
+    x = torch.arange(-(1 << 15), 1 << 15, 7, dtype=torch.int64)
+    if name in ("fixed", "unsigned"):
+        s, unit = 0.01234567, 2.0**-12
+        ours = Rescale.to_codes(unit / s, bits, signed=q.signed)(x).double() * s
+        return ours, q(x.double() * unit, torch.tensor(s, dtype=torch.float64), bits)
+    if name == "pot":
+        w = x.double().reshape(1, -1) * 2.0**-15
+        qw = quantize_weight(w.float(), bits, 1.0, method="max")
+        return IntWeight.from_qweight(qw, "w").dequantize(), qw.dequantize().double()
+    if name != "log2":
+        raise KeyError(f"quantizer {name!r}: no integer form in this test")
+    p = x.clamp(min=0)
+    ref = q(p.double() * 2.0**-16, torch.tensor(1.0, dtype=torch.float64), bits)
+    return log2_codes(p, 16, bits).double() * 2.0**-16, torch.where(p == 0, 0.0, ref)
+
+
+@pytest.mark.parametrize("name", sorted(QUANTIZERS))
+@pytest.mark.parametrize("bits", [3, 4, 6, 8])
+def test_every_quantizer_has_its_integer_form(name: str, bits: int) -> None:
+    """A quantizer added to the registry needs its integer form here; PoT codes wider than the
+    integer program takes are one clear error."""
+    if name == "pot" and bits > MAX_INTEGER_POT_BITS:
+        with pytest.raises(UserError, match="PoT codes of ≤ 6 bits"):
+            _integer_form(name, bits)
+        return
+    ours, ref = _integer_form(name, bits)
+    assert torch.allclose(ours, ref, rtol=1e-6, atol=0.0)
 
 
 # ----------------------------------------------------------------------------- whole model

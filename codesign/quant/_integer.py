@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from codesign.errors import UserError
-from codesign.nn_attrs import child_module, number_attr
+from codesign.nn_attrs import child_module
 from codesign.quant._config import FLOAT_BITS, QuantConfig
 from codesign.quant._dyadic import INPUT_BITS, Dyadic
 from codesign.quant._model import (
@@ -389,7 +389,6 @@ class IntegerViT(nn.Module):
         self.norm = IntegerLayerNorm(
             _nonlinear("norm", child_module(qmodel, "norm")), self.head.in_scale, self.head.in_bits
         )
-        self.num_heads = int(number_attr(child_module(blocks[0], "attn"), "num_heads"))
 
     def codes(self, images: torch.Tensor) -> torch.Tensor:
         """The boundary: float images → the patch embedding's input codes (int64)."""
