@@ -4,7 +4,9 @@ Public API: :class:`LayerQuant`, :class:`QuantConfig`, :func:`parse_precision`,
 :func:`quantize_model`, :func:`export_int_model`, :func:`load_int_model`, :class:`Calibration`,
 :func:`layer_names` and :func:`is_matmul_layer` (the ViT layer naming of :mod:`hwmodel.target.vit`), the
 quantizer registry :data:`QUANTIZERS`, the integer non-linear kernels :data:`INT_OPS` (softmax,
-LayerNorm, GELU; :mod:`hwmodel.arch.intops`, which the RTL check shares) and their :class:`IntSpec`.
+LayerNorm, GELU; :mod:`hwmodel.arch.intops`, which the RTL check shares) and their :class:`IntSpec`;
+integer-only inference: :func:`integer_model` / :func:`quantize_integer_model` (an
+:class:`IntegerViT` on int64 codes) and its dyadic rescale :class:`Dyadic` (``M·2^−s``).
 """
 
 from codesign.quant._config import (
@@ -16,6 +18,8 @@ from codesign.quant._config import (
     QuantConfig,
     parse_precision,
 )
+from codesign.quant._dyadic import Dyadic, dyadic_pair
+from codesign.quant._integer import IntegerViT, check_integer_config, integer_model, quantize_integer_model
 from codesign.quant._model import (
     Calibration,
     IntNonlinear,
@@ -45,9 +49,11 @@ __all__ = [
     "QUANTIZERS",
     "VARIANTS",
     "Calibration",
+    "Dyadic",
     "IntNonlinear",
     "IntOp",
     "IntSpec",
+    "IntegerViT",
     "LayerQuant",
     "NonlinearMode",
     "QWeight",
@@ -56,8 +62,11 @@ __all__ = [
     "QuantConv2d",
     "QuantLinear",
     "Quantizer",
+    "check_integer_config",
+    "dyadic_pair",
     "export_int_model",
     "get_quantizer",
+    "integer_model",
     "is_matmul_layer",
     "layer_names",
     "load_int_model",
@@ -65,6 +74,7 @@ __all__ = [
     "nonlinear_points",
     "on_cpu",
     "parse_precision",
+    "quantize_integer_model",
     "quantize_model",
     "quantize_weight",
     "softmax_point",
