@@ -80,6 +80,7 @@ def test_validate_json_summary(capsys: pytest.CaptureFixture[str]) -> None:
             assert top == out[f"{pre_of[variant]}_{key}lut_max_rel_err"], (variant, part)
     # tile controller: cycle-exact vs the model, addresses vs the reference; FF exact, LUT 15 %
     assert out["controller_cases"] == 40 and out["controller_overlapped_cases"] == 30
+    assert out["controller_chain_cases"] == 30 and out["controller_deferred_chains"] >= 20
     assert out["controller_cycle_mismatches"] == out["controller_order_mismatches"] == 0
     assert out["controller_address_mismatches"] == 0 and out["controller_address_checks"] > 0
     assert out["controller_points"] >= 24 and out["controller_holdout_points"] >= 6
@@ -90,11 +91,11 @@ def test_validate_json_summary(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_validate_table_output(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--cases", "2"]) == 0
+    assert main(["--cases", "2", "--controller-cases", "4", "--chain-cases", "3"]) == 0
     out = capsys.readouterr().out
     assert "cycle cross-check: 2 cases, 0 cycle mismatches" in out
     assert "max errors:" in out and "xcup: 21 engines" in out
-    assert "tile controller: 40 random GEMMs simulated (30 with a non-linear op beside them) and 30" in out
+    assert "tile controller: 4 random GEMMs simulated (3 with a non-linear op beside them) and 3 pairs" in out
     assert "the next GEMM), 0 cycle mismatches vs the model, 0 tile-order and 0 address mismatches" in out
     for variant in ("poly", "shift"):
         assert (
