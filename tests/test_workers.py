@@ -213,7 +213,7 @@ def start_search(tmp_path: Path, storage: str, budget: int) -> subprocess.Popen[
 
 
 def test_sigkill_mid_study_then_resume_postgresql(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
-    budget = 120  # room to catch a RUNNING trial after the first 25 complete
+    budget = 300  # room to catch a RUNNING trial after the first 25 complete (a trial takes ms)
     proc = start_search(tmp_path, pg_url, budget)
     try:
         kill_group_mid_trial(pg_url, proc)
