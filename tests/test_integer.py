@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_quant_model import tiny_vit
 from torch import nn
 
 from codesign.cli.integer_check import entry
@@ -38,21 +39,9 @@ from codesign.quant._integer import (
 )
 from codesign.quant._quantizers import QUANTIZERS, pot_min_exponent
 from hwmodel.arch.intops import NONLINEAR_BITS
-from hwmodel.target.timm_compat import import_timm
 
-timm = import_timm()
 PRECISIONS = ("W8A8", "W4A8P0.5", "pot4A8", "W6A6")
 SOFTMAX = ("uniform", "log2")
-
-
-def tiny_vit(**kwargs: object) -> nn.Module:
-    torch.manual_seed(0)
-    args: dict[str, object] = dict(
-        img_size=28, patch_size=7, in_chans=1, num_classes=5, embed_dim=24, depth=2, num_heads=2
-    )
-    args.update(kwargs)
-    m: nn.Module = timm.create_model("vit_tiny_patch16_224", pretrained=False, **args)
-    return m.eval()
 
 
 @pytest.fixture(scope="module")

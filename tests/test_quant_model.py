@@ -34,19 +34,14 @@ from hwmodel.target.timm_compat import import_timm
 timm = import_timm()
 
 
-def tiny_vit() -> nn.Module:
+def tiny_vit(**kwargs: object) -> nn.Module:
+    """A 2-block ViT on 28×28 one-channel images, 5 classes (``kwargs`` override timm's arguments)."""
     torch.manual_seed(0)
-    m: nn.Module = timm.create_model(
-        "vit_tiny_patch16_224",
-        pretrained=False,
-        img_size=28,
-        patch_size=7,
-        in_chans=1,
-        num_classes=5,
-        embed_dim=24,
-        depth=2,
-        num_heads=2,
+    args: dict[str, object] = dict(
+        img_size=28, patch_size=7, in_chans=1, num_classes=5, embed_dim=24, depth=2, num_heads=2
     )
+    args.update(kwargs)
+    m: nn.Module = timm.create_model("vit_tiny_patch16_224", pretrained=False, **args)
     return m.eval()
 
 
