@@ -292,7 +292,7 @@ def _case_timing(
     and the workload's tables."""
     rows, cols, pot_cols = shape
     hw = LayerHw(weight_bits=8, act_bits=8, pot_ratio=ratio, tm=tiles[0], tn=tiles[1], tk=tiles[2])
-    act_act = {op.name: 0.0 for op in ops if isinstance(op, GemmOp) and not op.weight_operand}
+    act_act = {op.name for op in ops if isinstance(op, GemmOp) and not op.weight_operand}
     cfg = AcceleratorConfig(
         freq_mhz=200.0,
         rows=rows,

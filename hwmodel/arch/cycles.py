@@ -27,17 +27,20 @@ from __future__ import annotations
 from collections import Counter
 
 from hwmodel.arch.engine import EngineConfig
+from hwmodel.base.jit import jit
 
 #: Fill/drain constants beyond R, L and C (see the module docstring).
 FIXED_DRAIN = 3
 POT_DRAIN = 0
 
 
+@jit
 def ceil_div(a: int, b: int) -> int:
     """⌈a / b⌉ for non-negative ``a`` and positive ``b``."""
     return -(-a // b)
 
 
+@jit
 def fixed_tile_cycles(
     em: int, en: int, ek: int, rows: int, cols: int, chain_rows: int, tokens: int, channels: int
 ) -> int:
@@ -50,6 +53,7 @@ def fixed_tile_cycles(
     return (folds - 1) * period + steps + rows + chain_rows + cols + FIXED_DRAIN
 
 
+@jit
 def pot_tile_cycles(em: int, en: int, ek: int, rows: int, cols: int) -> int:
     """Cycles of the power-of-two sub-array on one tile (0 when it gets no channels)."""
     if em <= 0 or en <= 0 or ek <= 0:
@@ -59,6 +63,7 @@ def pot_tile_cycles(em: int, en: int, ek: int, rows: int, cols: int) -> int:
     return (folds - 1) * period + em + 2 * rows + cols + POT_DRAIN
 
 
+@jit
 def split_channels(tn: int, pot_ratio: float) -> tuple[int, int]:
     """Split ``tn`` output channels into (fixed, pot) by the PoT ratio (round half to even)."""
     tn_pot = round(pot_ratio * tn)

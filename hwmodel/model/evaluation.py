@@ -321,8 +321,8 @@ def _chains(workload: Workload, gemm_succ: I64) -> tuple[I64, I64, I64]:
     1 where the consumer waits by head). Softmax after an attention matmul of H ≥ 2 heads: the
     consumer (H heads) waits before its last head. LayerNorm and GELU: a one-head consumer of the
     op's rows waits before its last m tile, where that tile holds the job's rows (decided per
-    design, :func:`_chain_adjust`). Not where the consumer's own successor is of the same kind
-    (one unit per kind)."""
+    design, :func:`hwmodel.model.row_timing.layer_timing`). Not where the consumer's own
+    successor is of the same kind (one unit per kind)."""
     gemms, nonlinears = workload.gemms, workload.nonlinears
     producer = {int(ni): gi for gi, ni in enumerate(gemm_succ.tolist()) if ni >= 0}
     chains: list[tuple[int, int, int]] = []
@@ -583,7 +583,7 @@ def _gemm_timing(
         detail,
         successors,
     )
-    per_layer, transposed, deferred = layer_timing(
+    row, transposed, deferred = layer_timing(
         per_row,
         t.alternative,
         t.chain_p,
@@ -594,7 +594,6 @@ def _gemm_timing(
         successors is not None and successors.present,
         pending_release(0),  # the release is linear in the job's cycles
     )
-    row = per_layer
     if not detail:
         return _GemmTiming(row[0], row[1], transposed, row[2], row[3], deferred=deferred)
     return _GemmTiming(row[0], row[1], transposed, row[2], row[3], row[7], row[8], row[9], deferred)

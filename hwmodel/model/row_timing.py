@@ -29,21 +29,14 @@ order pairwise as numpy sums a contiguous run of 12 (8 partial sums, then the re
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
-
-import numba
 import numpy as np
 import numpy.typing as npt
 
-from hwmodel.arch.cycles import FIXED_DRAIN, POT_DRAIN
+from hwmodel.arch.cycles import ceil_div, fixed_tile_cycles, pot_tile_cycles, split_channels
+from hwmodel.base.jit import jit
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-_F = TypeVar("_F", bound=Callable[..., Any])
-#: Compiled once per machine (cached beside this module), no fastmath: IEEE arithmetic in the
-#: order written.
-_jit = cast(Callable[[_F], _F], numba.njit(cache=True, nogil=True))
 
 #: Rows of :func:`row_timing`'s output: per oriented row its latency (with its successor's exposed
 #: cycles), its off-chip bytes, the exposed cycles, the successor unit's busy cycles, its last job,
@@ -55,12 +48,7 @@ NO_POT_COLUMNS = 1
 NO_FIXED_COLUMNS = 2
 
 
-@_jit
-def _cdiv(a: int, b: int) -> int:
-    return (a + (b - 1)) // b
-
-
-@_jit
+@jit
 def _tile_cycles(
     em: int,
     en: int,
@@ -73,25 +61,15 @@ def _tile_cycles(
     chain: int,
     cols_pot: int,
 ) -> tuple[int, int, int]:
-    """(compute cycles, fixed-point channels, PoT channels) of a tile class."""
-    en_pot = int(np.rint(ratio * en))
-    en_fix = en - en_pot
-    k_folds = _cdiv(ek, rows)
-    fix = 0
-    if cols_fixed > 0 and en_fix > 0:
-        folds = k_folds * _cdiv(en_fix, channels * cols_fixed)
-        steps = _cdiv(em, tokens)
-        period = max(steps, chain + rows - 1)
-        fix = folds * period + steps - period + (rows + chain + cols_fixed + FIXED_DRAIN)
-    pot = 0
-    if cols_pot > 0 and en_pot > 0:
-        folds = k_folds * _cdiv(en_pot, cols_pot)
-        period = max(em, 2 * rows - 1)
-        pot = folds * period + em - period + (2 * rows + cols_pot + POT_DRAIN)
+    """(compute cycles, fixed-point channels, PoT channels) of a tile class: the longer of the
+    two sub-arrays (:mod:`hwmodel.arch.cycles`; a sub-array without columns takes 0)."""
+    en_fix, en_pot = split_channels(en, ratio)
+    fix = fixed_tile_cycles(em, en_fix, ek, rows, cols_fixed, chain, tokens, channels) if cols_fixed else 0
+    pot = pot_tile_cycles(em, en_pot, ek, rows, cols_pot) if cols_pot else 0
     return max(fix, pot), en_fix, en_pot
 
 
-@_jit
+@jit
 def _pairwise12(a: F64) -> float:
     """Sum of 12 floats as numpy's pairwise sum adds a contiguous run of them."""
     res = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
@@ -100,7 +78,7 @@ def _pairwise12(a: F64) -> float:
     return float(res)
 
 
-@_jit
+@jit
 def row_timing(
     dims: I64,
     params: I64,
@@ -197,7 +175,7 @@ def row_timing(
                         s[mc, nc] += slot[mc, nc, kc] * k_cnt[kc]
                     g[mc, nc] = 0
                     if mode == 1:  # each output tile: an element job of em × en
-                        g[mc, nc] = _cdiv(ext[mc] * ext[2 + nc], lanes) + elem_latency
+                        g[mc, nc] = ceil_div(ext[mc] * ext[2 + nc], lanes) + elem_latency
             for mc in range(2):
                 s_row[mc] = s[mc, 0] * cnt[3] + s[mc, 1] * cnt[4]
             head_slots = s_row[0] * cnt[0] + s_row[1] * cnt[1]
@@ -212,10 +190,10 @@ def row_timing(
                     s[mc, 0] = s_row[mc]
                 if mode == 2:
                     for mc in range(2):
-                        g[mc, 0] = _cdiv(ext[mc], lanes) * row_time
+                        g[mc, 0] = ceil_div(ext[mc], lanes) * row_time
                 else:
                     s[0, 0] = head_slots
-                    g[0, 0] = _cdiv(head_rows, lanes) * row_time
+                    g[0, 0] = ceil_div(head_rows, lanes) * row_time
             m_last, n_last = hm, hn  # the class of the last m (n) group: the short one if any
             m_first, n_first = (1 if fm == 0 else 0), (1 if fn == 0 else 0)
             within = np.zeros(2, dtype=np.int64)
@@ -257,7 +235,7 @@ def row_timing(
     return out, NO_POT_COLUMNS if pot_bad else NO_FIXED_COLUMNS if fix_bad else 0
 
 
-@_jit
+@jit
 def layer_timing(
     per_row: I64,
     alternative: I64,
@@ -296,8 +274,8 @@ def layer_timing(
         if g <= 0:
             continue
         if chain_head[ch] == 0:
-            n_mc = _cdiv(m[c], tm[c])
-            rows_p = (_cdiv(m[p], tm[p]) - 1) * tm[p]  # the pending rows start here
+            n_mc = ceil_div(m[c], tm[c])
+            rows_p = (ceil_div(m[p], tm[p]) - 1) * tm[p]  # the pending rows start here
             if n_mc < 2 or rows_p // tm[c] != n_mc - 1:
                 continue
         delay = max(g + release_offset + out[6, c] - out[5, c], 0)
