@@ -162,15 +162,15 @@ def test_two_commands_on_one_run_folder_count_their_own_trials(tmp_path: Path) -
 
 
 def wait_for(storage: str, min_complete: int, proc: subprocess.Popen[str], timeout_s: float = 120) -> None:
-    """Until the study has ``min_complete`` COMPLETE trials and a RUNNING one (mid-trial)."""
+    """Until the study has ``min_complete`` COMPLETE trials."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, "search ended before it could be killed"
         try:
-            states = Counter(t.state for t in trials_of(storage))
+            complete = sum(t.state == TrialState.COMPLETE for t in trials_of(storage))
         except (KeyError, ValueError):  # the study does not exist yet
-            states = Counter()
-        if states[TrialState.COMPLETE] >= min_complete and states[TrialState.RUNNING] >= 1:
+            complete = 0
+        if complete >= min_complete:
             return
         time.sleep(0.05)
     raise AssertionError("study did not progress")
@@ -186,17 +186,22 @@ def running_trials(storage: str) -> list[FrozenTrial]:
 def kill_group_mid_trial(storage: str, proc: subprocess.Popen[str], min_complete: int = 25) -> None:
     """SIGKILL the search (main process and worker) while a trial is RUNNING in the storage.
 
-    A hardware-only trial lasts milliseconds, so a trial seen RUNNING may finish before a plain
-    kill lands. The group is frozen first (SIGSTOP), the storage read while nothing moves, and
-    killed only if a trial is still RUNNING; otherwise it is thawed and tried again."""
+    A hardware-only trial lasts milliseconds: a trial seen RUNNING may finish before a plain kill
+    lands, and a search left to run while the storage is read can finish its whole budget between
+    two looks (CI did, with 300 trials). So after ``min_complete`` trials the group runs only in
+    short windows: frozen (SIGSTOP), the storage read while nothing moves, killed if a trial is
+    RUNNING, else thawed (SIGCONT) for ``window_s`` and frozen again."""
+    wait_for(storage, min_complete, proc)
+    window_s = 0.02
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        wait_for(storage, min_complete, proc)
         os.killpg(proc.pid, signal.SIGSTOP)
+        assert proc.poll() is None, "search ended before it could be killed"
         if running_trials(storage):
             os.killpg(proc.pid, signal.SIGKILL)
             return
         os.killpg(proc.pid, signal.SIGCONT)
+        time.sleep(window_s)
     raise AssertionError("never caught the search mid-trial")
 
 
