@@ -85,6 +85,23 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.matmul(a, b)
 
 
+def input_codes(images: torch.Tensor, scale: float, bits: int) -> torch.Tensor:
+    """The input boundary: float images → ``bits``-bit codes at ``scale`` (int64, on the CPU;
+    the scale in the images' dtype, as the fake-quantized model rounds)."""
+    return fixed_codes(images.detach().cpu(), torch.tensor(scale, dtype=images.dtype), bits).to(torch.int64)
+
+
+def patch_rows(codes: torch.Tensor, patch: tuple[int, int]) -> torch.Tensor:
+    """Input codes ``[B, C, H, W]`` → the patch embedding's rows ``[B, patches, C·ph·pw]``
+    (patches row-major, each channel-major as the convolution's weight is laid out)."""
+    b, c, h, w = codes.shape
+    ph, pw = patch
+    if h % ph or w % pw:
+        raise UserError(f"integer inference: image {h}×{w} is not a whole number of {ph}×{pw} patches")
+    rows = codes.reshape(b, c, h // ph, ph, w // pw, pw).permute(0, 2, 4, 1, 3, 5)
+    return rows.reshape(b, (h // ph) * (w // pw), c * ph * pw)
+
+
 @dataclass(frozen=True)
 class Rescale:
     """A dyadic rescale to ``bits``-bit codes (signed, or unsigned ``[0, 2^bits − 1]``), with an
@@ -112,17 +129,19 @@ class Rescale:
 @dataclass(frozen=True)
 class IntWeight:
     """Integer weight ``values [O, K]`` (int64; fixed-point codes, or ±2^(e − e_min) on PoT
-    channels) and the real value of one unit per output channel ``unit [O]`` (float64)."""
+    channels), the real value of one unit per output channel ``unit [O]`` (float64) and which
+    channels are PoT ``pot [O]`` (bool)."""
 
     values: torch.Tensor
     unit: torch.Tensor
+    pot: torch.Tensor
 
     @classmethod
     def from_qweight(cls, qw: QWeight, where: str) -> IntWeight:
         codes = qw.codes.long().reshape(qw.codes.shape[0], -1)
         scale = qw.scale.double().reshape(-1)
         if not bool(qw.pot_mask.any()):
-            return cls(codes, scale)
+            return cls(codes, scale, torch.zeros(codes.shape[0], dtype=torch.bool))
         if qw.bits > MAX_INTEGER_POT_BITS:
             raise UserError(
                 f"{where}: integer inference takes PoT codes of ≤ {MAX_INTEGER_POT_BITS} bits "
@@ -133,7 +152,7 @@ class IntWeight:
         pot = codes.sign() * mag
         mask = qw.pot_mask.reshape(-1, 1)
         unit = torch.where(qw.pot_mask, scale * 2.0**e_min, scale)
-        return cls(torch.where(mask, pot, codes), unit)
+        return cls(torch.where(mask, pot, codes), unit, qw.pot_mask.reshape(-1).clone())
 
     def dequantize(self) -> torch.Tensor:
         """The real weight ``[O, K]`` (float64; equals :meth:`QWeight.dequantize` up to rounding)."""
@@ -151,6 +170,7 @@ class IntegerLinear(nn.Module):
         self.name = name
         self.in_scale, self.in_bits = in_scale, in_bits
         self.weight_t = weight.values.t().contiguous()
+        self.pot = weight.pot
         self.acc_unit = weight.unit * in_scale
         b = torch.zeros(weight.values.shape[0], dtype=torch.float64) if bias is None else bias.double()
         self.bias = torch.round(b / self.acc_unit).to(torch.int64)
@@ -392,18 +412,16 @@ class IntegerViT(nn.Module):
 
     def codes(self, images: torch.Tensor) -> torch.Tensor:
         """The boundary: float images → the patch embedding's input codes (int64)."""
-        pe = self.patch_embed
-        scale = torch.tensor(pe.in_scale, dtype=images.dtype)
-        return fixed_codes(images.detach().cpu(), scale, pe.in_bits).to(torch.int64)
+        return input_codes(images, self.patch_embed.in_scale, self.patch_embed.in_bits)
+
+    def patches(self, codes: torch.Tensor) -> torch.Tensor:
+        """Input codes ``[B, C, H, W]`` → the patch embedding's rows (:func:`patch_rows`)."""
+        return patch_rows(codes, self.patch)
 
     def features(self, codes: torch.Tensor) -> torch.Tensor:
         """Input codes ``[B, C, H, W]`` → the class token's residual codes after the last block."""
-        b, c, h, w = codes.shape
-        ph, pw = self.patch
-        if h % ph or w % pw:
-            raise UserError(f"integer inference: image {h}×{w} is not a whole number of {ph}×{pw} patches")
-        patches = codes.reshape(b, c, h // ph, ph, w // pw, pw).permute(0, 2, 4, 1, 3, 5)
-        tokens = self.embed(self.patch_embed(patches.reshape(b, (h // ph) * (w // pw), c * ph * pw)))
+        b = codes.shape[0]
+        tokens = self.embed(self.patch_embed(self.patches(codes)))
         x = torch.cat([self.cls_codes.expand(b, 1, -1), tokens], dim=1)
         for blk in self.blocks:
             x = blk(x)

@@ -1,0 +1,313 @@
+"""The accelerator's program: one fixed-size descriptor per op of the compiled network, as the
+layer sequencer reads it from DRAM, and the layout of the DRAM image it works in.
+
+A program is ``PROGRAM_MAGIC`` (header, :data:`HEADER_BYTES`) followed by ``count`` descriptors of
+:data:`DESCRIPTOR_BYTES` each, little-endian; :data:`FIELDS` is the one table of a descriptor's
+fields (name, ``struct`` code), in order, so the encoder here and the sequencer's decoder (byte
+offsets: :func:`field_offsets`) read the same layout. Every address is a byte address in DRAM;
+strides count elements of the operand's width.
+
+Op codes (:data:`OPCODES`), one per workload op (:class:`hwmodel.target.workload.Workload`):
+
+* ``gemm``: ``C[h] = A[h]·B[h]`` for ``h < repeat`` (``m × k`` times ``k × n``), int32 accumulators
+  plus the bias (int32, one per output channel), then the epilogue: a dyadic rescale per channel
+  (``table_len = n``) or per tensor (``1``; tables ``mult`` int32, ``shift`` uint8, ``offset``
+  int64 added before the shift, per channel or per element with :data:`F_OFFSET_PER_ROW`),
+  clamped to ``[lo, hi]`` and written to C; with :data:`F_RESIDUAL`, the rescaled branch is
+  clamped, the residual ``R`` rescaled per tensor (``skip_mult``, ``skip_shift``), clamped, and
+  the two added and clamped again (``lo``/``hi``); with :data:`F_RAW`, the accumulators are
+  written as they are (int32). Up to three output *segments* of ``seg_cols`` columns each go to
+  operands ``c``, ``c1``, ``c2`` with their own clamps (``qkv``: Q, K, V). B holds weight codes
+  (``F_WEIGHT``; PoT channels marked in the uint8 table ``pot``: code ``c`` is
+  ``sign(c)·2^(|c|−1)``) or activations; it is read ``n``-major (row ``j`` holds the ``k``
+  values of output column ``j``, as a weight matrix or Kᵀ) or, with :data:`F_B_KMAJOR`,
+  ``k``-major (row ``i`` holds the ``n`` values of depth ``i``, as V). :data:`F_TRANSPOSED`: the
+  engine runs the matmul as Cᵀ = Bᵀ·Aᵀ (same results). ``tm``, ``tn``, ``tk``: the tiles.
+* ``layernorm``, ``softmax``, ``gelu``: the integer kernel ``variant`` (``0`` poly, ``1`` shift,
+  :data:`hwmodel.arch.intops.VARIANTS`) with formats ``in_bits``/``in_frac``/``out_bits``/
+  ``out_frac`` row-wise over ``m`` rows of ``n`` (input clamped to ``in_bits`` first), then the
+  epilogue rescale (tables as above; LayerNorm: γ and β per channel) to ``[lo, hi]``; softmax
+  with :data:`F_LOG2`: the log2 quantizer of ``bits`` instead of the rescale.
+* ``end``: the program is over.
+
+An operand is ``(addr, row_stride, head_stride, bytes)``: element ``(h, r, c)`` is at
+``addr + (h·head_stride + r·row_stride + c)·bytes`` (signed, ``bytes`` ∈ 1, 2, 4, 8).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+#: The first bytes of a program: magic, version, descriptor count, descriptor size.
+PROGRAM_MAGIC = b"CDSGPROG"
+PROGRAM_VERSION = 1
+HEADER_FORMAT = "<8sHHI"
+HEADER_BYTES = 64
+#: Every DRAM region starts on this boundary (one 512-bit AXI beat).
+ALIGN_BYTES = 64
+
+OPCODES: Mapping[str, int] = {"end": 0, "gemm": 1, "layernorm": 2, "softmax": 3, "gelu": 4}
+OPNAMES: Mapping[int, str] = {v: k for k, v in OPCODES.items()}
+
+F_WEIGHT = 1 << 0
+F_B_KMAJOR = 1 << 1
+F_TRANSPOSED = 1 << 2
+F_RESIDUAL = 1 << 3
+F_OFFSET_PER_ROW = 1 << 4
+F_RAW = 1 << 5
+F_LOG2 = 1 << 6
+FLAG_NAMES: Mapping[int, str] = {
+    F_WEIGHT: "weight",
+    F_B_KMAJOR: "b_kmajor",
+    F_TRANSPOSED: "transposed",
+    F_RESIDUAL: "residual",
+    F_OFFSET_PER_ROW: "offset_per_row",
+    F_RAW: "raw",
+    F_LOG2: "log2",
+}
+#: Output segments of one GEMM (qkv's Q, K and V).
+MAX_SEGMENTS = 3
+OPERANDS = ("a", "b", "c", "c1", "c2", "r")
+ELEMENT_BYTES = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class Operand:
+    """Where a tensor operand lies in DRAM (the module docstring's addressing)."""
+
+    addr: int = 0
+    row_stride: int = 0
+    head_stride: int = 0
+    bytes: int = 0
+
+    def offset(self, h: int, r: int, c: int) -> int:
+        return self.addr + (h * self.head_stride + r * self.row_stride + c) * self.bytes
+
+
+_OPERAND_FIELDS = (("addr", "I"), ("row_stride", "I"), ("head_stride", "I"), ("bytes", "B"))
+
+#: A descriptor's fields in order (name, ``struct`` code); operands expand to ``<op>_<field>``.
+FIELDS: tuple[tuple[str, str], ...] = (
+    ("opcode", "B"),
+    ("variant", "B"),
+    ("flags", "H"),
+    ("m", "I"),
+    ("n", "I"),
+    ("k", "I"),
+    ("repeat", "H"),
+    ("segments", "B"),
+    ("in_bits", "B"),
+    ("in_frac", "B"),
+    ("out_bits", "B"),
+    ("out_frac", "B"),
+    ("bits", "B"),
+    ("tm", "H"),
+    ("tn", "H"),
+    ("tk", "H"),
+    ("seg_cols", "I"),
+    *((f"{op}_{name}", code) for op in OPERANDS for name, code in _OPERAND_FIELDS),
+    ("bias_addr", "I"),
+    ("pot_addr", "I"),
+    ("mult_addr", "I"),
+    ("shift_addr", "I"),
+    ("offset_addr", "I"),
+    ("table_len", "I"),
+    ("skip_mult", "i"),
+    ("skip_shift", "B"),
+    ("lo", "i"),
+    ("hi", "i"),
+    ("lo1", "i"),
+    ("hi1", "i"),
+    ("lo2", "i"),
+    ("hi2", "i"),
+)
+_FORMAT = "<" + "".join(code for _, code in FIELDS)
+#: Bytes of one descriptor: the fields, packed, padded to a multiple of :data:`ALIGN_BYTES`.
+DESCRIPTOR_BYTES = -(-struct.calcsize(_FORMAT) // ALIGN_BYTES) * ALIGN_BYTES
+
+
+def field_offsets() -> dict[str, tuple[int, int]]:
+    """Each field's (byte offset, bytes) in a descriptor (what the sequencer's decoder slices)."""
+    out: dict[str, tuple[int, int]] = {}
+    at = 0
+    for name, code in FIELDS:
+        size = struct.calcsize("<" + code)
+        out[name] = (at, size)
+        at += size
+    return out
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """One op of the program (fields as :data:`FIELDS`; unused ones are 0). ``name`` is the
+    workload op's name (not encoded: ``program.json`` carries it)."""
+
+    name: str
+    opcode: int
+    variant: int = 0
+    flags: int = 0
+    m: int = 0
+    n: int = 0
+    k: int = 0
+    repeat: int = 1
+    segments: int = 1
+    in_bits: int = 0
+    in_frac: int = 0
+    out_bits: int = 0
+    out_frac: int = 0
+    bits: int = 0
+    tm: int = 0
+    tn: int = 0
+    tk: int = 0
+    seg_cols: int = 0
+    a: Operand = Operand()
+    b: Operand = Operand()
+    c: Operand = Operand()
+    c1: Operand = Operand()
+    c2: Operand = Operand()
+    r: Operand = Operand()
+    bias_addr: int = 0
+    pot_addr: int = 0
+    mult_addr: int = 0
+    shift_addr: int = 0
+    offset_addr: int = 0
+    table_len: int = 0
+    skip_mult: int = 0
+    skip_shift: int = 0
+    lo: int = 0
+    hi: int = 0
+    lo1: int = 0
+    hi1: int = 0
+    lo2: int = 0
+    hi2: int = 0
+
+    @property
+    def kind(self) -> str:
+        return OPNAMES[self.opcode]
+
+    def has(self, flag: int) -> bool:
+        return bool(self.flags & flag)
+
+    def output(self, segment: int) -> tuple[Operand, int, int]:
+        """Output segment ``segment``'s operand and clamp ``(lo, hi)``."""
+        return (
+            (self.c, self.lo, self.hi),
+            (self.c1, self.lo1, self.hi1),
+            (self.c2, self.lo2, self.hi2),
+        )[segment]
+
+    def values(self) -> list[int]:
+        """The encoded fields' values in :data:`FIELDS` order."""
+        out: list[int] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "name":
+                continue
+            if isinstance(value, Operand):
+                out += [value.addr, value.row_stride, value.head_stride, value.bytes]
+            else:
+                out.append(int(value))
+        return out
+
+    def encode(self) -> bytes:
+        return struct.pack(_FORMAT, *self.values()).ljust(DESCRIPTOR_BYTES, b"\0")
+
+    @classmethod
+    def decode(cls, raw: bytes, name: str = "") -> Descriptor:
+        values = iter(struct.unpack_from(_FORMAT, raw))
+        kwargs: dict[str, Any] = {"name": name}
+        for f in fields(cls):
+            if f.name == "name":
+                continue
+            if f.name in OPERANDS:
+                kwargs[f.name] = Operand(*(next(values) for _ in _OPERAND_FIELDS))
+            else:
+                kwargs[f.name] = next(values)
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The readable form (``program.json``): op kind and flag names, the fields in use."""
+        out: dict[str, Any] = {"name": self.name, "op": self.kind}
+        flags = [name for bit, name in FLAG_NAMES.items() if self.flags & bit]
+        if flags:
+            out["flags"] = flags
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("name", "opcode", "flags"):
+                continue
+            if isinstance(value, Operand):
+                if value.bytes:
+                    out[f.name] = {k: getattr(value, k) for k, _ in _OPERAND_FIELDS}
+            elif value:
+                out[f.name] = value
+        return out
+
+
+def encode_program(descriptors: list[Descriptor]) -> bytes:
+    """Header and descriptors (an ``end`` descriptor is appended)."""
+    ops = [*descriptors, Descriptor("end", OPCODES["end"])]
+    header = struct.pack(HEADER_FORMAT, PROGRAM_MAGIC, PROGRAM_VERSION, DESCRIPTOR_BYTES, len(ops))
+    return header.ljust(HEADER_BYTES, b"\0") + b"".join(d.encode() for d in ops)
+
+
+def decode_program(raw: bytes | memoryview) -> list[Descriptor]:
+    """The descriptors of an encoded program up to its ``end`` (``ValueError`` if it is not one)."""
+    data = bytes(raw[:HEADER_BYTES])
+    if len(data) < HEADER_BYTES:
+        raise ValueError("not a codesign program: shorter than its header")
+    magic, version, size, count = struct.unpack_from(HEADER_FORMAT, data)
+    if magic != PROGRAM_MAGIC:
+        raise ValueError("not a codesign program: bad magic")
+    if version != PROGRAM_VERSION or size != DESCRIPTOR_BYTES:
+        raise ValueError(
+            f"program version {version} / descriptor size {size}: this build reads "
+            f"version {PROGRAM_VERSION} / {DESCRIPTOR_BYTES} bytes"
+        )
+    out: list[Descriptor] = []
+    for i in range(count):
+        at = HEADER_BYTES + i * DESCRIPTOR_BYTES
+        chunk = bytes(raw[at : at + DESCRIPTOR_BYTES])
+        if len(chunk) < DESCRIPTOR_BYTES:
+            raise ValueError(f"program truncated at descriptor {i} of {count}")
+        d = Descriptor.decode(chunk)
+        if d.opcode not in OPNAMES:
+            raise ValueError(f"descriptor {i}: unknown op code {d.opcode}")
+        if d.opcode == OPCODES["end"]:
+            return out
+        out.append(d)
+    raise ValueError("program has no end descriptor")
+
+
+def program_bytes(count: int) -> int:
+    """Bytes of an encoded program of ``count`` descriptors (its ``end`` included)."""
+    return HEADER_BYTES + (count + 1) * DESCRIPTOR_BYTES
+
+
+def element_bytes(bits: int) -> int:
+    """The container of a ``bits``-bit signed code in DRAM (1, 2, 4 or 8 bytes)."""
+    for size in ELEMENT_BYTES:
+        if bits <= 8 * size:
+            return size
+    raise ValueError(f"{bits}-bit codes do not fit a DRAM element")
+
+
+#: The AXI4-Lite register map of the accelerator (byte offsets of 32-bit registers): ``CTRL``
+#: bit 0 starts the program at ``PROG_BASE`` (write 1 while idle); ``STATUS`` bit 0 done (since the
+#: last start), bit 1 idle, bit 2 error (a fault stopped the program); ``OPS_DONE``: descriptors
+#: finished in this run; ``CYCLES_LO``/``CYCLES_HI``: clock cycles from start to done.
+REGISTERS: Mapping[str, int] = {
+    "CTRL": 0x00,
+    "STATUS": 0x04,
+    "PROG_BASE_LO": 0x08,
+    "PROG_BASE_HI": 0x0C,
+    "OPS_DONE": 0x10,
+    "CYCLES_LO": 0x14,
+    "CYCLES_HI": 0x18,
+}
+CTRL_START = 1 << 0
+STATUS_DONE = 1 << 0
+STATUS_IDLE = 1 << 1
+STATUS_ERROR = 1 << 2

@@ -1,0 +1,225 @@
+"""The accelerator program: descriptor encoding, compilation of an integer model, its reference
+execution on a DRAM image (bit-exact against the integer model) and the host driver."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_integer import config
+from test_quant_model import tiny_vit
+from torch import nn
+
+from codesign.errors import UserError
+from codesign.program import MemoryFault, Program, compile_program, execute
+from codesign.program._compile import write_program
+from codesign.program.driver import Accelerator, ProgramFiles, ReferenceDevice
+from codesign.quant import Calibration, QuantConfig, quantize_integer_model
+from codesign.quant._integer import IntegerViT
+from hwmodel.arch.config import AcceleratorConfig, LayerHw
+from hwmodel.arch.program import (
+    ALIGN_BYTES,
+    DESCRIPTOR_BYTES,
+    FIELDS,
+    HEADER_BYTES,
+    OPCODES,
+    OPERANDS,
+    Descriptor,
+    Operand,
+    decode_program,
+    encode_program,
+    field_offsets,
+)
+from hwmodel.model.evaluation import evaluate
+from hwmodel.target.device import load_device
+from hwmodel.target.workload import workload_from_model
+
+# ----------------------------------------------------------------------------- the format
+
+_RANGES = {"B": (0, 255), "H": (0, 65535), "I": (0, 2**32 - 1), "i": (-(2**31), 2**31 - 1)}
+_CODES = dict(FIELDS) | {f"{op}_{f}": c for op in OPERANDS for f, c in (("addr", "I"), ("bytes", "B"))}
+
+
+@st.composite
+def descriptors(draw: st.DrawFn) -> Descriptor:
+    def value(name: str) -> int:
+        lo, hi = _RANGES[_CODES.get(name, "I")]
+        return draw(st.integers(lo, hi))
+
+    operands = {
+        op: Operand(value(f"{op}_addr"), value("m"), value("n"), draw(st.sampled_from((1, 2, 4, 8))))
+        for op in OPERANDS
+    }
+    scalars = {
+        name: value(name)
+        for name, _ in FIELDS
+        if name != "opcode" and not any(name.startswith(f"{op}_") for op in OPERANDS)
+    }
+    return Descriptor("op", draw(st.sampled_from(sorted(set(OPCODES.values()) - {0}))), **scalars, **operands)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(descriptors(), min_size=1, max_size=4))
+def test_descriptors_round_trip_through_the_binary(ops: list[Descriptor]) -> None:
+    raw = encode_program(ops)
+    assert len(raw) == HEADER_BYTES + (len(ops) + 1) * DESCRIPTOR_BYTES
+    back = decode_program(raw)
+    assert [d.values() for d in back] == [d.values() for d in ops]
+
+
+def test_field_offsets_tile_the_descriptor() -> None:
+    offsets = field_offsets()
+    assert [name for name, _ in FIELDS] == list(offsets)
+    at = 0
+    for name, (offset, size) in offsets.items():
+        assert offset == at, name
+        at += size
+    assert at <= DESCRIPTOR_BYTES and DESCRIPTOR_BYTES % ALIGN_BYTES == 0
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda raw: b"NOTAPROG" + raw[8:], "bad magic"),
+        (lambda raw: raw[: HEADER_BYTES + DESCRIPTOR_BYTES // 2], "truncated"),
+        (lambda raw: raw[:10], "shorter than its header"),
+        (lambda raw: raw[:12] + struct.pack("<I", 1) + raw[16:], "no end descriptor"),
+    ],
+)
+def test_a_bad_program_is_refused(mutate: object, match: str) -> None:
+    raw = encode_program([Descriptor("x", OPCODES["gelu"]), Descriptor("y", OPCODES["gemm"])])
+    with pytest.raises(ValueError, match=match):
+        decode_program(mutate(raw))  # type: ignore[operator]
+
+
+# ----------------------------------------------------------------------------- compile and run
+
+CONFIGS = {
+    "W8A8 poly": config("W8A8"),
+    "W4A8P0.5 shift log2": config("W4A8P0.5", "shift", "log2"),
+    "mixed": config("W8A8").with_layers(
+        {"blocks.0.mlp.fc1": "W4A8P0.25", "head": "W6A6", "blocks.1.attn.qkv": "W5A7"}
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    return tiny_vit()
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+
+
+@pytest.fixture(scope="module")
+def integer(model: nn.Module, images: torch.Tensor) -> dict[str, IntegerViT]:
+    calib = Calibration(model, images)
+    return {name: quantize_integer_model(model, cfg, calib) for name, cfg in CONFIGS.items()}
+
+
+def run_program(program: Program, rows: torch.Tensor) -> torch.Tensor:
+    mem = program.image()
+    inp, out = program.region("input"), program.region("logits")
+    results = []
+    for r in rows:
+        mem[inp.addr : inp.end] = r.numpy().astype(inp.dtype).view(np.uint8).reshape(-1)
+        assert execute(mem) == len(program.descriptors)
+        results.append(mem[out.addr : out.end].view(out.dtype).astype(np.int64).reshape(-1))
+    return torch.from_numpy(np.stack(results))
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_the_program_is_bit_exact_against_the_integer_model(
+    name: str, integer: dict[str, IntegerViT], images: torch.Tensor
+) -> None:
+    im = integer[name]
+    program = compile_program(im)
+    got = run_program(program, im.patches(im.codes(images)))
+    assert torch.equal(got, im.accumulators(images))
+
+
+def test_the_program_has_one_descriptor_per_workload_op(
+    model: nn.Module, integer: dict[str, IntegerViT]
+) -> None:
+    workload = workload_from_model(model)
+    program = compile_program(integer["W8A8 poly"])
+    assert [d.name for d in program.descriptors] == [op.name for op in workload.ops]
+    for d, op in zip(program.descriptors, workload.ops, strict=True):
+        kind = "gemm" if hasattr(op, "k") else op.kind
+        assert d.kind == kind, op.name
+
+
+def test_the_gemms_carry_the_designs_tiles(model: nn.Module, integer: dict[str, IntegerViT]) -> None:
+    workload = workload_from_model(model)
+    accel = AcceleratorConfig(freq_mhz=200, rows=8, cols=16, default=LayerHw(tm=8, tn=16, tk=16))
+    report = evaluate(workload, accel, load_device("zcu102"), detail=True)
+    program = compile_program(integer["W8A8 poly"], report)
+    layers = {layer.name: layer for layer in report.layers}
+    gemms = [d for d in program.descriptors if d.kind == "gemm"]
+    assert {d.name for d in gemms} <= set(layers)
+    for d in gemms:
+        layer = layers[d.name]
+        assert (d.tm, d.tn, d.tk) == (min(layer.tm, layer.m), min(layer.tn, layer.n), min(layer.tk, layer.k))
+        assert d.has(4) == layer.transposed  # F_TRANSPOSED
+
+
+def test_the_regions_are_aligned_and_disjoint(integer: dict[str, IntegerViT]) -> None:
+    program = compile_program(integer["mixed"])
+    regions = sorted(program.regions, key=lambda r: r.addr)
+    assert regions[0].name == "program" and regions[0].addr == 0
+    for a, b in itertools.pairwise(regions):
+        assert a.addr % ALIGN_BYTES == 0 and a.end <= b.addr, (a.name, b.name)
+    params = {r.name for r in regions if r.role == "param"}
+    assert params == set(program.params)
+
+
+def test_an_access_outside_the_image_is_a_fault(integer: dict[str, IntegerViT]) -> None:
+    program = compile_program(integer["W8A8 poly"])
+    mem = program.image()[: program.region("logits").addr]  # DRAM too small for the logits
+    with pytest.raises(MemoryFault, match="outside"):
+        execute(mem)
+
+
+# ----------------------------------------------------------------------------- the driver
+
+
+def test_the_driver_runs_the_exported_files(
+    tmp_path: Path, integer: dict[str, IntegerViT], images: torch.Tensor
+) -> None:
+    im = integer["W4A8P0.5 shift log2"]
+    write_program(tmp_path, compile_program(im, model="tiny"))
+    doc = json.loads((tmp_path / "program.json").read_text())
+    assert doc["model"] == "tiny" and len(doc["ops"]) == len(im.blocks) * 10 + 3
+    acc = Accelerator(ProgramFiles.read(tmp_path))
+    assert np.array_equal(acc.accumulators(images), im.accumulators(images).numpy())
+    logits = torch.from_numpy(acc.infer(images)).float()
+    assert torch.equal(logits, im(images))
+
+
+def test_the_driver_reports_a_fault_in_one_line(tmp_path: Path, integer: dict[str, IntegerViT]) -> None:
+    write_program(tmp_path, compile_program(integer["W8A8 poly"]))
+    files = ProgramFiles.read(tmp_path)
+    device = ReferenceDevice(int(files.doc["dram_bytes"]))
+    acc = Accelerator(files, device)
+    device.mem[:HEADER_BYTES] = 0  # the program's header gone
+    with pytest.raises(UserError, match="fault"):
+        acc.accumulators(torch.zeros(1, 1, 28, 28))
+
+
+def test_missing_program_files_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"no program\.json, program\.bin, params\.bin"):
+        ProgramFiles.read(tmp_path)
+
+
+def test_a_float_design_has_no_program(model: nn.Module, images: torch.Tensor) -> None:
+    with pytest.raises(UserError, match="nonlinear: int"):
+        quantize_integer_model(model, QuantConfig.uniform("W8A8"), Calibration(model, images))
