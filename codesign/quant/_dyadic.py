@@ -1,62 +1,25 @@
-"""Dyadic rescaling: a real scale as an integer multiplier and a right shift (HAWQ-V3, I-BERT,
-TFLite), the only arithmetic between the integer layers of :mod:`codesign.quant._integer`.
-
-A real scale ``r`` becomes ``M·2^−s``:
-
-* **multiplier** ``M``: :data:`MULTIPLIER_BITS` = 31 bits of magnitude (TFLite's 31-bit fixed-point
-  multiplier), signed (a LayerNorm γ may be negative): ``r = m·2^e`` with ``|m| ∈ [½, 1)``,
-  ``M = round(m·2^31)`` (half away from zero), ``s = 31 − e``; ``|M| = 2^31`` (m rounding up to 1)
-  becomes ``2^30`` with ``s − 1``. So ``2^30 ≤ |M| < 2^31`` and ``|M·2^−s − r| ≤ 2^−(s+1)``
-  (relative error ≤ 2^−31); a power of two is exact (``M = ±2^30``). ``r = 0`` is ``M = 0``.
-* **shift** ``s`` ∈ [0, :data:`MAX_SHIFT`] (= 62): a scale whose M·2^−s would reach 2^31 is
-  refused (``ValueError``); a scale so small
-  that ``s`` would pass 62 keeps ``s = 62`` with a smaller ``M = round(r·2^62)`` (possibly 0).
-* **apply** (:meth:`Dyadic.apply`): ``y = clamp(⌊(x·M + c + 2^(s−1)) / 2^s⌋, lo, hi)`` on int64
-  tensors, ``c`` an optional integer offset in the product's units (a bias added before the
-  shift: one rounding) — **rounding half up** (toward +∞: 2.5 → 3, −2.5 → −2; an adder and an
-  arithmetic shift in hardware); ``s = 0`` is ``x·M`` exactly. The fake-quantized model rounds
-  half to even (``torch.round``): the two differ only on exact ties.
-* **width**: inputs must satisfy ``|x| < 2^`` :data:`INPUT_BITS` (= 31: an int32 accumulator, as
-  TFLite's) and offsets ``|c| < 2^61``, so that ``x·M + c + 2^(s−1)`` stays inside int64; the
-  apply checks the input and raises ``ValueError`` outside it (saturation happens after the
-  shift, never by wrapping).
+"""Dyadic rescaling on torch tensors: :class:`Dyadic`, a scale (or one per channel) as integer
+multipliers and shifts, applied as :mod:`hwmodel.arch.dyadic` defines it (the conventions, the
+rounding and the widths are stated there: 31-bit M, shift 0 … 62, rounding half up, saturating).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-#: Magnitude bits of the multiplier M (2^30 ≤ |M| < 2^31 for a normalised scale).
-MULTIPLIER_BITS = 31
-#: Largest right shift s (x·M + 2^(s−1) then stays inside int64).
-MAX_SHIFT = 62
-#: Magnitude bits of an input x: |x| < 2^31 (an int32 accumulator).
-INPUT_BITS = 31
-#: Largest |offset| c added before the shift (|x·M| < 2^62, |c| < 2^61, 2^(s−1) ≤ 2^61: no overflow).
-MAX_OFFSET = (1 << 61) - 1
+from hwmodel.arch.dyadic import (
+    INPUT_BITS,
+    MAX_OFFSET,
+    MAX_SHIFT,
+    MULTIPLIER_BITS,
+    dyadic_pair,
+    rescale,
+    rounding,
+)
 
-
-def dyadic_pair(scale: float) -> tuple[int, int]:
-    """``(M, s)`` with ``M·2^−s ≈ scale`` (the conventions of the module docstring)."""
-    r = float(scale)
-    if not math.isfinite(r):
-        raise ValueError(f"dyadic scale {scale!r}: not a finite number")
-    if r == 0.0:
-        return 0, 0
-    m, e = math.frexp(abs(r))  # |r| = m·2^e, m ∈ [½, 1)
-    mult = math.floor(m * 2**MULTIPLIER_BITS + 0.5)  # exact: m·2^31 has ≤ 53 significant bits
-    shift = MULTIPLIER_BITS - e
-    if mult == 1 << MULTIPLIER_BITS:
-        mult, shift = mult >> 1, shift - 1
-    if shift < 0:
-        raise ValueError(f"dyadic scale {scale!r}: ≥ 2^{MULTIPLIER_BITS} (shift {shift} < 0)")
-    if shift > MAX_SHIFT:
-        mult = math.floor(math.ldexp(abs(r), MAX_SHIFT) + 0.5)
-        shift = MAX_SHIFT
-    return (mult if r > 0 else -mult), shift
+__all__ = ["INPUT_BITS", "MAX_OFFSET", "MAX_SHIFT", "MULTIPLIER_BITS", "Dyadic", "dyadic_pair"]
 
 
 @dataclass(frozen=True)
@@ -90,23 +53,14 @@ class Dyadic:
         return c.to(torch.int64)
 
     def apply(self, x: torch.Tensor, lo: int, hi: int, offset: torch.Tensor | None = None) -> torch.Tensor:
-        """``clamp(⌊(x·M + offset + 2^(s−1)) / 2^s⌋, lo, hi)`` of int64 codes ``x`` (multiplier
-        and offset broadcast over ``x``'s trailing axes)."""
+        """``clamp(⌊(x·M + offset + 2^(s−1)) / 2^s⌋, lo, hi)`` of int64 codes ``x`` on the CPU
+        (multiplier and offset broadcast over ``x``'s trailing axes): :func:`hwmodel.arch.dyadic.rescale`."""
         if x.dtype != torch.int64:
             raise TypeError(f"dyadic rescale of {x.dtype}: int64 codes expected")
-        if x.numel():
-            least, most = torch.aminmax(x)
-            if max(-int(least), int(most)) >= 1 << INPUT_BITS:
-                raise ValueError(f"dyadic rescale: an input beyond ±2^{INPUT_BITS} would overflow int64")
-        acc = x * self.multiplier
-        acc += self.rounding if offset is None else offset + self.rounding
-        if self.shift.ndim == 0:
-            acc >>= int(self.shift)
-        else:
-            acc >>= self.shift
-        return acc.clamp_(lo, hi)
+        off = None if offset is None else offset.numpy()
+        return torch.from_numpy(rescale(x.numpy(), self.multiplier.numpy(), self.shift.numpy(), lo, hi, off))
 
     @property
     def rounding(self) -> torch.Tensor:
         """The rounding constant 2^(s−1) (0 where s = 0)."""
-        return torch.where(self.shift > 0, torch.ones_like(self.shift) << (self.shift - 1).clamp(min=0), 0)
+        return torch.from_numpy(rounding(self.shift.numpy()))
