@@ -1,0 +1,363 @@
+"""PyRTL generator of the layer sequencer: the AXI4-Lite register file the host drives, and the
+fetch, check and dispatch of the program's descriptors (:mod:`hwmodel.arch.program`) over an
+AXI4 read channel.
+
+**Registers** (:data:`hwmodel.arch.program.REGISTERS`, AXI4-Lite slave, 32-bit data): a write
+of ``CTRL`` bit 0 while idle starts the program at ``PROG_BASE``; ``STATUS`` reads done / idle /
+error; ``OPS_DONE`` and ``CYCLES_LO``/``HI`` count the run (cycles from the start to done). A
+write is taken in the cycle where ``awvalid`` and ``wvalid`` are both high (``awready`` =
+``wready`` then), answered by ``bvalid`` until ``bready``; a read is taken with ``arvalid`` while
+no answer is pending, ``rdata`` valid the next cycle until ``rready``.
+
+**Fetch** (AXI4 read master, ``data_bits`` per beat, INCR bursts): the header (its magic, version
+and descriptor size checked; a bad header ends the run with ``STATUS`` error), then each
+descriptor in one burst of ``DESCRIPTOR_BYTES · 8 / data_bits`` beats into a one-descriptor
+prefetch buffer: the next descriptor is fetched while the current op runs.
+
+**Dispatch**: the op ports (``op_start`` pulse, and every field of :data:`FIELDS` as
+``d_<field>``, held until the next ``op_start``) take a fetched descriptor when the op units are
+free: in the cycle after the previous op's ``op_done`` when it was fetched by then
+(:data:`hwmodel.arch.controller.CHAIN_GAP`), else in the cycle after its last beat. The ``end``
+descriptor ends the run (``STATUS`` done) in the cycle after the last op's ``op_done``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import pyrtl
+
+from hwmodel.arch.program import (
+    CTRL_START,
+    DESCRIPTOR_BYTES,
+    FIELDS,
+    HEADER_BYTES,
+    HEADER_FORMAT,
+    OPCODES,
+    PROGRAM_MAGIC,
+    PROGRAM_VERSION,
+    REGISTERS,
+    STATUS_DONE,
+    STATUS_ERROR,
+    STATUS_IDLE,
+    field_offsets,
+)
+from hwmodel.arch.sequencer import beats
+from hwmodel.rtl.block import fresh_block
+from hwmodel.rtl.verilog import working_block_verilog
+
+Wire: TypeAlias = pyrtl.WireVector
+
+ADDR_BITS = 32
+REG_ADDR_BITS = 5
+COUNTER_BITS = 32
+CYCLE_BITS = 64
+#: The fetch FSM: idle, header address / data, descriptor address / data.
+_IDLE, _HDR_AR, _HDR_R, _DESC_AR, _DESC_R = range(5)
+
+
+def _output(name: str, wire: Wire) -> None:
+    port = pyrtl.Output(len(wire), name)
+    port <<= wire
+
+
+def _header_ok(header: Wire) -> Wire:
+    """The header's magic, version and descriptor size are this build's."""
+    expected = struct.pack(HEADER_FORMAT[:-1], PROGRAM_MAGIC, PROGRAM_VERSION, DESCRIPTOR_BYTES)
+    value = int.from_bytes(expected, "little")
+    return header[: 8 * len(expected)] == pyrtl.Const(value, bitwidth=8 * len(expected))
+
+
+def _collect(buffer: pyrtl.Register, rdata: Wire, take: Wire, data_bits: int) -> Wire:
+    """A little-endian burst into ``buffer``: each beat shifts in from the top (the last beat
+    ends at the top), so after ``len(buffer) / data_bits`` beats byte 0 is at bit 0."""
+    shifted = pyrtl.concat(rdata, buffer[data_bits:]) if len(buffer) > data_bits else rdata
+    buffer.next <<= pyrtl.select(take, shifted, buffer)
+    return shifted
+
+
+def layer_sequencer(data_bits: int = 128) -> None:
+    """The sequencer with named ports (module docstring) in the working block."""
+    if data_bits % 8 or (DESCRIPTOR_BYTES * 8) % data_bits or (HEADER_BYTES * 8) % data_bits:
+        raise ValueError(f"data_bits {data_bits}: a descriptor and the header must be whole beats")
+    reg = REGISTERS
+    # ---- AXI4-Lite slave
+    awvalid, awaddr = pyrtl.Input(1, "s_awvalid"), pyrtl.Input(REG_ADDR_BITS, "s_awaddr")
+    wvalid, wdata = pyrtl.Input(1, "s_wvalid"), pyrtl.Input(32, "s_wdata")
+    bready = pyrtl.Input(1, "s_bready")
+    arvalid, araddr = pyrtl.Input(1, "s_arvalid"), pyrtl.Input(REG_ADDR_BITS, "s_araddr")
+    rready = pyrtl.Input(1, "s_rready")
+    bvalid, rvalid = pyrtl.Register(1), pyrtl.Register(1)
+    rdata_reg = pyrtl.Register(32)
+    write = awvalid & wvalid & ~bvalid
+    read = arvalid & ~rvalid
+    bvalid.next <<= write | (bvalid & ~bready)
+    rvalid.next <<= read | (rvalid & ~rready)
+    for name, wire in (
+        ("s_awready", write),
+        ("s_wready", write),
+        ("s_bvalid", bvalid),
+        ("s_arready", read),
+        ("s_rvalid", rvalid),
+        ("s_rdata", rdata_reg),
+    ):
+        _output(name, wire)
+
+    def wrote(name: str) -> Wire:
+        return write & (awaddr == reg[name])
+
+    base_lo, base_hi = pyrtl.Register(32), pyrtl.Register(32)
+    base_lo.next <<= pyrtl.select(wrote("PROG_BASE_LO"), wdata, base_lo)
+    base_hi.next <<= pyrtl.select(wrote("PROG_BASE_HI"), wdata, base_hi)
+
+    # ---- run state
+    state = pyrtl.Register(3)
+    running, done, error = pyrtl.Register(1), pyrtl.Register(1), pyrtl.Register(1)
+    start = wrote("CTRL") & wdata[CTRL_START.bit_length() - 1] & ~running  # bit 0
+    ops_done = pyrtl.Register(COUNTER_BITS)
+    cycles = pyrtl.Register(CYCLE_BITS)
+    status = pyrtl.concat(error, ~running, done)  # bits 2, 1, 0
+    assert (STATUS_DONE, STATUS_IDLE, STATUS_ERROR) == (1, 2, 4)
+    values = {
+        reg["STATUS"]: status,
+        reg["PROG_BASE_LO"]: base_lo,
+        reg["PROG_BASE_HI"]: base_hi,
+        reg["OPS_DONE"]: ops_done,
+        reg["CYCLES_LO"]: cycles[:32],
+        reg["CYCLES_HI"]: cycles[32:],
+    }
+    answer: Wire = pyrtl.Const(0, 32)
+    for offset, value in values.items():
+        answer = pyrtl.select(araddr == offset, value.zero_extended(32), answer)
+    rdata_reg.next <<= pyrtl.select(read, answer, rdata_reg)
+
+    # ---- AXI4 read master (fetch)
+    m_arready = pyrtl.Input(1, "m_arready")
+    m_rvalid, m_rdata, m_rlast = (
+        pyrtl.Input(1, "m_rvalid"),
+        pyrtl.Input(data_bits, "m_rdata"),
+        pyrtl.Input(1, "m_rlast"),
+    )
+    ptr = pyrtl.Register(ADDR_BITS)
+    header = pyrtl.Register(HEADER_BYTES * 8)
+    fetched = pyrtl.Register(DESCRIPTOR_BYTES * 8)
+    have = pyrtl.Register(1)  # the prefetch buffer holds a descriptor
+    fetch_over = pyrtl.Register(1)  # the end descriptor has been fetched
+    busy = pyrtl.Register(1)  # an op runs
+    cur = pyrtl.Register(DESCRIPTOR_BYTES * 8)
+    op_start = pyrtl.Register(1)
+    op_done = pyrtl.Input(1, "op_done")
+
+    in_state = {s: state == s for s in (_IDLE, _HDR_AR, _HDR_R, _DESC_AR, _DESC_R)}
+    hdr_beat = in_state[_HDR_R] & m_rvalid
+    desc_beat = in_state[_DESC_R] & m_rvalid
+    hdr_value = _collect(header, m_rdata, hdr_beat, data_bits)
+    desc_value = _collect(fetched, m_rdata, desc_beat, data_bits)
+    hdr_last = hdr_beat & m_rlast
+    desc_last = desc_beat & m_rlast
+    bad_header = hdr_last & ~_header_ok(hdr_value)
+    opcode_at, _ = field_offsets()["opcode"]
+    is_end = fetched[8 * opcode_at : 8 * opcode_at + 8] == OPCODES["end"]
+
+    free = ~busy | op_done
+    dispatch = running & have & ~is_end & free
+    finish = running & have & is_end & free
+    next_desc = (in_state[_DESC_R] & desc_last) | (in_state[_HDR_R] & hdr_last & ~bad_header)
+    desc_end = desc_last & (desc_value[8 * opcode_at : 8 * opcode_at + 8] == OPCODES["end"])
+
+    state_next: Wire = state
+    state_next = pyrtl.select(start, pyrtl.Const(_HDR_AR, 3), state_next)
+    state_next = pyrtl.select(in_state[_HDR_AR] & m_arready, pyrtl.Const(_HDR_R, 3), state_next)
+    state_next = pyrtl.select(bad_header, pyrtl.Const(_IDLE, 3), state_next)
+    state_next = pyrtl.select(in_state[_HDR_R] & hdr_last & ~bad_header, pyrtl.Const(_IDLE, 3), state_next)
+    state_next = pyrtl.select(in_state[_DESC_R] & desc_last, pyrtl.Const(_IDLE, 3), state_next)
+    # from idle, a descriptor fetch while the run wants one and the buffer has room
+    want = running & ~fetch_over & ~have & ~next_desc & in_state[_IDLE] & ~start
+    state_next = pyrtl.select(want, pyrtl.Const(_DESC_AR, 3), state_next)
+    state_next = pyrtl.select(in_state[_DESC_AR] & m_arready, pyrtl.Const(_DESC_R, 3), state_next)
+    state.next <<= state_next
+
+    base = base_lo.zero_extended(ADDR_BITS)
+    ptr.next <<= pyrtl.select(
+        start,
+        base,
+        pyrtl.select(hdr_last, ptr + HEADER_BYTES, pyrtl.select(desc_last, ptr + DESCRIPTOR_BYTES, ptr))[
+            :ADDR_BITS
+        ],
+    )
+    have.next <<= pyrtl.select(start, pyrtl.Const(0, 1), desc_last | (have & ~dispatch))
+    fetch_over.next <<= pyrtl.select(start, pyrtl.Const(0, 1), fetch_over | desc_end)
+    busy.next <<= dispatch | (busy & ~op_done)
+    cur.next <<= pyrtl.select(dispatch, fetched, cur)
+    op_start.next <<= dispatch
+    running.next <<= start | (running & ~finish & ~bad_header)
+    done.next <<= pyrtl.select(start, pyrtl.Const(0, 1), done | finish)
+    error.next <<= pyrtl.select(start, pyrtl.Const(0, 1), error | bad_header)
+    ops_done.next <<= pyrtl.select(
+        start,
+        pyrtl.Const(0, COUNTER_BITS),
+        pyrtl.select(running & busy & op_done, ops_done + 1, ops_done)[:COUNTER_BITS],
+    )
+    cycles.next <<= pyrtl.select(
+        start, pyrtl.Const(0, CYCLE_BITS), pyrtl.select(running, cycles + 1, cycles)[:CYCLE_BITS]
+    )
+
+    arvalid_m = in_state[_HDR_AR] | in_state[_DESC_AR]
+    burst = pyrtl.select(
+        in_state[_HDR_AR],
+        pyrtl.Const(beats(HEADER_BYTES, data_bits) - 1, 8),
+        pyrtl.Const(beats(DESCRIPTOR_BYTES, data_bits) - 1, 8),
+    )
+    outputs = {
+        "m_arvalid": arvalid_m,
+        "m_araddr": ptr,
+        "m_arlen": burst,
+        "m_arsize": pyrtl.Const((data_bits // 8).bit_length() - 1, 3),
+        "m_arburst": pyrtl.Const(1, 2),
+        "m_rready": in_state[_HDR_R] | in_state[_DESC_R],
+        "op_start": op_start,
+        "running": running,
+    }
+    for name, wire in outputs.items():
+        _output(name, wire)
+    for name, (offset, size) in field_offsets().items():
+        _output(f"d_{name}", cur[8 * offset : 8 * (offset + size)])
+
+
+def sequencer_verilog(data_bits: int = 128, module_name: str = "codesign_sequencer") -> str:
+    """Verilog of the sequencer (resets the PyRTL working block and builds it)."""
+    fresh_block()
+    layer_sequencer(data_bits)
+    return working_block_verilog(module_name)
+
+
+@dataclass(frozen=True)
+class SequencerRun:
+    """A simulated run: each dispatched op's fields (:data:`FIELDS` order) and its ``op_start``
+    and ``op_done`` cycles; the registers read back at the end; the cycle of the start write."""
+
+    ops: tuple[tuple[int, ...], ...]
+    starts: tuple[int, ...]
+    dones: tuple[int, ...]
+    status: int
+    ops_done: int
+    cycles: int
+    start_cycle: int
+
+
+def _signed_field(value: int, code: str) -> int:
+    bits = 8 * struct.calcsize("<" + code)
+    return value - (1 << bits) if code.islower() and value >> (bits - 1) else value
+
+
+def simulate_sequencer(
+    image: npt.NDArray[np.uint8],
+    program_base: int,
+    op_cycles: Callable[[int], int],
+    data_bits: int = 128,
+    dram_latency: int = 16,
+    max_cycles: int = 1_000_000,
+) -> SequencerRun:
+    """Run the sequencer on a DRAM image: the host writes ``PROG_BASE`` and ``CTRL`` over AXI4-Lite
+    and polls ``STATUS``; the DRAM answers a burst ``dram_latency`` cycles after its address, one
+    beat a cycle; op ``i`` raises ``op_done`` ``op_cycles(i)`` cycles after its ``op_start``.
+    Resets the PyRTL working block."""
+    fresh_block()
+    layer_sequencer(data_bits)
+    sim = pyrtl.FastSimulation()
+    beat_bytes = data_bits // 8
+    host = [("w", REGISTERS["PROG_BASE_LO"], program_base), ("w", REGISTERS["CTRL"], CTRL_START)]
+    beats_due: dict[int, tuple[int, bool]] = {}
+    done_at: dict[int, int] = {}
+    ops: list[tuple[int, ...]] = []
+    starts: list[int] = []
+    dones: list[int] = []
+    regs: dict[int, int] = {}
+    start_cycle = -1
+    pending_read: int | None = None
+    finished = False
+    for cycle in range(max_cycles):
+        inputs = {
+            "s_awvalid": 0,
+            "s_awaddr": 0,
+            "s_wvalid": 0,
+            "s_wdata": 0,
+            "s_bready": 1,
+            "s_arvalid": 0,
+            "s_araddr": 0,
+            "s_rready": 1,
+            "m_arready": 1,
+            "m_rvalid": 0,
+            "m_rdata": 0,
+            "m_rlast": 0,
+            "op_done": int(cycle in done_at.values()),
+        }
+        if host and pending_read is None:
+            kind, offset, value = host[0]
+            if kind == "w":
+                inputs |= {"s_awvalid": 1, "s_awaddr": offset, "s_wvalid": 1, "s_wdata": value}
+            else:
+                inputs |= {"s_arvalid": 1, "s_araddr": offset}
+        if cycle in beats_due:
+            addr, last = beats_due.pop(cycle)
+            chunk = image[addr : addr + beat_bytes]
+            inputs |= {
+                "m_rvalid": 1,
+                "m_rdata": int.from_bytes(chunk.tobytes(), "little"),
+                "m_rlast": int(last),
+            }
+        sim.step(inputs)
+        if inputs["op_done"]:
+            dones.append(cycle)
+        if host and pending_read is None:
+            kind, offset, value = host[0]
+            if kind == "w" and sim.inspect("s_awready"):
+                host.pop(0)
+                if offset == REGISTERS["CTRL"]:
+                    start_cycle = cycle
+                    host.append(("r", REGISTERS["STATUS"], 0))
+            elif kind == "r" and sim.inspect("s_arready"):
+                pending_read = offset
+                host.pop(0)
+        elif pending_read is not None and sim.inspect("s_rvalid"):
+            value = sim.inspect("s_rdata")
+            regs[pending_read] = value
+            if pending_read == REGISTERS["STATUS"]:
+                if value & (STATUS_DONE | STATUS_ERROR):
+                    host += [
+                        ("r", REGISTERS["OPS_DONE"], 0),
+                        ("r", REGISTERS["CYCLES_LO"], 0),
+                        ("r", REGISTERS["CYCLES_HI"], 0),
+                    ]
+                    finished = True
+                else:
+                    host.append(("r", REGISTERS["STATUS"], 0))
+            pending_read = None
+            if finished and not host:
+                break
+        if sim.inspect("m_arvalid"):
+            addr, n = sim.inspect("m_araddr"), sim.inspect("m_arlen") + 1
+            for i in range(n):
+                beats_due[cycle + dram_latency + i] = (addr + i * beat_bytes, i == n - 1)
+        if sim.inspect("op_start"):
+            fields = [_signed_field(sim.inspect(f"d_{name}"), code) for name, code in FIELDS]
+            ops.append(tuple(fields))
+            starts.append(cycle)
+            done_at[len(ops) - 1] = cycle + max(1, op_cycles(len(ops) - 1))
+    else:
+        raise RuntimeError(f"the sequencer did not finish within {max_cycles} cycles")
+    cycles = regs.get(REGISTERS["CYCLES_LO"], 0) | regs.get(REGISTERS["CYCLES_HI"], 0) << 32
+    return SequencerRun(
+        tuple(ops),
+        tuple(starts),
+        tuple(dones),
+        regs[REGISTERS["STATUS"]],
+        regs.get(REGISTERS["OPS_DONE"], 0),
+        cycles,
+        start_cycle,
+    )
