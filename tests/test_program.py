@@ -36,6 +36,10 @@ from hwmodel.arch.program import (
     decode_program,
     encode_program,
     field_offsets,
+    pack_codes,
+    packed_bytes,
+    read_operand,
+    write_operand,
 )
 from hwmodel.model.evaluation import evaluate
 from hwmodel.target.device import load_device
@@ -63,6 +67,48 @@ def descriptors(draw: st.DrawFn) -> Descriptor:
         if name != "opcode" and not any(name.startswith(f"{op}_") for op in OPERANDS)
     }
     return Descriptor("op", draw(st.sampled_from(sorted(set(OPCODES.values()) - {0}))), **scalars, **operands)
+
+
+BITS = st.integers(1, 64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(BITS, st.booleans(), st.integers(0, 9), st.data())
+def test_packed_operands_round_trip_and_leave_other_bits(
+    bits: int, signed: bool, addr: int, data: st.DataObject
+) -> None:
+    """An operand written then read gives its codes back; every DRAM bit outside it is kept."""
+    if bits == 64:
+        signed = True
+    heads, rows, cols = (
+        data.draw(st.integers(1, 3)),
+        data.draw(st.integers(1, 3)),
+        data.draw(st.integers(1, 5)),
+    )
+    row_stride = cols + data.draw(st.integers(0, 3))
+    op = Operand(addr, row_stride, rows * row_stride + data.draw(st.integers(0, 2)), bits, int(signed))
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    values = np.array(
+        data.draw(st.lists(st.integers(lo, hi), min_size=heads * rows * cols, max_size=heads * rows * cols)),
+        dtype=np.int64,
+    ).reshape(heads, rows, cols)
+    size = addr + packed_bytes(heads * op.head_stride + 8, bits) + 8
+    mem = np.frombuffer(bytes(data.draw(st.binary(min_size=size, max_size=size))), dtype=np.uint8).copy()
+    before = np.unpackbits(mem, bitorder="little")
+    write_operand(mem, op, values)
+    assert np.array_equal(read_operand(mem, op, (heads, rows, cols)), values)
+    covered = np.zeros(before.size, dtype=bool)
+    for h in range(heads):
+        for r in range(rows):
+            start = 8 * addr + (h * op.head_stride + r * row_stride) * bits
+            covered[start : start + cols * bits] = True
+    assert np.array_equal(np.unpackbits(mem, bitorder="little")[~covered], before[~covered])
+
+
+def test_codes_pack_as_a_little_endian_bit_stream() -> None:
+    assert pack_codes([-4, -3, -2, -1, 0, 1, 2, 3], 3).tolist() == [0b10101100, 0b10001111, 0b01101000]
+    with pytest.raises(ValueError, match="outside 3 bits"):
+        pack_codes([8], 3)
 
 
 @settings(max_examples=60, deadline=None)
@@ -131,9 +177,9 @@ def run_program(program: Program, rows: torch.Tensor) -> torch.Tensor:
     inp, out = program.region("input"), program.region("logits")
     results = []
     for r in rows:
-        mem[inp.addr : inp.end] = r.numpy().astype(inp.dtype).view(np.uint8).reshape(-1)
+        write_operand(mem, inp.operand(), r.numpy()[None])
         assert execute(mem) == len(program.descriptors)
-        results.append(mem[out.addr : out.end].view(out.dtype).astype(np.int64).reshape(-1))
+        results.append(read_operand(mem, out.operand(), (1, *out.shape)).reshape(-1))
     return torch.from_numpy(np.stack(results))
 
 

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwmodel.arch.cycles import gemm_compute_cycles
-from hwmodel.arch.engine import DSP_SLICES, EngineConfig, lane_mode
+from hwmodel.arch.engine import DSP_SLICES, EngineConfig, decode_pot, lane_mode
 from hwmodel.cost.engine import register_bits
 from hwmodel.rtl.dsp import PrimitiveSlices
 from hwmodel.rtl.engines import build_engine, pot_add, pot_decode, separate_lanes
-from hwmodel.rtl.harness import GemmTiling, decode_pot, pot_columns, reference_gemm, simulate_gemm
+from hwmodel.rtl.harness import GemmTiling, pot_columns, reference_gemm, simulate_gemm
 
 
 @pytest.fixture(autouse=True)

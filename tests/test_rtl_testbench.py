@@ -17,8 +17,9 @@ from codesign.export import TESTBENCH_FILE, engine_verilog_for, tb_operands_for
 from codesign.quant import QUANTIZERS, QuantConfig
 from codesign.quant._quantizers import pot_min_exponent
 from hwmodel.arch.cycles import mixed_tile_cycles
+from hwmodel.arch.engine import decode_pot
 from hwmodel.model.evaluation import design_engine
-from hwmodel.rtl.harness import GemmTiling, decode_pot, reference_gemm, simulate_gemm
+from hwmodel.rtl.harness import GemmTiling, reference_gemm, simulate_gemm
 from hwmodel.rtl.testbench import TileOperands, engine_testbench
 from hwmodel.rtl.verilog import dsp_sim_sources, iverilog_available, run_icarus
 from hwmodel.target.device import load_device

@@ -4,17 +4,21 @@ program (:mod:`hwmodel.arch.program`) and the DRAM image it runs in.
 DRAM, from address 0 (every region on a 64-byte boundary):
 
 * ``program``: the encoded descriptors (the sequencer's program base is 0);
-* parameters (role ``param``, ``params.bin``): per GEMM its weight codes (``n``-major, one row per
-  output channel; PoT channels hold their PoT code, marked in ``<op>.pot``), the int32 bias, and
-  per rescale its tables (``<op>.mult`` int32, ``<op>.shift`` uint8, ``<op>.offset`` int64); the
+* parameters (role ``param``, ``params.bin``): per GEMM its weight codes at the layer's width
+  (``n``-major, one row per output channel; a PoT channel holds the engine's PoT code, marked in
+  the one-bit table ``<op>.pot``), the 32-bit bias, and per rescale its tables (``<op>.mult``
+  32 bits, ``<op>.shift`` 6, ``<op>.offset`` 62, as the requantization lanes take them); the
   first residual buffer ``x0`` (its row 0 is the class token's constant codes, the patch
   embedding writes the rest);
 * ``input``: the patch embedding's rows of one image (``patches × C·ph·pw`` codes), written by the
-  host (:meth:`Program.input_codes`: the quantization and patch split of
+  host (:class:`codesign.program.driver.Accelerator`: the quantization and patch split of
   :class:`~codesign.quant.IntegerViT`);
-* scratch (role ``scratch``): the activations between ops (residual stream int32, 16-bit
-  non-linear inputs, the GEMMs' input codes);
-* ``logits``: the head's int32 accumulators, which the host multiplies by ``logit_unit``.
+* scratch (role ``scratch``): the activations between ops (the 24-bit residual stream, the 16-bit
+  non-linear inputs, the GEMMs' input codes at each consumer's width), sized for the widest use;
+* ``logits``: the head's 32-bit accumulators, which the host multiplies by ``logit_unit``.
+
+Every tensor is bit-packed at its codes' width (:mod:`hwmodel.arch.program`), so its bytes are
+the ones the model prices.
 
 The program has one descriptor per op of the workload (:class:`hwmodel.target.workload.Workload`,
 same names and order), with the design's tiles and orientation when a
@@ -43,6 +47,8 @@ from codesign.quant._integer import (
     IntegerViT,
     Rescale,
 )
+from hwmodel.arch.dyadic import INPUT_BITS, MULT_BITS, OFFSET_BITS, SHIFT_BITS
+from hwmodel.arch.engine import encode_pot
 from hwmodel.arch.intops import NONLINEAR_BITS, VARIANTS, IntOp, IntSpec
 from hwmodel.arch.program import (
     ALIGN_BYTES,
@@ -56,8 +62,9 @@ from hwmodel.arch.program import (
     OPCODES,
     Descriptor,
     Operand,
-    element_bytes,
     encode_program,
+    pack_codes,
+    packed_bytes,
     program_bytes,
 )
 from hwmodel.model.evaluation import DesignReport
@@ -65,26 +72,44 @@ from hwmodel.target.vit import HEAD, PATCH_EMBED, block_layer
 
 I64 = npt.NDArray[np.int64]
 ROLES = ("program", "param", "input", "scratch", "output")
-_DTYPES = {1: "<i1", 2: "<i2", 4: "<i4", 8: "<i8"}
+#: Width of a bias and of the head's accumulators (an int32 accumulator).
+BIAS_BITS = INPUT_BITS + 1
 
 
 @dataclass(frozen=True)
 class Region:
-    """A named tensor in DRAM: byte address, shape, little-endian numpy dtype, role (:data:`ROLES`)."""
+    """A named area of DRAM: byte address, shape, bits of its widest codes, whether they are
+    signed, role (:data:`ROLES`)."""
 
     name: str
     addr: int
     shape: tuple[int, ...]
-    dtype: str
+    bits: int
+    signed: bool
     role: str
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        return packed_bytes(int(np.prod(self.shape, dtype=np.int64)), self.bits)
 
     @property
     def end(self) -> int:
         return self.addr + self.nbytes
+
+    def operand(
+        self,
+        bits: int | None = None,
+        signed: bool | None = None,
+        row_stride: int | None = None,
+        head_stride: int = 0,
+    ) -> Operand:
+        """The region as an operand of ``bits`` (default: the region's; at most those) codes, rows
+        of its last axis unless ``row_stride``."""
+        b = self.bits if bits is None else bits
+        if b > self.bits:
+            raise ValueError(f"{self.name}: {b}-bit codes in a region of {self.bits}-bit ones")
+        stride = self.shape[-1] if row_stride is None else row_stride
+        return Operand(self.addr, stride, head_stride, b, int(self.signed if signed is None else signed))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,7 +117,8 @@ class Region:
             "addr": self.addr,
             "bytes": self.nbytes,
             "shape": list(self.shape),
-            "dtype": np.dtype(self.dtype).name,
+            "bits": self.bits,
+            "signed": self.signed,
             "role": self.role,
         }
 
@@ -140,7 +166,7 @@ class Program:
         out = np.zeros(end - start, dtype=np.uint8)
         for r in self.regions:
             if r.role == "param":
-                data = np.ascontiguousarray(self.params[r.name], dtype=r.dtype).view(np.uint8).reshape(-1)
+                data = self.params[r.name]
                 out[r.addr - start : r.addr - start + data.size] = data
         return out
 
@@ -190,45 +216,35 @@ def write_program(folder: Path, program: Program) -> list[Path]:
 
 
 class _Layout:
-    """Allocates regions one after another (64-byte aligned) and keeps the parameters' contents."""
+    """Allocates regions one after another (64-byte aligned) and keeps the parameters' packed bytes."""
 
     def __init__(self) -> None:
         self.regions: list[Region] = []
         self.params: dict[str, np.ndarray] = {}
         self.at = 0
 
-    def add(self, name: str, shape: Sequence[int], elem: int, role: str, data: Any = None) -> Region:
-        region = Region(name, self.at, tuple(int(s) for s in shape), _DTYPES[elem], role)
+    def add(self, name: str, shape: Sequence[int], bits: int, role: str, signed: bool = True) -> Region:
+        region = Region(name, self.at, tuple(int(s) for s in shape), bits, signed, role)
         self.regions.append(region)
         self.at = _align(region.end)
-        if data is not None:
-            arr = np.asarray(data.numpy() if isinstance(data, torch.Tensor) else data)
-            if arr.size != int(np.prod(region.shape)):
-                raise ValueError(f"{name}: {arr.size} values for a region of shape {region.shape}")
-            info = np.iinfo(region.dtype)
-            if arr.size and (int(arr.min()) < info.min or int(arr.max()) > info.max):
-                raise ValueError(f"{name}: values outside {np.dtype(region.dtype).name}")
-            self.params[name] = arr.astype(region.dtype).reshape(region.shape)
         return region
 
-    def param(self, name: str, data: torch.Tensor | np.ndarray, elem: int) -> Region:
-        return self.add(name, tuple(data.shape), elem, "param", data)
+    def param(self, name: str, data: torch.Tensor, bits: int, signed: bool = True) -> Region:
+        """A parameter region holding ``data``'s codes (``ValueError`` if one does not fit)."""
+        region = self.add(name, tuple(data.shape), bits, "param", signed)
+        values = data.numpy().astype(np.int64)
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        if values.size and (int(values.min()) < lo or int(values.max()) > hi):
+            raise ValueError(f"{name}: values outside {bits} bits")
+        self.params[name] = pack_codes(values, bits)
+        return region
 
 
-def _matrix(
-    region: Region, cols_from: int = 0, row_stride: int | None = None, head_stride: int = 0
-) -> Operand:
-    """An operand over a row-major region (``row_stride`` elements per row, default its width)."""
-    elem = np.dtype(region.dtype).itemsize
-    width = region.shape[-1]
-    return Operand(
-        region.addr + cols_from * elem, width if row_stride is None else row_stride, head_stride, elem
-    )
-
-
-def _bits_range(lo: int, hi: int) -> int:
-    """The signed bits holding every value of ``[lo, hi]``."""
-    return max(int(lo).bit_length(), int(hi).bit_length()) + 1
+def _signed_bits(r: Rescale) -> tuple[int, bool]:
+    """The width and signedness of a rescale's output codes."""
+    if r.lo < 0:
+        return max(int(-r.lo - 1).bit_length(), int(r.hi).bit_length()) + 1, True
+    return max(int(r.hi).bit_length(), 1), False
 
 
 def _tables(lay: _Layout, name: str, rescales: Sequence[Rescale]) -> dict[str, int]:
@@ -236,8 +252,8 @@ def _tables(lay: _Layout, name: str, rescales: Sequence[Rescale]) -> dict[str, i
     mult = torch.cat([r.dyadic.multiplier.reshape(-1) for r in rescales])
     shift = torch.cat([r.dyadic.shift.reshape(-1) for r in rescales])
     out = {
-        "mult_addr": lay.param(f"{name}.mult", mult, 4).addr,
-        "shift_addr": lay.add(f"{name}.shift", shift.shape, 1, "param", shift).addr,
+        "mult_addr": lay.param(f"{name}.mult", mult, MULT_BITS).addr,
+        "shift_addr": lay.param(f"{name}.shift", shift, SHIFT_BITS, signed=False).addr,
         "table_len": int(mult.numel()),
     }
     offsets = [r.offset for r in rescales]
@@ -246,37 +262,30 @@ def _tables(lay: _Layout, name: str, rescales: Sequence[Rescale]) -> dict[str, i
             raise ValueError(f"{name}: offsets on a segmented output")
         offset = offsets[0]
         assert offset is not None
-        out["offset_addr"] = lay.param(f"{name}.offset", offset, 8).addr
+        out["offset_addr"] = lay.param(f"{name}.offset", offset, OFFSET_BITS).addr
         if offset.ndim == 2:
             out["flags"] = F_OFFSET_PER_ROW
     return out
 
 
-def _weights(lay: _Layout, name: str, lin: IntegerLinear, bits: int) -> dict[str, Any]:
-    """Weight codes ``[O, K]`` (PoT channels: ``sign·(log2|w| + 1)``), the pot table, the bias."""
-    values = lin.weight_t.t()
-    mag = values.abs()
-    log2 = torch.where(mag > 0, torch.log2(mag.clamp(min=1).double()).round().long() + 1, 0)
-    codes = torch.where(lin.pot[:, None], values.sign() * log2, values)
+def _weights(lay: _Layout, name: str, lin: IntegerLinear) -> dict[str, Any]:
+    """Weight codes ``[O, K]`` at the layer's width (a PoT channel's code is the engine's
+    ``sign << (b−1) | m``, :func:`hwmodel.arch.engine.encode_pot`, stored as its b bits), the
+    one-bit PoT table, the bias."""
+    bits = lin.weight_bits
+    values = lin.weight_t.t().contiguous()
+    if bool(lin.pot.any()):
+        pot = torch.from_numpy(encode_pot(values[lin.pot].numpy(), bits))
+        values = values.clone()
+        values[lin.pot] = pot - ((pot >> (bits - 1)) & 1) * (1 << bits)  # the same b bits, read signed
     out: dict[str, Any] = {
-        "b": _matrix(lay.param(f"{name}.w", codes, element_bytes(bits))),
-        "bias_addr": lay.param(f"{name}.bias", lin.bias, 4).addr,
+        "b": lay.param(f"{name}.w", values, bits).operand(),
+        "bias_addr": lay.param(f"{name}.bias", lin.bias, BIAS_BITS).addr,
+        "bits": bits,
     }
     if bool(lin.pot.any()):
-        out["pot_addr"] = lay.add(f"{name}.pot", lin.pot.shape, 1, "param", lin.pot.to(torch.int8)).addr
+        out["pot_addr"] = lay.param(f"{name}.pot", lin.pot.long(), 1, signed=False).addr
     return out
-
-
-def _weight_bits(lin: IntegerLinear) -> int:
-    """The code width of a layer's weights (PoT channels: the code, not the value 2^(…))."""
-    values = lin.weight_t.t()
-    fixed = values[~lin.pot]
-    widest = int(fixed.abs().max()) if fixed.numel() else 0
-    bits = _bits_range(-widest, widest)
-    if bool(lin.pot.any()):
-        mag = int(values[lin.pot].abs().max())
-        bits = max(bits, _bits_range(0, mag.bit_length()))
-    return bits
 
 
 class _Compiler:
@@ -297,9 +306,6 @@ class _Compiler:
             "flags": F_TRANSPOSED if layer.transposed else 0,
         }
 
-    def scratch(self, name: str, shape: Sequence[int], bits: int) -> Region:
-        return self.lay.add(name, shape, element_bytes(bits), "scratch")
-
     def emit(self, name: str, kind: str, parts: Sequence[Mapping[str, Any]]) -> None:
         kwargs: dict[str, Any] = {"flags": 0}
         for part in parts:
@@ -311,21 +317,21 @@ class _Compiler:
         self,
         name: str,
         lin: IntegerLinear,
-        a: Operand,
+        a: Region,
         m: int,
         outputs: Sequence[tuple[Operand, Rescale]],
         residual: tuple[Operand, Rescale] | None = None,
         raw: Operand | None = None,
     ) -> None:
-        """A weight GEMM ``m × K`` times ``K × O`` with its epilogue."""
+        """A weight GEMM ``m × K`` times ``K × O`` (A: ``a``'s first ``m`` rows at the layer's
+        input width) with its epilogue."""
         n, k = int(lin.weight_t.shape[1]), int(lin.weight_t.shape[0])
-        w_bits = _weight_bits(lin)
         parts: list[Mapping[str, Any]] = [
-            {"m": m, "n": n, "k": k, "a": a, "in_bits": lin.in_bits, "flags": F_WEIGHT, "bits": w_bits},
-            _weights(self.lay, name, lin, w_bits),
+            {"m": m, "n": n, "k": k, "a": a.operand(lin.in_bits), "in_bits": lin.in_bits, "flags": F_WEIGHT},
+            _weights(self.lay, name, lin),
             self.tiles(name),
+            self.epilogue(name, outputs, residual, raw),
         ]
-        parts.append(self.epilogue(name, outputs, residual, raw))
         self.emit(name, "gemm", parts)
 
     def epilogue(
@@ -390,7 +396,10 @@ class _Compiler:
 
     def layernorm(self, name: str, ln: IntegerLayerNorm, src: Region, dst: Region) -> None:
         rows, cols = src.shape
-        self.nonlinear(name, "layernorm", ln.op, ln.spec, _matrix(src), rows, cols, _matrix(dst), ln.out)
+        bits, signed = _signed_bits(ln.out)
+        self.nonlinear(
+            name, "layernorm", ln.op, ln.spec, src.operand(), rows, cols, dst.operand(bits, signed), ln.out
+        )
 
     def compile(self) -> Program:
         m, lay = self.m, self.lay
@@ -406,43 +415,40 @@ class _Compiler:
         tokens = patches + 1
         heads = blocks[0].heads
         hidden = int(blocks[0].fc1.weight_t.shape[1])
-        res_elem = element_bytes(RESIDUAL_BITS)
 
-        program = lay.add("program", (program_bytes(self.n_ops(len(blocks))),), 1, "program")
+        program = lay.add("program", (program_bytes(self.n_ops(len(blocks))),), 8, "program", signed=False)
         x0_init = torch.zeros(tokens, d, dtype=torch.int64)
         x0_init[0] = m.cls_codes
-        x0 = lay.add("x0", (tokens, d), res_elem, "param", x0_init)
-        inp = lay.add("input", (patches, k_in), element_bytes(pe.in_bits), "input")
-        # scratch: the residual stream (two buffers beside x0 and the mid-block one), the rest
-        xs = [lay.add(f"x{i}", (tokens, d), res_elem, "scratch") for i in (1, 2)]
-        xmid = lay.add("xmid", (tokens, d), res_elem, "scratch")
-        in_bits = max(max(b.qkv.in_bits, b.fc1.in_bits) for b in blocks)
-        ln_out = self.scratch("ln", (tokens, d), max(in_bits, m.head.in_bits))
-        q_bits = max(max(b.to_q.hi, b.to_k.hi, b.to_v.hi).bit_length() + 1 for b in blocks)
-        q, kk, v = (self.scratch(n, (tokens, d), q_bits) for n in ("q", "k", "v"))
-        s = self.scratch("s", (heads, tokens, tokens), NONLINEAR_BITS)
-        p_bits = max(_bits_range(0, 1 << b.soft_spec.out_frac) if b.log2 else b.p_bits + 1 for b in blocks)
-        pbuf = self.scratch("p", (heads, tokens, tokens), p_bits)
-        o = self.scratch("o", (tokens, d), max(b.proj.in_bits for b in blocks))
-        h = self.scratch("h", (tokens, hidden), NONLINEAR_BITS)
-        g = self.scratch("g", (tokens, hidden), max(b.fc2.in_bits for b in blocks))
-        classes = int(m.head.weight_t.shape[1])
-        logits = lay.add("logits", (1, classes), 4, "output")
-
-        self.gemm(
-            PATCH_EMBED,
-            pe,
-            _matrix(inp),
-            patches,
-            [(Operand(x0.addr + d * res_elem, d, 0, res_elem), m.embed)],
+        x0 = lay.param("x0", x0_init, RESIDUAL_BITS)
+        inp = lay.add("input", (patches, k_in), pe.in_bits, "input")
+        # scratch: the residual stream (two buffers beside x0, and the mid-block one), the rest
+        # sized for the widest codes they hold
+        xs = [lay.add(f"x{i}", (tokens, d), RESIDUAL_BITS, "scratch") for i in (1, 2)]
+        xmid = lay.add("xmid", (tokens, d), RESIDUAL_BITS, "scratch")
+        widest = max(*(max(b.qkv.in_bits, b.fc1.in_bits) for b in blocks), m.head.in_bits)
+        ln_out = lay.add("ln", (tokens, d), widest, "scratch")
+        qkv = tuple(
+            lay.add(n, (tokens, d), max(_signed_bits(getattr(b, f"to_{n}"))[0] for b in blocks), "scratch")
+            for n in ("q", "k", "v")
         )
+        s = lay.add("s", (heads, tokens, tokens), NONLINEAR_BITS, "scratch")
+        p_bits = max(b.soft_spec.out_frac + 1 if b.log2 else b.p_bits for b in blocks)
+        pbuf = lay.add("p", (heads, tokens, tokens), p_bits, "scratch", signed=False)
+        o = lay.add("o", (tokens, d), max(b.proj.in_bits for b in blocks), "scratch")
+        h = lay.add("h", (tokens, hidden), NONLINEAR_BITS, "scratch")
+        g = lay.add("g", (tokens, hidden), max(b.fc2.in_bits for b in blocks), "scratch")
+        classes = int(m.head.weight_t.shape[1])
+        logits = lay.add("logits", (1, classes), BIAS_BITS, "output")
+
+        embed_out = Operand(x0.addr + d * RESIDUAL_BITS // 8, d, 0, RESIDUAL_BITS, 1)  # rows 1 …
+        self.gemm(PATCH_EMBED, pe, inp, patches, [(embed_out, m.embed)])
         x_in = x0
         for i, blk in enumerate(blocks):
             x_out = xs[i % 2]
-            self.block(i, blk, x_in, xmid, x_out, ln_out, (q, kk, v), s, pbuf, o, h, g)
+            self.block(i, blk, x_in, xmid, x_out, ln_out, qkv, s, pbuf, o, h, g)  # type: ignore[arg-type]
             x_in = x_out
         self.layernorm("norm", m.norm, x_in, ln_out)
-        self.gemm(HEAD, m.head, _matrix(ln_out), 1, [], raw=_matrix(logits))
+        self.gemm(HEAD, m.head, ln_out, 1, [], raw=logits.operand())
         descriptors = tuple(self.ops)
         if program_bytes(len(descriptors)) != program.nbytes:
             raise AssertionError("program region sized for another op count")
@@ -477,17 +483,15 @@ class _Compiler:
         h: Region,
         g: Region,
     ) -> None:
-        tokens, d = x_in.shape
+        tokens = x_in.shape[0]
         heads, hd = blk.heads, blk.head_dim
-        q, k, v = qkv
+        q, k, v = (
+            r.operand(*_signed_bits(rs)) for r, rs in zip(qkv, (blk.to_q, blk.to_k, blk.to_v), strict=True)
+        )
         name = f"blocks.{i}"
         self.layernorm(f"{name}.norm1", blk.norm1, x_in, ln)
         self.gemm(
-            block_layer(i, "attn.qkv"),
-            blk.qkv,
-            _matrix(ln),
-            tokens,
-            [(_matrix(q), blk.to_q), (_matrix(k), blk.to_k), (_matrix(v), blk.to_v)],
+            block_layer(i, "attn.qkv"), blk.qkv, ln, tokens, [(q, blk.to_q), (k, blk.to_k), (v, blk.to_v)]
         )
         # Q·Kᵀ per head: A = Q_h (rows of Q, columns h·hd …), B = K_h n-major, C = S_h
         qk = block_layer(i, "attn.qk")
@@ -500,29 +504,30 @@ class _Compiler:
                     "n": tokens,
                     "k": hd,
                     "repeat": heads,
-                    "in_bits": blk.to_q.hi.bit_length() + 1,
-                    "bits": blk.to_k.hi.bit_length() + 1,
-                    "a": _matrix(q, row_stride=d, head_stride=hd),
-                    "b": _matrix(k, row_stride=d, head_stride=hd),
+                    "in_bits": q.bits,
+                    "bits": k.bits,
+                    "a": replace(q, head_stride=hd),
+                    "b": replace(k, head_stride=hd),
                 },
                 self.tiles(qk),
-                self.epilogue(qk, [(_matrix(s, head_stride=tokens * tokens), blk.to_softmax)]),
+                self.epilogue(qk, [(s.operand(head_stride=tokens * tokens), blk.to_softmax)]),
             ],
         )
-        soft = f"{name}.attn.softmax"
+        p_out = p.operand(blk.soft_spec.out_frac + 1 if blk.log2 else blk.p_bits)
         self.nonlinear(
-            soft,
+            f"{name}.attn.softmax",
             "softmax",
             blk.soft_op,
             blk.soft_spec,
-            _matrix(s),
+            s.operand(),
             heads * tokens,
             tokens,
-            _matrix(p),
+            p_out,
             None if blk.log2 else blk.to_p,
             blk.p_bits,
         )
         sv = block_layer(i, "attn.sv")
+        o_op = o.operand(*_signed_bits(blk.to_proj))
         self.emit(
             sv,
             "gemm",
@@ -532,44 +537,45 @@ class _Compiler:
                     "n": hd,
                     "k": tokens,
                     "repeat": heads,
-                    "in_bits": blk.p_bits,
-                    "bits": blk.to_v.hi.bit_length() + 1,
+                    "in_bits": p_out.bits,
+                    "bits": v.bits,
                     "flags": F_B_KMAJOR,
-                    "a": _matrix(p, head_stride=tokens * tokens),
-                    "b": _matrix(v, row_stride=d, head_stride=hd),
+                    "a": replace(p_out, head_stride=tokens * tokens),
+                    "b": replace(v, head_stride=hd),
                 },
                 self.tiles(sv),
-                self.epilogue(sv, [(_matrix(o, row_stride=d, head_stride=hd), blk.to_proj)]),
+                self.epilogue(sv, [(replace(o_op, head_stride=hd), blk.to_proj)]),
             ],
         )
         self.gemm(
             block_layer(i, "attn.proj"),
             blk.proj,
-            _matrix(o),
+            o,
             tokens,
-            [(_matrix(xmid), blk.add1)],
-            residual=(_matrix(x_in), blk.skip1),
+            [(xmid.operand(), blk.add1)],
+            residual=(x_in.operand(), blk.skip1),
         )
         self.layernorm(f"{name}.norm2", blk.norm2, xmid, ln)
-        self.gemm(block_layer(i, "mlp.fc1"), blk.fc1, _matrix(ln), tokens, [(_matrix(h), blk.to_gelu)])
+        h_op = h.operand()
+        self.gemm(block_layer(i, "mlp.fc1"), blk.fc1, ln, tokens, [(h_op, blk.to_gelu)])
         self.nonlinear(
             f"{name}.mlp.act",
             "gelu",
             blk.gelu_op,
             blk.gelu_spec,
-            _matrix(h),
+            h_op,
             tokens,
             int(h.shape[1]),
-            _matrix(g),
+            g.operand(*_signed_bits(blk.from_gelu)),
             blk.from_gelu,
         )
         self.gemm(
             block_layer(i, "mlp.fc2"),
             blk.fc2,
-            _matrix(g),
+            g,
             tokens,
-            [(_matrix(x_out), blk.add2)],
-            residual=(_matrix(xmid), blk.skip2),
+            [(x_out.operand(), blk.add2)],
+            residual=(xmid.operand(), blk.skip2),
         )
 
 

@@ -14,8 +14,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from codesign.program._compile import BIAS_BITS
 from codesign.quant._dyadic import Dyadic
 from codesign.quant._integer import int_matmul, log2_codes
+from hwmodel.arch.dyadic import MULT_BITS, OFFSET_BITS, SHIFT_BITS
+from hwmodel.arch.engine import decode_pot
 from hwmodel.arch.intops import VARIANTS, IntSpec, kernel
 from hwmodel.arch.program import (
     F_B_KMAJOR,
@@ -28,57 +31,42 @@ from hwmodel.arch.program import (
     Descriptor,
     Operand,
     decode_program,
+    read_operand,
+    write_operand,
 )
-
-_DTYPES = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
 
 
 class MemoryFault(ValueError):
-    """An access outside the DRAM image, or a value its element cannot hold."""
-
-
-def _strided(mem: np.ndarray, op: Operand, shape: tuple[int, int, int]) -> np.ndarray:
-    """A view of ``mem`` (uint8) as operand ``op``'s ``(heads, rows, cols)`` elements."""
-    if op.bytes not in _DTYPES:
-        raise MemoryFault(f"operand at {op.addr:#x}: element of {op.bytes} bytes")
-    heads, rows, cols = shape
-    span = ((heads - 1) * op.head_stride + (rows - 1) * op.row_stride + cols) * op.bytes
-    if op.addr % op.bytes or op.addr + span > mem.size or min(shape) <= 0:
-        raise MemoryFault(f"operand at {op.addr:#x} ({span} bytes) outside the {mem.size}-byte image")
-    flat = mem[op.addr : op.addr + span].view(_DTYPES[op.bytes])
-    b = op.bytes
-    return np.lib.stride_tricks.as_strided(
-        flat, shape=shape, strides=(op.head_stride * b, op.row_stride * b, b), writeable=True
-    )
+    """An access outside the DRAM image, or a value its operand cannot hold."""
 
 
 def read(mem: np.ndarray, op: Operand, shape: tuple[int, int, int]) -> torch.Tensor:
     """Operand ``op`` as int64 ``(heads, rows, cols)``."""
-    return torch.from_numpy(_strided(mem, op, shape).astype(np.int64))
+    try:
+        return torch.from_numpy(read_operand(mem, op, shape))
+    except (IndexError, ValueError) as exc:
+        raise MemoryFault(str(exc)) from exc
 
 
 def write(mem: np.ndarray, op: Operand, values: torch.Tensor) -> None:
     """Store int64 ``values (heads, rows, cols)`` at operand ``op`` (refused if they do not fit)."""
-    view = _strided(mem, op, tuple(values.shape))  # type: ignore[arg-type]
-    info = np.iinfo(view.dtype)
-    if values.numel() and (int(values.min()) < info.min or int(values.max()) > info.max):
-        raise MemoryFault(f"values for {op.addr:#x} do not fit {view.dtype}")
-    view[...] = values.numpy()
+    try:
+        write_operand(mem, op, values.numpy())
+    except (IndexError, ValueError) as exc:
+        raise MemoryFault(str(exc)) from exc
 
 
-def _table(mem: np.ndarray, addr: int, n: int, dtype: type[np.integer]) -> torch.Tensor:
-    size = np.dtype(dtype).itemsize
-    if addr % size or addr + n * size > mem.size:
-        raise MemoryFault(f"table at {addr:#x} outside the image")
-    return torch.from_numpy(mem[addr : addr + n * size].view(dtype).astype(np.int64))
+def _table(mem: np.ndarray, addr: int, n: int, bits: int, signed: bool = True) -> torch.Tensor:
+    """A table of ``n`` codes of ``bits`` at ``addr``."""
+    return read(mem, Operand(addr, n, 0, bits, int(signed)), (1, 1, n)).reshape(-1)
 
 
 def _rescale(
     mem: np.ndarray, d: Descriptor, x: torch.Tensor, first: int, count: int, lo: int, hi: int
 ) -> torch.Tensor:
     """The epilogue's dyadic rescale of ``x`` (last axis: channels ``first …`` of the tables)."""
-    mult = _table(mem, d.mult_addr, d.table_len, np.int32)
-    shift = _table(mem, d.shift_addr, d.table_len, np.uint8)
+    mult = _table(mem, d.mult_addr, d.table_len, MULT_BITS)
+    shift = _table(mem, d.shift_addr, d.table_len, SHIFT_BITS, signed=False)
     if d.table_len == 1:
         mult, shift = mult.reshape(()), shift.reshape(())
     else:
@@ -86,21 +74,23 @@ def _rescale(
     offset = None
     if d.offset_addr:
         rows = int(x.shape[-2]) if d.has(F_OFFSET_PER_ROW) else 1
-        offset = _table(mem, d.offset_addr, rows * d.table_len, np.int64)
+        offset = _table(mem, d.offset_addr, rows * d.table_len, OFFSET_BITS)
         offset = offset.reshape(rows, d.table_len) if d.has(F_OFFSET_PER_ROW) else offset
         offset = offset[..., first : first + count]
     return Dyadic(mult, shift).apply(x, lo, hi, offset)
 
 
 def _weights(mem: np.ndarray, d: Descriptor) -> torch.Tensor:
-    """The weight values ``[n, k]``: codes, PoT channels decoded to ``sign(c)·2^(|c|−1)``."""
+    """The weight values ``[n, k]``: codes; a PoT channel's b bits decoded as the engine does
+    (:func:`hwmodel.arch.engine.decode_pot`)."""
     codes = read(mem, d.b, (1, d.n, d.k))[0]
     if not d.pot_addr:
         return codes
-    pot = _table(mem, d.pot_addr, d.n, np.int8).bool()
-    mag = codes.abs()
-    values = torch.where(mag > 0, codes.sign() * (1 << (mag - 1).clamp(min=0)), 0)
-    return torch.where(pot[:, None], values, codes)
+    pot = _table(mem, d.pot_addr, d.n, 1, signed=False).bool()
+    raw = codes[pot] & ((1 << d.b.bits) - 1)
+    values = codes.clone()
+    values[pot] = torch.from_numpy(decode_pot(raw.numpy(), d.b.bits))
+    return values
 
 
 def _gemm(mem: np.ndarray, d: Descriptor) -> None:
@@ -113,7 +103,7 @@ def _gemm(mem: np.ndarray, d: Descriptor) -> None:
         b = read(mem, d.b, (d.repeat, d.n, d.k))
     acc = int_matmul(a, b.transpose(1, 2))
     if d.bias_addr:
-        acc = acc + _table(mem, d.bias_addr, d.n, np.int32)
+        acc = acc + _table(mem, d.bias_addr, d.n, BIAS_BITS)
     if d.has(F_RAW):
         write(mem, d.c, acc)
         return

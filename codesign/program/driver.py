@@ -28,7 +28,16 @@ from codesign.errors import UserError
 from codesign.program._compile import PARAMS_FILE, PROGRAM_FILE, PROGRAM_JSON
 from codesign.program._execute import MemoryFault, execute
 from codesign.quant._integer import input_codes, patch_rows
-from hwmodel.arch.program import CTRL_START, REGISTERS, STATUS_DONE, STATUS_ERROR, STATUS_IDLE
+from hwmodel.arch.program import (
+    CTRL_START,
+    REGISTERS,
+    STATUS_DONE,
+    STATUS_ERROR,
+    STATUS_IDLE,
+    Operand,
+    read_operand,
+    write_operand,
+)
 
 #: Register polls before :meth:`Accelerator.run_rows` gives up on a run.
 MAX_POLLS = 1_000_000
@@ -111,6 +120,13 @@ class ProgramFiles:
         raise UserError(f"program.json: no region {name!r}")
 
 
+def _operand(region: dict[str, Any]) -> Operand:
+    """A ``program.json`` region as an operand over its rows."""
+    return Operand(
+        int(region["addr"]), int(region["shape"][-1]), 0, int(region["bits"]), int(region["signed"])
+    )
+
+
 class Accelerator:
     """A loaded design: :meth:`infer` runs images through it (one program run per image)."""
 
@@ -138,13 +154,15 @@ class Accelerator:
         return patch_rows(input_codes(images, float(spec["scale"]), int(spec["bits"])), (patch[0], patch[1]))
 
     def run_rows(self, rows: torch.Tensor) -> npt.NDArray[np.int64]:
-        """One image's input rows ``[patches, K]`` → the head's int32 accumulators ``[classes]``."""
+        """One image's input rows ``[patches, K]`` → the head's accumulators ``[classes]``."""
         mem, reg = self.device.mem, REGISTERS
-        region = self.input
-        data = rows.numpy().astype(np.dtype(region["dtype"]).newbyteorder("<"))
-        if data.size * data.itemsize != int(region["bytes"]):
-            raise UserError(f"input of {tuple(rows.shape)} does not fit the design's {region['shape']}")
-        mem[region["addr"] : region["addr"] + region["bytes"]] = data.view(np.uint8).reshape(-1)
+        shape = tuple(self.input["shape"])
+        if tuple(rows.shape) != shape:
+            raise UserError(f"input of {tuple(rows.shape)} does not fit the design's {list(shape)}")
+        try:
+            write_operand(mem, _operand(self.input), rows.numpy()[None])
+        except ValueError as exc:
+            raise UserError(f"input codes: {exc}") from exc
         base = int(self.files.doc["program_base"])
         self.device.write_reg(reg["PROG_BASE_LO"], base & 0xFFFFFFFF)
         self.device.write_reg(reg["PROG_BASE_HI"], base >> 32)
@@ -157,10 +175,8 @@ class Accelerator:
                 break
         else:
             raise UserError(f"the accelerator did not finish within {MAX_POLLS} status polls")
-        out = self.output
-        raw = mem[out["addr"] : out["addr"] + out["bytes"]]
-        values: npt.NDArray[np.int64] = raw.view(np.dtype(out["dtype"]).newbyteorder("<")).astype(np.int64)
-        return values
+        rows_out, cols_out = self.output["shape"]
+        return read_operand(mem, _operand(self.output), (1, rows_out, cols_out)).reshape(-1)
 
     def accumulators(self, images: torch.Tensor) -> npt.NDArray[np.int64]:
         """The head's accumulators of each image ``[B, classes]``."""

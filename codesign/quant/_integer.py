@@ -129,19 +129,20 @@ class Rescale:
 @dataclass(frozen=True)
 class IntWeight:
     """Integer weight ``values [O, K]`` (int64; fixed-point codes, or ±2^(e − e_min) on PoT
-    channels), the real value of one unit per output channel ``unit [O]`` (float64) and which
-    channels are PoT ``pot [O]`` (bool)."""
+    channels), the real value of one unit per output channel ``unit [O]`` (float64), which
+    channels are PoT ``pot [O]`` (bool) and the codes' width ``bits``."""
 
     values: torch.Tensor
     unit: torch.Tensor
     pot: torch.Tensor
+    bits: int
 
     @classmethod
     def from_qweight(cls, qw: QWeight, where: str) -> IntWeight:
         codes = qw.codes.long().reshape(qw.codes.shape[0], -1)
         scale = qw.scale.double().reshape(-1)
         if not bool(qw.pot_mask.any()):
-            return cls(codes, scale, torch.zeros(codes.shape[0], dtype=torch.bool))
+            return cls(codes, scale, torch.zeros(codes.shape[0], dtype=torch.bool), qw.bits)
         if qw.bits > MAX_INTEGER_POT_BITS:
             raise UserError(
                 f"{where}: integer inference takes PoT codes of ≤ {MAX_INTEGER_POT_BITS} bits "
@@ -152,7 +153,7 @@ class IntWeight:
         pot = codes.sign() * mag
         mask = qw.pot_mask.reshape(-1, 1)
         unit = torch.where(qw.pot_mask, scale * 2.0**e_min, scale)
-        return cls(torch.where(mask, pot, codes), unit, qw.pot_mask.reshape(-1).clone())
+        return cls(torch.where(mask, pot, codes), unit, qw.pot_mask.reshape(-1).clone(), qw.bits)
 
     def dequantize(self) -> torch.Tensor:
         """The real weight ``[O, K]`` (float64; equals :meth:`QWeight.dequantize` up to rounding)."""
@@ -170,7 +171,7 @@ class IntegerLinear(nn.Module):
         self.name = name
         self.in_scale, self.in_bits = in_scale, in_bits
         self.weight_t = weight.values.t().contiguous()
-        self.pot = weight.pot
+        self.pot, self.weight_bits = weight.pot, weight.bits
         self.acc_unit = weight.unit * in_scale
         b = torch.zeros(weight.values.shape[0], dtype=torch.float64) if bias is None else bias.double()
         self.bias = torch.round(b / self.acc_unit).to(torch.int64)

@@ -82,3 +82,10 @@ def rescale(x: I64, mult: I64, shift: I64, lo: int, hi: int, offset: I64 | None 
     acc += rounding(shift) if offset is None else np.asarray(offset, dtype=np.int64) + rounding(shift)
     acc >>= np.asarray(shift, dtype=np.int64)
     return np.clip(acc, lo, hi)
+
+
+#: Stored widths of a rescale's parameters (the tables the requantization lanes read): a signed
+#: multiplier (31 magnitude bits and the sign), a shift 0 … 62, a signed offset (|c| < 2^61).
+MULT_BITS = MULTIPLIER_BITS + 1
+SHIFT_BITS = MAX_SHIFT.bit_length()
+OFFSET_BITS = MAX_OFFSET.bit_length() + 1

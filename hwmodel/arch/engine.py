@@ -43,6 +43,9 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from hwmodel.arch.config import AcceleratorConfig
 from hwmodel.base.errors import UserError
 from hwmodel.target.workload import Workload
@@ -421,3 +424,30 @@ def engine_for_design(workload: Workload, config: AcceleratorConfig, dsp: str) -
     hws = [config.for_layer(op.name) for op in workload.gemms]
     widths = design_widths((h.weight_bits, h.act_bits, h.pot_ratio) for h in hws)
     return engine_from_widths(config, *widths, dsp, depth=max(op.k for op in workload.gemms))
+
+
+def decode_pot(codes: npt.NDArray[np.int64], bits: int) -> npt.NDArray[np.int64]:
+    """Integer value of PoT codes ``sign << (b−1) | m``: 0 for m = 0, else ±2^(m−1).
+
+    int64 holds shifts up to 62 (b ≤ 7); wider codes raise (see :func:`reference_gemm`).
+    """
+    if bits > 7:
+        raise ValueError("int64 PoT decode supports at most 7-bit codes")
+    codes = np.asarray(codes, dtype=np.int64)
+    m = codes & ((1 << (bits - 1)) - 1)
+    sign = (codes >> (bits - 1)) & 1
+    mag = np.where(m == 0, 0, np.left_shift(np.int64(1), np.maximum(m - 1, 0)))
+    return np.where(sign == 1, -mag, mag).astype(np.int64)
+
+
+def encode_pot(values: npt.NDArray[np.int64], bits: int) -> npt.NDArray[np.int64]:
+    """The PoT codes ``sign << (b−1) | m`` of values 0 or ±2^(m−1) (inverse of :func:`decode_pot`;
+    ``ValueError`` for a value that is not, or whose m needs more than ``bits − 1`` bits)."""
+    v = np.asarray(values, dtype=np.int64)
+    mag = np.abs(v)
+    m = np.where(mag > 0, np.floor(np.log2(np.maximum(mag, 1))).astype(np.int64) + 1, 0)
+    if np.any((mag > 0) & (np.left_shift(np.int64(1), np.maximum(m - 1, 0)) != mag)) or np.any(
+        m >= 1 << (bits - 1)
+    ):
+        raise ValueError(f"values that are not 0 or ±2^(m−1) with m < 2^{bits - 1}")
+    return np.where(v < 0, (1 << (bits - 1)) | m, m).astype(np.int64)

@@ -30,8 +30,12 @@ Op codes (:data:`OPCODES`), one per workload op (:class:`hwmodel.target.workload
   with :data:`F_LOG2`: the log2 quantizer of ``bits`` instead of the rescale.
 * ``end``: the program is over.
 
-An operand is ``(addr, row_stride, head_stride, bytes)``: element ``(h, r, c)`` is at
-``addr + (h·head_stride + r·row_stride + c)·bytes`` (signed, ``bytes`` ∈ 1, 2, 4, 8).
+An operand is ``(addr, row_stride, head_stride, bits, signed)``: codes are **bit-packed**, as the
+model prices transfers (``bits / 8`` bytes an element): element ``(h, r, c)`` occupies the
+``bits`` bits from bit ``8·addr + (h·head_stride + r·row_stride + c)·bits`` of DRAM, read as a
+little-endian bit stream (bit j of byte a is stream bit ``8a + j``), two's complement when
+``signed``. :func:`read_operand` / :func:`write_operand` are that addressing on a DRAM image,
+:func:`pack_codes` the stream of a whole tensor.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
 
 #: The first bytes of a program: magic, version, descriptor count, descriptor size.
 PROGRAM_MAGIC = b"CDSGPROG"
@@ -71,23 +81,22 @@ FLAG_NAMES: Mapping[int, str] = {
 #: Output segments of one GEMM (qkv's Q, K and V).
 MAX_SEGMENTS = 3
 OPERANDS = ("a", "b", "c", "c1", "c2", "r")
-ELEMENT_BYTES = (1, 2, 4, 8)
+#: Widest code an operand holds.
+MAX_ELEMENT_BITS = 64
 
 
 @dataclass(frozen=True)
 class Operand:
-    """Where a tensor operand lies in DRAM (the module docstring's addressing)."""
+    """Where a tensor operand lies in DRAM (the module docstring's addressing; ``bits`` 0: none)."""
 
     addr: int = 0
     row_stride: int = 0
     head_stride: int = 0
-    bytes: int = 0
-
-    def offset(self, h: int, r: int, c: int) -> int:
-        return self.addr + (h * self.head_stride + r * self.row_stride + c) * self.bytes
+    bits: int = 0
+    signed: int = 1
 
 
-_OPERAND_FIELDS = (("addr", "I"), ("row_stride", "I"), ("head_stride", "I"), ("bytes", "B"))
+_OPERAND_FIELDS = (("addr", "I"), ("row_stride", "I"), ("head_stride", "I"), ("bits", "B"), ("signed", "B"))
 
 #: A descriptor's fields in order (name, ``struct`` code); operands expand to ``<op>_<field>``.
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -207,7 +216,7 @@ class Descriptor:
             if f.name == "name":
                 continue
             if isinstance(value, Operand):
-                out += [value.addr, value.row_stride, value.head_stride, value.bytes]
+                out += [getattr(value, name) for name, _ in _OPERAND_FIELDS]
             else:
                 out.append(int(value))
         return out
@@ -239,7 +248,7 @@ class Descriptor:
             if f.name in ("name", "opcode", "flags"):
                 continue
             if isinstance(value, Operand):
-                if value.bytes:
+                if value.bits:
                     out[f.name] = {k: getattr(value, k) for k, _ in _OPERAND_FIELDS}
             elif value:
                 out[f.name] = value
@@ -286,12 +295,120 @@ def program_bytes(count: int) -> int:
     return HEADER_BYTES + (count + 1) * DESCRIPTOR_BYTES
 
 
-def element_bytes(bits: int) -> int:
-    """The container of a ``bits``-bit signed code in DRAM (1, 2, 4 or 8 bytes)."""
-    for size in ELEMENT_BYTES:
-        if bits <= 8 * size:
-            return size
-    raise ValueError(f"{bits}-bit codes do not fit a DRAM element")
+def packed_bytes(count: int, bits: int) -> int:
+    """Bytes of ``count`` codes of ``bits`` packed."""
+    return -(-count * bits // 8)
+
+
+def _check_bits(bits: int) -> None:
+    if not 1 <= bits <= MAX_ELEMENT_BITS:
+        raise ValueError(f"an operand's codes have 1 … {MAX_ELEMENT_BITS} bits, not {bits}")
+
+
+def _mask(bits: int) -> np.uint64:
+    return np.uint64((1 << bits) - 1)
+
+
+def _span(bits: int) -> int:
+    """Bytes one element may touch: its bits from any bit offset of its first byte (a multiple
+    of 8 is always byte aligned)."""
+    return bits // 8 if bits % 8 == 0 else (7 + bits + 7) // 8
+
+
+def _top(raw: npt.NDArray[np.uint64], shift: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """The bits of ``raw << shift`` above bit 63 (0 where the shift is 0)."""
+    back = np.where(shift > 0, np.uint64(64) - shift, np.uint64(0))
+    return np.where(shift > 0, raw >> (back % np.uint64(64)), np.uint64(0))
+
+
+def pack_codes(values: npt.ArrayLike, bits: int) -> U8:
+    """The codes ``values`` (any shape, row-major) as a packed little-endian bit stream (the
+    last byte padded with zeros); values outside ``bits`` bits are refused (``ValueError``)."""
+    _check_bits(bits)
+    v = np.asarray(values, dtype=np.int64).reshape(-1)
+    if v.size and (int(v.min()) < -(1 << (bits - 1)) or int(v.max()) >= 1 << bits):
+        raise ValueError(f"codes outside {bits} bits")
+    stream = np.zeros(packed_bytes(v.size, bits), dtype=np.uint8)
+    _scatter(stream, np.arange(v.size, dtype=np.int64) * bits, v.astype(np.uint64) & _mask(bits), bits)
+    return stream
+
+
+def _positions(op: Operand, shape: tuple[int, int, int]) -> I64:
+    """The first stream bit of each element of ``op`` over ``shape`` (heads, rows, cols)."""
+    h, r, c = (np.arange(n, dtype=np.int64) for n in shape)
+    index = h[:, None, None] * op.head_stride + r[None, :, None] * op.row_stride + c[None, None, :]
+    return 8 * op.addr + index * op.bits
+
+
+def _gather(mem: U8, positions: I64, bits: int) -> npt.NDArray[np.uint64]:
+    """The ``bits`` bits at each position (not yet masked above them)."""
+    first = positions // 8
+    shift = (positions % 8).astype(np.uint64)
+    span = _span(bits)
+    word = np.zeros(positions.shape, dtype=np.uint64)
+    for i in range(min(span, 8)):
+        word |= mem[np.minimum(first + i, mem.size - 1)].astype(np.uint64) << np.uint64(8 * i)
+    out = word >> shift
+    if span > 8:  # a code of more than 57 bits off a byte boundary: its top bits are in a ninth byte
+        ninth = mem[np.minimum(first + 8, mem.size - 1)].astype(np.uint64)
+        out |= np.where(shift > 0, ninth << ((np.uint64(64) - shift) % np.uint64(64)), np.uint64(0))
+    return out
+
+
+def _scatter(mem: U8, positions: I64, raw: npt.NDArray[np.uint64], bits: int) -> None:
+    """Write the masked codes ``raw`` at ``positions``: per byte an element touches, clear its
+    bits there, then set them (``ufunc.at``: elements that share a byte each keep their bits)."""
+    first = positions.reshape(-1) // 8
+    shift = (positions.reshape(-1) % 8).astype(np.uint64)
+    raw = raw.reshape(-1)
+    mask = np.full(raw.shape, _mask(bits), dtype=np.uint64)
+    for i in range(_span(bits)):
+        if i < 8:
+            lo = np.uint64(8 * i)
+            vb, mb = ((raw << shift) >> lo), ((mask << shift) >> lo)
+        else:  # the ninth byte: what the shift pushed above bit 63
+            vb, mb = _top(raw, shift), _top(mask, shift)
+        vb8 = (vb & np.uint64(0xFF)).astype(np.uint8)
+        mb8 = (mb & np.uint64(0xFF)).astype(np.uint8)
+        idx = first + i
+        keep = idx < mem.size  # the padding byte past a stream's end holds no bits of a code
+        np.bitwise_and.at(mem, idx[keep], ~mb8[keep])
+        np.bitwise_or.at(mem, idx[keep], vb8[keep])
+
+
+def _in_image(mem: U8, op: Operand, shape: tuple[int, int, int]) -> I64:
+    _check_bits(op.bits)
+    if min(shape) <= 0:
+        raise IndexError(f"operand at {op.addr:#x}: empty shape {shape}")
+    positions = _positions(op, shape)
+    last = int(positions.max()) + op.bits
+    if int(positions.min()) < 0 or -(-last // 8) > mem.size:
+        raise IndexError(
+            f"operand at {op.addr:#x} reaches byte {-(-last // 8)}, outside the {mem.size}-byte image"
+        )
+    return positions
+
+
+def read_operand(mem: U8, op: Operand, shape: tuple[int, int, int]) -> I64:
+    """Operand ``op``'s codes over ``shape`` (heads, rows, cols), int64 (``IndexError`` outside
+    the image)."""
+    positions = _in_image(mem, op, shape)
+    values = (_gather(mem, positions, op.bits) & _mask(op.bits)).astype(np.int64)
+    if op.signed and op.bits < 64:
+        values -= (values >> (op.bits - 1) & 1) << op.bits
+    return values
+
+
+def write_operand(mem: U8, op: Operand, values: npt.ArrayLike) -> None:
+    """Store codes ``values`` (heads, rows, cols) at ``op`` (``ValueError`` where one does not fit
+    its bits, ``IndexError`` outside the image)."""
+    v = np.asarray(values, dtype=np.int64)
+    shape = (int(v.shape[0]), int(v.shape[1]), int(v.shape[2]))
+    positions = _in_image(mem, op, shape)
+    lo, hi = (-(1 << (op.bits - 1)), (1 << (op.bits - 1)) - 1) if op.signed else (0, (1 << op.bits) - 1)
+    if v.size and (int(v.min()) < lo or int(v.max()) > hi):
+        raise ValueError(f"values for the operand at {op.addr:#x} do not fit {op.bits} bits")
+    _scatter(mem, positions, v.astype(np.uint64) & _mask(op.bits), op.bits)
 
 
 #: The AXI4-Lite register map of the accelerator (byte offsets of 32-bit registers): ``CTRL``

@@ -11,7 +11,7 @@ pinned Yosys. Non-linear units (:mod:`hwmodel.rtl.nonlinear`): :func:`gelu_lane`
 ports) and :func:`simulate_unit` (streams rows, returns outputs + cycles).
 """
 
-from hwmodel.arch.engine import EngineConfig
+from hwmodel.arch.engine import EngineConfig, decode_pot
 from hwmodel.rtl.engines import (
     SubArrayPorts,
     build_engine,
@@ -25,7 +25,6 @@ from hwmodel.rtl.engines import (
 from hwmodel.rtl.harness import (
     GemmRun,
     GemmTiling,
-    decode_pot,
     pot_columns,
     reference_gemm,
     simulate_gemm,

@@ -77,20 +77,6 @@ def pot_columns(n: int, tn: int, pot_ratio: float) -> BoolArray:
     return mask
 
 
-def decode_pot(codes: IntArray, bits: int) -> IntArray:
-    """Integer value of PoT codes ``sign << (b−1) | m``: 0 for m = 0, else ±2^(m−1).
-
-    int64 holds shifts up to 62 (b ≤ 7); wider codes raise (see :func:`reference_gemm`).
-    """
-    if bits > 7:
-        raise ValueError("int64 PoT decode supports at most 7-bit codes")
-    codes = np.asarray(codes, dtype=np.int64)
-    m = codes & ((1 << (bits - 1)) - 1)
-    sign = (codes >> (bits - 1)) & 1
-    mag = np.where(m == 0, 0, np.left_shift(np.int64(1), np.maximum(m - 1, 0)))
-    return np.where(sign == 1, -mag, mag).astype(np.int64)
-
-
 def wrap_signed(x: IntArray, bits: int) -> IntArray:
     """Two's-complement wrap of integers to ``bits`` (≤ 63)."""
     x = np.asarray(x, dtype=np.int64)

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pyrtl
 
-from hwmodel.arch.dyadic import INPUT_BITS, MAX_OFFSET, MAX_SHIFT, MULTIPLIER_BITS
+from hwmodel.arch.dyadic import INPUT_BITS, MULT_BITS, OFFSET_BITS, SHIFT_BITS
 from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.dsp import sext
 from hwmodel.rtl.verilog import working_block_verilog
@@ -38,12 +38,6 @@ from hwmodel.rtl.verilog import working_block_verilog
 Wire: TypeAlias = pyrtl.WireVector
 I64 = npt.NDArray[np.int64]
 
-#: Width of a multiplier (signed: 31 magnitude bits and the sign).
-MULT_BITS = MULTIPLIER_BITS + 1
-#: Width of a shift amount (0 … 62).
-SHIFT_BITS = MAX_SHIFT.bit_length()
-#: Width of an offset (signed, |c| ≤ 2^61 − 1).
-OFFSET_BITS = MAX_OFFSET.bit_length() + 1
 #: Width of the sum x·M + c + 2^(s−1) (|x·M| < 2^62, |c| < 2^61, 2^(s−1) ≤ 2^61: inside int64).
 SUM_BITS = 64
 LATENCY = 3
