@@ -5,6 +5,7 @@ fake-quantized model (every kernel variant and softmax quantizer), int64 inside,
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,11 @@ from codesign.quant import (
     VARIANTS,
     Calibration,
     IntegerViT,
+    LayerQuant,
     QuantConfig,
     export_int_model,
     integer_model,
+    layer_names,
     load_int_model,
     quantize_integer_model,
     quantize_model,
@@ -250,6 +253,23 @@ def test_reloaded_export_gives_the_same_integer_program(
     path = export_int_model(qmodel, tmp_path / "model_int.pt")
     again = integer_model(load_int_model(path, tiny_vit))
     assert torch.equal(integer_model(qmodel).accumulators(images[:4]), again.accumulators(images[:4]))
+
+
+def test_searched_design_with_every_layer_named_runs(
+    model: nn.Module, images: torch.Tensor, calibration: Calibration
+) -> None:
+    """A searched design names every layer and leaves its default float (W32A32): the integer
+    program runs it as the uniform config of the same precisions; a layer left to that default
+    is refused."""
+    uniform = config("W4A8P0.5")
+    names = layer_names(model)
+    every = replace(uniform, default=LayerQuant(32, 32, 0.0), layers={n: uniform.for_layer(n) for n in names})
+    want = integer_model(quantize_model(model, uniform, calibration)).accumulators(images[:4])
+    got = quantize_integer_model(model, every, calibration).accumulators(images[:4])
+    assert torch.equal(got, want)
+    missing = replace(every, layers={n: lq for n, lq in every.layers.items() if n != "blocks.1.mlp.fc2"})
+    with pytest.raises(UserError, match=r"^default: integer inference needs every layer quantized"):
+        quantize_integer_model(model, missing, calibration)
 
 
 def test_nonlinear_ops_run_the_integer_kernels(model: nn.Module, calibration: Calibration) -> None:
