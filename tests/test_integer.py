@@ -345,5 +345,5 @@ def test_command_on_the_default_model(capsys: pytest.CaptureFixture[str]) -> Non
     res = json.loads(capsys.readouterr().out)
     (row,) = res["rows"]
     assert res["images"] == 40 and row["precision"] == "W8A8" and row["kernels"]["softmax"] == "poly"
-    assert row["same_top1_images"] >= 39
+    assert row["same_top1"] >= 39
     assert abs(row["integer_top1"] - row["fake_quant_top1"]) <= 2.5
