@@ -4,13 +4,14 @@
 codesign.report --trial N --integer`` (an exported design) and the export's ``quant.json``
 (``accuracy.integer``) all compare the two programs with :func:`compare_integer`: the
 fake-quantized model and its :func:`~codesign.quant.integer_model` run on the same images, on the
-CPU, and the figures are :class:`IntegerTop1`.
+CPU, and the figures are :class:`IntegerTop1`. :func:`integer_accuracy` is the export's block: the
+figures when the integer program can run the design, else the one-line reason it cannot.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,12 @@ import torch
 from torch import nn
 
 from codesign.data import ImageSplit
-from codesign.quant import integer_model, on_cpu
+from codesign.errors import UserError
+from codesign.quant import QuantConfig, check_integer_config, integer_model, on_cpu
 
+#: Test images of the export's integer-only check unless the study or ``--integer-images`` says
+#: otherwise (0: no check): about 10 s a design for the default model on a loaded 2-core machine.
+DEFAULT_INTEGER_IMAGES = 200
 #: What the export's ``accuracy.integer`` block holds besides ``images`` (no seconds: the file
 #: stays the same when the design is exported again).
 EXPORTED_FIGURES = (
@@ -102,3 +107,23 @@ def compare_integer(
         integer_build_s=build_s,
         integer_s=int_s,
     )
+
+
+def integer_refusal(config: QuantConfig, layers: Sequence[str]) -> str | None:
+    """Why the integer program cannot run ``config`` on a model with these layer names (its one
+    line), or None when it may (a layer whose accumulators pass 32 bits is found only when the
+    program is built)."""
+    try:
+        check_integer_config(config, layers)
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
+def integer_accuracy(qmodel: nn.Module, split: ImageSplit, n_images: int, batch: int) -> dict[str, Any]:
+    """The export's ``accuracy.integer`` block of a design: :meth:`IntegerTop1.exported` on the
+    first ``n_images`` test images, or ``{"reason": ...}`` when the integer program cannot run it."""
+    try:
+        return compare_integer(qmodel, split, n_images, batch).exported()
+    except UserError as exc:
+        return {"reason": str(exc)}
