@@ -1,5 +1,5 @@
 """Integer-only top-1 of exported designs: quant.json's ``accuracy.integer`` block (the figures, or
-why there are none) and the re-export digest.
+why there are none), the re-export digest, and ``codesign.report --trial N --integer``.
 
 The run folder is built without a search: a study of the tiny ViT of ``test_quant_model`` on the
 shipped MNIST digits with ``nonlinear: int``, two designs put on the front by hand (trial 0
@@ -10,15 +10,16 @@ exported by the exporter of ``codesign.search``.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
 import torch
 from test_quant_model import tiny_vit
 
+from codesign.cli.report import entry as report_entry
 from codesign.context import SearchContext, build_context
-from codesign.integer_top1 import EXPORTED_FIGURES, compare_integer, integer_refusal
+from codesign.integer_top1 import EXPORTED_FIGURES, IntegerTop1, compare_integer, integer_refusal
 from codesign.quant import QuantConfig, load_int_model
 from codesign.results import Outcome, export_designs, summary
 from codesign.results.designs import _plans
@@ -153,6 +154,47 @@ def test_digest_follows_the_integer_image_count_where_it_is_used(
         export_designs(ctx, outcome, run, with_rtl=False)  # the run the other tests read, again
     assert _integer_block(run, 0)["images"] == IMAGES
     assert json.loads(manifest.read_text())["designs"] == before
+
+
+def test_report_integer_gives_the_exported_figures(
+    exported: tuple[SearchContext, Outcome, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, run = exported
+    assert report_entry([str(run), "--trial", "0", "--integer", "--images", str(IMAGES), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == [f.name for f in fields(IntegerTop1)]
+    assert {k: out[k] for k in ("images", *EXPORTED_FIGURES)} == _integer_block(run, 0)
+    assert report_entry([str(run), "--trial", "0", "--integer", "--images", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("trial 0: top-1 on 8 test images: fake-quant ")
+    assert "integer-only" in lines[0] and " pt); same top-1 on " in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--trial", "1", "--integer"], POT_REFUSAL),
+        (["--integer"], "--integer needs --trial N"),
+        (["--trial", "7", "--integer"], "trial 7 has no exported design"),
+        (["--trial", "0", "--integer", "--qonnx"], "not allowed with argument"),
+    ],
+)
+def test_report_integer_refusals_are_one_line(
+    exported: tuple[SearchContext, Outcome, Path],
+    argv: list[str],
+    needle: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    _, _, run = exported
+    try:
+        rc = report_entry([str(run), *argv])
+    except SystemExit as exc:  # argparse's own checks exit from the parser
+        rc = int(exc.code or 0)
+    err = capfd.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("codesign.report: error: "), err
+    assert needle in err
 
 
 def test_config_refusal_names_the_layer_it_needs() -> None:
