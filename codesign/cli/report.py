@@ -64,35 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir)
     info = read_summary(run_dir)
-    if args.integer:
+    if args.qonnx or args.integer:
         if args.trial is None:
-            raise UserError("--integer needs --trial N (the design to check)")
-        res = integer_check(run_dir, args.trial, info, args.images, args.torch_device)
-        if args.json:
-            print(json.dumps(asdict(res), indent=2))
+            flag = "--qonnx" if args.qonnx else "--integer"
+            raise UserError(f"{flag} needs --trial N (the design to check)")
+        where = (run_dir, args.trial, info, args.images, args.torch_device)
+        result: QonnxCheck | IntegerTop1
+        if args.qonnx:
+            result = qonnx_check(*where)
+            line = _qonnx_line(result)
         else:
-            print(
-                f"trial {args.trial}: top-1 on {res.images} test images: fake-quant "
-                f"{res.fake_quant_top1:.2f} %, integer-only {res.integer_top1:.2f} % "
-                f"({res.integer_minus_fake_quant_pt:+.2f} pt); same top-1 on {res.same_top1} / "
-                f"{res.images} images, max |logit difference| {res.max_abs_logit_diff:.3g}; "
-                f"integer program {res.integer_s:.1f} s"
-            )
-        return 0
-    if args.qonnx:
-        if args.trial is None:
-            raise UserError("--qonnx needs --trial N (the design to check)")
-        check = qonnx_check(run_dir, args.trial, info, args.images, args.torch_device)
-        if args.json:
-            print(json.dumps(asdict(check), indent=2))
-        else:
-            print(
-                f"trial {args.trial}: {QONNX_FILE} ({check.quant_nodes} Quant nodes) by qonnx's executor vs "
-                f"the PyTorch fake-quant model on {check.images} test images: max |logit difference| "
-                f"{check.max_abs_logit_diff:.3g} (median {check.median_abs_logit_diff:.2g}; "
-                f"{check.images_differing} images beyond {DIFF_TOLERANCE:g}), argmax agreement "
-                f"{check.argmax_agreement_pct:.2f} %"
-            )
+            result = integer_check(*where)
+            line = _integer_line(result)
+        print(json.dumps(asdict(result), indent=2) if args.json else f"trial {args.trial}: {line}")
         return 0
     if args.trial is not None:
         doc_path = design_dir(run_dir, args.trial, info) / "accelerator.json"
@@ -127,6 +111,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"FPS target {info['fps_target']}"
         )
     return 0
+
+
+def _qonnx_line(check: QonnxCheck) -> str:
+    return (
+        f"{QONNX_FILE} ({check.quant_nodes} Quant nodes) by qonnx's executor vs "
+        f"the PyTorch fake-quant model on {check.images} test images: max |logit difference| "
+        f"{check.max_abs_logit_diff:.3g} (median {check.median_abs_logit_diff:.2g}; "
+        f"{check.images_differing} images beyond {DIFF_TOLERANCE:g}), argmax agreement "
+        f"{check.argmax_agreement_pct:.2f} %"
+    )
+
+
+def _integer_line(res: IntegerTop1) -> str:
+    return (
+        f"top-1 on {res.images} test images: fake-quant {res.fake_quant_top1:.2f} %, integer-only "
+        f"{res.integer_top1:.2f} % ({res.integer_minus_fake_quant_pt:+.2f} pt); same top-1 on "
+        f"{res.same_top1} / {res.images} images, max |logit difference| "
+        f"{res.max_abs_logit_diff:.3g}; integer program {res.integer_s:.1f} s"
+    )
 
 
 def qonnx_check(
