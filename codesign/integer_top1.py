@@ -23,7 +23,8 @@ from codesign.errors import UserError
 from codesign.quant import QuantConfig, check_integer_config, integer_model, on_cpu
 
 #: Test images of the export's integer-only check unless the study or ``--integer-images`` says
-#: otherwise (0: no check): about 10 s a design for the default model on a loaded 2-core machine.
+#: otherwise (0: no check): about 11 s a design for the default model on a loaded 2-core machine,
+#: as much as quantizing it (README, *Integer-only inference*).
 DEFAULT_INTEGER_IMAGES = 200
 #: What the export's ``accuracy.integer`` block holds besides ``images`` (no seconds: the file
 #: stays the same when the design is exported again).
