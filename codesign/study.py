@@ -14,6 +14,7 @@ from typing import Any
 
 from codesign.data import CROP_MODES, INTERPOLATIONS, TRANSFORM_KEYS, FolderOptions, registered_datasets
 from codesign.errors import UserError
+from codesign.integer_top1 import DEFAULT_INTEGER_IMAGES
 from codesign.objectives import OBJECTIVES
 from codesign.proxy import PROXY_KINDS
 from codesign.quant import QuantConfig
@@ -38,6 +39,7 @@ STUDY_KEYS = (
     "proxy",
     "torch_device",
     "tf32",
+    "integer_images",
 )
 MODEL_KEYS = (
     "name",
@@ -92,6 +94,9 @@ class Study:
     torch_device: str = "auto"
     #: TF32 matmuls on CUDA (off: evaluation equals the CPU's to float32 rounding)
     tf32: bool = False
+    #: test images of the export's integer-only check of each design (``quant.json``'s
+    #: ``accuracy.integer``; 0: none)
+    integer_images: int = DEFAULT_INTEGER_IMAGES
     #: Hardware-only search: this quantization is fixed, only the accelerator is searched
     #: (``--hw-only``; never set by a study file).
     fixed_quant: QuantConfig | None = None
@@ -229,6 +234,9 @@ def load_study(path: str | Path) -> Study:
     tf32 = s.get("tf32", False)
     if not isinstance(tf32, bool):
         raise UserError(f"{where}: key 'tf32' must be true or false, got {tf32!r}")
+    integer_images = s.get("integer_images", DEFAULT_INTEGER_IMAGES)
+    if isinstance(integer_images, bool) or not isinstance(integer_images, int) or integer_images < 0:
+        raise UserError(f"{where}: key 'integer_images' must be an integer ≥ 0, got {integer_images!r}")
     space = _relative_to(p.parent, str(s["search_space"]))
     if not isinstance(s["device"], str):
         raise UserError(f"{where}: key 'device' must be a device name or path")
@@ -251,4 +259,5 @@ def load_study(path: str | Path) -> Study:
         source=p,
         torch_device=torch_device,
         tf32=tf32,
+        integer_images=integer_images,
     )

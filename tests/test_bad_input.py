@@ -134,6 +134,11 @@ CASES = [
     Case("trials_negative", lambda out, tmp: _replace(base_argv(out), "--trials", "-3"), "--trials"),
     Case("trials_not_integer", lambda out, tmp: _replace(base_argv(out), "--trials", "2.5"), "--trials"),
     Case(
+        "integer_images_negative",
+        lambda out, tmp: [*base_argv(out), "--integer-images", "-1"],
+        "--integer-images",
+    ),
+    Case(
         "unreachable_postgresql",
         lambda out, tmp: [
             *base_argv(out),

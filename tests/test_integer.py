@@ -5,6 +5,7 @@ fake-quantized model (every kernel variant and softmax quantizer), int64 inside,
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,11 @@ from codesign.quant import (
     VARIANTS,
     Calibration,
     IntegerViT,
+    LayerQuant,
     QuantConfig,
     export_int_model,
     integer_model,
+    layer_names,
     load_int_model,
     quantize_integer_model,
     quantize_model,
@@ -252,6 +255,23 @@ def test_reloaded_export_gives_the_same_integer_program(
     assert torch.equal(integer_model(qmodel).accumulators(images[:4]), again.accumulators(images[:4]))
 
 
+def test_searched_design_with_every_layer_named_runs(
+    model: nn.Module, images: torch.Tensor, calibration: Calibration
+) -> None:
+    """A searched design names every layer and leaves its default float (W32A32): the integer
+    program runs it as the uniform config of the same precisions; a layer left to that default
+    is refused."""
+    uniform = config("W4A8P0.5")
+    names = layer_names(model)
+    every = replace(uniform, default=LayerQuant(32, 32, 0.0), layers={n: uniform.for_layer(n) for n in names})
+    want = integer_model(quantize_model(model, uniform, calibration)).accumulators(images[:4])
+    got = quantize_integer_model(model, every, calibration).accumulators(images[:4])
+    assert torch.equal(got, want)
+    missing = replace(every, layers={n: lq for n, lq in every.layers.items() if n != "blocks.1.mlp.fc2"})
+    with pytest.raises(UserError, match=r"^default: integer inference needs every layer quantized"):
+        quantize_integer_model(model, missing, calibration)
+
+
 def test_nonlinear_ops_run_the_integer_kernels(model: nn.Module, calibration: Calibration) -> None:
     im = integer_model(quantize_model(model, config("W8A8", "shift"), calibration))
     assert isinstance(im, IntegerViT)
@@ -325,5 +345,5 @@ def test_command_on_the_default_model(capsys: pytest.CaptureFixture[str]) -> Non
     res = json.loads(capsys.readouterr().out)
     (row,) = res["rows"]
     assert res["images"] == 40 and row["precision"] == "W8A8" and row["kernels"]["softmax"] == "poly"
-    assert row["same_top1_images"] >= 39
+    assert row["same_top1"] >= 39
     assert abs(row["integer_top1"] - row["fake_quant_top1"]) <= 2.5

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from codesign.errors import UserError
+from codesign.integer_top1 import DEFAULT_INTEGER_IMAGES
 from codesign.quant import QuantConfig
 from codesign.space import load_space
 from codesign.study import DEFAULT_STUDY, load_study
@@ -70,6 +71,7 @@ def test_decode_is_consistent_between_quant_and_hardware(
 def test_default_study_loads() -> None:
     study = load_study(DEFAULT_STUDY)
     assert study.name == "default" and study.model.is_default and study.fps == 30
+    assert study.integer_images == DEFAULT_INTEGER_IMAGES
     assert study.objectives == ("accuracy", "fps", "resources")
     assert study.search_space.is_file()
 
@@ -86,6 +88,8 @@ def test_default_study_loads() -> None:
         (("utilisation: {lut: 0.80", "utilisation: {lut: 1.5"), "utilisation.lut"),
         (("proxy: {kind: linkl", "proxy: {kind: hessian"), "proxy.kind 'hessian'"),
         (("device: pynq_z2", "device: [pynq"), "not valid YAML"),
+        (("seed: 0", "seed: 0\ninteger_images: -1"), "'integer_images' must be an integer ≥ 0"),
+        (("seed: 0", "seed: 0\ninteger_images: yes"), "'integer_images' must be an integer ≥ 0"),
     ],
 )
 def test_bad_study_is_one_line(tmp_path: Path, edit: tuple[str, str], needle: str) -> None:

@@ -8,7 +8,8 @@ default): the FP32 top-1, then per precision and kernel choice (``nonlinear: int
 evaluator's calibration) the top-1 of the fake-quantized model, the top-1 of the same design run
 integer-only (:func:`codesign.quant.integer_model`: int64 codes, dyadic rescales, float only at
 the input and the logits), how many images get the same top-1 class in both, the largest logit
-difference, and the integer program's seconds. ``--kernels`` takes ``poly``, ``shift`` or
+difference, and the integer program's seconds (:func:`codesign.integer_top1.compare_integer`, the
+comparison ``codesign.report --integer`` and the export share). ``--kernels`` takes ``poly``, ``shift`` or
 ``softmax=shift,gelu=poly,...`` per choice; ``--softmax log2`` quantizes the softmax output in
 the log domain instead of uniformly.
 """
@@ -17,47 +18,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import torch
-from torch import nn
 
 from codesign.cli.nonlinear_check import parse_kernels
-from codesign.data import DataSplits
+from codesign.integer_top1 import compare_integer, split_logits, top1_pct
 from codesign.models import load_default
 from codesign.proxy import Evaluator
-from codesign.quant import QuantConfig, check_integer_config, integer_model, parse_precision
+from codesign.quant import QuantConfig, check_integer_config, parse_precision
 from codesign.quant._config import SOFTMAX_SCHEMES
 from hwmodel.base.cli import command_parser, positive_int, run_main
 
 COMMAND = "codesign.integer_check"
 DEFAULT_PRECISIONS = ("W8A8", "W4A8P0.5")
 DEFAULT_KERNELS = ("poly", "shift")
-
-
-def _batches(splits: DataSplits, n_images: int | None, batch: int) -> Iterator[torch.Tensor]:
-    """The first ``n_images`` test images (all when ``None``), in batches."""
-    left = len(splits.test) if n_images is None else n_images
-    for x, _ in splits.test.batches(batch):
-        if left <= 0:
-            return
-        yield x[:left]
-        left -= x.shape[0]
-
-
-def logits(
-    model: nn.Module, splits: DataSplits, n_images: int | None, batch: int
-) -> tuple[torch.Tensor, float]:
-    """``model``'s logits on the first test images and the seconds it took."""
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        out = torch.cat([model(x).float().cpu() for x in _batches(splits, n_images, batch)])
-    return out, time.perf_counter() - t0
-
-
-def _top1(z: torch.Tensor, labels: torch.Tensor) -> float:
-    return 100.0 * float((z.argmax(-1) == labels).float().mean()) if z.numel() else 0.0
 
 
 def run_check(
@@ -77,34 +54,20 @@ def run_check(
         check_integer_config(cfg)  # bad input fails before the model loads
     model, splits = load_default()
     ev = Evaluator(model, splits)
-    fp32, _ = logits(model, splits, n_images, batch)
+    fp32, _ = split_logits(model, splits.test, n_images, batch)
     labels = splits.test.labels[: fp32.shape[0]]
-    rows: list[dict[str, Any]] = []
-    for cfg in configs:
-        fq, fq_s = logits(ev.quantized(cfg), splits, n_images, batch)
-        t0 = time.perf_counter()
-        im = integer_model(ev.quantized(cfg))
-        build_s = time.perf_counter() - t0
-        iz, int_s = logits(im, splits, n_images, batch)
-        fq_top1, int_top1 = _top1(fq, labels), _top1(iz, labels)
-        rows.append(
-            {
-                "precision": cfg.default.to_string(),
-                "kernels": dict(cfg.kernels),
-                "fake_quant_top1": fq_top1,
-                "integer_top1": int_top1,
-                "integer_minus_fake_quant_pt": int_top1 - fq_top1,
-                "same_top1_images": int((fq.argmax(-1) == iz.argmax(-1)).sum()),
-                "max_abs_logit_diff": float((fq - iz).abs().max()) if fq.numel() else 0.0,
-                "fake_quant_s": fq_s,
-                "integer_build_s": build_s,
-                "integer_s": int_s,
-            }
-        )
+    rows = [
+        {
+            "precision": cfg.default.to_string(),
+            "kernels": dict(cfg.kernels),
+            **asdict(compare_integer(ev.quantized(cfg), splits.test, n_images, batch)),
+        }
+        for cfg in configs
+    ]
     return {
         "images": int(labels.shape[0]),
         "softmax": softmax,
-        "fp32_top1": _top1(fp32, labels),
+        "fp32_top1": top1_pct(fp32, labels),
         "rows": rows,
     }
 
@@ -162,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{r['fake_quant_top1']:.2f} %",
                 f"{r['integer_top1']:.2f} %",
                 f"{r['integer_minus_fake_quant_pt']:+.2f} pt",
-                f"{r['same_top1_images']} / {res['images']}",
+                f"{r['same_top1']} / {res['images']}",
                 f"{r['max_abs_logit_diff']:.4f}",
                 f"{r['integer_s']:.1f}",
             )

@@ -1,10 +1,13 @@
-"""``python -m codesign.report runs/<study> [--trial N] [--json]``.
+"""``python -m codesign.report runs/<study> [--trial N [--qonnx | --integer [--images K]]] [--json]``.
 
 Prints the Pareto table of a finished run (proxy and real top-1 accuracy) and regenerates its
 plots (pareto.png, pareto.html, hypervolume.png); ``--trial N`` prints the
 per-layer hardware breakdown of the exported design N (from its accelerator.json); ``--trial N
 --qonnx`` runs its QONNX graph with qonnx's executor on the test images and states the largest
-logit difference from the PyTorch fake-quant model and the argmax agreement.
+logit difference from the PyTorch fake-quant model and the argmax agreement; ``--trial N
+--integer`` runs its model_int.pt fake-quantized and as the integer-only program
+(:mod:`codesign.integer_top1`) on the test images and states both top-1s, their difference and
+how many images get the same top-1 class (``--images K``: the first K test images).
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from codesign.errors import UserError
+from codesign.integer_top1 import IntegerTop1, compare_integer
+from codesign.proxy import Evaluator
 from codesign.qonnx_export import DIFF_TOLERANCE, QONNX_FILE, QonnxCheck, check_qonnx
-from codesign.quant import load_int_model, on_cpu
+from codesign.quant import check_integer_config, load_int_model, on_cpu
 from codesign.results import format_pareto, read_history, read_rows
 from codesign.results.plots import render_run_plots
-from codesign.run_folder import design_dir, load_run_evaluator, read_summary
+from codesign.run_folder import design_dir, load_run_evaluator, read_design_quant, read_summary
 from codesign.torch_device import add_torch_device_argument
 from hwmodel.base.cli import command_parser, positive_int, run_main
 from hwmodel.base.yamlio import read_json
@@ -35,31 +42,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--trial", type=int, help="per-layer breakdown of this exported design")
     p.add_argument("--json", action="store_true", help="print the run summary (or the design) as JSON")
     p.add_argument("--no-plots", action="store_true", help="do not regenerate the plots")
-    p.add_argument(
+    checks = p.add_mutually_exclusive_group()
+    checks.add_argument(
         "--qonnx",
         action="store_true",
         help="with --trial: run the design's model.qonnx.onnx with qonnx's executor on the test "
         "images and compare its logits with the PyTorch fake-quant model",
     )
-    p.add_argument("--images", type=positive_int, help="with --qonnx: the first N test images (default: all)")
+    checks.add_argument(
+        "--integer",
+        action="store_true",
+        help="with --trial: run the design's model_int.pt integer-only and fake-quantized on the "
+        "test images and compare their top-1",
+    )
+    p.add_argument(
+        "--images",
+        type=positive_int,
+        help="with --qonnx or --integer: the first N test images (default: all)",
+    )
     add_torch_device_argument(p)
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir)
     info = read_summary(run_dir)
-    if args.qonnx:
+    if args.qonnx or args.integer:
         if args.trial is None:
-            raise UserError("--qonnx needs --trial N (the design to check)")
-        check = qonnx_check(run_dir, args.trial, info, args.images, args.torch_device)
-        if args.json:
-            print(json.dumps(asdict(check), indent=2))
+            flag = "--qonnx" if args.qonnx else "--integer"
+            raise UserError(f"{flag} needs --trial N (the design to check)")
+        where = (run_dir, args.trial, info, args.images, args.torch_device)
+        result: QonnxCheck | IntegerTop1
+        if args.qonnx:
+            result = qonnx_check(*where)
+            line = _qonnx_line(result)
         else:
-            print(
-                f"trial {args.trial}: {QONNX_FILE} ({check.quant_nodes} Quant nodes) by qonnx's executor vs "
-                f"the PyTorch fake-quant model on {check.images} test images: max |logit difference| "
-                f"{check.max_abs_logit_diff:.3g} (median {check.median_abs_logit_diff:.2g}; "
-                f"{check.images_differing} images beyond {DIFF_TOLERANCE:g}), argmax agreement "
-                f"{check.argmax_agreement_pct:.2f} %"
-            )
+            result = integer_check(*where)
+            line = _integer_line(result)
+        print(json.dumps(asdict(result), indent=2) if args.json else f"trial {args.trial}: {line}")
         return 0
     if args.trial is not None:
         doc_path = design_dir(run_dir, args.trial, info) / "accelerator.json"
@@ -96,6 +113,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _qonnx_line(check: QonnxCheck) -> str:
+    return (
+        f"{QONNX_FILE} ({check.quant_nodes} Quant nodes) by qonnx's executor vs "
+        f"the PyTorch fake-quant model on {check.images} test images: max |logit difference| "
+        f"{check.max_abs_logit_diff:.3g} (median {check.median_abs_logit_diff:.2g}; "
+        f"{check.images_differing} images beyond {DIFF_TOLERANCE:g}), argmax agreement "
+        f"{check.argmax_agreement_pct:.2f} %"
+    )
+
+
+def _integer_line(res: IntegerTop1) -> str:
+    return (
+        f"top-1 on {res.images} test images: fake-quant {res.fake_quant_top1:.2f} %, integer-only "
+        f"{res.integer_top1:.2f} % ({res.integer_minus_fake_quant_pt:+.2f} pt); same top-1 on "
+        f"{res.same_top1} / {res.images} images, max |logit difference| "
+        f"{res.max_abs_logit_diff:.3g}; integer program {res.integer_s:.1f} s"
+    )
+
+
 def qonnx_check(
     run_dir: Path,
     trial: int,
@@ -107,10 +143,36 @@ def qonnx_check(
     folder = design_dir(run_dir, trial, info)
     if not (folder / QONNX_FILE).is_file():
         raise UserError(f"{folder}: no {QONNX_FILE} (a hardware-only design, or exported before QONNX)")
-    evaluator = load_run_evaluator(run_dir, info, torch_device)
-    qmodel = load_int_model(folder / "model_int.pt", on_cpu(evaluator.model))
+    qmodel, evaluator = _design_model(run_dir, folder, info, torch_device)
     test = evaluator.splits.test
     return check_qonnx(folder / QONNX_FILE, qmodel, test.head(images or len(test)))
+
+
+def integer_check(
+    run_dir: Path,
+    trial: int,
+    info: dict[str, Any],
+    images: int | None = None,
+    torch_device: str | None = None,
+) -> IntegerTop1:
+    """Design ``trial``'s model_int.pt fake-quantized and integer-only on the study's first
+    ``images`` test images (all when ``None``). A design the integer program cannot run is
+    refused (one line) before the model loads."""
+    folder = design_dir(run_dir, trial, info)
+    if not info.get("hw_only"):  # (a hardware-only run says so when its model is asked for)
+        doc, config = read_design_quant(folder)
+        layers = doc.get("LayerName")
+        check_integer_config(config, list(layers) if isinstance(layers, dict) else None)
+    qmodel, evaluator = _design_model(run_dir, folder, info, torch_device)
+    return compare_integer(qmodel, evaluator.splits.test, images, evaluator.batch_size)
+
+
+def _design_model(
+    run_dir: Path, folder: Path, info: dict[str, Any], torch_device: str | None
+) -> tuple[nn.Module, Evaluator]:
+    """An exported design's model_int.pt (on the CPU) and the run's evaluator."""
+    evaluator = load_run_evaluator(run_dir, info, torch_device)
+    return load_int_model(folder / "model_int.pt", on_cpu(evaluator.model)), evaluator
 
 
 def entry(argv: Sequence[str] | None = None) -> int:

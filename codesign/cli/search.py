@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from codesign.atomic import write_text_atomic
 from codesign.errors import UserError
+from codesign.integer_top1 import DEFAULT_INTEGER_IMAGES
 from codesign.quant import QuantConfig
 from codesign.results import (
     Outcome,
@@ -46,7 +47,14 @@ from codesign.search.ahead import FrontWatch, RescoreAhead
 from codesign.search.logs import quiet_optuna
 from codesign.study import DEFAULT_STUDY, Study, load_study
 from codesign.torch_device import add_torch_device_argument
-from hwmodel.base.cli import OneLineParser, command_parser, positive_float, positive_int, run_main
+from hwmodel.base.cli import (
+    OneLineParser,
+    command_parser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_main,
+)
 
 COMMAND = "codesign.search"
 
@@ -91,6 +99,13 @@ def build_parser() -> OneLineParser:
         "--workers", type=positive_int, default=1, help="worker processes on this machine (same storage)"
     )
     p.add_argument("--no-rtl", action="store_true", help="skip the Verilog export of the Pareto designs")
+    p.add_argument(
+        "--integer-images",
+        type=non_negative_int,
+        metavar="N",
+        help="test images of each exported design's integer-only check (quant.json accuracy.integer; "
+        f"0: none; overrides the study, default {DEFAULT_INTEGER_IMAGES})",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of the table")
     return p
@@ -109,6 +124,7 @@ def resolve_study(args: argparse.Namespace) -> Study:
         device=args.device,
         fixed_quant=fixed,
         torch_device=args.torch_device,
+        integer_images=args.integer_images,
     )
 
 

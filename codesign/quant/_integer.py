@@ -40,6 +40,7 @@ measures the difference.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +64,7 @@ from codesign.quant._model import (
 )
 from codesign.quant._quantizers import fixed_codes, log2_min_exponent, pot_min_exponent
 from hwmodel.arch.intops import NONLINEAR_BITS, IntOp, IntSpec
-from hwmodel.target.vit import vit_blocks
+from hwmodel.target.vit import layer_names, vit_blocks
 
 #: Width of the residual stream's codes (16-bit LayerNorm codes with 8 bits of headroom).
 RESIDUAL_BITS = 24
@@ -227,13 +228,20 @@ def log2_codes(p: torch.Tensor, frac: int, bits: int) -> torch.Tensor:
     return torch.where((p == 0) | small, 0, vals)
 
 
-def check_integer_config(config: QuantConfig) -> None:
+def check_integer_config(config: QuantConfig, layers: Sequence[str] | None = None) -> None:
     """Refuse, in one line, a config the integer program cannot run: a float layer or
     activation, PoT codes wider than :data:`MAX_INTEGER_POT_BITS`, float non-linear operators
-    (the per-layer accumulator widths are checked when the model is built)."""
+    (the per-layer accumulator widths are checked when the model is built). ``layers``: the
+    model's layer names (:func:`~hwmodel.target.vit.layer_names`), so that a default no layer
+    uses is not held against the config (a searched design names every layer and leaves the
+    default float); without them the default and every override are checked."""
     if config.nonlinear != "int":
         raise UserError("integer inference needs nonlinear: int (the integer softmax, LayerNorm, GELU)")
-    for where, lq in [("default", config.default), *((f"layers.{k}", v) for k, v in config.layers.items())]:
+    if layers is None:
+        points = [("default", config.default), *((f"layers.{k}", v) for k, v in config.layers.items())]
+    else:
+        points = [(f"layers.{n}" if n in config.layers else "default", config.for_layer(n)) for n in layers]
+    for where, lq in points:
         if lq.weight_bits >= FLOAT_BITS or lq.act_bits >= FLOAT_BITS:
             raise UserError(f"{where}: integer inference needs every layer quantized, got {lq.to_string()}")
         if lq.pot_ratio > 0 and lq.weight_bits > MAX_INTEGER_POT_BITS:
@@ -380,7 +388,7 @@ class IntegerViT(nn.Module):
         config = getattr(qmodel, "quant_config", None)
         if not isinstance(config, QuantConfig):
             raise UserError("integer_model: not a model returned by quantize_model")
-        check_integer_config(config)
+        check_integer_config(config, layer_names(qmodel))
         qmodel = on_cpu(qmodel)
         _check_vit(qmodel)
         self.config = config
@@ -450,5 +458,5 @@ def quantize_integer_model(
 ) -> IntegerViT:
     """:func:`quantize_model` then :func:`integer_model`: the same calibration, weights and
     scales as the fake-quantized model of ``config``, run integer-only."""
-    check_integer_config(config)  # before the quantization's work
+    check_integer_config(config, layer_names(model))  # before the quantization's work
     return integer_model(quantize_model(model, config, calib))

@@ -3,10 +3,15 @@
 self-checking Icarus testbench rtl/tb_engine.v (and the DSP primitives' simulation models,
 rtl/dsp_models.v) and the non-linear units' Verilog).
 
+``quant.json``'s ``accuracy.integer`` holds the design's integer-only top-1 against its fake-quant
+top-1 on the study's first ``integer_images`` test images (:mod:`codesign.integer_top1`), or the
+reason it has none (the integer program cannot run it, a hardware-only run, ``integer_images: 0``).
+
 ``designs.json`` (beside ``designs/``) records what each design folder was written from (a digest
 of its accelerator and quantization documents, the evaluator's fingerprint, whether Verilog was
-asked for and the codesign version): a later run whose designs would be the same keeps the folder
-as it is instead of quantizing and generating everything again.
+asked for, the integer-only check's image count and the codesign version): a later run whose
+designs would be the same keeps the folder as it is instead of quantizing and generating
+everything again.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ from codesign.export import (
     write_int_model,
     write_json,
 )
+from codesign.integer_top1 import integer_accuracy, integer_refusal
 from codesign.qonnx_export import QONNX_FILE, QonnxExporter
-from codesign.quant import on_cpu
+from codesign.quant import QuantConfig, on_cpu
 from codesign.results.front import Outcome
 from codesign.results.trials import TrialRow
 from codesign.space import Candidate
@@ -53,13 +59,33 @@ MANIFEST = "designs.json"
 
 @dataclass(frozen=True)
 class _Plan:
-    """One design to export: its documents (without the calibrated activation scales) and digest."""
+    """One design to export: its documents (without the calibrated activation scales and the
+    integer-only figures) and digest."""
 
     number: int
     cand: Candidate
     accel_doc: dict[str, Any]
     accuracy: dict[str, Any]
     digest: str
+    #: test images of its integer-only check (None: not checked, ``accuracy["integer"]`` says why)
+    integer_images: int | None
+
+
+def _with_model(ctx: SearchContext) -> bool:
+    """Whether the run's designs have a quantized model to export (not a hardware-only run)."""
+    return ctx.evaluator is not None and ctx.fixed_quant is None
+
+
+def _integer_plan(ctx: SearchContext, quant: QuantConfig) -> tuple[int | None, str | None]:
+    """(test images of the design's integer-only check, or None and the reason it gets none)."""
+    if not _with_model(ctx):
+        return None, "no quantized model (hardware-only run)"
+    refusal = integer_refusal(quant, ctx.layers)
+    if refusal is not None:
+        return None, refusal
+    if ctx.study.integer_images == 0:
+        return None, "not checked (integer_images: 0)"
+    return ctx.study.integer_images, None
 
 
 def _plans(ctx: SearchContext, outcome: Outcome, with_rtl: bool) -> list[_Plan]:
@@ -70,12 +96,14 @@ def _plans(ctx: SearchContext, outcome: Outcome, with_rtl: bool) -> list[_Plan]:
         report = evaluate(ctx.workload, cand.accel, ctx.device, ctx.study.caps, detail=True)
         accel_doc = accelerator_document(cand, ctx.workload, ctx.device, ctx.study.caps, report, r.number)
         ci = outcome.top1_interval(r.number)
+        integer_images, reason = _integer_plan(ctx, cand.quant)
         accuracy = {
             "proxy": r.attrs.get("proxy"),
             "proxy_kind": ctx.evaluator.proxy_kind if ctx.evaluator is not None else ctx.study.proxy_kind,
             "real_top1": outcome.real_accuracy.get(r.number),
             "real_top1_ci95": None if ci is None else [round(ci[0], 4), round(ci[1], 4)],
             "test_images": outcome.test_images,
+            **({"integer": {"reason": reason}} if reason is not None else {}),
         }
         inputs = {
             "accelerator": accel_doc,
@@ -83,9 +111,11 @@ def _plans(ctx: SearchContext, outcome: Outcome, with_rtl: bool) -> list[_Plan]:
             "evaluator": fingerprint,
             "rtl": with_rtl,
             "version": codesign.__version__,
+            # the figures follow from the rest and this count (a design without them: None)
+            "integer_images": integer_images,
         }
         digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
-        plans.append(_Plan(r.number, cand, accel_doc, accuracy, digest[:24]))
+        plans.append(_Plan(r.number, cand, accel_doc, accuracy, digest[:24], integer_images))
     return plans
 
 
@@ -176,7 +206,7 @@ def export_designs(
     Verilog texts built ahead (:meth:`RtlTexts.prebuild`)."""
     plans = _plans(ctx, outcome, with_rtl)
     written = [run_dir / "designs" / str(p.number) for p in plans]
-    with_model = ctx.evaluator is not None and ctx.fixed_quant is None
+    with_model = _with_model(ctx)
     if _up_to_date(ctx, run_dir, plans, with_rtl, with_model):
         return written
     texts = rtl or RtlTexts(ctx)
@@ -192,13 +222,18 @@ def export_designs(
             write_json(d / "accelerator.json", p.accel_doc)
             act_scales = None
             qmodel = None
+            accuracy = p.accuracy
             if with_model:
-                assert ctx.evaluator is not None and qonnx is not None
-                qmodel = on_cpu(ctx.evaluator.quantized(p.cand.quant))  # exports run on the CPU
+                ev = ctx.evaluator
+                assert ev is not None and qonnx is not None
+                qmodel = on_cpu(ev.quantized(p.cand.quant))  # exports run on the CPU
                 write_int_model(d / "model_int.pt", qmodel)
                 qonnx.export(qmodel, d / QONNX_FILE)
                 act_scales = {str(k): float(v) for k, v in getattr(qmodel, "quant_act_scales", {}).items()}
-            doc = quant_document(p.cand.quant, ctx.layers, ctx.workload.model_name, p.accuracy, act_scales)
+                if p.integer_images is not None:
+                    block = integer_accuracy(qmodel, ev.splits.test, p.integer_images, ev.batch_size)
+                    accuracy = {**accuracy, "integer": block}
+            doc = quant_document(p.cand.quant, ctx.layers, ctx.workload.model_name, accuracy, act_scales)
             write_json(d / "quant.json", doc)
             if with_rtl:
                 engine_text, dsp_models = texts.engine(p.cand)

@@ -92,12 +92,21 @@ def positive_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer > 0."""
+def _int_at_least(text: str, low: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer > 0, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected an integer > 0, got '{text}'")
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    return _int_at_least(text, 1, "an integer > 0")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer ≥ 0."""
+    return _int_at_least(text, 0, "an integer ≥ 0")
