@@ -19,8 +19,10 @@ from test_quant_model import tiny_vit
 
 from codesign.cli.report import entry as report_entry
 from codesign.context import SearchContext, build_context
+from codesign.errors import UserError
 from codesign.integer_top1 import EXPORTED_FIGURES, IntegerTop1, compare_integer, integer_refusal
-from codesign.quant import QuantConfig, load_int_model
+from codesign.program.driver import Accelerator, ProgramFiles
+from codesign.quant import QuantConfig, integer_model, load_int_model
 from codesign.results import Outcome, export_designs, summary
 from codesign.results.designs import _plans
 from codesign.results.trials import TrialRow
@@ -204,3 +206,21 @@ def test_config_refusal_names_the_layer_it_needs() -> None:
     assert "nonlinear: int" in str(integer_refusal(QuantConfig.uniform("W8A8"), layers))
     head_float = QuantConfig.uniform("W8A8", nonlinear="int").with_layers({"head": "fp32"})
     assert str(integer_refusal(head_float, layers)).startswith("layers.head: integer inference needs")
+
+
+def test_the_exported_program_runs_bit_exact_through_the_driver(
+    exported: tuple[SearchContext, Outcome, Path],
+) -> None:
+    """Trial 0's program.bin / params.bin through the host driver: the integer model's logits of
+    its model_int.pt, bit for bit; trial 1 (refused) has no program."""
+    ctx, _, run = exported
+    assert ctx.evaluator is not None
+    design = run / "designs" / "0"
+    qmodel = load_int_model(design / "model_int.pt", ctx.evaluator.model)
+    images = ctx.evaluator.splits.test.head(4)
+    acc = Accelerator(ProgramFiles.read(design))
+    assert acc.accumulators(images).tolist() == integer_model(qmodel).accumulators(images).tolist()
+    ops = json.loads((design / "program.json").read_text())["ops"]
+    assert [op["name"] for op in ops] == [op.name for op in ctx.workload.ops]
+    with pytest.raises(UserError, match=r"no program\.json, program\.bin, params\.bin .*accuracy\.integer"):
+        ProgramFiles.read(run / "designs" / "1")

@@ -3,7 +3,29 @@
 and the host driver (:mod:`codesign.program.driver`).
 """
 
-from codesign.program._compile import ROLES, Program, Region, compile_program
+from codesign.program._compile import (
+    PARAMS_FILE,
+    PROGRAM_FILE,
+    PROGRAM_JSON,
+    ROLES,
+    Program,
+    Region,
+    compile_program,
+    export_program,
+    write_program,
+)
 from codesign.program._execute import MemoryFault, execute
 
-__all__ = ["ROLES", "MemoryFault", "Program", "Region", "compile_program", "execute"]
+__all__ = [
+    "PARAMS_FILE",
+    "PROGRAM_FILE",
+    "PROGRAM_JSON",
+    "ROLES",
+    "MemoryFault",
+    "Program",
+    "Region",
+    "compile_program",
+    "execute",
+    "export_program",
+    "write_program",
+]

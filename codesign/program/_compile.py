@@ -46,6 +46,7 @@ from codesign.quant._integer import (
     IntegerLinear,
     IntegerViT,
     Rescale,
+    integer_model,
 )
 from hwmodel.arch.dyadic import INPUT_BITS, MULT_BITS, OFFSET_BITS, SHIFT_BITS
 from hwmodel.arch.engine import encode_pot
@@ -213,6 +214,18 @@ def write_program(folder: Path, program: Program) -> list[Path]:
         write_atomic(folder / PARAMS_FILE, lambda tmp: tmp.write_bytes(program.params_image().tobytes())),
         write_text_atomic(folder / PROGRAM_JSON, json.dumps(program.to_dict(), indent=1) + "\n"),
     ]
+
+
+def export_program(
+    folder: Path, qmodel: torch.nn.Module, report: DesignReport | None, model: str
+) -> list[Path]:
+    """A design's program files into ``folder`` (:func:`write_program`); where the integer program
+    cannot run the design, ``program.json`` holds ``{"reason": ...}`` alone (one line)."""
+    try:
+        program = compile_program(integer_model(qmodel), report, model)
+    except UserError as exc:
+        return [write_text_atomic(folder / PROGRAM_JSON, json.dumps({"reason": str(exc)}, indent=1) + "\n")]
+    return write_program(folder, program)
 
 
 class _Layout:

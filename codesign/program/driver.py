@@ -102,14 +102,18 @@ class ProgramFiles:
         paths = [folder / name for name in (PROGRAM_JSON, PROGRAM_FILE, PARAMS_FILE)]
         missing = [p.name for p in paths if not p.is_file()]
         if missing:
-            raise UserError(f"{folder}: no {', '.join(missing)} (export the design with its program)")
+            raise UserError(
+                f"{folder}: no {', '.join(missing)} (a design the integer program cannot run has none: "
+                "its quant.json's accuracy.integer says why)"
+            )
         try:
             doc = json.loads(paths[0].read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise UserError(f"{paths[0]}: not a program.json ({exc})") from exc
-        if not isinstance(doc, dict) or not {"program_base", "params", "regions", "input", "output"} <= set(
-            doc
-        ):
+        if isinstance(doc, dict) and set(doc) == {"reason"}:
+            raise UserError(f"{folder}: the design has no accelerator program ({doc['reason']})")
+        keys = {"program_base", "params", "regions", "input", "output"}
+        if not isinstance(doc, dict) or not keys <= set(doc):
             raise UserError(f"{paths[0]}: not a program.json that codesign exports")
         return cls(doc, paths[1].read_bytes(), paths[2].read_bytes())
 

@@ -3,9 +3,12 @@
 self-checking Icarus testbench rtl/tb_engine.v (and the DSP primitives' simulation models,
 rtl/dsp_models.v) and the non-linear units' Verilog).
 
-``quant.json``'s ``accuracy.integer`` holds the design's integer-only top-1 against its fake-quant
-top-1 on the study's first ``integer_images`` test images (:mod:`codesign.integer_top1`), or the
-reason it has none (the integer program cannot run it, a hardware-only run, ``integer_images: 0``).
+``program.bin``, ``params.bin`` and ``program.json`` are the design's accelerator program
+(:mod:`codesign.program`) where the integer program can run it (else ``program.json`` holds the
+reason alone). ``quant.json``'s ``accuracy.integer`` holds the design's integer-only top-1 against
+its fake-quant top-1 on the study's first ``integer_images`` test images
+(:mod:`codesign.integer_top1`), or the reason it has none (the integer program cannot run it, a
+hardware-only run, ``integer_images: 0``).
 
 ``designs.json`` (beside ``designs/``) records what each design folder was written from (a digest
 of its accelerator and quantization documents, the evaluator's fingerprint, whether Verilog was
@@ -43,6 +46,7 @@ from codesign.export import (
     write_json,
 )
 from codesign.integer_top1 import integer_accuracy, integer_refusal
+from codesign.program import PROGRAM_JSON, export_program
 from codesign.qonnx_export import QONNX_FILE, QonnxExporter
 from codesign.quant import QuantConfig, on_cpu
 from codesign.results.front import Outcome
@@ -139,7 +143,13 @@ def _up_to_date(
         units = (
             [f"rtl/{kind}.v" for kind, *_ in nonlinear_units_for(p.cand, ctx.workload)] if with_rtl else []
         )
-        return wanted + ["rtl/engine.v", f"rtl/{TESTBENCH_FILE}", "rtl/controller.v"] * with_rtl + units
+        program = [PROGRAM_JSON] * (with_model and integer_refusal(p.cand.quant, ctx.layers) is None)
+        return (
+            wanted
+            + program
+            + ["rtl/engine.v", f"rtl/{TESTBENCH_FILE}", "rtl/controller.v"] * with_rtl
+            + units
+        )
 
     return all((folder / str(p.number) / f).is_file() for p in plans for f in files(p))
 
@@ -235,6 +245,9 @@ def export_designs(
                     accuracy = {**accuracy, "integer": block}
             doc = quant_document(p.cand.quant, ctx.layers, ctx.workload.model_name, accuracy, act_scales)
             write_json(d / "quant.json", doc)
+            if qmodel is not None and integer_refusal(p.cand.quant, ctx.layers) is None:
+                report = evaluate(ctx.workload, p.cand.accel, ctx.device, ctx.study.caps, detail=True)
+                export_program(d, qmodel, report, ctx.workload.model_name)
             if with_rtl:
                 engine_text, dsp_models = texts.engine(p.cand)
                 (d / "rtl").mkdir()
