@@ -48,7 +48,7 @@ from hwmodel.cost.coefficients import Coefficients, load_coefficients
 from hwmodel.cost.controller import ControllerResources, controller_resources
 from hwmodel.cost.engine import engine_resources
 from hwmodel.cost.nonlinear import UnitResources, unit_resources
-from hwmodel.model.row_timing import NO_FIXED_COLUMNS, NO_POT_COLUMNS, layer_timing, row_timing
+from hwmodel.model.row_timing import NO_FIXED_COLUMNS, NO_POT_COLUMNS, layer_timing, mode_lanes, row_timing
 from hwmodel.target.device import Device
 from hwmodel.target.workload import GemmOp, Workload
 
@@ -505,36 +505,21 @@ def _cdiv(a: I64, b: I64 | int) -> I64:
     return (a + (b - 1)) // b
 
 
-@dataclass(frozen=True)
-class _Modes:
-    """Per layer: tokens and channels per DSP slice of the layer's packing mode."""
-
-    tokens: I64
-    channels: I64
-
-
-def _mode_lanes(engine: EngineConfig, wb: I64, ab: I64) -> tuple[I64 | int, I64 | int]:
-    """Tokens and channels per DSP slice of the packing mode of layers of ``wb``-bit weights and
-    ``ab``-bit activations: the densest mode of the engine whose widths admit it; a layer only
-    wider than every mode (its part of the engine is PoT) streams one token. A number where every
-    layer has the same (every mode of the engine streams one token, or takes one channel)."""
-    tokens: I64 | int = 1
-    channels: I64 | int = 1
-    for mode in engine.modes:  # fewest lanes first: a denser mode that fits overrides
-        if mode.tokens == 1 and mode.channels == 1 and isinstance(tokens, int) and isinstance(channels, int):
-            continue  # (so far every layer takes one lane, whether it fits or not)
-        fits = (wb <= mode.weight_bits) & (ab <= mode.act_bits)
-        if mode.tokens != 1 or not isinstance(tokens, int):
-            tokens = np.where(fits, mode.tokens, tokens)
-        if mode.channels != 1 or not isinstance(channels, int):
-            channels = np.where(fits, mode.channels, channels)
-    return tokens, channels
-
-
-def _modes(engine: EngineConfig, la: _LayerArrays) -> _Modes:
-    """Each layer's packing mode: the densest one of the engine whose widths admit it."""
-    tokens, channels = _mode_lanes(engine, la.wb, la.ab)
-    return _Modes(np.broadcast_to(tokens, la.wb.shape), np.broadcast_to(channels, la.wb.shape))
+@lru_cache(maxsize=256)  # a search meets the same engines in most trials
+def _lane_table(engine: EngineConfig) -> I64:
+    """The packing modes of ``engine`` as :func:`hwmodel.model.row_timing.mode_lanes` reads them:
+    (2, weight bits, act bits) tokens and channels per DSP slice of the mode a layer of those
+    widths runs in (:meth:`EngineConfig.mode_for`; 1 and 1 where no mode admits them), up to the
+    engine's widths (read-only)."""
+    table = np.ones((2, engine.weight_bits + 1, engine.act_bits + 1), dtype=np.int64)
+    for wb in range(table.shape[1]):
+        for ab in range(table.shape[2]):
+            try:
+                mode = engine.mode_for(wb, ab)
+            except UserError:
+                continue
+            table[:, wb, ab] = mode.tokens, mode.channels
+    return _read_only(table)
 
 
 @dataclass(frozen=True)
@@ -614,15 +599,12 @@ def _oriented_timing(
     latency (with the successor's exposed cycles), off-chip bytes, exposed and busy cycles, last
     job, last group's start and wait transfer of each, all heads, then (``detail``) its compute
     cycles, memory cycles and tiles."""
-    tokens, channels = _mode_lanes(engine, params[0], params[1])
-    n_rows = params.shape[1]
     per_row, error = row_timing(
         t.row_dims,
         params,
         ratio,
         t.row_repeat,
-        np.full(n_rows, tokens, dtype=np.int64) if isinstance(tokens, int) else tokens,
-        np.full(n_rows, channels, dtype=np.int64) if isinstance(channels, int) else channels,
+        _lane_table(engine),
         np.array((engine.rows, engine.cols_fixed, engine.chain_rows, engine.cols_pot), dtype=np.int64),
         bytes_per_cycle,
         dram_latency_cycles,
@@ -935,7 +917,7 @@ def _layer_table(
     (fix_dsp, fix_lut), (pot_dsp, pot_lut) = parts
     t = _workload_tables(workload)
     producer = {int(ni): gi for gi, ni in enumerate(t.gemm_succ.tolist()) if ni >= 0}
-    modes = _modes(engine, la)
+    lane_table = _lane_table(engine)
     rows: list[LayerResult] = []
     gi = 0
     ni = 0
@@ -948,7 +930,8 @@ def _layer_table(
             compute, memory = int(timing.compute[i]), int(timing.memory[i])
             ratio = float(la.ratio[i])
             uses_fix, uses_pot = ratio < 1.0, ratio > 0.0
-            lanes = int(modes.tokens[i] * modes.channels[i])
+            tokens, channels = mode_lanes(lane_table, int(la.wb[i]), int(la.ab[i]))
+            lanes = tokens * channels
             peak = engine.rows * (engine.cols_fixed * lanes + engine.cols_pot)
             rows.append(
                 LayerResult(
@@ -970,7 +953,7 @@ def _layer_table(
                     latency_cycles=latency,
                     bound="compute" if compute >= memory else "memory",
                     offchip_bytes=int(timing.offchip_bytes[i]),
-                    lanes=int(modes.tokens[i] * modes.channels[i]) if uses_fix else 0,
+                    lanes=lanes if uses_fix else 0,
                     transposed=bool(timing.transposed[i]),
                     pe_utilisation=op.macs / (latency * peak) if latency and peak else 0.0,
                     dsp=fix_dsp * uses_fix + pot_dsp * uses_pot,
