@@ -41,9 +41,17 @@ import numpy.typing as npt
 from hwmodel.arch.buffers import Buffer
 from hwmodel.arch.config import AcceleratorConfig
 from hwmodel.arch.controller import NL_MODES, ControllerSpec, controller_spec, pending_release
-from hwmodel.arch.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, required_acc_bits
+from hwmodel.arch.cycles import ceil_div, split_channels
+from hwmodel.arch.engine import (
+    MAX_ACC_BITS,
+    EngineConfig,
+    design_widths,
+    engine_from_widths,
+    required_acc_bits,
+)
 from hwmodel.arch.nonlinear import Successor, log2_rows_for, op_cycles, row_buffer, row_buffer_memory
 from hwmodel.base.errors import UserError
+from hwmodel.base.jit import jit
 from hwmodel.cost.coefficients import Coefficients, load_coefficients
 from hwmodel.cost.controller import ControllerResources, controller_resources
 from hwmodel.cost.engine import engine_resources
@@ -452,15 +460,24 @@ def _nonlinear_part(
 
 @dataclass(frozen=True)
 class _LayerArrays:
+    """A design's GEMM layers as arrays (in the workload's order, the config's default where it
+    names no layer), and what :func:`evaluate` derives from them alone."""
+
     depth: int  # the deepest reduction (K) of any layer
     wb: I64
     ab: I64
     ratio: F64
+    #: the tiles, clipped to the layer
     tm: I64
     tn: I64
     tk: I64
     #: (5, n): the rows wb, ab, tm, tn, tk above are views of it
     ints: I64
+    #: (fixed weight bits, PoT code bits, activation bits) the engine needs
+    #: (:func:`hwmodel.arch.engine.design_widths`)
+    widths: tuple[int, int, int]
+    #: the most heads or m, n or k tiles of any layer (what the controller's loop counters count to)
+    max_tiles: int
 
 
 def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays:
@@ -470,24 +487,23 @@ def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays
     if not t.name_set.issuperset(config.layers):
         name = sorted(set(config.layers) - t.name_set)[0]
         raise UserError(f"config layer '{name}' is not a layer of {workload.model_name}")
-    # a row per field (numpy converts six lists of numbers faster than a list of tuples)
-    vals = np.array(
-        [
-            [hw.weight_bits for hw in hws],
-            [hw.act_bits for hw in hws],
-            [hw.tm for hw in hws],
-            [hw.tn for hw in hws],
-            [hw.tk for hw in hws],
-            [hw.pot_ratio for hw in hws],
-        ],
-        dtype=np.float64,
-    )
-    ratio = vals[5]
-    ints = vals[:5].astype(np.int64)
-    np.minimum(ints[2:], t.dims, out=ints[2:])  # tiles clipped to the layer
+    # the integers as one flat list (numpy converts it faster than a list of rows or of floats)
+    ints = np.array(
+        [hw.weight_bits for hw in hws]
+        + [hw.act_bits for hw in hws]
+        + [hw.tm for hw in hws]
+        + [hw.tn for hw in hws]
+        + [hw.tk for hw in hws],
+        dtype=np.int64,
+    ).reshape(5, -1)
+    ratio = np.array([hw.pot_ratio for hw in hws], dtype=np.float64)
     if t.act_act.size and (ratio.take(t.act_act) > 0).any():
         name = t.names[int(t.act_act[ratio[t.act_act] > 0][0])]
         raise UserError(f"layer '{name}': pot_ratio must be 0 for an activation×activation matmul")
+    most_tiles = _clip_tiles(ints, t.dims)
+    if most_tiles < 0:
+        name = t.names[-1 - most_tiles]
+        raise UserError(f"layer '{name}': tm, tn and tk must be at least 1")
     return _LayerArrays(
         depth=t.depth,
         wb=ints[0],
@@ -497,12 +513,28 @@ def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays
         tn=ints[3],
         tk=ints[4],
         ints=ints,
+        widths=design_widths(ints[0], ints[1], ratio),
+        max_tiles=max(most_tiles, t.max_repeat),
     )
 
 
-def _cdiv(a: I64, b: I64 | int) -> I64:
-    """⌈a / b⌉ for positive ``b`` (one numpy operation fewer than ``-(-a // b)`` for a number)."""
-    return (a + (b - 1)) // b
+@jit
+def _clip_tiles(ints: I64, dims: I64) -> int:
+    """Clips each layer's tiles (``ints`` rows 2–4: Tm, Tn, Tk; a column per layer) to its m, n
+    and k (``dims``, (3, n)) in place. Returns the most tiles along one axis of any layer, or
+    −1 − i where layer i has a tile below 1 (and clips nothing)."""
+    n_layers = dims.shape[1]
+    for i in range(n_layers):
+        for axis in range(3):
+            if ints[2 + axis, i] < 1:
+                return -1 - i
+    most = 0
+    for axis in range(3):
+        for i in range(n_layers):
+            tile = min(ints[2 + axis, i], dims[axis, i])
+            ints[2 + axis, i] = tile
+            most = max(most, ceil_div(dims[axis, i], tile))
+    return most
 
 
 @lru_cache(maxsize=256)  # a search meets the same engines in most trials
@@ -676,29 +708,22 @@ def _tile_buffer_shapes(
 ) -> tuple[_BufferShape, ...]:
     """The tile buffers of layer ``i`` (or, for ``None``, sized for the largest tile of any layer):
     A (activations, one bank per row, the engine's tokens per word), B (weights, one bank per
-    column) and C (partial sums, one bank per column, one word = a column's result slots)."""
+    column) and C (partial sums, one bank per column, one word = a column's result slots), of
+    the fixed-point and of the PoT columns; a buffer no tile puts a word in is left out."""
     rows, tokens, chans = engine.rows, engine.tokens, engine.channels
-    sel = slice(None) if i is None else slice(i, i + 1)
-    tm, tn, tk, ratio = la.tm[sel], la.tn[sel], la.tk[sel], la.ratio[sel]
-    has_pot = bool(ratio.any())  # (without PoT channels, the PoT buffers would have no words)
-    tn_pot = np.rint(ratio * tn).astype(np.int64) if has_pot else None
-    k_folds = _cdiv(tk, rows)
-    m_steps = _cdiv(tm, tokens)
+    cf, cp = engine.cols_fixed, engine.cols_pot
+    first, stop = (0, la.wb.shape[0]) if i is None else (i, i + 1)
+    act_bits = la.widths[2] if i is None else int(la.ab[i])
+    depths = _tile_words(la.ints, la.ratio, first, stop, rows, tokens, chans, cf, cp)
     acc = engine.acc_bits
-    # per buffer: (name, banks, word bits) and the words each layer's tile needs
-    shapes = [("input_a", rows, tokens * int(la.ab[sel].max()))]
-    words = [m_steps * k_folds]
-    if engine.cols_fixed:
-        cf = engine.cols_fixed
-        folds = _cdiv(tn if tn_pot is None else tn - tn_pot, chans * cf)
-        shapes += [("weight_b", cf, chans * wb_fix), ("output_c", cf, engine.slots * acc)]
-        words += [folds * (k_folds * rows), m_steps * folds]
-    if engine.cols_pot and tn_pot is not None:
-        cp = engine.cols_pot
-        folds = _cdiv(tn_pot, cp)
-        shapes += [("weight_pot", cp, wb_pot), ("output_pot", cp, acc)]
-        words += [folds * (k_folds * rows), tm * folds]
-    depths: list[int] = np.concatenate(words).reshape(len(words), -1).max(axis=1).tolist()
+    # per buffer: (name, banks, word bits), in the order of _tile_words
+    shapes = (
+        ("input_a", rows, tokens * act_bits),
+        ("weight_b", cf, chans * wb_fix),
+        ("output_c", cf, engine.slots * acc),
+        ("weight_pot", cp, wb_pot),
+        ("output_pot", cp, acc),
+    )
     return tuple(
         (name, banks, depth, width)
         for (name, banks, width), depth in zip(shapes, depths, strict=True)
@@ -706,22 +731,48 @@ def _tile_buffer_shapes(
     )
 
 
+@jit
+def _tile_words(
+    ints: I64,
+    ratio: F64,
+    first: int,
+    stop: int,
+    rows: int,
+    tokens: int,
+    channels: int,
+    cols_fixed: int,
+    cols_pot: int,
+) -> tuple[int, int, int, int, int]:
+    """Words per bank of each tile buffer (:func:`_tile_buffer_shapes`): the most that the tile of
+    any layer ``first`` … ``stop − 1`` needs (``ints`` rows 2–4: its Tm, Tn, Tk; ``ratio``: its
+    PoT ratio, which splits its Tn as :func:`hwmodel.arch.cycles.split_channels` does) on an
+    engine of ``rows`` rows, fixed-point columns of ``tokens`` × ``channels`` lanes and PoT
+    columns of one. A: ⌈Tm / tokens⌉ steps × k folds; fixed-point B: channel folds × k folds ×
+    rows, C: steps × channel folds; PoT B the same with its channels, C: Tm × its channel folds.
+    0 for the buffers of a sub-array without columns (or without channels)."""
+    a = b_fix = c_fix = b_pot = c_pot = 0
+    for i in range(first, stop):
+        tm, tn, tk = ints[2, i], ints[3, i], ints[4, i]
+        tn_fix, tn_pot = split_channels(tn, ratio[i])
+        k_folds = ceil_div(tk, rows)
+        m_steps = ceil_div(tm, tokens)
+        a = max(a, m_steps * k_folds)
+        if cols_fixed > 0:
+            folds = ceil_div(tn_fix, channels * cols_fixed)
+            b_fix = max(b_fix, folds * (k_folds * rows))
+            c_fix = max(c_fix, m_steps * folds)
+        if cols_pot > 0:
+            folds = ceil_div(tn_pot, cols_pot)
+            b_pot = max(b_pot, folds * (k_folds * rows))
+            c_pot = max(c_pot, tm * folds)
+    return a, b_fix, c_fix, b_pot, c_pot
+
+
 def _tile_buffers(
     engine: EngineConfig, la: _LayerArrays, i: int | None, wb_fix: int, wb_pot: int
 ) -> list[Buffer]:
     """:func:`_tile_buffer_shapes` as buffers."""
     return [Buffer(*shape) for shape in _tile_buffer_shapes(engine, la, i, wb_fix, wb_pot)]
-
-
-def _max_tiles(t: _WorkloadTables, la: _LayerArrays) -> int:
-    """The most heads or m, n or k tiles of any layer (either orientation: the same counts)."""
-    return max(int(_cdiv(t.dims, la.ints[2:]).max()), t.max_repeat)
-
-
-def _controller(workload: Workload, la: _LayerArrays, tile_bufs: list[Buffer]) -> ControllerSpec:
-    """The tile controller the design builds: loop counters for the most heads and m/n/k tiles
-    of any layer, an address port per tile buffer."""
-    return controller_spec([_max_tiles(_workload_tables(workload), la)], tile_bufs)
 
 
 @dataclass(frozen=True)
@@ -747,12 +798,12 @@ def _buffer_part(
 
 
 def design_controller(workload: Workload, config: AcceleratorConfig, device: Device) -> ControllerSpec:
-    """The tile controller ``config`` builds for ``workload`` on ``device``."""
+    """The tile controller ``config`` builds for ``workload`` on ``device``: loop counters for the
+    most heads and m/n/k tiles of any layer, an address port per tile buffer."""
     la = _layer_arrays(workload, config)
     engine = _engine(config, la, device.dsp_type)
-    return _controller(
-        workload, la, _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
-    )
+    tile_bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
+    return controller_spec([la.max_tiles], tile_bufs)
 
 
 def _buffers(workload: Workload, engine: EngineConfig, la: _LayerArrays, lanes: LanesKey) -> list[Buffer]:
@@ -771,18 +822,9 @@ def _layer_bram(engine: EngineConfig, la: _LayerArrays, i: int, synth_family: st
     return sum(buf.memory(synth_family).bram36 for buf in bufs)
 
 
-def _widths(la: _LayerArrays) -> tuple[int, int, int]:
-    """:func:`hwmodel.arch.engine.design_widths` of the layer arrays."""
-    has_fixed = la.ratio < 1.0
-    has_pot = la.ratio > 0.0
-    wb_fix = int(la.wb[has_fixed].max()) if has_fixed.any() else 0
-    wb_pot = int(la.wb[has_pot].max()) if has_pot.any() else 0
-    return wb_fix, wb_pot, int(la.ab.max())
-
-
 def _engine(config: AcceleratorConfig, la: _LayerArrays, dsp: str) -> EngineConfig:
     """The engine of the design from its layer arrays (what :func:`design_engine` returns)."""
-    return engine_from_widths(config, *_widths(la), dsp, la.depth)
+    return engine_from_widths(config, *la.widths, dsp, la.depth)
 
 
 def design_engine(workload: Workload, config: AcceleratorConfig, device: Device) -> EngineConfig:
@@ -816,7 +858,7 @@ def evaluate(
     caps = caps or _DEFAULT_CAPS
     coef = coef or load_coefficients()
     la = _layer_arrays(workload, config)
-    widths = _widths(la)
+    widths = la.widths
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
     tables = _workload_tables(workload)
@@ -829,7 +871,7 @@ def evaluate(
 
     eng = engine_resources(engine, device.synth_family, coef)
     tile_bufs = _tile_buffer_shapes(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
-    bufs = _buffer_part(tile_bufs, _max_tiles(tables, la), device.synth_family, coef)
+    bufs = _buffer_part(tile_bufs, la.max_tiles, device.synth_family, coef)
     ctrl = bufs.controller
     ip = coef.vendor_ip
     nl_res, nl_lut, nl_ff = nl_part.resources, nl_part.lut, nl_part.ff
