@@ -250,12 +250,12 @@ class EngineConfig:
     def chains(self) -> int:
         return -(-self.rows // self.chain_rows)
 
-    @property
+    @cached_property
     def tokens(self) -> int:
         """Activation fields a fixed-point row carries (2 where a mode packs two tokens)."""
         return max(m.tokens for m in self.modes)
 
-    @property
+    @cached_property
     def channels(self) -> int:
         """Output channels a fixed column can hold at once (2 where a mode packs two)."""
         return max(m.channels for m in self.modes)

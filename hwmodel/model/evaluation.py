@@ -555,6 +555,16 @@ def _lane_table(engine: EngineConfig) -> I64:
 
 
 @dataclass(frozen=True)
+class _TimingTotals:
+    """:class:`_GemmTiming`'s latency, off-chip bytes, exposed and busy cycles summed over the layers."""
+
+    latency: int
+    offchip_bytes: int
+    exposed: int
+    busy: int
+
+
+@dataclass(frozen=True)
 class _GemmTiming:
     """Per layer, all heads. ``compute``, ``memory`` and ``tiles`` only with ``detail`` (what the
     per-layer table shows; a design's totals need only the latency and the bytes)."""
@@ -567,6 +577,8 @@ class _GemmTiming:
     #: the cycles the successor adds to the layer, and the successor unit's busy cycles
     exposed: I64
     busy: I64
+    #: the four figures above summed over the layers
+    totals: _TimingTotals
     compute: I64 | None = None
     memory: I64 | None = None
     tiles: I64 | None = None
@@ -600,7 +612,7 @@ def _gemm_timing(
         detail,
         successors,
     )
-    row, transposed, deferred = layer_timing(
+    row, transposed, deferred, totals = layer_timing(
         per_row,
         t.alternative,
         t.chain_p,
@@ -611,9 +623,10 @@ def _gemm_timing(
         successors is not None and successors.present,
         pending_release(0),  # the release is linear in the job's cycles
     )
+    sums = _TimingTotals(*totals[:4].tolist())
     if not detail:
-        return _GemmTiming(row[0], row[1], transposed, row[2], row[3], deferred=deferred)
-    return _GemmTiming(row[0], row[1], transposed, row[2], row[3], row[7], row[8], row[9], deferred)
+        return _GemmTiming(row[0], row[1], transposed, row[2], row[3], sums, deferred=deferred)
+    return _GemmTiming(row[0], row[1], transposed, row[2], row[3], sums, row[7], row[8], row[9], deferred)
 
 
 def _oriented_timing(
@@ -637,7 +650,10 @@ def _oriented_timing(
         ratio,
         t.row_repeat,
         _lane_table(engine),
-        np.array((engine.rows, engine.cols_fixed, engine.chain_rows, engine.cols_pot), dtype=np.int64),
+        engine.rows,
+        engine.cols_fixed,
+        engine.chain_rows,
+        engine.cols_pot,
         bytes_per_cycle,
         dram_latency_cycles,
         t.no_successors if successors is None else successors.kernel_args,
@@ -861,17 +877,18 @@ def evaluate(
     widths = la.widths
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
-    tables = _workload_tables(workload)
-    nl_part = _nonlinear_part(tables, config.lanes_key, device.synth_family, coef, config.kernels_key)
+    family = device.synth_family
+    nl_part = _nonlinear_part(_workload_tables(workload), config.lanes_key, family, coef, config.kernels_key)
     dram = coef.dram_latency_cycles(config.freq_mhz)
     timing = _gemm_timing(workload, engine, la, bpc, dram, detail, nl_part.successors)
-    exposed = int(timing.exposed.sum())
-    total = int(timing.latency.sum()) + nl_part.series_cycles
+    sums = timing.totals
+    exposed = sums.exposed
+    total = sums.latency + nl_part.series_cycles
     gemm_cycles = total - exposed - nl_part.series_cycles
 
-    eng = engine_resources(engine, device.synth_family, coef)
+    eng = engine_resources(engine, family, coef)
     tile_bufs = _tile_buffer_shapes(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
-    bufs = _buffer_part(tile_bufs, la.max_tiles, device.synth_family, coef)
+    bufs = _buffer_part(tile_bufs, la.max_tiles, family, coef)
     ctrl = bufs.controller
     ip = coef.vendor_ip
     nl_res, nl_lut, nl_ff = nl_part.resources, nl_part.lut, nl_part.ff
@@ -910,7 +927,7 @@ def evaluate(
     layers: tuple[LayerResult, ...] = ()
     if detail:
         parts = _part_resources(engine, device, coef)
-        layers = _layer_table(workload, engine, la, timing, nl_part, parts, device.synth_family)
+        layers = _layer_table(workload, engine, la, timing, nl_part, parts, family)
     return DesignReport(
         model_name=workload.model_name,
         device=device.name,
@@ -918,9 +935,9 @@ def evaluate(
         macs=workload.macs,
         latency_cycles=total,
         gemm_cycles=gemm_cycles,
-        nonlinear_cycles=int(timing.busy.sum()) + nl_part.series_cycles,
+        nonlinear_cycles=sums.busy + nl_part.series_cycles,
         nonlinear_exposed_cycles=exposed + nl_part.series_cycles,
-        offchip_bytes=int(timing.offchip_bytes.sum()),
+        offchip_bytes=sums.offchip_bytes,
         resources=res,
         utilisation=util,
         violations=tuple(violations),

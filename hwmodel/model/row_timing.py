@@ -96,7 +96,10 @@ def row_timing(
     ratio: F64,
     repeat: I64,
     lane_table: I64,
-    engine: I64,
+    e_rows: int,
+    cols_fixed: int,
+    chain: int,
+    cols_pot: int,
     bytes_per_cycle: float,
     dram_latency_cycles: int,
     succ: I64,
@@ -104,19 +107,19 @@ def row_timing(
 ) -> tuple[I64, int]:
     """Timing of every oriented row (columns): ``dims`` (3, rows) m, n, k; ``params`` (5, rows)
     wb, ab, Tm, Tn, Tk (clipped); ``ratio`` its PoT ratio; ``repeat`` its heads; ``lane_table``
-    the engine's packing modes (:func:`mode_lanes`); ``engine`` = (rows, fixed cols, cascade
-    chain rows, PoT cols); ``succ`` (5, rows) its successor's mode (0 none), lanes, row time, element
-    latency and rows of a head job (no successor on any row: no exposure and no chain figures);
-    ``wait_head`` 1 where it waits for a pending job by head. Returns the (:data:`OUT_ROWS`,
-    rows) figures and an error code (0, or :data:`NO_POT_COLUMNS` before
-    :data:`NO_FIXED_COLUMNS`: a tile class assigns channels to a sub-array the engine lacks)."""
+    the engine's packing modes (:func:`mode_lanes`); ``e_rows``, ``cols_fixed``, ``chain`` and
+    ``cols_pot`` the engine's rows, fixed-point columns, cascade chain rows and PoT columns;
+    ``succ`` (5, rows) its successor's mode (0 none), lanes, row time, element latency and rows
+    of a head job (no successor on any row: no exposure and no chain figures); ``wait_head`` 1
+    where it waits for a pending job by head. Returns the (:data:`OUT_ROWS`, rows) figures and
+    an error code (0, or :data:`NO_POT_COLUMNS` before :data:`NO_FIXED_COLUMNS`: a tile class
+    assigns channels to a sub-array the engine lacks)."""
     n_rows = dims.shape[1]
     out = np.zeros((OUT_ROWS, n_rows), dtype=np.int64)
     any_succ = False
     for r in range(n_rows):
         any_succ = any_succ or succ[0, r] > 0
     pot_bad = fix_bad = False
-    e_rows, cols_fixed, chain, cols_pot = engine[0], engine[1], engine[2], engine[3]
     # scratch, per row: only the tile classes that have tiles are computed, the others keep 0 in
     # every figure (a sum over the classes counts them 0 times, and the successor's figures
     # weigh each class by its count too, or read the last m, n and k class, which has tiles)
@@ -275,7 +278,7 @@ def layer_timing(
     tm: I64,
     chains_on: bool,
     release_offset: int,
-) -> tuple[I64, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+) -> tuple[I64, npt.NDArray[np.bool_], npt.NDArray[np.bool_], I64]:
     """Per layer (columns of the result, rows as :func:`row_timing`'s): each activation ×
     activation layer in its faster orientation (its row ``alternative[i]`` where that one's
     latency is lower), then, with ``chains_on``, each chain's last job left pending
@@ -284,7 +287,8 @@ def layer_timing(
     consumer's last head; or its last m tile of ``tm`` rows when it has two or more and the
     producer's last m tile starts in it): the producer loses the job ``g`` and gains the
     consumer's wait ``max(0, g + release_offset + wait transfer − wait start)``, in its latency
-    and exposed cycles. Returns (figures, transposed, deferred)."""
+    and exposed cycles. Returns (figures, transposed, deferred, each figure summed over the
+    layers)."""
     n_layers = alternative.shape[0]
     transposed = np.zeros(n_layers, dtype=np.bool_)
     deferred = np.zeros(n_layers, dtype=np.bool_)
@@ -295,9 +299,7 @@ def layer_timing(
         src = j if transposed[i] else i
         for f in range(per_row.shape[0]):
             out[f, i] = per_row[f, src]
-    if not chains_on:
-        return out, transposed, deferred
-    for ch in range(chain_p.shape[0]):
+    for ch in range(chain_p.shape[0] if chains_on else 0):
         p, c = chain_p[ch], chain_c[ch]
         g = out[4, p]
         if g <= 0:
@@ -311,4 +313,8 @@ def layer_timing(
         out[0, p] += delay - g
         out[2, p] += delay - g
         deferred[p] = True
-    return out, transposed, deferred
+    totals = np.zeros(out.shape[0], dtype=np.int64)
+    for f in range(out.shape[0]):
+        for i in range(n_layers):
+            totals[f] += out[f, i]
+    return out, transposed, deferred, totals
