@@ -244,6 +244,13 @@ def test_pot_ratio_on_attention_matmul_is_rejected(mnist_workload: Workload) -> 
         evaluate(mnist_workload, cfg, load_device("zcu102"))
 
 
+def test_a_tile_below_one_is_rejected(mnist_workload: Workload) -> None:
+    """(The compiled loops divide by the tiles.)"""
+    cfg = AcceleratorConfig(freq_mhz=100, rows=4, cols=8, layers={"blocks.0.mlp.fc1": LayerHw(tn=0)})
+    with pytest.raises(UserError, match=r"layer 'blocks\.0\.mlp\.fc1': tm, tn and tk must be at least 1"):
+        evaluate(mnist_workload, cfg, load_device("zcu102"))
+
+
 def test_infeasible_design_is_reported(deit_base: Workload) -> None:
     cfg = AcceleratorConfig(freq_mhz=100, rows=64, cols=64, default=LayerHw(tm=256, tn=128, tk=512))
     rep = evaluate(deit_base, cfg, load_device("pynq_z2"))

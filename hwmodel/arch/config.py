@@ -39,6 +39,8 @@ PACKINGS = (1, 2, 4)
 SUPPORTED_BITS = range(1, 33)
 #: The non-linear unit kinds whose kernel a design chooses (:data:`hwmodel.arch.intops.KERNELS`).
 NONLINEAR_KINDS: tuple[str, ...] = tuple(KERNELS)
+#: :data:`NONLINEAR_KINDS` in name order (the order of :attr:`AcceleratorConfig.lanes_key`).
+_SORTED_KINDS = tuple(sorted(NONLINEAR_KINDS))
 #: The kernel of a kind the config does not name.
 DEFAULT_KERNEL = "poly"
 
@@ -125,7 +127,7 @@ class AcceleratorConfig:
     @property
     def lanes_key(self) -> tuple[tuple[str, int], ...]:
         """Every kind's lanes as a sorted tuple of (kind, lanes) (hashable)."""
-        return tuple((kind, self.lanes_for(kind)) for kind in sorted(NONLINEAR_KINDS))
+        return tuple((kind, self.lanes_for(kind)) for kind in _SORTED_KINDS)
 
     @property
     def kernels_key(self) -> tuple[tuple[str, str], ...]:

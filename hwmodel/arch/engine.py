@@ -38,7 +38,6 @@ supports, at run time, every packing mode up to its ``packing`` that its widths 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Protocol
@@ -48,7 +47,11 @@ import numpy.typing as npt
 
 from hwmodel.arch.config import AcceleratorConfig
 from hwmodel.base.errors import UserError
+from hwmodel.base.jit import jit
 from hwmodel.target.workload import Workload
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -247,12 +250,12 @@ class EngineConfig:
     def chains(self) -> int:
         return -(-self.rows // self.chain_rows)
 
-    @property
+    @cached_property
     def tokens(self) -> int:
         """Activation fields a fixed-point row carries (2 where a mode packs two tokens)."""
         return max(m.tokens for m in self.modes)
 
-    @property
+    @cached_property
     def channels(self) -> int:
         """Output channels a fixed column can hold at once (2 where a mode packs two)."""
         return max(m.channels for m in self.modes)
@@ -405,16 +408,17 @@ def _engine(
         raise UserError(f"accelerator: {exc}") from None
 
 
-def design_widths(layers: Iterable[tuple[int, int, float]]) -> tuple[int, int, int]:
-    """(fixed weight bits, PoT code bits, activation bits) an engine needs for layers of
-    (weight bits, activation bits, PoT ratio); 0 for a part no layer uses."""
+@jit
+def design_widths(weight_bits: I64, act_bits: I64, pot_ratio: F64) -> tuple[int, int, int]:
+    """(fixed weight bits, PoT code bits, activation bits) an engine needs for layers of these
+    weight bits, activation bits and PoT ratios (one entry per layer); 0 for a part no layer uses."""
     wb_fix = wb_pot = ab = 0
-    for wb, a, ratio in layers:
-        if ratio < 1.0:
-            wb_fix = max(wb_fix, wb)
-        if ratio > 0.0:
-            wb_pot = max(wb_pot, wb)
-        ab = max(ab, a)
+    for i in range(weight_bits.shape[0]):
+        if pot_ratio[i] < 1.0:
+            wb_fix = max(wb_fix, weight_bits[i])
+        if pot_ratio[i] > 0.0:
+            wb_pot = max(wb_pot, weight_bits[i])
+        ab = max(ab, act_bits[i])
     return wb_fix, wb_pot, ab
 
 
@@ -422,7 +426,11 @@ def engine_for_design(workload: Workload, config: AcceleratorConfig, dsp: str) -
     """The engine a design builds, from its layers one by one (the reference for
     :func:`hwmodel.model.evaluation.design_engine`, which callers use: same result from the layer arrays)."""
     hws = [config.for_layer(op.name) for op in workload.gemms]
-    widths = design_widths((h.weight_bits, h.act_bits, h.pot_ratio) for h in hws)
+    widths = design_widths(
+        np.array([h.weight_bits for h in hws], dtype=np.int64),
+        np.array([h.act_bits for h in hws], dtype=np.int64),
+        np.array([h.pot_ratio for h in hws], dtype=np.float64),
+    )
     return engine_from_widths(config, *widths, dsp, depth=max(op.k for op in workload.gemms))
 
 

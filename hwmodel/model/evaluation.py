@@ -41,14 +41,22 @@ import numpy.typing as npt
 from hwmodel.arch.buffers import Buffer
 from hwmodel.arch.config import AcceleratorConfig
 from hwmodel.arch.controller import NL_MODES, ControllerSpec, controller_spec, pending_release
-from hwmodel.arch.engine import MAX_ACC_BITS, EngineConfig, engine_from_widths, required_acc_bits
+from hwmodel.arch.cycles import ceil_div, split_channels
+from hwmodel.arch.engine import (
+    MAX_ACC_BITS,
+    EngineConfig,
+    design_widths,
+    engine_from_widths,
+    required_acc_bits,
+)
 from hwmodel.arch.nonlinear import Successor, log2_rows_for, op_cycles, row_buffer, row_buffer_memory
 from hwmodel.base.errors import UserError
+from hwmodel.base.jit import jit
 from hwmodel.cost.coefficients import Coefficients, load_coefficients
 from hwmodel.cost.controller import ControllerResources, controller_resources
 from hwmodel.cost.engine import engine_resources
 from hwmodel.cost.nonlinear import UnitResources, unit_resources
-from hwmodel.model.row_timing import NO_FIXED_COLUMNS, NO_POT_COLUMNS, layer_timing, row_timing
+from hwmodel.model.row_timing import NO_FIXED_COLUMNS, NO_POT_COLUMNS, layer_timing, mode_lanes, row_timing
 from hwmodel.target.device import Device
 from hwmodel.target.workload import GemmOp, Workload
 
@@ -452,15 +460,24 @@ def _nonlinear_part(
 
 @dataclass(frozen=True)
 class _LayerArrays:
+    """A design's GEMM layers as arrays (in the workload's order, the config's default where it
+    names no layer), and what :func:`evaluate` derives from them alone."""
+
     depth: int  # the deepest reduction (K) of any layer
     wb: I64
     ab: I64
     ratio: F64
+    #: the tiles, clipped to the layer
     tm: I64
     tn: I64
     tk: I64
     #: (5, n): the rows wb, ab, tm, tn, tk above are views of it
     ints: I64
+    #: (fixed weight bits, PoT code bits, activation bits) the engine needs
+    #: (:func:`hwmodel.arch.engine.design_widths`)
+    widths: tuple[int, int, int]
+    #: the most heads or m, n or k tiles of any layer (what the controller's loop counters count to)
+    max_tiles: int
 
 
 def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays:
@@ -470,24 +487,23 @@ def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays
     if not t.name_set.issuperset(config.layers):
         name = sorted(set(config.layers) - t.name_set)[0]
         raise UserError(f"config layer '{name}' is not a layer of {workload.model_name}")
-    # a row per field (numpy converts six lists of numbers faster than a list of tuples)
-    vals = np.array(
-        [
-            [hw.weight_bits for hw in hws],
-            [hw.act_bits for hw in hws],
-            [hw.tm for hw in hws],
-            [hw.tn for hw in hws],
-            [hw.tk for hw in hws],
-            [hw.pot_ratio for hw in hws],
-        ],
-        dtype=np.float64,
-    )
-    ratio = vals[5]
-    ints = vals[:5].astype(np.int64)
-    np.minimum(ints[2:], t.dims, out=ints[2:])  # tiles clipped to the layer
+    # the integers as one flat list (numpy converts it faster than a list of rows or of floats)
+    ints = np.array(
+        [hw.weight_bits for hw in hws]
+        + [hw.act_bits for hw in hws]
+        + [hw.tm for hw in hws]
+        + [hw.tn for hw in hws]
+        + [hw.tk for hw in hws],
+        dtype=np.int64,
+    ).reshape(5, -1)
+    ratio = np.array([hw.pot_ratio for hw in hws], dtype=np.float64)
     if t.act_act.size and (ratio.take(t.act_act) > 0).any():
         name = t.names[int(t.act_act[ratio[t.act_act] > 0][0])]
         raise UserError(f"layer '{name}': pot_ratio must be 0 for an activation×activation matmul")
+    most_tiles = _clip_tiles(ints, t.dims)
+    if most_tiles < 0:
+        name = t.names[-1 - most_tiles]
+        raise UserError(f"layer '{name}': tm, tn and tk must be at least 1")
     return _LayerArrays(
         depth=t.depth,
         wb=ints[0],
@@ -497,44 +513,55 @@ def _layer_arrays(workload: Workload, config: AcceleratorConfig) -> _LayerArrays
         tn=ints[3],
         tk=ints[4],
         ints=ints,
+        widths=design_widths(ints[0], ints[1], ratio),
+        max_tiles=max(most_tiles, t.max_repeat),
     )
 
 
-def _cdiv(a: I64, b: I64 | int) -> I64:
-    """⌈a / b⌉ for positive ``b`` (one numpy operation fewer than ``-(-a // b)`` for a number)."""
-    return (a + (b - 1)) // b
+@jit
+def _clip_tiles(ints: I64, dims: I64) -> int:
+    """Clips each layer's tiles (``ints`` rows 2–4: Tm, Tn, Tk; a column per layer) to its m, n
+    and k (``dims``, (3, n)) in place. Returns the most tiles along one axis of any layer, or
+    −1 − i where layer i has a tile below 1 (and clips nothing)."""
+    n_layers = dims.shape[1]
+    for i in range(n_layers):
+        for axis in range(3):
+            if ints[2 + axis, i] < 1:
+                return -1 - i
+    most = 0
+    for axis in range(3):
+        for i in range(n_layers):
+            tile = min(ints[2 + axis, i], dims[axis, i])
+            ints[2 + axis, i] = tile
+            most = max(most, ceil_div(dims[axis, i], tile))
+    return most
+
+
+@lru_cache(maxsize=256)  # a search meets the same engines in most trials
+def _lane_table(engine: EngineConfig) -> I64:
+    """The packing modes of ``engine`` as :func:`hwmodel.model.row_timing.mode_lanes` reads them:
+    (2, weight bits, act bits) tokens and channels per DSP slice of the mode a layer of those
+    widths runs in (:meth:`EngineConfig.mode_for`; 1 and 1 where no mode admits them), up to the
+    engine's widths (read-only)."""
+    table = np.ones((2, engine.weight_bits + 1, engine.act_bits + 1), dtype=np.int64)
+    for wb in range(table.shape[1]):
+        for ab in range(table.shape[2]):
+            try:
+                mode = engine.mode_for(wb, ab)
+            except UserError:
+                continue
+            table[:, wb, ab] = mode.tokens, mode.channels
+    return _read_only(table)
 
 
 @dataclass(frozen=True)
-class _Modes:
-    """Per layer: tokens and channels per DSP slice of the layer's packing mode."""
+class _TimingTotals:
+    """:class:`_GemmTiming`'s latency, off-chip bytes, exposed and busy cycles summed over the layers."""
 
-    tokens: I64
-    channels: I64
-
-
-def _mode_lanes(engine: EngineConfig, wb: I64, ab: I64) -> tuple[I64 | int, I64 | int]:
-    """Tokens and channels per DSP slice of the packing mode of layers of ``wb``-bit weights and
-    ``ab``-bit activations: the densest mode of the engine whose widths admit it; a layer only
-    wider than every mode (its part of the engine is PoT) streams one token. A number where every
-    layer has the same (every mode of the engine streams one token, or takes one channel)."""
-    tokens: I64 | int = 1
-    channels: I64 | int = 1
-    for mode in engine.modes:  # fewest lanes first: a denser mode that fits overrides
-        if mode.tokens == 1 and mode.channels == 1 and isinstance(tokens, int) and isinstance(channels, int):
-            continue  # (so far every layer takes one lane, whether it fits or not)
-        fits = (wb <= mode.weight_bits) & (ab <= mode.act_bits)
-        if mode.tokens != 1 or not isinstance(tokens, int):
-            tokens = np.where(fits, mode.tokens, tokens)
-        if mode.channels != 1 or not isinstance(channels, int):
-            channels = np.where(fits, mode.channels, channels)
-    return tokens, channels
-
-
-def _modes(engine: EngineConfig, la: _LayerArrays) -> _Modes:
-    """Each layer's packing mode: the densest one of the engine whose widths admit it."""
-    tokens, channels = _mode_lanes(engine, la.wb, la.ab)
-    return _Modes(np.broadcast_to(tokens, la.wb.shape), np.broadcast_to(channels, la.wb.shape))
+    latency: int
+    offchip_bytes: int
+    exposed: int
+    busy: int
 
 
 @dataclass(frozen=True)
@@ -550,6 +577,8 @@ class _GemmTiming:
     #: the cycles the successor adds to the layer, and the successor unit's busy cycles
     exposed: I64
     busy: I64
+    #: the four figures above summed over the layers
+    totals: _TimingTotals
     compute: I64 | None = None
     memory: I64 | None = None
     tiles: I64 | None = None
@@ -583,7 +612,7 @@ def _gemm_timing(
         detail,
         successors,
     )
-    row, transposed, deferred = layer_timing(
+    row, transposed, deferred, totals = layer_timing(
         per_row,
         t.alternative,
         t.chain_p,
@@ -594,9 +623,10 @@ def _gemm_timing(
         successors is not None and successors.present,
         pending_release(0),  # the release is linear in the job's cycles
     )
+    sums = _TimingTotals(*totals[:4].tolist())
     if not detail:
-        return _GemmTiming(row[0], row[1], transposed, row[2], row[3], deferred=deferred)
-    return _GemmTiming(row[0], row[1], transposed, row[2], row[3], row[7], row[8], row[9], deferred)
+        return _GemmTiming(row[0], row[1], transposed, row[2], row[3], sums, deferred=deferred)
+    return _GemmTiming(row[0], row[1], transposed, row[2], row[3], sums, row[7], row[8], row[9], deferred)
 
 
 def _oriented_timing(
@@ -614,16 +644,16 @@ def _oriented_timing(
     latency (with the successor's exposed cycles), off-chip bytes, exposed and busy cycles, last
     job, last group's start and wait transfer of each, all heads, then (``detail``) its compute
     cycles, memory cycles and tiles."""
-    tokens, channels = _mode_lanes(engine, params[0], params[1])
-    n_rows = params.shape[1]
     per_row, error = row_timing(
         t.row_dims,
         params,
         ratio,
         t.row_repeat,
-        np.full(n_rows, tokens, dtype=np.int64) if isinstance(tokens, int) else tokens,
-        np.full(n_rows, channels, dtype=np.int64) if isinstance(channels, int) else channels,
-        np.array((engine.rows, engine.cols_fixed, engine.chain_rows, engine.cols_pot), dtype=np.int64),
+        _lane_table(engine),
+        engine.rows,
+        engine.cols_fixed,
+        engine.chain_rows,
+        engine.cols_pot,
         bytes_per_cycle,
         dram_latency_cycles,
         t.no_successors if successors is None else successors.kernel_args,
@@ -694,29 +724,22 @@ def _tile_buffer_shapes(
 ) -> tuple[_BufferShape, ...]:
     """The tile buffers of layer ``i`` (or, for ``None``, sized for the largest tile of any layer):
     A (activations, one bank per row, the engine's tokens per word), B (weights, one bank per
-    column) and C (partial sums, one bank per column, one word = a column's result slots)."""
+    column) and C (partial sums, one bank per column, one word = a column's result slots), of
+    the fixed-point and of the PoT columns; a buffer no tile puts a word in is left out."""
     rows, tokens, chans = engine.rows, engine.tokens, engine.channels
-    sel = slice(None) if i is None else slice(i, i + 1)
-    tm, tn, tk, ratio = la.tm[sel], la.tn[sel], la.tk[sel], la.ratio[sel]
-    has_pot = bool(ratio.any())  # (without PoT channels, the PoT buffers would have no words)
-    tn_pot = np.rint(ratio * tn).astype(np.int64) if has_pot else None
-    k_folds = _cdiv(tk, rows)
-    m_steps = _cdiv(tm, tokens)
+    cf, cp = engine.cols_fixed, engine.cols_pot
+    first, stop = (0, la.wb.shape[0]) if i is None else (i, i + 1)
+    act_bits = la.widths[2] if i is None else int(la.ab[i])
+    depths = _tile_words(la.ints, la.ratio, first, stop, rows, tokens, chans, cf, cp)
     acc = engine.acc_bits
-    # per buffer: (name, banks, word bits) and the words each layer's tile needs
-    shapes = [("input_a", rows, tokens * int(la.ab[sel].max()))]
-    words = [m_steps * k_folds]
-    if engine.cols_fixed:
-        cf = engine.cols_fixed
-        folds = _cdiv(tn if tn_pot is None else tn - tn_pot, chans * cf)
-        shapes += [("weight_b", cf, chans * wb_fix), ("output_c", cf, engine.slots * acc)]
-        words += [folds * (k_folds * rows), m_steps * folds]
-    if engine.cols_pot and tn_pot is not None:
-        cp = engine.cols_pot
-        folds = _cdiv(tn_pot, cp)
-        shapes += [("weight_pot", cp, wb_pot), ("output_pot", cp, acc)]
-        words += [folds * (k_folds * rows), tm * folds]
-    depths: list[int] = np.concatenate(words).reshape(len(words), -1).max(axis=1).tolist()
+    # per buffer: (name, banks, word bits), in the order of _tile_words
+    shapes = (
+        ("input_a", rows, tokens * act_bits),
+        ("weight_b", cf, chans * wb_fix),
+        ("output_c", cf, engine.slots * acc),
+        ("weight_pot", cp, wb_pot),
+        ("output_pot", cp, acc),
+    )
     return tuple(
         (name, banks, depth, width)
         for (name, banks, width), depth in zip(shapes, depths, strict=True)
@@ -724,22 +747,48 @@ def _tile_buffer_shapes(
     )
 
 
+@jit
+def _tile_words(
+    ints: I64,
+    ratio: F64,
+    first: int,
+    stop: int,
+    rows: int,
+    tokens: int,
+    channels: int,
+    cols_fixed: int,
+    cols_pot: int,
+) -> tuple[int, int, int, int, int]:
+    """Words per bank of each tile buffer (:func:`_tile_buffer_shapes`): the most that the tile of
+    any layer ``first`` … ``stop − 1`` needs (``ints`` rows 2–4: its Tm, Tn, Tk; ``ratio``: its
+    PoT ratio, which splits its Tn as :func:`hwmodel.arch.cycles.split_channels` does) on an
+    engine of ``rows`` rows, fixed-point columns of ``tokens`` × ``channels`` lanes and PoT
+    columns of one. A: ⌈Tm / tokens⌉ steps × k folds; fixed-point B: channel folds × k folds ×
+    rows, C: steps × channel folds; PoT B the same with its channels, C: Tm × its channel folds.
+    0 for the buffers of a sub-array without columns (or without channels)."""
+    a = b_fix = c_fix = b_pot = c_pot = 0
+    for i in range(first, stop):
+        tm, tn, tk = ints[2, i], ints[3, i], ints[4, i]
+        tn_fix, tn_pot = split_channels(tn, ratio[i])
+        k_folds = ceil_div(tk, rows)
+        m_steps = ceil_div(tm, tokens)
+        a = max(a, m_steps * k_folds)
+        if cols_fixed > 0:
+            folds = ceil_div(tn_fix, channels * cols_fixed)
+            b_fix = max(b_fix, folds * (k_folds * rows))
+            c_fix = max(c_fix, m_steps * folds)
+        if cols_pot > 0:
+            folds = ceil_div(tn_pot, cols_pot)
+            b_pot = max(b_pot, folds * (k_folds * rows))
+            c_pot = max(c_pot, tm * folds)
+    return a, b_fix, c_fix, b_pot, c_pot
+
+
 def _tile_buffers(
     engine: EngineConfig, la: _LayerArrays, i: int | None, wb_fix: int, wb_pot: int
 ) -> list[Buffer]:
     """:func:`_tile_buffer_shapes` as buffers."""
     return [Buffer(*shape) for shape in _tile_buffer_shapes(engine, la, i, wb_fix, wb_pot)]
-
-
-def _max_tiles(t: _WorkloadTables, la: _LayerArrays) -> int:
-    """The most heads or m, n or k tiles of any layer (either orientation: the same counts)."""
-    return max(int(_cdiv(t.dims, la.ints[2:]).max()), t.max_repeat)
-
-
-def _controller(workload: Workload, la: _LayerArrays, tile_bufs: list[Buffer]) -> ControllerSpec:
-    """The tile controller the design builds: loop counters for the most heads and m/n/k tiles
-    of any layer, an address port per tile buffer."""
-    return controller_spec([_max_tiles(_workload_tables(workload), la)], tile_bufs)
 
 
 @dataclass(frozen=True)
@@ -765,12 +814,12 @@ def _buffer_part(
 
 
 def design_controller(workload: Workload, config: AcceleratorConfig, device: Device) -> ControllerSpec:
-    """The tile controller ``config`` builds for ``workload`` on ``device``."""
+    """The tile controller ``config`` builds for ``workload`` on ``device``: loop counters for the
+    most heads and m/n/k tiles of any layer, an address port per tile buffer."""
     la = _layer_arrays(workload, config)
     engine = _engine(config, la, device.dsp_type)
-    return _controller(
-        workload, la, _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
-    )
+    tile_bufs = _tile_buffers(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
+    return controller_spec([la.max_tiles], tile_bufs)
 
 
 def _buffers(workload: Workload, engine: EngineConfig, la: _LayerArrays, lanes: LanesKey) -> list[Buffer]:
@@ -789,18 +838,9 @@ def _layer_bram(engine: EngineConfig, la: _LayerArrays, i: int, synth_family: st
     return sum(buf.memory(synth_family).bram36 for buf in bufs)
 
 
-def _widths(la: _LayerArrays) -> tuple[int, int, int]:
-    """:func:`hwmodel.arch.engine.design_widths` of the layer arrays."""
-    has_fixed = la.ratio < 1.0
-    has_pot = la.ratio > 0.0
-    wb_fix = int(la.wb[has_fixed].max()) if has_fixed.any() else 0
-    wb_pot = int(la.wb[has_pot].max()) if has_pot.any() else 0
-    return wb_fix, wb_pot, int(la.ab.max())
-
-
 def _engine(config: AcceleratorConfig, la: _LayerArrays, dsp: str) -> EngineConfig:
     """The engine of the design from its layer arrays (what :func:`design_engine` returns)."""
-    return engine_from_widths(config, *_widths(la), dsp, la.depth)
+    return engine_from_widths(config, *la.widths, dsp, la.depth)
 
 
 def design_engine(workload: Workload, config: AcceleratorConfig, device: Device) -> EngineConfig:
@@ -834,20 +874,21 @@ def evaluate(
     caps = caps or _DEFAULT_CAPS
     coef = coef or load_coefficients()
     la = _layer_arrays(workload, config)
-    widths = _widths(la)
+    widths = la.widths
     engine = engine_from_widths(config, *widths, device.dsp_type, la.depth)
     bpc = device.bytes_per_cycle(config.freq_mhz)
-    tables = _workload_tables(workload)
-    nl_part = _nonlinear_part(tables, config.lanes_key, device.synth_family, coef, config.kernels_key)
+    family = device.synth_family
+    nl_part = _nonlinear_part(_workload_tables(workload), config.lanes_key, family, coef, config.kernels_key)
     dram = coef.dram_latency_cycles(config.freq_mhz)
     timing = _gemm_timing(workload, engine, la, bpc, dram, detail, nl_part.successors)
-    exposed = int(timing.exposed.sum())
-    total = int(timing.latency.sum()) + nl_part.series_cycles
+    sums = timing.totals
+    exposed = sums.exposed
+    total = sums.latency + nl_part.series_cycles
     gemm_cycles = total - exposed - nl_part.series_cycles
 
-    eng = engine_resources(engine, device.synth_family, coef)
+    eng = engine_resources(engine, family, coef)
     tile_bufs = _tile_buffer_shapes(engine, la, None, engine.weight_bits, engine.pot_weight_bits)
-    bufs = _buffer_part(tile_bufs, _max_tiles(tables, la), device.synth_family, coef)
+    bufs = _buffer_part(tile_bufs, la.max_tiles, family, coef)
     ctrl = bufs.controller
     ip = coef.vendor_ip
     nl_res, nl_lut, nl_ff = nl_part.resources, nl_part.lut, nl_part.ff
@@ -886,7 +927,7 @@ def evaluate(
     layers: tuple[LayerResult, ...] = ()
     if detail:
         parts = _part_resources(engine, device, coef)
-        layers = _layer_table(workload, engine, la, timing, nl_part, parts, device.synth_family)
+        layers = _layer_table(workload, engine, la, timing, nl_part, parts, family)
     return DesignReport(
         model_name=workload.model_name,
         device=device.name,
@@ -894,9 +935,9 @@ def evaluate(
         macs=workload.macs,
         latency_cycles=total,
         gemm_cycles=gemm_cycles,
-        nonlinear_cycles=int(timing.busy.sum()) + nl_part.series_cycles,
+        nonlinear_cycles=sums.busy + nl_part.series_cycles,
         nonlinear_exposed_cycles=exposed + nl_part.series_cycles,
-        offchip_bytes=int(timing.offchip_bytes.sum()),
+        offchip_bytes=sums.offchip_bytes,
         resources=res,
         utilisation=util,
         violations=tuple(violations),
@@ -935,7 +976,7 @@ def _layer_table(
     (fix_dsp, fix_lut), (pot_dsp, pot_lut) = parts
     t = _workload_tables(workload)
     producer = {int(ni): gi for gi, ni in enumerate(t.gemm_succ.tolist()) if ni >= 0}
-    modes = _modes(engine, la)
+    lane_table = _lane_table(engine)
     rows: list[LayerResult] = []
     gi = 0
     ni = 0
@@ -948,7 +989,8 @@ def _layer_table(
             compute, memory = int(timing.compute[i]), int(timing.memory[i])
             ratio = float(la.ratio[i])
             uses_fix, uses_pot = ratio < 1.0, ratio > 0.0
-            lanes = int(modes.tokens[i] * modes.channels[i])
+            tokens, channels = mode_lanes(lane_table, int(la.wb[i]), int(la.ab[i]))
+            lanes = tokens * channels
             peak = engine.rows * (engine.cols_fixed * lanes + engine.cols_pot)
             rows.append(
                 LayerResult(
@@ -970,7 +1012,7 @@ def _layer_table(
                     latency_cycles=latency,
                     bound="compute" if compute >= memory else "memory",
                     offchip_bytes=int(timing.offchip_bytes[i]),
-                    lanes=int(modes.tokens[i] * modes.channels[i]) if uses_fix else 0,
+                    lanes=lanes if uses_fix else 0,
                     transposed=bool(timing.transposed[i]),
                     pe_utilisation=op.macs / (latency * peak) if latency and peak else 0.0,
                     dsp=fix_dsp * uses_fix + pot_dsp * uses_pot,

@@ -70,6 +70,17 @@ def _tile_cycles(
 
 
 @jit
+def mode_lanes(lane_table: I64, weight_bits: int, act_bits: int) -> tuple[int, int]:
+    """Tokens and channels per DSP slice of the packing mode a layer of ``weight_bits`` ×
+    ``act_bits`` runs in: ``lane_table[:, weight_bits, act_bits]`` (an engine's
+    :meth:`hwmodel.arch.engine.EngineConfig.mode_for`, tabulated up to its widths), one token and
+    one channel beyond the table (wider than every mode: that layer's part of the engine is PoT)."""
+    if 0 <= weight_bits < lane_table.shape[1] and 0 <= act_bits < lane_table.shape[2]:
+        return lane_table[0, weight_bits, act_bits], lane_table[1, weight_bits, act_bits]
+    return 1, 1
+
+
+@jit
 def _pairwise12(a: F64) -> float:
     """Sum of 12 floats as numpy's pairwise sum adds a contiguous run of them."""
     res = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
@@ -84,31 +95,38 @@ def row_timing(
     params: I64,
     ratio: F64,
     repeat: I64,
-    tokens: I64,
-    channels: I64,
-    engine: I64,
+    lane_table: I64,
+    e_rows: int,
+    cols_fixed: int,
+    chain: int,
+    cols_pot: int,
     bytes_per_cycle: float,
     dram_latency_cycles: int,
     succ: I64,
     wait_head: I64,
 ) -> tuple[I64, int]:
     """Timing of every oriented row (columns): ``dims`` (3, rows) m, n, k; ``params`` (5, rows)
-    wb, ab, Tm, Tn, Tk (clipped); ``ratio`` its PoT ratio; ``repeat`` its heads; ``tokens`` and
-    ``channels`` per DSP slice of its packing mode; ``engine`` = (rows, fixed cols, cascade chain
-    rows, PoT cols); ``succ`` (5, rows) its successor's mode (0 none), lanes, row time, element
-    latency and rows of a head job (no successor on any row: no exposure and no chain figures);
-    ``wait_head`` 1 where it waits for a pending job by head. Returns the (:data:`OUT_ROWS`,
-    rows) figures and an error code (0, or :data:`NO_POT_COLUMNS` before
-    :data:`NO_FIXED_COLUMNS`: a tile class assigns channels to a sub-array the engine lacks)."""
+    wb, ab, Tm, Tn, Tk (clipped); ``ratio`` its PoT ratio; ``repeat`` its heads; ``lane_table``
+    the engine's packing modes (:func:`mode_lanes`); ``e_rows``, ``cols_fixed``, ``chain`` and
+    ``cols_pot`` the engine's rows, fixed-point columns, cascade chain rows and PoT columns;
+    ``succ`` (5, rows) its successor's mode (0 none), lanes, row time, element latency and rows
+    of a head job (no successor on any row: no exposure and no chain figures); ``wait_head`` 1
+    where it waits for a pending job by head. Returns the (:data:`OUT_ROWS`, rows) figures and
+    an error code (0, or :data:`NO_POT_COLUMNS` before :data:`NO_FIXED_COLUMNS`: a tile class
+    assigns channels to a sub-array the engine lacks)."""
     n_rows = dims.shape[1]
     out = np.zeros((OUT_ROWS, n_rows), dtype=np.int64)
     any_succ = False
     for r in range(n_rows):
         any_succ = any_succ or succ[0, r] > 0
     pot_bad = fix_bad = False
-    e_rows, cols_fixed, chain, cols_pot = engine[0], engine[1], engine[2], engine[3]
+    # scratch, per row: only the tile classes that have tiles are computed, the others keep 0 in
+    # every figure (a sum over the classes counts them 0 times, and the successor's figures
+    # weigh each class by its count too, or read the last m, n and k class, which has tiles)
     ext = np.zeros(3 * 2, dtype=np.int64)  # per axis: its class extents
     cnt = np.zeros(3 * 3, dtype=np.int64)  # per axis: its class counts (m, n: 2 classes; k: 3)
+    n_tiles = np.zeros(3, dtype=np.int64)
+    has_rest = np.zeros(3, dtype=np.int64)
     memory = np.zeros((2, 2, 3), dtype=np.int64)
     compute = np.zeros((2, 2, 3), dtype=np.int64)
     slot = np.zeros((2, 2, 3), dtype=np.int64)
@@ -116,10 +134,10 @@ def row_timing(
     s = np.zeros((2, 2), dtype=np.int64)
     g = np.zeros((2, 2), dtype=np.int64)
     s_row = np.zeros(2, dtype=np.int64)
+    within = np.zeros(2, dtype=np.int64)  # per m class: the stalls within an m row
+    g_end = np.zeros((2, 2), dtype=np.int64)  # last group of an m row → first of the next
     for r in range(n_rows):
         wb, ab = params[0, r], params[1, r]
-        n_tiles = np.zeros(3, dtype=np.int64)
-        has_rest = np.zeros(3, dtype=np.int64)
         for axis in range(3):
             tile = params[2 + axis, r]
             q, rest = divmod(dims[axis, r], tile)
@@ -136,21 +154,37 @@ def row_timing(
         per_a = per_c / (n_n if n_k == 1 else 1)
         per_b = wb / (8.0 * (n_m if n_n == 1 and n_k == 1 else 1))
         nh = repeat[r]
+        tokens, channels = mode_lanes(lane_table, wb, ab)
         total = 0
         compute_total = 0
         memory_total = 0
+        tile_bytes[:] = 0.0
+        compute[:] = 0
+        memory[:] = 0
+        slot[:] = 0
         for mc in range(2):
             em, cm = ext[mc], cnt[mc]
             for nc in range(2):
                 en, cn = ext[2 + nc], cnt[3 + nc]
+                if cm * cn == 0:
+                    continue
+                c_full = c_short = -1  # compute cycles of a full and of the short k tile, once each
                 for kc in range(3):
                     ek, ck = k_ext[kc], k_cnt[kc]
+                    if ck == 0:
+                        continue
                     count = (cm * cn) * ck
-                    c, en_fix, en_pot = _tile_cycles(
-                        em, en, ek, ratio[r], tokens[r], channels[r], e_rows, cols_fixed, chain, cols_pot
-                    )
-                    pot_bad = pot_bad or (count > 0 and en_pot > 0 and cols_pot == 0)
-                    fix_bad = fix_bad or (count > 0 and en_fix > 0 and cols_fixed == 0)
+                    c = c_short if kc == 2 else c_full
+                    if c < 0:
+                        c, en_fix, en_pot = _tile_cycles(
+                            em, en, ek, ratio[r], tokens, channels, e_rows, cols_fixed, chain, cols_pot
+                        )
+                        pot_bad = pot_bad or (en_pot > 0 and cols_pot == 0)
+                        fix_bad = fix_bad or (en_fix > 0 and cols_fixed == 0)
+                        if kc == 2:
+                            c_short = c
+                        else:
+                            c_full = c
                     b = (em * ek) * per_a + (ek * en) * per_b + ((em * en) * per_c) * (1 if kc > 0 else 0)
                     x = int(np.ceil(b / bytes_per_cycle))
                     tile_bytes[(mc * 2 + nc) * 3 + kc] = b * count
@@ -196,11 +230,9 @@ def row_timing(
                     g[0, 0] = ceil_div(head_rows, lanes) * row_time
             m_last, n_last = hm, hn  # the class of the last m (n) group: the short one if any
             m_first, n_first = (1 if fm == 0 else 0), (1 if fn == 0 else 0)
-            within = np.zeros(2, dtype=np.int64)
             for mc in range(2):  # within an m row: full n → full n, full n → short n
                 within[mc] = max(fn - 1, 0) * max(g[mc, 0] - s[mc, 0], 0)
                 within[mc] += hn * (1 if fn >= 1 else 0) * max(g[mc, 0] - s[mc, 1], 0)
-            g_end = np.zeros((2, 2), dtype=np.int64)  # last group of an m row → first of the next
             for a in range(2):
                 for b_ in range(2):
                     g_end[a, b_] = max(g[a, n_last] - s[b_, n_first], 0)
@@ -246,7 +278,7 @@ def layer_timing(
     tm: I64,
     chains_on: bool,
     release_offset: int,
-) -> tuple[I64, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+) -> tuple[I64, npt.NDArray[np.bool_], npt.NDArray[np.bool_], I64]:
     """Per layer (columns of the result, rows as :func:`row_timing`'s): each activation ×
     activation layer in its faster orientation (its row ``alternative[i]`` where that one's
     latency is lower), then, with ``chains_on``, each chain's last job left pending
@@ -255,7 +287,8 @@ def layer_timing(
     consumer's last head; or its last m tile of ``tm`` rows when it has two or more and the
     producer's last m tile starts in it): the producer loses the job ``g`` and gains the
     consumer's wait ``max(0, g + release_offset + wait transfer − wait start)``, in its latency
-    and exposed cycles. Returns (figures, transposed, deferred)."""
+    and exposed cycles. Returns (figures, transposed, deferred, each figure summed over the
+    layers)."""
     n_layers = alternative.shape[0]
     transposed = np.zeros(n_layers, dtype=np.bool_)
     deferred = np.zeros(n_layers, dtype=np.bool_)
@@ -266,9 +299,7 @@ def layer_timing(
         src = j if transposed[i] else i
         for f in range(per_row.shape[0]):
             out[f, i] = per_row[f, src]
-    if not chains_on:
-        return out, transposed, deferred
-    for ch in range(chain_p.shape[0]):
+    for ch in range(chain_p.shape[0] if chains_on else 0):
         p, c = chain_p[ch], chain_c[ch]
         g = out[4, p]
         if g <= 0:
@@ -282,4 +313,8 @@ def layer_timing(
         out[0, p] += delay - g
         out[2, p] += delay - g
         deferred[p] = True
-    return out, transposed, deferred
+    totals = np.zeros(out.shape[0], dtype=np.int64)
+    for f in range(out.shape[0]):
+        for i in range(n_layers):
+            totals[f] += out[f, i]
+    return out, transposed, deferred, totals
