@@ -14,7 +14,7 @@ from codesign.cli.search import entry
 from codesign.context import build_context
 from codesign.quant import QuantConfig
 from codesign.results import analyse, export_designs, trial_rows
-from codesign.search.storage import open_storage
+from codesign.search.storage import close_sqlite_storages, open_storage
 from codesign.study import REPO_ROOT, load_study
 
 STUDY = REPO_ROOT / "studies" / "deit_small_zcu102.yaml"
@@ -88,4 +88,5 @@ def test_export_designs_failing_half_way_keeps_previous_designs(tmp_path: Path) 
     outcome = dataclasses.replace(outcome, pareto=(outcome.pareto[0], broken))
     with pytest.raises(KeyError, match=r"hw\.cols"):  # decoding the second design
         export_designs(ctx, outcome, run_dir, with_rtl=False)
+    close_sqlite_storages()  # its write-ahead log (study.db-wal, -shm) goes while it is open
     assert tree_hash(run_dir) == before

@@ -45,6 +45,7 @@ from codesign.results.rescore import pending, remember
 from codesign.search import SearchRun, WorkerPool, default_storage
 from codesign.search.ahead import FrontWatch, RescoreAhead
 from codesign.search.logs import quiet_optuna
+from codesign.search.storage import close_sqlite_storages
 from codesign.study import DEFAULT_STUDY, Study, load_study
 from codesign.torch_device import add_torch_device_argument
 from hwmodel.base.cli import (
@@ -180,6 +181,7 @@ def run_search(args: argparse.Namespace) -> tuple[dict[str, Any], Outcome, list[
     finally:
         if ahead is not None:
             ahead.begin(None)  # ends the process if it is still there
+        close_sqlite_storages()  # study.db-wal folded into study.db (the process ends with os._exit)
 
 
 def _run_search(

@@ -2,11 +2,13 @@
 
 Every storage error a user can cause (bad URL, missing folder, unreachable server) is a one-line
 :class:`~codesign.errors.UserError`, raised before anything is created. SQLite transactions take
-the database's write lock when they begin (:func:`serialise_sqlite_transactions`).
+the database's write lock when they begin (:func:`serialise_sqlite_transactions`) and commit to a
+write-ahead log (:func:`_write_ahead_log`).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 from pathlib import Path
@@ -117,12 +119,43 @@ def serialise_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
     @sqlalchemy.event.listens_for(engine, "connect")
     def _driver_leaves_transactions_to_sqlalchemy(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        _write_ahead_log(dbapi_connection)
 
     @sqlalchemy.event.listens_for(engine, "begin")
     def _begin_immediate(connection: sqlalchemy.engine.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections opened before the listeners (schema check) are not reused
+    _SQLITE_ENGINES.append(engine)
+
+
+#: the SQLite engines this process opened (:func:`close_sqlite_storages` closes their connections)
+_SQLITE_ENGINES: list[sqlalchemy.engine.Engine] = []
+
+
+@atexit.register
+def close_sqlite_storages() -> None:
+    """Close the pooled connections of every SQLite storage this process opened: the last
+    connection to a database to close folds its write-ahead log back into the file and deletes
+    ``study.db-wal`` (a command that ends with ``os._exit`` calls this first)."""
+    while _SQLITE_ENGINES:
+        _SQLITE_ENGINES.pop().dispose()
+
+
+def _write_ahead_log(dbapi_connection: Any) -> None:
+    """SQLite in write-ahead-log mode, synced at checkpoints rather than at every commit.
+
+    A trial commits about 30 times (one per parameter Optuna suggests, then its values and
+    attributes); in the default rollback-journal mode each commit waits for fsyncs: the default
+    search's 200 trials took 53 s on a 2-core VM, 24 s in WAL mode (same Pareto front). In WAL
+    mode with ``synchronous=NORMAL`` a commit is an append to ``study.db-wal``:
+    a process that is killed loses nothing (the next one to open the database replays the log),
+    a power cut may lose the last trials but leaves the database consistent (SQLite's
+    documented guarantee). WAL needs the processes on one machine (shared memory): a study on a
+    network file system belongs in PostgreSQL or a journal file (``--storage``).
+    """
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _redact(url: str) -> str:
