@@ -105,9 +105,9 @@ class QWeight:
     def dequantize(self) -> torch.Tensor:
         c = self.codes.float()
         shape = (-1, *([1] * (c.ndim - 1)))
-        mask = self.pot_mask.reshape(shape)
-        vals = torch.where(mask, pot_decode(c, self.bits), c)
-        return vals * self.scale.float().reshape(shape)
+        if bool(self.pot_mask.any()):  # (most layers have no PoT channel: nothing to decode)
+            c = torch.where(self.pot_mask.reshape(shape), pot_decode(c, self.bits), c)
+        return c * self.scale.float().reshape(shape)
 
     @property
     def pot_ratio(self) -> float:
