@@ -1,0 +1,729 @@
+"""PyRTL tile frontend: the engine with its A/B/C tile buffers and the fold sequencer of one tile.
+
+:func:`tile_frontend` builds in hardware what :mod:`hwmodel.rtl.harness` does in Python for one
+tile: it holds the tile's operands in banked buffers, drives the engine's load/swap/valid/first
+and activation ports from them with the harness's fold schedule (the recurrences of
+:func:`hwmodel.rtl.harness._schedule`, whose period is constant within a tile), does the
+partial-sum read-modify-write of the C buffer on the engine's ``*_req``/``*_vld``, and pulses
+``done``. :func:`build_tile` names its ports; :func:`simulate_tile` runs one tile in PyRTL's
+``FastSimulation`` (DMA writes through the ports, ``start``, run to ``done``, C read back).
+
+**Buffers** (one copy each; the ping-pong copy bit is the tile controller's,
+:mod:`hwmodel.rtl.controller`), banked as :mod:`hwmodel.model.evaluation` prices them
+(``_tile_buffer_shapes``: A one bank per row, B and C one bank per column), every bank a
+simple-dual-port memory with a registered read (:func:`hwmodel.rtl.memory.ram_bank`):
+
+* A (activations): bank r (row r of the engine), word ``kf · steps + i`` = the ``τ`` tokens of
+  step i (τ = ``engine.tokens``; field t = token ``i·τ + t``) at k = ``kf · rows + r``
+  (``steps = ⌈tokens / τ⌉``, ``kf`` the k-fold);
+* B (weights), per sub-array: bank c (column c), word ``f · rows + r`` = fold f's weights of k =
+  ``kf · rows + r`` (folds in the harness's order: channel folds outer, k-folds inner,
+  ``f = g · KF + kf``); fixed-point field ch = channel ``g·κ·C + c·κ + ch`` (κ = channels per
+  column of the layer's mode), PoT the code of channel ``g·C + c``;
+* C (partial sums), per sub-array: bank c, word ``g · steps + i`` holds the column's result
+  slots of step i of channel fold g (fixed: slot ``t · engine.channels + ch``, token ``i·τ + t``;
+  PoT: one slot, ``steps`` = tokens).
+
+Rows beyond a fold's depth and tokens beyond the tile's are presented as 0 (the buffer words
+there are never written); weights and results of channels beyond the tile are don't-cares.
+
+**Mixed engines** read A twice: the PoT sub-array streams one token per cycle on its own fold
+schedule, so both sub-arrays read every A bank in the same cycle at different words. The priced
+layout (one A buffer, one read port per bank) cannot feed both; here the PoT sub-array has its
+own copy of the A banks (``p`` prefix), written by the same DMA port (A's memory doubles on a
+mixed engine; the cost model does not count the copy).
+
+**Ports** (all synchronous; registers start at 0). In: ``start`` (pulse, while idle),
+``tokens``, ``depth`` (k), ``f_channels``, ``p_channels`` (the tile's extents, fixed-point and
+PoT channels; sampled with ``start``), ``k_first`` (1: the tile starts its outputs' reduction,
+partial sums 0; 0: it adds to what C holds), ``f_mode`` (only with several packing modes:
+``engine.modes[f_mode]``); DMA: ``a_we``/``a_bank``/``a_addr``/``a_data``,
+``fb_*``/``pb_*`` (the B buffers, same four), ``fc_bank``/``fc_addr`` → ``fc_data``,
+``pc_bank``/``pc_addr`` → ``pc_data`` (C read, one cycle latency, while idle). Out: ``done``
+(pulse), the C read data, ``busy``.
+
+**Timing**: with ``start`` in cycle s, the engine sees its first weight word (the harness's
+cycle 0) in s + 2 (s + 1 latches the extents and issues the first buffer reads); ``done`` pulses
+in the first cycle C holds every result: ``done − start`` = :data:`TILE_LATENCY` +
+:func:`hwmodel.arch.cycles.mixed_tile_cycles` (the harness's count: last output cycle + 1),
+checked by ``tests/test_rtl_tile.py``. A tile with no channels of a sub-array leaves it idle.
+
+**Area** (beyond the engine and the memories): per sub-array three loop walkers (streamer,
+loader, C results; each a k-offset, a channel-offset and a word base register with adders and
+compares, ``tokens``/``depth``/``channels`` wide), a fold timer, the extents and period
+registers; delay lines for the skewed bank addresses (A: ``chain_rows − 1`` taps, B and C:
+``cols − 1`` taps of an address), the row/token gates (``rows + τ`` bits per A tap) and one
+AND per activation bit; per C bank a write-address register and the write-first bypass;
+the DMA C read mux. :func:`tile_resources` synthesises it with Yosys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import pyrtl
+
+from hwmodel.arch.bits import bits_for
+from hwmodel.arch.cycles import ceil_div, split_channels
+from hwmodel.arch.engine import EngineConfig, LaneMode
+from hwmodel.rtl.block import fresh_block
+from hwmodel.rtl.dsp import ModelSlices, SliceBuilder
+from hwmodel.rtl.engines import SubArrayPorts, chain_layout, delay_line, fixed_subarray, pot_subarray
+from hwmodel.rtl.memory import ram_bank
+
+Wire: TypeAlias = pyrtl.WireVector
+IntArray = npt.NDArray[np.int64]
+
+#: ``done − start`` beyond the tile's compute cycles: one cycle latches ``start``, one is the
+#: buffers' read latency.
+TILE_LATENCY = 2
+
+
+@dataclass(frozen=True)
+class TileLimits:
+    """The largest tile the frontend holds (its buffer depths and counter widths)."""
+
+    tokens: int
+    depth: int
+    channels_fixed: int
+    channels_pot: int
+
+    def __post_init__(self) -> None:
+        if min(self.tokens, self.depth) < 1 or min(self.channels_fixed, self.channels_pot) < 0:
+            raise ValueError("tile limits must be ≥ 1 (channels ≥ 0)")
+
+
+def _const(value: int, bits: int) -> Wire:
+    return pyrtl.Const(value, bits)
+
+
+def _delayed(x: Wire, stages: int) -> Wire:
+    return delay_line(x, stages)[stages]
+
+
+def _registered(x: Wire) -> pyrtl.Register:
+    r = pyrtl.Register(len(x))
+    r.next <<= x
+    return r
+
+
+def _named(x: Wire, name: str) -> Wire:
+    """``x`` under the name of the engine port it drives (:func:`hwmodel.rtl.engines.build_engine`'s
+    input names: what :func:`simulate_tile` traces)."""
+    named = pyrtl.WireVector(len(x), name)
+    named <<= x
+    return named
+
+
+def _shr(x: Wire, sh: int) -> Wire:
+    """``x >> sh`` (0 where nothing is left)."""
+    return x[sh:] if len(x) > sh else _const(0, 1)
+
+
+def _latch(value: Wire, load: Wire) -> pyrtl.Register:
+    r = pyrtl.Register(len(value))
+    r.next <<= pyrtl.select(load, value, r)
+    return r
+
+
+def _burst(trig: Wire, last: Wire, bits: int) -> tuple[Wire, Wire, Wire]:
+    """A run of cycles from ``trig`` (that cycle included): (active, index 0 … ``last``, last
+    cycle). Latency: combinational from ``trig``. Area: a busy flag, a ``bits`` counter."""
+    busy = pyrtl.Register(1)
+    idx = pyrtl.Register(bits)
+    active = trig | busy
+    cur = pyrtl.select(trig, _const(0, bits), idx)
+    at_last = active & (cur == last)
+    busy.next <<= active & ~at_last
+    idx.next <<= (cur + 1)[:bits]
+    return active, cur, at_last
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """A walk over the folds of a tile: channel folds outer, k-folds (``rows`` deep) inner."""
+
+    k0: Wire
+    n0: Wire
+    k_last: Wire
+    last: Wire  # the tile's last fold
+
+
+def _fold_walk(go: Wire, advance: Wire, ext: _Extents, rows: int, chan_step: Wire) -> _Walk:
+    """Registers (k0, n0) reset by ``go`` and moved to the next fold by ``advance``.
+    Area: two adders, two compares, two muxed registers."""
+    kb, nb = len(ext.depth), len(ext.channels)
+    k0 = pyrtl.Register(kb)
+    n0 = pyrtl.Register(nb)
+    k_next = k0 + rows
+    n_next = n0 + chan_step
+    k_last = k_next >= ext.depth
+    n_last = n_next >= ext.channels
+    k0.next <<= pyrtl.select(go | (advance & k_last), _const(0, kb), pyrtl.select(advance, k_next[:kb], k0))
+    n0.next <<= pyrtl.select(go, _const(0, nb), pyrtl.select(advance & k_last, n_next[:nb], n0))
+    return _Walk(k0, n0, k_last, k_last & n_last)
+
+
+def _base(go: Wire, step: Wire, reset: Wire, inc: Wire | int, bits: int) -> pyrtl.Register:
+    """A word base: 0 at ``go``, ``+ inc`` on ``step`` (0 instead where ``reset``)."""
+    r = pyrtl.Register(bits)
+    grown = (r + inc)[:bits]
+    r.next <<= pyrtl.select(go | (step & reset), _const(0, bits), pyrtl.select(step, grown, r))
+    return r
+
+
+@dataclass(frozen=True)
+class _Extents:
+    """A sub-array's tile extents, latched at ``start``."""
+
+    tokens: Wire
+    depth: Wire
+    channels: Wire
+    k_first: Wire
+
+
+@dataclass(frozen=True)
+class _Sub:
+    """What differs between the fixed-point (``f``) and the PoT (``p``) sub-array."""
+
+    prefix: str
+    cols: int
+    #: tokens per stream step and A words per step (PoT: one token, a field of a τ-token word)
+    tokens_per_step: int
+    #: cycles from the fold event E to the first token / to the next fold's load (the harness's
+    #: σ and λ recurrences: E_f = σ_f (fixed) or σ_f − 2 (PoT), E_0 = rows − 1)
+    stream_delay: int
+    load_delay: int
+    #: the fold period beyond ``steps``: max(steps, this)
+    min_period: int
+    #: activation lag of each row (its chain offset, or its row for PoT)
+    lags: tuple[int, ...]
+
+
+def _subs(engine: EngineConfig) -> list[_Sub]:
+    rows = engine.rows
+    out = []
+    if engine.cols_fixed:
+        offs = chain_layout(rows, engine.chain_rows).offsets
+        chain = engine.chain_rows
+        out.append(_Sub("f", engine.cols_fixed, engine.tokens, 0, chain, chain + rows - 1, offs))
+    if engine.cols_pot:
+        out.append(_Sub("p", engine.cols_pot, 1, 2, rows, 2 * rows - 1, tuple(range(rows))))
+    return out
+
+
+@dataclass(frozen=True)
+class _DmaWrite:
+    we: Wire
+    bank: Wire
+    addr: Wire
+    data: Wire
+
+
+def _bank_write(port: _DmaWrite, bank: int) -> Wire:
+    return port.we & (port.bank == bank)
+
+
+def _a_words(limits: TileLimits, engine: EngineConfig) -> int:
+    return ceil_div(limits.tokens, engine.tokens) * ceil_div(limits.depth, engine.rows)
+
+
+def _b_words(channels: int, per_fold: int, limits: TileLimits, engine: EngineConfig) -> int:
+    return ceil_div(channels, per_fold) * ceil_div(limits.depth, engine.rows) * engine.rows
+
+
+def _c_words(channels: int, per_fold: int, steps: int) -> int:
+    return ceil_div(channels, per_fold) * steps
+
+
+@dataclass(frozen=True)
+class _SubResult:
+    done: Wire  # pulse
+    c_rdata: list[Wire]  # per bank, the registered read data
+
+
+def _sub_frontend(
+    sub: _Sub,
+    engine: EngineConfig,
+    limits: TileLimits,
+    go: Wire,
+    first_cycle: Wire,
+    ext: _Extents,
+    mode_sel: Wire | None,
+    a_dma: _DmaWrite,
+    b_dma: _DmaWrite,
+    c_read: tuple[Wire, Wire],
+    running: Wire,
+    slices: SliceBuilder,
+) -> _SubResult:
+    """One sub-array with its A copy, B and C buffers and its fold sequencer."""
+    rows, cols, p = engine.rows, sub.cols, sub.prefix
+    pot = p == "p"
+    tau = engine.tokens
+    # channels per fold: κ·C, κ from the mode (run time where the fixed sub-array has several)
+    nb = len(ext.channels)
+    if pot:
+        chan_step: Wire = _const(cols, nb + 1)
+        min_kappa = 1
+    else:
+        kappas = [m.channels for m in engine.modes]
+        min_kappa = min(kappas)
+        chan_step = _const(kappas[0] * cols, nb + 1)
+        if mode_sel is not None:
+            for idx, kap in enumerate(kappas):
+                chan_step = pyrtl.select(mode_sel == idx, _const(kap * cols, nb + 1), chan_step)
+    max_chans = limits.channels_pot if pot else limits.channels_fixed
+    word_steps = ceil_div(limits.tokens, tau)
+    a_depth = _a_words(limits, engine)
+    b_depth = _b_words(max_chans, min_kappa * cols, limits, engine)
+    stream_steps_max = limits.tokens if pot else word_steps
+    c_depth = _c_words(max_chans, min_kappa * cols, stream_steps_max)
+    ab, bb, cb = bits_for(a_depth), bits_for(b_depth), bits_for(c_depth)
+
+    # steps of the stream (A words per k-fold: ⌈tokens / τ⌉) and the fold period
+    tb = len(ext.tokens)
+    a_steps = ext.tokens if tau == 1 else _shr((ext.tokens + (tau - 1))[: tb + 1], bits_for(tau))
+    steps = ext.tokens if pot else a_steps
+    sb = len(steps)
+    period = pyrtl.select(
+        steps > sub.min_period, steps, _const(sub.min_period, max(sb, sub.min_period.bit_length()))
+    )
+    period_m1 = (period - 1)[: len(period)]
+
+    # fold timer: E_0 = rows − 1 cycles after the first, then every period
+    until = pyrtl.Register(len(period_m1))
+    timer_on = pyrtl.Register(1)
+    fire = timer_on & (until == 0)
+    ewalk = _fold_walk(go, fire, ext, rows, chan_step)
+    timer_on.next <<= pyrtl.select(go, _const(1, 1), pyrtl.select(fire & ewalk.last, _const(0, 1), timer_on))
+    until.next <<= pyrtl.select(
+        go,
+        _const(rows - 1, len(until)),
+        pyrtl.select(fire, period_m1, pyrtl.select(timer_on, (until - 1)[: len(until)], until)),
+    )
+    has_next = fire & ~ewalk.last
+
+    # streamer: one fold's tokens from σ_f, A words kf·steps + i
+    s_trig = _delayed(fire, sub.stream_delay)
+    ib = bits_for(stream_steps_max)
+    s_active, s_i, s_last = _burst(s_trig, (steps - 1)[:sb], ib)
+    swalk = _fold_walk(go, s_last, ext, rows, chan_step)
+    a_base = _base(go, s_last, swalk.k_last, a_steps, ab)
+    word_i = s_i if (not pot or tau == 1) else _shr(s_i, bits_for(tau))
+    a_addr = (a_base + word_i)[:ab]
+    first = ext.k_first & (swalk.k0 == 0)
+    row_ok = [s_active & ((swalk.k0 + r) < ext.depth) for r in range(rows)]
+    if pot:
+        # which field of the τ-token word holds this step's token
+        field = s_i[: bits_for(tau)] if tau > 1 else _const(0, 1)
+        gates = pyrtl.concat_list([*row_ok, field])
+    else:
+        tok_ok = [((s_i * tau + t) < ext.tokens) for t in range(tau)]
+        gates = pyrtl.concat_list([*row_ok, *tok_ok])
+    a_taps = delay_line(a_addr, max(sub.lags))
+    g_taps = delay_line(gates, max(sub.lags))
+    a_in: list[list[Wire]] = []
+    abits = engine.act_bits
+    for r in range(rows):
+        lag = sub.lags[r]
+        rdata = ram_bank(
+            _bank_write(a_dma, r), a_dma.addr[:ab], a_dma.data, a_taps[lag], a_depth, f"{p}_a{r}"
+        )
+        g = _registered(g_taps[lag])
+        fields = [rdata[t * abits : (t + 1) * abits] for t in range(tau)]
+        if pot:
+            value = fields[0]
+            if tau > 1:
+                sel = g[rows:]
+                for t in range(1, tau):
+                    value = pyrtl.select(sel == t, fields[t], value)
+            a_in.append([_named(value & g[r].sign_extended(abits), f"p_a{r}")])
+        else:
+            a_in.append(
+                [
+                    _named(f & (g[r] & g[rows + t]).sign_extended(abits), f"f_a{r}_{t}")
+                    for t, f in enumerate(fields)
+                ]
+            )
+
+    # loader: fold 0 from the first cycle, fold f + 1 load_delay cycles after E_f
+    l_trig = first_cycle | _delayed(has_next, sub.load_delay)
+    l_active, l_j, l_last = _burst(l_trig, _const(rows - 1, bits_for(rows)), bits_for(rows))
+    b_base = _base(go, l_last, _const(0, 1), rows, bb)
+    b_addr = (b_base + (rows - 1 - l_j))[:bb] if rows > 1 else b_base
+    b_taps = delay_line(b_addr, cols - 1)
+    w_in: list[list[Wire]] = []
+    wbits = engine.pot_weight_bits if pot else engine.weight_bits
+    fields_b = 1 if pot else engine.channels
+    for c in range(cols):
+        rdata = ram_bank(_bank_write(b_dma, c), b_dma.addr[:bb], b_dma.data, b_taps[c], b_depth, f"{p}_b{c}")
+        names = [f"p_w{c}"] if pot else [f"f_w{c}_{ch}" for ch in range(fields_b)]
+        w_in.append([_named(rdata[ch * wbits : (ch + 1) * wbits], name) for ch, name in enumerate(names)])
+
+    load = _named(_registered(l_active), f"{p}_load")
+    swap = _named(_registered(_delayed(fire, 1)), f"{p}_swap")
+    valid = _named(_registered(s_active), f"{p}_valid")
+    first_r = _named(_registered(s_active & first), f"{p}_first")
+
+    # C: column c's read request answers its results in order; read data → partial sums
+    slots = 1 if pot else engine.slots
+    acc = engine.acc_bits
+    ps_in: list[list[Wire]] = [[pyrtl.WireVector(acc) for _ in range(slots)] for _ in range(cols)]
+    if pot:
+        ports: SubArrayPorts = pot_subarray(
+            [f[0] for f in a_in],
+            [w[0] for w in w_in],
+            load,
+            swap,
+            valid,
+            first_r,
+            [s[0] for s in ps_in],
+            engine,
+        )
+    else:
+        ports = fixed_subarray(a_in, w_in, load, swap, valid, first_r, mode_sel, ps_in, engine, slices)
+    req0 = ports.req[0]
+    c_i = pyrtl.Register(ib)
+    c_i_last = c_i == (steps - 1)[:sb]
+    cwalk = _fold_walk(go, req0 & c_i_last, ext, rows, chan_step)
+    c_i.next <<= pyrtl.select(go | (req0 & c_i_last), _const(0, ib), pyrtl.select(req0, (c_i + 1)[:ib], c_i))
+    c_base = _base(go, req0 & c_i_last & cwalk.k_last, _const(0, 1), steps, cb)
+    c_addr = (c_base + c_i)[:cb]
+    c_taps = delay_line(c_addr, cols - 1)
+    c_rdata: list[Wire] = []
+    for c in range(cols):
+        raddr = pyrtl.select(running, c_taps[c], c_read[1][:cb])
+        waddr = _registered(c_taps[c])
+        wdata = pyrtl.concat_list(ports.out[c])
+        rdata = ram_bank(ports.vld[c], waddr, wdata, raddr, c_depth, f"{p}_c{c}", bypass=True)
+        for s in range(slots):
+            ps_in[c][s] <<= rdata[s * acc : (s + 1) * acc]
+        c_rdata.append(rdata)
+    final = req0 & c_i_last & cwalk.last
+    return _SubResult(_delayed(final, cols + 1), c_rdata)
+
+
+@dataclass(frozen=True)
+class TilePorts:
+    """The frontend's outputs: ``done`` (pulse), ``busy`` and per sub-array the C read data."""
+
+    done: Wire
+    busy: Wire
+    c_data: dict[str, Wire]
+
+
+def tile_frontend(
+    engine: EngineConfig,
+    limits: TileLimits,
+    start: Wire,
+    tokens: Wire,
+    depth: Wire,
+    channels: dict[str, Wire],
+    k_first: Wire,
+    mode_sel: Wire | None,
+    a_dma: _DmaWrite,
+    b_dma: dict[str, _DmaWrite],
+    c_read: dict[str, tuple[Wire, Wire]],
+    slices: SliceBuilder | None = None,
+) -> TilePorts:
+    """The engine, its tile buffers and the fold sequencer (see the module docstring); ``channels``,
+    ``b_dma`` and ``c_read`` per sub-array prefix (``f``, ``p``). Latency: ``done`` pulses
+    :data:`TILE_LATENCY` + the tile's cycles after ``start``."""
+    builder = slices if slices is not None else ModelSlices(engine.slice)
+    running = pyrtl.Register(1)
+    ext_tokens = _latch(tokens, start)
+    ext_depth = _latch(depth, start)
+    ext_first = _latch(k_first, start)
+    mode = _latch(mode_sel, start) if mode_sel is not None else None
+    finished: list[Wire] = []
+    c_data: dict[str, Wire] = {}
+    for sub in _subs(engine):
+        p = sub.prefix
+        chans = channels[p]
+        go = start & (chans != 0)
+        ext = _Extents(ext_tokens, ext_depth, _latch(chans, start), ext_first)
+        res = _sub_frontend(
+            sub, engine, limits, go, _registered(go), ext, mode, a_dma, b_dma[p], c_read[p], running, builder
+        )
+        # done (or without channels: idle) since start
+        flag = pyrtl.Register(1)
+        over = flag | res.done
+        flag.next <<= pyrtl.select(start, chans == 0, over)
+        finished.append(over)
+        bank = _registered(c_read[p][0])
+        data = res.c_rdata[0]
+        for c in range(1, len(res.c_rdata)):
+            data = pyrtl.select(bank == c, res.c_rdata[c], data)
+        c_data[p] = data
+    done = running & pyrtl.and_all_bits(pyrtl.concat_list(finished))
+    running.next <<= pyrtl.select(start, _const(1, 1), pyrtl.select(done, _const(0, 1), running))
+    return TilePorts(done, running, c_data)
+
+
+def _dma_port(prefix: str, banks: int, words: int, width: int) -> _DmaWrite:
+    return _DmaWrite(
+        pyrtl.Input(1, f"{prefix}_we"),
+        pyrtl.Input(bits_for(banks), f"{prefix}_bank"),
+        pyrtl.Input(bits_for(words), f"{prefix}_addr"),
+        pyrtl.Input(width, f"{prefix}_data"),
+    )
+
+
+def _port_shapes(engine: EngineConfig, limits: TileLimits) -> dict[str, tuple[int, int, int]]:
+    """(banks, words, word bits) of every buffer the frontend builds, by DMA port name."""
+    shapes = {"a": (engine.rows, _a_words(limits, engine), engine.tokens * engine.act_bits)}
+    steps = ceil_div(limits.tokens, engine.tokens)
+    if engine.cols_fixed:
+        per_fold = min(m.channels for m in engine.modes) * engine.cols_fixed
+        chans = limits.channels_fixed
+        shapes["fb"] = (
+            engine.cols_fixed,
+            _b_words(chans, per_fold, limits, engine),
+            engine.channels * engine.weight_bits,
+        )
+        shapes["fc"] = (engine.cols_fixed, _c_words(chans, per_fold, steps), engine.slots * engine.acc_bits)
+    if engine.cols_pot:
+        chans = limits.channels_pot
+        shapes["pb"] = (
+            engine.cols_pot,
+            _b_words(chans, engine.cols_pot, limits, engine),
+            engine.pot_weight_bits,
+        )
+        shapes["pc"] = (engine.cols_pot, _c_words(chans, engine.cols_pot, limits.tokens), engine.acc_bits)
+    return shapes
+
+
+def build_tile(engine: EngineConfig, limits: TileLimits, slices: SliceBuilder | None = None) -> None:
+    """Build the tile frontend with named top-level ports (module docstring) into the working
+    block (the caller resets it)."""
+    shapes = _port_shapes(engine, limits)
+    a_dma = _dma_port("a", *shapes["a"])
+    channels: dict[str, Wire] = {}
+    b_dma: dict[str, _DmaWrite] = {}
+    c_read: dict[str, tuple[Wire, Wire]] = {}
+    for p, most in (("f", limits.channels_fixed), ("p", limits.channels_pot)):
+        if f"{p}b" not in shapes:
+            continue
+        channels[p] = pyrtl.Input(bits_for(most + 1), f"{p}_channels")
+        b_dma[p] = _dma_port(f"{p}b", *shapes[f"{p}b"])
+        banks, words, _ = shapes[f"{p}c"]
+        c_read[p] = (pyrtl.Input(bits_for(banks), f"{p}c_bank"), pyrtl.Input(bits_for(words), f"{p}c_addr"))
+    mode = (
+        pyrtl.Input(bits_for(len(engine.modes)), "f_mode")
+        if engine.cols_fixed and len(engine.modes) > 1
+        else None
+    )
+    ports = tile_frontend(
+        engine,
+        limits,
+        pyrtl.Input(1, "start"),
+        pyrtl.Input(bits_for(limits.tokens + 1), "tokens"),
+        pyrtl.Input(bits_for(limits.depth + 1), "depth"),
+        channels,
+        pyrtl.Input(1, "k_first"),
+        mode,
+        a_dma,
+        b_dma,
+        c_read,
+        slices,
+    )
+    for name, wire in (("done", ports.done), ("busy", ports.busy)):
+        out = pyrtl.Output(1, name)
+        out <<= wire
+    for p, data in ports.c_data.items():
+        out = pyrtl.Output(len(data), f"{p}c_data")
+        out <<= data
+
+
+@dataclass(frozen=True)
+class TileRun:
+    """C of a run (wrapped to acc_bits, signed), ``done − start`` of each tile in cycles, and
+    with ``trace`` the engine's input ports per cycle of each tile from the harness's cycle 0
+    (``start`` + :data:`TILE_LATENCY`) to ``done``."""
+
+    outputs: IntArray
+    cycles: tuple[int, ...]
+    mode: LaneMode | None
+    ports: tuple[dict[str, list[int]], ...] = ()
+
+
+def _field_words(values: dict[tuple[int, int], list[int]], width: int) -> dict[tuple[int, int], int]:
+    """Pack per (bank, word) the fields (LSB first) of ``width`` bits each into one integer."""
+    mask = (1 << width) - 1
+    return {
+        key: sum((v & mask) << (width * i) for i, v in enumerate(fields)) for key, fields in values.items()
+    }
+
+
+@dataclass(frozen=True)
+class _Split:
+    """One sub-array's share of a tile, as the DMA lays it out."""
+
+    prefix: str
+    n0: int  # first channel of W
+    count: int  # channels
+    kappa: int  # channels per column and fold
+    tokens_per_step: int  # tokens per C word
+    cols: int
+
+
+def _splits(engine: EngineConfig, n: int, pot_ratio: float, mode: LaneMode | None) -> list[_Split]:
+    n_fix, n_pot = split_channels(n, pot_ratio)
+    out = []
+    if n_fix:
+        assert mode is not None
+        out.append(_Split("f", 0, n_fix, mode.channels, engine.tokens, engine.cols_fixed))
+    if n_pot:
+        out.append(_Split("p", n_fix, n_pot, 1, 1, engine.cols_pot))
+    return out
+
+
+def _dma_writes(
+    a: IntArray, w: IntArray, engine: EngineConfig, splits: list[_Split]
+) -> list[tuple[str, dict[tuple[int, int], int]]]:
+    """Per DMA port, (bank, word) → word of the tile's A and B (the module docstring's layout)."""
+    em, ek = a.shape
+    rows, tau = engine.rows, engine.tokens
+    steps = ceil_div(em, tau)
+    kfolds = ceil_div(ek, rows)
+    a_fields = {
+        (r, kf * steps + i): [
+            int(a[i * tau + t, kf * rows + r]) if i * tau + t < em else 0 for t in range(tau)
+        ]
+        for kf in range(kfolds)
+        for r in range(min(rows, ek - kf * rows))
+        for i in range(steps)
+    }
+    writes = [("a", _field_words(a_fields, engine.act_bits))]
+    for sp in splits:
+        per_fold = sp.kappa * sp.cols
+        fields_b: dict[tuple[int, int], list[int]] = {}
+        for g in range(ceil_div(sp.count, per_fold)):
+            for kf in range(kfolds):
+                for r in range(min(rows, ek - kf * rows)):
+                    for c in range(sp.cols):
+                        chans = [g * per_fold + c * sp.kappa + ch for ch in range(sp.kappa)]
+                        fields_b[(c, (g * kfolds + kf) * rows + r)] = [
+                            int(w[kf * rows + r, sp.n0 + j]) if j < sp.count else 0 for j in chans
+                        ]
+        width = engine.pot_weight_bits if sp.prefix == "p" else engine.weight_bits
+        writes.append((f"{sp.prefix}b", _field_words(fields_b, width)))
+    return writes
+
+
+def _engine_port_names(engine: EngineConfig) -> list[str]:
+    """The engine input ports the frontend drives (the names :func:`_named` gives them)."""
+    names = []
+    for p, cols, on in (
+        ("f", engine.cols_fixed, engine.cols_fixed > 0),
+        ("p", engine.cols_pot, engine.cols_pot > 0),
+    ):
+        if not on:
+            continue
+        names += [f"{p}_{flag}" for flag in ("load", "swap", "valid", "first")]
+        if p == "f":
+            names += [f"f_a{r}_{t}" for r in range(engine.rows) for t in range(engine.tokens)]
+            names += [f"f_w{c}_{ch}" for c in range(cols) for ch in range(engine.channels)]
+        else:
+            names += [f"p_a{r}" for r in range(engine.rows)] + [f"p_w{c}" for c in range(cols)]
+    return names
+
+
+def simulate_tile(
+    a: IntArray,
+    w: IntArray,
+    engine: EngineConfig,
+    pot_ratio: float = 0.0,
+    layer_bits: tuple[int, int] | None = None,
+    tk: int | None = None,
+    trace: bool = False,
+) -> TileRun:
+    """Run C = A·W (A: tokens × k, W: k × channels; W's last ``round(ratio · n)`` columns hold PoT
+    codes, as :func:`hwmodel.rtl.harness.pot_columns` puts them) through one frontend in
+    ``FastSimulation``, as k tiles of ``tk`` (default: one tile) back to back: per tile the DMA
+    ports write A and B (one word a cycle), ``start`` is pulsed (``k_first`` on the first k tile,
+    the others add to C), the tile ends at ``done``; then C is read through the C read ports.
+    ``trace`` records the engine's input ports. Resets the PyRTL working block."""
+    a = np.asarray(a, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    em, k = a.shape
+    if w.shape[0] != k:
+        raise ValueError(f"inner dimensions differ: A is {a.shape}, W is {w.shape}")
+    en = w.shape[1]
+    depth = k if tk is None else tk
+    n_fix, n_pot = split_channels(en, pot_ratio)
+    wb, ab = layer_bits if layer_bits is not None else (engine.weight_bits, engine.act_bits)
+    mode = engine.mode_for(wb, ab) if n_fix else None
+    splits = _splits(engine, en, pot_ratio, mode)
+    fresh_block()
+    build_tile(engine, TileLimits(em, depth, n_fix, n_pot))
+    block = pyrtl.working_block()
+    tracked = [block.get_wirevector_by_name(x) for x in _engine_port_names(engine)] if trace else []
+    sim = pyrtl.FastSimulation(tracer=pyrtl.SimulationTrace(wires_to_track=tracked) if trace else None)
+    idle = {x.name: 0 for x in block.wirevector_subset(pyrtl.Input)}
+    if "f_mode" in idle and mode is not None:
+        idle["f_mode"] = engine.modes.index(mode)
+    cycles: list[int] = []
+    ports: list[dict[str, list[int]]] = []
+    stepped = 0
+    for k0 in range(0, k, depth):
+        ek = min(depth, k - k0)
+        for port, words in _dma_writes(a[:, k0 : k0 + ek], w[k0 : k0 + ek], engine, splits):
+            for (bank, addr), value in words.items():
+                sim.step(
+                    {
+                        **idle,
+                        f"{port}_we": 1,
+                        f"{port}_bank": bank,
+                        f"{port}_addr": addr,
+                        f"{port}_data": value,
+                    }
+                )
+                stepped += 1
+        go = {**idle, "start": 1, "tokens": em, "depth": ek, "k_first": int(k0 == 0)}
+        go.update(
+            {
+                f"{p}_channels": n
+                for p, n, on in (("f", n_fix, engine.cols_fixed), ("p", n_pot, engine.cols_pot))
+                if on
+            }
+        )
+        sim.step(go)
+        start = stepped
+        stepped += 1
+        while True:
+            sim.step(idle)
+            stepped += 1
+            if sim.inspect("done"):
+                break
+            if stepped - start > 1_000_000:
+                raise RuntimeError("the tile frontend did not finish")
+        cycles.append(stepped - 1 - start)
+        if trace:
+            assert sim.tracer is not None
+            first, last = start + TILE_LATENCY, stepped - 1
+            ports.append({x: list(sim.tracer.trace[x][first:last]) for x in _engine_port_names(engine)})
+
+    out = np.zeros((em, en), dtype=np.int64)
+    acc = engine.acc_bits
+    for sp in splits:
+        per_fold = sp.kappa * sp.cols
+        nsteps = ceil_div(em, sp.tokens_per_step)
+        slot_channels = engine.channels if sp.prefix == "f" else 1
+        for g in range(ceil_div(sp.count, per_fold)):
+            for i in range(nsteps):
+                for c in range(sp.cols):
+                    sim.step({**idle, f"{sp.prefix}c_bank": c, f"{sp.prefix}c_addr": g * nsteps + i})
+                    sim.step(idle)
+                    word = sim.inspect(f"{sp.prefix}c_data")
+                    for t in range(sp.tokens_per_step):
+                        for ch in range(sp.kappa):
+                            j = g * per_fold + c * sp.kappa + ch
+                            if i * sp.tokens_per_step + t < em and j < sp.count:
+                                v = (word >> (acc * (t * slot_channels + ch))) & ((1 << acc) - 1)
+                                signed = v - (1 << acc) if v >> (acc - 1) else v
+                                out[i * sp.tokens_per_step + t, sp.n0 + j] = signed
+    return TileRun(out, tuple(cycles), mode, tuple(ports))

@@ -1,0 +1,143 @@
+"""PyRTL tile frontend: C bit-exact against the integer reference, ``done − start`` against the
+analytic tile cycles (+ TILE_LATENCY) and the harness, the engine ports against the harness's
+schedule cycle by cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyrtl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hwmodel.arch.cycles import mixed_tile_cycles, split_channels
+from hwmodel.arch.engine import EngineConfig
+from hwmodel.rtl.harness import (
+    GemmTiling,
+    _sub_arrays,
+    pot_columns,
+    reference_gemm,
+    simulate_gemm,
+    tile_events,
+)
+from hwmodel.rtl.tile import TILE_LATENCY, TileRun, simulate_tile
+
+
+@pytest.fixture(autouse=True)
+def fresh_block() -> Iterator[None]:
+    pyrtl.reset_working_block()
+    yield
+    pyrtl.reset_working_block()
+
+
+def _operands(
+    m: int, n: int, k: int, eng: EngineConfig, bits: tuple[int, int], ratio: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    wb, ab = bits
+    a = rng.integers(-(1 << (ab - 1)), 1 << (ab - 1), size=(m, k))
+    wf = rng.integers(-(1 << (wb - 1)), 1 << (wb - 1), size=(k, n))
+    wp = rng.integers(0, 1 << eng.pot_weight_bits, size=(k, n))
+    mask = pot_columns(n, n, ratio)
+    return a, np.where(mask[None, :], wp, wf), mask
+
+
+def _harness_ports(a: np.ndarray, w: np.ndarray, eng: EngineConfig, ratio: float, run: TileRun) -> None:
+    """The frontend drove every engine port as the harness's schedule does: control flags and
+    activations in every cycle (0 where the harness presents nothing), weights in the cycles the
+    harness shifts them in."""
+    m, k = a.shape
+    n_fix, _ = split_channels(w.shape[1], ratio)
+    fix, pot = list(range(n_fix)), list(range(n_fix, w.shape[1]))
+    events, _ = tile_events((tuple(range(m)), fix, pot, 0, k), _sub_arrays(eng, run.mode), a, w, eng)
+    (traced,) = run.ports
+    assert max(events) < run.cycles[0] - TILE_LATENCY
+    for name, values in traced.items():
+        assert len(values) == run.cycles[0] - TILE_LATENCY
+        for t, value in enumerate(values):
+            want = events.get(t, {})
+            if "_w" in name and name not in want:
+                continue  # the weight registers ignore the port outside the load cycles
+            assert value == want.get(name, 0), f"{name} in cycle {t}"
+
+
+def _check(
+    eng: EngineConfig,
+    m: int,
+    n: int,
+    k: int,
+    ratio: float = 0.0,
+    bits: tuple[int, int] | None = None,
+    seed: int = 0,
+    tk: int | None = None,
+    trace: bool = False,
+) -> TileRun:
+    layer = bits or (eng.weight_bits, eng.act_bits)
+    a, w, mask = _operands(m, n, k, eng, layer, ratio, seed)
+    run = simulate_tile(a, w, eng, ratio, layer, tk=tk, trace=trace)
+    np.testing.assert_array_equal(run.outputs, reference_gemm(a, w, mask, eng))
+    depth = k if tk is None else tk
+    expected = [mixed_tile_cycles(m, n, min(depth, k - k0), eng, ratio, layer) for k0 in range(0, k, depth)]
+    assert list(run.cycles) == [c + TILE_LATENCY for c in expected]
+    if trace:
+        _harness_ports(a, w, eng, ratio, run)
+    return run
+
+
+def test_one_unpacked_tile_takes_the_harness_cycles_plus_two() -> None:
+    """3 rows × 2 columns, one token and one channel per PE: 5 tokens, k 7 (3 k-folds), 3 channels
+    (2 channel folds), period max(5, L + R − 1) = 5: C exact, ``done − start`` = harness cycles + 2
+    (start latch, buffer read)."""
+    eng = EngineConfig(3, 2, 0, 8, 4, 8, 24, packing=1)
+    a, w, mask = _operands(5, 3, 7, eng, (8, 8), 0.0, 1)
+    run = simulate_tile(a, w, eng, trace=True)
+    harness = simulate_gemm(a, w, eng, GemmTiling(5, 3, 7), 0.0)
+    np.testing.assert_array_equal(run.outputs, harness.outputs)
+    np.testing.assert_array_equal(run.outputs, reference_gemm(a, w, mask, eng))
+    assert run.cycles == (harness.cycles + TILE_LATENCY,)
+    assert harness.cycles == mixed_tile_cycles(5, 3, 7, eng, 0.0, (8, 8)) == (6 - 1) * 5 + 5 + 3 + 3 + 2 + 3
+    _harness_ports(a, w, eng, 0.0, run)
+
+
+def test_engine_ports_follow_the_harness_schedule() -> None:
+    eng = EngineConfig(4, 3, 0, 8, 4, 8, 26, packing=1)
+    _check(eng, 6, 7, 10, seed=2, trace=True)
+
+
+def test_k_tiles_add_to_the_output_buffer() -> None:
+    """Three k tiles back to back on one frontend: the later ones start with ``k_first`` low and
+    add to the partial sums C holds."""
+    eng = EngineConfig(3, 2, 0, 8, 4, 8, 24, packing=1)
+    run = _check(eng, 4, 3, 8, tk=3, seed=3)
+    assert len(run.cycles) == 3
+
+
+def test_one_row_forwards_the_partial_sum_written_in_the_same_cycle() -> None:
+    """rows = 1, one token: a fold every cycle, so a column reads the word it writes in that
+    cycle (the C banks' write-first bypass)."""
+    eng = EngineConfig(1, 2, 0, 8, 4, 8, 24, packing=1)
+    _check(eng, 1, 3, 4, seed=4, trace=True)
+
+
+def test_extreme_operands() -> None:
+    eng = EngineConfig(4, 2, 0, 8, 4, 8, 16, packing=1)  # 16-bit sums wrap like the reference
+    a = np.full((3, 9), -128, dtype=np.int64)
+    w = np.full((9, 3), -128, dtype=np.int64)
+    run = simulate_tile(a, w, eng)
+    np.testing.assert_array_equal(run.outputs, reference_gemm(a, w, pot_columns(3, 3, 0.0), eng))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 4),
+    cols=st.integers(1, 3),
+    m=st.integers(1, 5),
+    n=st.integers(1, 6),
+    k=st.integers(1, 9),
+    seed=st.integers(0, 2**16),
+)
+def test_unpacked_tiles_property(rows: int, cols: int, m: int, n: int, k: int, seed: int) -> None:
+    eng = EngineConfig(rows, cols, 0, 8, 4, 8, 24, packing=1)
+    _check(eng, m, n, k, seed=seed, trace=True)
