@@ -141,3 +141,46 @@ def test_extreme_operands() -> None:
 def test_unpacked_tiles_property(rows: int, cols: int, m: int, n: int, k: int, seed: int) -> None:
     eng = EngineConfig(rows, cols, 0, 8, 4, 8, 24, packing=1)
     _check(eng, m, n, k, seed=seed, trace=True)
+
+
+@pytest.mark.parametrize("dsp", ["DSP48E1", "DSP48E2"])
+def test_two_tokens_per_slice(dsp: str) -> None:
+    """WP486 packing: an odd token count leaves token 1 of the last step empty (presented as 0)."""
+    eng = EngineConfig(4, 2, 0, 8, 4, 8, 26, packing=2, dsp=dsp)
+    assert (eng.tokens, eng.channels) == (2, 1)
+    _check(eng, 7, 5, 9, seed=5, trace=True)
+
+
+def test_four_int4_lanes_and_the_two_lane_mode_of_one_engine() -> None:
+    """A packing-4 engine of 8-bit widths: W4A4 in the 4-lane mode (two channels per column and
+    fold, B words of two weights, C words of four slots), W8A8 in the 2-lane one (``f_mode``)."""
+    eng = EngineConfig(6, 2, 0, 8, 4, 8, 26, packing=4)
+    assert [m.lanes for m in eng.modes] == [2, 4]
+    quad = _check(eng, 7, 9, 13, bits=(4, 4), seed=6, trace=True)
+    pair = _check(eng, 7, 9, 13, bits=(8, 8), seed=7, trace=True)
+    assert quad.cycles[0] < pair.cycles[0]
+
+
+def test_pure_int4_engine() -> None:
+    eng = EngineConfig(4, 2, 0, 4, 4, 4, 16, packing=4)
+    assert [m.lanes for m in eng.modes] == [4]
+    _check(eng, 5, 6, 9, seed=8, trace=True)
+    _check(eng, 5, 6, 9, seed=9, tk=4)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 4),
+    cols=st.integers(1, 2),
+    packing=st.sampled_from([2, 4]),
+    narrow=st.booleans(),
+    m=st.integers(1, 5),
+    n=st.integers(1, 6),
+    k=st.integers(1, 9),
+    seed=st.integers(0, 2**16),
+)
+def test_packed_tiles_property(
+    rows: int, cols: int, packing: int, narrow: bool, m: int, n: int, k: int, seed: int
+) -> None:
+    eng = EngineConfig(rows, cols, 0, 8, 4, 8, 26, packing=packing)
+    _check(eng, m, n, k, bits=(4, 4) if narrow else (8, 8), seed=seed, trace=True)
