@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from hwmodel.arch.cycles import mixed_tile_cycles, split_channels
 from hwmodel.arch.engine import EngineConfig
+from hwmodel.model.evaluation import _tile_words
 from hwmodel.rtl.harness import (
     GemmTiling,
     _sub_arrays,
@@ -22,7 +23,7 @@ from hwmodel.rtl.harness import (
     simulate_gemm,
     tile_events,
 )
-from hwmodel.rtl.tile import TILE_LATENCY, TileRun, simulate_tile
+from hwmodel.rtl.tile import TILE_LATENCY, TileLimits, TileRun, simulate_tile, tile_buffer_shapes
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +52,8 @@ def _harness_ports(a: np.ndarray, w: np.ndarray, eng: EngineConfig, ratio: float
     m, k = a.shape
     n_fix, _ = split_channels(w.shape[1], ratio)
     fix, pot = list(range(n_fix)), list(range(n_fix, w.shape[1]))
-    events, _ = tile_events((tuple(range(m)), fix, pot, 0, k), _sub_arrays(eng, run.mode), a, w, eng)
+    mode = run.mode or (eng.modes[0] if eng.cols_fixed else None)  # a fixed sub-array left idle
+    events, _ = tile_events((tuple(range(m)), fix, pot, 0, k), _sub_arrays(eng, mode), a, w, eng)
     (traced,) = run.ports
     assert max(events) < run.cycles[0] - TILE_LATENCY
     for name, values in traced.items():
@@ -184,3 +186,90 @@ def test_packed_tiles_property(
 ) -> None:
     eng = EngineConfig(rows, cols, 0, 8, 4, 8, 26, packing=packing)
     _check(eng, m, n, k, bits=(4, 4) if narrow else (8, 8), seed=seed, trace=True)
+
+
+def test_pot_sub_array_alone() -> None:
+    eng = EngineConfig(3, 0, 2, 8, 4, 8, 24, packing=1)
+    _check(eng, 5, 3, 7, ratio=1.0, seed=10, trace=True)
+
+
+def test_pot_extreme_codes_wrap_like_the_reference() -> None:
+    """The largest shift on the most negative activation in 20-bit sums (they wrap)."""
+    eng = EngineConfig(4, 0, 2, 8, 4, 8, 20, packing=1)
+    a = np.full((3, 9), -128, dtype=np.int64)
+    w = np.full((9, 3), (1 << eng.pot_weight_bits) - 1, dtype=np.int64)  # −2^(max shift)
+    run = simulate_tile(a, w, eng, 1.0)
+    np.testing.assert_array_equal(run.outputs, reference_gemm(a, w, pot_columns(3, 3, 1.0), eng))
+
+
+@pytest.mark.parametrize("packing", [1, 2])
+def test_mixed_tile_runs_both_sub_arrays_at_once(packing: int) -> None:
+    """Fixed and PoT sub-arrays take the tile together (the tile's channels split by the ratio,
+    each sub-array with its own A copy); ``done`` comes with the longer of the two."""
+    eng = EngineConfig(3, 2, 2, 8, 4, 8, 24, packing=packing)
+    _check(eng, 5, 7, 8, ratio=0.4, seed=11, trace=True)
+    _check(eng, 5, 7, 8, ratio=0.4, seed=12, tk=3)
+
+
+def test_mixed_engine_with_a_tile_of_one_kind() -> None:
+    """A ratio of 0 or 1 leaves one sub-array idle (its channels 0): done with the other."""
+    eng = EngineConfig(2, 2, 1, 8, 4, 8, 24, packing=2)
+    _check(eng, 4, 3, 5, ratio=0.0, seed=13)
+    _check(eng, 4, 3, 5, ratio=1.0, seed=14, trace=True)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 4),
+    cols_fixed=st.integers(1, 2),
+    cols_pot=st.integers(1, 2),
+    packing=st.sampled_from([1, 2]),
+    ratio=st.sampled_from([0.25, 0.5, 0.75]),
+    m=st.integers(1, 5),
+    n=st.integers(1, 6),
+    k=st.integers(1, 9),
+    seed=st.integers(0, 2**16),
+)
+def test_mixed_tiles_property(
+    rows: int, cols_fixed: int, cols_pot: int, packing: int, ratio: float, m: int, n: int, k: int, seed: int
+) -> None:
+    eng = EngineConfig(rows, cols_fixed, cols_pot, 8, 4, 8, 24, packing=packing)
+    _check(eng, m, n, k, ratio=ratio, seed=seed, trace=True)
+
+
+@pytest.mark.parametrize(
+    ("eng", "ratio"),
+    [
+        (EngineConfig(3, 2, 2, 8, 4, 8, 24, packing=2), 0.4),
+        (EngineConfig(4, 2, 0, 4, 4, 4, 16, packing=4), 0.0),
+        (EngineConfig(5, 3, 0, 8, 4, 8, 26, packing=1), 0.0),
+        (EngineConfig(6, 2, 0, 8, 4, 8, 26, packing=4), 0.0),
+    ],
+)
+def test_buffers_are_the_ones_the_cost_model_prices(eng: EngineConfig, ratio: float) -> None:
+    """Banks, word widths and words per bank of A, B and C as ``_tile_words`` sizes them for a
+    (7, 9, 13) tile; an engine with two packing modes needs more B and C words in the mode of
+    fewer channels per column (one fold per word), which the cost model does not size."""
+    tm, tn, tk = 7, 9, 13
+    ints = np.zeros((5, 1), dtype=np.int64)
+    ints[2:5, 0] = (tm, tn, tk)
+    words = _tile_words(
+        ints, np.array([ratio]), 0, 1, eng.rows, eng.tokens, eng.channels, eng.cols_fixed, eng.cols_pot
+    )
+    n_fix, n_pot = split_channels(tn, ratio)
+    shapes = tile_buffer_shapes(eng, TileLimits(tm, tk, n_fix, n_pot))
+    priced = {
+        "a": (eng.rows, words[0], eng.tokens * eng.act_bits),
+        "fb": (eng.cols_fixed, words[1], eng.channels * eng.weight_bits),
+        "fc": (eng.cols_fixed, words[2], eng.slots * eng.acc_bits),
+        "pb": (eng.cols_pot, words[3], eng.pot_weight_bits),
+        "pc": (eng.cols_pot, words[4], eng.acc_bits),
+    }
+    priced = {k: v for k, v in priced.items() if v[0] and v[1]}
+    assert shapes.keys() == priced.keys()
+    if len(eng.modes) == 1:
+        assert shapes == priced
+    else:
+        for name, (banks, depth, width) in shapes.items():
+            assert (banks, width) == priced[name][::2] and depth >= priced[name][1]
+        assert shapes["fb"][1] > priced["fb"][1]

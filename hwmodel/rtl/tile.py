@@ -472,7 +472,7 @@ def _dma_port(prefix: str, banks: int, words: int, width: int) -> _DmaWrite:
     )
 
 
-def _port_shapes(engine: EngineConfig, limits: TileLimits) -> dict[str, tuple[int, int, int]]:
+def tile_buffer_shapes(engine: EngineConfig, limits: TileLimits) -> dict[str, tuple[int, int, int]]:
     """(banks, words, word bits) of every buffer the frontend builds, by DMA port name."""
     shapes = {"a": (engine.rows, _a_words(limits, engine), engine.tokens * engine.act_bits)}
     steps = ceil_div(limits.tokens, engine.tokens)
@@ -499,7 +499,7 @@ def _port_shapes(engine: EngineConfig, limits: TileLimits) -> dict[str, tuple[in
 def build_tile(engine: EngineConfig, limits: TileLimits, slices: SliceBuilder | None = None) -> None:
     """Build the tile frontend with named top-level ports (module docstring) into the working
     block (the caller resets it)."""
-    shapes = _port_shapes(engine, limits)
+    shapes = tile_buffer_shapes(engine, limits)
     a_dma = _dma_port("a", *shapes["a"])
     channels: dict[str, Wire] = {}
     b_dma: dict[str, _DmaWrite] = {}
