@@ -273,3 +273,9 @@ def test_buffers_are_the_ones_the_cost_model_prices(eng: EngineConfig, ratio: fl
         for name, (banks, depth, width) in shapes.items():
             assert (banks, width) == priced[name][::2] and depth >= priced[name][1]
         assert shapes["fb"][1] > priced["fb"][1]
+
+
+def test_one_channel_on_an_engine_of_four_per_fold() -> None:
+    """The channel step of a fold (κ·C = 4) is wider than the channel extent's port."""
+    eng = EngineConfig(1, 2, 0, 8, 4, 8, 26, packing=4)
+    _check(eng, 1, 1, 1, trace=True)

