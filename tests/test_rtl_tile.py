@@ -4,6 +4,7 @@ schedule cycle by cycle."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hwmodel.arch.buffers import bank_memory
 from hwmodel.arch.cycles import mixed_tile_cycles, split_channels
 from hwmodel.arch.engine import EngineConfig
 from hwmodel.model.evaluation import _tile_words
@@ -23,7 +25,16 @@ from hwmodel.rtl.harness import (
     simulate_gemm,
     tile_events,
 )
-from hwmodel.rtl.tile import TILE_LATENCY, TileLimits, TileRun, simulate_tile, tile_buffer_shapes
+from hwmodel.rtl.tile import (
+    TILE_LATENCY,
+    TileLimits,
+    TileRun,
+    simulate_tile,
+    tile_buffer_shapes,
+    tile_buffers,
+    tile_resources,
+    tile_verilog,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -279,3 +290,30 @@ def test_one_channel_on_an_engine_of_four_per_fold() -> None:
     """The channel step of a fold (κ·C = 4) is wider than the channel extent's port."""
     eng = EngineConfig(1, 2, 0, 8, 4, 8, 26, packing=4)
     _check(eng, 1, 1, 1, trace=True)
+
+
+def test_verilog_export_is_one_reproducible_module() -> None:
+    eng = EngineConfig(2, 2, 1, 8, 4, 8, 24, packing=2)
+    limits = TileLimits(5, 6, 4, 2)
+    text = tile_verilog(eng, limits)
+    assert text == tile_verilog(eng, limits)
+    assert len(re.findall(r"^\s*module\b", text, flags=re.MULTILINE)) == 1
+    assert len(re.findall(r"^\s*DSP48E2\b", text, flags=re.MULTILINE)) == eng.rows * eng.cols_fixed
+    for port in ("start", "done", "busy", "tokens", "depth", "f_channels", "p_channels", "k_first", "a_we"):
+        assert re.search(rf"\b(input|output)\b[^;]*\b{port};", text), port
+
+
+@pytest.mark.slow
+def test_yosys_maps_the_buffers_as_the_cost_model_prices_them() -> None:
+    """The tile's memories become the LUT RAM primitives ``bank_memory`` counts (A twice on a
+    mixed engine), its PEs one DSP slice each (about 30 s of synthesis)."""
+    eng = EngineConfig(4, 2, 2, 8, 4, 8, 24, packing=2)
+    limits = TileLimits(16, 16, 8, 8)
+    res = tile_resources(eng, limits)
+    priced = sum(
+        copies * banks * bank_memory(words, width, "xcup").lutram_primitives
+        for copies, banks, words, width in tile_buffers(eng, limits).values()
+    )
+    assert res.tile.lutram == priced
+    assert res.tile.dsp == res.engine.dsp == eng.dsp_slices
+    assert res.frontend_lut > 0 and res.frontend_ff > 0

@@ -334,7 +334,7 @@ def _sub_frontend(
     for r in range(rows):
         lag = sub.lags[r]
         rdata = ram_bank(
-            _bank_write(a_dma, r), a_dma.addr[:ab], a_dma.data, a_taps[lag], a_depth, f"{p}_a{r}"
+            _bank_write(a_dma, r), a_dma.addr[:ab], a_dma.data, a_taps[lag], a_depth, f"{p}_abank{r}"
         )
         g = _registered(g_taps[lag])
         fields = [rdata[t * abits : (t + 1) * abits] for t in range(tau)]
@@ -363,7 +363,9 @@ def _sub_frontend(
     wbits = engine.pot_weight_bits if pot else engine.weight_bits
     fields_b = 1 if pot else engine.channels
     for c in range(cols):
-        rdata = ram_bank(_bank_write(b_dma, c), b_dma.addr[:bb], b_dma.data, b_taps[c], b_depth, f"{p}_b{c}")
+        rdata = ram_bank(
+            _bank_write(b_dma, c), b_dma.addr[:bb], b_dma.data, b_taps[c], b_depth, f"{p}_bbank{c}"
+        )
         names = [f"p_w{c}"] if pot else [f"f_w{c}_{ch}" for ch in range(fields_b)]
         w_in.append([_named(rdata[ch * wbits : (ch + 1) * wbits], name) for ch, name in enumerate(names)])
 
@@ -402,7 +404,7 @@ def _sub_frontend(
         raddr = pyrtl.select(running, c_taps[c], c_read[1][:cb])
         waddr = _registered(c_taps[c])
         wdata = pyrtl.concat_list(ports.out[c])
-        rdata = ram_bank(ports.vld[c], waddr, wdata, raddr, c_depth, f"{p}_c{c}", bypass=True)
+        rdata = ram_bank(ports.vld[c], waddr, wdata, raddr, c_depth, f"{p}_cbank{c}", bypass=True)
         for s in range(slots):
             ps_in[c][s] <<= rdata[s * acc : (s + 1) * acc]
         c_rdata.append(rdata)
@@ -805,7 +807,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("buffers (one copy) as hwmodel.arch.buffers.bank_memory prices them:")
     lutram = lut = 0
     bram = 0.0
-    for name, (copies, banks, words, width) in _buffer_list(engine, limits).items():
+    for name, (copies, banks, words, width) in tile_buffers(engine, limits).items():
         mem = bank_memory(words, width, args.family)
         n = copies * banks
         lutram, lut, bram = lutram + n * mem.lutram_primitives, lut + n * mem.lut, bram + n * mem.bram36
@@ -817,7 +819,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _buffer_list(engine: EngineConfig, limits: TileLimits) -> dict[str, tuple[int, int, int, int]]:
+def tile_buffers(engine: EngineConfig, limits: TileLimits) -> dict[str, tuple[int, int, int, int]]:
     """(copies, banks, words, bits) of each buffer the frontend builds (a mixed engine's A twice)."""
     shapes = tile_buffer_shapes(engine, limits)
     a_copies = 2 if engine.cols_fixed and engine.cols_pot else 1
