@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeAlias
 
 import numpy as np
@@ -91,7 +91,13 @@ from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.dsp import ModelSlices, PrimitiveSlices, SliceBuilder, embed_primitives
 from hwmodel.rtl.engines import SubArrayPorts, chain_layout, delay_line, fixed_subarray, pot_subarray
 from hwmodel.rtl.memory import ram_bank
-from hwmodel.rtl.verilog import SynthResult, synthesize_engine, synthesize_verilog, working_block_verilog
+from hwmodel.rtl.verilog import (
+    SynthResult,
+    cosimulate_verilog,
+    synthesize_engine,
+    synthesize_verilog,
+    working_block_verilog,
+)
 
 Wire: TypeAlias = pyrtl.WireVector
 IntArray = npt.NDArray[np.int64]
@@ -568,7 +574,13 @@ class TileRun:
     outputs: IntArray
     cycles: tuple[int, ...]
     mode: LaneMode | None
+    limits: TileLimits
     ports: tuple[dict[str, list[int]], ...] = ()
+    #: with ``record``: every cycle's inputs, the cycles ``done`` was high, and the C reads
+    #: (cycle, port, word) — what :func:`cosimulate_tile` replays on the Verilog
+    input_vectors: tuple[dict[str, int], ...] = ()
+    done_cycles: tuple[int, ...] = ()
+    reads: tuple[tuple[int, str, int], ...] = ()
 
 
 def _field_words(values: dict[tuple[int, int], list[int]], width: int) -> dict[tuple[int, int], int]:
@@ -661,13 +673,15 @@ def simulate_tile(
     layer_bits: tuple[int, int] | None = None,
     tk: int | None = None,
     trace: bool = False,
+    record: bool = False,
 ) -> TileRun:
     """Run C = A·W (A: tokens × k, W: k × channels; W's last ``round(ratio · n)`` columns hold PoT
     codes, as :func:`hwmodel.rtl.harness.pot_columns` puts them) through one frontend in
     ``FastSimulation``, as k tiles of ``tk`` (default: one tile) back to back: per tile the DMA
     ports write A and B (one word a cycle), ``start`` is pulsed (``k_first`` on the first k tile,
     the others add to C), the tile ends at ``done``; then C is read through the C read ports.
-    ``trace`` records the engine's input ports. Resets the PyRTL working block."""
+    ``trace`` records the engine's input ports, ``record`` every cycle's inputs, the ``done``
+    cycles and the C reads. Resets the PyRTL working block."""
     a = np.asarray(a, dtype=np.int64)
     w = np.asarray(w, dtype=np.int64)
     em, k = a.shape
@@ -680,7 +694,8 @@ def simulate_tile(
     mode = engine.mode_for(wb, ab) if n_fix else None
     splits = _splits(engine, en, pot_ratio, mode)
     fresh_block()
-    build_tile(engine, TileLimits(em, depth, n_fix, n_pot))
+    limits = TileLimits(em, depth, n_fix, n_pot)
+    build_tile(engine, limits)
     block = pyrtl.working_block()
     tracked = [block.get_wirevector_by_name(x) for x in _engine_port_names(engine)] if trace else []
     sim = pyrtl.FastSimulation(tracer=pyrtl.SimulationTrace(wires_to_track=tracked) if trace else None)
@@ -689,12 +704,22 @@ def simulate_tile(
         idle["f_mode"] = engine.modes.index(mode)
     cycles: list[int] = []
     ports: list[dict[str, list[int]]] = []
+    vectors: list[dict[str, int]] = []
+    done_cycles: list[int] = []
     stepped = 0
+
+    def step(inputs: dict[str, int]) -> None:
+        nonlocal stepped
+        sim.step(inputs)
+        if record:
+            vectors.append(inputs)
+        stepped += 1
+
     for k0 in range(0, k, depth):
         ek = min(depth, k - k0)
         for port, words in _dma_writes(a[:, k0 : k0 + ek], w[k0 : k0 + ek], engine, splits):
             for (bank, addr), value in words.items():
-                sim.step(
+                step(
                     {
                         **idle,
                         f"{port}_we": 1,
@@ -703,7 +728,6 @@ def simulate_tile(
                         f"{port}_data": value,
                     }
                 )
-                stepped += 1
         go = {**idle, "start": 1, "tokens": em, "depth": ek, "k_first": int(k0 == 0)}
         go.update(
             {
@@ -712,17 +736,16 @@ def simulate_tile(
                 if on
             }
         )
-        sim.step(go)
         start = stepped
-        stepped += 1
+        step(go)
         while True:
-            sim.step(idle)
-            stepped += 1
+            step(idle)
             if sim.inspect("done"):
                 break
             if stepped - start > 1_000_000:
                 raise RuntimeError("the tile frontend did not finish")
         cycles.append(stepped - 1 - start)
+        done_cycles.append(stepped - 1)
         if trace:
             assert sim.tracer is not None
             first, last = start + TILE_LATENCY, stepped - 1
@@ -730,6 +753,7 @@ def simulate_tile(
 
     out = np.zeros((em, en), dtype=np.int64)
     acc = engine.acc_bits
+    reads: list[tuple[int, str, int]] = []
     for sp in splits:
         per_fold = sp.kappa * sp.cols
         nsteps = ceil_div(em, sp.tokens_per_step)
@@ -737,9 +761,10 @@ def simulate_tile(
         for g in range(ceil_div(sp.count, per_fold)):
             for i in range(nsteps):
                 for c in range(sp.cols):
-                    sim.step({**idle, f"{sp.prefix}c_bank": c, f"{sp.prefix}c_addr": g * nsteps + i})
-                    sim.step(idle)
+                    step({**idle, f"{sp.prefix}c_bank": c, f"{sp.prefix}c_addr": g * nsteps + i})
+                    step(idle)
                     word = sim.inspect(f"{sp.prefix}c_data")
+                    reads.append((stepped - 1, f"{sp.prefix}c_data", word))
                     for t in range(sp.tokens_per_step):
                         for ch in range(sp.kappa):
                             j = g * per_fold + c * sp.kappa + ch
@@ -747,7 +772,31 @@ def simulate_tile(
                                 v = (word >> (acc * (t * slot_channels + ch))) & ((1 << acc) - 1)
                                 signed = v - (1 << acc) if v >> (acc - 1) else v
                                 out[i * sp.tokens_per_step + t, sp.n0 + j] = signed
-    return TileRun(out, tuple(cycles), mode, tuple(ports))
+    return TileRun(
+        out,
+        tuple(cycles),
+        mode,
+        limits,
+        tuple(ports),
+        tuple(vectors),
+        tuple(done_cycles) if record else (),
+        tuple(reads) if record else (),
+    )
+
+
+def cosimulate_tile(engine: EngineConfig, run: TileRun) -> TileRun:
+    """Replay a recorded :func:`simulate_tile` run on the frontend's exported Verilog under Icarus
+    (DSP primitives with their simulation models); returns the run with the ``done`` cycles and
+    the C read words the Verilog gave (equal to the PyRTL ones when both agree)."""
+    if not run.input_vectors:
+        raise ValueError("simulate_tile(..., record=True) records what to replay")
+    reads = {cycle: port for cycle, port, _ in run.reads}
+    names = ["done", *sorted(set(reads.values()))]
+    sampled = [["done", reads[i]] if i in reads else ["done"] for i in range(len(run.input_vectors))]
+    got = cosimulate_verilog(tile_verilog(engine, run.limits), run.input_vectors, names, sampled=sampled)
+    done = tuple(i for i, out in enumerate(got) if out["done"])
+    words = tuple((cycle, port, got[cycle][port]) for cycle, port, _ in run.reads)
+    return replace(run, done_cycles=done, reads=words)
 
 
 def tile_verilog(engine: EngineConfig, limits: TileLimits, module_name: str = "toplevel") -> str:
