@@ -329,3 +329,12 @@ def test_verilog_replays_the_pyrtl_run(eng: EngineConfig, ratio: float, tk: int 
     verilog = cosimulate_tile(eng, run)
     assert verilog.done_cycles == run.done_cycles and len(run.done_cycles) == len(run.cycles)
     assert verilog.reads == run.reads and run.reads
+
+
+@pytest.mark.parametrize("dsp", ["DSP48E1", "DSP48E2"])
+def test_columns_of_several_cascade_chains(dsp: str) -> None:
+    """9 rows in chains of ≤ 7 (W8A8 in two 18-bit lanes): rows take their activations at their
+    chain offsets (the A banks' skewed read addresses)."""
+    eng = EngineConfig(9, 2, 1, 8, 4, 8, 26, packing=2, dsp=dsp)
+    assert eng.chain_rows < eng.rows
+    _check(eng, 3, 5, 20, ratio=0.2, seed=16, trace=True)

