@@ -47,12 +47,14 @@ folds aligned to the fixed ones, one read feeding both) would change the harness
 
 **Ports** (all synchronous; registers start at 0). In: ``start`` (pulse, while idle),
 ``tokens``, ``depth`` (k), ``f_channels``, ``p_channels`` (the tile's extents, fixed-point and
-PoT channels; sampled with ``start``), ``k_first`` (1: the tile starts its outputs' reduction,
+PoT channels; sampled with ``start``; tokens and depth ≥ 1, each at most its
+:class:`TileLimits`), ``k_first`` (1: the tile starts its outputs' reduction,
 partial sums 0; 0: it adds to what C holds), ``f_mode`` (only with several packing modes:
-``engine.modes[f_mode]``); DMA: ``a_we``/``a_bank``/``a_addr``/``a_data``,
-``fb_*``/``pb_*`` (the B buffers, same four), ``fc_bank``/``fc_addr`` → ``fc_data``,
-``pc_bank``/``pc_addr`` → ``pc_data`` (C read, one cycle latency, while idle). Out: ``done``
-(pulse), the C read data, ``busy``.
+``engine.modes[f_mode]``, sampled with ``start``); DMA (while idle: one copy):
+``a_we``/``a_bank``/``a_addr``/``a_data``, ``fb_*``/``pb_*`` (the B buffers, same four),
+``fc_bank``/``fc_addr`` → ``fc_data``, ``pc_bank``/``pc_addr`` → ``pc_data`` (C read, one cycle
+latency). Out: ``done`` (pulse), the C read data, ``busy`` (from the cycle after ``start`` to
+``done``).
 
 **Timing**: with ``start`` in cycle s, the engine sees its first weight word (the harness's
 cycle 0) in s + 2 (s + 1 latches the extents and issues the first buffer reads); ``done`` pulses
