@@ -8,7 +8,10 @@ results); :func:`engine_verilog` / :func:`write_engine_verilog` export it (fabri
 primitives), :func:`cosimulate_verilog` runs Icarus, and :func:`synthesize_engine` runs the
 pinned Yosys. Non-linear units (:mod:`hwmodel.rtl.nonlinear`): :func:`gelu_lane`,
 :func:`softmax_lane`, :func:`layernorm_lane`, :func:`build_unit` (``lanes`` lanes with named
-ports) and :func:`simulate_unit` (streams rows, returns outputs + cycles).
+ports) and :func:`simulate_unit` (streams rows, returns outputs + cycles). The tile frontend
+(:mod:`hwmodel.rtl.tile`: the engine with its A/B/C buffers and the fold sequencer that replaces
+the harness for one tile; ``python -m hwmodel.rtl.tile`` prints its Yosys resources) is imported
+from its module.
 """
 
 from hwmodel.arch.engine import EngineConfig, decode_pot

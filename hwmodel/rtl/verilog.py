@@ -129,10 +129,13 @@ def cosimulate_verilog(
     input_vectors: Sequence[Mapping[str, int]],
     output_names: Sequence[str],
     timeout_s: float = 60.0,
+    sampled: Sequence[Sequence[str]] | None = None,
 ) -> list[dict[str, int]]:
     """Run the exported Verilog under Icarus with one input dict per cycle; return the outputs
     sampled in each cycle (after the inputs settle, before the clock edge). Reset is held for one
-    cycle first (PyRTL's registers start at 0).
+    cycle first (PyRTL's registers start at 0). ``sampled`` (one entry per cycle, names among
+    ``output_names``) samples only those outputs in that cycle (the others may be undefined
+    then: an unwritten memory word); that cycle's dict holds only them.
     """
     if not iverilog_available():
         raise FileNotFoundError("iverilog/vvp not found (Debian package `iverilog`)")
@@ -141,12 +144,12 @@ def cosimulate_verilog(
     lines = ["`timescale 1ns/1ps", "module tb;", *dut_declarations(ports, inputs, output_names, "toplevel")]
     lines.append("initial begin")
     lines.append("  #1 clk = 1; #1 clk = 0; rst = 0;")
-    fmt = " ".join("%0d" for _ in output_names)
-    for vec in input_vectors:
+    per_cycle = [list(output_names)] * len(input_vectors) if sampled is None else [list(s) for s in sampled]
+    for vec, names in zip(input_vectors, per_cycle, strict=True):
         assigns = " ".join(f"{p} = {int(vec.get(p, 0))};" for p in inputs)
         lines.append(f"  {assigns} #1;")
-        if output_names:
-            lines.append(f'  $display("{fmt}", {", ".join(output_names)});')
+        fmt = " ".join("%0d" for _ in names)
+        lines.append(f'  $display("@ {fmt}"{"".join(", " + n for n in names)});')
         lines.append("  clk = 1; #1 clk = 0;")
     lines.append("  $finish;")
     lines.append("end")
@@ -169,8 +172,8 @@ def cosimulate_verilog(
             text=True,
             timeout=timeout_s,
         )
-    rows = [ln.split() for ln in res.stdout.splitlines() if ln and ln[0].isdigit()]
-    return [dict(zip(output_names, map(int, row), strict=True)) for row in rows]
+    rows = [ln.split()[1:] for ln in res.stdout.splitlines() if ln.startswith("@")]
+    return [dict(zip(names, map(int, row), strict=True)) for names, row in zip(per_cycle, rows, strict=True)]
 
 
 @dataclass(frozen=True)
