@@ -30,8 +30,10 @@ def test_bench_accuracy_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert res["torch_device"] == "cpu" and res["peak_gpu_mb"] is None
     assert res["fp32_images_per_s"] > 0 and res["fake_quant_images_per_s"] > 0 and res["peak_rss_mb"] > 0
     assert res["proxy_call_ms"] > 0 and res["proxy_precompute_s"] > 0
-    # 40 designs × 10,000 images at the measured rate at least
-    assert res["extrapolated_study_s"] >= 40 * 10_000 / res["fake_quant_images_per_s"]
+    # 40 designs × 10,000 images at the measured rate at least (the JSON rounds the rate to 0.01
+    # image/s and the time to 0.1 s: on a busy machine, ~2 images/s, that rounding alone is 0.3 %)
+    fastest = res["fake_quant_images_per_s"] + 0.005
+    assert res["extrapolated_study_s"] >= 40 * 10_000 / fastest - 0.05
 
 
 def test_unknown_model_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
