@@ -44,7 +44,15 @@ import numpy as np
 from hwmodel.arch.bits import bits_for
 from hwmodel.arch.buffers import LUTRAM_LIBRARIES, bank_memory
 from hwmodel.arch.config import AcceleratorConfig, LayerHw
-from hwmodel.arch.controller import BufferPort, ControllerSpec, LayerSchedule, layer_schedule, tile_order
+from hwmodel.arch.controller import (
+    NL_MODES,
+    WAITS,
+    BufferPort,
+    ControllerSpec,
+    LayerSchedule,
+    layer_schedule,
+    tile_order,
+)
 from hwmodel.arch.cycles import gemm_compute_cycles
 from hwmodel.arch.engine import DSP_SLICES, PACKINGS, EngineConfig
 from hwmodel.arch.intops import KERNELS, VARIANTS
@@ -71,6 +79,7 @@ from hwmodel.cost.controller import controller_resources
 from hwmodel.cost.engine import engine_resources
 from hwmodel.cost.nonlinear import unit_resources
 from hwmodel.model.evaluation import (
+    DesignReport,
     _engine,
     _gemm_timing,
     _GemmTiming,
@@ -78,9 +87,13 @@ from hwmodel.model.evaluation import (
     _nonlinear_part,
     _workload_tables,
     _WorkloadTables,
+    design_engine,
+    nonlinear_row_bits,
+    successor_unit,
 )
 from hwmodel.rtl.controller import ControllerRun, simulate_chain, simulate_controller
 from hwmodel.rtl.harness import GemmTiling, pot_columns, reference_gemm, simulate_gemm
+from hwmodel.target.device import Device
 from hwmodel.target.workload import GemmOp, NonlinearOp, Workload
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -310,12 +323,24 @@ def _case_timing(
     dram = coef.dram_latency_cycles(cfg.freq_mhz)
     tables = _workload_tables(wl)
     succ = _nonlinear_part(tables, lanes, "xcup", coef, kernels).successors
-    return _gemm_timing(wl, engine, la, bpc, dram, False, succ), engine, dram, tables
+    return _gemm_timing(wl, engine, la, bpc, dram, True, succ), engine, dram, tables
+
+
+def model_schedule(timing: _GemmTiming, layer: int) -> tuple[str, bool, tuple[str, int] | None]:
+    """How the model schedules GEMM ``layer`` (what :class:`hwmodel.model.evaluation.LayerResult`
+    reports as ``nl_mode``, ``deferred``, ``wait``/``wait_index``): its hand-over mode (a name of
+    :data:`hwmodel.arch.controller.NL_MODES`), whether its last job is left pending, and, on the
+    consumer of a pending job, the group that waits for it (None elsewhere)."""
+    assert timing.nl_mode is not None and timing.deferred is not None and timing.waits is not None
+    kind, d = (int(v) for v in timing.waits[:, layer])
+    wait = (WAITS[kind], d) if kind >= 0 else None
+    return NL_MODES[int(timing.nl_mode[layer])], bool(timing.deferred[layer]), wait
 
 
 def _case_schedule(
     gemm: GemmOp,
     successor: str | None,
+    mode: str,
     transposed: bool,
     tiles: tuple[int, int, int],
     engine: EngineConfig,
@@ -328,17 +353,68 @@ def _case_schedule(
     wait: tuple[str, int] = ("m", 0),
 ) -> LayerSchedule:
     """The tile-by-tile schedule of ``gemm`` as the model runs it (``transposed``: Cᵀ = Bᵀ·Aᵀ),
-    handing its rows to a ``successor`` unit of ``unit`` = (lanes, row-buffer bits, kernel)."""
-    m, n, k = gemm.m, gemm.n, gemm.k
+    handing its rows to a ``successor`` unit of ``unit`` = (lanes, row-buffer bits, kernel) in
+    the model's ``mode`` (:func:`model_schedule`)."""
     succ = None
     if successor is not None:
-        mode = "tile" if successor == "gelu" else "head" if transposed else "row"
-        succ = Successor(successor, mode, unit[0], unit[1], n, m, unit[2])
-    oriented = (n, m, k, (tiles[1], tiles[0], tiles[2])) if transposed else (m, n, k, tiles)  # Cᵀ = Bᵀ·Aᵀ
+        succ = Successor(successor, mode, unit[0], unit[1], gemm.n, gemm.m, unit[2])
     ratio = 0.0 if not gemm.weight_operand else ratio
-    return layer_schedule(
-        *oriented, gemm.repeat, engine, ratio, (8, 8), bpc, dram, succ, defer, pending, wait
-    )
+    args = (engine, ratio, (8, 8), bpc, dram, succ, defer, pending, wait)
+    return _oriented_schedule(gemm, tiles, transposed, *args)
+
+
+def _oriented_schedule(
+    gemm: GemmOp,
+    tiles: tuple[int, int, int],
+    transposed: bool,
+    engine: EngineConfig,
+    ratio: float,
+    bits: tuple[int, int],
+    bpc: float,
+    dram: int,
+    succ: Successor | None,
+    defer: bool,
+    pending: int,
+    wait: tuple[str, int],
+) -> LayerSchedule:
+    """:func:`hwmodel.arch.controller.layer_schedule` of ``gemm`` in its orientation
+    (``transposed``: Cᵀ = Bᵀ·Aᵀ, m and n swapped, Tm and Tn with them)."""
+    m, n, k = gemm.m, gemm.n, gemm.k
+    oriented = (n, m, k, (tiles[1], tiles[0], tiles[2])) if transposed else (m, n, k, tiles)
+    return layer_schedule(*oriented, gemm.repeat, engine, ratio, bits, bpc, dram, succ, defer, pending, wait)
+
+
+def design_schedules(
+    workload: Workload, config: AcceleratorConfig, device: Device, report: DesignReport
+) -> list[LayerSchedule]:
+    """Every GEMM of a design as the controller walks it, from the model's per-layer table
+    (``report``: :func:`hwmodel.model.evaluation.evaluate` with ``detail``): the layer's tiles,
+    bits, PoT ratio and orientation, and how the model schedules it — ``nl_mode`` (its
+    successor, the next op, gets that hand-over), ``deferred``, and on a consumer ``wait`` /
+    ``wait_index`` with the producer's last job as ``pending``. The schedules' cycles, summed,
+    are the model's GEMM latency with the overlapped non-linear ops' exposed cycles."""
+    engine = design_engine(workload, config, device)
+    bpc = device.bytes_per_cycle(config.freq_mhz)
+    dram = load_coefficients().dram_latency_cycles(config.freq_mhz)
+    row_bits = nonlinear_row_bits(workload)
+    ops, layers = workload.ops, report.layers
+    out: list[LayerSchedule] = []
+    pending = 0
+    for i, (op, layer) in enumerate(zip(ops, layers, strict=True)):
+        if not isinstance(op, GemmOp):
+            continue
+        succ = None
+        if layer.nl_mode != NL_MODES[0]:
+            nl = ops[i + 1]
+            assert isinstance(nl, NonlinearOp)
+            succ = successor_unit(nl, op, layer.nl_mode, config.lanes_key, config.kernels_key, row_bits)
+        wait = (layer.wait, layer.wait_index) if layer.wait in WAITS else ("m", 0)
+        tiles, bits = (layer.tm, layer.tn, layer.tk), (layer.weight_bits, layer.act_bits)
+        args = (engine, layer.pot_ratio, bits, bpc, dram, succ, layer.deferred, pending, wait)
+        sched = _oriented_schedule(op, tiles, layer.transposed, *args)
+        pending = sched.jobs[-1] if layer.deferred and sched.jobs else 0
+        out.append(sched)
+    return out
 
 
 def controller_case(
@@ -374,7 +450,8 @@ def controller_case(
     timing, engine, dram, tables = _case_timing(ops, tiles, shape, ratio, bpc, lanes, kernels)
     transposed = bool(timing.transposed[0])
     unit = (lanes, tables.row_bits.get(successor or "", 0), kernel)
-    sched = _case_schedule(gemm, successor, transposed, tiles, engine, ratio, bpc, dram, unit)
+    mode = model_schedule(timing, 0)[0]
+    sched = _case_schedule(gemm, successor, mode, transposed, tiles, engine, ratio, bpc, dram, unit)
     spec = ControllerSpec(bits_for(max(sched.counts)), CHECK_BUFFERS)
     run = simulate_controller(
         spec,
@@ -451,14 +528,15 @@ def chain_case(
     timing, engine, dram, tables = _case_timing(ops, tiles, shape, ratio, bpc, lanes, kernels)
     unit = (lanes, tables.row_bits[kind], kernel)
     args = (tiles, engine, ratio, bpc, dram)
-    first = _case_schedule(producer, kind, bool(timing.transposed[0]), *args, unit)
-    deferred = bool(timing.deferred[0]) if timing.deferred is not None else False
-    wait = ("head", heads - 1) if act_act else ("m", -(-m // min(tiles[0], m)) - 1)
+    mode, deferred, _ = model_schedule(timing, 0)
+    first = _case_schedule(producer, kind, mode, bool(timing.transposed[0]), *args, unit, deferred)
+    own_mode, _, wait = model_schedule(timing, 1)
     own_unit = (lanes, tables.row_bits.get(own_kind or "", 0), kernel)
     pending = first.jobs[-1] if deferred else 0
     transposed = bool(timing.transposed[1])
-    second = _case_schedule(consumer, own_kind, transposed, *args, own_unit, False, pending, wait)
-    first = replace(first, defer=deferred)
+    second = _case_schedule(
+        consumer, own_kind, own_mode, transposed, *args, own_unit, False, pending, wait or ("m", 0)
+    )
     spec = ControllerSpec(bits_for(max(*first.counts, *second.counts)), CHECK_BUFFERS)
     runs = simulate_chain(spec, [first, second], seed=seed)
     latency, exposed = int(timing.latency.sum()), int(timing.exposed.sum())

@@ -18,14 +18,17 @@ from hwmodel.model.default import default_config
 from hwmodel.model.document import load_config
 from hwmodel.model.evaluation import UtilisationCaps, buffers, design_controller, design_engine, evaluate
 from hwmodel.target.device import known_devices, load_device
-from hwmodel.target.workload import Workload
+from hwmodel.target.workload import GemmOp, Workload
+from hwmodel.validate import design_schedules
 
 SIDES = st.sampled_from([1, 2, 3, 4, 8, 16, 24, 32, 64])
 BITS = st.sampled_from([2, 3, 4, 6, 8, 16])
 
 
 @st.composite
-def designs(draw: st.DrawFn, workload: Workload) -> AcceleratorConfig:
+def designs(
+    draw: st.DrawFn, workload: Workload, min_tiles: tuple[int, int, int] = (1, 1, 1)
+) -> AcceleratorConfig:
     rows, cols = draw(SIDES), draw(st.sampled_from([2, 3, 4, 8, 16, 32, 64]))
     pot_cols = draw(st.integers(0, cols - 1))
     layers = {}
@@ -35,9 +38,9 @@ def designs(draw: st.DrawFn, workload: Workload) -> AcceleratorConfig:
             weight_bits=draw(BITS),
             act_bits=draw(BITS),
             pot_ratio=ratio,
-            tm=draw(st.integers(1, 64)),
-            tn=draw(st.integers(1, 128)),
-            tk=draw(st.integers(1, 512)),
+            tm=draw(st.integers(min_tiles[0], 64)),
+            tn=draw(st.integers(min_tiles[1], 128)),
+            tk=draw(st.integers(min_tiles[2], 512)),
         )
     freq = draw(st.sampled_from([50.0, 100.0, 200.0, 300.0]))
     packing = draw(st.sampled_from([1, 2, 4]))
@@ -353,3 +356,57 @@ def test_nonlinear_units_are_their_share_of_the_design(mnist_workload: Workload)
         {"name": dev.name, "part": dev.part, **{k: getattr(dev, k) for k in ("dsp", "lut", "ff", "bram36")}},
     )
     assert "non-linear      " in text and "of the latency exposed (layernorm" in text and "; DSP" in text
+
+
+def _check_schedules(workload: Workload, config: AcceleratorConfig) -> list[str]:
+    """The per-layer table's schedule fields through the controller's tile-by-tile schedule
+    (:func:`hwmodel.validate.design_schedules`): the schedules' cycles sum to the model's GEMM
+    latency with its overlapped non-linear cycles, layer by layer where no job is left pending
+    (a deferred pair's wait is counted on the producer); a deferred layer's next GEMM waits and
+    nothing else does. Returns the kinds of wait seen."""
+    device = load_device("zcu102")
+    report = evaluate(workload, config, device, detail=True)
+    schedules = iter(design_schedules(workload, config, device, report))
+    rows = list(zip(workload.ops, report.layers, strict=True))
+    total = sched_total = 0
+    pending = False
+    waits = []
+    for i, (op, layer) in enumerate(rows):
+        if not isinstance(op, GemmOp):
+            assert (layer.nl_mode, layer.deferred, layer.wait, layer.wait_index) == ("none", False, "none", 0)
+            continue
+        sched = next(schedules)
+        after = rows[i + 1][1] if i + 1 < len(rows) else None
+        overlapped = after is not None and after.bound == "overlapped"
+        assert (layer.nl_mode != "none") == overlapped, layer.name
+        latency = layer.latency_cycles + (after.latency_cycles if after is not None and overlapped else 0)
+        assert (layer.wait != "none") == pending, layer.name  # the consumer of a pending job waits
+        assert not layer.deferred or overlapped, layer.name
+        if not layer.deferred and not pending:
+            assert sched.cycles == latency, layer.name
+        if layer.wait != "none":
+            waits.append(layer.wait)
+        pending = layer.deferred
+        total += latency
+        sched_total += sched.cycles
+    assert not pending
+    assert (
+        sched_total
+        == total
+        == report.latency_cycles - sum(r.latency_cycles for r in report.layers if r.bound == "nonlinear")
+    )
+    return waits
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_layer_table_schedules_each_layer_as_the_controller_runs_it(
+    data: st.DataObject, mnist_workload: Workload
+) -> None:
+    _check_schedules(mnist_workload, data.draw(designs(mnist_workload, (2, 16, 16))))
+
+
+def test_a_design_defers_jobs_to_consumers_waiting_by_m_tile_and_by_head(mnist_workload: Workload) -> None:
+    config = AcceleratorConfig(freq_mhz=200, rows=8, cols=16, default=LayerHw(tm=8, tn=16, tk=16))
+    waits = _check_schedules(mnist_workload, config)
+    assert {"m", "head"} <= set(waits)

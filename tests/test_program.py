@@ -24,6 +24,7 @@ from codesign.program.driver import Accelerator, ProgramFiles, ReferenceDevice
 from codesign.quant import Calibration, QuantConfig, quantize_integer_model
 from codesign.quant._integer import IntegerViT
 from hwmodel.arch.config import AcceleratorConfig, LayerHw
+from hwmodel.arch.controller import NL_MODES
 from hwmodel.arch.program import (
     ALIGN_BYTES,
     DESCRIPTOR_BYTES,
@@ -41,6 +42,7 @@ from hwmodel.arch.program import (
     read_operand,
     write_operand,
 )
+from hwmodel.model.default import default_config
 from hwmodel.model.evaluation import evaluate
 from hwmodel.target.device import load_device
 from hwmodel.target.workload import workload_from_model
@@ -216,6 +218,43 @@ def test_the_gemms_carry_the_designs_tiles(model: nn.Module, integer: dict[str, 
         layer = layers[d.name]
         assert (d.tm, d.tn, d.tk) == (min(layer.tm, layer.m), min(layer.tn, layer.n), min(layer.tk, layer.k))
         assert d.has(4) == layer.transposed  # F_TRANSPOSED
+
+
+@pytest.mark.parametrize("design", ["default", "tm 8"])
+def test_the_gemms_carry_the_models_schedule(
+    design: str, model: nn.Module, integer: dict[str, IntegerViT], tmp_path: Path
+) -> None:
+    workload = workload_from_model(model)
+    device = load_device("zcu102")
+    accel = AcceleratorConfig(freq_mhz=200, rows=8, cols=16, default=LayerHw(tm=8, tn=16, tk=16))
+    accel = default_config(workload, device) if design == "default" else accel
+    report = evaluate(workload, accel, device, detail=True)
+    program = compile_program(integer["W8A8 poly"], report)
+    write_program(tmp_path, program)
+    readable = {op["name"]: op for op in json.loads((tmp_path / "program.json").read_text())["ops"]}
+    layers = {layer.name: layer for layer in report.layers}
+    seen = set()
+    for d, named in zip(decode_program(program.encoded()), program.descriptors, strict=True):  # as read
+        layer = layers[named.name]
+        seen.add(layer.name)
+        wait = (layer.wait, layer.wait_index) if layer.wait != "none" else None
+        want = (layer.nl_mode, layer.deferred, wait) if d.kind == "gemm" else ("none", False, None)
+        assert d.schedule() == want, layer.name
+        op = readable[layer.name]
+        assert op.get("nl_mode", "none") == layer.nl_mode
+        assert ("deferred" in op.get("flags", [])) == layer.deferred
+        assert (op.get("wait", "none"), op.get("wait_idx", 0)) == (layer.wait, layer.wait_index)
+    assert seen == set(layers)
+    modes = {layer.nl_mode for layer in report.layers}
+    assert {"row", "tile"} <= modes and any(layer.deferred for layer in report.layers)
+    if design == "tm 8":
+        assert {"m", "head"} <= {layer.wait for layer in report.layers}
+
+
+def test_a_schedule_code_outside_the_tables_is_refused() -> None:
+    with pytest.raises(ValueError, match="outside the tables"):
+        Descriptor("x", OPCODES["gemm"], nl_mode=len(NL_MODES)).schedule()
+    assert Descriptor("x", OPCODES["gemm"], wait=9, wait_idx=3).to_dict()["wait"] == 9
 
 
 def test_the_regions_are_aligned_and_disjoint(integer: dict[str, IntegerViT]) -> None:

@@ -48,12 +48,14 @@ from codesign.quant._integer import (
     Rescale,
     integer_model,
 )
+from hwmodel.arch.controller import NL_MODES, WAITS
 from hwmodel.arch.dyadic import INPUT_BITS, MULT_BITS, OFFSET_BITS, SHIFT_BITS
 from hwmodel.arch.engine import encode_pot
 from hwmodel.arch.intops import NONLINEAR_BITS, VARIANTS, IntOp, IntSpec
 from hwmodel.arch.program import (
     ALIGN_BYTES,
     F_B_KMAJOR,
+    F_DEFER,
     F_LOG2,
     F_OFFSET_PER_ROW,
     F_RAW,
@@ -309,6 +311,9 @@ class _Compiler:
         self.ops: list[Descriptor] = []
 
     def tiles(self, name: str) -> dict[str, int]:
+        """GEMM ``name``'s tiles, orientation and schedule as the design's per-layer table has
+        them (``nl_mode``, ``deferred`` → :data:`F_DEFER`, ``wait``/``wait_index``; nothing
+        without a report)."""
         layer = self.layers.get(name)
         if layer is None:
             return {}
@@ -316,7 +321,10 @@ class _Compiler:
             "tm": min(layer.tm, layer.m),
             "tn": min(layer.tn, layer.n),
             "tk": min(layer.tk, layer.k),
-            "flags": F_TRANSPOSED if layer.transposed else 0,
+            "flags": (F_TRANSPOSED if layer.transposed else 0) | (F_DEFER if layer.deferred else 0),
+            "nl_mode": NL_MODES.index(layer.nl_mode),
+            "wait": 1 + WAITS.index(layer.wait) if layer.wait in WAITS else 0,
+            "wait_idx": layer.wait_index,
         }
 
     def emit(self, name: str, kind: str, parts: Sequence[Mapping[str, Any]]) -> None:

@@ -23,6 +23,14 @@ Op codes (:data:`OPCODES`), one per workload op (:class:`hwmodel.target.workload
   values of output column ``j``, as a weight matrix or Kᵀ) or, with :data:`F_B_KMAJOR`,
   ``k``-major (row ``i`` holds the ``n`` values of depth ``i``, as V). :data:`F_TRANSPOSED`: the
   engine runs the matmul as Cᵀ = Bᵀ·Aᵀ (same results). ``tm``, ``tn``, ``tk``: the tiles.
+  How the tile controller schedules it (:mod:`hwmodel.arch.controller`, the model's per-layer
+  ``nl_mode``, ``deferred``, ``wait``/``wait_index``; results unchanged): ``nl_mode`` (index in
+  :data:`~hwmodel.arch.controller.NL_MODES`) hands its results to the next descriptor's op (the
+  non-linear successor) as the GEMM finishes them; with :data:`F_DEFER` that op's last job runs
+  beside the next GEMM; ``wait`` (0 none, else 1 + index in
+  :data:`~hwmodel.arch.controller.WAITS`: 1 by m tile, 2 by head) and ``wait_idx`` (d) make
+  this GEMM, the consumer of such a pending job, hold the transfer that loads group d's first
+  tile until the job is over. Non-linear descriptors leave the three at 0.
 * ``layernorm``, ``softmax``, ``gelu``: the integer kernel ``variant`` (``0`` poly, ``1`` shift,
   :data:`hwmodel.arch.intops.VARIANTS`) with formats ``in_bits``/``in_frac``/``out_bits``/
   ``out_frac`` row-wise over ``m`` rows of ``n`` (input clamped to ``in_bits`` first), then the
@@ -48,12 +56,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hwmodel.arch.controller import NL_MODES, WAITS
+
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
 
 #: The first bytes of a program: magic, version, descriptor count, descriptor size.
 PROGRAM_MAGIC = b"CDSGPROG"
-PROGRAM_VERSION = 1
+#: 2: the GEMM's schedule (``nl_mode``, ``wait``, ``wait_idx``, :data:`F_DEFER`) added.
+PROGRAM_VERSION = 2
 HEADER_FORMAT = "<8sHHI"
 HEADER_BYTES = 64
 #: Every DRAM region starts on this boundary (one 512-bit AXI beat).
@@ -69,6 +80,7 @@ F_RESIDUAL = 1 << 3
 F_OFFSET_PER_ROW = 1 << 4
 F_RAW = 1 << 5
 F_LOG2 = 1 << 6
+F_DEFER = 1 << 7
 FLAG_NAMES: Mapping[int, str] = {
     F_WEIGHT: "weight",
     F_B_KMAJOR: "b_kmajor",
@@ -77,6 +89,7 @@ FLAG_NAMES: Mapping[int, str] = {
     F_OFFSET_PER_ROW: "offset_per_row",
     F_RAW: "raw",
     F_LOG2: "log2",
+    F_DEFER: "deferred",
 }
 #: Output segments of one GEMM (qkv's Q, K and V).
 MAX_SEGMENTS = 3
@@ -132,6 +145,9 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("hi1", "i"),
     ("lo2", "i"),
     ("hi2", "i"),
+    ("nl_mode", "B"),
+    ("wait", "B"),
+    ("wait_idx", "I"),
 )
 _FORMAT = "<" + "".join(code for _, code in FIELDS)
 #: Bytes of one descriptor: the fields, packed, padded to a multiple of :data:`ALIGN_BYTES`.
@@ -192,6 +208,9 @@ class Descriptor:
     hi1: int = 0
     lo2: int = 0
     hi2: int = 0
+    nl_mode: int = 0
+    wait: int = 0
+    wait_idx: int = 0
 
     @property
     def kind(self) -> str:
@@ -238,11 +257,14 @@ class Descriptor:
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """The readable form (``program.json``): op kind and flag names, the fields in use."""
+        """The readable form (``program.json``): op kind and flag names, the fields in use;
+        ``nl_mode`` and ``wait`` by name (a code outside the tables as its number), ``wait_idx``
+        with its ``wait``."""
         out: dict[str, Any] = {"name": self.name, "op": self.kind}
         flags = [name for bit, name in FLAG_NAMES.items() if self.flags & bit]
         if flags:
             out["flags"] = flags
+        names = {"nl_mode": NL_MODES, "wait": ("none", *WAITS)}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ("name", "opcode", "flags"):
@@ -250,9 +272,22 @@ class Descriptor:
             if isinstance(value, Operand):
                 if value.bits:
                     out[f.name] = {k: getattr(value, k) for k, _ in _OPERAND_FIELDS}
-            elif value:
+            elif f.name in names and value:
+                table = names[f.name]
+                out[f.name] = table[value] if value < len(table) else value
+            elif value or (f.name == "wait_idx" and self.wait):
                 out[f.name] = value
         return out
+
+    def schedule(self) -> tuple[str, bool, tuple[str, int] | None]:
+        """The GEMM's schedule: its ``nl_mode`` (a name of
+        :data:`~hwmodel.arch.controller.NL_MODES`), whether its successor's last job is deferred
+        and the group that waits for a pending job (a :data:`~hwmodel.arch.controller.WAITS`
+        name and d; None: no wait) — ``ValueError`` for a code outside the tables."""
+        if self.nl_mode >= len(NL_MODES) or self.wait > len(WAITS):
+            raise ValueError(f"{self.name}: nl_mode {self.nl_mode} / wait {self.wait} outside the tables")
+        wait = (WAITS[self.wait - 1], self.wait_idx) if self.wait else None
+        return NL_MODES[self.nl_mode], self.has(F_DEFER), wait
 
 
 def encode_program(descriptors: list[Descriptor]) -> bytes:

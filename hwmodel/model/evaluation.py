@@ -40,7 +40,7 @@ import numpy.typing as npt
 
 from hwmodel.arch.buffers import Buffer
 from hwmodel.arch.config import AcceleratorConfig
-from hwmodel.arch.controller import NL_MODES, ControllerSpec, controller_spec, pending_release
+from hwmodel.arch.controller import NL_MODES, WAITS, ControllerSpec, controller_spec, pending_release
 from hwmodel.arch.cycles import ceil_div, split_channels
 from hwmodel.arch.engine import (
     MAX_ACC_BITS,
@@ -58,7 +58,7 @@ from hwmodel.cost.engine import engine_resources
 from hwmodel.cost.nonlinear import UnitResources, unit_resources
 from hwmodel.model.row_timing import NO_FIXED_COLUMNS, NO_POT_COLUMNS, layer_timing, mode_lanes, row_timing
 from hwmodel.target.device import Device
-from hwmodel.target.workload import GemmOp, Workload
+from hwmodel.target.workload import GemmOp, NonlinearOp, Workload
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -122,6 +122,18 @@ class LayerResult:
     lanes: int
     #: run as Cᵀ = Bᵀ·Aᵀ (an activation × activation matmul whose other orientation is faster)
     transposed: bool
+    #: how the controller hands the layer's finished results to its non-linear successor, a name
+    #: of :data:`hwmodel.arch.controller.NL_MODES` (``none``: no successor overlapped; the RTL's
+    #: ``nl_mode`` input is its index); ``none`` on a non-linear op's row
+    nl_mode: str
+    #: the successor's last job is left pending beside the next GEMM (the RTL's ``nl_defer``)
+    deferred: bool
+    #: on the consumer of a job the previous layer left pending: the group whose first tile's
+    #: transfer waits until that job is over, a name of :data:`hwmodel.arch.controller.WAITS`
+    #: (the RTL's ``wait_load``/``wait_head``) and its index d (``wait_idx``); ``none`` and 0
+    #: on every other row (:attr:`hwmodel.arch.controller.LayerSchedule.wait`)
+    wait: str
+    wait_index: int
     pe_utilisation: float
     dsp: int
     lut: int
@@ -407,11 +419,19 @@ class _NonlinearPart:
     ff: float
 
 
+def successor_unit(
+    op: NonlinearOp, gemm: GemmOp, mode: str, lanes: LanesKey, kernels: KernelsKey, row_bits: dict[str, int]
+) -> Successor:
+    """The non-linear op ``op`` as GEMM ``gemm``'s successor handed its results in ``mode`` (a
+    name of :data:`hwmodel.arch.controller.NL_MODES`), on a unit of ``lanes`` lanes computing its
+    ``kernels`` variant with ``row_bits`` row-buffer address bits (:func:`nonlinear_row_bits`)."""
+    variant = dict(kernels).get(op.kind, "poly")
+    return Successor(op.kind, mode, _lanes_of(lanes)(op.kind), row_bits[op.kind], op.row_len, gemm.m, variant)
+
+
 def _successors(tables: _WorkloadTables, lanes: LanesKey, kernels: KernelsKey) -> _Successors:
     """The oriented rows' successors on units of ``lanes`` lanes computing ``kernels`` (see
     :class:`_Successors`)."""
-    variant = dict(kernels)
-    lanes_of = _lanes_of(lanes)
     workload = tables.workload
     n_rows = tables.row_layer.shape[0]
     args = np.zeros((5, n_rows), dtype=np.int64)  # mode, lanes, row time, element latency, head rows
@@ -424,9 +444,7 @@ def _successors(tables: _WorkloadTables, lanes: LanesKey, kernels: KernelsKey) -
         op = workload.nonlinears[ni]
         gemm = workload.gemms[gi]
         mode_name = "tile" if op.kind == "gelu" else "row" if row < n_gemms else "head"
-        bits = tables.row_bits[op.kind]
-        kernel = variant.get(op.kind, "poly")
-        succ = Successor(op.kind, mode_name, lanes_of(op.kind), bits, op.row_len, gemm.m, kernel)
+        succ = successor_unit(op, gemm, mode_name, lanes, kernels, tables.row_bits)
         args[:, row] = (NL_MODES.index(mode_name), succ.lanes, succ.row_time, succ.latency, gemm.m)
     return _Successors(_read_only(args), bool(args[0].any()))
 
@@ -584,6 +602,13 @@ class _GemmTiming:
     tiles: I64 | None = None
     #: per layer: its successor's last job is left pending beside the next layer (:func:`_chains`)
     deferred: npt.NDArray[np.bool_] | None = None
+    #: per layer: how it hands its rows to its successor, by index in
+    #: :data:`hwmodel.arch.controller.NL_MODES` (that of the orientation it runs in)
+    nl_mode: I64 | None = None
+    #: (2, layers): per consumer of a pending job, the group that reads it (index in
+    #: :data:`hwmodel.arch.controller.WAITS`, −1 on the other layers) and its index d
+    #: (:func:`hwmodel.model.row_timing.layer_timing`)
+    waits: I64 | None = None
 
 
 def _gemm_timing(
@@ -612,7 +637,7 @@ def _gemm_timing(
         detail,
         successors,
     )
-    row, transposed, deferred, totals = layer_timing(
+    row, transposed, deferred, totals, waits = layer_timing(
         per_row,
         t.alternative,
         t.chain_p,
@@ -622,11 +647,15 @@ def _gemm_timing(
         la.tm,
         successors is not None and successors.present,
         pending_release(0),  # the release is linear in the job's cycles
+        t.row_repeat,
     )
     sums = _TimingTotals(*totals[:4].tolist())
     if not detail:
-        return _GemmTiming(row[0], row[1], transposed, row[2], row[3], sums, deferred=deferred)
-    return _GemmTiming(row[0], row[1], transposed, row[2], row[3], sums, row[7], row[8], row[9], deferred)
+        return _GemmTiming(row[0], row[1], transposed, row[2], row[3], sums, deferred=deferred, waits=waits)
+    modes = t.no_successors if successors is None else successors.kernel_args
+    nl_mode = modes[0].take(np.where(transposed, t.alternative, t.straight))  # the row it runs as
+    figures = (row[0], row[1], transposed, row[2], row[3], sums, row[7], row[8], row[9])
+    return _GemmTiming(*figures, deferred, nl_mode, waits)
 
 
 def _oriented_timing(
@@ -986,6 +1015,8 @@ def _layer_table(
             gi += 1
             latency = int(timing.latency[i] - timing.exposed[i])
             assert timing.compute is not None and timing.memory is not None and timing.tiles is not None
+            assert timing.nl_mode is not None and timing.deferred is not None and timing.waits is not None
+            wait_kind = int(timing.waits[0, i])
             compute, memory = int(timing.compute[i]), int(timing.memory[i])
             ratio = float(la.ratio[i])
             uses_fix, uses_pot = ratio < 1.0, ratio > 0.0
@@ -1014,6 +1045,10 @@ def _layer_table(
                     offchip_bytes=int(timing.offchip_bytes[i]),
                     lanes=lanes if uses_fix else 0,
                     transposed=bool(timing.transposed[i]),
+                    nl_mode=NL_MODES[int(timing.nl_mode[i])],
+                    deferred=bool(timing.deferred[i]),
+                    wait=WAITS[wait_kind] if wait_kind >= 0 else "none",
+                    wait_index=int(timing.waits[1, i]),
                     pe_utilisation=op.macs / (latency * peak) if latency and peak else 0.0,
                     dsp=fix_dsp * uses_fix + pot_dsp * uses_pot,
                     lut=fix_lut * uses_fix + pot_lut * uses_pot,
@@ -1047,6 +1082,10 @@ def _layer_table(
                     offchip_bytes=0,
                     lanes=0,
                     transposed=False,
+                    nl_mode=NL_MODES[0],
+                    deferred=False,
+                    wait="none",
+                    wait_index=0,
                     pe_utilisation=0.0,
                     dsp=0,
                     lut=0,

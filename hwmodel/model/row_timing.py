@@ -278,7 +278,8 @@ def layer_timing(
     tm: I64,
     chains_on: bool,
     release_offset: int,
-) -> tuple[I64, npt.NDArray[np.bool_], npt.NDArray[np.bool_], I64]:
+    repeat: I64,
+) -> tuple[I64, npt.NDArray[np.bool_], npt.NDArray[np.bool_], I64, I64]:
     """Per layer (columns of the result, rows as :func:`row_timing`'s): each activation ×
     activation layer in its faster orientation (its row ``alternative[i]`` where that one's
     latency is lower), then, with ``chains_on``, each chain's last job left pending
@@ -288,10 +289,15 @@ def layer_timing(
     producer's last m tile starts in it): the producer loses the job ``g`` and gains the
     consumer's wait ``max(0, g + release_offset + wait transfer − wait start)``, in its latency
     and exposed cycles. Returns (figures, transposed, deferred, each figure summed over the
-    layers)."""
+    layers, waits): ``waits`` (2, layers) is, per consumer of a pending job, the group that
+    reads it — its index in :data:`hwmodel.arch.controller.WAITS` (0: the last of its m tiles of
+    ``tm`` rows; 1: the last of its ``repeat`` heads, given per oriented row, the layers' rows
+    first) — and that group's index d; (−1, 0) on every other layer."""
     n_layers = alternative.shape[0]
     transposed = np.zeros(n_layers, dtype=np.bool_)
     deferred = np.zeros(n_layers, dtype=np.bool_)
+    waits = np.zeros((2, n_layers), dtype=np.int64)
+    waits[0] = -1
     out = np.empty((per_row.shape[0], n_layers), dtype=np.int64)
     for i in range(n_layers):
         j = alternative[i]
@@ -309,6 +315,9 @@ def layer_timing(
             rows_p = (ceil_div(m[p], tm[p]) - 1) * tm[p]  # the pending rows start here
             if n_mc < 2 or rows_p // tm[c] != n_mc - 1:
                 continue
+            waits[0, c], waits[1, c] = 0, n_mc - 1
+        else:
+            waits[0, c], waits[1, c] = 1, repeat[c] - 1
         delay = max(g + release_offset + out[6, c] - out[5, c], 0)
         out[0, p] += delay - g
         out[2, p] += delay - g
@@ -317,4 +326,4 @@ def layer_timing(
     for f in range(out.shape[0]):
         for i in range(n_layers):
             totals[f] += out[f, i]
-    return out, transposed, deferred, totals
+    return out, transposed, deferred, totals, waits

@@ -19,6 +19,50 @@ prefetch buffer: the next descriptor is fetched while the current op runs.
 free: in the cycle after the previous op's ``op_done`` when it was fetched by then
 (:data:`hwmodel.arch.controller.CHAIN_GAP`), else in the cycle after its last beat. The ``end``
 descriptor ends the run (``STATUS`` done) in the cycle after the last op's ``op_done``.
+
+**Overlapped pairs** (design, not built yet: today every descriptor is dispatched alone, so a run
+cannot overlap a GEMM with its non-linear successor as the model schedules it). A GEMM descriptor
+carries its schedule (:mod:`hwmodel.arch.program`: ``nl_mode``,
+:data:`~hwmodel.arch.program.F_DEFER`, ``wait``/``wait_idx``, filled from the model's per-layer
+table); the sequencer must run it as follows.
+
+* *Pair*: a GEMM whose ``nl_mode`` is not ``none`` is dispatched together with the descriptor after
+  it (its successor: the ``layernorm`` / ``softmax`` / ``gelu`` op over the GEMM's output rows). The
+  prefetch buffer holds two descriptors: a pair is dispatched when both are fetched (both fetched
+  behind the previous op, as one descriptor is today; the next fetch starts once the pair is
+  dispatched). One ``op_start`` presents the two at once: the GEMM's fields to the tile
+  controller (:mod:`hwmodel.rtl.controller`) — its loop bounds in the GEMM's orientation (with
+  :data:`~hwmodel.arch.program.F_TRANSPOSED` m/n and tm/tn swapped: ``last_h = repeat − 1``,
+  ``last_m = ⌈m/tm⌉ − 1``, ``last_n``, ``last_k`` alike), ``nl_mode`` as is, ``nl_defer =``
+  :data:`~hwmodel.arch.program.F_DEFER` — and the successor's fields (kind, ``variant``, formats,
+  epilogue tables, operands) to the non-linear unit of its kind, which then takes its jobs (groups
+  of rows or output tiles of the GEMM's C, in the controller's order) on the controller's
+  ``nl_start`` and answers each with ``nl_done``. A GEMM whose ``nl_mode`` is ``none`` and a
+  non-linear op that follows no such GEMM are dispatched alone, as today (the op runs in series from
+  DRAM).
+* *Wait*: the consumer of a pending job gets ``wait_load = (wait ≠ 0 ∧ wait_idx = 0)``, ``wait_head
+  = (wait = 2)`` (``head``) and the controller's ``wait_idx`` port ``= max(wait_idx − 1, 0)`` (it
+  names the group before the one that waits: the transfer that starts with that group's last tile
+  loads group d's first tile; as :func:`hwmodel.rtl.controller.simulate_chain` maps
+  :attr:`hwmodel.arch.controller.LayerSchedule.wait`), and ``pend_done`` wired from the unit of the
+  pending op's kind (a different unit from its own successor's: the model defers only then). With
+  ``wait = 0`` the three are 0 and ``pend_done`` is ignored.
+* *op_done of a pair*: the controller's ``done``. Without :data:`~hwmodel.arch.program.F_DEFER` it
+  comes after the last job's ``nl_done``: both descriptors are over (``OPS_DONE`` + 2) and the next
+  dispatch follows as for one op. With :data:`~hwmodel.arch.program.F_DEFER` it comes with the last
+  job's hand-over (``nl_start`` and ``done`` together): the GEMM is over (``OPS_DONE`` + 1) and the
+  next descriptor — the consumer, which waits as above — is dispatched
+  :data:`~hwmodel.arch.controller.CHAIN_GAP` cycle later beside the pending job; the successor
+  counts (``OPS_DONE`` + 1) at its unit's done pulse. The sequencer tracks that pending unit: it
+  holds any dispatch that is not a consumer with ``wait ≠ 0`` (and the ``end``: ``STATUS`` done)
+  until the pending job is over, so a program whose schedule does not match its order still runs,
+  only slower.
+* *Timing* (:mod:`hwmodel.arch.sequencer` would then take, per pair, the controller's cycles from
+  ``start`` to ``done``, :attr:`hwmodel.arch.controller.LayerSchedule.cycles` with the pair's
+  successor, its defer and its wait, and the fetch of two descriptors per pair): the sum over a
+  program of those cycles, each pair's start :data:`~hwmodel.arch.controller.CHAIN_GAP` after the
+  previous ``done``, is the model's latency of the GEMMs with their overlapped non-linear ops
+  (:func:`hwmodel.validate.design_schedules` checks that sum), plus the ops in series.
 """
 
 from __future__ import annotations
