@@ -1,0 +1,174 @@
+"""The tile DMA's timing (:mod:`hwmodel.rtl.dma`): which AXI4 bursts a tile transfer issues and
+the cycles from its ``start`` to its ``done``, exactly as the RTL runs them against the testbench
+DRAM (:func:`dram_beat_cycle`).
+
+A transfer moves a *window* (:class:`Window`: head ``h``, rows ``r0 … r0+rows−1``, columns
+``c0 … c0+cols−1``) of a bit-packed operand (:class:`hwmodel.arch.program.Operand`). Each window
+row is ``cols·bits`` contiguous stream bits from bit ``S_r = 8·addr + (h·hs + (r0+r)·rs + c0)·bits``;
+it is fetched on its own as the beats that hold it (``data_bits`` per beat, aligned: beat index
+``⌊S_r / data_bits⌋`` to ``⌊(S_r + cols·bits − 1) / data_bits⌋``), cut into INCR bursts of at
+most ``max_burst`` beats that never cross a 4 KiB boundary (:func:`bursts`).
+
+**Reader timing** (cycle 0: the ``start`` pulse; the DRAM answers a burst's address ``L`` cycles
+later, one beat a cycle at most, and never more than ``B`` bytes by cycle ``t`` — beat ``k`` of
+the transfer no earlier than ``⌈(k+1)·beat_bytes / B⌉``, :func:`dram_beat_cycle`): burst ``i``'s
+address goes out at ``a_i = max(a_{i−1} + 1, R_{i−O} + 1)`` with ``a_0 = 1`` (``O`` outstanding
+bursts at most, ``R_j`` the cycle its last beat is taken); beat ``k`` is offered at
+``v_k = max(a_{burst(k)} + L, t_{k−1} + 1, dram_beat_cycle(k))`` and taken at
+``t_k = max(v_k, e_{g(k)})`` where ``g(k)`` is the first output group after which the unpacker's
+two-beat window has room for it (it has dropped beat ``k − 2``); output group ``g`` (``≤ E``
+elements of one row) leaves at ``e_g = max(e_{g−1} + 1, t_{need(g)} + 1)`` where ``need(g)`` is
+the last beat holding its bits; ``done`` is high at ``e_last + 1``, the transfer's cycles.
+When the unpacker keeps up (``E·bits ≥ data_bits``, a window row or more of beats in flight),
+that is ``1 + L + beats + 1`` cycles for a single burst, and ``beats`` grows by one partial beat
+at each end of every row: the model's ``⌈bytes / bytes_per_cycle⌉`` counts neither the latency
+per burst window nor the partial beats (:func:`read_cycles`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hwmodel.arch.program import Operand
+
+#: AXI4: a burst must not cross a 4 KiB address boundary.
+BOUNDARY_BYTES = 4096
+#: AXI4 INCR bursts hold at most 256 beats.
+AXI_MAX_BURST = 256
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of an operand one transfer moves: head, first row and rows, first column and
+    columns (elements)."""
+
+    head: int
+    row0: int
+    rows: int
+    col0: int
+    cols: int
+
+
+@dataclass(frozen=True)
+class Burst:
+    """One AXI4 INCR burst: byte address (beat-aligned), beats, and the window row it serves."""
+
+    addr: int
+    beats: int
+    row: int
+
+
+def row_start_bit(op: Operand, win: Window, row: int) -> int:
+    """The first stream bit of window row ``row`` (0-based in the window)."""
+    index = win.head * op.head_stride + (win.row0 + row) * op.row_stride + win.col0
+    return 8 * op.addr + index * op.bits
+
+
+def check_transfer(op: Operand, win: Window, data_bits: int, max_bits: int = 16) -> None:
+    """``ValueError`` where the RTL cannot move ``win`` of ``op`` (widths, an empty window)."""
+    if not 1 <= op.bits <= max_bits:
+        raise ValueError(f"element width {op.bits}: the DMA moves 1 to {max_bits} bits")
+    if win.rows < 1 or win.cols < 1:
+        raise ValueError(f"empty window {win}")
+    if data_bits % 8 or data_bits & (data_bits - 1) or data_bits > 8 * BOUNDARY_BYTES:
+        raise ValueError(f"data_bits {data_bits}: a power of two of whole bytes")
+
+
+def bursts(op: Operand, win: Window, data_bits: int, max_burst: int) -> list[Burst]:
+    """The bursts of a transfer, in issue order: each window row's beats, split at ``max_burst``
+    beats and at 4 KiB boundaries."""
+    beat_bytes = data_bits // 8
+    page = BOUNDARY_BYTES // beat_bytes
+    out: list[Burst] = []
+    for r in range(win.rows):
+        start = row_start_bit(op, win, r)
+        first, last = start // data_bits, (start + win.cols * op.bits - 1) // data_bits
+        beat = first
+        while beat <= last:
+            n = min(last - beat + 1, max_burst, page - beat % page)
+            out.append(Burst(beat * beat_bytes, n, r))
+            beat += n
+    return out
+
+
+def dram_beat_cycle(k: int, beat_bytes: int, bytes_per_cycle: float | None) -> int:
+    """The testbench DRAM's bandwidth cap: beat ``k`` of a transfer (0-based) is not offered
+    before this cycle (from the ``start`` pulse); ``None``: no cap."""
+    if bytes_per_cycle is None:
+        return 0
+    return math.ceil((k + 1) * beat_bytes / bytes_per_cycle)
+
+
+@dataclass(frozen=True)
+class _Group:
+    need: int  # last beat (of the transfer) holding its bits
+    dropped: int  # beats of the transfer the window has dropped after it
+
+
+def _groups(op: Operand, win: Window, data_bits: int, elems_per_cycle: int) -> list[_Group]:
+    out: list[_Group] = []
+    base = 0
+    for r in range(win.rows):
+        off = row_start_bit(op, win, r) % data_bits
+        nbeats = (off + win.cols * op.bits - 1) // data_bits + 1
+        for g in range(0, win.cols, elems_per_cycle):
+            end = min(g + elems_per_cycle, win.cols)
+            need = base + (off + end * op.bits - 1) // data_bits
+            dropped = base + nbeats if end == win.cols else base + (off + end * op.bits) // data_bits
+            out.append(_Group(need, dropped))
+        base += nbeats
+    return out
+
+
+def read_cycles(
+    op: Operand,
+    win: Window,
+    data_bits: int,
+    elems_per_cycle: int,
+    max_burst: int,
+    max_outstanding: int,
+    latency_cycles: int,
+    bytes_per_cycle: float | None,
+) -> int:
+    """Cycles from the reader's ``start`` to its ``done`` (module docstring's recurrence)."""
+    check_transfer(op, win, data_bits)
+    plan = bursts(op, win, data_bits, max_burst)
+    groups = _groups(op, win, data_bits, elems_per_cycle)
+    beat_bytes = data_bits // 8
+    burst_of = [i for i, b in enumerate(plan) for _ in range(b.beats)]
+    last_of = [sum(b.beats for b in plan[: i + 1]) - 1 for i in range(len(plan))]
+    taken: list[int] = []
+    emitted: list[int] = []
+    issued: list[int] = []
+    frees = 0  # the first group after which the window has room for beat k
+
+    def emit_until(g: int) -> None:  # emission cycles of groups up to g (their beats are taken)
+        while len(emitted) <= g:
+            grp = groups[len(emitted)]
+            prev = emitted[-1] + 1 if emitted else 0
+            emitted.append(max(prev, taken[grp.need] + 1))
+
+    for k, i in enumerate(burst_of):
+        while len(issued) <= i:
+            j = len(issued)
+            issued.append(
+                max(
+                    issued[-1] + 1 if issued else 1,
+                    taken[last_of[j - max_outstanding]] + 1 if j >= max_outstanding else 0,
+                )
+            )
+        offered = max(
+            issued[i] + latency_cycles,
+            taken[-1] + 1 if taken else 0,
+            dram_beat_cycle(k, beat_bytes, bytes_per_cycle),
+        )
+        room = 0
+        if k >= 2:
+            while groups[frees].dropped < k - 1:
+                frees += 1
+            emit_until(frees)
+            room = emitted[frees]
+        taken.append(max(offered, room))
+    emit_until(len(groups) - 1)
+    return emitted[-1] + 1

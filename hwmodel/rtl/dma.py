@@ -1,0 +1,371 @@
+"""PyRTL generator of the tile DMA: the reader that brings a window of a bit-packed operand from
+DRAM to the tile buffers as a stream of elements, and the writer that packs a stream of results
+back into the operand's layout (:mod:`hwmodel.arch.program`'s addressing; timing and bursts:
+:mod:`hwmodel.arch.dma`). AXI conventions as :mod:`hwmodel.rtl.sequencer` (``m_ar*``/``m_r*``,
+``m_aw*``/``m_w*``/``m_b*``, INCR bursts, ``arsize`` = the bus width).
+
+**Transfer inputs** (sampled in the ``start`` cycle, held by the DMA): ``op_addr`` (byte),
+``op_row_stride``, ``op_head_stride`` (elements), ``op_bits`` (1 … ``max_bits``), ``op_signed``,
+and the window ``win_head``, ``win_row0``, ``win_rows``, ``win_col0``, ``win_cols``.
+
+**Reader** (:func:`tile_reader`): an address generator walks the window's rows and issues each
+row's beats as INCR bursts (:func:`hwmodel.arch.dma.bursts`: ≤ ``max_burst`` beats, never across
+4 KiB), one address a cycle from the cycle after ``start``, up to ``max_outstanding`` bursts
+ahead of the data; ``m_rready`` stays high while the unpacker's two-beat window has room. The
+unpacker takes each row from its bit offset in its first beat and puts out ``out_count`` ≤
+``elems_per_cycle`` elements a cycle (``out_valid``; element ``i`` at ``out_data[i·max_bits …]``,
+sign- or zero-extended to ``max_bits``; one output word never mixes two rows; ``out_row_end`` on
+a row's last word, ``out_last`` on the window's), row-major, and ``done`` is high the cycle
+after the last word. ``elems_per_cycle · max_bits ≤ data_bits``. Cycles: exactly
+:func:`hwmodel.arch.dma.read_cycles`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import pyrtl
+
+from hwmodel.arch.dma import BOUNDARY_BYTES, Window, check_transfer, dram_beat_cycle
+from hwmodel.arch.program import Operand
+from hwmodel.rtl.block import fresh_block
+from hwmodel.rtl.sequencer import ADDR_BITS, _output
+
+Wire: TypeAlias = pyrtl.WireVector
+
+#: Stream bit addresses (8 · a 32-bit byte address).
+BIT_ADDR_BITS = ADDR_BITS + 3
+COUNT_BITS = 16
+#: Beats of one window row (at most 2^16 elements of 16 bits on a 8-bit bus) and its bits.
+ROW_BEATS_BITS = 24
+ROW_BITS = 24
+
+_TRANSFER_PORTS = (
+    ("op_addr", ADDR_BITS),
+    ("op_row_stride", ADDR_BITS),
+    ("op_head_stride", ADDR_BITS),
+    ("op_bits", 5),
+    ("op_signed", 1),
+    ("win_head", COUNT_BITS),
+    ("win_row0", COUNT_BITS),
+    ("win_rows", COUNT_BITS),
+    ("win_col0", COUNT_BITS),
+    ("win_cols", COUNT_BITS),
+)
+
+
+def _log2(n: int) -> int:
+    if n < 1 or n & (n - 1):
+        raise ValueError(f"{n} is not a power of two")
+    return n.bit_length() - 1
+
+
+def _hold(start: Wire, value: Wire) -> pyrtl.Register:
+    """A register that takes ``value`` in the ``start`` cycle and keeps it."""
+    reg = pyrtl.Register(len(value))
+    reg.next <<= pyrtl.select(start, value, reg)
+    return reg
+
+
+def _min(a: Wire, b: Wire) -> Wire:
+    return pyrtl.select(a < b, a, b)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A transfer's inputs: ``now_*`` the ports' values (valid in the ``start`` cycle only), the
+    others held from the ``start`` cycle on."""
+
+    start: Wire
+    bits: Wire
+    signed: Wire
+    row_step: Wire  # rs · bits
+    row_bits: Wire  # cols · bits
+    cols: Wire
+    now_first_bit: Wire  # the first row's first stream bit
+    now_rows: Wire
+    now_cols: Wire
+    now_row_bits: Wire
+
+
+def transfer_inputs(start: Wire) -> Transfer:
+    """The transfer input ports (module docstring) and their held registers."""
+    p = {name: pyrtl.Input(width, name) for name, width in _TRANSFER_PORTS}
+    bits = p["op_bits"]
+    index = p["win_head"] * p["op_head_stride"] + p["win_row0"] * p["op_row_stride"] + p["win_col0"]
+    first = (pyrtl.concat(p["op_addr"], pyrtl.Const(0, 3)) + index * bits)[:BIT_ADDR_BITS]
+    row_bits = (p["win_cols"] * bits)[:ROW_BITS]
+    return Transfer(
+        start=start,
+        bits=_hold(start, bits),
+        signed=_hold(start, p["op_signed"]),
+        row_step=_hold(start, (p["op_row_stride"] * bits)[:BIT_ADDR_BITS]),
+        row_bits=_hold(start, row_bits),
+        cols=_hold(start, p["win_cols"]),
+        now_first_bit=first,
+        now_rows=p["win_rows"],
+        now_cols=p["win_cols"],
+        now_row_bits=row_bits,
+    )
+
+
+def _pick(start: Wire, at_start: Wire, cases: list[tuple[Wire, Wire]], reg: Wire) -> Wire:
+    """``at_start`` in the ``start`` cycle, else the first case whose condition holds, else ``reg``
+    (each value cut to ``len(reg)`` bits)."""
+    out: Wire = reg
+    for cond, value in reversed(cases):
+        out = pyrtl.select(cond, value[: len(reg)], out)
+    return pyrtl.select(start, at_start[: len(reg)], out)
+
+
+@dataclass(frozen=True)
+class AddressChannel:
+    """An AXI4 address channel's master side: ``valid``, byte ``addr``, ``length`` (beats − 1)."""
+
+    valid: Wire
+    addr: Wire
+    length: Wire
+
+
+def burst_generator(t: Transfer, ready: Wire, room: Wire, data_bits: int, max_burst: int) -> AddressChannel:
+    """Walk the window's rows and put out their bursts (:func:`hwmodel.arch.dma.bursts`), one a
+    cycle from the cycle after ``start`` while ``room`` (outstanding bursts) allows; a burst
+    leaves with ``ready`` (the address handshake)."""
+    shift = _log2(data_bits)
+    page_bits = _log2(BOUNDARY_BYTES // (data_bits // 8))
+
+    def row_span(row_bit: Wire, row_bits: Wire) -> tuple[Wire, Wire]:
+        first = row_bit[shift:]
+        last = (row_bit + row_bits - 1)[shift:BIT_ADDR_BITS]
+        return first, (last - first + 1)[:ROW_BEATS_BITS]
+
+    active = pyrtl.Register(1)
+    row_bit = pyrtl.Register(BIT_ADDR_BITS)
+    beat = pyrtl.Register(BIT_ADDR_BITS - shift)
+    left = pyrtl.Register(ROW_BEATS_BITS)
+    rows_left = pyrtl.Register(COUNT_BITS)
+    valid = active & room
+    fire = valid & ready
+    to_page = pyrtl.Const(1 << page_bits, page_bits + 1) - beat[:page_bits]
+    cap = _min(left, pyrtl.Const(max_burst, ROW_BEATS_BITS))
+    n = _min(cap, to_page[: page_bits + 1].zero_extended(ROW_BEATS_BITS))
+    row_over = fire & (n == left)
+    next_bit = (row_bit + t.row_step)[:BIT_ADDR_BITS]
+    first0, beats0 = row_span(t.now_first_bit, t.now_row_bits)
+    first1, beats1 = row_span(next_bit, t.row_bits)
+    active.next <<= pyrtl.select(t.start, pyrtl.Const(1, 1), active & ~(row_over & (rows_left == 1)))
+    row_bit.next <<= _pick(t.start, t.now_first_bit, [(row_over, next_bit)], row_bit)
+    beat.next <<= _pick(t.start, first0, [(row_over, first1), (fire, beat + n)], beat)
+    left.next <<= _pick(t.start, beats0, [(row_over, beats1), (fire, left - n)], left)
+    rows_left.next <<= _pick(t.start, t.now_rows, [(row_over, rows_left - 1)], rows_left)
+    addr = (pyrtl.concat(beat, pyrtl.Const(0, shift - 3)) if shift > 3 else beat)[:ADDR_BITS]
+    return AddressChannel(valid, addr, (n - 1)[:8])
+
+
+def outstanding(issue: Wire, retire: Wire, limit: int) -> Wire:
+    """Room for another burst: fewer than ``limit`` issued (``issue``) and not yet retired
+    (``retire``: its last beat or its response)."""
+    count = pyrtl.Register(max(limit, 1).bit_length() + 1)
+    count.next <<= (count + issue - retire)[: len(count)]
+    return count < limit
+
+
+def _elements(group: Wire, bits: Wire, signed: Wire, elems: int, max_bits: int) -> Wire:
+    """``elems`` codes of ``bits`` bits from the bottom of ``group``, each sign-extended (when
+    ``signed``) or zero-extended to ``max_bits``, element ``i`` at bits ``i·max_bits``."""
+    mask = (pyrtl.shift_left_logical(pyrtl.Const(1, max_bits + 1), bits) - 1)[:max_bits]
+    out = []
+    for i in range(elems):
+        code = group if i == 0 else pyrtl.shift_right_logical(group, (bits * i)[: len(group).bit_length()])
+        code = code[:max_bits] & mask
+        top = pyrtl.shift_right_logical(code, (bits - 1)[: len(bits)])[0]
+        out.append(pyrtl.select(signed & top, code | ~mask, code))
+    return pyrtl.concat_list(out)
+
+
+@dataclass(frozen=True)
+class ElementStream:
+    """A stream of up to ``elems_per_cycle`` elements a cycle (module docstring)."""
+
+    valid: Wire
+    data: Wire
+    count: Wire
+    row_end: Wire
+    last: Wire
+
+
+def unpacker(t: Transfer, rvalid: Wire, rdata: Wire, elems: int, max_bits: int) -> tuple[ElementStream, Wire]:
+    """The read data's window rows as an element stream; returns it and ``rready``."""
+    data_bits = len(rdata)
+    shift = _log2(data_bits)
+    lo, hi = pyrtl.Register(data_bits), pyrtl.Register(data_bits)
+    nvalid = pyrtl.Register(2)
+    active = pyrtl.Register(1)
+    ptr = pyrtl.Register(shift)  # bit offset of the next element in ``lo``
+    row_off = pyrtl.Register(shift)  # the current row's offset in its first beat
+    rem = pyrtl.Register(COUNT_BITS)  # elements left in the row
+    rows_left = pyrtl.Register(COUNT_BITS)
+    width = shift + 1
+    k = _min(rem, pyrtl.Const(elems, COUNT_BITS))
+    k_bits = (k[:width] * t.bits)[:width]
+    end = (ptr + k_bits)[: width + 1]  # one past the group's last bit in the window
+    need_hi = end > data_bits
+    emit = active & (nvalid != 0) & (~need_hi | (nvalid == 2))
+    row_end = rem <= elems
+    last = row_end & (rows_left == 1)
+    next_off = (row_off + t.row_step[:shift])[:shift]
+    pop_in_row = pyrtl.select(end >= data_bits, pyrtl.Const(1, 2), pyrtl.Const(0, 2))
+    pop = pyrtl.select(
+        emit,
+        pyrtl.select(row_end, pyrtl.select(need_hi, pyrtl.Const(2, 2), pyrtl.Const(1, 2)), pop_in_row),
+        0,
+    )
+    after = (nvalid - pop)[:2]
+    rready = after < 2
+    push = rvalid & rready
+    lo_after = pyrtl.select(pop == 0, lo, hi)
+    lo.next <<= pyrtl.select(push & (after == 0), rdata, lo_after)
+    hi.next <<= pyrtl.select(push & (after == 1), rdata, hi)
+    nvalid.next <<= pyrtl.select(t.start, pyrtl.Const(0, 2), (after + push)[:2])
+    first_off = t.now_first_bit[:shift]
+    ptr.next <<= _pick(t.start, first_off, [(emit & row_end, next_off), (emit, end)], ptr)
+    row_off.next <<= _pick(t.start, first_off, [(emit & row_end, next_off)], row_off)
+    rem.next <<= _pick(t.start, t.now_cols, [(emit & row_end, t.cols), (emit, rem - k)], rem)
+    rows_left.next <<= _pick(t.start, t.now_rows, [(emit & row_end, rows_left - 1)], rows_left)
+    active.next <<= pyrtl.select(t.start, pyrtl.Const(1, 1), active & ~(emit & last))
+    window = pyrtl.concat(hi, lo)
+    group = pyrtl.shift_right_logical(window, ptr)[: elems * max_bits]
+    data = _elements(group, t.bits, t.signed, elems, max_bits)
+    stream = ElementStream(emit, data, k[: elems.bit_length()], emit & row_end, emit & last)
+    return stream, rready
+
+
+def tile_reader(
+    data_bits: int = 128,
+    elems_per_cycle: int = 4,
+    max_bits: int = 16,
+    max_burst: int = 16,
+    max_outstanding: int = 4,
+) -> None:
+    """The reader with named ports (module docstring) in the working block."""
+    if elems_per_cycle * max_bits > data_bits or not 1 <= max_burst <= 256 or max_outstanding < 1:
+        raise ValueError(
+            f"reader build: elems_per_cycle {elems_per_cycle} · max_bits {max_bits} > data_bits {data_bits}, "
+            f"or max_burst {max_burst} outside 1…256, or max_outstanding {max_outstanding} < 1"
+        )
+    start = pyrtl.Input(1, "start")
+    t = transfer_inputs(start)
+    arready = pyrtl.Input(1, "m_arready")
+    rvalid, rdata, rlast = (
+        pyrtl.Input(1, "m_rvalid"),
+        pyrtl.Input(data_bits, "m_rdata"),
+        pyrtl.Input(1, "m_rlast"),
+    )
+    room = pyrtl.WireVector(1)
+    ar = burst_generator(t, arready, room, data_bits, max_burst)
+    stream, rready = unpacker(t, rvalid, rdata, elems_per_cycle, max_bits)
+    room <<= outstanding(ar.valid & arready, rvalid & rready & rlast, max_outstanding)
+    done = pyrtl.Register(1)
+    done.next <<= stream.last
+    outputs = {
+        "m_arvalid": ar.valid,
+        "m_araddr": ar.addr,
+        "m_arlen": ar.length,
+        "m_arsize": pyrtl.Const(_log2(data_bits // 8), 3),
+        "m_arburst": pyrtl.Const(1, 2),
+        "m_rready": rready,
+        "out_valid": stream.valid,
+        "out_data": stream.data,
+        "out_count": stream.count,
+        "out_row_end": stream.row_end,
+        "out_last": stream.last,
+        "done": done,
+    }
+    for name, wire in outputs.items():
+        _output(name, wire)
+
+
+def transfer_values(op: Operand, win: Window) -> dict[str, int]:
+    """The transfer input ports' values for ``win`` of ``op``."""
+    return {
+        "op_addr": op.addr,
+        "op_row_stride": op.row_stride,
+        "op_head_stride": op.head_stride,
+        "op_bits": op.bits,
+        "op_signed": op.signed,
+        "win_head": win.head,
+        "win_row0": win.row0,
+        "win_rows": win.rows,
+        "win_col0": win.col0,
+        "win_cols": win.cols,
+    }
+
+
+@dataclass(frozen=True)
+class ReadRun:
+    """A simulated read: the elements (rows, cols), the cycles from ``start`` to ``done``, the
+    bursts issued (byte address, beats)."""
+
+    values: npt.NDArray[np.int64]
+    cycles: int
+    bursts: tuple[tuple[int, int], ...]
+
+
+def simulate_reader(
+    image: npt.NDArray[np.uint8],
+    op: Operand,
+    win: Window,
+    data_bits: int = 128,
+    elems_per_cycle: int = 4,
+    max_burst: int = 16,
+    max_outstanding: int = 4,
+    latency_cycles: int = 16,
+    bytes_per_cycle: float | None = None,
+    max_bits: int = 16,
+    max_cycles: int = 1_000_000,
+) -> ReadRun:
+    """Run one transfer of the reader against a DRAM image (bytes): the DRAM takes every
+    address, offers a burst's beats from ``latency_cycles`` after its address, in order, one a
+    cycle, each no earlier than :func:`hwmodel.arch.dma.dram_beat_cycle` allows (the bandwidth
+    cap ``bytes_per_cycle``), and holds a beat until ``m_rready``. Resets the working block."""
+    check_transfer(op, win, data_bits, max_bits)
+    fresh_block()
+    tile_reader(data_bits, elems_per_cycle, max_bits, max_burst, max_outstanding)
+    sim = pyrtl.FastSimulation()
+    beat_bytes = data_bits // 8
+    idle = {name: 0 for name, _ in _TRANSFER_PORTS}
+    quiet = {"m_arready": 1, "m_rvalid": 0, "m_rdata": 0, "m_rlast": 0}
+    pending: list[tuple[int, int, bool]] = []  # (offered from, byte address, last)
+    issued: list[tuple[int, int]] = []
+    out: list[int] = []
+    beat_no = 0
+    mask = (1 << max_bits) - 1
+    for cycle in range(max_cycles):
+        inputs = {"start": int(cycle == 0), **(transfer_values(op, win) if cycle == 0 else idle), **quiet}
+        offered = bool(pending) and cycle >= max(
+            pending[0][0], dram_beat_cycle(beat_no, beat_bytes, bytes_per_cycle)
+        )
+        if offered:
+            _, addr, last = pending[0]
+            chunk = image[addr : addr + beat_bytes].tobytes().ljust(beat_bytes, b"\0")
+            inputs |= {"m_rvalid": 1, "m_rdata": int.from_bytes(chunk, "little"), "m_rlast": int(last)}
+        sim.step(inputs)
+        if offered and sim.inspect("m_rready"):
+            pending.pop(0)
+            beat_no += 1
+        if sim.inspect("m_arvalid"):
+            addr, n = sim.inspect("m_araddr"), sim.inspect("m_arlen") + 1
+            issued.append((addr, n))
+            pending += [(cycle + latency_cycles, addr + i * beat_bytes, i == n - 1) for i in range(n)]
+        if sim.inspect("out_valid"):
+            word = sim.inspect("out_data")
+            for i in range(sim.inspect("out_count")):
+                code = word >> (i * max_bits) & mask
+                out.append(code - (1 << max_bits) if op.signed and code >> (max_bits - 1) else code)
+        if sim.inspect("done"):
+            values = np.array(out, dtype=np.int64).reshape(win.rows, win.cols)
+            return ReadRun(values, cycle, tuple(issued))
+    raise RuntimeError(f"the reader did not finish within {max_cycles} cycles")

@@ -1,0 +1,110 @@
+"""The tile DMA (PyRTL): the reader brings any window of a bit-packed operand bit-exact
+(:func:`hwmodel.arch.program.read_operand`) in the cycles :func:`hwmodel.arch.dma.read_cycles`
+says; the writer stores a window as :func:`hwmodel.arch.program.write_operand` does and touches no
+byte outside it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwmodel.arch.dma import BOUNDARY_BYTES, Window, bursts, read_cycles
+from hwmodel.arch.program import Operand, read_operand
+from hwmodel.rtl.dma import simulate_reader
+
+IMAGE_BYTES = 3 * BOUNDARY_BYTES
+
+
+@st.composite
+def transfers(draw: st.DrawFn, max_rows: int = 3, max_cols: int = 24) -> tuple[Operand, Window]:
+    """An operand (any width 1–16, signedness, byte address, strides) and a window inside it."""
+    bits = draw(st.integers(1, 16))
+    rows, cols = draw(st.integers(1, max_rows)), draw(st.integers(1, max_cols))
+    head, row0, col0 = draw(st.integers(0, 2)), draw(st.integers(0, 3)), draw(st.integers(0, 9))
+    row_stride = draw(st.integers(col0 + cols, col0 + cols + 40))
+    head_stride = draw(st.sampled_from((0, (row0 + rows) * row_stride + draw(st.integers(0, 30)))))
+    span_bits = (head * head_stride + (row0 + rows) * row_stride) * bits
+    addr = draw(st.integers(0, IMAGE_BYTES - span_bits // 8 - 8))
+    return Operand(addr, row_stride, head_stride, bits, draw(st.integers(0, 1))), Window(
+        head, row0, rows, col0, cols
+    )
+
+
+def reference(mem: np.ndarray, op: Operand, win: Window) -> np.ndarray:
+    shape = (win.head + 1, win.row0 + win.rows, win.col0 + win.cols)
+    return read_operand(mem, op, shape)[win.head, win.row0 :, win.col0 :]
+
+
+def image(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, IMAGE_BYTES, dtype=np.uint8)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    transfers(),
+    st.sampled_from(((32, 1), (64, 2), (64, 4), (128, 4), (128, 8))),
+    st.integers(1, 8),
+    st.integers(1, 3),
+    st.integers(1, 20),
+    st.sampled_from((None, 2.0, 7.5, 16.0)),
+    st.integers(0, 2**32 - 1),
+)
+def test_the_reader_is_bit_exact_and_takes_the_modelled_cycles(
+    transfer: tuple[Operand, Window],
+    bus: tuple[int, int],
+    max_burst: int,
+    max_outstanding: int,
+    latency: int,
+    bytes_per_cycle: float | None,
+    seed: int,
+) -> None:
+    op, win = transfer
+    data_bits, elems = bus
+    mem = image(seed)
+    run = simulate_reader(
+        mem, op, win, data_bits, elems, max_burst, max_outstanding, latency, bytes_per_cycle
+    )
+    np.testing.assert_array_equal(run.values, reference(mem, op, win))
+    assert list(run.bursts) == [(b.addr, b.beats) for b in bursts(op, win, data_bits, max_burst)]
+    assert run.cycles == read_cycles(
+        op, win, data_bits, elems, max_burst, max_outstanding, latency, bytes_per_cycle
+    )
+
+
+def test_bursts_respect_4k_and_the_burst_cap() -> None:
+    op = Operand(BOUNDARY_BYTES - 40, 1000, 0, 8, 0)
+    plan = bursts(op, Window(0, 0, 2, 0, 200), 128, 8)
+    for b in plan:
+        assert b.addr // BOUNDARY_BYTES == (b.addr + 16 * b.beats - 1) // BOUNDARY_BYTES
+        assert 1 <= b.beats <= 8
+    assert [b.beats for b in plan if b.row == 0] == [3, 8, 2]  # 40 bytes before 4 KiB, 160 after
+
+
+def test_the_address_channel_runs_ahead_so_a_long_row_is_beat_limited() -> None:
+    """One row of 256 bytes on a 128-bit bus (16 beats) in bursts of 4: with 4 bursts in flight
+    the beats come back to back; with 1, each burst waits for the previous one's last beat."""
+    op, win = Operand(0, 256, 0, 8, 1), Window(0, 0, 1, 0, 256)
+    mem = image(1)
+    ahead = simulate_reader(mem, op, win, 128, 8, 4, 4, 20)
+    serial = simulate_reader(mem, op, win, 128, 8, 4, 1, 20)
+    np.testing.assert_array_equal(ahead.values, reference(mem, op, win))
+    # 16 beats, one a cycle after the latency; 2 output words a beat (8 elements of 8 bits)
+    assert ahead.cycles == 1 + 20 + 2 * 16 + 1
+    assert serial.cycles == read_cycles(op, win, 128, 8, 4, 1, 20, None) > ahead.cycles + 2 * 20
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None)
+@given(
+    transfers(max_rows=6, max_cols=200), st.sampled_from(((64, 4), (128, 8), (256, 16))), st.integers(0, 9)
+)
+def test_the_reader_on_bigger_windows(
+    transfer: tuple[Operand, Window], bus: tuple[int, int], seed: int
+) -> None:
+    op, win = transfer
+    mem = image(seed)
+    run = simulate_reader(mem, op, win, bus[0], bus[1], 16, 4, 30, 9.6)
+    np.testing.assert_array_equal(run.values, reference(mem, op, win))
+    assert run.cycles == read_cycles(op, win, bus[0], bus[1], 16, 4, 30, 9.6)
