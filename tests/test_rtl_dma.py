@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from hwmodel.arch.dma import BOUNDARY_BYTES, Window, bursts, read_cycles
-from hwmodel.arch.program import Operand, read_operand
-from hwmodel.rtl.dma import simulate_reader
+from hwmodel.arch.dma import BOUNDARY_BYTES, Window, bursts, check_write_alignment, read_cycles, row_start_bit
+from hwmodel.arch.program import Operand, read_operand, write_operand
+from hwmodel.rtl.dma import simulate_reader, simulate_writer
 
 IMAGE_BYTES = 3 * BOUNDARY_BYTES
 
@@ -108,3 +108,78 @@ def test_the_reader_on_bigger_windows(
     run = simulate_reader(mem, op, win, bus[0], bus[1], 16, 4, 30, 9.6)
     np.testing.assert_array_equal(run.values, reference(mem, op, win))
     assert run.cycles == read_cycles(op, win, bus[0], bus[1], 16, 4, 30, 9.6)
+
+
+@st.composite
+def byte_aligned_transfers(draw: st.DrawFn, max_rows: int = 3, max_units: int = 6) -> tuple[Operand, Window]:
+    """Transfers whose window rows start and end on byte boundaries (what the writer accepts):
+    columns, strides in units of ``8 / gcd(bits, 8)`` elements."""
+    bits = draw(st.integers(1, 16))
+    unit = 8 // np.gcd(bits, 8)
+    rows, cols = draw(st.integers(1, max_rows)), unit * draw(st.integers(1, max_units))
+    head, row0, col0 = draw(st.integers(0, 2)), draw(st.integers(0, 3)), unit * draw(st.integers(0, 3))
+    row_stride = col0 + cols + unit * draw(st.integers(0, 4))
+    head_stride = draw(st.sampled_from((0, (row0 + rows) * row_stride + unit * draw(st.integers(0, 3)))))
+    span_bits = (head * head_stride + (row0 + rows) * row_stride) * bits
+    addr = draw(st.integers(0, IMAGE_BYTES - span_bits // 8 - 8))
+    return Operand(addr, row_stride, head_stride, bits, draw(st.integers(0, 1))), Window(
+        head, row0, rows, col0, cols
+    )
+
+
+def window_bytes(op: Operand, win: Window) -> np.ndarray:
+    """A mask of the bytes the window's bits cover."""
+    inside = np.zeros(IMAGE_BYTES, dtype=bool)
+    for r in range(win.rows):
+        start = row_start_bit(op, win, r)
+        inside[start // 8 : -(-(start + win.cols * op.bits) // 8)] = True
+    return inside
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    byte_aligned_transfers(),
+    st.sampled_from(((32, 1), (64, 2), (128, 4), (128, 8))),
+    st.integers(1, 8),
+    st.integers(1, 3),
+    st.integers(1, 20),
+    st.sampled_from((None, 2.0, 16.0)),
+    st.integers(0, 2**32 - 1),
+)
+def test_the_writer_stores_the_window_and_nothing_else(
+    transfer: tuple[Operand, Window],
+    bus: tuple[int, int],
+    max_burst: int,
+    max_outstanding: int,
+    latency: int,
+    bytes_per_cycle: float | None,
+    seed: int,
+) -> None:
+    op, win = transfer
+    mem = image(seed)
+    rng = np.random.default_rng(seed + 1)
+    lo, hi = (-(1 << (op.bits - 1)), (1 << (op.bits - 1)) - 1) if op.signed else (0, (1 << op.bits) - 1)
+    values = rng.integers(lo, hi + 1, (win.rows, win.cols))
+    run = simulate_writer(
+        mem, op, win, values, bus[0], bus[1], max_burst, max_outstanding, latency, bytes_per_cycle
+    )
+    np.testing.assert_array_equal(reference(run.image, op, win), values)
+    outside = ~window_bytes(op, win)
+    np.testing.assert_array_equal(run.image[outside], mem[outside])
+    want = mem.copy()  # the same as the reference store
+    corner = row_start_bit(op, win, 0) // 8
+    write_operand(want, Operand(corner, op.row_stride, 0, op.bits, op.signed), values[None])
+    np.testing.assert_array_equal(run.image, want)
+    assert list(run.bursts) == [(b.addr, b.beats) for b in bursts(op, win, bus[0], max_burst)]
+
+
+@given(transfers())
+@settings(max_examples=30, deadline=None)
+def test_the_writer_refuses_windows_with_partial_edge_bytes(transfer: tuple[Operand, Window]) -> None:
+    op, win = transfer
+    edges = [row_start_bit(op, win, r) + e * win.cols * op.bits for r in range(win.rows) for e in (0, 1)]
+    assume(any(edge % 8 for edge in edges))
+    with pytest.raises(ValueError, match="byte boundaries"):
+        check_write_alignment(op, win)
+    with pytest.raises(ValueError, match="byte boundaries"):
+        simulate_writer(image(0), op, win, np.zeros((win.rows, win.cols), dtype=np.int64))

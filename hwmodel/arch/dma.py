@@ -75,6 +75,22 @@ def check_transfer(op: Operand, win: Window, data_bits: int, max_bits: int = 16)
         raise ValueError(f"data_bits {data_bits}: a power of two of whole bytes")
 
 
+def check_write_alignment(op: Operand, win: Window) -> None:
+    """``ValueError`` unless every window row starts and ends on a byte boundary: the writer's
+    strobes cover whole bytes and it never reads DRAM, so a byte shared with bits outside the
+    window cannot be written without overwriting them."""
+    for r in range(win.rows):
+        start = row_start_bit(op, win, r)
+        for edge in (start, start + win.cols * op.bits):
+            if edge % 8:
+                raise ValueError(
+                    f"window row {r} of the {op.bits}-bit operand at {op.addr:#x} has an edge at stream bit "
+                    f"{edge} (bit {edge % 8} of byte {edge // 8}): the writer covers whole bytes only, "
+                    "so window rows must start and end on byte boundaries (row_stride·bits, "
+                    "head_stride·bits, col0·bits and cols·bits multiples of 8)"
+                )
+
+
 def bursts(op: Operand, win: Window, data_bits: int, max_burst: int) -> list[Burst]:
     """The bursts of a transfer, in issue order: each window row's beats, split at ``max_burst``
     beats and at 4 KiB boundaries."""

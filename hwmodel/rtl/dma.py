@@ -29,7 +29,14 @@ import numpy as np
 import numpy.typing as npt
 import pyrtl
 
-from hwmodel.arch.dma import BOUNDARY_BYTES, Window, check_transfer, dram_beat_cycle
+from hwmodel.arch.dma import (
+    AXI_MAX_BURST,
+    BOUNDARY_BYTES,
+    Window,
+    check_transfer,
+    check_write_alignment,
+    dram_beat_cycle,
+)
 from hwmodel.arch.program import Operand
 from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.sequencer import ADDR_BITS, _output
@@ -123,11 +130,13 @@ def _pick(start: Wire, at_start: Wire, cases: list[tuple[Wire, Wire]], reg: Wire
 
 @dataclass(frozen=True)
 class AddressChannel:
-    """An AXI4 address channel's master side: ``valid``, byte ``addr``, ``length`` (beats − 1)."""
+    """An AXI4 address channel's master side: ``valid``, byte ``addr``, ``length`` (beats − 1);
+    ``busy`` while bursts are left to issue."""
 
     valid: Wire
     addr: Wire
     length: Wire
+    busy: Wire
 
 
 def burst_generator(t: Transfer, ready: Wire, room: Wire, data_bits: int, max_burst: int) -> AddressChannel:
@@ -162,7 +171,7 @@ def burst_generator(t: Transfer, ready: Wire, room: Wire, data_bits: int, max_bu
     left.next <<= _pick(t.start, beats0, [(row_over, beats1), (fire, left - n)], left)
     rows_left.next <<= _pick(t.start, t.now_rows, [(row_over, rows_left - 1)], rows_left)
     addr = (pyrtl.concat(beat, pyrtl.Const(0, shift - 3)) if shift > 3 else beat)[:ADDR_BITS]
-    return AddressChannel(valid, addr, (n - 1)[:8])
+    return AddressChannel(valid, addr, (n - 1)[:8], active)
 
 
 def outstanding(issue: Wire, retire: Wire, limit: int) -> Wire:
@@ -243,6 +252,17 @@ def unpacker(t: Transfer, rvalid: Wire, rdata: Wire, elems: int, max_bits: int) 
     return stream, rready
 
 
+def _check_build(
+    data_bits: int, elems_per_cycle: int, max_bits: int, max_burst: int, max_outstanding: int
+) -> None:
+    if elems_per_cycle * max_bits > data_bits or not 1 <= max_burst <= AXI_MAX_BURST or max_outstanding < 1:
+        raise ValueError(
+            f"DMA build: elems_per_cycle {elems_per_cycle} · max_bits {max_bits} > data_bits {data_bits}, "
+            f"or max_burst {max_burst} outside 1…{AXI_MAX_BURST}, or max_outstanding {max_outstanding} < 1"
+        )
+    _log2(data_bits)
+
+
 def tile_reader(
     data_bits: int = 128,
     elems_per_cycle: int = 4,
@@ -251,11 +271,7 @@ def tile_reader(
     max_outstanding: int = 4,
 ) -> None:
     """The reader with named ports (module docstring) in the working block."""
-    if elems_per_cycle * max_bits > data_bits or not 1 <= max_burst <= 256 or max_outstanding < 1:
-        raise ValueError(
-            f"reader build: elems_per_cycle {elems_per_cycle} · max_bits {max_bits} > data_bits {data_bits}, "
-            f"or max_burst {max_burst} outside 1…256, or max_outstanding {max_outstanding} < 1"
-        )
+    _check_build(data_bits, elems_per_cycle, max_bits, max_burst, max_outstanding)
     start = pyrtl.Input(1, "start")
     t = transfer_inputs(start)
     arready = pyrtl.Input(1, "m_arready")
@@ -282,6 +298,122 @@ def tile_reader(
         "out_count": stream.count,
         "out_row_end": stream.row_end,
         "out_last": stream.last,
+        "done": done,
+    }
+    for name, wire in outputs.items():
+        _output(name, wire)
+
+
+def packer(
+    t: Transfer, in_valid: Wire, in_data: Wire, wready: Wire, data_bits: int, elems: int, max_bits: int
+) -> tuple[Wire, Wire, Wire, Wire, Wire]:
+    """Pack the window rows of an element stream into write beats; returns ``in_ready``,
+    ``wvalid``, ``wdata``, ``wstrb`` and ``busy`` (rows or beats left)."""
+    shift = _log2(data_bits)
+    strobes = data_bits // 8
+    acc = pyrtl.Register(2 * data_bits)
+    fill = pyrtl.Register(shift + 2)  # bits of ``acc`` taken (from bit 0 of its first beat)
+    first = pyrtl.Register(_log2(strobes) + 1)  # the first byte of the low beat to write
+    flush = pyrtl.Register(1)  # the row is in: send what is left
+    active = pyrtl.Register(1)
+    row_off = pyrtl.Register(shift)
+    rem = pyrtl.Register(COUNT_BITS)
+    rows_left = pyrtl.Register(COUNT_BITS)
+    lo_full = fill >= data_bits
+    wvalid = active & (lo_full | (flush & (fill != 0)))
+    send = wvalid & wready
+    fill_after = pyrtl.select(send, pyrtl.select(lo_full, fill - data_bits, pyrtl.Const(0)), fill)[
+        : len(fill)
+    ]
+    acc_after = pyrtl.select(send, acc[data_bits:].zero_extended(2 * data_bits), acc)
+    k = _min(rem, pyrtl.Const(elems, COUNT_BITS))
+    k_bits = (k[: shift + 1] * t.bits)[: shift + 1]
+    in_ready = active & ~flush & ((fill_after + k_bits) <= 2 * data_bits)
+    take = in_valid & in_ready
+    row_in = take & (rem <= elems)
+    mask_bits = elems * max_bits
+    code_mask = (pyrtl.shift_left_logical(pyrtl.Const(1, max_bits + 1), t.bits) - 1)[:max_bits]
+    packed: Wire = pyrtl.Const(0, mask_bits)
+    for i in range(elems):
+        code = (in_data[i * max_bits : (i + 1) * max_bits] & code_mask).zero_extended(mask_bits)
+        at = (t.bits * i)[: mask_bits.bit_length()]
+        packed = packed | (code if i == 0 else pyrtl.shift_left_logical(code, at))
+    keep = (pyrtl.shift_left_logical(pyrtl.Const(1, mask_bits + 1), k_bits) - 1)[:mask_bits]
+    placed = pyrtl.shift_left_logical((packed & keep).zero_extended(2 * data_bits), fill_after)
+    acc.next <<= pyrtl.select(take, acc_after | placed, acc_after)
+    emptied = flush & send & ~(fill > data_bits)  # the row's last beat leaves
+    next_off = (row_off + t.row_step[:shift])[:shift]
+    first_off = t.now_first_bit[:shift]
+    fill.next <<= _pick(t.start, first_off, [(emptied, next_off), (take, fill_after + k_bits)], fill_after)
+    low_first = pyrtl.select(send, pyrtl.Const(0, len(first)), first)
+    first.next <<= _pick(t.start, first_off[3:], [(emptied, next_off[3:])], low_first)
+    flush.next <<= pyrtl.select(
+        t.start, pyrtl.Const(0, 1), pyrtl.select(row_in, pyrtl.Const(1, 1), flush & ~emptied)
+    )
+    row_off.next <<= _pick(t.start, first_off, [(emptied, next_off)], row_off)
+    rem.next <<= _pick(t.start, t.now_cols, [(row_in, t.cols), (take, rem - k)], rem)
+    rows_left.next <<= _pick(t.start, t.now_rows, [(emptied, rows_left - 1)], rows_left)
+    active.next <<= pyrtl.select(t.start, pyrtl.Const(1, 1), active & ~(emptied & (rows_left == 1)))
+    top = pyrtl.select(lo_full, pyrtl.Const(strobes, len(first) + 1), fill[3:])
+    upto = (pyrtl.shift_left_logical(pyrtl.Const(1, strobes + 1), top) - 1)[:strobes]
+    below = (pyrtl.shift_left_logical(pyrtl.Const(1, strobes + 1), first) - 1)[:strobes]
+    return in_ready, wvalid, acc[:data_bits], upto & ~below, active
+
+
+def tile_writer(
+    data_bits: int = 128,
+    elems_per_cycle: int = 4,
+    max_bits: int = 16,
+    max_burst: int = 16,
+    max_outstanding: int = 4,
+) -> None:
+    """The writer with named ports (module docstring) in the working block."""
+    _check_build(data_bits, elems_per_cycle, max_bits, max_burst, max_outstanding)
+    start = pyrtl.Input(1, "start")
+    t = transfer_inputs(start)
+    awready, wready = pyrtl.Input(1, "m_awready"), pyrtl.Input(1, "m_wready")
+    bvalid = pyrtl.Input(1, "m_bvalid")
+    in_valid, in_data = pyrtl.Input(1, "in_valid"), pyrtl.Input(elems_per_cycle * max_bits, "in_data")
+    room = pyrtl.WireVector(1)
+    aw = burst_generator(t, awready, room, data_bits, max_burst)
+    # a burst's write data follows its address: beats go while an address is ahead of them
+    ahead = pyrtl.Register(max_outstanding.bit_length() + 1)
+    may = ahead != 0
+    in_ready, packed_valid, wdata, wstrb, packing = packer(
+        t, in_valid, in_data, wready & may, data_bits, elems_per_cycle, max_bits
+    )
+    wvalid = packed_valid & may
+    # the W side walks the same bursts to know each one's last beat
+    sent = wvalid & wready
+    wlast = pyrtl.WireVector(1)
+    wburst = burst_generator(t, sent & wlast, pyrtl.Const(1, 1), data_bits, max_burst)
+    in_burst = pyrtl.Register(8)
+    wlast <<= in_burst == wburst.length
+    in_burst.next <<= pyrtl.select(
+        t.start | (sent & wlast), pyrtl.Const(0, 8), pyrtl.select(sent, in_burst + 1, in_burst)
+    )
+    count = pyrtl.Register(max_outstanding.bit_length() + 1)
+    issue = aw.valid & awready
+    count.next <<= (count + issue - bvalid)[: len(count)]
+    room <<= count < max_outstanding
+    ahead.next <<= (ahead + issue - (sent & wlast))[: len(ahead)]
+    running = pyrtl.Register(1)
+    over = running & ~aw.busy & ~packing & (count == 0)
+    running.next <<= pyrtl.select(start, pyrtl.Const(1, 1), running & ~over)
+    done = pyrtl.Register(1)
+    done.next <<= over
+    outputs = {
+        "m_awvalid": aw.valid,
+        "m_awaddr": aw.addr,
+        "m_awlen": aw.length,
+        "m_awsize": pyrtl.Const(_log2(data_bits // 8), 3),
+        "m_awburst": pyrtl.Const(1, 2),
+        "m_wvalid": wvalid,
+        "m_wdata": wdata,
+        "m_wstrb": wstrb,
+        "m_wlast": wlast,
+        "m_bready": pyrtl.Const(1, 1),
+        "in_ready": in_ready,
         "done": done,
     }
     for name, wire in outputs.items():
@@ -369,3 +501,93 @@ def simulate_reader(
             values = np.array(out, dtype=np.int64).reshape(win.rows, win.cols)
             return ReadRun(values, cycle, tuple(issued))
     raise RuntimeError(f"the reader did not finish within {max_cycles} cycles")
+
+
+@dataclass(frozen=True)
+class WriteRun:
+    """A simulated write: the DRAM image after it, the cycles from ``start`` to ``done``, the
+    bursts issued (byte address, beats)."""
+
+    image: npt.NDArray[np.uint8]
+    cycles: int
+    bursts: tuple[tuple[int, int], ...]
+
+
+def simulate_writer(
+    image: npt.NDArray[np.uint8],
+    op: Operand,
+    win: Window,
+    values: npt.ArrayLike,
+    data_bits: int = 128,
+    elems_per_cycle: int = 4,
+    max_burst: int = 16,
+    max_outstanding: int = 4,
+    latency_cycles: int = 16,
+    bytes_per_cycle: float | None = None,
+    max_bits: int = 16,
+    max_cycles: int = 1_000_000,
+) -> WriteRun:
+    """Write ``values`` (rows, cols) to window ``win`` of ``op`` in a copy of ``image``: the
+    stream offers the next ``≤ elems_per_cycle`` elements of the current row every cycle from
+    ``start``; the DRAM takes every address and a write beat each cycle the bandwidth cap allows
+    (:func:`hwmodel.arch.dma.dram_beat_cycle`), writes the strobed bytes, and answers a burst
+    ``latency_cycles`` after its last beat (and its address). Resets the working block."""
+    check_transfer(op, win, data_bits, max_bits)
+    check_write_alignment(op, win)
+    v = np.asarray(values, dtype=np.int64).reshape(win.rows, win.cols)
+    fresh_block()
+    tile_writer(data_bits, elems_per_cycle, max_bits, max_burst, max_outstanding)
+    sim = pyrtl.FastSimulation()
+    mem = image.copy()
+    beat_bytes = data_bits // 8
+    idle = {name: 0 for name, _ in _TRANSFER_PORTS}
+    words = [
+        v[r, c : min(c + elems_per_cycle, win.cols)]
+        for r in range(win.rows)
+        for c in range(0, win.cols, elems_per_cycle)
+    ]
+    mask = (1 << max_bits) - 1
+    addrs: list[tuple[int, int]] = []  # bursts announced: (byte address, beats)
+    issued: list[tuple[int, int]] = []
+    answers: list[int] = []  # cycles of the B responses due
+    aw_at: list[int] = []
+    burst, beat, beat_no = 0, 0, 0
+    for cycle in range(max_cycles):
+        word = 0
+        for i, x in enumerate(words[0] if words else ()):
+            word |= (int(x) & mask) << (i * max_bits)
+        inputs = {
+            "start": int(cycle == 0),
+            **(transfer_values(op, win) if cycle == 0 else idle),
+            "m_awready": 1,
+            "m_wready": int(cycle >= dram_beat_cycle(beat_no, beat_bytes, bytes_per_cycle)),
+            "m_bvalid": int(cycle in answers),
+            "in_valid": int(cycle > 0 and bool(words)),
+            "in_data": word,
+        }
+        sim.step(inputs)
+        if inputs["in_valid"] and sim.inspect("in_ready"):
+            words.pop(0)
+        if sim.inspect("m_awvalid"):
+            addrs.append((sim.inspect("m_awaddr"), sim.inspect("m_awlen") + 1))
+            aw_at.append(cycle)
+        if sim.inspect("m_wvalid") and inputs["m_wready"]:
+            if burst >= len(addrs):
+                raise RuntimeError(f"write data before its address at cycle {cycle}")
+            addr, n = addrs[burst]
+            data, strobe = sim.inspect("m_wdata"), sim.inspect("m_wstrb")
+            for j in range(beat_bytes):
+                if strobe >> j & 1:
+                    mem[addr + beat * beat_bytes + j] = data >> (8 * j) & 0xFF
+            if bool(sim.inspect("m_wlast")) != (beat == n - 1):
+                raise RuntimeError(f"wlast wrong at beat {beat} of burst {burst} (cycle {cycle})")
+            beat, beat_no = beat + 1, beat_no + 1
+            if beat == n:
+                answers.append(max(cycle, aw_at[burst]) + latency_cycles)
+                issued.append((addr, n))
+                burst, beat = burst + 1, 0
+        if sim.inspect("done"):
+            if words:
+                raise RuntimeError("done before the stream was taken")
+            return WriteRun(mem, cycle, tuple(addrs))
+    raise RuntimeError(f"the writer did not finish within {max_cycles} cycles")
