@@ -10,7 +10,15 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from hwmodel.arch.dma import BOUNDARY_BYTES, Window, bursts, check_write_alignment, read_cycles, row_start_bit
+from hwmodel.arch.dma import (
+    BOUNDARY_BYTES,
+    Window,
+    bursts,
+    check_write_alignment,
+    read_cycles,
+    row_start_bit,
+    write_cycles,
+)
 from hwmodel.arch.program import Operand, read_operand, write_operand
 from hwmodel.rtl.dma import simulate_reader, simulate_writer
 
@@ -146,7 +154,7 @@ def window_bytes(op: Operand, win: Window) -> np.ndarray:
     st.sampled_from((None, 2.0, 16.0)),
     st.integers(0, 2**32 - 1),
 )
-def test_the_writer_stores_the_window_and_nothing_else(
+def test_the_writer_stores_the_window_and_nothing_else_in_the_modelled_cycles(
     transfer: tuple[Operand, Window],
     bus: tuple[int, int],
     max_burst: int,
@@ -171,6 +179,9 @@ def test_the_writer_stores_the_window_and_nothing_else(
     write_operand(want, Operand(corner, op.row_stride, 0, op.bits, op.signed), values[None])
     np.testing.assert_array_equal(run.image, want)
     assert list(run.bursts) == [(b.addr, b.beats) for b in bursts(op, win, bus[0], max_burst)]
+    assert run.cycles == write_cycles(
+        op, win, bus[0], bus[1], max_burst, max_outstanding, latency, bytes_per_cycle
+    )
 
 
 @given(transfers())

@@ -23,6 +23,16 @@ When the unpacker keeps up (``E·bits ≥ data_bits``, a window row or more of b
 that is ``1 + L + beats + 1`` cycles for a single burst, and ``beats`` grows by one partial beat
 at each end of every row: the model's ``⌈bytes / bytes_per_cycle⌉`` counts neither the latency
 per burst window nor the partial beats (:func:`read_cycles`).
+
+**Writer timing** (:func:`write_cycles`; the stream offers a word every cycle from cycle 1; the
+DRAM takes a write beat whenever the bandwidth cap allows and answers a burst ``L`` cycles after
+its last beat and its address): addresses go out as the reader's (``a_i``, with ``R_j`` now burst
+``j``'s response); word ``w`` of a row (``P_w`` bits of the row before it, from the row's offset
+in its first beat) is taken at ``x_w = max(x_{w−1} + 1, s_{⌈(P_w + k_w·bits) / data_bits⌉ − 3})``
+(the packer holds two beats), the row's first word one cycle after the previous row's last beat;
+beat ``b`` can go the cycle after the word that fills it (a row's last beats: after its last
+word) and goes at ``s_b = max(that, s_{b−1} + 1, dram_beat_cycle(b), a_{burst(b)} + 1)`` (write
+data follows its address); ``done`` is high at ``R_last + 2``.
 """
 
 from __future__ import annotations
@@ -188,3 +198,61 @@ def read_cycles(
         taken.append(max(offered, room))
     emit_until(len(groups) - 1)
     return emitted[-1] + 1
+
+
+def write_cycles(
+    op: Operand,
+    win: Window,
+    data_bits: int,
+    elems_per_cycle: int,
+    max_burst: int,
+    max_outstanding: int,
+    latency_cycles: int,
+    bytes_per_cycle: float | None,
+) -> int:
+    """Cycles from the writer's ``start`` to its ``done`` (module docstring's writer recurrence),
+    the element stream offering a word every cycle from cycle 1."""
+    check_transfer(op, win, data_bits)
+    check_write_alignment(op, win)
+    plan = bursts(op, win, data_bits, max_burst)
+    beat_bytes = data_bits // 8
+    burst_of = [i for i, b in enumerate(plan) for _ in range(b.beats)]
+    last_of = [sum(b.beats for b in plan[: i + 1]) - 1 for i in range(len(plan))]
+    issued: list[int] = []
+    ready: list[int] = []  # each beat's cycle from which it can go (its bits are in)
+    sent: list[int] = []
+
+    def answer(j: int) -> int:  # the cycle of burst j's write response
+        send_until(last_of[j])
+        return max(sent[last_of[j]], issued[j]) + latency_cycles
+
+    def send_until(b: int) -> None:
+        while len(sent) <= b:
+            k = len(sent)
+            i = burst_of[k]
+            while len(issued) <= i:
+                j = len(issued)
+                after = answer(j - max_outstanding) + 1 if j >= max_outstanding else 0
+                issued.append(max(issued[-1] + 1 if issued else 1, after))
+            beat = dram_beat_cycle(k, beat_bytes, bytes_per_cycle)
+            sent.append(max(ready[k], sent[-1] + 1 if sent else 0, beat, issued[i] + 1))
+
+    base, free = 0, 1  # the row's first beat; the cycle its first word can be taken from
+    for r in range(win.rows):
+        off = row_start_bit(op, win, r) % data_bits
+        nbeats = -(-(off + win.cols * op.bits) // data_bits)
+        filled, take = off, free - 1
+        for g in range(0, win.cols, elems_per_cycle):
+            k_bits = (min(g + elems_per_cycle, win.cols) - g) * op.bits
+            take += 1
+            gone = -(-(filled + k_bits) // data_bits) - 3  # this beat must have left by the take
+            if gone >= 0:
+                send_until(base + gone)
+                take = max(take, sent[base + gone])
+            filled += k_bits
+            while len(ready) - base < filled // data_bits and g + elems_per_cycle < win.cols:
+                ready.append(take + 1)
+        ready += [take + 1] * (base + nbeats - len(ready))
+        send_until(base + nbeats - 1)
+        base, free = base + nbeats, sent[base + nbeats - 1] + 1
+    return answer(len(plan) - 1) + 2

@@ -40,6 +40,7 @@ from hwmodel.arch.dma import (
 from hwmodel.arch.program import Operand
 from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.sequencer import ADDR_BITS, _output
+from hwmodel.rtl.verilog import working_block_verilog
 
 Wire: TypeAlias = pyrtl.WireVector
 
@@ -591,3 +592,46 @@ def simulate_writer(
                 raise RuntimeError("done before the stream was taken")
             return WriteRun(mem, cycle, tuple(addrs))
     raise RuntimeError(f"the writer did not finish within {max_cycles} cycles")
+
+
+def reader_verilog(
+    data_bits: int = 128,
+    elems_per_cycle: int = 4,
+    max_bits: int = 16,
+    module_name: str = "codesign_dma_reader",
+) -> str:
+    """Verilog of the reader (resets the PyRTL working block and builds it)."""
+    fresh_block()
+    tile_reader(data_bits, elems_per_cycle, max_bits)
+    return working_block_verilog(module_name)
+
+
+def writer_verilog(
+    data_bits: int = 128,
+    elems_per_cycle: int = 4,
+    max_bits: int = 16,
+    module_name: str = "codesign_dma_writer",
+) -> str:
+    """Verilog of the writer (resets the PyRTL working block and builds it)."""
+    fresh_block()
+    tile_writer(data_bits, elems_per_cycle, max_bits)
+    return working_block_verilog(module_name)
+
+
+def main() -> None:
+    """Print the Yosys (xcup) resources of the reader and the writer for a few bus widths."""
+    from hwmodel.rtl.verilog import synthesize_verilog
+
+    print("part    data_bits  elems/cycle    LUT     FF  CARRY  DSP  synth s", flush=True)
+    for data_bits, elems in ((64, 4), (128, 8), (512, 8)):
+        for name, verilog in (
+            ("reader", reader_verilog(data_bits, elems)),
+            ("writer", writer_verilog(data_bits, elems)),
+        ):
+            r = synthesize_verilog(verilog)
+            row = f"{name:7s} {data_bits:9d} {elems:12d} {r.lut:6d} {r.ff:6d} {r.carry:6d} {r.dsp:4d}"
+            print(f"{row} {r.synth_seconds:8.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
