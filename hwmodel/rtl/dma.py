@@ -1,23 +1,75 @@
 """PyRTL generator of the tile DMA: the reader that brings a window of a bit-packed operand from
 DRAM to the tile buffers as a stream of elements, and the writer that packs a stream of results
-back into the operand's layout (:mod:`hwmodel.arch.program`'s addressing; timing and bursts:
-:mod:`hwmodel.arch.dma`). AXI conventions as :mod:`hwmodel.rtl.sequencer` (``m_ar*``/``m_r*``,
-``m_aw*``/``m_w*``/``m_b*``, INCR bursts, ``arsize`` = the bus width).
+back into the operand's layout (:mod:`hwmodel.arch.program`'s addressing; bursts and exact cycle
+counts: :mod:`hwmodel.arch.dma`). AXI conventions as :mod:`hwmodel.rtl.sequencer` (``m_ar*`` /
+``m_r*``, ``m_aw*`` / ``m_w*`` / ``m_b*``, one ID, INCR bursts, ``a?size`` = the bus width).
+Build parameters: ``data_bits`` (a power of two ≥ 8), ``elems_per_cycle`` and ``max_bits``
+(``elems_per_cycle · max_bits ≤ data_bits``), ``max_burst`` (≤ 256 beats), ``max_outstanding``
+(bursts in flight).
 
-**Transfer inputs** (sampled in the ``start`` cycle, held by the DMA): ``op_addr`` (byte),
-``op_row_stride``, ``op_head_stride`` (elements), ``op_bits`` (1 … ``max_bits``), ``op_signed``,
-and the window ``win_head``, ``win_row0``, ``win_rows``, ``win_col0``, ``win_cols``.
+**Transfer inputs** (sampled in the ``start`` cycle, held by the DMA): ``op_addr`` (byte, 32
+bits), ``op_row_stride``, ``op_head_stride`` (elements, 32 bits), ``op_bits`` (1 … ``max_bits``),
+``op_signed``, and the window ``win_head``, ``win_row0``, ``win_rows``, ``win_col0``,
+``win_cols`` (16 bits each, ``rows``, ``cols`` ≥ 1).
 
 **Reader** (:func:`tile_reader`): an address generator walks the window's rows and issues each
 row's beats as INCR bursts (:func:`hwmodel.arch.dma.bursts`: ≤ ``max_burst`` beats, never across
 4 KiB), one address a cycle from the cycle after ``start``, up to ``max_outstanding`` bursts
-ahead of the data; ``m_rready`` stays high while the unpacker's two-beat window has room. The
-unpacker takes each row from its bit offset in its first beat and puts out ``out_count`` ≤
-``elems_per_cycle`` elements a cycle (``out_valid``; element ``i`` at ``out_data[i·max_bits …]``,
-sign- or zero-extended to ``max_bits``; one output word never mixes two rows; ``out_row_end`` on
-a row's last word, ``out_last`` on the window's), row-major, and ``done`` is high the cycle
-after the last word. ``elems_per_cycle · max_bits ≤ data_bits``. Cycles: exactly
-:func:`hwmodel.arch.dma.read_cycles`.
+ahead of the data (``m_arvalid`` … ``m_arburst``); ``m_rready`` is high while the unpacker's
+two-beat window has room. The unpacker takes each row from its bit offset in its first beat and
+puts out ``out_count`` ≤ ``elems_per_cycle`` elements a cycle (``out_valid``; element ``i`` at
+``out_data[i·max_bits …]``, sign- or zero-extended to ``max_bits``; a word never mixes two rows;
+``out_row_end`` on a row's last word, ``out_last`` on the window's; no back-pressure), row-major;
+``done`` is high the cycle after the last word.
+
+**Writer** (:func:`tile_writer`): the same address walk on ``m_aw*`` (``m_bready`` high, a burst
+retired by its response); ``in_ready`` takes a word of ``≤ elems_per_cycle`` elements of one row
+(``in_valid``, ``in_data`` as ``out_data``; a row's last word may be short: the writer counts the
+window), the packer shifts its codes into a two-beat window at the row's bit offset and sends
+each beat when full (``m_wvalid``, ``m_wdata``, ``m_wstrb``, ``m_wlast``; a burst's data only
+after its address), a row's last beat(s) when its last word is in; ``done`` the second cycle
+after the last response. **Partial bytes:** the writer never reads DRAM (no read-modify-write)
+and ``m_wstrb`` covers whole bytes, so every window row must start and end on a byte boundary
+(``row_stride·bits``, ``head_stride·bits``, ``col0·bits`` and ``cols·bits`` multiples of 8 where
+they matter): :func:`hwmodel.arch.dma.check_write_alignment` names the first edge that is not,
+and :func:`simulate_writer` refuses such a window. The compiler (``codesign/program/_compile.py``)
+starts every region on 64 bytes but strides rows by the tensor's last axis, so it *can* violate
+this: the attention probabilities (softmax output, rows of ``tokens`` codes) of the 17-token
+test ViT at W8A6 have rows of 102 bits (``blocks.*.attn.softmax``); on DeiT (197 tokens) any
+width but 8 or 16 bits does. W8A8 programs, and the mixed config of ``tests/test_program.py``,
+pass. A fix is the compiler's to make (pad such rows to a multiple of ``8 / gcd(bits, 8)``
+codes) or the writer's (merge rows that are contiguous in DRAM into one run).
+
+**Timing** (cycle 0 the ``start`` pulse): exactly :func:`hwmodel.arch.dma.read_cycles` /
+:func:`~hwmodel.arch.dma.write_cycles` against the testbench DRAM of :func:`simulate_reader` /
+:func:`simulate_writer` (latency ``L`` from an address to its first beat / from a last write beat
+to its response, one beat a cycle, and a bandwidth cap: beat ``k`` not before
+``⌈(k+1)·beat_bytes / B⌉``). A row of ``nb`` beats in one burst, the unpacker keeping up, reads in
+``1 + L + nb + 1`` cycles. The model's price of a tile transfer is ``⌈bytes / bytes_per_cycle⌉``
+(plus ``dram_latency_cycles`` on a layer's first load, :func:`hwmodel.arch.controller.layer_schedule`);
+the DMA differs by (1) whole beats: each window row is its own beats, ``⌊(S + cols·bits − 1) /
+data_bits⌋ − ⌊S / data_bits⌋ + 1`` of them, so a row that is not beat-aligned pays a partial beat
+at each end; (2) the bus: one beat a cycle, ``data_bits / 8`` bytes, whatever the device's
+``bytes_per_cycle``; (3) the output stream: ``elems_per_cycle`` elements a cycle, ``data_bits /
+bits`` per beat would be needed to keep up; (4) latency: ``L`` once per transfer when
+``max_outstanding`` bursts cover ``L`` cycles of beats, else again every ``max_outstanding``
+bursts (row-by-row bursts are short: 4 beats for a 256-byte row on 512 bits). DeiT-B fc1 on
+ZCU102 at 200 MHz (96 B/cycle, ``L`` = 43 cycles from the 214 ns of the calibration), an A tile of
+64 tokens × 256 channels at 8 bits (16 KiB; the weight tile 64 × 256 of the 3072 × 768 weight is
+the same): the model charges ``⌈16384 / 96⌉`` = 171 cycles (214 with the first-load latency); the
+DMA (``max_burst`` 16) takes 2,093 cycles on 128 bits with 8 elements a cycle (output-bound: 8 B a
+cycle), 1,069 with 16 a cycle (a ``max_bits`` = 8 build; bus-bound: 1,024 beats), 797 on 512 bits
+with 32 a cycle and 4 bursts in flight (latency-bound: 4 bursts of 4 beats per 43 cycles), 557
+with 8 or 16 in flight (output-bound: 512 words), and 301 = 1 + 43 + 256 + 1 with 64 a cycle
+(``max_bits`` 8) and 16 in flight — the best a 512-bit port does, 1.76× the model's 171 (64 B a
+beat against the 96 B a cycle the model assumes).
+
+**Area** (``python -m hwmodel.rtl.dma``: Yosys ``synth_xilinx -family xcup``, ``max_bits`` 16,
+``max_burst`` 16, 4 bursts in flight): reader 64 bits / 4 elements 2,102 LUT, 363 FF, 127
+CARRY, 10 DSP48E2 (the start's address products); 128 / 8: 4,573 LUT, 492 FF, 131 CARRY, 10 DSP;
+writer 64 / 4: 2,208 LUT, 456 FF, 186 CARRY, 10 DSP; 128 / 8: 3,847 LUT, 582 FF, 208 CARRY, 10
+DSP. The barrel shifters of the two-beat windows dominate and grow with ``data_bits``
+(synthesis took 38–191 s).
 """
 
 from __future__ import annotations
@@ -440,11 +492,13 @@ def transfer_values(op: Operand, win: Window) -> dict[str, int]:
 @dataclass(frozen=True)
 class ReadRun:
     """A simulated read: the elements (rows, cols), the cycles from ``start`` to ``done``, the
-    bursts issued (byte address, beats)."""
+    bursts issued (byte address, beats), and the input ports' values in each cycle (to replay the
+    run on the exported Verilog)."""
 
     values: npt.NDArray[np.int64]
     cycles: int
     bursts: tuple[tuple[int, int], ...]
+    input_vectors: tuple[dict[str, int], ...]
 
 
 def simulate_reader(
@@ -474,6 +528,7 @@ def simulate_reader(
     pending: list[tuple[int, int, bool]] = []  # (offered from, byte address, last)
     issued: list[tuple[int, int]] = []
     out: list[int] = []
+    vectors: list[dict[str, int]] = []
     beat_no = 0
     mask = (1 << max_bits) - 1
     for cycle in range(max_cycles):
@@ -486,6 +541,7 @@ def simulate_reader(
             chunk = image[addr : addr + beat_bytes].tobytes().ljust(beat_bytes, b"\0")
             inputs |= {"m_rvalid": 1, "m_rdata": int.from_bytes(chunk, "little"), "m_rlast": int(last)}
         sim.step(inputs)
+        vectors.append(inputs)
         if offered and sim.inspect("m_rready"):
             pending.pop(0)
             beat_no += 1
@@ -500,7 +556,7 @@ def simulate_reader(
                 out.append(code - (1 << max_bits) if op.signed and code >> (max_bits - 1) else code)
         if sim.inspect("done"):
             values = np.array(out, dtype=np.int64).reshape(win.rows, win.cols)
-            return ReadRun(values, cycle, tuple(issued))
+            return ReadRun(values, cycle, tuple(issued), tuple(vectors))
     raise RuntimeError(f"the reader did not finish within {max_cycles} cycles")
 
 
@@ -623,7 +679,7 @@ def main() -> None:
     from hwmodel.rtl.verilog import synthesize_verilog
 
     print("part    data_bits  elems/cycle    LUT     FF  CARRY  DSP  synth s", flush=True)
-    for data_bits, elems in ((64, 4), (128, 8), (512, 8)):
+    for data_bits, elems in ((64, 4), (128, 8)):
         for name, verilog in (
             ("reader", reader_verilog(data_bits, elems)),
             ("writer", writer_verilog(data_bits, elems)),
