@@ -1,7 +1,7 @@
 """The tile DMA (PyRTL): the reader brings any window of a bit-packed operand bit-exact
 (:func:`hwmodel.arch.program.read_operand`) in the cycles :func:`hwmodel.arch.dma.read_cycles`
-says; the writer stores a window as :func:`hwmodel.arch.program.write_operand` does and touches no
-byte outside it."""
+says; the writer stores a window as :func:`hwmodel.arch.program.write_operand` does, touches no
+byte outside it, in the cycles :func:`hwmodel.arch.dma.write_cycles` says."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from hwmodel.arch.dma import (
     BOUNDARY_BYTES,
+    DmaConfig,
     Window,
     bursts,
     check_write_alignment,
@@ -28,13 +29,24 @@ IMAGE_BYTES = 3 * BOUNDARY_BYTES
 
 
 @st.composite
-def transfers(draw: st.DrawFn, max_rows: int = 3, max_cols: int = 24) -> tuple[Operand, Window]:
-    """An operand (any width 1–16, signedness, byte address, strides) and a window inside it."""
+def transfers(
+    draw: st.DrawFn, max_rows: int = 3, max_cols: int = 24, byte_aligned: bool = False
+) -> tuple[Operand, Window]:
+    """An operand (any width 1–16, signedness, byte address, strides) and a window inside it;
+    ``byte_aligned``: columns and strides in units of ``8 / gcd(bits, 8)`` elements, so that
+    every window row starts and ends on a byte boundary (what the writer accepts)."""
     bits = draw(st.integers(1, 16))
-    rows, cols = draw(st.integers(1, max_rows)), draw(st.integers(1, max_cols))
-    head, row0, col0 = draw(st.integers(0, 2)), draw(st.integers(0, 3)), draw(st.integers(0, 9))
-    row_stride = draw(st.integers(col0 + cols, col0 + cols + 40))
-    head_stride = draw(st.sampled_from((0, (row0 + rows) * row_stride + draw(st.integers(0, 30)))))
+    unit = 8 // int(np.gcd(bits, 8)) if byte_aligned else 1
+    rows, cols = draw(st.integers(1, max_rows)), unit * draw(st.integers(1, max_cols // unit))
+    head, row0, col0 = (
+        draw(st.integers(0, 2)),
+        draw(st.integers(0, 3)),
+        unit * draw(st.integers(0, 9 // unit + 1)),
+    )
+    row_stride = col0 + cols + unit * draw(st.integers(0, 40 // unit))
+    head_stride = draw(
+        st.sampled_from((0, (row0 + rows) * row_stride + unit * draw(st.integers(0, 30 // unit))))
+    )
     span_bits = (head * head_stride + (row0 + rows) * row_stride) * bits
     addr = draw(st.integers(0, IMAGE_BYTES - span_bits // 8 - 8))
     return Operand(addr, row_stride, head_stride, bits, draw(st.integers(0, 1))), Window(
@@ -51,41 +63,37 @@ def image(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, IMAGE_BYTES, dtype=np.uint8)
 
 
+def configs(buses: tuple[tuple[int, int], ...]) -> st.SearchStrategy[DmaConfig]:
+    return st.builds(
+        lambda bus, burst, ahead: DmaConfig(bus[0], bus[1], 16, burst, ahead),
+        st.sampled_from(buses),
+        st.integers(1, 8),
+        st.integers(1, 3),
+    )
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     transfers(),
-    st.sampled_from(((32, 1), (64, 2), (64, 4), (128, 4), (128, 8))),
-    st.integers(1, 8),
-    st.integers(1, 3),
+    configs(((32, 1), (64, 2), (64, 4), (128, 4), (128, 8))),
     st.integers(1, 20),
     st.sampled_from((None, 2.0, 7.5, 16.0)),
     st.integers(0, 2**32 - 1),
 )
 def test_the_reader_is_bit_exact_and_takes_the_modelled_cycles(
-    transfer: tuple[Operand, Window],
-    bus: tuple[int, int],
-    max_burst: int,
-    max_outstanding: int,
-    latency: int,
-    bytes_per_cycle: float | None,
-    seed: int,
+    transfer: tuple[Operand, Window], cfg: DmaConfig, latency: int, bytes_per_cycle: float | None, seed: int
 ) -> None:
     op, win = transfer
-    data_bits, elems = bus
     mem = image(seed)
-    run = simulate_reader(
-        mem, op, win, data_bits, elems, max_burst, max_outstanding, latency, bytes_per_cycle
-    )
+    run = simulate_reader(mem, op, win, cfg, latency, bytes_per_cycle)
     np.testing.assert_array_equal(run.values, reference(mem, op, win))
-    assert list(run.bursts) == [(b.addr, b.beats) for b in bursts(op, win, data_bits, max_burst)]
-    assert run.cycles == read_cycles(
-        op, win, data_bits, elems, max_burst, max_outstanding, latency, bytes_per_cycle
-    )
+    assert list(run.bursts) == [(b.addr, b.beats) for b in bursts(op, win, cfg)]
+    assert run.cycles == read_cycles(op, win, cfg, latency, bytes_per_cycle)
 
 
 def test_bursts_respect_4k_and_the_burst_cap() -> None:
     op = Operand(BOUNDARY_BYTES - 40, 1000, 0, 8, 0)
-    plan = bursts(op, Window(0, 0, 2, 0, 200), 128, 8)
+    plan = bursts(op, Window(0, 0, 2, 0, 200), DmaConfig(128, max_burst=8))
     for b in plan:
         assert b.addr // BOUNDARY_BYTES == (b.addr + 16 * b.beats - 1) // BOUNDARY_BYTES
         assert 1 <= b.beats <= 8
@@ -97,12 +105,13 @@ def test_the_address_channel_runs_ahead_so_a_long_row_is_beat_limited() -> None:
     the beats come back to back; with 1, each burst waits for the previous one's last beat."""
     op, win = Operand(0, 256, 0, 8, 1), Window(0, 0, 1, 0, 256)
     mem = image(1)
-    ahead = simulate_reader(mem, op, win, 128, 8, 4, 4, 20)
-    serial = simulate_reader(mem, op, win, 128, 8, 4, 1, 20)
+    ahead = simulate_reader(mem, op, win, DmaConfig(128, 8, 16, 4, 4), 20)
+    serial_cfg = DmaConfig(128, 8, 16, 4, 1)
+    serial = simulate_reader(mem, op, win, serial_cfg, 20)
     np.testing.assert_array_equal(ahead.values, reference(mem, op, win))
     # 16 beats, one a cycle after the latency; 2 output words a beat (8 elements of 8 bits)
     assert ahead.cycles == 1 + 20 + 2 * 16 + 1
-    assert serial.cycles == read_cycles(op, win, 128, 8, 4, 1, 20, None) > ahead.cycles + 2 * 20
+    assert serial.cycles == read_cycles(op, win, serial_cfg, 20, None) > ahead.cycles + 2 * 20
 
 
 @pytest.mark.slow
@@ -115,26 +124,10 @@ def test_the_reader_on_bigger_windows(
 ) -> None:
     op, win = transfer
     mem = image(seed)
-    run = simulate_reader(mem, op, win, bus[0], bus[1], 16, 4, 30, 9.6)
+    cfg = DmaConfig(*bus)
+    run = simulate_reader(mem, op, win, cfg, 30, 9.6)
     np.testing.assert_array_equal(run.values, reference(mem, op, win))
-    assert run.cycles == read_cycles(op, win, bus[0], bus[1], 16, 4, 30, 9.6)
-
-
-@st.composite
-def byte_aligned_transfers(draw: st.DrawFn, max_rows: int = 3, max_units: int = 6) -> tuple[Operand, Window]:
-    """Transfers whose window rows start and end on byte boundaries (what the writer accepts):
-    columns, strides in units of ``8 / gcd(bits, 8)`` elements."""
-    bits = draw(st.integers(1, 16))
-    unit = 8 // np.gcd(bits, 8)
-    rows, cols = draw(st.integers(1, max_rows)), unit * draw(st.integers(1, max_units))
-    head, row0, col0 = draw(st.integers(0, 2)), draw(st.integers(0, 3)), unit * draw(st.integers(0, 3))
-    row_stride = col0 + cols + unit * draw(st.integers(0, 4))
-    head_stride = draw(st.sampled_from((0, (row0 + rows) * row_stride + unit * draw(st.integers(0, 3)))))
-    span_bits = (head * head_stride + (row0 + rows) * row_stride) * bits
-    addr = draw(st.integers(0, IMAGE_BYTES - span_bits // 8 - 8))
-    return Operand(addr, row_stride, head_stride, bits, draw(st.integers(0, 1))), Window(
-        head, row0, rows, col0, cols
-    )
+    assert run.cycles == read_cycles(op, win, cfg, 30, 9.6)
 
 
 def window_bytes(op: Operand, win: Window) -> np.ndarray:
@@ -148,31 +141,21 @@ def window_bytes(op: Operand, win: Window) -> np.ndarray:
 
 @settings(max_examples=20, deadline=None)
 @given(
-    byte_aligned_transfers(),
-    st.sampled_from(((32, 1), (64, 2), (128, 4), (128, 8))),
-    st.integers(1, 8),
-    st.integers(1, 3),
+    transfers(byte_aligned=True),
+    configs(((32, 1), (64, 2), (128, 4), (128, 8))),
     st.integers(1, 20),
     st.sampled_from((None, 2.0, 16.0)),
     st.integers(0, 2**32 - 1),
 )
 def test_the_writer_stores_the_window_and_nothing_else_in_the_modelled_cycles(
-    transfer: tuple[Operand, Window],
-    bus: tuple[int, int],
-    max_burst: int,
-    max_outstanding: int,
-    latency: int,
-    bytes_per_cycle: float | None,
-    seed: int,
+    transfer: tuple[Operand, Window], cfg: DmaConfig, latency: int, bytes_per_cycle: float | None, seed: int
 ) -> None:
     op, win = transfer
     mem = image(seed)
     rng = np.random.default_rng(seed + 1)
     lo, hi = (-(1 << (op.bits - 1)), (1 << (op.bits - 1)) - 1) if op.signed else (0, (1 << op.bits) - 1)
     values = rng.integers(lo, hi + 1, (win.rows, win.cols))
-    run = simulate_writer(
-        mem, op, win, values, bus[0], bus[1], max_burst, max_outstanding, latency, bytes_per_cycle
-    )
+    run = simulate_writer(mem, op, win, values, cfg, latency, bytes_per_cycle)
     np.testing.assert_array_equal(reference(run.image, op, win), values)
     outside = ~window_bytes(op, win)
     np.testing.assert_array_equal(run.image[outside], mem[outside])
@@ -180,10 +163,8 @@ def test_the_writer_stores_the_window_and_nothing_else_in_the_modelled_cycles(
     corner = row_start_bit(op, win, 0) // 8
     write_operand(want, Operand(corner, op.row_stride, 0, op.bits, op.signed), values[None])
     np.testing.assert_array_equal(run.image, want)
-    assert list(run.bursts) == [(b.addr, b.beats) for b in bursts(op, win, bus[0], max_burst)]
-    assert run.cycles == write_cycles(
-        op, win, bus[0], bus[1], max_burst, max_outstanding, latency, bytes_per_cycle
-    )
+    assert list(run.bursts) == [(b.addr, b.beats) for b in bursts(op, win, cfg)]
+    assert run.cycles == write_cycles(op, win, cfg, latency, bytes_per_cycle)
 
 
 @given(transfers())
@@ -195,7 +176,14 @@ def test_the_writer_refuses_windows_with_partial_edge_bytes(transfer: tuple[Oper
     with pytest.raises(ValueError, match="byte boundaries"):
         check_write_alignment(op, win)
     with pytest.raises(ValueError, match="byte boundaries"):
-        simulate_writer(image(0), op, win, np.zeros((win.rows, win.cols), dtype=np.int64))
+        simulate_writer(image(0), op, win, np.zeros((win.rows, win.cols), dtype=np.int64), DmaConfig())
+
+
+def test_a_build_the_unpacker_cannot_hold_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_bits"):
+        DmaConfig(64, 8, 16)
+    with pytest.raises(ValueError, match="power of two"):
+        DmaConfig(96, 2)
 
 
 @pytest.mark.skipif(not iverilog_available(), reason="iverilog not installed")
@@ -204,9 +192,10 @@ def test_the_exported_reader_verilog_replays_the_simulation() -> None:
     ``done`` cycle."""
     op, win = Operand(5, 41, 0, 7, 1), Window(0, 1, 2, 3, 13)
     mem = image(7)
-    run = simulate_reader(mem, op, win, 32, 2, 2, 2, 5)
+    cfg = DmaConfig(32, 2, 16, 2, 2)
+    run = simulate_reader(mem, op, win, cfg, 5)
     names = ["out_valid", "out_data", "out_count", "done"]
-    rows = cosimulate_verilog(reader_verilog(32, 2, module_name="toplevel"), run.input_vectors, names)
+    rows = cosimulate_verilog(reader_verilog(cfg, module_name="toplevel"), run.input_vectors, names)
     got = []
     for row in rows:
         if row["out_valid"]:
@@ -217,7 +206,10 @@ def test_the_exported_reader_verilog_replays_the_simulation() -> None:
 
 
 def test_the_verilog_names_the_axi_ports() -> None:
-    reader, writer = port_decls(reader_verilog(64, 4)), port_decls(writer_verilog(64, 4))
+    reader, writer = (
+        port_decls(reader_verilog(DmaConfig(64, 4))),
+        port_decls(writer_verilog(DmaConfig(64, 4))),
+    )
     assert reader["m_rdata"] == ("input", 64) and reader["m_araddr"] == ("output", 32)
     assert reader["out_data"] == ("output", 64) and reader["m_arlen"] == ("output", 8)
     assert writer["m_wstrb"] == ("output", 8) and writer["m_wdata"] == ("output", 64)
@@ -226,5 +218,5 @@ def test_the_verilog_names_the_axi_ports() -> None:
 
 @pytest.mark.slow
 def test_the_reader_synthesises() -> None:
-    r = synthesize_verilog(reader_verilog(64, 4))
+    r = synthesize_verilog(reader_verilog(DmaConfig(64, 4)))
     assert r.lut > 0 and r.ff > 0 and r.bram36 == 0

@@ -40,12 +40,44 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from hwmodel.arch.program import Operand
 
 #: AXI4: a burst must not cross a 4 KiB address boundary.
 BOUNDARY_BYTES = 4096
 #: AXI4 INCR bursts hold at most 256 beats.
 AXI_MAX_BURST = 256
+
+
+@dataclass(frozen=True)
+class DmaConfig:
+    """A DMA build: bus width, output / input words (``elems_per_cycle`` codes of up to
+    ``max_bits``), longest burst and bursts in flight."""
+
+    data_bits: int = 128
+    elems_per_cycle: int = 4
+    max_bits: int = 16
+    max_burst: int = 16
+    max_outstanding: int = 4
+
+    def __post_init__(self) -> None:
+        d = self.data_bits
+        if d < 8 or d & (d - 1) or d > 8 * BOUNDARY_BYTES:
+            raise ValueError(f"data_bits {d}: a power of two of whole bytes")
+        if self.elems_per_cycle < 1 or self.elems_per_cycle * self.max_bits > d:
+            raise ValueError(
+                f"elems_per_cycle {self.elems_per_cycle} · max_bits {self.max_bits} > data_bits {d}"
+            )
+        if not 1 <= self.max_burst <= AXI_MAX_BURST or self.max_outstanding < 1:
+            raise ValueError(
+                f"max_burst {self.max_burst} outside 1…{AXI_MAX_BURST} "
+                f"or max_outstanding {self.max_outstanding} < 1"
+            )
+
+    @property
+    def beat_bytes(self) -> int:
+        return self.data_bits // 8
 
 
 @dataclass(frozen=True)
@@ -75,14 +107,12 @@ def row_start_bit(op: Operand, win: Window, row: int) -> int:
     return 8 * op.addr + index * op.bits
 
 
-def check_transfer(op: Operand, win: Window, data_bits: int, max_bits: int = 16) -> None:
+def check_transfer(op: Operand, win: Window, cfg: DmaConfig) -> None:
     """``ValueError`` where the RTL cannot move ``win`` of ``op`` (widths, an empty window)."""
-    if not 1 <= op.bits <= max_bits:
-        raise ValueError(f"element width {op.bits}: the DMA moves 1 to {max_bits} bits")
+    if not 1 <= op.bits <= cfg.max_bits:
+        raise ValueError(f"element width {op.bits}: the DMA moves 1 to {cfg.max_bits} bits")
     if win.rows < 1 or win.cols < 1:
         raise ValueError(f"empty window {win}")
-    if data_bits % 8 or data_bits & (data_bits - 1) or data_bits > 8 * BOUNDARY_BYTES:
-        raise ValueError(f"data_bits {data_bits}: a power of two of whole bytes")
 
 
 def check_write_alignment(op: Operand, win: Window) -> None:
@@ -101,10 +131,10 @@ def check_write_alignment(op: Operand, win: Window) -> None:
                 )
 
 
-def bursts(op: Operand, win: Window, data_bits: int, max_burst: int) -> list[Burst]:
+def bursts(op: Operand, win: Window, cfg: DmaConfig) -> list[Burst]:
     """The bursts of a transfer, in issue order: each window row's beats, split at ``max_burst``
     beats and at 4 KiB boundaries."""
-    beat_bytes = data_bits // 8
+    data_bits, beat_bytes = cfg.data_bits, cfg.beat_bytes
     page = BOUNDARY_BYTES // beat_bytes
     out: list[Burst] = []
     for r in range(win.rows):
@@ -112,7 +142,7 @@ def bursts(op: Operand, win: Window, data_bits: int, max_burst: int) -> list[Bur
         first, last = start // data_bits, (start + win.cols * op.bits - 1) // data_bits
         beat = first
         while beat <= last:
-            n = min(last - beat + 1, max_burst, page - beat % page)
+            n = min(last - beat + 1, cfg.max_burst, page - beat % page)
             out.append(Burst(beat * beat_bytes, n, r))
             beat += n
     return out
@@ -147,23 +177,22 @@ def _groups(op: Operand, win: Window, data_bits: int, elems_per_cycle: int) -> l
     return out
 
 
+def _beat_index(plan: list[Burst]) -> tuple[list[int], list[int]]:
+    """Each beat's burst, and each burst's last beat (indices in the transfer)."""
+    burst_of = [i for i, b in enumerate(plan) for _ in range(b.beats)]
+    last_of = list(np.cumsum([b.beats for b in plan], dtype=np.int64) - 1)
+    return burst_of, [int(x) for x in last_of]
+
+
 def read_cycles(
-    op: Operand,
-    win: Window,
-    data_bits: int,
-    elems_per_cycle: int,
-    max_burst: int,
-    max_outstanding: int,
-    latency_cycles: int,
-    bytes_per_cycle: float | None,
+    op: Operand, win: Window, cfg: DmaConfig, latency_cycles: int, bytes_per_cycle: float | None
 ) -> int:
     """Cycles from the reader's ``start`` to its ``done`` (module docstring's recurrence)."""
-    check_transfer(op, win, data_bits)
-    plan = bursts(op, win, data_bits, max_burst)
-    groups = _groups(op, win, data_bits, elems_per_cycle)
-    beat_bytes = data_bits // 8
-    burst_of = [i for i, b in enumerate(plan) for _ in range(b.beats)]
-    last_of = [sum(b.beats for b in plan[: i + 1]) - 1 for i in range(len(plan))]
+    check_transfer(op, win, cfg)
+    plan = bursts(op, win, cfg)
+    groups = _groups(op, win, cfg.data_bits, cfg.elems_per_cycle)
+    beat_bytes, max_outstanding = cfg.beat_bytes, cfg.max_outstanding
+    burst_of, last_of = _beat_index(plan)
     taken: list[int] = []
     emitted: list[int] = []
     issued: list[int] = []
@@ -201,23 +230,16 @@ def read_cycles(
 
 
 def write_cycles(
-    op: Operand,
-    win: Window,
-    data_bits: int,
-    elems_per_cycle: int,
-    max_burst: int,
-    max_outstanding: int,
-    latency_cycles: int,
-    bytes_per_cycle: float | None,
+    op: Operand, win: Window, cfg: DmaConfig, latency_cycles: int, bytes_per_cycle: float | None
 ) -> int:
     """Cycles from the writer's ``start`` to its ``done`` (module docstring's writer recurrence),
     the element stream offering a word every cycle from cycle 1."""
-    check_transfer(op, win, data_bits)
+    check_transfer(op, win, cfg)
     check_write_alignment(op, win)
-    plan = bursts(op, win, data_bits, max_burst)
-    beat_bytes = data_bits // 8
-    burst_of = [i for i, b in enumerate(plan) for _ in range(b.beats)]
-    last_of = [sum(b.beats for b in plan[: i + 1]) - 1 for i in range(len(plan))]
+    plan = bursts(op, win, cfg)
+    data_bits, elems_per_cycle = cfg.data_bits, cfg.elems_per_cycle
+    beat_bytes, max_outstanding = cfg.beat_bytes, cfg.max_outstanding
+    burst_of, last_of = _beat_index(plan)
     issued: list[int] = []
     ready: list[int] = []  # each beat's cycle from which it can go (its bits are in)
     sent: list[int] = []

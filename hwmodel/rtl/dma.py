@@ -82,8 +82,8 @@ import numpy.typing as npt
 import pyrtl
 
 from hwmodel.arch.dma import (
-    AXI_MAX_BURST,
     BOUNDARY_BYTES,
+    DmaConfig,
     Window,
     check_transfer,
     check_write_alignment,
@@ -305,28 +305,11 @@ def unpacker(t: Transfer, rvalid: Wire, rdata: Wire, elems: int, max_bits: int) 
     return stream, rready
 
 
-def _check_build(
-    data_bits: int, elems_per_cycle: int, max_bits: int, max_burst: int, max_outstanding: int
-) -> None:
-    if elems_per_cycle * max_bits > data_bits or not 1 <= max_burst <= AXI_MAX_BURST or max_outstanding < 1:
-        raise ValueError(
-            f"DMA build: elems_per_cycle {elems_per_cycle} · max_bits {max_bits} > data_bits {data_bits}, "
-            f"or max_burst {max_burst} outside 1…{AXI_MAX_BURST}, or max_outstanding {max_outstanding} < 1"
-        )
-    _log2(data_bits)
-
-
-def tile_reader(
-    data_bits: int = 128,
-    elems_per_cycle: int = 4,
-    max_bits: int = 16,
-    max_burst: int = 16,
-    max_outstanding: int = 4,
-) -> None:
+def tile_reader(cfg: DmaConfig) -> None:
     """The reader with named ports (module docstring) in the working block."""
-    _check_build(data_bits, elems_per_cycle, max_bits, max_burst, max_outstanding)
-    start = pyrtl.Input(1, "start")
-    t = transfer_inputs(start)
+    data_bits, elems_per_cycle, max_bits = cfg.data_bits, cfg.elems_per_cycle, cfg.max_bits
+    max_burst, max_outstanding = cfg.max_burst, cfg.max_outstanding
+    t = transfer_inputs(pyrtl.Input(1, "start"))
     arready = pyrtl.Input(1, "m_arready")
     rvalid, rdata, rlast = (
         pyrtl.Input(1, "m_rvalid"),
@@ -413,17 +396,11 @@ def packer(
     return in_ready, wvalid, acc[:data_bits], upto & ~below, active
 
 
-def tile_writer(
-    data_bits: int = 128,
-    elems_per_cycle: int = 4,
-    max_bits: int = 16,
-    max_burst: int = 16,
-    max_outstanding: int = 4,
-) -> None:
+def tile_writer(cfg: DmaConfig) -> None:
     """The writer with named ports (module docstring) in the working block."""
-    _check_build(data_bits, elems_per_cycle, max_bits, max_burst, max_outstanding)
-    start = pyrtl.Input(1, "start")
-    t = transfer_inputs(start)
+    data_bits, elems_per_cycle, max_bits = cfg.data_bits, cfg.elems_per_cycle, cfg.max_bits
+    max_burst, max_outstanding = cfg.max_burst, cfg.max_outstanding
+    t = transfer_inputs(pyrtl.Input(1, "start"))
     awready, wready = pyrtl.Input(1, "m_awready"), pyrtl.Input(1, "m_wready")
     bvalid = pyrtl.Input(1, "m_bvalid")
     in_valid, in_data = pyrtl.Input(1, "in_valid"), pyrtl.Input(elems_per_cycle * max_bits, "in_data")
@@ -445,14 +422,14 @@ def tile_writer(
     in_burst.next <<= pyrtl.select(
         t.start | (sent & wlast), pyrtl.Const(0, 8), pyrtl.select(sent, in_burst + 1, in_burst)
     )
-    count = pyrtl.Register(max_outstanding.bit_length() + 1)
     issue = aw.valid & awready
+    count = pyrtl.Register(max_outstanding.bit_length() + 1)
     count.next <<= (count + issue - bvalid)[: len(count)]
     room <<= count < max_outstanding
     ahead.next <<= (ahead + issue - (sent & wlast))[: len(ahead)]
     running = pyrtl.Register(1)
     over = running & ~aw.busy & ~packing & (count == 0)
-    running.next <<= pyrtl.select(start, pyrtl.Const(1, 1), running & ~over)
+    running.next <<= pyrtl.select(t.start, pyrtl.Const(1, 1), running & ~over)
     done = pyrtl.Register(1)
     done.next <<= over
     outputs = {
@@ -505,24 +482,20 @@ def simulate_reader(
     image: npt.NDArray[np.uint8],
     op: Operand,
     win: Window,
-    data_bits: int = 128,
-    elems_per_cycle: int = 4,
-    max_burst: int = 16,
-    max_outstanding: int = 4,
+    cfg: DmaConfig,
     latency_cycles: int = 16,
     bytes_per_cycle: float | None = None,
-    max_bits: int = 16,
     max_cycles: int = 1_000_000,
 ) -> ReadRun:
     """Run one transfer of the reader against a DRAM image (bytes): the DRAM takes every
     address, offers a burst's beats from ``latency_cycles`` after its address, in order, one a
     cycle, each no earlier than :func:`hwmodel.arch.dma.dram_beat_cycle` allows (the bandwidth
     cap ``bytes_per_cycle``), and holds a beat until ``m_rready``. Resets the working block."""
-    check_transfer(op, win, data_bits, max_bits)
+    check_transfer(op, win, cfg)
     fresh_block()
-    tile_reader(data_bits, elems_per_cycle, max_bits, max_burst, max_outstanding)
+    tile_reader(cfg)
     sim = pyrtl.FastSimulation()
-    beat_bytes = data_bits // 8
+    beat_bytes, max_bits = cfg.beat_bytes, cfg.max_bits
     idle = {name: 0 for name, _ in _TRANSFER_PORTS}
     quiet = {"m_arready": 1, "m_rvalid": 0, "m_rdata": 0, "m_rlast": 0}
     pending: list[tuple[int, int, bool]] = []  # (offered from, byte address, last)
@@ -575,13 +548,9 @@ def simulate_writer(
     op: Operand,
     win: Window,
     values: npt.ArrayLike,
-    data_bits: int = 128,
-    elems_per_cycle: int = 4,
-    max_burst: int = 16,
-    max_outstanding: int = 4,
+    cfg: DmaConfig,
     latency_cycles: int = 16,
     bytes_per_cycle: float | None = None,
-    max_bits: int = 16,
     max_cycles: int = 1_000_000,
 ) -> WriteRun:
     """Write ``values`` (rows, cols) to window ``win`` of ``op`` in a copy of ``image``: the
@@ -589,14 +558,14 @@ def simulate_writer(
     ``start``; the DRAM takes every address and a write beat each cycle the bandwidth cap allows
     (:func:`hwmodel.arch.dma.dram_beat_cycle`), writes the strobed bytes, and answers a burst
     ``latency_cycles`` after its last beat (and its address). Resets the working block."""
-    check_transfer(op, win, data_bits, max_bits)
+    check_transfer(op, win, cfg)
     check_write_alignment(op, win)
     v = np.asarray(values, dtype=np.int64).reshape(win.rows, win.cols)
     fresh_block()
-    tile_writer(data_bits, elems_per_cycle, max_bits, max_burst, max_outstanding)
+    tile_writer(cfg)
     sim = pyrtl.FastSimulation()
     mem = image.copy()
-    beat_bytes = data_bits // 8
+    beat_bytes, max_bits, elems_per_cycle = cfg.beat_bytes, cfg.max_bits, cfg.elems_per_cycle
     idle = {name: 0 for name, _ in _TRANSFER_PORTS}
     words = [
         v[r, c : min(c + elems_per_cycle, win.cols)]
@@ -605,7 +574,6 @@ def simulate_writer(
     ]
     mask = (1 << max_bits) - 1
     addrs: list[tuple[int, int]] = []  # bursts announced: (byte address, beats)
-    issued: list[tuple[int, int]] = []
     answers: list[int] = []  # cycles of the B responses due
     aw_at: list[int] = []
     burst, beat, beat_no = 0, 0, 0
@@ -641,7 +609,6 @@ def simulate_writer(
             beat, beat_no = beat + 1, beat_no + 1
             if beat == n:
                 answers.append(max(cycle, aw_at[burst]) + latency_cycles)
-                issued.append((addr, n))
                 burst, beat = burst + 1, 0
         if sim.inspect("done"):
             if words:
@@ -650,27 +617,17 @@ def simulate_writer(
     raise RuntimeError(f"the writer did not finish within {max_cycles} cycles")
 
 
-def reader_verilog(
-    data_bits: int = 128,
-    elems_per_cycle: int = 4,
-    max_bits: int = 16,
-    module_name: str = "codesign_dma_reader",
-) -> str:
+def reader_verilog(cfg: DmaConfig, module_name: str = "codesign_dma_reader") -> str:
     """Verilog of the reader (resets the PyRTL working block and builds it)."""
     fresh_block()
-    tile_reader(data_bits, elems_per_cycle, max_bits)
+    tile_reader(cfg)
     return working_block_verilog(module_name)
 
 
-def writer_verilog(
-    data_bits: int = 128,
-    elems_per_cycle: int = 4,
-    max_bits: int = 16,
-    module_name: str = "codesign_dma_writer",
-) -> str:
+def writer_verilog(cfg: DmaConfig, module_name: str = "codesign_dma_writer") -> str:
     """Verilog of the writer (resets the PyRTL working block and builds it)."""
     fresh_block()
-    tile_writer(data_bits, elems_per_cycle, max_bits)
+    tile_writer(cfg)
     return working_block_verilog(module_name)
 
 
@@ -681,8 +638,8 @@ def main() -> None:
     print("part    data_bits  elems/cycle    LUT     FF  CARRY  DSP  synth s", flush=True)
     for data_bits, elems in ((64, 4), (128, 8)):
         for name, verilog in (
-            ("reader", reader_verilog(data_bits, elems)),
-            ("writer", writer_verilog(data_bits, elems)),
+            ("reader", reader_verilog(DmaConfig(data_bits, elems))),
+            ("writer", writer_verilog(DmaConfig(data_bits, elems))),
         ):
             r = synthesize_verilog(verilog)
             row = f"{name:7s} {data_bits:9d} {elems:12d} {r.lut:6d} {r.ff:6d} {r.carry:6d} {r.dsp:4d}"
