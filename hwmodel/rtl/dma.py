@@ -192,6 +192,16 @@ class AddressChannel:
     length: Wire
     busy: Wire
 
+    def ports(self, prefix: str, data_bits: int) -> dict[str, Wire]:
+        """The channel's AXI4 ports (``<prefix>valid`` … ``<prefix>burst``: INCR, full-width beats)."""
+        return {
+            f"{prefix}valid": self.valid,
+            f"{prefix}addr": self.addr,
+            f"{prefix}len": self.length,
+            f"{prefix}size": pyrtl.Const(_log2(data_bits // 8), 3),
+            f"{prefix}burst": pyrtl.Const(1, 2),
+        }
+
 
 def burst_generator(t: Transfer, ready: Wire, room: Wire, data_bits: int, max_burst: int) -> AddressChannel:
     """Walk the window's rows and put out their bursts (:func:`hwmodel.arch.dma.bursts`), one a
@@ -324,11 +334,7 @@ def tile_reader(cfg: DmaConfig) -> None:
     done = pyrtl.Register(1)
     done.next <<= stream.last
     outputs = {
-        "m_arvalid": ar.valid,
-        "m_araddr": ar.addr,
-        "m_arlen": ar.length,
-        "m_arsize": pyrtl.Const(_log2(data_bits // 8), 3),
-        "m_arburst": pyrtl.Const(1, 2),
+        **ar.ports("m_ar", data_bits),
         "m_rready": rready,
         "out_valid": stream.valid,
         "out_data": stream.data,
@@ -433,11 +439,7 @@ def tile_writer(cfg: DmaConfig) -> None:
     done = pyrtl.Register(1)
     done.next <<= over
     outputs = {
-        "m_awvalid": aw.valid,
-        "m_awaddr": aw.addr,
-        "m_awlen": aw.length,
-        "m_awsize": pyrtl.Const(_log2(data_bits // 8), 3),
-        "m_awburst": pyrtl.Const(1, 2),
+        **aw.ports("m_aw", data_bits),
         "m_wvalid": wvalid,
         "m_wdata": wdata,
         "m_wstrb": wstrb,
