@@ -220,3 +220,14 @@ def test_the_verilog_names_the_axi_ports() -> None:
 def test_the_reader_synthesises() -> None:
     r = synthesize_verilog(reader_verilog(DmaConfig(64, 4)))
     assert r.lut > 0 and r.ff > 0 and r.bram36 == 0
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 16), st.integers(1, 40), st.sampled_from((1, 2, 4, 8)), st.integers(0, 3))
+def test_a_streamed_burst_takes_latency_plus_beats(beats: int, latency: int, bits: int, seed: int) -> None:
+    """One beat-aligned row in one burst, the unpacker taking a whole beat a cycle: ``1 + L +
+    beats + 1`` cycles (the module docstring's closed form)."""
+    cfg = DmaConfig(64, 64 // bits, bits, 16, 1)
+    op, win = Operand(64 * seed, 0, 0, bits, 1), Window(0, 0, 1, 0, beats * 64 // bits)
+    run = simulate_reader(image(seed), op, win, cfg, latency)
+    assert run.cycles == read_cycles(op, win, cfg, latency, None) == 1 + latency + beats + 1

@@ -107,8 +107,11 @@ def row_start_bit(op: Operand, win: Window, row: int) -> int:
     return 8 * op.addr + index * op.bits
 
 
-def check_transfer(op: Operand, win: Window, cfg: DmaConfig) -> None:
-    """``ValueError`` where the RTL cannot move ``win`` of ``op`` (widths, an empty window)."""
+def check_transfer(op: Operand, win: Window, cfg: DmaConfig, latency_cycles: int = 1) -> None:
+    """``ValueError`` where the RTL cannot move ``win`` of ``op`` (widths, an empty window) or the
+    DRAM would answer in the cycle of the request (``latency_cycles`` < 1)."""
+    if latency_cycles < 1:
+        raise ValueError(f"DRAM latency {latency_cycles}: at least one cycle")
     if not 1 <= op.bits <= cfg.max_bits:
         raise ValueError(f"element width {op.bits}: the DMA moves 1 to {cfg.max_bits} bits")
     if win.rows < 1 or win.cols < 1:
@@ -188,7 +191,7 @@ def read_cycles(
     op: Operand, win: Window, cfg: DmaConfig, latency_cycles: int, bytes_per_cycle: float | None
 ) -> int:
     """Cycles from the reader's ``start`` to its ``done`` (module docstring's recurrence)."""
-    check_transfer(op, win, cfg)
+    check_transfer(op, win, cfg, latency_cycles)
     plan = bursts(op, win, cfg)
     groups = _groups(op, win, cfg.data_bits, cfg.elems_per_cycle)
     beat_bytes, max_outstanding = cfg.beat_bytes, cfg.max_outstanding
@@ -234,7 +237,7 @@ def write_cycles(
 ) -> int:
     """Cycles from the writer's ``start`` to its ``done`` (module docstring's writer recurrence),
     the element stream offering a word every cycle from cycle 1."""
-    check_transfer(op, win, cfg)
+    check_transfer(op, win, cfg, latency_cycles)
     check_write_alignment(op, win)
     plan = bursts(op, win, cfg)
     data_bits, elems_per_cycle = cfg.data_bits, cfg.elems_per_cycle

@@ -493,7 +493,7 @@ def simulate_reader(
     address, offers a burst's beats from ``latency_cycles`` after its address, in order, one a
     cycle, each no earlier than :func:`hwmodel.arch.dma.dram_beat_cycle` allows (the bandwidth
     cap ``bytes_per_cycle``), and holds a beat until ``m_rready``. Resets the working block."""
-    check_transfer(op, win, cfg)
+    check_transfer(op, win, cfg, latency_cycles)
     fresh_block()
     tile_reader(cfg)
     sim = pyrtl.FastSimulation()
@@ -560,7 +560,7 @@ def simulate_writer(
     ``start``; the DRAM takes every address and a write beat each cycle the bandwidth cap allows
     (:func:`hwmodel.arch.dma.dram_beat_cycle`), writes the strobed bytes, and answers a burst
     ``latency_cycles`` after its last beat (and its address). Resets the working block."""
-    check_transfer(op, win, cfg)
+    check_transfer(op, win, cfg, latency_cycles)
     check_write_alignment(op, win)
     v = np.asarray(values, dtype=np.int64).reshape(win.rows, win.cols)
     fresh_block()
