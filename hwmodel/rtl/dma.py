@@ -62,7 +62,9 @@ cycle), 1,069 with 16 a cycle (a ``max_bits`` = 8 build; bus-bound: 1,024 beats)
 with 32 a cycle and 4 bursts in flight (latency-bound: 4 bursts of 4 beats per 43 cycles), 557
 with 8 or 16 in flight (output-bound: 512 words), and 301 = 1 + 43 + 256 + 1 with 64 a cycle
 (``max_bits`` 8) and 16 in flight — the best a 512-bit port does, 1.76× the model's 171 (64 B a
-beat against the 96 B a cycle the model assumes).
+beat against the 96 B a cycle the model assumes). Writing the C tile (64 × 256 of the 197 × 3072
+output, 8 bits, 16 KiB) takes 2,157 / 1,133 / 816 / 365 cycles (128 / 8; 128 / 16; 512 / 32, 4 in flight; 512 / 64, 16)
+(:func:`~hwmodel.arch.dma.write_cycles`: the response latency of the last burst adds ``L + 1``).
 
 **Area** (``python -m hwmodel.rtl.dma``: Yosys ``synth_xilinx -family xcup``, ``max_bits`` 16,
 ``max_burst`` 16, 4 bursts in flight): reader 64 bits / 4 elements 2,102 LUT, 363 FF, 127
@@ -557,9 +559,10 @@ def simulate_writer(
 ) -> WriteRun:
     """Write ``values`` (rows, cols) to window ``win`` of ``op`` in a copy of ``image``: the
     stream offers the next ``≤ elems_per_cycle`` elements of the current row every cycle from
-    ``start``; the DRAM takes every address and a write beat each cycle the bandwidth cap allows
-    (:func:`hwmodel.arch.dma.dram_beat_cycle`), writes the strobed bytes, and answers a burst
-    ``latency_cycles`` after its last beat (and its address). Resets the working block."""
+    the one after ``start``; the DRAM takes every address and a write beat each cycle the
+    bandwidth cap allows (:func:`hwmodel.arch.dma.dram_beat_cycle`), writes the strobed bytes, and
+    answers a burst ``latency_cycles`` (≥ 1) after its last beat (and its address). Resets the
+    working block."""
     check_transfer(op, win, cfg, latency_cycles)
     check_write_alignment(op, win)
     v = np.asarray(values, dtype=np.int64).reshape(win.rows, win.cols)
