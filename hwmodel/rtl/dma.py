@@ -63,8 +63,9 @@ with 32 a cycle and 4 bursts in flight (latency-bound: 4 bursts of 4 beats per 4
 with 8 or 16 in flight (output-bound: 512 words), and 301 = 1 + 43 + 256 + 1 with 64 a cycle
 (``max_bits`` 8) and 16 in flight — the best a 512-bit port does, 1.76× the model's 171 (64 B a
 beat against the 96 B a cycle the model assumes). Writing the C tile (64 × 256 of the 197 × 3072
-output, 8 bits, 16 KiB) takes 2,157 / 1,133 / 816 / 365 cycles (128 / 8; 128 / 16; 512 / 32, 4 in flight; 512 / 64, 16)
-(:func:`~hwmodel.arch.dma.write_cycles`: the response latency of the last burst adds ``L + 1``).
+output, 8 bits, 16 KiB) takes 2,157 / 1,133 / 816 / 365 cycles (128 / 8; 128 / 16; 512 / 32 with
+4 in flight; 512 / 64 with 16; :func:`~hwmodel.arch.dma.write_cycles`: the last burst's response
+latency adds ``L + 1``).
 
 **Area** (``python -m hwmodel.rtl.dma``: Yosys ``synth_xilinx -family xcup``, ``max_bits`` 16,
 ``max_burst`` 16, 4 bursts in flight): reader 64 bits / 4 elements 2,102 LUT, 363 FF, 127
