@@ -17,10 +17,10 @@ from hwmodel.arch.engine import EngineConfig
 from hwmodel.model.evaluation import _tile_words
 from hwmodel.rtl.harness import (
     GemmTiling,
-    _sub_arrays,
     pot_columns,
     reference_gemm,
     simulate_gemm,
+    sub_arrays,
     tile_events,
 )
 from hwmodel.rtl.tile import (
@@ -57,7 +57,7 @@ def _harness_ports(a: np.ndarray, w: np.ndarray, eng: EngineConfig, ratio: float
     n_fix, _ = split_channels(w.shape[1], ratio)
     fix, pot = list(range(n_fix)), list(range(n_fix, w.shape[1]))
     mode = run.mode or (eng.modes[0] if eng.cols_fixed else None)  # a fixed sub-array left idle
-    events, _ = tile_events((tuple(range(m)), fix, pot, 0, k), _sub_arrays(eng, mode), a, w, eng)
+    events, _ = tile_events((tuple(range(m)), fix, pot, 0, k), sub_arrays(eng, mode), a, w, eng)
     (traced,) = run.ports
     assert max(events) < run.cycles[0] - TILE_LATENCY
     for name, values in traced.items():

@@ -204,7 +204,7 @@ def simulate_gemm(
     out_names = [o.name for o in outputs]
     acc_mask = (1 << engine.acc_bits) - 1
 
-    subs = _sub_arrays(engine, mode)
+    subs = sub_arrays(engine, mode)
     result = np.zeros((m, n), dtype=np.int64)
     in_log: list[dict[str, int]] = []
     out_log: list[dict[str, int]] = []
@@ -212,7 +212,7 @@ def simulate_gemm(
     last_out = -1
     folds_run = 0
 
-    for tile in _tiles(m, n, k, tiling, pot_ratio):
+    for tile in gemm_tiles(m, n, k, tiling, pot_ratio):
         start = t
         rel, n_folds = tile_events(tile, subs, a, w, engine, slack)
         folds_run += n_folds
@@ -223,7 +223,7 @@ def simulate_gemm(
             inputs.update(events.pop(t, {}))
             for sub in subs:
                 for c, fold, i in sub.writes.get(t, []):
-                    for slot, (mi, nj) in _slot_targets(sub, fold, i, c):
+                    for slot, (mi, nj) in slot_targets(sub, fold, i, c):
                         port = f"p_ps{c}" if sub.prefix == "p" else f"f_ps{c}_{slot}"
                         inputs[port] = int(result[mi, nj]) & acc_mask
             sim.step(inputs)
@@ -232,7 +232,7 @@ def simulate_gemm(
                 out_log.append({name: sim.inspect(name) for name in out_names})
             for sub in subs:
                 for c, fold, i in sub.writes.pop(t, []):
-                    for slot, (mi, nj) in _slot_targets(sub, fold, i, c):
+                    for slot, (mi, nj) in slot_targets(sub, fold, i, c):
                         port = f"p_out{c}" if sub.prefix == "p" else f"f_out{c}_{slot}"
                         v = sim.inspect(port)
                         result[mi, nj] = v - (1 << engine.acc_bits) if v >> (engine.acc_bits - 1) else v
@@ -259,7 +259,7 @@ def simulate_gemm(
     )
 
 
-def _sub_arrays(engine: EngineConfig, mode: LaneMode | None) -> list[_SubArray]:
+def sub_arrays(engine: EngineConfig, mode: LaneMode | None) -> list[_SubArray]:
     """The controllers of the engine's sub-arrays (fixed first, then PoT)."""
     subs: list[_SubArray] = []
     if engine.cols_fixed:
@@ -335,7 +335,7 @@ def tile_events(
     return events, n_folds
 
 
-def _slot_targets(sub: _SubArray, fold: _Fold, step: int, col: int) -> list[tuple[int, tuple[int, int]]]:
+def slot_targets(sub: _SubArray, fold: _Fold, step: int, col: int) -> list[tuple[int, tuple[int, int]]]:
     """(slot, (token, channel)) of the results column ``col`` puts out for ``step`` of ``fold``."""
     out = []
     kappa = sub.channels_per_col
@@ -348,7 +348,7 @@ def _slot_targets(sub: _SubArray, fold: _Fold, step: int, col: int) -> list[tupl
     return out
 
 
-def _tiles(m: int, n: int, k: int, tiling: GemmTiling, pot_ratio: float) -> list[Tile]:
+def gemm_tiles(m: int, n: int, k: int, tiling: GemmTiling, pot_ratio: float) -> list[Tile]:
     """(tokens, fixed channels, PoT channels, k0, depth) of every tile, in execution order."""
     out = []
     m0 = 0

@@ -30,11 +30,11 @@ from hwmodel.rtl.harness import (
     BoolArray,
     GemmTiling,
     IntArray,
-    _slot_targets,
-    _sub_arrays,
-    _tiles,
+    gemm_tiles,
     pot_columns,
     reference_gemm,
+    slot_targets,
+    sub_arrays,
     tile_events,
 )
 from hwmodel.rtl.verilog import dut_declarations
@@ -114,8 +114,8 @@ def engine_testbench(
     n = w.shape[1]
     wb, ab = tile.layer_bits
     mode = engine.mode_for(wb, ab) if engine.cols_fixed else None
-    subs = _sub_arrays(engine, mode)
-    (one_tile,) = _tiles(m, n, k, GemmTiling(m, n, k), tile.pot_ratio)
+    subs = sub_arrays(engine, mode)
+    (one_tile,) = gemm_tiles(m, n, k, GemmTiling(m, n, k), tile.pot_ratio)
     events, folds = tile_events(one_tile, subs, a, w, engine)
     expected = reference_gemm(a, w, tile.pot_mask, engine)
     model_cycles = mixed_tile_cycles(m, n, k, engine, tile.pot_ratio, tile.layer_bits)
@@ -144,7 +144,7 @@ def engine_testbench(
             base = len(table)
             results = list(sub.pending[c])
             for fold, step in results:
-                where = dict(_slot_targets(sub, fold, step, c))
+                where = dict(slot_targets(sub, fold, step, c))
                 table.extend(where[s][0] * n + where[s][1] if s in where else -1 for s in slots)
             columns.append(_Column(sub.prefix, c, tuple(slots), base, len(results)))
 
