@@ -326,17 +326,6 @@ def _case_timing(
     return _gemm_timing(wl, engine, la, bpc, dram, True, succ), engine, dram, tables
 
 
-def model_schedule(timing: _GemmTiming, layer: int) -> tuple[str, bool, tuple[str, int] | None]:
-    """How the model schedules GEMM ``layer`` (what :class:`hwmodel.model.evaluation.LayerResult`
-    reports as ``nl_mode``, ``deferred``, ``wait``/``wait_index``): its hand-over mode (a name of
-    :data:`hwmodel.arch.controller.NL_MODES`), whether its last job is left pending, and, on the
-    consumer of a pending job, the group that waits for it (None elsewhere)."""
-    assert timing.nl_mode is not None and timing.deferred is not None and timing.waits is not None
-    kind, d = (int(v) for v in timing.waits[:, layer])
-    wait = (WAITS[kind], d) if kind >= 0 else None
-    return NL_MODES[int(timing.nl_mode[layer])], bool(timing.deferred[layer]), wait
-
-
 def _case_schedule(
     gemm: GemmOp,
     successor: str | None,
@@ -354,7 +343,7 @@ def _case_schedule(
 ) -> LayerSchedule:
     """The tile-by-tile schedule of ``gemm`` as the model runs it (``transposed``: Cᵀ = Bᵀ·Aᵀ),
     handing its rows to a ``successor`` unit of ``unit`` = (lanes, row-buffer bits, kernel) in
-    the model's ``mode`` (:func:`model_schedule`)."""
+    the model's ``mode`` (:meth:`hwmodel.model.evaluation._GemmTiming.schedule`)."""
     succ = None
     if successor is not None:
         succ = Successor(successor, mode, unit[0], unit[1], gemm.n, gemm.m, unit[2])
@@ -450,7 +439,7 @@ def controller_case(
     timing, engine, dram, tables = _case_timing(ops, tiles, shape, ratio, bpc, lanes, kernels)
     transposed = bool(timing.transposed[0])
     unit = (lanes, tables.row_bits.get(successor or "", 0), kernel)
-    mode = model_schedule(timing, 0)[0]
+    mode = timing.schedule(0)[0]
     sched = _case_schedule(gemm, successor, mode, transposed, tiles, engine, ratio, bpc, dram, unit)
     spec = ControllerSpec(bits_for(max(sched.counts)), CHECK_BUFFERS)
     run = simulate_controller(
@@ -528,9 +517,9 @@ def chain_case(
     timing, engine, dram, tables = _case_timing(ops, tiles, shape, ratio, bpc, lanes, kernels)
     unit = (lanes, tables.row_bits[kind], kernel)
     args = (tiles, engine, ratio, bpc, dram)
-    mode, deferred, _ = model_schedule(timing, 0)
+    mode, deferred, _ = timing.schedule(0)
     first = _case_schedule(producer, kind, mode, bool(timing.transposed[0]), *args, unit, deferred)
-    own_mode, _, wait = model_schedule(timing, 1)
+    own_mode, _, wait = timing.schedule(1)
     own_unit = (lanes, tables.row_bits.get(own_kind or "", 0), kernel)
     pending = first.jobs[-1] if deferred else 0
     transposed = bool(timing.transposed[1])

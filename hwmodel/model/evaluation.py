@@ -610,6 +610,16 @@ class _GemmTiming:
     #: (:func:`hwmodel.model.row_timing.layer_timing`)
     waits: I64 | None = None
 
+    def schedule(self, layer: int) -> tuple[str, bool, tuple[str, int] | None]:
+        """How the model schedules GEMM ``layer`` (``detail`` timing): its hand-over mode (a name
+        of :data:`hwmodel.arch.controller.NL_MODES`), whether its last job is left pending, and,
+        on the consumer of a pending job, the group that waits for it (a name of
+        :data:`hwmodel.arch.controller.WAITS` and d; None elsewhere)."""
+        assert self.nl_mode is not None and self.deferred is not None and self.waits is not None
+        kind, d = (int(v) for v in self.waits[:, layer])
+        wait = (WAITS[kind], d) if kind >= 0 else None
+        return NL_MODES[int(self.nl_mode[layer])], bool(self.deferred[layer]), wait
+
 
 def _gemm_timing(
     workload: Workload,
@@ -1015,8 +1025,7 @@ def _layer_table(
             gi += 1
             latency = int(timing.latency[i] - timing.exposed[i])
             assert timing.compute is not None and timing.memory is not None and timing.tiles is not None
-            assert timing.nl_mode is not None and timing.deferred is not None and timing.waits is not None
-            wait_kind = int(timing.waits[0, i])
+            nl_mode, deferred, wait = timing.schedule(i)
             compute, memory = int(timing.compute[i]), int(timing.memory[i])
             ratio = float(la.ratio[i])
             uses_fix, uses_pot = ratio < 1.0, ratio > 0.0
@@ -1045,10 +1054,10 @@ def _layer_table(
                     offchip_bytes=int(timing.offchip_bytes[i]),
                     lanes=lanes if uses_fix else 0,
                     transposed=bool(timing.transposed[i]),
-                    nl_mode=NL_MODES[int(timing.nl_mode[i])],
-                    deferred=bool(timing.deferred[i]),
-                    wait=WAITS[wait_kind] if wait_kind >= 0 else "none",
-                    wait_index=int(timing.waits[1, i]),
+                    nl_mode=nl_mode,
+                    deferred=deferred,
+                    wait=wait[0] if wait else "none",
+                    wait_index=wait[1] if wait else 0,
                     pe_utilisation=op.macs / (latency * peak) if latency and peak else 0.0,
                     dsp=fix_dsp * uses_fix + pot_dsp * uses_pot,
                     lut=fix_lut * uses_fix + pot_lut * uses_pot,
