@@ -48,7 +48,7 @@ from codesign.quant._integer import (
     Rescale,
     integer_model,
 )
-from hwmodel.arch.controller import NL_MODES, WAITS
+from hwmodel.arch.controller import NL_MODES
 from hwmodel.arch.dyadic import INPUT_BITS, MULT_BITS, OFFSET_BITS, SHIFT_BITS
 from hwmodel.arch.engine import encode_pot
 from hwmodel.arch.intops import NONLINEAR_BITS, VARIANTS, IntOp, IntSpec
@@ -63,6 +63,7 @@ from hwmodel.arch.program import (
     F_TRANSPOSED,
     F_WEIGHT,
     OPCODES,
+    WAIT_CODES,
     Descriptor,
     Operand,
     encode_program,
@@ -323,7 +324,7 @@ class _Compiler:
             "tk": min(layer.tk, layer.k),
             "flags": (F_TRANSPOSED if layer.transposed else 0) | (F_DEFER if layer.deferred else 0),
             "nl_mode": NL_MODES.index(layer.nl_mode),
-            "wait": 1 + WAITS.index(layer.wait) if layer.wait in WAITS else 0,
+            "wait": WAIT_CODES.index(layer.wait),
             "wait_idx": layer.wait_index,
         }
 

@@ -81,6 +81,9 @@ F_OFFSET_PER_ROW = 1 << 4
 F_RAW = 1 << 5
 F_LOG2 = 1 << 6
 F_DEFER = 1 << 7
+#: A GEMM descriptor's ``wait`` codes: 0 no wait, else 1 + the index in
+#: :data:`~hwmodel.arch.controller.WAITS` (the per-layer table's ``wait`` names, ``none`` first).
+WAIT_CODES: tuple[str, ...] = ("none", *WAITS)
 FLAG_NAMES: Mapping[int, str] = {
     F_WEIGHT: "weight",
     F_B_KMAJOR: "b_kmajor",
@@ -264,7 +267,7 @@ class Descriptor:
         flags = [name for bit, name in FLAG_NAMES.items() if self.flags & bit]
         if flags:
             out["flags"] = flags
-        names = {"nl_mode": NL_MODES, "wait": ("none", *WAITS)}
+        names = {"nl_mode": NL_MODES, "wait": WAIT_CODES}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ("name", "opcode", "flags"):
@@ -284,9 +287,9 @@ class Descriptor:
         :data:`~hwmodel.arch.controller.NL_MODES`), whether its successor's last job is deferred
         and the group that waits for a pending job (a :data:`~hwmodel.arch.controller.WAITS`
         name and d; None: no wait) — ``ValueError`` for a code outside the tables."""
-        if self.nl_mode >= len(NL_MODES) or self.wait > len(WAITS):
+        if self.nl_mode >= len(NL_MODES) or self.wait >= len(WAIT_CODES):
             raise ValueError(f"{self.name}: nl_mode {self.nl_mode} / wait {self.wait} outside the tables")
-        wait = (WAITS[self.wait - 1], self.wait_idx) if self.wait else None
+        wait = (WAIT_CODES[self.wait], self.wait_idx) if self.wait else None
         return NL_MODES[self.nl_mode], self.has(F_DEFER), wait
 
 
