@@ -95,6 +95,7 @@ from hwmodel.arch.dma import (
 )
 from hwmodel.arch.program import Operand
 from hwmodel.rtl.block import fresh_block
+from hwmodel.rtl.engines import hold_register
 from hwmodel.rtl.sequencer import ADDR_BITS, _output
 from hwmodel.rtl.verilog import working_block_verilog
 
@@ -127,13 +128,6 @@ def _log2(n: int) -> int:
     return n.bit_length() - 1
 
 
-def _hold(start: Wire, value: Wire) -> pyrtl.Register:
-    """A register that takes ``value`` in the ``start`` cycle and keeps it."""
-    reg = pyrtl.Register(len(value))
-    reg.next <<= pyrtl.select(start, value, reg)
-    return reg
-
-
 def _min(a: Wire, b: Wire) -> Wire:
     return pyrtl.select(a < b, a, b)
 
@@ -164,11 +158,11 @@ def transfer_inputs(start: Wire) -> Transfer:
     row_bits = (p["win_cols"] * bits)[:ROW_BITS]
     return Transfer(
         start=start,
-        bits=_hold(start, bits),
-        signed=_hold(start, p["op_signed"]),
-        row_step=_hold(start, (p["op_row_stride"] * bits)[:BIT_ADDR_BITS]),
-        row_bits=_hold(start, row_bits),
-        cols=_hold(start, p["win_cols"]),
+        bits=hold_register(bits, start),
+        signed=hold_register(p["op_signed"], start),
+        row_step=hold_register((p["op_row_stride"] * bits)[:BIT_ADDR_BITS], start),
+        row_bits=hold_register(row_bits, start),
+        cols=hold_register(p["win_cols"], start),
         now_first_bit=first,
         now_rows=p["win_rows"],
         now_cols=p["win_cols"],

@@ -59,6 +59,17 @@ def delay_line(x: pyrtl.WireVector, stages: int) -> list[pyrtl.WireVector]:
     return taps
 
 
+def hold_register(value: pyrtl.WireVector, load: pyrtl.WireVector) -> pyrtl.Register:
+    """A register that takes ``value`` in a cycle where ``load`` is high and keeps it otherwise.
+
+    Latency: the new value is out the cycle after ``load``. Area: ``len(value)`` flip-flops (with
+    their clock enable).
+    """
+    reg = pyrtl.Register(len(value))
+    reg.next <<= pyrtl.select(load, value, reg)
+    return reg
+
+
 def hop_registers(x: pyrtl.WireVector, columns: int) -> list[pyrtl.WireVector]:
     """The value seen by each of ``columns`` PEs of a row: the input, then one register per hop.
 

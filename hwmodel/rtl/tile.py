@@ -100,7 +100,14 @@ from hwmodel.arch.cycles import ceil_div, split_channels
 from hwmodel.arch.engine import EngineConfig, LaneMode
 from hwmodel.rtl.block import fresh_block
 from hwmodel.rtl.dsp import ModelSlices, PrimitiveSlices, SliceBuilder, embed_primitives
-from hwmodel.rtl.engines import SubArrayPorts, chain_layout, delay_line, fixed_subarray, pot_subarray
+from hwmodel.rtl.engines import (
+    SubArrayPorts,
+    chain_layout,
+    delay_line,
+    fixed_subarray,
+    hold_register,
+    pot_subarray,
+)
 from hwmodel.rtl.memory import ram_bank
 from hwmodel.rtl.verilog import (
     SynthResult,
@@ -157,12 +164,6 @@ def _named(x: Wire, name: str) -> Wire:
 def _shr(x: Wire, sh: int) -> Wire:
     """``x >> sh`` (0 where nothing is left)."""
     return x[sh:] if len(x) > sh else _const(0, 1)
-
-
-def _latch(value: Wire, load: Wire) -> pyrtl.Register:
-    r = pyrtl.Register(len(value))
-    r.next <<= pyrtl.select(load, value, r)
-    return r
 
 
 def _burst(trig: Wire, last: Wire, bits: int) -> tuple[Wire, Wire, Wire]:
@@ -515,17 +516,17 @@ def tile_frontend(
     :data:`TILE_LATENCY` + the tile's cycles after ``start``."""
     builder = slices if slices is not None else ModelSlices(engine.slice)
     running = pyrtl.Register(1)
-    ext_tokens = _latch(tokens, start)
-    ext_depth = _latch(depth, start)
-    ext_first = _latch(k_first, start)
-    mode = _latch(mode_sel, start) if mode_sel is not None else None
+    ext_tokens = hold_register(tokens, start)
+    ext_depth = hold_register(depth, start)
+    ext_first = hold_register(k_first, start)
+    mode = hold_register(mode_sel, start) if mode_sel is not None else None
     finished: list[Wire] = []
     c_data: dict[str, Wire] = {}
     for sub in _subs(engine):
         p = sub.prefix
         chans = channels[p]
         go = start & (chans != 0)
-        ext = _Extents(ext_tokens, ext_depth, _latch(chans, start), ext_first)
+        ext = _Extents(ext_tokens, ext_depth, hold_register(chans, start), ext_first)
         res = _sub_frontend(
             sub, engine, limits, go, _registered(go), ext, mode, a_dma, b_dma[p], c_read[p], running, builder
         )
