@@ -15,3 +15,10 @@ def fresh_block() -> None:
     pyrtl.reset_working_block()
     pyrtl.wire._reset_wire_indexers()
     pyrtl.memory._reset_memory_indexer()
+
+
+def output_port(name: str, wire: pyrtl.WireVector) -> pyrtl.Output:
+    """A top-level output port ``name`` of ``wire``'s width driven by it."""
+    port = pyrtl.Output(len(wire), name)
+    port <<= wire
+    return port

@@ -78,6 +78,7 @@ the two-beat windows dominate and grow with ``data_bits`` (synthesis took 38–2
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -94,9 +95,9 @@ from hwmodel.arch.dma import (
     dram_beat_cycle,
 )
 from hwmodel.arch.program import Operand
-from hwmodel.rtl.block import fresh_block
+from hwmodel.rtl.block import fresh_block, output_port
 from hwmodel.rtl.engines import hold_register
-from hwmodel.rtl.sequencer import ADDR_BITS, _output
+from hwmodel.rtl.sequencer import ADDR_BITS
 from hwmodel.rtl.verilog import working_block_verilog
 
 Wire: TypeAlias = pyrtl.WireVector
@@ -128,6 +129,10 @@ def _log2(n: int) -> int:
     return n.bit_length() - 1
 
 
+def _fit(w: Wire, width: int) -> Wire:
+    return w[:width] if len(w) > width else w.zero_extended(width)
+
+
 def _min(a: Wire, b: Wire) -> Wire:
     return pyrtl.select(a < b, a, b)
 
@@ -149,9 +154,13 @@ class Transfer:
     now_row_bits: Wire
 
 
-def transfer_inputs(start: Wire) -> Transfer:
-    """The transfer input ports (module docstring) and their held registers."""
-    p = {name: pyrtl.Input(width, name) for name, width in _TRANSFER_PORTS}
+def transfer_inputs(start: Wire, ports: Mapping[str, Wire] | None = None) -> Transfer:
+    """The transfer inputs (module docstring; ``ports`` by name, cut or zero-extended to their
+    widths; ``None``: top-level input ports of those names) and their held registers."""
+    if ports is None:
+        p = {name: pyrtl.Input(width, name) for name, width in _TRANSFER_PORTS}
+    else:
+        p = {name: _fit(ports[name], width) for name, width in _TRANSFER_PORTS}
     bits = p["op_bits"]
     index = p["win_head"] * p["op_head_stride"] + p["win_row0"] * p["op_row_stride"] + p["win_col0"]
     first = (pyrtl.concat(p["op_addr"], pyrtl.Const(0, 3)) + index * bits)[:BIT_ADDR_BITS]
@@ -313,35 +322,69 @@ def unpacker(t: Transfer, rvalid: Wire, rdata: Wire, elems: int, max_bits: int) 
     return stream, rready
 
 
-def tile_reader(cfg: DmaConfig) -> None:
-    """The reader with named ports (module docstring) in the working block."""
-    data_bits, elems_per_cycle, max_bits = cfg.data_bits, cfg.elems_per_cycle, cfg.max_bits
-    max_burst, max_outstanding = cfg.max_burst, cfg.max_outstanding
-    t = transfer_inputs(pyrtl.Input(1, "start"))
-    arready = pyrtl.Input(1, "m_arready")
-    rvalid, rdata, rlast = (
-        pyrtl.Input(1, "m_rvalid"),
-        pyrtl.Input(data_bits, "m_rdata"),
-        pyrtl.Input(1, "m_rlast"),
+@dataclass(frozen=True)
+class ReadChannel:
+    """An AXI4 read channel's inputs to its master: ``arready``, ``rvalid``, ``rdata``, ``rlast``."""
+
+    arready: Wire
+    rvalid: Wire
+    rdata: Wire
+    rlast: Wire
+
+
+def read_channel_inputs(data_bits: int, prefix: str = "m_") -> ReadChannel:
+    """A read channel's inputs as top-level input ports (``m_arready`` …)."""
+    return ReadChannel(
+        pyrtl.Input(1, f"{prefix}arready"),
+        pyrtl.Input(1, f"{prefix}rvalid"),
+        pyrtl.Input(data_bits, f"{prefix}rdata"),
+        pyrtl.Input(1, f"{prefix}rlast"),
     )
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A reader's outputs: its AXI4 read master side (``ar``, ``rready``), the element stream and
+    ``done`` (the cycle after the last word)."""
+
+    ar: AddressChannel
+    rready: Wire
+    stream: ElementStream
+    done: Wire
+
+    def ports(self, data_bits: int, prefix: str = "m_") -> dict[str, Wire]:
+        """The master's AXI4 output ports by name (``m_arvalid`` … ``m_rready``)."""
+        return {**self.ar.ports(f"{prefix}ar", data_bits), f"{prefix}rready": self.rready}
+
+
+def reader(cfg: DmaConfig, start: Wire, ports: Mapping[str, Wire] | None, axi: ReadChannel) -> Reader:
+    """The reader (module docstring) on wires: ``start``, the transfer inputs ``ports``
+    (:func:`transfer_inputs`) and the read channel ``axi``."""
+    t = transfer_inputs(start, ports)
     room = pyrtl.WireVector(1)
-    ar = burst_generator(t, arready, room, data_bits, max_burst)
-    stream, rready = unpacker(t, rvalid, rdata, elems_per_cycle, max_bits)
-    room <<= outstanding(ar.valid & arready, rvalid & rready & rlast, max_outstanding) < max_outstanding
+    ar = burst_generator(t, axi.arready, room, cfg.data_bits, cfg.max_burst)
+    stream, rready = unpacker(t, axi.rvalid, axi.rdata, cfg.elems_per_cycle, cfg.max_bits)
+    retire = axi.rvalid & rready & axi.rlast
+    room <<= outstanding(ar.valid & axi.arready, retire, cfg.max_outstanding) < cfg.max_outstanding
     done = pyrtl.Register(1)
     done.next <<= stream.last
+    return Reader(ar, rready, stream, done)
+
+
+def tile_reader(cfg: DmaConfig) -> None:
+    """The reader with named ports (module docstring) in the working block."""
+    r = reader(cfg, pyrtl.Input(1, "start"), None, read_channel_inputs(cfg.data_bits))
     outputs = {
-        **ar.ports("m_ar", data_bits),
-        "m_rready": rready,
-        "out_valid": stream.valid,
-        "out_data": stream.data,
-        "out_count": stream.count,
-        "out_row_end": stream.row_end,
-        "out_last": stream.last,
-        "done": done,
+        **r.ports(cfg.data_bits),
+        "out_valid": r.stream.valid,
+        "out_data": r.stream.data,
+        "out_count": r.stream.count,
+        "out_row_end": r.stream.row_end,
+        "out_last": r.stream.last,
+        "done": r.done,
     }
     for name, wire in outputs.items():
-        _output(name, wire)
+        output_port(name, wire)
 
 
 def packer(
@@ -400,34 +443,80 @@ def packer(
     return in_ready, wvalid, acc[:data_bits], upto & ~below, active
 
 
-def tile_writer(cfg: DmaConfig) -> None:
-    """The writer with named ports (module docstring) in the working block."""
-    data_bits, elems_per_cycle, max_bits = cfg.data_bits, cfg.elems_per_cycle, cfg.max_bits
-    max_burst, max_outstanding = cfg.max_burst, cfg.max_outstanding
-    t = transfer_inputs(pyrtl.Input(1, "start"))
-    awready, wready = pyrtl.Input(1, "m_awready"), pyrtl.Input(1, "m_wready")
-    bvalid = pyrtl.Input(1, "m_bvalid")
-    in_valid, in_data = pyrtl.Input(1, "in_valid"), pyrtl.Input(elems_per_cycle * max_bits, "in_data")
+@dataclass(frozen=True)
+class WriteChannel:
+    """An AXI4 write channel's inputs to its master: ``awready``, ``wready``, ``bvalid``."""
+
+    awready: Wire
+    wready: Wire
+    bvalid: Wire
+
+
+def write_channel_inputs(prefix: str = "m_") -> WriteChannel:
+    """A write channel's inputs as top-level input ports (``m_awready`` …)."""
+    return WriteChannel(
+        pyrtl.Input(1, f"{prefix}awready"),
+        pyrtl.Input(1, f"{prefix}wready"),
+        pyrtl.Input(1, f"{prefix}bvalid"),
+    )
+
+
+@dataclass(frozen=True)
+class Writer:
+    """A writer's outputs: its AXI4 write master side, ``in_ready`` and ``done``."""
+
+    aw: AddressChannel
+    wvalid: Wire
+    wdata: Wire
+    wstrb: Wire
+    wlast: Wire
+    in_ready: Wire
+    done: Wire
+
+    def ports(self, data_bits: int, prefix: str = "m_") -> dict[str, Wire]:
+        """The master's AXI4 output ports by name (``m_awvalid`` … ``m_bready``)."""
+        return {
+            **self.aw.ports(f"{prefix}aw", data_bits),
+            f"{prefix}wvalid": self.wvalid,
+            f"{prefix}wdata": self.wdata,
+            f"{prefix}wstrb": self.wstrb,
+            f"{prefix}wlast": self.wlast,
+            f"{prefix}bready": pyrtl.Const(1, 1),
+        }
+
+
+def writer(
+    cfg: DmaConfig,
+    start: Wire,
+    ports: Mapping[str, Wire] | None,
+    axi: WriteChannel,
+    in_valid: Wire,
+    in_data: Wire,
+) -> Writer:
+    """The writer (module docstring) on wires: ``start``, the transfer inputs ``ports``
+    (:func:`transfer_inputs`), the write channel ``axi`` and the element stream in."""
+    data_bits, max_outstanding = cfg.data_bits, cfg.max_outstanding
+    t = transfer_inputs(start, ports)
     room = pyrtl.WireVector(1)
-    aw = burst_generator(t, awready, room, data_bits, max_burst)
+    aw = burst_generator(t, axi.awready, room, data_bits, cfg.max_burst)
     # a burst's write data follows its address: beats go while an address is ahead of them
     ahead = pyrtl.Register(max_outstanding.bit_length() + 1)
     may = ahead != 0
     in_ready, packed_valid, wdata, wstrb, packing = packer(
-        t, in_valid, in_data, wready & may, data_bits, elems_per_cycle, max_bits
+        t, in_valid, in_data, axi.wready & may, data_bits, cfg.elems_per_cycle, cfg.max_bits
     )
     wvalid = packed_valid & may
     # the W side walks the same bursts to know each one's last beat
-    sent = wvalid & wready
+    sent = wvalid & axi.wready
     wlast = pyrtl.WireVector(1)
-    wburst = burst_generator(t, sent & wlast, pyrtl.Const(1, 1), data_bits, max_burst)
+    wburst = burst_generator(t, sent & wlast, pyrtl.Const(1, 1), data_bits, cfg.max_burst)
     in_burst = pyrtl.Register(8)
     wlast <<= in_burst == wburst.length
     in_burst.next <<= pyrtl.select(
         t.start | (sent & wlast), pyrtl.Const(0, 8), pyrtl.select(sent, in_burst + 1, in_burst)
     )
-    issue = aw.valid & awready
-    count = outstanding(issue, bvalid, max_outstanding)
+    issue = aw.valid & axi.awready
+    count = outstanding(issue, axi.bvalid, max_outstanding)
     room <<= count < max_outstanding
     ahead.next <<= (ahead + issue - (sent & wlast))[: len(ahead)]
     running = pyrtl.Register(1)
@@ -435,18 +524,21 @@ def tile_writer(cfg: DmaConfig) -> None:
     running.next <<= pyrtl.select(t.start, pyrtl.Const(1, 1), running & ~over)
     done = pyrtl.Register(1)
     done.next <<= over
-    outputs = {
-        **aw.ports("m_aw", data_bits),
-        "m_wvalid": wvalid,
-        "m_wdata": wdata,
-        "m_wstrb": wstrb,
-        "m_wlast": wlast,
-        "m_bready": pyrtl.Const(1, 1),
-        "in_ready": in_ready,
-        "done": done,
-    }
-    for name, wire in outputs.items():
-        _output(name, wire)
+    return Writer(aw, wvalid, wdata, wstrb, wlast, in_ready, done)
+
+
+def tile_writer(cfg: DmaConfig) -> None:
+    """The writer with named ports (module docstring) in the working block."""
+    w = writer(
+        cfg,
+        pyrtl.Input(1, "start"),
+        None,
+        write_channel_inputs(),
+        pyrtl.Input(1, "in_valid"),
+        pyrtl.Input(cfg.elems_per_cycle * cfg.max_bits, "in_data"),
+    )
+    for name, wire in {**w.ports(cfg.data_bits), "in_ready": w.in_ready, "done": w.done}.items():
+        output_port(name, wire)
 
 
 def transfer_values(op: Operand, win: Window) -> dict[str, int]:

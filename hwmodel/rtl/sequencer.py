@@ -92,7 +92,7 @@ from hwmodel.arch.program import (
     field_offsets,
 )
 from hwmodel.arch.sequencer import beats
-from hwmodel.rtl.block import fresh_block
+from hwmodel.rtl.block import fresh_block, output_port
 from hwmodel.rtl.verilog import working_block_verilog
 
 Wire: TypeAlias = pyrtl.WireVector
@@ -103,11 +103,6 @@ COUNTER_BITS = 32
 CYCLE_BITS = 64
 #: The fetch FSM: idle, header address / data, descriptor address / data.
 _IDLE, _HDR_AR, _HDR_R, _DESC_AR, _DESC_R = range(5)
-
-
-def _output(name: str, wire: Wire) -> None:
-    port = pyrtl.Output(len(wire), name)
-    port <<= wire
 
 
 def _header_ok(header: Wire) -> Wire:
@@ -150,7 +145,7 @@ def layer_sequencer(data_bits: int = 128) -> None:
         ("s_rvalid", rvalid),
         ("s_rdata", rdata_reg),
     ):
-        _output(name, wire)
+        output_port(name, wire)
 
     def wrote(name: str) -> Wire:
         return write & (awaddr == reg[name])
@@ -268,9 +263,9 @@ def layer_sequencer(data_bits: int = 128) -> None:
         "running": running,
     }
     for name, wire in outputs.items():
-        _output(name, wire)
+        output_port(name, wire)
     for name, (offset, size) in field_offsets().items():
-        _output(f"d_{name}", cur[8 * offset : 8 * (offset + size)])
+        output_port(f"d_{name}", cur[8 * offset : 8 * (offset + size)])
 
 
 def sequencer_verilog(data_bits: int = 128, module_name: str = "codesign_sequencer") -> str:
