@@ -231,3 +231,18 @@ def test_a_streamed_burst_takes_latency_plus_beats(beats: int, latency: int, bit
     op, win = Operand(64 * seed, 0, 0, bits, 1), Window(0, 0, 1, 0, beats * 64 // bits)
     run = simulate_reader(image(seed), op, win, cfg, latency)
     assert run.cycles == read_cycles(op, win, cfg, latency, None) == 1 + latency + beats + 1
+
+
+@pytest.mark.parametrize("bits", [32, 62])
+def test_wide_codes_round_trip(bits: int) -> None:
+    """The program's wide tables (int32 multipliers and accumulators, 62-bit offsets) move too."""
+    cfg = DmaConfig(128, 2, 64)
+    op, win = Operand(3, 11, 0, bits, 1), Window(0, 1, 3, 2, 7)
+    mem = image(bits)
+    run = simulate_reader(mem, op, win, cfg, 4)
+    np.testing.assert_array_equal(run.values, reference(mem, op, win))
+    rng = np.random.default_rng(bits)
+    values = rng.integers(-(1 << (bits - 1)), (1 << (bits - 1)) - 1, (3, 8), dtype=np.int64)
+    op, win = Operand(8, 16, 0, bits, 1), Window(0, 1, 3, 0, 8)
+    wrote = simulate_writer(mem, op, win, values, cfg, 4)
+    np.testing.assert_array_equal(reference(wrote.image, op, win), values)

@@ -113,7 +113,7 @@ _TRANSFER_PORTS = (
     ("op_addr", ADDR_BITS),
     ("op_row_stride", ADDR_BITS),
     ("op_head_stride", ADDR_BITS),
-    ("op_bits", 5),
+    ("op_bits", 7),
     ("op_signed", 1),
     ("win_head", COUNT_BITS),
     ("win_row0", COUNT_BITS),
