@@ -92,10 +92,10 @@ from hwmodel.arch.dma import (
     Window,
     check_transfer,
     check_write_alignment,
-    dram_beat_cycle,
 )
 from hwmodel.arch.program import Operand
 from hwmodel.rtl.block import fresh_block, output_port
+from hwmodel.rtl.dram import Dram
 from hwmodel.rtl.engines import hold_register
 from hwmodel.rtl.sequencer import ADDR_BITS
 from hwmodel.rtl.verilog import working_block_verilog
@@ -342,6 +342,13 @@ def read_channel_inputs(data_bits: int, prefix: str = "m_") -> ReadChannel:
     )
 
 
+def read_channel_wires(data_bits: int) -> ReadChannel:
+    """A read channel's inputs as wires for a top-level to drive (its interconnect's outputs)."""
+    return ReadChannel(
+        pyrtl.WireVector(1), pyrtl.WireVector(1), pyrtl.WireVector(data_bits), pyrtl.WireVector(1)
+    )
+
+
 @dataclass(frozen=True)
 class Reader:
     """A reader's outputs: its AXI4 read master side (``ar``, ``rready``), the element stream and
@@ -459,6 +466,11 @@ def write_channel_inputs(prefix: str = "m_") -> WriteChannel:
         pyrtl.Input(1, f"{prefix}wready"),
         pyrtl.Input(1, f"{prefix}bvalid"),
     )
+
+
+def write_channel_wires() -> WriteChannel:
+    """A write channel's inputs as wires for a top-level to drive."""
+    return WriteChannel(pyrtl.WireVector(1), pyrtl.WireVector(1), pyrtl.WireVector(1))
 
 
 @dataclass(frozen=True)
@@ -586,33 +598,18 @@ def simulate_reader(
     fresh_block()
     tile_reader(cfg)
     sim = pyrtl.FastSimulation()
-    beat_bytes, max_bits = cfg.beat_bytes, cfg.max_bits
+    dram = Dram(image, cfg.data_bits, latency_cycles, bytes_per_cycle, writes=False)
     idle = {name: 0 for name, _ in _TRANSFER_PORTS}
-    quiet = {"m_arready": 1, "m_rvalid": 0, "m_rdata": 0, "m_rlast": 0}
-    pending: list[tuple[int, int, bool]] = []  # (offered from, byte address, last)
-    issued: list[tuple[int, int]] = []
     out: list[int] = []
     vectors: list[dict[str, int]] = []
-    beat_no = 0
+    max_bits = cfg.max_bits
     mask = (1 << max_bits) - 1
     for cycle in range(max_cycles):
-        inputs = {"start": int(cycle == 0), **(transfer_values(op, win) if cycle == 0 else idle), **quiet}
-        offered = bool(pending) and cycle >= max(
-            pending[0][0], dram_beat_cycle(beat_no, beat_bytes, bytes_per_cycle)
-        )
-        if offered:
-            _, addr, last = pending[0]
-            chunk = image[addr : addr + beat_bytes].tobytes().ljust(beat_bytes, b"\0")
-            inputs |= {"m_rvalid": 1, "m_rdata": int.from_bytes(chunk, "little"), "m_rlast": int(last)}
+        inputs = {"start": int(cycle == 0), **(transfer_values(op, win) if cycle == 0 else idle)}
+        inputs |= dram.inputs(cycle)
         sim.step(inputs)
         vectors.append(inputs)
-        if offered and sim.inspect("m_rready"):
-            pending.pop(0)
-            beat_no += 1
-        if sim.inspect("m_arvalid"):
-            addr, n = sim.inspect("m_araddr"), sim.inspect("m_arlen") + 1
-            issued.append((addr, n))
-            pending += [(cycle + latency_cycles, addr + i * beat_bytes, i == n - 1) for i in range(n)]
+        dram.observe(cycle, sim.inspect)
         if sim.inspect("out_valid"):
             word = sim.inspect("out_data")
             for i in range(sim.inspect("out_count")):
@@ -620,7 +617,7 @@ def simulate_reader(
                 out.append(code - (1 << max_bits) if op.signed and code >> (max_bits - 1) else code)
         if sim.inspect("done"):
             values = np.array(out, dtype=np.int64).reshape(win.rows, win.cols)
-            return ReadRun(values, cycle, tuple(issued), tuple(vectors))
+            return ReadRun(values, cycle, dram.bursts(), tuple(vectors))
     raise RuntimeError(f"the reader did not finish within {max_cycles} cycles")
 
 
@@ -656,8 +653,8 @@ def simulate_writer(
     fresh_block()
     tile_writer(cfg)
     sim = pyrtl.FastSimulation()
-    mem = image.copy()
-    beat_bytes, max_bits, elems_per_cycle = cfg.beat_bytes, cfg.max_bits, cfg.elems_per_cycle
+    dram = Dram(image.copy(), cfg.data_bits, latency_cycles, bytes_per_cycle, reads=False)
+    max_bits, elems_per_cycle = cfg.max_bits, cfg.elems_per_cycle
     idle = {name: 0 for name, _ in _TRANSFER_PORTS}
     words = [
         v[r, c : min(c + elems_per_cycle, win.cols)]
@@ -665,10 +662,6 @@ def simulate_writer(
         for c in range(0, win.cols, elems_per_cycle)
     ]
     mask = (1 << max_bits) - 1
-    addrs: list[tuple[int, int]] = []  # bursts announced: (byte address, beats)
-    answers: list[int] = []  # cycles of the B responses due
-    aw_at: list[int] = []
-    burst, beat, beat_no = 0, 0, 0
     for cycle in range(max_cycles):
         word = 0
         for i, x in enumerate(words[0] if words else ()):
@@ -676,36 +669,18 @@ def simulate_writer(
         inputs = {
             "start": int(cycle == 0),
             **(transfer_values(op, win) if cycle == 0 else idle),
-            "m_awready": 1,
-            "m_wready": int(cycle >= dram_beat_cycle(beat_no, beat_bytes, bytes_per_cycle)),
-            "m_bvalid": int(cycle in answers),
+            **dram.inputs(cycle),
             "in_valid": int(cycle > 0 and bool(words)),
             "in_data": word,
         }
         sim.step(inputs)
         if inputs["in_valid"] and sim.inspect("in_ready"):
             words.pop(0)
-        if sim.inspect("m_awvalid"):
-            addrs.append((sim.inspect("m_awaddr"), sim.inspect("m_awlen") + 1))
-            aw_at.append(cycle)
-        if sim.inspect("m_wvalid") and inputs["m_wready"]:
-            if burst >= len(addrs):
-                raise RuntimeError(f"write data before its address at cycle {cycle}")
-            addr, n = addrs[burst]
-            data, strobe = sim.inspect("m_wdata"), sim.inspect("m_wstrb")
-            for j in range(beat_bytes):
-                if strobe >> j & 1:
-                    mem[addr + beat * beat_bytes + j] = data >> (8 * j) & 0xFF
-            if bool(sim.inspect("m_wlast")) != (beat == n - 1):
-                raise RuntimeError(f"wlast wrong at beat {beat} of burst {burst} (cycle {cycle})")
-            beat, beat_no = beat + 1, beat_no + 1
-            if beat == n:
-                answers.append(max(cycle, aw_at[burst]) + latency_cycles)
-                burst, beat = burst + 1, 0
+        dram.observe(cycle, sim.inspect)
         if sim.inspect("done"):
             if words:
                 raise RuntimeError("done before the stream was taken")
-            return WriteRun(mem, cycle, tuple(addrs))
+            return WriteRun(dram.image, cycle, dram.write_bursts())
     raise RuntimeError(f"the writer did not finish within {max_cycles} cycles")
 
 
