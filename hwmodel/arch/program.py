@@ -97,6 +97,8 @@ FLAG_NAMES: Mapping[int, str] = {
 #: Output segments of one GEMM (qkv's Q, K and V).
 MAX_SEGMENTS = 3
 OPERANDS = ("a", "b", "c", "c1", "c2", "r")
+#: Bits of a DRAM byte address (the descriptors' ``I`` fields; the AXI ports' ``a?addr``).
+ADDR_BITS = 32
 #: Widest code an operand holds.
 MAX_ELEMENT_BITS = 64
 

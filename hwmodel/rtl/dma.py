@@ -93,11 +93,10 @@ from hwmodel.arch.dma import (
     check_transfer,
     check_write_alignment,
 )
-from hwmodel.arch.program import Operand
+from hwmodel.arch.program import ADDR_BITS, Operand
 from hwmodel.rtl.block import fresh_block, output_port
 from hwmodel.rtl.dram import Dram
 from hwmodel.rtl.engines import hold_register
-from hwmodel.rtl.sequencer import ADDR_BITS
 from hwmodel.rtl.verilog import working_block_verilog
 
 Wire: TypeAlias = pyrtl.WireVector

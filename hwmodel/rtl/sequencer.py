@@ -68,7 +68,7 @@ table); the sequencer must run it as follows.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -77,6 +77,7 @@ import numpy.typing as npt
 import pyrtl
 
 from hwmodel.arch.program import (
+    ADDR_BITS,
     CTRL_START,
     DESCRIPTOR_BYTES,
     FIELDS,
@@ -93,11 +94,11 @@ from hwmodel.arch.program import (
 )
 from hwmodel.arch.sequencer import beats
 from hwmodel.rtl.block import fresh_block, output_port
+from hwmodel.rtl.dma import AddressChannel, ReadChannel, read_channel_inputs
 from hwmodel.rtl.verilog import working_block_verilog
 
 Wire: TypeAlias = pyrtl.WireVector
 
-ADDR_BITS = 32
 REG_ADDR_BITS = 5
 COUNTER_BITS = 32
 CYCLE_BITS = 64
@@ -120,32 +121,80 @@ def _collect(buffer: pyrtl.Register, rdata: Wire, take: Wire, data_bits: int) ->
     return shifted
 
 
+#: The AXI4-Lite slave's inputs (name, bits) after the ``s_`` prefix.
+LITE_INPUTS = (
+    ("awvalid", 1),
+    ("awaddr", REG_ADDR_BITS),
+    ("wvalid", 1),
+    ("wdata", 32),
+    ("bready", 1),
+    ("arvalid", 1),
+    ("araddr", REG_ADDR_BITS),
+    ("rready", 1),
+)
+
+
+@dataclass(frozen=True)
+class Sequencer:
+    """The sequencer's outputs: the AXI4-Lite slave's (``lite``, by port name ``s_awready`` …),
+    the fetch's AXI4 read master (``ar``, ``rready``), ``op_start``, ``running`` and the current
+    descriptor's fields (``fields``, by name as :data:`FIELDS`)."""
+
+    lite: dict[str, Wire]
+    ar: AddressChannel
+    rready: Wire
+    op_start: Wire
+    running: Wire
+    fields: dict[str, Wire]
+
+    def ports(self, data_bits: int) -> dict[str, Wire]:
+        """Every output by its port name (``s_*``, ``m_ar*``, ``m_rready``, ``op_start``,
+        ``running``, ``d_<field>``)."""
+        return {
+            **self.lite,
+            **self.ar.ports("m_ar", data_bits),
+            "m_rready": self.rready,
+            "op_start": self.op_start,
+            "running": self.running,
+            **{f"d_{name}": wire for name, wire in self.fields.items()},
+        }
+
+
+def lite_inputs(prefix: str = "s_") -> dict[str, Wire]:
+    """The AXI4-Lite slave's inputs as top-level input ports, by name without the prefix."""
+    return {name: pyrtl.Input(bits, f"{prefix}{name}") for name, bits in LITE_INPUTS}
+
+
 def layer_sequencer(data_bits: int = 128) -> None:
     """The sequencer with named ports (module docstring) in the working block."""
+    seq = sequencer(data_bits, lite_inputs(), read_channel_inputs(data_bits), pyrtl.Input(1, "op_done"))
+    for name, wire in seq.ports(data_bits).items():
+        output_port(name, wire)
+
+
+def sequencer(data_bits: int, lite: Mapping[str, Wire], axi: ReadChannel, op_done: Wire) -> Sequencer:
+    """The sequencer (module docstring) on wires: the AXI4-Lite slave's inputs ``lite`` (by
+    :data:`LITE_INPUTS` name), the fetch's read channel ``axi`` and the op units' ``op_done``."""
     if data_bits % 8 or (DESCRIPTOR_BYTES * 8) % data_bits or (HEADER_BYTES * 8) % data_bits:
         raise ValueError(f"data_bits {data_bits}: a descriptor and the header must be whole beats")
     reg = REGISTERS
     # ---- AXI4-Lite slave
-    awvalid, awaddr = pyrtl.Input(1, "s_awvalid"), pyrtl.Input(REG_ADDR_BITS, "s_awaddr")
-    wvalid, wdata = pyrtl.Input(1, "s_wvalid"), pyrtl.Input(32, "s_wdata")
-    bready = pyrtl.Input(1, "s_bready")
-    arvalid, araddr = pyrtl.Input(1, "s_arvalid"), pyrtl.Input(REG_ADDR_BITS, "s_araddr")
-    rready = pyrtl.Input(1, "s_rready")
+    awvalid, awaddr, wvalid, wdata = lite["awvalid"], lite["awaddr"], lite["wvalid"], lite["wdata"]
+    bready, arvalid, araddr, rready = lite["bready"], lite["arvalid"], lite["araddr"], lite["rready"]
     bvalid, rvalid = pyrtl.Register(1), pyrtl.Register(1)
     rdata_reg = pyrtl.Register(32)
     write = awvalid & wvalid & ~bvalid
     read = arvalid & ~rvalid
     bvalid.next <<= write | (bvalid & ~bready)
     rvalid.next <<= read | (rvalid & ~rready)
-    for name, wire in (
-        ("s_awready", write),
-        ("s_wready", write),
-        ("s_bvalid", bvalid),
-        ("s_arready", read),
-        ("s_rvalid", rvalid),
-        ("s_rdata", rdata_reg),
-    ):
-        output_port(name, wire)
+    lite_out = {
+        "s_awready": write,
+        "s_wready": write,
+        "s_bvalid": bvalid,
+        "s_arready": read,
+        "s_rvalid": rvalid,
+        "s_rdata": rdata_reg,
+    }
 
     def wrote(name: str) -> Wire:
         return write & (awaddr == reg[name])
@@ -176,12 +225,7 @@ def layer_sequencer(data_bits: int = 128) -> None:
     rdata_reg.next <<= pyrtl.select(read, answer, rdata_reg)
 
     # ---- AXI4 read master (fetch)
-    m_arready = pyrtl.Input(1, "m_arready")
-    m_rvalid, m_rdata, m_rlast = (
-        pyrtl.Input(1, "m_rvalid"),
-        pyrtl.Input(data_bits, "m_rdata"),
-        pyrtl.Input(1, "m_rlast"),
-    )
+    m_arready, m_rvalid, m_rdata, m_rlast = axi.arready, axi.rvalid, axi.rdata, axi.rlast
     ptr = pyrtl.Register(ADDR_BITS)
     header = pyrtl.Register(HEADER_BYTES * 8)
     fetched = pyrtl.Register(DESCRIPTOR_BYTES * 8)
@@ -190,7 +234,6 @@ def layer_sequencer(data_bits: int = 128) -> None:
     busy = pyrtl.Register(1)  # an op runs
     cur = pyrtl.Register(DESCRIPTOR_BYTES * 8)
     op_start = pyrtl.Register(1)
-    op_done = pyrtl.Input(1, "op_done")
 
     in_state = {s: state == s for s in (_IDLE, _HDR_AR, _HDR_R, _DESC_AR, _DESC_R)}
     hdr_beat = in_state[_HDR_R] & m_rvalid
@@ -252,20 +295,9 @@ def layer_sequencer(data_bits: int = 128) -> None:
         pyrtl.Const(beats(HEADER_BYTES, data_bits) - 1, 8),
         pyrtl.Const(beats(DESCRIPTOR_BYTES, data_bits) - 1, 8),
     )
-    outputs = {
-        "m_arvalid": arvalid_m,
-        "m_araddr": ptr,
-        "m_arlen": burst,
-        "m_arsize": pyrtl.Const((data_bits // 8).bit_length() - 1, 3),
-        "m_arburst": pyrtl.Const(1, 2),
-        "m_rready": in_state[_HDR_R] | in_state[_DESC_R],
-        "op_start": op_start,
-        "running": running,
-    }
-    for name, wire in outputs.items():
-        output_port(name, wire)
-    for name, (offset, size) in field_offsets().items():
-        output_port(f"d_{name}", cur[8 * offset : 8 * (offset + size)])
+    ar = AddressChannel(arvalid_m, ptr, burst, arvalid_m)
+    fields = {name: cur[8 * offset : 8 * (offset + size)] for name, (offset, size) in field_offsets().items()}
+    return Sequencer(lite_out, ar, in_state[_HDR_R] | in_state[_DESC_R], op_start, running, fields)
 
 
 def sequencer_verilog(data_bits: int = 128, module_name: str = "codesign_sequencer") -> str:
