@@ -257,16 +257,41 @@ def _subs(engine: EngineConfig) -> list[_Sub]:
 
 @dataclass(frozen=True)
 class DmaWrite:
-    """A buffer's DMA write port: enable, bank, word address, word."""
+    """A buffer's DMA write port: enable, bank, word address, word; ``mask`` (optional, one bit
+    per field of the word, LSB first): only those fields are written (per-field write enables,
+    the byte enables of a block RAM; each bank is then one memory per field). Without it (as
+    :func:`build_tile` builds) the whole word is written, one memory per bank."""
 
     we: Wire
     bank: Wire
     addr: Wire
     data: Wire
+    mask: Wire | None = None
 
 
 def _bank_write(port: DmaWrite, bank: int) -> Wire:
     return port.we & (port.bank == bank)
+
+
+def _dma_bank(port: DmaWrite, bank: int, addr_bits: int, raddr: Wire, depth: int, name: str) -> Wire:
+    """Bank ``bank`` of a buffer written by ``port`` (:func:`hwmodel.rtl.memory.ram_bank`; with a
+    mask one memory per field, each written where its mask bit is set). Latency 1."""
+    we = _bank_write(port, bank)
+    if port.mask is None or len(port.mask) == 1:
+        return ram_bank(we, port.addr[:addr_bits], port.data, raddr, depth, name)
+    width = len(port.data) // len(port.mask)
+    parts = [
+        ram_bank(
+            we & port.mask[i],
+            port.addr[:addr_bits],
+            port.data[i * width : (i + 1) * width],
+            raddr,
+            depth,
+            f"{name}_f{i}",
+        )
+        for i in range(len(port.mask))
+    ]
+    return pyrtl.concat_list(parts)
 
 
 def _a_words(limits: TileLimits, engine: EngineConfig) -> int:
@@ -375,9 +400,7 @@ def _sub_frontend(
     abits = engine.act_bits
     for r in range(rows):
         lag = sub.lags[r]
-        rdata = ram_bank(
-            _bank_write(a_dma, r), a_dma.addr[:ab], a_dma.data, a_taps[lag], a_depth, f"{p}_abank{r}"
-        )
+        rdata = _dma_bank(a_dma, r, ab, a_taps[lag], a_depth, f"{p}_abank{r}")
         g = _registered(g_taps[lag])
         fields = [rdata[t * abits : (t + 1) * abits] for t in range(tau)]
         if pot:
@@ -419,9 +442,7 @@ def _sub_frontend(
     wbits = engine.pot_weight_bits if pot else engine.weight_bits
     fields_b = 1 if pot else engine.channels
     for c in range(cols):
-        rdata = ram_bank(
-            _bank_write(b_dma, c), b_dma.addr[:bb], b_dma.data, b_taps[c], b_depth, f"{p}_bbank{c}"
-        )
+        rdata = _dma_bank(b_dma, c, bb, b_taps[c], b_depth, f"{p}_bbank{c}")
         words = [rdata[ch * wbits : (ch + 1) * wbits] for ch in range(fields_b)]
         if share is not None:
             words[0] = pyrtl.select(_registered(b_sel[c]), words[1], words[0])

@@ -1,0 +1,764 @@
+"""PyRTL generator of the GEMM core: one ``gemm`` descriptor's tiles on the design's engine, its
+operands read from DRAM by the tile DMA, its accumulators handed out as a stream (the *C stream*
+the GEMM epilogue consumes).
+
+:func:`gemm_core` builds, from wires, one tile DMA reader (:func:`hwmodel.rtl.dma.reader`, one
+AXI4 read channel) and the tile frontend (:func:`hwmodel.rtl.tile.tile_frontend`: engine, banked
+A/B/C tile buffers, fold sequencer) and a tile walker that runs the descriptor:
+``C[h] = A[h]·B[h]`` for ``h < repeat`` (:mod:`hwmodel.arch.program`; bias, rescale and the
+write-back are the epilogue's). :class:`GemmSpec` holds its build parameters and
+:func:`gemm_spec` derives them from a design's engine and its program's GEMM descriptors;
+:func:`build_gemm` names the ports, :func:`simulate_gemm` runs one descriptor in
+``FastSimulation`` against the testbench DRAM (:class:`hwmodel.rtl.dram.Dram`).
+
+**What it runs.** B as weight codes (``F_WEIGHT``, n-major, ``b_bits`` ≤ the engine's weight
+bits), with a PoT-channel table (``pot_addr`` ≠ 0: one bit per output channel; a PoT channel's
+``b_bits`` code ``sign << (b−1) | m`` is re-encoded to the engine's ``pot_weight_bits`` and goes
+to the PoT sub-array, the others to the fixed-point one; the C stream is in the original channel
+order) or as activations n-major (Q·Kᵀ's K) or k-major (``F_B_KMAJOR``: softmax·V's V); heads
+(``repeat``, ``a_head_stride``, ``b_head_stride``); ``F_TRANSPOSED`` (the engine runs
+Cᵀ = Bᵀ·Aᵀ: B's rows are the tokens, A's the channels; the C stream is still in the descriptor's
+orientation); every packing mode of the engine (``f_mode`` from the operand widths, as
+:meth:`hwmodel.arch.engine.EngineConfig.mode_for`: the densest mode admitting the weight-side
+and the token-side widths, an unsigned operand counting one bit more).
+
+**Tile loop** (in series, one tile at a time; no ping-pong yet): heads → m tiles → n tiles → k
+tiles (the model's order, :mod:`hwmodel.arch.controller`). Per k tile: ``setup`` (1 cycle),
+``ceil`` (⌈ek / rows⌉·rows by repeated addition: ⌈ek / rows⌉ + 1 cycles), on a weight GEMM's
+first k tile with a PoT table its ``en`` bits (``pot_go`` + a transfer), the token operand
+(``a_go`` + a transfer: A, or B when transposed) and the channel operand (``b_go`` + a
+transfer), ``run_go`` and the tile (:data:`~hwmodel.rtl.tile.TILE_LATENCY` + its compute
+cycles); after the last k tile the C stream (a header cycle, then one accumulator a cycle while
+``ready``) and one cycle to step to the next tile. A transfer takes the reader's
+:func:`hwmodel.arch.dma.read_cycles` with ``elems_per_cycle`` = 1 plus one cycle (the core moves
+on the cycle after the reader's ``done``). **Cycles** measured (``tests/test_rtl_gemm.py``, DRAM
+latency 8, 64-bit bus, engine r4 × f2 W8A8 packing 2): one 8 × 8 × 16 tile ≈ 640 cycles, of which
+the tile's compute is 49; the element-serial loads dominate (one element a cycle: ``tm·tk +
+tn·tk`` per k tile, where the model prices ``⌈bytes / bytes_per_cycle⌉``), then the C stream
+(``tm·tn``). The ping-pong copy (the controller's ``pp`` bit) would overlap a tile's loads with
+the previous tile's compute and the stream: the walker's phases are already the controller's
+(``xfer_start`` = ``a_go``, ``tile_start`` = ``run_go``, ``compute_done`` = the frontend's
+``done``).
+
+**Buffer writes.** The DMA's elements arrive one a cycle, row-major in the window; each goes to
+its (bank, word, field) of the frontend's layout (:mod:`hwmodel.rtl.tile`), found by
+incremental cursors (no dividers): a depth cursor (row of the engine, k-fold word bases), a
+token cursor (field t mod τ, word t div τ) and a channel cursor (fixed: lane ch < κ, column c,
+fold parity for the shared words of a two-mode engine, word bases; PoT: column, word bases; the
+PoT bit of the channel). Words that pack several fields (A: τ tokens; fixed B: two channels on
+an engine with a 4-lane mode) are written **one field at a time** with per-field write enables
+(:class:`hwmodel.rtl.tile.DmaWrite`'s ``mask``: each such bank is one memory per field; on a
+block RAM these are its byte-write enables, so no memory beyond the cost model's buffers). The
+alternative — staging a whole DMA row (``tk`` codes) so two rows' codes meet in one word, or for
+the 2-lane mode of a two-mode engine ``cols_fixed`` rows — would add a ``tk``-deep (or
+``cols_fixed · tk``-deep) staging memory beside the priced ones.
+
+**Ports.** In: ``op_start`` (pulse, while idle), the descriptor's fields ``d`` (by
+:data:`hwmodel.arch.program.FIELDS` name, held from ``op_start`` on; m, n, k, tiles and heads
+below 2^16), the read channel (:class:`hwmodel.rtl.dma.ReadChannel`), ``ready`` (the C stream's
+back-pressure). Out: :class:`CStream` (per output tile a header pulse ``tile`` with ``h``,
+``m0``, ``rows``, ``n0``, ``cols`` (16 bits, held until the next ``tile``) in the descriptor's
+orientation, then the tile's accumulators row-major: ``valid``, ``data`` (``elems`` × 32-bit
+signed, bias not added; the engine's ``acc_bits`` sign-extended or cut to 32), ``count``
+(1 … ``elems``, never mixing two rows), ``row_end``, ``last``; a word moves when ``valid &
+ready``; ``done`` pulses in the cycle after the op's last word moved), the reader's AXI4 master
+side (:class:`hwmodel.rtl.dma.Reader`), ``busy``.
+
+**Area** beyond the frontend (:mod:`hwmodel.rtl.tile`) and the reader (:mod:`hwmodel.rtl.dma`):
+the tile walker (h, m0, n0, k0 registers with adders and compares, three ``min`` for the edge
+tiles), the three cursors (about a dozen counters/bases of buffer-address width), the PoT-bit
+memory (``channels`` × 1 bit, two asynchronous reads: LUT RAM), the transfer-input muxes (ten
+fields, three sources), the PoT re-encoder, the C slot mux (``slots`` × ``acc_bits`` → 32).
+**Not priced by the model yet**: all of that; the per-field split of the A / fixed B banks
+(LUT-RAM equal, block RAM equal where fields are whole bytes); with a PoT table at arbitrary
+channels both sub-arrays' B and C buffers are sized for a whole tile's channels
+(``TileLimits.channels_fixed`` = ``channels_pot`` = the largest tile's), where the model prices
+``split_channels(tn, ratio)`` each; an unsigned activation (softmax·V's P) of ``b`` bits needs a
+``b + 1``-bit signed engine input, which :func:`gemm_spec` builds (``act_bits`` / ``weight_bits``
+widened) where the model's engine (:func:`hwmodel.model.evaluation.design_engine`) has ``b``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import pyrtl
+
+from hwmodel.arch.bits import bits_for
+from hwmodel.arch.dma import DmaConfig
+from hwmodel.arch.engine import MAX_ACC_BITS, EngineConfig, required_acc_bits
+from hwmodel.arch.program import (
+    F_B_KMAJOR,
+    F_TRANSPOSED,
+    F_WEIGHT,
+    FIELDS,
+    OPCODES,
+    Descriptor,
+    field_offsets,
+)
+from hwmodel.rtl.block import fresh_block, output_port
+from hwmodel.rtl.dma import COUNT_BITS, ReadChannel, Reader, read_channel_inputs, reader
+from hwmodel.rtl.dram import Dram
+from hwmodel.rtl.engines import hold_register
+from hwmodel.rtl.tile import DmaWrite, TileLimits, tile_buffer_shapes, tile_frontend
+
+Wire: TypeAlias = pyrtl.WireVector
+
+#: Width of an accumulator in the C stream (the program's int32).
+ACC_OUT_BITS = 32
+#: Width of the C stream's header fields and of the core's tile counters.
+HEADER_BITS = COUNT_BITS
+
+_STATES = (
+    "idle",
+    "setup",
+    "ceil",
+    "pot_go",
+    "pot",
+    "a_go",
+    "a",
+    "b_go",
+    "b",
+    "run_go",
+    "run",
+    "head",
+    "drain",
+    "next",
+)
+_S = {name: i for i, name in enumerate(_STATES)}
+_STATE_BITS = bits_for(len(_STATES))
+
+
+@dataclass(frozen=True)
+class GemmSpec:
+    """The core's build parameters: the engine, the largest tile in the engine's orientation
+    (tokens × depth × channels), the DMA reader's build and the C stream's elements a word."""
+
+    engine: EngineConfig
+    limits: TileLimits
+    dma: DmaConfig
+    elems: int = 1
+
+    def __post_init__(self) -> None:
+        if self.engine.cols_fixed == 0:
+            raise ValueError("the GEMM core needs a fixed-point sub-array (activation × activation GEMMs)")
+        if self.elems != 1:
+            raise ValueError("the C stream puts out one accumulator a word (elems 1)")
+        if self.dma.elems_per_cycle != 1:
+            raise ValueError("the core writes one DMA element a cycle (elems_per_cycle 1)")
+        need = max(self.engine.act_bits, self.engine.weight_bits, self.engine.pot_weight_bits)
+        if self.dma.max_bits < need:
+            raise ValueError(f"DMA max_bits {self.dma.max_bits} < the engine's {need}-bit operands")
+
+
+def _eff_bits(bits: int, signed: int) -> int:
+    """Signed bits that hold a code of ``bits`` (one more when unsigned)."""
+    return bits + (0 if signed else 1)
+
+
+def _sides(d: Descriptor) -> tuple[int, int]:
+    """(weight-side, token-side) signed widths the engine needs for descriptor ``d``."""
+    a, b = _eff_bits(d.a.bits, d.a.signed), _eff_bits(d.b.bits, d.b.signed)
+    if d.has(F_WEIGHT):
+        return d.b.bits, a
+    return (a, b) if d.has(F_TRANSPOSED) else (b, a)
+
+
+def gemm_spec(
+    engine: EngineConfig,
+    descriptors: Sequence[Descriptor],
+    data_bits: int = 128,
+    max_burst: int = 16,
+    max_outstanding: int = 4,
+) -> GemmSpec:
+    """The core for a program's GEMMs on ``engine`` (a design's:
+    :func:`hwmodel.model.evaluation.design_engine`): the largest tile of its GEMM descriptors in
+    the engine's orientation (a PoT table sizes both sub-arrays for whole tiles), the engine's
+    ``act_bits`` / ``weight_bits`` widened where an operand needs more (an unsigned code counts a
+    bit more) and ``acc_bits`` with them, a reader of ``data_bits`` for the widest operand."""
+    gemms = [d for d in descriptors if d.opcode == OPCODES["gemm"]]
+    if not gemms:
+        raise ValueError("no GEMM descriptors")
+    wb = max([engine.weight_bits, *(_sides(d)[0] for d in gemms if not d.pot_addr)])
+    ab = max([engine.act_bits, *(_sides(d)[1] for d in gemms)])
+    if (wb, ab) != (engine.weight_bits, engine.act_bits):
+        pwb = engine.pot_weight_bits if engine.cols_pot else 0
+        acc = min(required_acc_bits(max(d.k for d in gemms), wb, pwb, ab), MAX_ACC_BITS)
+        engine = replace(engine, weight_bits=wb, act_bits=ab, acc_bits=max(engine.acc_bits, acc))
+    tokens = max(d.tn if d.has(F_TRANSPOSED) else d.tm for d in gemms)
+    depth = max(d.tk for d in gemms)
+    channels = max(d.tm if d.has(F_TRANSPOSED) else d.tn for d in gemms)
+    limits = TileLimits(tokens, depth, channels, channels if engine.cols_pot else 0)
+    max_bits = max(engine.act_bits, engine.weight_bits, engine.pot_weight_bits)
+    return GemmSpec(engine, limits, DmaConfig(data_bits, 1, max_bits, max_burst, max_outstanding))
+
+
+@dataclass(frozen=True)
+class CStream:
+    """The GEMM core's accumulators (module docstring): a header per output tile, then its words;
+    ``ready`` is the consumer's input."""
+
+    tile: Wire
+    h: Wire
+    m0: Wire
+    rows: Wire
+    n0: Wire
+    cols: Wire
+    valid: Wire
+    data: Wire
+    count: Wire
+    row_end: Wire
+    last: Wire
+    ready: Wire
+    done: Wire
+
+
+@dataclass(frozen=True)
+class GemmCore:
+    """The core's outputs: the C stream, the reader (AXI4 master side) and ``busy``."""
+
+    c: CStream
+    reader: Reader
+    busy: Wire
+
+
+def _c(value: int, bits: int) -> Wire:
+    return pyrtl.Const(value, bits)
+
+
+def _fit(w: Wire, bits: int) -> Wire:
+    return w[:bits] if len(w) > bits else w.zero_extended(bits)
+
+
+def _min(a: Wire, b: Wire) -> Wire:
+    return pyrtl.select(a < b, a, b)
+
+
+def _drive(reg: pyrtl.Register, reset: Wire, step: Wire, value: Wire) -> Wire:
+    """``reg`` ← 0 on ``reset``, ``value`` on ``step``, else held; returns its next value."""
+    bits = len(reg)
+    nxt = pyrtl.select(reset, _c(0, bits), pyrtl.select(step, _fit(value, bits), reg))
+    reg.next <<= nxt
+    return nxt
+
+
+def _wrap(reg: pyrtl.Register, reset: Wire, step: Wire, last: Wire) -> tuple[Wire, Wire]:
+    """A counter 0 … (wraps where ``last``); returns (next value, wraps this step)."""
+    nxt = _drive(reg, reset, step, pyrtl.select(last, _c(0, len(reg)), reg + 1))
+    return nxt, step & last
+
+
+@dataclass(frozen=True)
+class _Depth:
+    """Depth cursor: engine row r = k mod rows, A word base kf·steps, B word offset kf·rows."""
+
+    r: Wire
+    kfa: Wire
+    kfb: Wire
+
+
+def _depth_cursor(reset: Wire, step: Wire, rows: int, steps: Wire, bits: int) -> tuple[_Depth, _Depth]:
+    r, kfa, kfb = pyrtl.Register(bits_for(rows)), pyrtl.Register(bits), pyrtl.Register(bits)
+    nr, wrap = _wrap(r, reset, step, r == rows - 1)
+    nkfa = _drive(kfa, reset, wrap, kfa + steps)
+    nkfb = _drive(kfb, reset, wrap, kfb + rows)
+    return _Depth(r, kfa, kfb), _Depth(nr, nkfa, nkfb)
+
+
+@dataclass(frozen=True)
+class _Token:
+    """Token cursor: field t mod τ, word t div τ, token t."""
+
+    sub: Wire
+    word: Wire
+    t: Wire
+
+
+def _token_cursor(reset: Wire, step: Wire, tau: int, bits: int) -> tuple[_Token, _Token]:
+    sub, word, t = pyrtl.Register(bits_for(tau)), pyrtl.Register(bits), pyrtl.Register(bits)
+    nsub, wrap = _wrap(sub, reset, step, sub == tau - 1)
+    nword = _drive(word, reset, wrap, word + 1)
+    nt = _drive(t, reset, step, t + 1)
+    return _Token(sub, word, t), _Token(nsub, nword, nt)
+
+
+@dataclass(frozen=True)
+class _Channel:
+    """Channel cursor: the channel's index j in the tile, whether it is PoT, and its place in
+    the fixed sub-array (column ``c``, the field of its B word, B and C word bases) or the PoT
+    one (column, B and C word bases)."""
+
+    j: Wire
+    pot: Wire
+    f_c: Wire
+    f_field: Wire
+    f_bb: Wire
+    f_cb: Wire
+    p_c: Wire
+    p_bb: Wire
+    p_cb: Wire
+
+
+def _channel_cursor(
+    reset: Wire,
+    step: Wire,
+    engine: EngineConfig,
+    kappa: Wire,
+    share_m1: Wire,
+    kfr: Wire,
+    steps: Wire,
+    tokens: Wire,
+    pot_of: Callable[[Wire], Wire],
+    bits: int,
+) -> tuple[_Channel, _Channel]:
+    """(current, next) of the channel cursor; ``pot_of(j)``: whether tile channel j is PoT.
+    Fixed channels walk lane ch < κ, column c, fold parity (< share: two folds of the 2-lane
+    mode share each word of a two-mode engine), then the word bases; PoT ones column, bases."""
+    j = pyrtl.Register(bits)
+    is_pot = pot_of(j)
+    nj = _drive(j, reset, step, j + 1)
+    f_step, p_step = step & ~is_pot, step & is_pot
+    f_ch, f_c, f_par = pyrtl.Register(2), pyrtl.Register(bits_for(engine.cols_fixed)), pyrtl.Register(2)
+    f_bb, f_cb = pyrtl.Register(bits), pyrtl.Register(bits)
+    n_ch, ch_wrap = _wrap(f_ch, reset, f_step, f_ch == (kappa - 1)[:2])
+    n_c, g_wrap = _wrap(f_c, reset, ch_wrap, f_c == engine.cols_fixed - 1)
+    n_par, pair_wrap = _wrap(f_par, reset, g_wrap, f_par == share_m1)
+    n_bb = _drive(f_bb, reset, pair_wrap, f_bb + kfr)
+    n_cb = _drive(f_cb, reset, pair_wrap, f_cb + steps)
+
+    def field(ch: Wire, par: Wire) -> Wire:
+        return _fit(pyrtl.select(kappa == 1, par, ch), 2)
+
+    if engine.cols_pot:
+        p_c, p_bb, p_cb = (
+            pyrtl.Register(bits_for(engine.cols_pot)),
+            pyrtl.Register(bits),
+            pyrtl.Register(bits),
+        )
+        n_pc, p_wrap = _wrap(p_c, reset, p_step, p_c == engine.cols_pot - 1)
+        n_pbb = _drive(p_bb, reset, p_wrap, p_bb + kfr)
+        n_pcb = _drive(p_cb, reset, p_wrap, p_cb + tokens)
+        cur_p: tuple[Wire, Wire, Wire] = (p_c, p_bb, p_cb)
+        nxt_p: tuple[Wire, Wire, Wire] = (n_pc, n_pbb, n_pcb)
+    else:
+        cur_p = nxt_p = (_c(0, 1), _c(0, 1), _c(0, 1))
+    cur = _Channel(j, is_pot, f_c, field(f_ch, f_par), f_bb, f_cb, *cur_p)
+    nxt = _Channel(nj, pot_of(nj), n_c, field(n_ch, n_par), n_bb, n_cb, *nxt_p)
+    return cur, nxt
+
+
+def _one_hot(index: Wire, n: int) -> Wire:
+    return pyrtl.concat_list([index == i for i in range(n)])
+
+
+def _transfer(
+    d: Mapping[str, Wire], op: str, head: Wire, row0: Wire, rows: Wire, col0: Wire, cols: Wire
+) -> dict[str, Wire]:
+    """The reader's transfer inputs for a window of operand ``op`` (``a`` or ``b``)."""
+    return {
+        "op_addr": d[f"{op}_addr"],
+        "op_row_stride": d[f"{op}_row_stride"],
+        "op_head_stride": d[f"{op}_head_stride"],
+        "op_bits": d[f"{op}_bits"],
+        "op_signed": d[f"{op}_signed"],
+        "win_head": head,
+        "win_row0": row0,
+        "win_rows": rows,
+        "win_col0": col0,
+        "win_cols": cols,
+    }
+
+
+def _mux_ports(sel: Wire, a: Mapping[str, Wire], b: Mapping[str, Wire]) -> dict[str, Wire]:
+    """``a`` where ``sel`` else ``b``, port by port."""
+    out = {}
+    for name in a:
+        width = max(len(a[name]), len(b[name]))
+        out[name] = pyrtl.select(sel, _fit(a[name], width), _fit(b[name], width))
+    return out
+
+
+def _mode_index(engine: EngineConfig, wbits: Wire, abits: Wire) -> Wire | None:
+    """The packing mode of the layer's widths (:meth:`EngineConfig.mode_for`, 0 if none admits);
+    None for a one-mode engine."""
+    if len(engine.modes) == 1:
+        return None
+    bits = bits_for(len(engine.modes))
+    idx: Wire = _c(0, bits)
+    for i, mode in enumerate(engine.modes):
+        admits = (wbits <= mode.weight_bits) & (abits <= mode.act_bits)
+        idx = pyrtl.select(admits, _c(i, bits), idx)
+    return idx
+
+
+def _pick(default: Wire, cases: Sequence[tuple[Wire, int]]) -> Wire:
+    """The state of the first case whose condition holds, else ``default``."""
+    out = default
+    for cond, value in reversed(cases):
+        out = pyrtl.select(cond, _c(value, len(default)), out)
+    return out
+
+
+def gemm_core(
+    spec: GemmSpec, op_start: Wire, d: Mapping[str, Wire], axi: ReadChannel, ready: Wire
+) -> GemmCore:
+    """The GEMM core (module docstring) on wires: ``op_start``, the descriptor's fields ``d`` (by
+    name; held from ``op_start`` on), the read channel ``axi`` and the C stream's ``ready``.
+    Latency: module docstring (tile loop)."""
+    eng, lim = spec.engine, spec.limits
+    rows, tau, fields = eng.rows, eng.tokens, eng.channels
+    hb = HEADER_BITS
+    state = pyrtl.Register(_STATE_BITS)
+
+    def at(name: str) -> Wire:
+        return state == _S[name]
+
+    flags = d["flags"]
+    weight = flags[F_WEIGHT.bit_length() - 1]
+    kmajor = flags[F_B_KMAJOR.bit_length() - 1]
+    transposed = flags[F_TRANSPOSED.bit_length() - 1]
+    m, n, k = (_fit(d[x], hb) for x in ("m", "n", "k"))
+    repeat = _fit(d["repeat"], hb)
+    tm, tn, tk = (_fit(d[x], hb) for x in ("tm", "tn", "tk"))
+    pot_on = (weight & (d["pot_addr"] != 0)) if eng.cols_pot else _c(0, 1)
+
+    # the tile walker: heads → m → n → k (edge tiles by min)
+    h, m0, n0, k0 = (pyrtl.Register(hb) for _ in range(4))
+    em = _min(tm, (m - m0)[:hb])
+    en = _min(tn, (n - n0)[:hb])
+    ek = _min(tk, (k - k0)[:hb])
+    tokens = pyrtl.select(transposed, en, em)
+    channels = pyrtl.select(transposed, em, en)
+    steps = tokens if tau == 1 else _fit((tokens + 1)[1:], hb)
+    k_more = (k0 + tk)[: hb + 1] < k
+    n_more = (n0 + tn)[: hb + 1] < n
+    m_more = (m0 + tm)[: hb + 1] < m
+    h_more = (h + 1)[: hb + 1] < repeat
+    first_k = k0 == 0
+
+    # ⌈ek / rows⌉·rows (B words per channel fold) by repeated addition
+    kfr = pyrtl.Register(hb)
+    kfr_short = kfr < ek
+    kfr.next <<= pyrtl.select(
+        at("setup"), _c(0, hb), pyrtl.select(at("ceil") & kfr_short, (kfr + rows)[:hb], kfr)
+    )
+
+    # the reader: PoT bits, the token operand, the channel operand
+    start_dma = at("pot_go") | at("a_go") | at("b_go")
+    zero = _c(0, hb)
+    pot_ports: dict[str, Wire] = {
+        "op_addr": d["pot_addr"],
+        "op_row_stride": n,
+        "op_head_stride": _c(0, 1),
+        "op_bits": _c(1, 7),
+        "op_signed": _c(0, 1),
+        "win_head": zero,
+        "win_row0": zero,
+        "win_rows": _c(1, hb),
+        "win_col0": n0,
+        "win_cols": en,
+    }
+    tok_kmajor = transposed & kmajor
+    wgt_kmajor = ~transposed & kmajor
+    b_kmajor = _transfer(d, "b", h, k0, ek, n0, en)
+    b_nmajor = _transfer(d, "b", h, n0, en, k0, ek)
+    a_rows = _transfer(d, "a", h, m0, em, k0, ek)
+    b_ports = _mux_ports(kmajor, b_kmajor, b_nmajor)
+    tok_ports = _mux_ports(transposed, b_ports, a_rows)
+    wgt_ports = _mux_ports(transposed, a_rows, b_ports)
+    ports = _mux_ports(at("pot_go"), pot_ports, _mux_ports(at("a_go"), tok_ports, wgt_ports))
+    rd = reader(spec.dma, start_dma, ports, axi)
+    s = rd.stream
+    code = s.data[: spec.dma.max_bits]
+
+    # the tile's channel split: the PoT bits of its channels, in order
+    nb = bits_for(max(lim.channels_fixed, lim.channels_pot) + 1)
+    pot_mem = pyrtl.MemBlock(bitwidth=1, addrwidth=nb, max_read_ports=2, asynchronous=True)
+    pj = pyrtl.Register(nb)
+    pot_in = at("pot") & s.valid
+    pot_mem[pj] <<= pyrtl.MemBlock.EnabledWrite(code[0], pot_in)
+    pj.next <<= pyrtl.select(at("pot_go"), _c(0, nb), pyrtl.select(pot_in, pj + 1, pj))
+    n_pot = pyrtl.Register(nb)
+    n_pot.next <<= pyrtl.select(
+        at("setup") & first_k, _c(0, nb), pyrtl.select(pot_in & code[0], n_pot + 1, n_pot)
+    )
+    n_fix = (_fit(channels, nb + 1) - n_pot)[:nb]
+
+    def pot_of(j: Wire) -> Wire:
+        return pot_on & pot_mem[_fit(j, nb)]
+
+    # the packing mode, its channels per column (κ) and fold pairs sharing a word (share − 1)
+    a_eff = _fit(d["a_bits"], 8) + ~d["a_signed"][0]
+    b_eff = _fit(d["b_bits"], 8) + ~d["b_signed"][0]
+    wbits = pyrtl.select(weight, _fit(d["b_bits"], 9), pyrtl.select(transposed, a_eff, b_eff))
+    abits = pyrtl.select(weight | ~transposed, a_eff, b_eff)
+    mode = _mode_index(eng, wbits, abits)
+    kappa: Wire = _c(eng.modes[0].channels, 2)
+    share_m1: Wire = _c(fields // eng.modes[0].channels - 1, 2)
+    if mode is not None:
+        for i, lane in enumerate(eng.modes):
+            kappa = pyrtl.select(mode == i, _c(lane.channels, 2), kappa)
+            share_m1 = pyrtl.select(mode == i, _c(fields // lane.channels - 1, 2), share_m1)
+
+    # the C stream's position (descriptor orientation: rows m, cols n)
+    dcol, drow = pyrtl.Register(hb), pyrtl.Register(hb)
+    head = at("head")
+    out_rows, out_cols = hold_register(em, head), hold_register(en, head)
+    fire = at("drain") & ready
+    c_row_end = dcol == (out_cols - 1)[:hb]
+    c_last = c_row_end & (drow == (out_rows - 1)[:hb])
+    dcol.next <<= pyrtl.select(head | (fire & c_row_end), zero, pyrtl.select(fire, (dcol + 1)[:hb], dcol))
+    drow.next <<= pyrtl.select(head, zero, pyrtl.select(fire & c_row_end, (drow + 1)[:hb], drow))
+    c_inner, c_over = fire & ~c_row_end, fire & c_row_end
+
+    # cursors: loads (a: token × depth, b: channel × depth, either order) and the C stream
+    shapes = tile_buffer_shapes(eng, lim)
+    ab = bits_for(max(words for _, words, _ in shapes.values()) + 1) + 1
+    in_a, in_b = at("a"), at("b")
+    v = s.valid & (in_a | in_b)
+    outer_depth = pyrtl.select(in_a, tok_kmajor, wgt_kmajor)
+    inner_step, row_over = v & ~s.row_end, v & s.row_end
+    d_step = pyrtl.select(outer_depth, row_over, inner_step)
+    d_reset = start_dma | (row_over & ~outer_depth)
+    dep, _ = _depth_cursor(d_reset, d_step, rows, steps, ab)
+    t_step = (in_a & pyrtl.select(outer_depth, inner_step, row_over)) | pyrtl.select(
+        transposed, c_inner, c_over
+    )
+    t_reset = at("a_go") | head | (in_a & row_over & outer_depth) | (transposed & c_over)
+    tok, tok_n = _token_cursor(t_reset, t_step, tau, ab)
+    ch_step = (in_b & pyrtl.select(outer_depth, inner_step, row_over)) | pyrtl.select(
+        transposed, c_over, c_inner
+    )
+    ch_reset = at("b_go") | head | (in_b & row_over & outer_depth) | (~transposed & c_over)
+    chan, chan_n = _channel_cursor(ch_reset, ch_step, eng, kappa, share_m1, kfr, steps, tokens, pot_of, ab)
+
+    # the buffer writes: one element a cycle into its field
+    a_words, fb_words, fc_words = shapes["a"][1], shapes["fb"][1], shapes["fc"][1]
+    a_dma = DmaWrite(
+        in_a & s.valid,
+        dep.r,
+        _fit(dep.kfa + tok.word, bits_for(a_words)),
+        pyrtl.concat_list([code[: eng.act_bits]] * tau),
+        _one_hot(tok.sub, tau) if tau > 1 else None,
+    )
+    b_dma = {
+        "f": DmaWrite(
+            in_b & s.valid & ~chan.pot,
+            chan.f_c,
+            _fit(chan.f_bb + dep.kfb + dep.r, bits_for(fb_words)),
+            pyrtl.concat_list([code[: eng.weight_bits]] * fields),
+            _one_hot(chan.f_field, fields) if fields > 1 else None,
+        )
+    }
+    chans = {"f": _fit(n_fix, bits_for(lim.channels_fixed + 1))}
+    # the C reads: the address of the element the stream shows next cycle
+    c_read = {"f": (chan_n.f_c, _fit(chan_n.f_cb + tok_n.word, bits_for(fc_words)))}
+    if "pb" in shapes:
+        pwb = eng.pot_weight_bits
+        b_bits = _fit(d["b_bits"], 7)
+        sign = pyrtl.shift_right_logical(code, (b_bits - 1)[:7])[0]
+        mag = pyrtl.shift_left_logical(_c(1, spec.dma.max_bits + 1), (b_bits - 1)[:7]) - 1
+        pot_code = pyrtl.concat(sign, (code & mag[: len(code)])[: pwb - 1])
+        b_dma["p"] = DmaWrite(
+            in_b & s.valid & chan.pot,
+            chan.p_c,
+            _fit(chan.p_bb + dep.kfb + dep.r, bits_for(shapes["pb"][1])),
+            pot_code,
+        )
+        chans["p"] = _fit(n_pot, bits_for(lim.channels_pot + 1))
+        c_read["p"] = (chan_n.p_c, _fit(chan_n.p_cb + tok_n.t, bits_for(shapes["pc"][1])))
+
+    tile = tile_frontend(
+        eng,
+        lim,
+        at("run_go"),
+        _fit(tokens, bits_for(lim.tokens + 1)),
+        _fit(ek, bits_for(lim.depth + 1)),
+        chans,
+        first_k,
+        mode,
+        a_dma,
+        b_dma,
+        c_read,
+    )
+
+    # the accumulator of the element shown: its slot of the fixed word, or the PoT word
+    acc = eng.acc_bits
+    slot = _fit(tok.sub * fields + chan.f_field, bits_for(eng.slots))
+    word = tile.c_data["f"]
+    value: Wire = word[:acc]
+    for i in range(1, eng.slots):
+        value = pyrtl.select(slot == i, word[i * acc : (i + 1) * acc], value)
+    if "p" in tile.c_data:
+        value = pyrtl.select(chan.pot, tile.c_data["p"][:acc], value)
+    data = value[:ACC_OUT_BITS] if acc >= ACC_OUT_BITS else value.sign_extended(ACC_OUT_BITS)
+
+    # the walker's states
+    over = ~(n_more | m_more | h_more)
+    dma_done = rd.done
+    state.next <<= _pick(
+        state,
+        [
+            (at("idle") & op_start, _S["setup"]),
+            (at("setup"), _S["ceil"]),
+            (at("ceil") & ~kfr_short & first_k & pot_on, _S["pot_go"]),
+            (at("ceil") & ~kfr_short, _S["a_go"]),
+            (at("pot_go"), _S["pot"]),
+            (at("pot") & dma_done, _S["a_go"]),
+            (at("a_go"), _S["a"]),
+            (at("a") & dma_done, _S["b_go"]),
+            (at("b_go"), _S["b"]),
+            (at("b") & dma_done, _S["run_go"]),
+            (at("run_go"), _S["run"]),
+            (at("run") & tile.done & k_more, _S["setup"]),
+            (at("run") & tile.done, _S["head"]),
+            (head, _S["drain"]),
+            (fire & c_last, _S["next"]),
+            (at("next") & over, _S["idle"]),
+            (at("next"), _S["setup"]),
+        ],
+    )
+    step_k = at("run") & tile.done & k_more
+    step_tile = at("next")
+    k0.next <<= pyrtl.select(at("idle") | step_tile, zero, pyrtl.select(step_k, (k0 + tk)[:hb], k0))
+    n0.next <<= pyrtl.select(
+        at("idle") | (step_tile & ~n_more), zero, pyrtl.select(step_tile, (n0 + tn)[:hb], n0)
+    )
+    m_step = step_tile & ~n_more
+    m0.next <<= pyrtl.select(at("idle") | (m_step & ~m_more), zero, pyrtl.select(m_step, (m0 + tm)[:hb], m0))
+    h_step = m_step & ~m_more
+    h.next <<= pyrtl.select(at("idle"), zero, pyrtl.select(h_step, (h + 1)[:hb], h))
+    done = at("next") & over
+
+    def header(x: Wire, held: Wire) -> Wire:  # valid with the pulse, held until the next one
+        return pyrtl.select(head, x, held)
+
+    stream = CStream(
+        tile=head,
+        h=header(h, hold_register(h, head)),
+        m0=header(m0, hold_register(m0, head)),
+        rows=header(em, out_rows),
+        n0=header(n0, hold_register(n0, head)),
+        cols=header(en, out_cols),
+        valid=at("drain"),
+        data=data,
+        count=_c(1, 1),
+        row_end=at("drain") & c_row_end,
+        last=at("drain") & c_last,
+        ready=ready,
+        done=done,
+    )
+    return GemmCore(stream, rd, ~at("idle"))
+
+
+#: The C stream's output ports (``c_<name>``) and the core's inputs besides the descriptor.
+C_PORTS = ("tile", "h", "m0", "rows", "n0", "cols", "valid", "data", "count", "row_end", "last", "done")
+
+
+def field_widths() -> dict[str, int]:
+    """Bits of each descriptor field as the sequencer puts it out (``d_<field>``)."""
+    return {name: 8 * size for name, (_, size) in field_offsets().items()}
+
+
+def build_gemm(spec: GemmSpec) -> GemmCore:
+    """The core with named ports into the working block (the caller resets it): inputs
+    ``op_start``, ``d_<field>`` (every :data:`~hwmodel.arch.program.FIELDS` name), ``m_arready`` …
+    (:func:`hwmodel.rtl.dma.read_channel_inputs`), ``c_ready``; outputs the reader's ``m_ar*`` /
+    ``m_rready``, ``c_<name>`` (:data:`C_PORTS`) and ``busy``."""
+    d = {name: pyrtl.Input(bits, f"d_{name}") for name, bits in field_widths().items()}
+    core = gemm_core(
+        spec,
+        pyrtl.Input(1, "op_start"),
+        d,
+        read_channel_inputs(spec.dma.data_bits),
+        pyrtl.Input(1, "c_ready"),
+    )
+    for name, wire in core.reader.ports(spec.dma.data_bits).items():
+        output_port(name, wire)
+    for name in C_PORTS:
+        output_port(f"c_{name}", getattr(core.c, name))
+    output_port("busy", core.busy)
+    return core
+
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class CTile:
+    """One output tile of the C stream: its header and accumulators (rows × cols, int64)."""
+
+    h: int
+    m0: int
+    n0: int
+    values: I64
+
+
+@dataclass(frozen=True)
+class GemmRun:
+    """A simulated descriptor: the C stream's tiles in order, the cycles from ``op_start`` to
+    ``done``, and per tile the cycle of its header."""
+
+    tiles: tuple[CTile, ...]
+    cycles: int
+    header_cycles: tuple[int, ...]
+
+
+def simulate_gemm(
+    spec: GemmSpec,
+    image: npt.NDArray[np.uint8],
+    desc: Descriptor,
+    latency_cycles: int = 8,
+    bytes_per_cycle: float | None = None,
+    ready: Callable[[int], bool] | None = None,
+    max_cycles: int = 2_000_000,
+) -> GemmRun:
+    """Run ``desc`` through a freshly built core (resets the working block) against the
+    testbench DRAM on ``image`` (:class:`hwmodel.rtl.dram.Dram`, port ``m_``): ``op_start`` in
+    cycle 0, the descriptor's fields held throughout, ``c_ready`` per cycle from ``ready``
+    (default: always); collects the C stream, checking its framing (headers, ``count``,
+    ``row_end``, ``last``)."""
+    fresh_block()
+    build_gemm(spec)
+    sim = pyrtl.FastSimulation()
+    dram = Dram(image, spec.dma.data_bits, latency_cycles, bytes_per_cycle, writes=False)
+    widths = field_widths()
+    fields = {
+        f"d_{name}": value & ((1 << widths[name]) - 1)
+        for (name, _), value in zip(FIELDS, desc.values(), strict=True)
+    }
+    tiles: list[CTile] = []
+    headers: list[int] = []
+    header: tuple[int, int, int, int, int] | None = None
+    got: list[int] = []
+    for cycle in range(max_cycles):
+        r = int(ready(cycle)) if ready is not None else 1
+        sim.step({"op_start": int(cycle == 0), **fields, **dram.inputs(cycle), "c_ready": r})
+        dram.observe(cycle, sim.inspect)
+        if sim.inspect("c_tile"):
+            if got:
+                raise AssertionError(f"cycle {cycle}: a header before the last tile's last word")
+            header = tuple(sim.inspect(f"c_{x}") for x in ("h", "m0", "rows", "n0", "cols"))  # type: ignore[assignment]
+            headers.append(cycle)
+        if sim.inspect("c_valid") and r:
+            if header is None:
+                raise AssertionError(f"cycle {cycle}: a word before any header")
+            hh, m0, rows, n0, cols = header
+            value = sim.inspect("c_data")
+            got.append(value - (1 << ACC_OUT_BITS) if value >> (ACC_OUT_BITS - 1) else value)
+            if sim.inspect("c_count") != 1:
+                raise AssertionError(f"cycle {cycle}: count {sim.inspect('c_count')}")
+            if bool(sim.inspect("c_row_end")) != (len(got) % cols == 0):
+                raise AssertionError(f"cycle {cycle}: row_end wrong at word {len(got)}")
+            if bool(sim.inspect("c_last")) != (len(got) == rows * cols):
+                raise AssertionError(f"cycle {cycle}: last wrong at word {len(got)}")
+            if len(got) == rows * cols:
+                tiles.append(CTile(hh, m0, n0, np.array(got, dtype=np.int64).reshape(rows, cols)))
+                got, header = [], None
+        if sim.inspect("c_done"):
+            return GemmRun(tuple(tiles), cycle, tuple(headers))
+    raise RuntimeError(f"the GEMM core did not finish within {max_cycles} cycles")
