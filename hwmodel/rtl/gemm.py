@@ -178,17 +178,22 @@ def gemm_spec(
     """The core for a program's GEMMs on ``engine`` (a design's:
     :func:`hwmodel.model.evaluation.design_engine`): the largest tile of its GEMM descriptors in
     the engine's orientation (a PoT table sizes both sub-arrays for whole tiles), the engine's
-    ``act_bits`` / ``weight_bits`` widened where an operand needs more (an unsigned code counts a
-    bit more) and ``acc_bits`` with them, a reader of ``data_bits`` for the widest operand."""
+    ``act_bits`` / ``weight_bits`` / ``pot_weight_bits`` widened where an operand needs more (an
+    unsigned code counts a bit more) and ``acc_bits`` with them, a reader of ``data_bits`` for
+    the widest operand."""
     gemms = [d for d in descriptors if d.opcode == OPCODES["gemm"]]
     if not gemms:
         raise ValueError("no GEMM descriptors")
     wb = max([engine.weight_bits, *(_sides(d)[0] for d in gemms if not d.pot_addr)])
     ab = max([engine.act_bits, *(_sides(d)[1] for d in gemms)])
-    if (wb, ab) != (engine.weight_bits, engine.act_bits):
-        pwb = engine.pot_weight_bits if engine.cols_pot else 0
-        acc = min(required_acc_bits(max(d.k for d in gemms), wb, pwb, ab), MAX_ACC_BITS)
-        engine = replace(engine, weight_bits=wb, act_bits=ab, acc_bits=max(engine.acc_bits, acc))
+    pots = [d.b.bits for d in gemms if d.pot_addr]
+    if pots and not engine.cols_pot:
+        raise ValueError("PoT channels in the program, no PoT columns in the engine")
+    pwb = max([engine.pot_weight_bits, *pots])
+    if (wb, ab, pwb) != (engine.weight_bits, engine.act_bits, engine.pot_weight_bits):
+        acc = required_acc_bits(max(d.k for d in gemms), wb, pwb if engine.cols_pot else 0, ab)
+        acc = max(engine.acc_bits, min(acc, MAX_ACC_BITS))
+        engine = replace(engine, weight_bits=wb, act_bits=ab, pot_weight_bits=pwb, acc_bits=acc)
     tokens = max(d.tn if d.has(F_TRANSPOSED) else d.tm for d in gemms)
     depth = max(d.tk for d in gemms)
     channels = max(d.tm if d.has(F_TRANSPOSED) else d.tn for d in gemms)

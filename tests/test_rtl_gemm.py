@@ -1,0 +1,237 @@
+"""The GEMM core (:mod:`hwmodel.rtl.gemm`): one ``gemm`` descriptor through the tile DMA, the tile
+frontend and the C stream, in PyRTL's ``FastSimulation`` against the testbench DRAM; every output
+tile's accumulators bit-exact against numpy's A·B of the operands as the program lays them out
+(weights with PoT channels, activations n- or k-major, heads, transposed, every packing mode),
+and real GEMMs of the tiny ViT's compiled program against the reference semantics' operands."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hwmodel.arch.cycles import ceil_div, mixed_tile_cycles
+from hwmodel.arch.dma import Window, read_cycles
+from hwmodel.arch.engine import EngineConfig, decode_pot
+from hwmodel.arch.program import (
+    F_B_KMAJOR,
+    F_TRANSPOSED,
+    F_WEIGHT,
+    OPCODES,
+    Descriptor,
+    Operand,
+    read_operand,
+    write_operand,
+)
+from hwmodel.rtl.gemm import GemmRun, GemmSpec, gemm_spec, simulate_gemm
+from hwmodel.rtl.tile import TILE_LATENCY
+
+I64 = npt.NDArray[np.int64]
+GEMM = OPCODES["gemm"]
+
+
+def reference(mem: npt.NDArray[np.uint8], d: Descriptor) -> I64:
+    """C[h] = A[h]·B[h] (repeat, m, n) of the operands in ``mem``, as ``codesign.program``'s
+    ``_gemm`` reads them (PoT channels decoded), wrapped to int32."""
+    a = read_operand(mem, d.a, (d.repeat, d.m, d.k))
+    if d.has(F_WEIGHT):
+        codes = read_operand(mem, d.b, (1, d.n, d.k))[0]
+        if d.pot_addr:
+            pot = read_operand(mem, Operand(d.pot_addr, d.n, 0, 1, 0), (1, 1, d.n)).reshape(-1).astype(bool)
+            codes = codes.copy()
+            codes[pot] = decode_pot(codes[pot] & ((1 << d.b.bits) - 1), d.b.bits)
+        b = np.broadcast_to(codes[None], (d.repeat, d.n, d.k))
+    elif d.has(F_B_KMAJOR):
+        b = read_operand(mem, d.b, (d.repeat, d.k, d.n)).transpose(0, 2, 1)
+    else:
+        b = read_operand(mem, d.b, (d.repeat, d.n, d.k))
+    acc: I64 = np.einsum("hmk,hnk->hmn", a, b)
+    return ((acc + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+
+def check(spec: GemmSpec, mem: npt.NDArray[np.uint8], d: Descriptor, **kwargs: object) -> GemmRun:
+    """Run ``d`` and hold every tile of the C stream to the reference: tiles in the model's order
+    (heads, m, n), each exactly once, extents clipped at the edges."""
+    run = simulate_gemm(spec, mem, d, **kwargs)  # type: ignore[arg-type]
+    want = reference(mem, d)
+    order = [(h, m0, n0) for h in range(d.repeat) for m0 in range(0, d.m, d.tm) for n0 in range(0, d.n, d.tn)]
+    assert [(t.h, t.m0, t.n0) for t in run.tiles] == order
+    for t in run.tiles:
+        rows, cols = min(d.tm, d.m - t.m0), min(d.tn, d.n - t.n0)
+        assert t.values.shape == (rows, cols)
+        np.testing.assert_array_equal(t.values, want[t.h, t.m0 : t.m0 + rows, t.n0 : t.n0 + cols])
+    return run
+
+
+def codes(rng: np.random.Generator, shape: tuple[int, ...], bits: int, signed: int) -> I64:
+    lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+    return rng.integers(lo, hi, shape, dtype=np.int64)
+
+
+def pot_weights(rng: np.random.Generator, n: int, k: int, bits: int, ratio: float) -> tuple[I64, I64]:
+    """Weight codes with PoT channels (any ``bits`` code ``sign << (b−1) | m``, stored read signed,
+    as the compiler stores them) and the PoT mask."""
+    pot = (rng.random(n) < ratio).astype(np.int64)
+    w = codes(rng, (n, k), bits, 1)
+    raw = rng.integers(0, 1 << bits, (n, k), dtype=np.int64)
+    signed = raw - ((raw >> (bits - 1)) & 1) * (1 << bits)
+    return np.where(pot[:, None] == 1, signed, w), pot
+
+
+A_AT, B_AT, POT_AT = 64, 8192, 16384
+
+
+def layout(
+    rng: np.random.Generator,
+    kind: str,
+    m: int,
+    n: int,
+    k: int,
+    heads: int,
+    a_bits: int,
+    b_bits: int,
+    a_signed: int = 1,
+    pot_ratio: float = 0.0,
+) -> tuple[npt.NDArray[np.uint8], dict[str, object]]:
+    """A DRAM image with A and B (and a PoT table) laid out as the program lays them: ``kind``
+    ``weight`` (B n-major weights, one head), ``nmajor`` (B activations n-major, heads
+    interleaved in the rows as Q·Kᵀ's), ``kmajor`` (V); returns the image and the descriptor's
+    operand fields."""
+    mem = np.zeros(1 << 15, dtype=np.uint8)
+    a = Operand(A_AT, heads * k + 1, k, a_bits, a_signed)  # rows wider than a head: strided heads
+    write_operand(mem, a, codes(rng, (heads, m, k), a_bits, a_signed))
+    fields: dict[str, object] = {"a": a}
+    if kind == "weight":
+        b = Operand(B_AT, k, 0, b_bits, 1)
+        w, pot = pot_weights(rng, n, k, b_bits, pot_ratio)
+        write_operand(mem, b, w[None])
+        if pot.any():
+            write_operand(mem, Operand(POT_AT, n, 0, 1, 0), pot[None, None])
+            fields["pot_addr"] = POT_AT
+        fields["flags"] = F_WEIGHT
+    elif kind == "nmajor":
+        b = Operand(B_AT, heads * k, k, b_bits, 1)
+        write_operand(mem, b, codes(rng, (heads, n, k), b_bits, 1))
+    else:
+        b = Operand(B_AT, heads * n + 3, n, b_bits, 1)
+        write_operand(mem, b, codes(rng, (heads, k, n), b_bits, 1))
+        fields["flags"] = F_B_KMAJOR
+    fields["b"] = b
+    return mem, fields
+
+
+def descriptor(
+    fields: dict[str, object], m: int, n: int, k: int, heads: int, tiles: tuple[int, int, int], flags: int = 0
+) -> Descriptor:
+    tm, tn, tk = tiles
+    kwargs = dict(fields)
+    kwargs["flags"] = int(kwargs.get("flags", 0)) | flags  # type: ignore[call-overload]
+    return Descriptor("gemm", GEMM, m=m, n=n, k=k, repeat=heads, tm=tm, tn=tn, tk=tk, **kwargs)  # type: ignore[arg-type]
+
+
+W8A8 = EngineConfig(4, 2, 0, 8, 4, 8, 24, 2)
+MIXED = EngineConfig(4, 2, 2, 8, 4, 8, 24, 2)
+TWO_MODES = EngineConfig(6, 2, 0, 8, 4, 8, 26, 4)  # the 2-lane mode (shared words) and the 4-lane one
+QUAD = EngineConfig(4, 2, 0, 4, 4, 4, 16, 4)
+
+# (engine, kind, (m, n, k, heads), tiles, (a bits, b bits, a signed), flags, PoT ratio)
+CASES = {
+    "weights, edge tiles, 2 k tiles": (W8A8, "weight", (10, 7, 20, 1), (8, 4, 16), (8, 8, 1), 0, 0.0),
+    "K n-major, heads": (W8A8, "nmajor", (9, 7, 11, 2), (4, 5, 8), (8, 6, 1), 0, 0.0),
+    "K n-major, heads, transposed": (W8A8, "nmajor", (9, 7, 11, 2), (4, 5, 8), (8, 6, 1), F_TRANSPOSED, 0.0),
+    "V k-major, unsigned P": (W8A8, "kmajor", (9, 7, 11, 2), (4, 5, 8), (7, 8, 0), 0, 0.0),
+    "V k-major, transposed": (W8A8, "kmajor", (9, 7, 11, 2), (4, 5, 8), (7, 8, 0), F_TRANSPOSED, 0.0),
+    "PoT channels": (MIXED, "weight", (9, 13, 11, 1), (8, 6, 8), (8, 4, 1), 0, 0.5),
+    "PoT 3-bit codes re-encoded": (MIXED, "weight", (9, 13, 11, 1), (8, 6, 8), (8, 3, 1), 0, 0.5),
+    "PoT only": (MIXED, "weight", (5, 6, 9, 1), (8, 6, 8), (8, 4, 1), 0, 1.0),
+    "two modes, W8A8: shared words": (TWO_MODES, "weight", (9, 13, 11, 1), (8, 6, 8), (8, 8, 1), 0, 0.0),
+    "two modes, W4A4: 4 lanes": (TWO_MODES, "weight", (9, 13, 11, 1), (8, 6, 8), (4, 4, 1), 0, 0.0),
+    "two modes, V k-major W8A8": (TWO_MODES, "kmajor", (9, 13, 11, 1), (8, 6, 8), (8, 8, 1), 0, 0.0),
+    "two modes, V k-major 4 lanes, transposed": (
+        TWO_MODES, "kmajor", (9, 13, 11, 1), (8, 6, 8), (4, 4, 1), F_TRANSPOSED, 0.0,
+    ),
+    "4 lanes only": (QUAD, "weight", (9, 13, 11, 1), (8, 6, 8), (4, 4, 1), 0, 0.0),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_c_stream_is_a_times_b(name: str) -> None:
+    engine, kind, (m, n, k, heads), tiles, (ab, bb, sa), flags, ratio = CASES[name]
+    rng = np.random.default_rng(sum(map(ord, name)))
+    mem, fields = layout(rng, kind, m, n, k, heads, ab, bb, sa, ratio)
+    d = descriptor(fields, m, n, k, heads, tiles, flags)
+    check(gemm_spec(engine, [d], data_bits=64), mem, d)
+
+
+def test_back_pressure_holds_the_stream() -> None:
+    """A consumer that takes a word on a random third of the cycles gets the same tiles."""
+    rng = np.random.default_rng(5)
+    mem, fields = layout(rng, "nmajor", 6, 5, 7, 2, 8, 8)
+    d = descriptor(fields, 6, 5, 7, 2, (4, 3, 4), F_TRANSPOSED)
+    spec = gemm_spec(W8A8, [d], data_bits=64)
+    pattern = rng.random(100_000) < 0.33
+    slow = check(spec, mem, d, ready=lambda cycle: bool(pattern[cycle]))
+    fast = check(spec, mem, d)
+    assert slow.cycles > fast.cycles
+
+
+def test_one_tile_takes_its_phases() -> None:
+    """One output tile of one k tile: setup, ⌈k / rows⌉ + 1 cycles of the B word count, each
+    transfer's reader cycles + 1, the tile's :data:`TILE_LATENCY` + compute + 1, the header,
+    one word a cycle, the step: the docstring's cycle count, exactly."""
+    rng = np.random.default_rng(1)
+    m, n, k = 8, 4, 16
+    mem, fields = layout(rng, "weight", m, n, k, 1, 8, 8)
+    d = descriptor(fields, m, n, k, 1, (m, n, k))
+    spec = gemm_spec(W8A8, [d], data_bits=64)
+    run = check(spec, mem, d)
+    latency = 8
+    xfer_a = read_cycles(d.a, Window(0, 0, m, 0, k), spec.dma, latency, None)
+    xfer_b = read_cycles(d.b, Window(0, 0, n, 0, k), spec.dma, latency, None)
+    compute = mixed_tile_cycles(m, n, k, W8A8, 0.0, (8, 8))
+    ceil = ceil_div(k, W8A8.rows) + 1
+    expect = 1 + 1 + ceil + (xfer_a + 1) + (xfer_b + 1) + (TILE_LATENCY + compute + 1) + 1 + m * n
+    assert run.header_cycles == (expect - m * n - 1,)
+    assert run.cycles == expect
+    assert max(compute, m * n) < xfer_a  # the element-serial loads dominate
+
+
+@st.composite
+def gemms(
+    draw: st.DrawFn,
+) -> tuple[
+    EngineConfig, str, tuple[int, int, int, int], tuple[int, int, int], tuple[int, int, int], int, float
+]:
+    packing = draw(st.sampled_from((1, 2, 4)))
+    cols_pot = draw(st.integers(0, 2))
+    wide = draw(st.booleans())
+    wb, ab = (8, 8) if wide else (4, 4)
+    engine = EngineConfig(draw(st.integers(1, 5)), draw(st.integers(1, 3)), cols_pot, wb, 4, ab, 24, packing)
+    kind = draw(st.sampled_from(("weight", "nmajor", "kmajor")))
+    m, n, k = (draw(st.integers(1, 9)) for _ in range(3))
+    heads = 1 if kind == "weight" else draw(st.integers(1, 2))
+    tiles = (draw(st.integers(1, m)), draw(st.integers(1, n)), draw(st.integers(1, k)))
+    a_bits = draw(st.integers(2, ab))
+    b_bits = draw(st.integers(2, wb if kind == "weight" else ab))
+    signed = draw(st.integers(0, 1)) if kind == "kmajor" else 1
+    flags = draw(st.sampled_from((0, F_TRANSPOSED))) if kind != "weight" else 0
+    ratio = draw(st.sampled_from((0.0, 0.5, 1.0))) if kind == "weight" and cols_pot and b_bits <= 4 else 0.0
+    return engine, kind, (m, n, k, heads), tiles, (a_bits, b_bits, signed), flags, ratio
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(gemms(), st.integers(0, 2**32 - 1), st.sampled_from((64, 128)), st.integers(1, 12))
+def test_random_gemms_are_bit_exact(
+    case: tuple[
+        EngineConfig, str, tuple[int, int, int, int], tuple[int, int, int], tuple[int, int, int], int, float
+    ],
+    seed: int,
+    data_bits: int,
+    latency: int,
+) -> None:
+    engine, kind, (m, n, k, heads), tiles, (ab, bb, sa), flags, ratio = case
+    mem, fields = layout(np.random.default_rng(seed), kind, m, n, k, heads, ab, bb, sa, ratio)
+    d = descriptor(fields, m, n, k, heads, tiles, flags)
+    check(gemm_spec(engine, [d], data_bits=data_bits), mem, d, latency_cycles=latency)
