@@ -6,12 +6,20 @@ and real GEMMs of the tiny ViT's compiled program against the reference semantic
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from codesign.program import Program, compile_program, execute
+from codesign.program._execute import _weights, read
+from codesign.quant import Calibration, quantize_integer_model
+from codesign.quant._integer import int_matmul
+from hwmodel.arch.config import AcceleratorConfig, LayerHw
 from hwmodel.arch.cycles import ceil_div, mixed_tile_cycles
 from hwmodel.arch.dma import Window, read_cycles
 from hwmodel.arch.engine import EngineConfig, decode_pot
@@ -22,11 +30,15 @@ from hwmodel.arch.program import (
     OPCODES,
     Descriptor,
     Operand,
+    encode_program,
     read_operand,
     write_operand,
 )
+from hwmodel.model.evaluation import design_engine, evaluate
 from hwmodel.rtl.gemm import GemmRun, GemmSpec, gemm_spec, simulate_gemm
 from hwmodel.rtl.tile import TILE_LATENCY
+from hwmodel.target.device import load_device
+from hwmodel.target.workload import workload_from_model
 
 I64 = npt.NDArray[np.int64]
 GEMM = OPCODES["gemm"]
@@ -235,3 +247,121 @@ def test_random_gemms_are_bit_exact(
     mem, fields = layout(np.random.default_rng(seed), kind, m, n, k, heads, ab, bb, sa, ratio)
     d = descriptor(fields, m, n, k, heads, tiles, flags)
     check(gemm_spec(engine, [d], data_bits=data_bits), mem, d, latency_cycles=latency)
+
+
+# ----------------------------------------------------------------------------- the tiny ViT's program
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A compiled tiny ViT (one image's rows written), its design's engine and the core for it."""
+
+    program: Program
+    image: npt.NDArray[np.uint8]
+    engine: EngineConfig
+    spec: GemmSpec
+
+
+def _compile(precision: str) -> _Compiled:
+    from test_integer import config
+    from test_quant_model import tiny_vit
+
+    model = tiny_vit()
+    images = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    im = quantize_integer_model(model, config(precision), Calibration(model, images))
+    workload = workload_from_model(model)
+    device = load_device("zcu102")
+    pot = "P" in precision
+    tiles = {"tm": 8, "tn": 8, "tk": 8}
+    accel = AcceleratorConfig(
+        freq_mhz=200,
+        rows=4,
+        cols=4,
+        pot_cols=2 if pot else 0,
+        default=LayerHw(4, 8, 0.5, **tiles) if pot else LayerHw(**tiles),
+        # activation × activation matmuls: no PoT channels
+        layers={op.name: LayerHw(**tiles) for op in workload.gemms if op.name.endswith(("qk", "sv"))},
+    )
+    report = evaluate(workload, accel, device, detail=True)
+    program = compile_program(im, report)
+    engine = design_engine(workload, accel, device)
+    image = program.image()
+    write_operand(image, program.region("input").operand(), im.patches(im.codes(images))[0].numpy()[None])
+    return _Compiled(program, image, engine, gemm_spec(engine, program.descriptors, data_bits=64))
+
+
+_COMPILED: dict[str, _Compiled] = {}
+
+
+def compiled(precision: str) -> _Compiled:
+    if precision not in _COMPILED:
+        _COMPILED[precision] = _compile(precision)
+    return _COMPILED[precision]
+
+
+def operands_before(c: _Compiled, name: str) -> tuple[npt.NDArray[np.uint8], Descriptor]:
+    """The DRAM image as the reference semantics leave it before op ``name`` (the program's ops
+    before it executed) and that op's descriptor."""
+    ops = list(c.program.descriptors)
+    i = next(i for i, d in enumerate(ops) if d.name == name)
+    mem = c.image.copy()
+    prefix = np.frombuffer(encode_program(ops[:i]), dtype=np.uint8)
+    mem[: prefix.size] = prefix
+    assert execute(mem) == i
+    return mem, ops[i]
+
+
+def reference_accumulators(mem: npt.NDArray[np.uint8], d: Descriptor) -> I64:
+    """``_gemm``'s accumulators (before the bias): :func:`int_matmul` of its operands."""
+    a = read(mem, d.a, (d.repeat, d.m, d.k))
+    if d.has(F_WEIGHT):
+        b = _weights(mem, d)[None]
+    elif d.has(F_B_KMAJOR):
+        b = read(mem, d.b, (d.repeat, d.k, d.n)).transpose(1, 2)
+    else:
+        b = read(mem, d.b, (d.repeat, d.n, d.k))
+    out: I64 = int_matmul(a, b.transpose(1, 2)).numpy()
+    return np.broadcast_to(out, (d.repeat, d.m, d.n))
+
+
+def run_program_gemm(precision: str, name: str) -> None:
+    c = compiled(precision)
+    mem, d = operands_before(c, name)
+    run = simulate_gemm(c.spec, mem, d)
+    want = reference_accumulators(mem, d)
+    assert len(run.tiles) == d.repeat * ceil_div(d.m, d.tm) * ceil_div(d.n, d.tn)
+    for t in run.tiles:
+        rows, cols = t.values.shape
+        np.testing.assert_array_equal(t.values, want[t.h, t.m0 : t.m0 + rows, t.n0 : t.n0 + cols])
+
+
+@pytest.mark.parametrize("name", ["blocks.1.attn.qk", "blocks.1.attn.sv"])
+def test_the_programs_attention_gemms_run_bit_exact(name: str) -> None:
+    run_program_gemm("W8A8", name)
+
+
+def test_the_core_widens_the_engine_for_unsigned_probabilities() -> None:
+    """softmax·V's P is unsigned 8-bit (up to 255) on a W8A8 design: the model's engine has 8-bit
+    signed activations, the core builds 9 (the sv GEMM above is bit-exact only so)."""
+    c = compiled("W8A8")
+    sv = next(d for d in c.program.descriptors if d.name.endswith("attn.sv"))
+    assert (sv.a.bits, sv.a.signed) == (8, 0)
+    assert (c.engine.act_bits, c.spec.engine.act_bits) == (8, 9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("precision", "name"),
+    [
+        ("W8A8", "blocks.0.attn.qkv"),
+        ("W8A8", "blocks.0.mlp.fc1"),
+        ("W8A8", "head"),
+        ("W4A8P0.5", "blocks.1.mlp.fc1"),
+        ("W4A8P0.5", "blocks.1.attn.proj"),
+    ],
+)
+def test_the_programs_weight_gemms_run_bit_exact(precision: str, name: str) -> None:
+    if "P" in precision:
+        d = next(d for d in compiled(precision).program.descriptors if d.name == name)
+        assert d.pot_addr  # PoT channels at the compiler's positions
+    run_program_gemm(precision, name)
