@@ -103,8 +103,10 @@ from hwmodel.arch.program import (
 from hwmodel.rtl.block import fresh_block, output_port
 from hwmodel.rtl.dma import COUNT_BITS, ReadChannel, Reader, read_channel_inputs, reader
 from hwmodel.rtl.dram import Dram
+from hwmodel.rtl.dsp import PrimitiveSlices, SliceBuilder, embed_primitives
 from hwmodel.rtl.engines import hold_register
 from hwmodel.rtl.tile import DmaWrite, TileLimits, tile_buffer_shapes, tile_frontend
+from hwmodel.rtl.verilog import cosimulate_verilog, working_block_verilog
 
 Wire: TypeAlias = pyrtl.WireVector
 
@@ -299,6 +301,7 @@ class _Channel:
 
     j: Wire
     pot: Wire
+    f_j: Wire
     f_c: Wire
     f_field: Wire
     f_bb: Wire
@@ -327,6 +330,8 @@ def _channel_cursor(
     is_pot = pot_of(j)
     nj = _drive(j, reset, step, j + 1)
     f_step, p_step = step & ~is_pot, step & is_pot
+    f_j = pyrtl.Register(bits)
+    n_fj = _drive(f_j, reset, f_step, f_j + 1)
     f_ch, f_c, f_par = pyrtl.Register(2), pyrtl.Register(bits_for(engine.cols_fixed)), pyrtl.Register(2)
     f_bb, f_cb = pyrtl.Register(bits), pyrtl.Register(bits)
     n_ch, ch_wrap = _wrap(f_ch, reset, f_step, f_ch == (kappa - 1)[:2])
@@ -351,8 +356,8 @@ def _channel_cursor(
         nxt_p: tuple[Wire, Wire, Wire] = (n_pc, n_pbb, n_pcb)
     else:
         cur_p = nxt_p = (_c(0, 1), _c(0, 1), _c(0, 1))
-    cur = _Channel(j, is_pot, f_c, field(f_ch, f_par), f_bb, f_cb, *cur_p)
-    nxt = _Channel(nj, pot_of(nj), n_c, field(n_ch, n_par), n_bb, n_cb, *nxt_p)
+    cur = _Channel(j, is_pot, f_j, f_c, field(f_ch, f_par), f_bb, f_cb, *cur_p)
+    nxt = _Channel(nj, pot_of(nj), n_fj, n_c, field(n_ch, n_par), n_bb, n_cb, *nxt_p)
     return cur, nxt
 
 
@@ -409,11 +414,17 @@ def _pick(default: Wire, cases: Sequence[tuple[Wire, int]]) -> Wire:
 
 
 def gemm_core(
-    spec: GemmSpec, op_start: Wire, d: Mapping[str, Wire], axi: ReadChannel, ready: Wire
+    spec: GemmSpec,
+    op_start: Wire,
+    d: Mapping[str, Wire],
+    axi: ReadChannel,
+    ready: Wire,
+    slices: SliceBuilder | None = None,
 ) -> GemmCore:
     """The GEMM core (module docstring) on wires: ``op_start``, the descriptor's fields ``d`` (by
-    name; held from ``op_start`` on), the read channel ``axi`` and the C stream's ``ready``.
-    Latency: module docstring (tile loop)."""
+    name; held from ``op_start`` on), the read channel ``axi`` and the C stream's ``ready``;
+    ``slices`` builds the engine's DSP slices (default: their PyRTL model; a Verilog export
+    passes :class:`hwmodel.rtl.dsp.PrimitiveSlices`). Latency: module docstring (tile loop)."""
     eng, lim = spec.engine, spec.limits
     rows, tau, fields = eng.rows, eng.tokens, eng.channels
     hb = HEADER_BITS
@@ -550,13 +561,23 @@ def gemm_core(
         pyrtl.concat_list([code[: eng.act_bits]] * tau),
         _one_hot(tok.sub, tau) if tau > 1 else None,
     )
+    # the tile's last fixed channel at lane 0 of a 4-lane word writes its partner's field 0: a
+    # stale wider weight there would overflow its lane into this channel's results
+    w_code = code[: eng.weight_bits]
+    f_mask: Wire | None = None
+    f_data = w_code
+    if fields > 1:
+        alone = (chan.f_j == (n_fix - 1)[:nb]) & (kappa == fields) & (chan.f_field == 0)
+        f_mask = _one_hot(chan.f_field, fields) | pyrtl.select(alone, _c((1 << fields) - 1, fields), 0)
+        rest = pyrtl.select(alone, _c(0, eng.weight_bits), w_code)
+        f_data = pyrtl.concat_list([w_code] + [rest] * (fields - 1))
     b_dma = {
         "f": DmaWrite(
             in_b & s.valid & ~chan.pot,
             chan.f_c,
             _fit(chan.f_bb + dep.kfb + dep.r, bits_for(fb_words)),
-            pyrtl.concat_list([code[: eng.weight_bits]] * fields),
-            _one_hot(chan.f_field, fields) if fields > 1 else None,
+            f_data,
+            f_mask,
         )
     }
     chans = {"f": _fit(n_fix, bits_for(lim.channels_fixed + 1))}
@@ -589,6 +610,7 @@ def gemm_core(
         a_dma,
         b_dma,
         c_read,
+        slices,
     )
 
     # the accumulator of the element shown: its slot of the fixed word, or the PoT word
@@ -669,7 +691,7 @@ def field_widths() -> dict[str, int]:
     return {name: 8 * size for name, (_, size) in field_offsets().items()}
 
 
-def build_gemm(spec: GemmSpec) -> GemmCore:
+def build_gemm(spec: GemmSpec, slices: SliceBuilder | None = None) -> GemmCore:
     """The core with named ports into the working block (the caller resets it): inputs
     ``op_start``, ``d_<field>`` (every :data:`~hwmodel.arch.program.FIELDS` name), ``m_arready`` …
     (:func:`hwmodel.rtl.dma.read_channel_inputs`), ``c_ready``; outputs the reader's ``m_ar*`` /
@@ -681,6 +703,7 @@ def build_gemm(spec: GemmSpec) -> GemmCore:
         d,
         read_channel_inputs(spec.dma.data_bits),
         pyrtl.Input(1, "c_ready"),
+        slices,
     )
     for name, wire in core.reader.ports(spec.dma.data_bits).items():
         output_port(name, wire)
@@ -706,11 +729,14 @@ class CTile:
 @dataclass(frozen=True)
 class GemmRun:
     """A simulated descriptor: the C stream's tiles in order, the cycles from ``op_start`` to
-    ``done``, and per tile the cycle of its header."""
+    ``done``, per tile the cycle of its header; with ``record`` every cycle's inputs and the
+    (cycle, ``c_data``) of every word taken (what :func:`cosimulate_gemm` replays)."""
 
     tiles: tuple[CTile, ...]
     cycles: int
     header_cycles: tuple[int, ...]
+    input_vectors: tuple[dict[str, int], ...] = ()
+    words: tuple[tuple[int, int], ...] = ()
 
 
 def simulate_gemm(
@@ -721,49 +747,124 @@ def simulate_gemm(
     bytes_per_cycle: float | None = None,
     ready: Callable[[int], bool] | None = None,
     max_cycles: int = 2_000_000,
+    record: bool = False,
 ) -> GemmRun:
-    """Run ``desc`` through a freshly built core (resets the working block) against the
-    testbench DRAM on ``image`` (:class:`hwmodel.rtl.dram.Dram`, port ``m_``): ``op_start`` in
-    cycle 0, the descriptor's fields held throughout, ``c_ready`` per cycle from ``ready``
-    (default: always); collects the C stream, checking its framing (headers, ``count``,
-    ``row_end``, ``last``)."""
+    """Run ``desc`` through a freshly built core (:func:`simulate_gemms` of one descriptor)."""
+    return simulate_gemms(spec, image, [desc], latency_cycles, bytes_per_cycle, ready, max_cycles, record)[0]
+
+
+def simulate_gemms(
+    spec: GemmSpec,
+    image: npt.NDArray[np.uint8],
+    descs: Sequence[Descriptor],
+    latency_cycles: int = 8,
+    bytes_per_cycle: float | None = None,
+    ready: Callable[[int], bool] | None = None,
+    max_cycles: int = 2_000_000,
+    record: bool = False,
+) -> list[GemmRun]:
+    """Run ``descs`` one after another through one freshly built core (resets the working
+    block; the buffers keep what earlier ops left) against the testbench DRAM on ``image``
+    (:class:`hwmodel.rtl.dram.Dram`, port ``m_``): the first ``op_start`` in cycle 0, each next
+    one in the cycle after the previous ``done``, the fields held from their ``op_start`` on,
+    ``c_ready`` per cycle from ``ready`` (default: always); collects each op's C stream, checking
+    its framing (headers, ``count``, ``row_end``, ``last``). A run's cycles count from its
+    ``op_start`` to its ``done``, its cycles (headers, words) from the simulation's cycle 0."""
     fresh_block()
     build_gemm(spec)
     sim = pyrtl.FastSimulation()
     dram = Dram(image, spec.dma.data_bits, latency_cycles, bytes_per_cycle, writes=False)
     widths = field_widths()
-    fields = {
-        f"d_{name}": value & ((1 << widths[name]) - 1)
-        for (name, _), value in zip(FIELDS, desc.values(), strict=True)
-    }
-    tiles: list[CTile] = []
-    headers: list[int] = []
-    header: tuple[int, int, int, int, int] | None = None
-    got: list[int] = []
-    for cycle in range(max_cycles):
-        r = int(ready(cycle)) if ready is not None else 1
-        sim.step({"op_start": int(cycle == 0), **fields, **dram.inputs(cycle), "c_ready": r})
-        dram.observe(cycle, sim.inspect)
-        if sim.inspect("c_tile"):
-            if got:
-                raise AssertionError(f"cycle {cycle}: a header before the last tile's last word")
-            header = tuple(sim.inspect(f"c_{x}") for x in ("h", "m0", "rows", "n0", "cols"))  # type: ignore[assignment]
-            headers.append(cycle)
-        if sim.inspect("c_valid") and r:
-            if header is None:
-                raise AssertionError(f"cycle {cycle}: a word before any header")
-            hh, m0, rows, n0, cols = header
-            value = sim.inspect("c_data")
-            got.append(value - (1 << ACC_OUT_BITS) if value >> (ACC_OUT_BITS - 1) else value)
-            if sim.inspect("c_count") != 1:
-                raise AssertionError(f"cycle {cycle}: count {sim.inspect('c_count')}")
-            if bool(sim.inspect("c_row_end")) != (len(got) % cols == 0):
-                raise AssertionError(f"cycle {cycle}: row_end wrong at word {len(got)}")
-            if bool(sim.inspect("c_last")) != (len(got) == rows * cols):
-                raise AssertionError(f"cycle {cycle}: last wrong at word {len(got)}")
-            if len(got) == rows * cols:
-                tiles.append(CTile(hh, m0, n0, np.array(got, dtype=np.int64).reshape(rows, cols)))
-                got, header = [], None
-        if sim.inspect("c_done"):
-            return GemmRun(tuple(tiles), cycle, tuple(headers))
-    raise RuntimeError(f"the GEMM core did not finish within {max_cycles} cycles")
+    runs: list[GemmRun] = []
+    cycle = 0
+    for desc in descs:
+        fields = {
+            f"d_{name}": value & ((1 << widths[name]) - 1)
+            for (name, _), value in zip(FIELDS, desc.values(), strict=True)
+        }
+        tiles: list[CTile] = []
+        headers: list[int] = []
+        header: tuple[int, int, int, int, int] | None = None
+        got: list[int] = []
+        vectors: list[dict[str, int]] = []
+        words: list[tuple[int, int]] = []
+        first = cycle
+        while True:
+            if cycle - first > max_cycles:
+                raise RuntimeError(f"the GEMM core did not finish {desc.name} within {max_cycles} cycles")
+            r = int(ready(cycle)) if ready is not None else 1
+            inputs = {"op_start": int(cycle == first), **fields, **dram.inputs(cycle), "c_ready": r}
+            sim.step(inputs)
+            if record:
+                vectors.append(inputs)
+            dram.observe(cycle, sim.inspect)
+            if sim.inspect("c_tile"):
+                if got:
+                    raise AssertionError(f"cycle {cycle}: a header before the last tile's last word")
+                header = tuple(sim.inspect(f"c_{x}") for x in ("h", "m0", "rows", "n0", "cols"))  # type: ignore[assignment]
+                headers.append(cycle)
+            if sim.inspect("c_valid") and r:
+                if header is None:
+                    raise AssertionError(f"cycle {cycle}: a word before any header")
+                hh, m0, rows, n0, cols = header
+                value = sim.inspect("c_data")
+                words.append((cycle, value))
+                got.append(value - (1 << ACC_OUT_BITS) if value >> (ACC_OUT_BITS - 1) else value)
+                if sim.inspect("c_count") != 1:
+                    raise AssertionError(f"cycle {cycle}: count {sim.inspect('c_count')}")
+                if bool(sim.inspect("c_row_end")) != (len(got) % cols == 0):
+                    raise AssertionError(f"cycle {cycle}: row_end wrong at word {len(got)}")
+                if bool(sim.inspect("c_last")) != (len(got) == rows * cols):
+                    raise AssertionError(f"cycle {cycle}: last wrong at word {len(got)}")
+                if len(got) == rows * cols:
+                    tiles.append(CTile(hh, m0, n0, np.array(got, dtype=np.int64).reshape(rows, cols)))
+                    got, header = [], None
+            cycle += 1
+            if sim.inspect("c_done"):
+                break
+        runs.append(
+            GemmRun(
+                tuple(tiles),
+                cycle - 1 - first,
+                tuple(headers),
+                tuple(vectors) if record else (),
+                tuple(words) if record else (),
+            )
+        )
+    return runs
+
+
+def gemm_verilog(spec: GemmSpec, module_name: str = "toplevel") -> str:
+    """Verilog of the core with :func:`build_gemm`'s ports: one module, the PyRTL fabric and
+    memories with one ``DSP48E1``/``DSP48E2`` primitive per fixed-point PE (as
+    :func:`hwmodel.rtl.tile.tile_verilog`; resets the PyRTL working block)."""
+    fresh_block()
+    slices = PrimitiveSlices(spec.engine.slice)
+    build_gemm(spec, slices)
+    fabric = working_block_verilog(module_name, initialize_registers=True)
+    lim = spec.limits
+    header = (
+        f"// codesign GEMM core of engine {spec.engine.name}: tiles up to {lim.tokens} tokens x k "
+        f"{lim.depth} x {lim.channels_fixed} fixed + {lim.channels_pot} PoT channels, "
+        f"{spec.dma.data_bits}-bit read channel\n"
+    )
+    return header + embed_primitives(fabric, slices.instances)
+
+
+def cosimulate_gemm(spec: GemmSpec, run: GemmRun) -> tuple[tuple[int, int], ...]:
+    """Replay a recorded :func:`simulate_gemm` run (``record=True``) on the core's exported
+    Verilog under Icarus; returns (cycle, ``c_data``) of every word the Verilog put out with
+    ``c_valid`` where the consumer was ready (equal to ``run.words`` when both agree; ``c_data``
+    is sampled in the cycles PyRTL put out a word, -1 where the Verilog puts one out elsewhere)."""
+    if not run.input_vectors:
+        raise ValueError("simulate_gemm(..., record=True) records what to replay")
+    at = {cycle for cycle, _ in run.words}
+    sampled = [["c_valid", "c_data"] if i in at else ["c_valid"] for i in range(len(run.input_vectors))]
+    got = cosimulate_verilog(
+        gemm_verilog(spec), run.input_vectors, ["c_valid", "c_data"], timeout_s=300, sampled=sampled
+    )
+    return tuple(
+        (cycle, out.get("c_data", -1))
+        for cycle, (out, vec) in enumerate(zip(got, run.input_vectors, strict=True))
+        if out["c_valid"] and vec["c_ready"]
+    )
