@@ -170,6 +170,12 @@ CASES = {
         TWO_MODES, "kmajor", (9, 13, 11, 1), (8, 6, 8), (4, 4, 1), F_TRANSPOSED, 0.0,
     ),
     "4 lanes only": (QUAD, "weight", (9, 13, 11, 1), (8, 6, 8), (4, 4, 1), 0, 0.0),
+    # one k tile: A's tile stays in its buffer across the n tiles of an m tile
+    "weights, one k tile": (W8A8, "weight", (10, 13, 8, 1), (8, 4, 8), (8, 8, 1), 0, 0.0),
+    "PoT channels, one k tile": (MIXED, "weight", (9, 13, 8, 1), (8, 6, 8), (8, 4, 1), 0, 0.5),
+    "K n-major, one k tile, transposed": (
+        W8A8, "nmajor", (9, 11, 8, 2), (4, 4, 8), (8, 8, 1), F_TRANSPOSED, 0.0,
+    ),
 }  # fmt: skip
 
 

@@ -624,7 +624,10 @@ def gemm_core(
         value = pyrtl.select(chan.pot, tile.c_data["p"][:acc], value)
     data = value[:ACC_OUT_BITS] if acc >= ACC_OUT_BITS else value.sign_extended(ACC_OUT_BITS)
 
-    # the walker's states
+    # the walker's states; with one k tile, A's tile (the m rows) stays in its buffer across the
+    # n tiles of an m tile: the token buffer (the channel buffer when transposed) is not reloaded
+    keep = (k <= tk) & (n0 != 0)
+    keep_a, keep_b = keep & ~transposed, keep & transposed
     over = ~(n_more | m_more | h_more)
     dma_done = rd.done
     state.next <<= _pick(
@@ -633,10 +636,13 @@ def gemm_core(
             (at("idle") & op_start, _S["setup"]),
             (at("setup"), _S["ceil"]),
             (at("ceil") & ~kfr_short & first_k & pot_on, _S["pot_go"]),
+            (at("ceil") & ~kfr_short & keep_a, _S["b_go"]),
             (at("ceil") & ~kfr_short, _S["a_go"]),
             (at("pot_go"), _S["pot"]),
+            (at("pot") & dma_done & keep_a, _S["b_go"]),
             (at("pot") & dma_done, _S["a_go"]),
             (at("a_go"), _S["a"]),
+            (at("a") & dma_done & keep_b, _S["run_go"]),
             (at("a") & dma_done, _S["b_go"]),
             (at("b_go"), _S["b"]),
             (at("b") & dma_done, _S["run_go"]),
