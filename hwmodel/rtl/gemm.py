@@ -8,8 +8,10 @@ A/B/C tile buffers, fold sequencer) and a tile walker that runs the descriptor:
 ``C[h] = A[h]·B[h]`` for ``h < repeat`` (:mod:`hwmodel.arch.program`; bias, rescale and the
 write-back are the epilogue's). :class:`GemmSpec` holds its build parameters and
 :func:`gemm_spec` derives them from a design's engine and its program's GEMM descriptors;
-:func:`build_gemm` names the ports, :func:`simulate_gemm` runs one descriptor in
-``FastSimulation`` against the testbench DRAM (:class:`hwmodel.rtl.dram.Dram`).
+:func:`build_gemm` names the ports, :func:`simulate_gemm` / :func:`simulate_gemms` run one or
+several descriptors in ``FastSimulation`` against the testbench DRAM
+(:class:`hwmodel.rtl.dram.Dram`). A top-level instantiates :func:`gemm_core` with
+``gemm_spec(design_engine(workload, config, device), program.descriptors, data_bits)``.
 
 **What it runs.** B as weight codes (``F_WEIGHT``, n-major, ``b_bits`` ≤ the engine's weight
 bits), with a PoT-channel table (``pot_addr`` ≠ 0: one bit per output channel; a PoT channel's
@@ -28,17 +30,23 @@ tiles (the model's order, :mod:`hwmodel.arch.controller`). Per k tile: ``setup``
 first k tile with a PoT table its ``en`` bits (``pot_go`` + a transfer), the token operand
 (``a_go`` + a transfer: A, or B when transposed) and the channel operand (``b_go`` + a
 transfer), ``run_go`` and the tile (:data:`~hwmodel.rtl.tile.TILE_LATENCY` + its compute
-cycles); after the last k tile the C stream (a header cycle, then one accumulator a cycle while
-``ready``) and one cycle to step to the next tile. A transfer takes the reader's
-:func:`hwmodel.arch.dma.read_cycles` with ``elems_per_cycle`` = 1 plus one cycle (the core moves
-on the cycle after the reader's ``done``). **Cycles** measured (``tests/test_rtl_gemm.py``, DRAM
-latency 8, 64-bit bus, engine r4 × f2 W8A8 packing 2): one 8 × 8 × 16 tile ≈ 640 cycles, of which
-the tile's compute is 49; the element-serial loads dominate (one element a cycle: ``tm·tk +
-tn·tk`` per k tile, where the model prices ``⌈bytes / bytes_per_cycle⌉``), then the C stream
-(``tm·tn``). The ping-pong copy (the controller's ``pp`` bit) would overlap a tile's loads with
-the previous tile's compute and the stream: the walker's phases are already the controller's
-(``xfer_start`` = ``a_go``, ``tile_start`` = ``run_go``, ``compute_done`` = the frontend's
-``done``).
+cycles + 1); after the last k tile the C stream (a header cycle, then one accumulator a cycle
+while ``ready``) and one cycle to step to the next tile (``done`` pulses in it after the last).
+A transfer takes the reader's :func:`hwmodel.arch.dma.read_cycles` with ``elems_per_cycle`` = 1
+plus one cycle (the core moves on in the cycle after the reader's ``done``). With one k tile
+(k ≤ tk) A's tile stays in its buffer across the n tiles of an m tile (the token buffer, or
+the channel buffer when transposed, is loaded once per m tile). **Cycles** (``op_start`` to
+``done``; testbench DRAM latency 8, 64-bit bus, no bandwidth cap; ``tests/test_rtl_gemm.py``
+holds the one-tile count exactly): one 8 × 4 × 16 W8A8 tile on r4 × f2: 323 cycles, the tile's
+compute 66 of them. The tiny ViT's block-1 GEMMs (W8A8, engine r4 × f4, tiles 8 × 8 × 8) take
+qkv 14,670, qk 4,844, sv 4,640, proj 4,890, fc1 19,560, fc2 18,282 cycles where the model's
+per-layer latency (ZCU102, 200 MHz) is 3,204, 1,071, 1,071, 1,098, 4,257, 4,257: 4.3–4.6×,
+the element-serial loads (one code a cycle: ``tm·tk + tn·tk`` per k tile, where the model
+prices ``⌈bytes / bytes_per_cycle⌉`` and overlaps them with the compute) and the C stream
+(``tm·tn`` a tile) in series with the compute. The ping-pong copy (the controller's ``pp`` bit)
+would overlap a tile's loads with the previous tile's compute and stream: the walker's phases
+are already the controller's (``xfer_start`` = ``a_go``, ``tile_start`` = ``run_go``,
+``compute_done`` = the frontend's ``done``); the frontend has no second copy yet.
 
 **Buffer writes.** The DMA's elements arrive one a cycle, row-major in the window; each goes to
 its (bank, word, field) of the frontend's layout (:mod:`hwmodel.rtl.tile`), found by
@@ -64,18 +72,30 @@ signed, bias not added; the engine's ``acc_bits`` sign-extended or cut to 32), `
 ready``; ``done`` pulses in the cycle after the op's last word moved), the reader's AXI4 master
 side (:class:`hwmodel.rtl.dma.Reader`), ``busy``.
 
-**Area** beyond the frontend (:mod:`hwmodel.rtl.tile`) and the reader (:mod:`hwmodel.rtl.dma`):
-the tile walker (h, m0, n0, k0 registers with adders and compares, three ``min`` for the edge
-tiles), the three cursors (about a dozen counters/bases of buffer-address width), the PoT-bit
-memory (``channels`` × 1 bit, two asynchronous reads: LUT RAM), the transfer-input muxes (ten
-fields, three sources), the PoT re-encoder, the C slot mux (``slots`` × ``acc_bits`` → 32).
-**Not priced by the model yet**: all of that; the per-field split of the A / fixed B banks
-(LUT-RAM equal, block RAM equal where fields are whole bytes); with a PoT table at arbitrary
-channels both sub-arrays' B and C buffers are sized for a whole tile's channels
+**Back to back.** Ops share the buffers (what a program does, :func:`simulate_gemms`): A's
+missing tokens and rows past a fold's depth are gated to 0 by the frontend, a missing channel's
+results are never read, and where a 4-lane B word holds the tile's last fixed channel alone,
+its partner field is written 0 (a stale wider weight there would overflow its 4-bit lane into
+the real channel's results — found by running a W8 op, then a W4A4 op of an odd channel count).
+
+**Area** (Yosys 0.70, ``synth_xilinx -family xcup``; engine r4 × f2 W8A8 packing 2, tiles up to
+16 tokens × k 16 × 8 channels, 64-bit reader): the whole core 2,148 LUT, 1,137 FF, 18 DSP48E2,
+20 LUT-RAM primitives; of that the tile (engine, buffers, fold sequencer; :func:`hwmodel.rtl.tile.tile_verilog`)
+437 LUT, 533 FF, 8 DSP, 20 LUT RAM — the per-field split of its A banks costs no LUT RAM — and
+the reader (``elems_per_cycle`` 1) 1,020 LUT, 367 FF, 10 DSP; the walker, cursors, PoT bits,
+transfer muxes and C slot mux the remaining ~690 LUT, ~240 FF. **Not priced by the model
+yet**: that walker; the reader's element-serial rate; with a PoT table at arbitrary channels
+both sub-arrays' B and C buffers are sized for a whole tile's channels
 (``TileLimits.channels_fixed`` = ``channels_pot`` = the largest tile's), where the model prices
 ``split_channels(tn, ratio)`` each; an unsigned activation (softmax·V's P) of ``b`` bits needs a
-``b + 1``-bit signed engine input, which :func:`gemm_spec` builds (``act_bits`` / ``weight_bits``
-widened) where the model's engine (:func:`hwmodel.model.evaluation.design_engine`) has ``b``.
+``b + 1``-bit signed engine input, which :func:`gemm_spec` builds (``act_bits`` widened: a
+W8A8 design's engine gets 9-bit activations) where the model's engine
+(:func:`hwmodel.model.evaluation.design_engine`) has ``b``; the model's transposed rows keep
+the layer's (weight, activation) widths where the engine swaps the operands' sides
+(:func:`gemm_spec` widens for what the descriptors need).
+
+**Verilog**: :func:`gemm_verilog` (DSP primitives as :func:`hwmodel.rtl.tile.tile_verilog`);
+:func:`cosimulate_gemm` replays a recorded run under Icarus (the words match).
 """
 
 from __future__ import annotations
