@@ -80,8 +80,9 @@ the real channel's results — found by running a W8 op, then a W4A4 op of an od
 
 **Area** (Yosys 0.70, ``synth_xilinx -family xcup``; engine r4 × f2 W8A8 packing 2, tiles up to
 16 tokens × k 16 × 8 channels, 64-bit reader): the whole core 2,148 LUT, 1,137 FF, 18 DSP48E2,
-20 LUT-RAM primitives; of that the tile (engine, buffers, fold sequencer; :func:`hwmodel.rtl.tile.tile_verilog`)
-437 LUT, 533 FF, 8 DSP, 20 LUT RAM — the per-field split of its A banks costs no LUT RAM — and
+20 LUT-RAM primitives; of that the tile (engine, buffers, fold sequencer;
+:func:`hwmodel.rtl.tile.tile_verilog`) 437 LUT, 533 FF, 8 DSP, 20 LUT RAM — the per-field split
+of its A banks costs no LUT RAM — and
 the reader (``elems_per_cycle`` 1) 1,020 LUT, 367 FF, 10 DSP; the walker, cursors, PoT bits,
 transfer muxes and C slot mux the remaining ~690 LUT, ~240 FF. **Not priced by the model
 yet**: that walker; the reader's element-serial rate; with a PoT table at arbitrary channels
