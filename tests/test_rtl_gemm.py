@@ -6,7 +6,7 @@ and real GEMMs of the tiny ViT's compiled program against the reference semantic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -179,13 +179,25 @@ CASES = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_the_c_stream_is_a_times_b(name: str) -> None:
+#: the cases run with two read channels too (the token and the channel operand side by side)
+TWO_READERS = (
+    "V k-major, transposed",
+    "PoT channels",
+    "two modes, W8A8: shared words",
+    "weights, one k tile",
+    "K n-major, one k tile, transposed",
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "readers"), [(name, 1) for name in CASES] + [(name, 2) for name in TWO_READERS]
+)
+def test_the_c_stream_is_a_times_b(name: str, readers: int) -> None:
     engine, kind, (m, n, k, heads), tiles, (ab, bb, sa), flags, ratio = CASES[name]
     rng = np.random.default_rng(sum(map(ord, name)))
     mem, fields = layout(rng, kind, m, n, k, heads, ab, bb, sa, ratio)
     d = descriptor(fields, m, n, k, heads, tiles, flags)
-    check(gemm_spec(engine, [d], data_bits=64), mem, d)
+    check(gemm_spec(engine, [d], data_bits=64, readers=readers), mem, d)
 
 
 def test_back_pressure_holds_the_stream() -> None:
@@ -217,30 +229,35 @@ def test_ops_back_to_back_do_not_see_each_others_buffers() -> None:
             np.testing.assert_array_equal(t.values, want[t.h, t.m0 : t.m0 + rows, t.n0 : t.n0 + cols])
 
 
-def test_one_tile_takes_its_phases() -> None:
+@pytest.mark.parametrize("readers", [1, 2])
+def test_one_tile_takes_its_phases(readers: int) -> None:
     """One output tile of one k tile: setup, ⌈k / rows⌉ + 1 cycles of the B word count, each
-    transfer's reader cycles + 1, the tile's :data:`TILE_LATENCY` + compute + 1, the header,
-    one word a cycle, the step: the docstring's cycle count, exactly."""
+    transfer's reader cycles + 1 (two readers: the longer transfer's + 1), the tile's
+    :data:`TILE_LATENCY` + compute + 1, the header, one word a cycle, the step: the docstring's
+    cycle count, exactly."""
     rng = np.random.default_rng(1)
     m, n, k = 8, 4, 16
     mem, fields = layout(rng, "weight", m, n, k, 1, 8, 8)
     d = descriptor(fields, m, n, k, 1, (m, n, k))
-    spec = gemm_spec(W8A8, [d], data_bits=64)
+    spec = gemm_spec(W8A8, [d], data_bits=64, readers=readers)
     run = check(spec, mem, d)
     latency = 8
     xfer_a = read_cycles(d.a, Window(0, 0, m, 0, k), spec.dma, latency, None)
     xfer_b = read_cycles(d.b, Window(0, 0, n, 0, k), spec.dma, latency, None)
     compute = mixed_tile_cycles(m, n, k, W8A8, 0.0, (8, 8))
     ceil = ceil_div(k, W8A8.rows) + 1
-    expect = 1 + 1 + ceil + (xfer_a + 1) + (xfer_b + 1) + (TILE_LATENCY + compute + 1) + 1 + m * n
+    loads = (xfer_a + 1) + (xfer_b + 1) if readers == 1 else max(xfer_a, xfer_b) + 1
+    expect = 1 + 1 + ceil + loads + (TILE_LATENCY + compute + 1) + 1 + m * n
     assert run.header_cycles == (expect - m * n - 1,)
     assert run.cycles == expect
     assert max(compute, m * n) < xfer_a  # the element-serial loads dominate
 
 
 @pytest.mark.skipif(not iverilog_available(), reason="iverilog not installed")
-@pytest.mark.parametrize("case", ["PoT channels", "two modes, V k-major 4 lanes, transposed"])
-def test_the_verilog_puts_out_the_same_stream(case: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "readers"), [("PoT channels", 2), ("two modes, V k-major 4 lanes, transposed", 1)]
+)
+def test_the_verilog_puts_out_the_same_stream(case: str, readers: int) -> None:
     """The exported Verilog (DSP primitives with their simulation models) replayed under Icarus
     with a PyRTL run's inputs puts out the same words in the same cycles. (k tiles of whole
     k-folds here: the B rows past a fold's depth are never written, and Icarus's unknown
@@ -249,7 +266,7 @@ def test_the_verilog_puts_out_the_same_stream(case: str) -> None:
     m, n, k, heads = 5, 6, 2 * engine.rows, 2
     mem, fields = layout(np.random.default_rng(7), kind, m, n, k, heads, ab, bb, sa, ratio)
     d = descriptor(fields, m, n, k, 1 if kind == "weight" else heads, (4, 4, engine.rows), flags)
-    spec = gemm_spec(engine, [d], data_bits=64)
+    spec = gemm_spec(engine, [d], data_bits=64, readers=readers)
     run = simulate_gemm(spec, mem, d, record=True)
     assert len(run.words) == m * n * d.repeat
     assert cosimulate_gemm(spec, run) == run.words
@@ -284,9 +301,16 @@ def ops(draw: st.DrawFn, engine: EngineConfig) -> Op:
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data(), engines(), st.integers(0, 2**32 - 1), st.sampled_from((64, 128)), st.integers(1, 12))
+@given(
+    st.data(),
+    engines(),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from((64, 128)),
+    st.integers(1, 12),
+    st.integers(1, 2),
+)
 def test_random_gemms_are_bit_exact(
-    data: st.DataObject, engine: EngineConfig, seed: int, data_bits: int, latency: int
+    data: st.DataObject, engine: EngineConfig, seed: int, data_bits: int, latency: int, readers: int
 ) -> None:
     """One or two random GEMMs back to back on one core (the second sees the first's buffers)."""
     rng = np.random.default_rng(seed)
@@ -296,7 +320,8 @@ def test_random_gemms_are_bit_exact(
         kind, (m, n, k, heads), tiles, (ab, bb, sa), flags, ratio = data.draw(ops(engine))
         _, fields = layout(rng, kind, m, n, k, heads, ab, bb, sa, ratio, into=(mem, i * OP_BYTES))
         descs.append(descriptor(fields, m, n, k, heads, tiles, flags))
-    runs = simulate_gemms(gemm_spec(engine, descs, data_bits=data_bits), mem, descs, latency_cycles=latency)
+    spec = gemm_spec(engine, descs, data_bits=data_bits, readers=readers)
+    runs = simulate_gemms(spec, mem, descs, latency_cycles=latency)
     for d, run in zip(descs, runs, strict=True):
         want = reference(mem, d)
         assert len(run.tiles) == d.repeat * ceil_div(d.m, d.tm) * ceil_div(d.n, d.tn)
@@ -380,10 +405,10 @@ def reference_accumulators(mem: npt.NDArray[np.uint8], d: Descriptor) -> I64:
     return np.broadcast_to(out, (d.repeat, d.m, d.n))
 
 
-def run_program_gemm(precision: str, name: str) -> None:
+def run_program_gemm(precision: str, name: str, readers: int = 1) -> None:
     c = compiled(precision)
     mem, d = operands_before(c, name)
-    run = simulate_gemm(c.spec, mem, d)
+    run = simulate_gemm(replace(c.spec, readers=readers), mem, d)
     want = reference_accumulators(mem, d)
     assert len(run.tiles) == d.repeat * ceil_div(d.m, d.tm) * ceil_div(d.n, d.tn)
     for t in run.tiles:
@@ -391,9 +416,9 @@ def run_program_gemm(precision: str, name: str) -> None:
         np.testing.assert_array_equal(t.values, want[t.h, t.m0 : t.m0 + rows, t.n0 : t.n0 + cols])
 
 
-@pytest.mark.parametrize("name", ["blocks.1.attn.qk", "blocks.1.attn.sv"])
-def test_the_programs_attention_gemms_run_bit_exact(name: str) -> None:
-    run_program_gemm("W8A8", name)
+@pytest.mark.parametrize(("name", "readers"), [("blocks.1.attn.qk", 1), ("blocks.1.attn.sv", 2)])
+def test_the_programs_attention_gemms_run_bit_exact(name: str, readers: int) -> None:
+    run_program_gemm("W8A8", name, readers)
 
 
 def test_the_core_widens_the_engine_for_unsigned_probabilities() -> None:

@@ -63,8 +63,11 @@ the 2-lane mode of a two-mode engine ``cols_fixed`` rows — would add a ``tk``-
 
 **Ports.** In: ``op_start`` (pulse, while idle), the descriptor's fields ``d`` (by
 :data:`hwmodel.arch.program.FIELDS` name, held from ``op_start`` on; m, n, k, tiles and heads
-below 2^16), the read channel (:class:`hwmodel.rtl.dma.ReadChannel`), ``ready`` (the C stream's
-back-pressure). Out: :class:`CStream` (per output tile a header pulse ``tile`` with ``h``,
+below 2^16), ``GemmSpec.readers`` read channels (:class:`hwmodel.rtl.dma.ReadChannel`; one: the
+PoT bits, the token and the channel operand one after another; two: the token operand on the
+first, the PoT bits and the channel operand on the second, the two operands' transfers side by
+side, their loads taking the longer transfer's cycles + 1 instead of both + 2), ``ready`` (the
+C stream's back-pressure). Out: :class:`CStream` (per output tile a header pulse ``tile`` with ``h``,
 ``m0``, ``rows``, ``n0``, ``cols`` (16 bits, held until the next ``tile``) in the descriptor's
 orientation, then the tile's accumulators row-major: ``valid``, ``data`` (``elems`` × 32-bit
 signed, bias not added; the engine's ``acc_bits`` sign-extended or cut to 32), ``count``
@@ -165,8 +168,13 @@ class GemmSpec:
     limits: TileLimits
     dma: DmaConfig
     elems: int = 1
+    #: read channels: 1 (PoT bits, token and channel operand one after another) or 2 (the token
+    #: operand on the first, the PoT bits and the channel operand on the second, beside it)
+    readers: int = 1
 
     def __post_init__(self) -> None:
+        if self.readers not in (1, 2):
+            raise ValueError(f"readers {self.readers}: 1 or 2")
         if self.engine.cols_fixed == 0:
             raise ValueError("the GEMM core needs a fixed-point sub-array (activation × activation GEMMs)")
         if self.elems != 1:
@@ -197,6 +205,7 @@ def gemm_spec(
     data_bits: int = 128,
     max_burst: int = 16,
     max_outstanding: int = 4,
+    readers: int = 1,
 ) -> GemmSpec:
     """The core for a program's GEMMs on ``engine`` (a design's:
     :func:`hwmodel.model.evaluation.design_engine`): the largest tile of its GEMM descriptors in
@@ -222,7 +231,7 @@ def gemm_spec(
     channels = max(d.tm if d.has(F_TRANSPOSED) else d.tn for d in gemms)
     limits = TileLimits(tokens, depth, channels, channels if engine.cols_pot else 0)
     max_bits = max(engine.act_bits, engine.weight_bits, engine.pot_weight_bits)
-    return GemmSpec(engine, limits, DmaConfig(data_bits, 1, max_bits, max_burst, max_outstanding))
+    return GemmSpec(engine, limits, DmaConfig(data_bits, 1, max_bits, max_burst, max_outstanding), 1, readers)
 
 
 @dataclass(frozen=True)
@@ -247,10 +256,11 @@ class CStream:
 
 @dataclass(frozen=True)
 class GemmCore:
-    """The core's outputs: the C stream, the reader (AXI4 master side) and ``busy``."""
+    """The core's outputs: the C stream, the readers (AXI4 master sides, one per read channel)
+    and ``busy``."""
 
     c: CStream
-    reader: Reader
+    readers: tuple[Reader, ...]
     busy: Wire
 
 
@@ -438,12 +448,13 @@ def gemm_core(
     spec: GemmSpec,
     op_start: Wire,
     d: Mapping[str, Wire],
-    axi: ReadChannel,
+    axi: Sequence[ReadChannel],
     ready: Wire,
     slices: SliceBuilder | None = None,
 ) -> GemmCore:
     """The GEMM core (module docstring) on wires: ``op_start``, the descriptor's fields ``d`` (by
-    name; held from ``op_start`` on), the read channel ``axi`` and the C stream's ``ready``;
+    name; held from ``op_start`` on), the read channels ``axi`` (``spec.readers`` of them) and
+    the C stream's ``ready``;
     ``slices`` builds the engine's DSP slices (default: their PyRTL model; a Verilog export
     passes :class:`hwmodel.rtl.dsp.PrimitiveSlices`). Latency: module docstring (tile loop)."""
     eng, lim = spec.engine, spec.limits
@@ -484,8 +495,12 @@ def gemm_core(
         at("setup"), _c(0, hb), pyrtl.select(at("ceil") & kfr_short, (kfr + rows)[:hb], kfr)
     )
 
-    # the reader: PoT bits, the token operand, the channel operand
-    start_dma = at("pot_go") | at("a_go") | at("b_go")
+    # with one k tile, A's tile (the m rows) stays in its buffer across the n tiles of an m tile:
+    # the token buffer (the channel buffer when transposed) is not reloaded
+    keep = (k <= tk) & (n0 != 0)
+    keep_a, keep_b = keep & ~transposed, keep & transposed
+
+    # the readers: PoT bits, the token operand, the channel operand
     zero = _c(0, hb)
     pot_ports: dict[str, Wire] = {
         "op_addr": d["pot_addr"],
@@ -507,16 +522,31 @@ def gemm_core(
     b_ports = _mux_ports(kmajor, b_kmajor, b_nmajor)
     tok_ports = _mux_ports(transposed, b_ports, a_rows)
     wgt_ports = _mux_ports(transposed, a_rows, b_ports)
-    ports = _mux_ports(at("pot_go"), pot_ports, _mux_ports(at("a_go"), tok_ports, wgt_ports))
-    rd = reader(spec.dma, start_dma, ports, axi)
-    s = rd.stream
-    code = s.data[: spec.dma.max_bits]
+    if len(axi) != spec.readers:
+        raise ValueError(f"{len(axi)} read channels for a core of {spec.readers}")
+    if spec.readers == 1:
+        a_go, b_go = at("a_go"), at("b_go")
+        ports = _mux_ports(at("pot_go"), pot_ports, _mux_ports(at("a_go"), tok_ports, wgt_ports))
+        rds: tuple[Reader, ...] = (reader(spec.dma, at("pot_go") | a_go | b_go, ports, axi[0]),)
+        rd_a = rd_b = rds[0]
+        in_a, in_b = at("a"), at("b")
+    else:  # both transfers start in a_go (the one kept: not), b_go is not used
+        a_go, b_go = at("a_go") & ~keep_a, at("a_go") & ~keep_b
+        rd_a = reader(spec.dma, a_go, tok_ports, axi[0])
+        rd_b = reader(spec.dma, at("pot_go") | b_go, _mux_ports(at("pot_go"), pot_ports, wgt_ports), axi[1])
+        rds = (rd_a, rd_b)
+        flag_a, flag_b = pyrtl.Register(1), pyrtl.Register(1)
+        flag_a.next <<= pyrtl.select(a_go, _c(1, 1), flag_a & ~rd_a.done)
+        flag_b.next <<= pyrtl.select(b_go, _c(1, 1), flag_b & ~rd_b.done)
+        in_a, in_b = flag_a, flag_b
+    sa, sb = rd_a.stream, rd_b.stream
+    code_a, code = sa.data[: spec.dma.max_bits], sb.data[: spec.dma.max_bits]
 
     # the tile's channel split: the PoT bits of its channels, in order
     nb = bits_for(max(lim.channels_fixed, lim.channels_pot) + 1)
     pot_mem = pyrtl.MemBlock(bitwidth=1, addrwidth=nb, max_read_ports=2, asynchronous=True)
     pj = pyrtl.Register(nb)
-    pot_in = at("pot") & s.valid
+    pot_in = at("pot") & sb.valid
     pot_mem[pj] <<= pyrtl.MemBlock.EnabledWrite(code[0], pot_in)
     pj.next <<= pyrtl.select(at("pot_go"), _c(0, nb), pyrtl.select(pot_in, pj + 1, pj))
     n_pot = pyrtl.Register(nb)
@@ -555,31 +585,30 @@ def gemm_core(
     # cursors: loads (a: token × depth, b: channel × depth, either order) and the C stream
     shapes = tile_buffer_shapes(eng, lim)
     ab = bits_for(max(words for _, words, _ in shapes.values()) + 1) + 1
-    in_a, in_b = at("a"), at("b")
-    v = s.valid & (in_a | in_b)
-    outer_depth = pyrtl.select(in_a, tok_kmajor, wgt_kmajor)
-    inner_step, row_over = v & ~s.row_end, v & s.row_end
-    d_step = pyrtl.select(outer_depth, row_over, inner_step)
-    d_reset = start_dma | (row_over & ~outer_depth)
-    dep, _ = _depth_cursor(d_reset, d_step, rows, steps, ab)
-    t_step = (in_a & pyrtl.select(outer_depth, inner_step, row_over)) | pyrtl.select(
-        transposed, c_inner, c_over
+    va, vb = sa.valid & in_a, sb.valid & in_b
+    a_inner, a_over = va & ~sa.row_end, va & sa.row_end
+    b_inner, b_over = vb & ~sb.row_end, vb & sb.row_end
+    # depth cursors (A's and B's loads may run together): inner where the layout is n-major
+    dep_a, _ = _depth_cursor(
+        a_go | (a_over & ~tok_kmajor), pyrtl.select(tok_kmajor, a_over, a_inner), rows, steps, ab
     )
-    t_reset = at("a_go") | head | (in_a & row_over & outer_depth) | (transposed & c_over)
+    dep_b, _ = _depth_cursor(
+        b_go | (b_over & ~wgt_kmajor), pyrtl.select(wgt_kmajor, b_over, b_inner), rows, steps, ab
+    )
+    t_step = pyrtl.select(tok_kmajor, a_inner, a_over) | pyrtl.select(transposed, c_inner, c_over)
+    t_reset = a_go | head | (a_over & tok_kmajor) | (transposed & c_over)
     tok, tok_n = _token_cursor(t_reset, t_step, tau, ab)
-    ch_step = (in_b & pyrtl.select(outer_depth, inner_step, row_over)) | pyrtl.select(
-        transposed, c_over, c_inner
-    )
-    ch_reset = at("b_go") | head | (in_b & row_over & outer_depth) | (~transposed & c_over)
+    ch_step = pyrtl.select(wgt_kmajor, b_inner, b_over) | pyrtl.select(transposed, c_over, c_inner)
+    ch_reset = b_go | head | (b_over & wgt_kmajor) | (~transposed & c_over)
     chan, chan_n = _channel_cursor(ch_reset, ch_step, eng, kappa, share_m1, kfr, steps, tokens, pot_of, ab)
 
     # the buffer writes: one element a cycle into its field
     a_words, fb_words, fc_words = shapes["a"][1], shapes["fb"][1], shapes["fc"][1]
     a_dma = DmaWrite(
-        in_a & s.valid,
-        dep.r,
-        _fit(dep.kfa + tok.word, bits_for(a_words)),
-        pyrtl.concat_list([code[: eng.act_bits]] * tau),
+        va,
+        dep_a.r,
+        _fit(dep_a.kfa + tok.word, bits_for(a_words)),
+        pyrtl.concat_list([code_a[: eng.act_bits]] * tau),
         _one_hot(tok.sub, tau) if tau > 1 else None,
     )
     # the tile's last fixed channel at lane 0 of a 4-lane word writes its partner's field 0: a
@@ -594,9 +623,9 @@ def gemm_core(
         f_data = pyrtl.concat_list([w_code] + [rest] * (fields - 1))
     b_dma = {
         "f": DmaWrite(
-            in_b & s.valid & ~chan.pot,
+            vb & ~chan.pot,
             chan.f_c,
-            _fit(chan.f_bb + dep.kfb + dep.r, bits_for(fb_words)),
+            _fit(chan.f_bb + dep_b.kfb + dep_b.r, bits_for(fb_words)),
             f_data,
             f_mask,
         )
@@ -611,9 +640,9 @@ def gemm_core(
         mag = pyrtl.shift_left_logical(_c(1, spec.dma.max_bits + 1), (b_bits - 1)[:7]) - 1
         pot_code = pyrtl.concat(sign, (code & mag[: len(code)])[: pwb - 1])
         b_dma["p"] = DmaWrite(
-            in_b & s.valid & chan.pot,
+            vb & chan.pot,
             chan.p_c,
-            _fit(chan.p_bb + dep.kfb + dep.r, bits_for(shapes["pb"][1])),
+            _fit(chan.p_bb + dep_b.kfb + dep_b.r, bits_for(shapes["pb"][1])),
             pot_code,
         )
         chans["p"] = _fit(n_pot, bits_for(lim.channels_pot + 1))
@@ -645,18 +674,11 @@ def gemm_core(
         value = pyrtl.select(chan.pot, tile.c_data["p"][:acc], value)
     data = value[:ACC_OUT_BITS] if acc >= ACC_OUT_BITS else value.sign_extended(ACC_OUT_BITS)
 
-    # the walker's states; with one k tile, A's tile (the m rows) stays in its buffer across the
-    # n tiles of an m tile: the token buffer (the channel buffer when transposed) is not reloaded
-    keep = (k <= tk) & (n0 != 0)
-    keep_a, keep_b = keep & ~transposed, keep & transposed
+    # the walker's states
     over = ~(n_more | m_more | h_more)
-    dma_done = rd.done
-    state.next <<= _pick(
-        state,
-        [
-            (at("idle") & op_start, _S["setup"]),
-            (at("setup"), _S["ceil"]),
-            (at("ceil") & ~kfr_short & first_k & pot_on, _S["pot_go"]),
+    dma_done = rd_b.done  # the PoT bits' transfer, or the one reader's
+    if spec.readers == 1:
+        loads = [
             (at("ceil") & ~kfr_short & keep_a, _S["b_go"]),
             (at("ceil") & ~kfr_short, _S["a_go"]),
             (at("pot_go"), _S["pot"]),
@@ -667,6 +689,22 @@ def gemm_core(
             (at("a") & dma_done, _S["b_go"]),
             (at("b_go"), _S["b"]),
             (at("b") & dma_done, _S["run_go"]),
+        ]
+    else:  # a_go starts both transfers, state a waits for both
+        loads = [
+            (at("ceil") & ~kfr_short, _S["a_go"]),
+            (at("pot_go"), _S["pot"]),
+            (at("pot") & dma_done, _S["a_go"]),
+            (at("a_go"), _S["a"]),
+            (at("a") & ~(in_a & ~rd_a.done) & ~(in_b & ~rd_b.done), _S["run_go"]),
+        ]
+    state.next <<= _pick(
+        state,
+        [
+            (at("idle") & op_start, _S["setup"]),
+            (at("setup"), _S["ceil"]),
+            (at("ceil") & ~kfr_short & first_k & pot_on, _S["pot_go"]),
+            *loads,
             (at("run_go"), _S["run"]),
             (at("run") & tile.done & k_more, _S["setup"]),
             (at("run") & tile.done, _S["head"]),
@@ -706,10 +744,12 @@ def gemm_core(
         ready=ready,
         done=done,
     )
-    return GemmCore(stream, rd, ~at("idle"))
+    return GemmCore(stream, rds, ~at("idle"))
 
 
-#: The C stream's output ports (``c_<name>``) and the core's inputs besides the descriptor.
+#: The port prefixes of the read channels (:func:`build_gemm`).
+READ_PREFIXES = ("m_", "m1_")
+#: The C stream's output ports (``c_<name>``).
 C_PORTS = ("tile", "h", "m0", "rows", "n0", "cols", "valid", "data", "count", "row_end", "last", "done")
 
 
@@ -720,20 +760,22 @@ def field_widths() -> dict[str, int]:
 
 def build_gemm(spec: GemmSpec, slices: SliceBuilder | None = None) -> GemmCore:
     """The core with named ports into the working block (the caller resets it): inputs
-    ``op_start``, ``d_<field>`` (every :data:`~hwmodel.arch.program.FIELDS` name), ``m_arready`` …
-    (:func:`hwmodel.rtl.dma.read_channel_inputs`), ``c_ready``; outputs the reader's ``m_ar*`` /
-    ``m_rready``, ``c_<name>`` (:data:`C_PORTS`) and ``busy``."""
+    ``op_start``, ``d_<field>`` (every :data:`~hwmodel.arch.program.FIELDS` name), per read
+    channel ``m_arready`` … (``m1_`` for the second; :func:`hwmodel.rtl.dma.read_channel_inputs`),
+    ``c_ready``; outputs the readers' ``m_ar*`` / ``m_rready`` (``m1_`` …), ``c_<name>``
+    (:data:`C_PORTS`) and ``busy``."""
     d = {name: pyrtl.Input(bits, f"d_{name}") for name, bits in field_widths().items()}
     core = gemm_core(
         spec,
         pyrtl.Input(1, "op_start"),
         d,
-        read_channel_inputs(spec.dma.data_bits),
+        [read_channel_inputs(spec.dma.data_bits, p) for p in READ_PREFIXES[: spec.readers]],
         pyrtl.Input(1, "c_ready"),
         slices,
     )
-    for name, wire in core.reader.ports(spec.dma.data_bits).items():
-        output_port(name, wire)
+    for rd, prefix in zip(core.readers, READ_PREFIXES, strict=False):
+        for name, wire in rd.ports(spec.dma.data_bits, prefix).items():
+            output_port(name, wire)
     for name in C_PORTS:
         output_port(f"c_{name}", getattr(core.c, name))
     output_port("busy", core.busy)
@@ -800,7 +842,14 @@ def simulate_gemms(
     fresh_block()
     build_gemm(spec)
     sim = pyrtl.FastSimulation()
-    dram = Dram(image, spec.dma.data_bits, latency_cycles, bytes_per_cycle, writes=False)
+    dram = Dram(
+        image,
+        spec.dma.data_bits,
+        latency_cycles,
+        bytes_per_cycle,
+        prefixes=READ_PREFIXES[: spec.readers],
+        writes=False,
+    )
     widths = field_widths()
     runs: list[GemmRun] = []
     cycle = 0
