@@ -39,11 +39,12 @@ the channel buffer when transposed, is loaded once per m tile). **Cycles** (``op
 ``done``; testbench DRAM latency 8, 64-bit bus, no bandwidth cap; ``tests/test_rtl_gemm.py``
 holds the one-tile count exactly): one 8 × 4 × 16 W8A8 tile on r4 × f2: 323 cycles, the tile's
 compute 66 of them. The tiny ViT's block-1 GEMMs (W8A8, engine r4 × f4, tiles 8 × 8 × 8) take
-qkv 14,670, qk 4,844, sv 4,640, proj 4,890, fc1 19,560, fc2 18,282 cycles where the model's
-per-layer latency (ZCU102, 200 MHz) is 3,204, 1,071, 1,071, 1,098, 4,257, 4,257: 4.3–4.6×,
-the element-serial loads (one code a cycle: ``tm·tk + tn·tk`` per k tile, where the model
-prices ``⌈bytes / bytes_per_cycle⌉`` and overlaps them with the compute) and the C stream
-(``tm·tn`` a tile) in series with the compute. The ping-pong copy (the controller's ``pp`` bit)
+qkv 14,670, qk 4,844, sv 4,640, proj 4,890, fc1 19,560, fc2 18,282 cycles with one reader and
+10,107, 3,560, 3,360, 3,369, 13,476, 12,198 with two, where the model's per-layer latency
+(ZCU102, 200 MHz) is 3,204, 1,071, 1,071, 1,098, 4,257, 4,257: 4.3–4.6× (one reader), 2.9–3.3×
+(two): the element-serial loads (one code a cycle: ``tm·tk + tn·tk`` per k tile, where the
+model prices ``⌈bytes / bytes_per_cycle⌉`` and overlaps them with the compute) and the C
+stream (``tm·tn`` a tile) in series with the compute. The ping-pong copy (the controller's ``pp`` bit)
 would overlap a tile's loads with the previous tile's compute and stream: the walker's phases
 are already the controller's (``xfer_start`` = ``a_go``, ``tile_start`` = ``run_go``,
 ``compute_done`` = the frontend's ``done``); the frontend has no second copy yet.
@@ -216,7 +217,7 @@ def gemm_spec(
     gemms = [d for d in descriptors if d.opcode == OPCODES["gemm"]]
     if not gemms:
         raise ValueError("no GEMM descriptors")
-    wb = max([engine.weight_bits, *(_sides(d)[0] for d in gemms if not d.pot_addr)])
+    wb = max([engine.weight_bits, *(_sides(d)[0] for d in gemms)])  # a PoT layer's fixed channels too
     ab = max([engine.act_bits, *(_sides(d)[1] for d in gemms)])
     pots = [d.b.bits for d in gemms if d.pot_addr]
     if pots and not engine.cols_pot:
