@@ -345,11 +345,13 @@ class _Compiled:
 
 def _compile(precision: str) -> _Compiled:
     from test_integer import config
+    from test_program import CONFIGS
     from test_quant_model import tiny_vit
 
     model = tiny_vit()
     images = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(3))
-    im = quantize_integer_model(model, config(precision), Calibration(model, images))
+    qconfig = CONFIGS["mixed"] if precision == "mixed" else config(precision)
+    im = quantize_integer_model(model, qconfig, Calibration(model, images))
     workload = workload_from_model(model)
     device = load_device("zcu102")
     pot = "P" in precision
@@ -363,6 +365,10 @@ def _compile(precision: str) -> _Compiled:
         # activation × activation matmuls: no PoT channels
         layers={op.name: LayerHw(**tiles) for op in workload.gemms if op.name.endswith(("qk", "sv"))},
     )
+    if precision == "mixed":  # its PoT fc1 on PoT columns; qk and sv run transposed in this design
+        accel = AcceleratorConfig(
+            freq_mhz=200, rows=4, cols=4, pot_cols=2, default=LayerHw(tm=8, tn=16, tk=16)
+        )
     report = evaluate(workload, accel, device, detail=True)
     program = compile_program(im, report)
     engine = design_engine(workload, accel, device)
@@ -405,10 +411,11 @@ def reference_accumulators(mem: npt.NDArray[np.uint8], d: Descriptor) -> I64:
     return np.broadcast_to(out, (d.repeat, d.m, d.n))
 
 
-def run_program_gemm(precision: str, name: str, readers: int = 1) -> None:
+def run_program_gemm(precision: str, name: str, readers: int = 1, data_bits: int = 64) -> None:
     c = compiled(precision)
     mem, d = operands_before(c, name)
-    run = simulate_gemm(replace(c.spec, readers=readers), mem, d)
+    spec = replace(c.spec, readers=readers, dma=replace(c.spec.dma, data_bits=data_bits))
+    run = simulate_gemm(spec, mem, d)
     want = reference_accumulators(mem, d)
     assert len(run.tiles) == d.repeat * ceil_div(d.m, d.tm) * ceil_div(d.n, d.tn)
     for t in run.tiles:
@@ -446,3 +453,15 @@ def test_the_programs_weight_gemms_run_bit_exact(precision: str, name: str) -> N
         d = next(d for d in compiled(precision).program.descriptors if d.name == name)
         assert d.pot_addr  # PoT channels at the compiler's positions
     run_program_gemm(precision, name)
+
+
+@pytest.mark.slow
+def test_every_gemm_of_a_mixed_program_runs_bit_exact() -> None:
+    """Every GEMM of test_program's mixed config (W8A8 with a W4A8P0.25 fc1, a W5A7 qkv, a W6A6
+    head) on a design that runs qk and sv transposed: two readers, a 128-bit bus."""
+    c = compiled("mixed")
+    gemms = [d for d in c.program.descriptors if d.kind == "gemm"]
+    assert any(d.pot_addr for d in gemms)
+    assert {F_TRANSPOSED, F_B_KMAJOR | F_TRANSPOSED} <= {d.flags & (F_TRANSPOSED | F_B_KMAJOR) for d in gemms}
+    for d in gemms:
+        run_program_gemm("mixed", d.name, readers=2, data_bits=128)
