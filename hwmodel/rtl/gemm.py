@@ -62,7 +62,9 @@ alternative — staging a whole DMA row (``tk`` codes) so two rows' codes meet i
 the 2-lane mode of a two-mode engine ``cols_fixed`` rows — would add a ``tk``-deep (or
 ``cols_fixed · tk``-deep) staging memory beside the priced ones.
 
-**Ports.** In: ``op_start`` (pulse, while idle), the descriptor's fields ``d`` (by
+**Ports.** In: ``op_start`` (pulse, while idle; the core does not look at ``opcode``: a
+top-level gates the sequencer's ``op_start`` with ``opcode == gemm``), the descriptor's fields
+``d`` (:class:`hwmodel.rtl.sequencer.Sequencer`'s ``fields``, by
 :data:`hwmodel.arch.program.FIELDS` name, held from ``op_start`` on; m, n, k, tiles and heads
 below 2^16), ``GemmSpec.readers`` read channels (:class:`hwmodel.rtl.dma.ReadChannel`; one: the
 PoT bits, the token and the channel operand one after another; two: the token operand on the
@@ -98,6 +100,12 @@ W8A8 design's engine gets 9-bit activations) where the model's engine
 (:func:`hwmodel.model.evaluation.design_engine`) has ``b``; the model's transposed rows keep
 the layer's (weight, activation) widths where the engine swaps the operands' sides
 (:func:`gemm_spec` widens for what the descriptors need).
+
+**Into the top-level**: ``gemm_core(gemm_spec(design_engine(...), program.descriptors,
+data_bits, readers=2), seq.op_start & is_gemm, seq.fields, channels, epilogue_ready)``; the C
+stream's ``tile`` … ``last`` are the epilogue's :class:`~hwmodel.rtl.epilogue.CStream` fields
+of the same names (``elems`` 1), its ``ready`` the epilogue's ``ready``, ``done`` its
+``core_done``.
 
 **Verilog**: :func:`gemm_verilog` (DSP primitives as :func:`hwmodel.rtl.tile.tile_verilog`);
 :func:`cosimulate_gemm` replays a recorded run under Icarus (the words match).
