@@ -101,7 +101,13 @@ def _gemm(mem: np.ndarray, d: Descriptor) -> None:
         b = read(mem, d.b, (d.repeat, d.k, d.n)).transpose(1, 2)
     else:
         b = read(mem, d.b, (d.repeat, d.n, d.k))
-    acc = int_matmul(a, b.transpose(1, 2))
+    gemm_epilogue(mem, d, int_matmul(a, b.transpose(1, 2)))
+
+
+def gemm_epilogue(mem: np.ndarray, d: Descriptor, acc: torch.Tensor) -> None:
+    """The epilogue of GEMM ``d`` on its int64 accumulators ``acc`` (``repeat, m, n``, bias not yet
+    added): bias, then the raw sums, the residual add or the rescale to each output segment,
+    written to the outputs (what :mod:`hwmodel.rtl.epilogue` is held to)."""
     if d.bias_addr:
         acc = acc + _table(mem, d.bias_addr, d.n, BIAS_BITS)
     if d.has(F_RAW):
