@@ -114,5 +114,135 @@ def test_the_epilogue_is_the_reference_on_the_tiny_vits_gemms(
     if d.has(F_RESIDUAL):
         image = with_residual_stream(image, d, 1)
     tiles = grid(d)
-    cycles = check(spec, image, d, accumulators(d, 2), tiles, stall=0.2, seed=3)
-    print(name, len(tiles), "tiles", cycles, "cycles")
+    check(spec, image, d, accumulators(d, 2), tiles, stall=0.2, seed=3)
+
+
+class _Image:
+    """A synthetic DRAM image: regions one after another, 64-byte aligned."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[int, np.ndarray]] = []
+        self.at = 64
+
+    def put(self, codes: np.ndarray, bits: int) -> int:
+        addr = self.at
+        data = pack_codes(codes, bits)
+        self.parts.append((addr, data))
+        self.at = -(-(addr + data.size + 8) // 64) * 64
+        return addr
+
+    def space(self, nbytes: int) -> int:
+        addr = self.at
+        self.at = -(-(addr + nbytes + 8) // 64) * 64
+        return addr
+
+    def image(self, seed: int) -> np.ndarray:
+        mem = np.random.default_rng(seed).integers(0, 256, size=self.at + 64, dtype=np.uint8)
+        for addr, data in self.parts:
+            mem[addr : addr + data.size] = data
+        return mem
+
+
+@st.composite
+def epilogues(draw: st.DrawFn) -> tuple[EpilogueSpec, np.ndarray, Descriptor, np.ndarray, list[Tile]]:
+    """A random GEMM epilogue: shape, tiles (shuffled), tables, mode and outputs."""
+    mode = draw(st.sampled_from(["rescale", "segments", "residual", "raw"]))
+    repeat = draw(st.integers(1, 2)) if mode != "residual" else 1
+    segments = draw(st.integers(2, 3)) if mode == "segments" else 1
+    seg_cols = draw(st.integers(1, 7)) if mode == "segments" else 0
+    m = draw(st.integers(1, 9))
+    n = segments * seg_cols if mode == "segments" else draw(st.integers(1, 13))
+    tm, tn = draw(st.integers(1, m)), draw(st.integers(1, n))
+    elems = draw(st.sampled_from([1, 2, 4]))
+    data_bits = draw(st.sampled_from([64, 128]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    img = _Image()
+    per_tensor = draw(st.booleans())
+    table_len = 1 if per_tensor else n
+    fields: dict[str, object] = {"m": m, "n": n, "k": 1, "repeat": repeat, "tm": tm, "tn": tn, "flags": 0}
+    if draw(st.booleans()):
+        fields["bias_addr"] = img.put(rng.integers(-(1 << 29), 1 << 29, size=n), 32)
+    if mode != "raw":
+        fields["mult_addr"] = img.put(rng.integers(-(1 << 31) + 1, 1 << 31, size=table_len), MULT_BITS)
+        fields["shift_addr"] = img.put(rng.integers(0, 63, size=table_len), SHIFT_BITS)
+        fields["table_len"] = table_len
+        # offsets are indexed like the tables: per column (a per-tensor table has none)
+        offsets = "none" if per_tensor else draw(st.sampled_from(["none", "column", "row"]))
+        if offsets != "none":
+            rows = m if offsets == "row" else 1
+            fields["offset_addr"] = img.put(rng.integers(-(1 << 61) + 1, 1 << 61, size=rows * n), OFFSET_BITS)
+            if offsets == "row":
+                fields["flags"] = F_OFFSET_PER_ROW
+    outputs = {}
+    for s in range(segments):
+        bits = 32 if mode == "raw" else draw(st.sampled_from([8, 16, 24, 32]))
+        signed = 1 if mode in ("raw", "residual") else draw(st.sampled_from([0, 1]))
+        cols = seg_cols if mode == "segments" else n
+        stride = cols + draw(st.integers(0, 3))
+        addr = img.space(repeat * m * stride * bits // 8 + 64)
+        suffix = "" if s == 0 else str(s)
+        outputs[f"c{suffix}"] = Operand(addr, stride, m * stride, bits, signed)
+        if mode != "raw":
+            top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+            bottom = -(1 << (bits - 1)) if signed else 0
+            fields[f"lo{suffix}"] = draw(st.integers(bottom, min(0, top) if signed else top // 2))
+            fields[f"hi{suffix}"] = draw(st.integers(max(int(fields[f"lo{suffix}"]), 0), top))  # type: ignore[call-overload]
+    if mode == "segments":
+        fields |= {"segments": segments, "seg_cols": seg_cols}
+    if mode == "raw":
+        fields["flags"] = F_RAW
+    if mode == "residual":
+        r_bits = draw(st.sampled_from([8, 16, 24, 32]))
+        lim = 1 << (r_bits - 1)
+        r = rng.integers(-lim, lim, size=(m, n))
+        fields["r"] = Operand(img.put(r, r_bits), n, 0, r_bits, 1)
+        fields["flags"] = int(fields["flags"]) | F_RESIDUAL  # type: ignore[call-overload]
+        fields["skip_mult"] = int(rng.integers(-(1 << 31) + 1, 1 << 31))
+        fields["skip_shift"] = int(rng.integers(0, 63))
+    d = Descriptor("gemm", OPCODES["gemm"], **fields, **outputs)  # type: ignore[arg-type]
+    tiles = [
+        (h, m0, min(tm, m - m0), n0, min(tn, n - n0))
+        for h in range(repeat)
+        for n0 in range(0, n, tn)
+        for m0 in range(0, m, tm)
+    ]
+    tiles = draw(st.permutations(tiles))
+    acc = rng.integers(-(1 << 29), 1 << 29, size=(repeat, m, n))
+    spec = EpilogueSpec.from_descriptors([d], elems=elems, data_bits=data_bits)
+    return spec, img.image(int(rng.integers(0, 1 << 31))), d, acc, list(tiles)
+
+
+@settings(max_examples=60, deadline=None)
+@given(epilogues(), st.floats(0.0, 0.5), st.integers(1, 20))
+def test_the_epilogue_is_the_reference_on_random_tables_and_tiles(
+    case: tuple[EpilogueSpec, np.ndarray, Descriptor, np.ndarray, list[Tile]], stall: float, latency: int
+) -> None:
+    spec, image, d, acc, tiles = case
+    check(spec, image, d, acc, tiles, stall=stall, latency_cycles=latency)
+
+
+def test_a_tile_larger_than_the_build_is_an_error_not_a_hang(programs: dict[str, Program]) -> None:
+    program = programs["W8A8"]
+    d = next(x for x in program.descriptors if x.name == "blocks.0.mlp.fc1")
+    spec = replace(EpilogueSpec.from_descriptors(program.descriptors), tile_cols=8)
+    image = program.image()
+    run = simulate_epilogue(spec, image, d, accumulators(d, 5), [(0, 0, 8, 0, 16), (0, 8, 8, 0, 8)])
+    assert run.error
+    assert len(run.last_words) == 2  # both tiles taken; the refused one written nowhere
+    want = image.copy()
+    gemm_epilogue(want, d, torch.from_numpy(accumulators(d, 5)))
+    got = read_operand(run.image, d.c, (1, d.m, d.n))[0]
+    assert np.array_equal(got[8:16, :8], read_operand(want, d.c, (1, d.m, d.n))[0][8:16, :8])
+    assert np.array_equal(got[:8], read_operand(image, d.c, (1, d.m, d.n))[0][:8])
+
+
+def test_the_build_follows_the_programs_gemms(programs: dict[str, Program]) -> None:
+    program = programs["W8A8"]
+    spec = EpilogueSpec.from_descriptors(program.descriptors, elems=8, data_bits=256)
+    assert (spec.tile_rows, spec.tile_cols, spec.residual, spec.offsets) == (8, 16, True, True)
+    assert (spec.read, spec.write) == (DmaConfig(256, 4, 64), DmaConfig(256, 8, 32))
+    assert spec.r_bits == 24 and spec.words == 2
+    qk = [d for d in program.descriptors if d.name.endswith("attn.qk")]
+    assert not EpilogueSpec.from_descriptors(qk).residual
+    with pytest.raises(ValueError, match="divisor of elems"):
+        EpilogueSpec(elems=2, read=DmaConfig(256, 4, 64))
