@@ -126,7 +126,9 @@ def gemm_epilogue(mem: np.ndarray, d: Descriptor, acc: torch.Tensor) -> None:
         write(mem, operand, _rescale(mem, d, part, seg * cols, cols, lo, hi))
 
 
-def _nonlinear(mem: np.ndarray, d: Descriptor) -> None:
+def nonlinear_op(mem: np.ndarray, d: Descriptor) -> None:
+    """A ``layernorm`` / ``softmax`` / ``gelu`` descriptor on the image (what
+    :mod:`hwmodel.rtl.nl_op` is held to)."""
     x = read(mem, d.a, (1, d.m, d.n))[0]
     spec = IntSpec(d.in_bits, d.in_frac, d.out_bits, d.out_frac)
     top = (1 << (d.in_bits - 1)) - 1
@@ -149,5 +151,5 @@ def execute(mem: np.ndarray, program_base: int = 0) -> int:
         if d.opcode == OPCODES["gemm"]:
             _gemm(mem, d)
         else:
-            _nonlinear(mem, d)
+            nonlinear_op(mem, d)
     return len(ops)

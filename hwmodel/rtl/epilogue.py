@@ -244,8 +244,12 @@ class Banks:
         ]
 
     def read(self, addrs: Sequence[Wire]) -> list[Wire]:
-        """Bank b's word at ``addrs[b]`` (registers) or every bank's at ``addrs[0]``."""
-        return [mem[addrs[b] if len(addrs) > 1 else addrs[0]] for b, mem in enumerate(self.mems)]
+        """Bank b's word at ``addrs[b]`` (registers, cut to the address bits) or every bank's at
+        ``addrs[0]``."""
+        return [
+            mem[(addrs[b] if len(addrs) > 1 else addrs[0])[: self.addr_bits]]
+            for b, mem in enumerate(self.mems)
+        ]
 
     def load(self, load: StreamLoad, enable: Wire) -> None:
         """Write the elements of ``load``'s stream while ``enable``."""
