@@ -60,7 +60,7 @@ def byte_aligned(image: np.ndarray, d: Descriptor) -> tuple[np.ndarray, Descript
         return image, d
     bits = -(-d.c.bits // 8) * 8
     addr = -(-image.size // 64) * 64
-    grown = np.zeros(addr + d.m * d.n * bits // 8 + 64, dtype=np.uint8)
+    grown = np.zeros(addr + -(-d.m * d.n * bits // 8 // 64) * 64 + 64, dtype=np.uint8)
     grown[: image.size] = image
     return grown, replace(d, c=Operand(addr, d.n, 0, bits, d.c.signed))
 
@@ -150,3 +150,20 @@ def test_units_are_per_format() -> None:
         ("layernorm", "shift", IntSpec(16, 14, 16, 10)),
         ("layernorm", "poly", IntSpec(16, 14, 16, 9)),
     )
+
+
+@pytest.mark.parametrize(("lanes", "data_bits", "latency"), [(1, 64, 3), (3, 128, 20), (4, 256, 8)])
+def test_any_lanes_and_bus_take_the_rows_in_groups(
+    programs: dict[str, Program], lanes: int, data_bits: int, latency: int
+) -> None:
+    """Rows in groups of ``lanes`` with a short last group (34 softmax rows, 17 LayerNorm rows)."""
+    program = programs["W4A8P0.5"]
+    spec = NlOpSpec.from_descriptors(program.descriptors, lanes=lanes, data_bits=data_bits)
+    for name in ("blocks.0.attn.softmax", "blocks.1.norm1"):
+        d = next(x for x in program.descriptors if x.name == name)
+        image, d = byte_aligned(random_input(program.image(), d, lanes, 1 << 15), d)
+        want = image.copy()
+        nonlinear_op(want, d)
+        run = simulate_nl_op(spec, image, d, latency_cycles=latency)
+        assert not run.error
+        assert np.array_equal(run.image, want), name

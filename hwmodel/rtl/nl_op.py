@@ -356,7 +356,7 @@ def nl_op(spec: NlOpSpec, op_start: Wire, d: Mapping[str, Wire], rd: ReadChannel
     ib_row = []
     for j in range(lanes):
         ib[j].load(row_load, rows_loading & (lrow == j))
-        ib_row.append(hold_register((row0 + j)[:ROW_BITS], start_rows))
+        ib_row.append(hold_register((row0 + j)[:ROW_BITS], start_rows & (group > j)))
     with pyrtl.conditional_assignment:
         with op_start:
             rstate.next |= pyrtl.select(lacking, pyrtl.Const(_R_IDLE), pyrtl.Const(_R_TABLES))
@@ -454,7 +454,7 @@ def nl_op(spec: NlOpSpec, op_start: Wire, d: Mapping[str, Wire], rd: ReadChannel
         pick_lane = pyrtl.select(ob_ready[j], pyrtl.Const(j, len(wl)), pick_lane)
     any_ready = pyrtl.rtl_any(*ob_ready)
     w_start = wstate == 1
-    wrow = pyrtl.mux(wl, *out_row) if lanes > 1 else out_row[0]
+    wrow = pyrtl.mux(wl, *out_row, default=out_row[0]) if lanes > 1 else out_row[0]
     wports = dma_ports(
         [
             (
@@ -486,7 +486,7 @@ def nl_op(spec: NlOpSpec, op_start: Wire, d: Mapping[str, Wire], rd: ReadChannel
         pyrtl.select(advance, pyrtl.select(left > ew, left - ew, pyrtl.Const(0)), left),
     )
     words_out = [pyrtl.concat_list(ob[j].read([waddr])) for j in range(lanes)]
-    in_data = pyrtl.mux(wl, *words_out) if lanes > 1 else words_out[0]
+    in_data = pyrtl.mux(wl, *words_out, default=words_out[0]) if lanes > 1 else words_out[0]
     wtr = writer(spec.write, w_start, wports, wr, in_valid, in_data)
     w_ready <<= wtr.in_ready
     row_written = (wstate == 2) & wtr.done
