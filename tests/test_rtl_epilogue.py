@@ -212,7 +212,7 @@ def epilogues(draw: st.DrawFn) -> tuple[EpilogueSpec, np.ndarray, Descriptor, np
     return spec, img.image(int(rng.integers(0, 1 << 31))), d, acc, list(tiles)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(epilogues(), st.floats(0.0, 0.5), st.integers(1, 20))
 def test_the_epilogue_is_the_reference_on_random_tables_and_tiles(
     case: tuple[EpilogueSpec, np.ndarray, Descriptor, np.ndarray, list[Tile]], stall: float, latency: int

@@ -493,7 +493,9 @@ def epilogue(
     cache_cols.next <<= pyrtl.select(fetch_over, cur["cols"], cache_cols)
 
     # ---- compute
-    out_full = pyrtl.Register(1)
+    full = [pyrtl.Register(1), pyrtl.Register(1)]  # the output buffer's halves hold a tile
+    ibuf = pyrtl.Register(1)  # the half the lanes write
+    obuf = pyrtl.Register(1)  # the half the writer reads
     ready = state == _COMPUTE
     dropping = state == _DROP
     accept = c.valid & ready
@@ -556,7 +558,8 @@ def epilogue(
     last1.next <<= accept & c.last
     skip_mult, skip_shift = d["skip_mult"], d["skip_shift"][:SHIFT_BITS]
     lane_lat = RESIDUAL_LATENCY if spec.residual else LATENCY
-    out_b = Banks(e, spec.tile_rows, words, ACC_BITS)
+    half_bits = _clog2(spec.tile_rows * words)
+    out_b = Banks(e, 2 << half_bits, 1, ACC_BITS)
     out_addr = addr1
     for _ in range(lane_lat):
         nxt = pyrtl.Register(len(out_addr))
@@ -588,7 +591,8 @@ def epilogue(
                 s["hi"],
                 clamp_per_element=True,
             )
-        out_b.mems[i][out_addr[: out_b.addr_bits]] <<= pyrtl.MemBlock.EnabledWrite(od, ov)
+        at = pyrtl.concat(ibuf, out_addr[:half_bits])
+        out_b.mems[i][at] <<= pyrtl.MemBlock.EnabledWrite(od, ov)
     tile_written = last1
     for _ in range(lane_lat):
         nxt = pyrtl.Register(1)
@@ -603,7 +607,7 @@ def epilogue(
             state.next |= pyrtl.select(refuse, pyrtl.Const(_DROP), pyrtl.Const(_FETCH))
         with state == _FETCH, fetch_over:
             state.next |= _WAIT
-        with state == _WAIT, ~out_full:
+        with state == _WAIT, ~pyrtl.select(ibuf, full[1], full[0]):
             state.next |= _COMPUTE
         with state == _COMPUTE, accept & c.last:
             state.next |= _DRAIN
@@ -615,7 +619,8 @@ def epilogue(
     error.next <<= pyrtl.select(op_start, zero, error | (take_hdr & refuse))
 
     # ---- write side: the tile's pieces (one per output segment it touches)
-    wtile = {f: hold_register(cur[f], tile_written) for f in HEADER_FIELDS}
+    held = [{f: hold_register(cur[f], tile_written & (ibuf == k)) for f in HEADER_FIELDS} for k in (0, 1)]
+    wtile = {f: pyrtl.select(obuf, held[1][f], held[0][f]) for f in HEADER_FIELDS}
     wstate = pyrtl.Register(2)  # 0 idle, 1 start a piece, 2 writing it
     piece = pyrtl.Register(HEADER_BITS + 2)  # global column of the piece's first column
     tile_end = (wtile["n0"] + wtile["cols"])[: HEADER_BITS + 2]
@@ -671,11 +676,11 @@ def epilogue(
     pcol.next <<= n_col
     pbase.next <<= n_base
     n_lo = n_col[:lg] if lg else pyrtl.Const(0, 1)
-    n_word = (n_base + (n_col[lg:] if lg else n_col))[: out_b.addr_bits]
+    n_word = (n_base + (n_col[lg:] if lg else n_col))[:half_bits]
     bank_addr = []
     for b in range(e):
         a = pyrtl.Register(out_b.addr_bits)
-        a.next <<= (n_word + (n_lo > b))[: out_b.addr_bits] if lg else n_word
+        a.next <<= pyrtl.concat(obuf, (n_word + (n_lo > b))[:half_bits] if lg else n_word)
         bank_addr.append(a)
     outs = out_b.read(bank_addr)
     elems_w = _rotate(outs, pcol[:lg] if lg else pyrtl.Const(0, 1))[:ew]
@@ -687,7 +692,7 @@ def epilogue(
     with pyrtl.conditional_assignment:
         with op_start:
             wstate.next |= 0
-        with wstate == 0, out_full:
+        with wstate == 0, pyrtl.select(obuf, full[1], full[0]):
             wstate.next |= 1
             piece.next |= wtile["n0"]
         with wstate == 1:
@@ -695,14 +700,16 @@ def epilogue(
         with wstate == 2, wtr.done:
             wstate.next |= pyrtl.select(tile_over, pyrtl.Const(0), pyrtl.Const(1))
             piece.next |= piece_end
-    out_full.next <<= pyrtl.select(
-        op_start, zero, pyrtl.select(tile_written, pyrtl.Const(1), out_full & ~tile_over)
-    )
+    for k, reg in enumerate(full):
+        filled, emptied = tile_written & (ibuf == k), tile_over & (obuf == k)
+        reg.next <<= pyrtl.select(op_start, zero, pyrtl.select(filled, pyrtl.Const(1), reg & ~emptied))
+    ibuf.next <<= pyrtl.select(op_start, zero, ibuf ^ tile_written)
+    obuf.next <<= pyrtl.select(op_start, zero, obuf ^ tile_over)
 
     # ---- done
     seen = pyrtl.Register(1)
     finished = pyrtl.Register(1)
-    idle = (state == _IDLE) & ~pend & ~out_full & (wstate == 0)
+    idle = (state == _IDLE) & ~pend & ~full[0] & ~full[1] & (wstate == 0)
     fire = seen & idle & ~finished
     seen.next <<= pyrtl.select(op_start, zero, seen | core_done)
     finished.next <<= pyrtl.select(op_start, zero, finished | fire)
