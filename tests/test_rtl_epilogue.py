@@ -36,7 +36,9 @@ from hwmodel.arch.program import (
     write_operand,
 )
 from hwmodel.model.evaluation import evaluate
-from hwmodel.rtl.epilogue import EpilogueSpec, Tile, simulate_epilogue
+from hwmodel.rtl.block import fresh_block
+from hwmodel.rtl.epilogue import EpilogueSpec, Tile, build_epilogue, simulate_epilogue
+from hwmodel.rtl.verilog import working_block_verilog
 from hwmodel.target.device import load_device
 from hwmodel.target.workload import workload_from_model
 
@@ -246,3 +248,12 @@ def test_the_build_follows_the_programs_gemms(programs: dict[str, Program]) -> N
     assert not EpilogueSpec.from_descriptors(qk).residual
     with pytest.raises(ValueError, match="divisor of elems"):
         EpilogueSpec(elems=2, read=DmaConfig(256, 4, 64))
+
+
+def test_the_unit_exports_verilog() -> None:
+    fresh_block()
+    build_epilogue(EpilogueSpec(tile_rows=4, tile_cols=8))
+    text = working_block_verilog("codesign_epilogue")
+    assert "module codesign_epilogue" in text
+    for port in ("c_ready", "m_awvalid", "m_arvalid", "d_skip_mult", "core_done"):
+        assert port in text

@@ -27,7 +27,8 @@ from codesign.quant._integer import log2_codes
 from hwmodel.arch.intops import IntSpec
 from hwmodel.arch.program import Descriptor, Operand, read_operand, write_operand
 from hwmodel.rtl.block import fresh_block
-from hwmodel.rtl.nl_op import NlOpSpec, log2_quantizer, program_units, simulate_nl_op
+from hwmodel.rtl.nl_op import NlOpSpec, build_nl_op, log2_quantizer, program_units, simulate_nl_op
+from hwmodel.rtl.verilog import working_block_verilog
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +168,12 @@ def test_any_lanes_and_bus_take_the_rows_in_groups(
         run = simulate_nl_op(spec, image, d, latency_cycles=latency)
         assert not run.error
         assert np.array_equal(run.image, want), name
+
+
+def test_the_unit_exports_verilog(programs: dict[str, Program]) -> None:
+    fresh_block()
+    build_nl_op(NlOpSpec.from_descriptors(programs["W4A8P0.5"].descriptors, lanes=1))
+    text = working_block_verilog("codesign_nl_op")
+    assert "module codesign_nl_op" in text
+    for port in ("done", "error", "m_awvalid", "m_arvalid", "d_out_frac"):
+        assert port in text

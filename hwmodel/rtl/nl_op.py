@@ -32,10 +32,12 @@ one AXI4 read and one write channel; out ``done`` (a pulse after the last row's 
 4. the writer writes finished rows, one transfer each (lowest lane first):
    :func:`hwmodel.arch.dma.write_cycles` of a one-row window and two more.
 
-A lane takes its next row only after its row is written (single output buffers), so a row costs
-about the kernel's row time plus the write; the lanes overlap one another. Measured
-(``tests/test_rtl_nl_op.py``, 128-bit bus, 2 lanes, L = 8): the tiny ViT's LayerNorm (17 rows of
-24) about 1,000 cycles, its softmax (34 rows of 17) about 1,600, GELU (17 rows of 96) about 2,400.
+A lane takes its next row only after its row is written (single output buffers), so a lane's
+row costs its kernel's row time plus the feed and the write; the lanes overlap one another.
+Measured (``tests/test_rtl_nl_op.py``'s tiny ViT, 128-bit bus, DRAM latency 8; 1 / 2 / 4 lanes):
+W8A8 poly LayerNorm, 17 rows of 24: 2,796 / 1,524 / 888 cycles (one lane: 164 a row); softmax,
+34 rows of 17: 3,684 / 1,883 / 1,027 (108 a row); GELU, 17 rows of 96: 2,706 / 1,802 / 1,326 (159
+a row); W4A8P0.5 shift kernels with 2 lanes: LayerNorm 1,416, log2 softmax 1,523, GELU 1,810.
 
 **Area** (not synthesised yet): the lanes (:mod:`hwmodel.rtl.nonlinear`, per unit of the build),
 ``R`` requantization lanes (4 DSP48E2 each), the log2 comparators, per lane an input and an
