@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from test_integer import config
 from test_quant_model import tiny_vit
 
-from codesign.program import Program, compile_program
-from codesign.program._execute import gemm_epilogue
+from codesign.program import Program, compile_program, gemm_epilogue
 from codesign.quant import Calibration, quantize_integer_model
 from hwmodel.arch.config import AcceleratorConfig, LayerHw
 from hwmodel.arch.dma import DmaConfig

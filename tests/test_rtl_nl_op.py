@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 from test_integer import config
 from test_quant_model import tiny_vit
 
-from codesign.program import Program, compile_program
-from codesign.program._execute import nonlinear_op
+from codesign.program import Program, compile_program, nonlinear_op
 from codesign.quant import Calibration, quantize_integer_model
 from codesign.quant._integer import log2_codes
 from hwmodel.arch.intops import IntSpec

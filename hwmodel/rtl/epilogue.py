@@ -69,9 +69,8 @@ import numpy as np
 import numpy.typing as npt
 import pyrtl
 
-from codesign.program._compile import BIAS_BITS
 from hwmodel.arch.dma import DmaConfig, Window, check_write_alignment
-from hwmodel.arch.dyadic import MULT_BITS, OFFSET_BITS, SHIFT_BITS
+from hwmodel.arch.dyadic import INPUT_BITS, MULT_BITS, OFFSET_BITS, SHIFT_BITS
 from hwmodel.arch.program import (
     F_OFFSET_PER_ROW,
     F_RAW,
@@ -100,8 +99,10 @@ from hwmodel.rtl.requant import LATENCY, RESIDUAL_LATENCY, requant_lane, residua
 
 Wire: TypeAlias = pyrtl.WireVector
 
-#: Bits of an accumulator in the C stream and of a result in the output buffer.
-ACC_BITS = 32
+#: Bits of an accumulator in the C stream and of a result in the output buffer (an int32).
+ACC_BITS = INPUT_BITS + 1
+#: Bits of a bias in DRAM (the compiler's ``BIAS_BITS``: an int32 in the accumulator's unit).
+BIAS_BITS = ACC_BITS
 #: Bits of the C stream's header fields.
 HEADER_BITS = 16
 HEADER_FIELDS = ("h", "m0", "rows", "n0", "cols")
