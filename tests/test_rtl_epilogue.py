@@ -36,7 +36,7 @@ from hwmodel.arch.program import (
 )
 from hwmodel.model.evaluation import evaluate
 from hwmodel.rtl.block import fresh_block
-from hwmodel.rtl.epilogue import EpilogueSpec, Tile, build_epilogue, simulate_epilogue
+from hwmodel.rtl.epilogue import EpilogueSpec, Tile, build_epilogue, simulate_epilogue, simulate_epilogues
 from hwmodel.rtl.verilog import working_block_verilog
 from hwmodel.target.device import load_device
 from hwmodel.target.workload import workload_from_model
@@ -256,3 +256,20 @@ def test_the_unit_exports_verilog() -> None:
     assert "module codesign_epilogue" in text
     for port in ("c_ready", "m_awvalid", "m_arvalid", "d_skip_mult", "core_done"):
         assert port in text
+
+
+def test_gemms_run_back_to_back_on_one_unit(programs: dict[str, Program]) -> None:
+    """One unit runs a block's GEMM epilogues one after another (per-op state afresh: the tables'
+    cache, the per-tensor pair, the segments)."""
+    program = programs["W4A8P0.5"]
+    spec = EpilogueSpec.from_descriptors(program.descriptors)
+    names = ("blocks.1.attn.qkv", "blocks.1.attn.qk", "blocks.1.attn.proj", "blocks.1.mlp.fc1", "head")
+    ops = [next(x for x in program.descriptors if x.name == name) for name in names]
+    image = with_residual_stream(program.image(), ops[2], 7)
+    jobs = [(d, accumulators(d, 20 + i), grid(d)) for i, d in enumerate(ops)]
+    run = simulate_epilogues(spec, image, jobs, stall=0.1, seed=5)
+    assert not run.error
+    want = image.copy()
+    for d, acc, _ in jobs:
+        gemm_epilogue(want, d, torch.from_numpy(acc))
+    assert np.array_equal(run.image, want)

@@ -152,7 +152,14 @@ def test_units_are_per_format() -> None:
     )
 
 
-@pytest.mark.parametrize(("lanes", "data_bits", "latency"), [(1, 64, 3), (3, 128, 20), (4, 256, 8)])
+@pytest.mark.parametrize(
+    ("lanes", "data_bits", "latency"),
+    [
+        (1, 64, 3),
+        pytest.param(3, 128, 20, marks=pytest.mark.slow),
+        pytest.param(4, 256, 8, marks=pytest.mark.slow),
+    ],
+)
 def test_any_lanes_and_bus_take_the_rows_in_groups(
     programs: dict[str, Program], lanes: int, data_bits: int, latency: int
 ) -> None:
@@ -176,3 +183,22 @@ def test_the_unit_exports_verilog(programs: dict[str, Program]) -> None:
     assert "module codesign_nl_op" in text
     for port in ("done", "error", "m_awvalid", "m_arvalid", "d_out_frac"):
         assert port in text
+
+
+def test_ops_run_back_to_back_on_one_unit(programs: dict[str, Program]) -> None:
+    """One unit runs a block's non-linear ops one after another (each op's state starts afresh);
+    a refused op between them leaves the next one unharmed."""
+    program = programs["W8A8"]
+    spec = NlOpSpec.from_descriptors(program.descriptors)
+    names = ("blocks.1.norm1", "blocks.1.attn.softmax", "blocks.1.mlp.act", "norm")
+    ops = [next(x for x in program.descriptors if x.name == name) for name in names]
+    image = program.image()
+    for i, d in enumerate(ops):
+        image = random_input(image, d, 10 + i, 1 << 14)
+    bad = replace(ops[0], in_frac=3)
+    run = simulate_nl_op(spec, image, [ops[0], ops[1], bad, ops[2], ops[3]])
+    assert run.error and len(run.dones) == 5
+    want = image.copy()
+    for d in ops:  # each reads what the ones before wrote where they overlap
+        nonlinear_op(want, d)
+    assert np.array_equal(run.image, want)

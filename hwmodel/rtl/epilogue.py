@@ -785,6 +785,9 @@ def _words(acc: npt.NDArray[np.int64], tile: Tile, elems: int) -> list[tuple[int
     return out
 
 
+Job: TypeAlias = tuple[Descriptor, npt.ArrayLike, Sequence[Tile]]
+
+
 def simulate_epilogue(
     spec: EpilogueSpec,
     image: npt.NDArray[np.uint8],
@@ -798,31 +801,57 @@ def simulate_epilogue(
     max_cycles: int = 200_000,
 ) -> EpilogueRun:
     """Run GEMM ``d``'s epilogue on a copy of ``image``: the accumulators ``acc`` (``repeat, m,
-    n``, bias not added) streamed as ``tiles`` (each header the cycle after the tile before's last
-    word; words offered every cycle, or idle with probability ``stall``), ``core_done`` the cycle
-    after the last word, against :class:`hwmodel.rtl.dram.Dram`. Every writer window is checked
-    for byte alignment first (:func:`hwmodel.arch.dma.check_write_alignment`). Resets the working
-    block."""
+    n``, bias not added) streamed as ``tiles`` (:func:`simulate_epilogues` of one op)."""
+    return simulate_epilogues(
+        spec, image, [(d, acc, tiles)], latency_cycles, bytes_per_cycle, stall, seed, max_cycles
+    )
+
+
+def simulate_epilogues(
+    spec: EpilogueSpec,
+    image: npt.NDArray[np.uint8],
+    jobs: Sequence[Job],
+    latency_cycles: int = 8,
+    bytes_per_cycle: float | None = None,
+    stall: float = 0.0,
+    seed: int = 0,
+    max_cycles: int = 200_000,
+) -> EpilogueRun:
+    """Run GEMM epilogues one after another on one unit and a copy of ``image``: per job
+    (descriptor, accumulators ``repeat × m × n`` without the bias, tiles) ``op_start`` (the cycle
+    after the job before's ``done``), each tile's header (the cycle after ``op_start`` or after
+    the tile before's last word) and words (offered every cycle, or idle with probability
+    ``stall``), ``core_done`` the cycle after the last word, against
+    :class:`hwmodel.rtl.dram.Dram`. Every writer window is checked for byte alignment first
+    (:func:`hwmodel.arch.dma.check_write_alignment`). ``cycles``: to the last ``done``; ``error``:
+    any op's. Resets the working block."""
     if spec.read.data_bits != spec.write.data_bits:
         raise ValueError("the testbench DRAM has one bus width: read and write builds must agree")
-    a = np.asarray(acc, dtype=np.int64).reshape(d.repeat, d.m, d.n)
-    for tile in tiles:
-        for op, win in writer_windows(d, tile):
-            check_write_alignment(op, win)
+    ops = []
+    for d, acc, tiles in jobs:
+        a = np.asarray(acc, dtype=np.int64).reshape(d.repeat, d.m, d.n)
+        for tile in tiles:
+            for op, win in writer_windows(d, tile):
+                check_write_alignment(op, win)
+        ops.append((descriptor_values(d), [(t, _words(a, t, spec.elems)) for t in tiles]))
     fresh_block()
     build_epilogue(spec)
     sim = pyrtl.FastSimulation()
     dram = Dram(image.copy(), spec.read.data_bits, latency_cycles, bytes_per_cycle)
     rng = np.random.default_rng(seed)
-    fields = descriptor_values(d)
-    queue = [(t, _words(a, t, spec.elems)) for t in tiles]
     header: Tile = (0, 0, 0, 0, 0)
-    pulse, word_at, core_done = False, 0, False
+    word_at, core_done, error = 0, False, False
     headers: list[int] = []
     last_words: list[int] = []
-    next_header = 1
+    job, start, next_header = 0, 0, 1
+    fields, queue = ops[0]
     for cycle in range(max_cycles):
-        inputs = {"op_start": int(cycle == 0), "core_done": int(core_done), **fields, **dram.inputs(cycle)}
+        inputs = {
+            "op_start": int(cycle == start),
+            "core_done": int(core_done),
+            **fields,
+            **dram.inputs(cycle),
+        }
         core_done = False
         pulse = bool(queue) and cycle == next_header
         if pulse:
@@ -845,9 +874,12 @@ def simulate_epilogue(
                 next_header = cycle + 1
                 core_done = not queue
         if sim.inspect("done"):
-            return EpilogueRun(
-                dram.image, cycle, tuple(headers), tuple(last_words), bool(sim.inspect("error"))
-            )
+            error = error or bool(sim.inspect("error"))
+            job += 1
+            if job == len(ops):
+                return EpilogueRun(dram.image, cycle, tuple(headers), tuple(last_words), error)
+            fields, queue = ops[job]
+            start, next_header = cycle + 1, cycle + 2
     raise RuntimeError(f"the epilogue did not finish within {max_cycles} cycles")
 
 

@@ -536,34 +536,45 @@ def build_nl_op(spec: NlOpSpec) -> None:
 
 @dataclass(frozen=True)
 class NlOpRun:
-    """A simulated op: the DRAM image after it, the cycles from ``op_start`` to ``done``, ``error``."""
+    """A simulated run: the DRAM image after it, the cycles from the first ``op_start`` to the
+    last ``done``, each op's ``done`` cycle, whether any op raised ``error``."""
 
     image: npt.NDArray[np.uint8]
     cycles: int
+    dones: tuple[int, ...]
     error: bool
 
 
 def simulate_nl_op(
     spec: NlOpSpec,
     image: npt.NDArray[np.uint8],
-    d: Descriptor,
+    ops: Descriptor | Sequence[Descriptor],
     latency_cycles: int = 8,
     bytes_per_cycle: float | None = None,
     max_cycles: int = 500_000,
 ) -> NlOpRun:
-    """Run descriptor ``d`` on a copy of ``image`` against :class:`hwmodel.rtl.dram.Dram` (the
-    output rows are checked for byte alignment first). Resets the working block."""
+    """Run descriptor(s) ``ops`` on a copy of ``image`` against :class:`hwmodel.rtl.dram.Dram`,
+    one unit, each op's ``op_start`` the cycle after the op before's ``done`` (every output is
+    checked for byte alignment first). Resets the working block."""
     if spec.read.data_bits != spec.write.data_bits:
         raise ValueError("the testbench DRAM has one bus width: read and write builds must agree")
-    check_write_alignment(d.c, Window(0, 0, d.m, 0, d.n))
+    queue = [ops] if isinstance(ops, Descriptor) else list(ops)
+    for d in queue:
+        check_write_alignment(d.c, Window(0, 0, d.m, 0, d.n))
     fresh_block()
     build_nl_op(spec)
     sim = pyrtl.FastSimulation()
     dram = Dram(image.copy(), spec.read.data_bits, latency_cycles, bytes_per_cycle)
-    fields = descriptor_values(d)
+    dones: list[int] = []
+    error, start = False, 0
     for cycle in range(max_cycles):
-        sim.step({"op_start": int(cycle == 0), **fields, **dram.inputs(cycle)})
+        fields = descriptor_values(queue[len(dones)])
+        sim.step({"op_start": int(cycle == start), **fields, **dram.inputs(cycle)})
         dram.observe(cycle, sim.inspect)
         if sim.inspect("done"):
-            return NlOpRun(dram.image, cycle, bool(sim.inspect("error")))
-    raise RuntimeError(f"the non-linear op did not finish within {max_cycles} cycles")
+            dones.append(cycle)
+            error = error or bool(sim.inspect("error"))
+            if len(dones) == len(queue):
+                return NlOpRun(dram.image, cycle, tuple(dones), error)
+            start = cycle + 1
+    raise RuntimeError(f"the non-linear ops did not finish within {max_cycles} cycles")
