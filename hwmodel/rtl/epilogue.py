@@ -51,11 +51,14 @@ its 18 tiles (tables fetched once per column block) 1,022 cycles, 57 a tile, bou
 tiles in 496 (41 a tile); ``attn.proj`` (the residual window fetched for every tile) 6 tiles in
 565 (94 a tile). With one output buffer fc1 took 1,520.
 
-**Area** (not synthesised yet): ``E`` lanes (4 DSP48E2 each, 8 residual), the reader and the
-writer (:mod:`hwmodel.rtl.dma`), banks of 32 (bias), 32 (mult), 6 (shift), 62 (offset,
-``tile_rows`` rows with per-row offsets), ``r_bits`` (R, ``tile_rows`` rows) and 32 bits (output,
-twice ``tile_rows`` rows), ``tile_cols / E`` words a row each (synchronous reads: block RAM or
-LUT-RAM), the lanes' input stage (one register stage of x, tables, clamps) and the FSMs.
+**Area**: ``E`` lanes (4 DSP48E2 each, 8 residual), the reader and the writer
+(:mod:`hwmodel.rtl.dma`, about 10 DSP each for the address products), banks of 32 (bias), 32
+(mult), 6 (shift), 62 (offset, ``tile_rows`` rows with per-row offsets), ``r_bits`` (R,
+``tile_rows`` rows) and 32 bits (output, twice ``tile_rows`` rows), ``tile_cols / E`` words a
+row each (synchronous reads: block RAM or LUT-RAM), the lanes' input stage (x, tables, clamps)
+and the FSMs. Yosys 0.70 (``synth_xilinx -family xcup``) of the tiny ViT's build (E = 4, 8 × 16
+tiles, residual and offsets, 128-bit reader of 2 × 64-bit and writer of 4 × 32-bit codes):
+15,595 LUT, 5,082 FF, 52 DSP48E2, 96 LUT-RAM cells, no BRAM (121 s).
 """
 
 from __future__ import annotations
