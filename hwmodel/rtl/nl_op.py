@@ -39,10 +39,12 @@ W8A8 poly LayerNorm, 17 rows of 24: 2,796 / 1,524 / 888 cycles (one lane: 164 a 
 34 rows of 17: 3,684 / 1,883 / 1,027 (108 a row); GELU, 17 rows of 96: 2,706 / 1,802 / 1,326 (159
 a row); W4A8P0.5 shift kernels with 2 lanes: LayerNorm 1,416, log2 softmax 1,523, GELU 1,810.
 
-**Area** (not synthesised yet): the lanes (:mod:`hwmodel.rtl.nonlinear`, per unit of the build),
-``R`` requantization lanes (4 DSP48E2 each), the log2 comparators, per lane an input and an
-output row buffer (``2^log2_cols`` × ``in_bits`` / 32 bits), the tables (32 + 6 + 62 bits a column,
-``R`` read ports), the reader and the writer.
+**Area**: the lanes (:mod:`hwmodel.rtl.nonlinear`, ``R`` per unit of the build), ``R``
+requantization lanes (4 DSP48E2 each), the log2 comparators, per lane an input and an output row
+buffer (``2^log2_cols`` × ``in_bits`` / 32 bits), the tables (32 + 6 + 62 bits a column, ``R``
+read ports), the reader and the writer. Yosys 0.70 (``synth_xilinx -family xcup``) of the tiny
+ViT's W8A8 build (poly LayerNorm, softmax and GELU, 2 lanes each, ``log2_rows`` 5, ``log2_cols``
+7, no log2, 128-bit bus): 12,759 LUT, 3,435 FF, 70 DSP48E2, 102 LUT-RAM cells, no BRAM (74 s).
 """
 
 from __future__ import annotations
