@@ -214,12 +214,16 @@ def epilogues(draw: st.DrawFn) -> tuple[EpilogueSpec, np.ndarray, Descriptor, np
 
 
 @settings(max_examples=40, deadline=None)
-@given(epilogues(), st.floats(0.0, 0.5), st.integers(1, 20))
+@given(epilogues(), st.floats(0.0, 0.5), st.integers(1, 20), st.sampled_from([None, 3.0, 10.0]))
 def test_the_epilogue_is_the_reference_on_random_tables_and_tiles(
-    case: tuple[EpilogueSpec, np.ndarray, Descriptor, np.ndarray, list[Tile]], stall: float, latency: int
+    case: tuple[EpilogueSpec, np.ndarray, Descriptor, np.ndarray, list[Tile]],
+    stall: float,
+    latency: int,
+    bandwidth: float | None,
 ) -> None:
+    """Also under C-stream stalls, any DRAM latency and a DRAM bandwidth cap (bytes a cycle)."""
     spec, image, d, acc, tiles = case
-    check(spec, image, d, acc, tiles, stall=stall, latency_cycles=latency)
+    check(spec, image, d, acc, tiles, stall=stall, latency_cycles=latency, bytes_per_cycle=bandwidth)
 
 
 def test_a_tile_larger_than_the_build_is_an_error_not_a_hang(programs: dict[str, Program]) -> None:
