@@ -101,7 +101,13 @@ def _gemm(mem: np.ndarray, d: Descriptor) -> None:
         b = read(mem, d.b, (d.repeat, d.k, d.n)).transpose(1, 2)
     else:
         b = read(mem, d.b, (d.repeat, d.n, d.k))
-    acc = int_matmul(a, b.transpose(1, 2))
+    gemm_epilogue(mem, d, int_matmul(a, b.transpose(1, 2)))
+
+
+def gemm_epilogue(mem: np.ndarray, d: Descriptor, acc: torch.Tensor) -> None:
+    """The epilogue of GEMM ``d`` on its int64 accumulators ``acc`` (``repeat, m, n``, bias not yet
+    added): bias, then the raw sums, the residual add or the rescale to each output segment,
+    written to the outputs (what :mod:`hwmodel.rtl.epilogue` is held to)."""
     if d.bias_addr:
         acc = acc + _table(mem, d.bias_addr, d.n, BIAS_BITS)
     if d.has(F_RAW):
@@ -120,7 +126,9 @@ def _gemm(mem: np.ndarray, d: Descriptor) -> None:
         write(mem, operand, _rescale(mem, d, part, seg * cols, cols, lo, hi))
 
 
-def _nonlinear(mem: np.ndarray, d: Descriptor) -> None:
+def nonlinear_op(mem: np.ndarray, d: Descriptor) -> None:
+    """A ``layernorm`` / ``softmax`` / ``gelu`` descriptor on the image (what
+    :mod:`hwmodel.rtl.nl_op` is held to)."""
     x = read(mem, d.a, (1, d.m, d.n))[0]
     spec = IntSpec(d.in_bits, d.in_frac, d.out_bits, d.out_frac)
     top = (1 << (d.in_bits - 1)) - 1
@@ -143,5 +151,5 @@ def execute(mem: np.ndarray, program_base: int = 0) -> int:
         if d.opcode == OPCODES["gemm"]:
             _gemm(mem, d)
         else:
-            _nonlinear(mem, d)
+            nonlinear_op(mem, d)
     return len(ops)

@@ -83,10 +83,23 @@ def _delay(w: Wire, cycles: int) -> Wire:
 
 
 def requant_lane(
-    valid: Wire, x: Wire, mult: Wire, shift: Wire, offset: Wire | None, lo: Wire, hi: Wire
+    valid: Wire,
+    x: Wire,
+    mult: Wire,
+    shift: Wire,
+    offset: Wire | None,
+    lo: Wire,
+    hi: Wire,
+    clamp_per_element: bool = False,
 ) -> tuple[Wire, Wire]:
-    """One rescale lane (module docstring): returns (``out_valid``, ``out_data``, as wide as ``lo``)."""
+    """One rescale lane (module docstring): returns (``out_valid``, ``out_data``, as wide as ``lo``).
+    ``clamp_per_element``: ``lo``/``hi`` are presented with each element (in its ``in_valid``
+    cycle) and carried down the pipeline beside it (two registers each), so they may change from
+    one element to the next (the GEMM epilogue's output segments); else they are read in the
+    clamp's stage (constant over an op)."""
     total, s2 = _rescale_pipe(x, mult, shift, offset)
+    if clamp_per_element:
+        lo, hi = _delay(lo, LATENCY - 1), _delay(hi, LATENCY - 1)
     out = pyrtl.Register(len(lo))
     out.next <<= _clamp(pyrtl.shift_right_arithmetic(total, s2), lo, hi)
     return _delay(valid, LATENCY), out
@@ -103,17 +116,23 @@ def residual_lane(
     skip_shift: Wire,
     lo: Wire,
     hi: Wire,
+    clamp_per_element: bool = False,
 ) -> tuple[Wire, Wire]:
-    """A residual lane: ``clamp(rescale(x) + rescale(r), lo, hi)`` (module docstring)."""
+    """A residual lane: ``clamp(rescale(x) + rescale(r), lo, hi)`` (module docstring;
+    ``clamp_per_element`` as :func:`requant_lane`)."""
     total, s2 = _rescale_pipe(x, mult, shift, offset)
     skip, k2 = _rescale_pipe(r, skip_mult, skip_shift, None)
+    lo3, hi3 = lo, hi
+    if clamp_per_element:
+        lo, hi = _delay(lo, LATENCY - 1), _delay(hi, LATENCY - 1)
+        lo3, hi3 = _delay(lo, 1), _delay(hi, 1)
     branch = pyrtl.Register(len(lo))
     stream = pyrtl.Register(len(lo))
     branch.next <<= _clamp(pyrtl.shift_right_arithmetic(total, s2), lo, hi)
     stream.next <<= _clamp(pyrtl.shift_right_arithmetic(skip, k2), lo, hi)
     out = pyrtl.Register(len(lo))
     wide = len(lo) + 1
-    out.next <<= _clamp((sext(branch, wide) + sext(stream, wide))[:wide], lo, hi)
+    out.next <<= _clamp((sext(branch, wide) + sext(stream, wide))[:wide], lo3, hi3)
     return _delay(valid, RESIDUAL_LATENCY), out
 
 
