@@ -49,11 +49,11 @@ to ``max_outstanding`` bursts ahead of its data, so two writers serialise their 
 address order. A master whose write data waits on another master's write to finish deadlocks
 (none in the accelerator does: write data comes from compute on reads).
 
-**Area** (Yosys 0.70 ``synth_xilinx -family xcup``; :func:`interconnect_verilog` with 32-bit
-addresses, 128-bit beats, 16 bursts in flight per FIFO): 3 read masters 130 LUT, 78 FF; 2 write
-masters 203 LUT, 76 FF (the W data multiplexer: 146 bits a beat); 4 read + 2 write masters
-(``python -m hwmodel.rtl.axi``) as printed there. The FIFOs are registers (``max_outstanding`` ×
-⌈log2 N⌉ bits each, one-hot decode) — no memories.
+**Area** (Yosys 0.70 ``synth_xilinx -family xcup``, ``python -m hwmodel.rtl.axi``:
+:func:`interconnect_verilog`, 32-bit addresses, 128-bit beats, FIFOs of 16 bursts): 3 read
+masters 114 LUT, 50 FF; 2 write masters 276 LUT, 61 FF (mostly the W multiplexer: 146 bits a
+beat); 4 read + 2 write masters 395 LUT, 114 FF; no DSP, no memory (the FIFOs are registers:
+``max_outstanding`` × ⌈log2 N⌉ bits each, pointers and a count). Synthesis 30–65 s each.
 """
 
 from __future__ import annotations
