@@ -32,11 +32,9 @@ from hwmodel.arch.program import (
     write_operand,
 )
 from hwmodel.arch.sequencer import sequencer_schedule
-from hwmodel.rtl.axi import ReadPort, port_wires, read_interconnect, write_interconnect
+from hwmodel.rtl.axi import embedded_sequencer, port_wires, read_interconnect, write_interconnect
 from hwmodel.rtl.block import fresh_block, output_port
 from hwmodel.rtl.dma import (
-    AddressChannel,
-    ReadChannel,
     read_channel_inputs,
     read_channel_wires,
     reader,
@@ -86,32 +84,24 @@ def copy_top(cfg: DmaConfig = COPY) -> str:
     stream and the writer's. Its Verilog (the PyRTL block stays built)."""
     data_bits = cfg.data_bits
     fresh_block()
-    layer_sequencer(data_bits)
-    fields = [f"d_{op}_{f}" for op in ("a", "c") for f in _OPERAND] + ["d_m", "d_k"]
-    master = ["m_arvalid", "m_araddr", "m_arlen", "m_arsize", "m_arburst", "m_rready"]
-    slave = ["m_arready", "m_rvalid", "m_rdata", "m_rlast"]
-    s = port_wires(["op_done", "op_start", *fields, *master, *slave])
-    start = s["op_start"]
+    seq = embedded_sequencer(data_bits)
+    start = seq.op_start
     zero = pyrtl.Const(0, 16)
 
     def transfer(op: str) -> dict[str, pyrtl.WireVector]:
         return {
-            **{f"op_{f}": s[f"d_{op}_{f}"] for f in _OPERAND},
+            **{f"op_{f}": seq.fields[f"{op}_{f}"] for f in _OPERAND},
             "win_head": zero,
             "win_row0": zero,
-            "win_rows": s["d_m"],
+            "win_rows": seq.fields["m"],
             "win_col0": zero,
-            "win_cols": s["d_k"],
+            "win_cols": seq.fields["k"],
         }
 
-    fetch = ReadPort(
-        AddressChannel(s["m_arvalid"], s["m_araddr"], s["m_arlen"], pyrtl.Const(0, 1)), s["m_rready"]
-    )
-    fetch_channel = ReadChannel(s["m_arready"], s["m_rvalid"], s["m_rdata"], s["m_rlast"])
     dma_channel = read_channel_wires(data_bits)
     r = reader(cfg, start, transfer("a"), dma_channel)
     rport = read_interconnect(
-        [fetch, r], [fetch_channel, dma_channel], read_channel_inputs(data_bits), 1 + cfg.max_outstanding
+        [seq.fetch, r], [seq.channel, dma_channel], read_channel_inputs(data_bits), 1 + cfg.max_outstanding
     )
     # the buffer between the streams
     width = cfg.elems_per_cycle * cfg.max_bits
@@ -125,18 +115,24 @@ def copy_top(cfg: DmaConfig = COPY) -> str:
     wrote.next <<= pyrtl.select(start, pyrtl.Const(0, 16), (wrote + r.stream.valid)[:16])
     taken.next <<= pyrtl.select(start, pyrtl.Const(0, 16), (taken + (in_valid & w.in_ready))[:16])
     wport = write_interconnect([w], [wchannel], write_channel_inputs(), cfg.max_outstanding)
-    op_done = s["op_done"]
+    op_done = seq.op_done
     op_done <<= w.done
     for name, wire in {**rport.ports(data_bits), **wport.ports(data_bits)}.items():
         output_port(name, wire)
     return working_block_verilog("codesign_copy_top", initialize_registers=True)
 
 
+WIDE = DmaConfig(128, 8, 16, 8, 4)
+
+
 @cache
 def built(name: str) -> tuple[VerilatorSim, float]:
     """The top's simulator (built once per session) and its build seconds (0 from the cache)."""
-    verilog = {"sequencer": sequencer_top, "copy": copy_top}[name]()
-    data_bits = SEQ_BITS if name == "sequencer" else COPY.data_bits
+    if name == "sequencer":
+        verilog, data_bits = sequencer_top(), SEQ_BITS
+    else:
+        cfg = WIDE if name == "wide" else COPY
+        verilog, data_bits = copy_top(cfg), cfg.data_bits
     sim = VerilatorSim(verilog, data_bits)
     t0 = time.perf_counter()
     b = sim.build()
@@ -227,17 +223,39 @@ def test_a_copy_engine_under_verilator_is_bit_exact_and_cycle_exact(
 ) -> None:
     """The image after the program is the reference copies'; Verilator and PyRTL agree on every
     count (cycles, registers, beats, bursts)."""
-    sim, _ = built("copy")
-    sim = VerilatorSim(sim.verilog, COPY.data_bits, latency, bytes_per_cycle)
+    run_copies("copy", COPY, ops, latency, bytes_per_cycle, seed)
+
+
+def run_copies(
+    name: str, cfg: DmaConfig, ops: list[Descriptor], latency: int, bytes_per_cycle: float | None, seed: int
+) -> None:
+    sim, _ = built(name)
+    sim = VerilatorSim(sim.verilog, cfg.data_bits, latency, bytes_per_cycle)
     mem = program_image(ops, 0, 1024 + 2 * SPAN - len(encode_program(ops)))
     mem[1024:] = np.random.default_rng(seed).integers(0, 256, 2 * SPAN, dtype=np.uint8)
     after, got = sim.run(mem, 0)
     assert got.status == STATUS_DONE | STATUS_IDLE and got.ops_done == len(ops)
     np.testing.assert_array_equal(after, copied(mem, ops))
-    copy_top()
-    want_image, want = simulate_top(mem, 0, COPY.data_bits, latency, bytes_per_cycle)
+    copy_top(cfg)
+    want_image, want = simulate_top(mem, 0, cfg.data_bits, latency, bytes_per_cycle)
     assert got.counts() == want.counts()
     np.testing.assert_array_equal(want_image, after)
+
+
+@pytest.mark.slow
+@settings(max_examples=4, deadline=None)
+@given(
+    st.lists(copies(1024, 1024 + SPAN, SPAN), min_size=1, max_size=4),
+    st.integers(1, 30),
+    st.sampled_from((None, 6.0)),
+    st.integers(0, 2**32 - 1),
+)
+def test_a_128_bit_copy_engine_under_verilator(
+    ops: list[Descriptor], latency: int, bytes_per_cycle: float | None, seed: int
+) -> None:
+    """The same at 128-bit beats (Verilator's multi-word signals on the write data too), 8 bursts
+    of each DMA in flight."""
+    run_copies("wide", WIDE, ops, latency, bytes_per_cycle, seed)
 
 
 def test_the_device_runs_a_program_behind_the_register_map() -> None:

@@ -324,6 +324,36 @@ def port_wires(names: Iterable[str]) -> dict[str, Wire]:
     return out
 
 
+@dataclass(frozen=True)
+class EmbeddedSequencer:
+    """The layer sequencer inside a top-level (:func:`embedded_sequencer`): its fetch as a read
+    master for :func:`read_interconnect` (``fetch``, ``channel`` the wires to drive), its
+    ``op_start`` pulse, ``op_done`` (a wire the top drives) and the descriptor's fields by name
+    (``fields["m"]`` is the sequencer's ``d_m``)."""
+
+    fetch: ReadPort
+    channel: ReadChannel
+    op_start: Wire
+    op_done: Wire
+    fields: dict[str, Wire]
+
+
+def embedded_sequencer(data_bits: int) -> EmbeddedSequencer:
+    """Build :func:`hwmodel.rtl.sequencer.layer_sequencer` in the working block with its AXI4-Lite
+    slave as the top's ports (``s_*``) and everything else as wires (:func:`port_wires`)."""
+    from hwmodel.arch.program import field_offsets
+    from hwmodel.rtl.sequencer import layer_sequencer
+
+    layer_sequencer(data_bits)
+    master = ["m_arvalid", "m_araddr", "m_arlen", "m_arsize", "m_arburst", "m_rready"]
+    inputs = ["m_arready", "m_rvalid", "m_rdata", "m_rlast"]
+    fields = [f"d_{name}" for name in field_offsets()]
+    w = port_wires(["op_start", "op_done", "running", *master, *inputs, *fields])
+    fetch = ReadPort(AddressChannel(w["m_arvalid"], w["m_araddr"], w["m_arlen"], w["running"]), w["m_rready"])
+    channel = ReadChannel(w["m_arready"], w["m_rvalid"], w["m_rdata"], w["m_rlast"])
+    return EmbeddedSequencer(fetch, channel, w["op_start"], w["op_done"], {f[2:]: w[f] for f in fields})
+
+
 def _master_wires(n: int, data_bits: int, read: bool) -> list[dict[str, Wire]]:
     """Input ports standing for ``n`` masters' outputs (``r<i>_arvalid`` … / ``w<i>_awvalid`` …)."""
     out = []
