@@ -180,6 +180,17 @@ def test_a_bad_magic_ends_with_an_error() -> None:
     assert simulate_top(mem, 0, SEQ_BITS)[1].counts() == got.counts()
 
 
+def test_a_fetch_outside_the_image_is_a_dram_fault() -> None:
+    """A program base past the image: PyRTL's Dram raises, the C++ DRAM reports the same fault."""
+    sim, _ = built("sequencer")
+    mem = program_image([Descriptor("x", 1)], 0)
+    with pytest.raises(RuntimeError, match="outside the"):
+        sim.run(mem, len(mem) + 64)
+    sequencer_top()
+    with pytest.raises(IndexError, match="outside the"):
+        simulate_top(mem, len(mem) + 64, SEQ_BITS)
+
+
 def test_running_out_of_cycles_is_reported() -> None:
     sim, _ = built("sequencer")
     _, got = sim.run(program_image([Descriptor("x", 1)] * 3, 0), 0, max_cycles=50)

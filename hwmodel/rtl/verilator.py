@@ -27,16 +27,17 @@ block: the two agree on every count of :class:`SimResult` (tests/test_rtl_verila
 wall time). Executable: ``codesign_tb IMAGE_IN PROGRAM_BASE IMAGE_OUT RESULT_JSON DATA_BITS
 LATENCY BYTES_PER_CYCLE(0: no cap) MAX_CYCLES``; exit 0 finished, 2 out of cycles, 3 DRAM fault.
 
-**Build**: ``verilator --cc --exe --build -O3 --x-assign 0 --x-initial 0`` with ``-O2`` for the
-C++ compiler, ``-j`` :data:`BUILD_JOBS`, cached by a hash of the Verilog, the testbench, the
-register map, the flags and Verilator's version in :func:`cache_dir` (``$CODESIGN_VERILATOR_CACHE``
-or ``~/.cache/codesign/verilator``; a build goes to a temporary folder renamed into place, so
-concurrent runs do not clash). Measured on this machine (2 cores shared with other jobs,
-``-j 2``, cold cache): the layer sequencer top (128-bit beats, tests/test_rtl_verilator.py) builds
-in ~13 s and simulates ~2.7 M cycles a second (a 5,000-op program: 155 k cycles in 0.06 s); the
-copy engine there (sequencer, DMA reader and writer at 64 bits, interconnect) builds in ~13 s
-and simulates ~0.55 M cycles a second; PyRTL's FastSimulation of the same tops runs 2–7 k cycles
-a second (its compile included).
+**Build**: ``verilator --cc --exe --build -O3 --x-assign 0 --x-initial 0`` with the model's C++
+at ``-O2`` (:data:`VERILATOR_FLAGS`), ``-j`` :data:`BUILD_JOBS`, cached by a hash of the Verilog,
+the testbench, the register map, the flags and Verilator's version in :func:`cache_dir`
+(``$CODESIGN_VERILATOR_CACHE`` or ``~/.cache/codesign/verilator``; a build goes to a temporary
+folder renamed into place, so concurrent runs do not clash). Measured with Verilator 5.006 and
+g++ on this machine (2 cores, shared: load 2–12, so ±2x), cold cache: the layer sequencer top of
+tests/test_rtl_verilator.py (128-bit beats) builds in 6–12 s and simulates ~2.8 M cycles a second
+(a 5,000-op program: 155 k cycles in 0.055 s); its copy engine (sequencer, DMA reader and writer,
+interconnect, a buffer) at 64 bits builds in 10–14 s and simulates 1.2–2.8 M cycles a second, at
+128 bits (8 elements a cycle) 18 s and ~0.5 M cycles a second. PyRTL's FastSimulation of the
+same tops runs 2–7 k cycles a second (its compile included): 400–1000x slower.
 
 **Driver**: :class:`VerilatorDevice` is a :class:`codesign.program.driver.Device` (as
 ``ReferenceDevice``): a ``CTRL`` start runs the whole program in Verilator on :attr:`mem`
@@ -91,8 +92,11 @@ VERILATOR_FLAGS = (
     "-Wno-style",
     "--prefix",
     "Vtop",
+    # the C++ compiler's optimisation for the model (Verilator's make defaults to -Os: the
+    # copy engine of tests/test_rtl_verilator.py simulates 2.3x faster at -O2, builds 1.6x slower)
+    "-MAKEFLAGS",
+    "OPT_FAST=-O2 OPT_GLOBAL=-O2",
 )
-CXX_OPT = "-O2"
 
 
 def top_ports(data_bits: int) -> dict[str, tuple[str, int]]:
@@ -215,7 +219,7 @@ def build_verilator(verilog: str, jobs: int = BUILD_JOBS, timeout_s: float = 360
     if not verilator_available():
         raise FileNotFoundError("verilator not found (Debian package `verilator`)")
     top = check_top(verilog, _data_bits(verilog))
-    cflags = " ".join([CXX_OPT, *_defines()])
+    cflags = " ".join(_defines())
     key = hashlib.sha256()
     for part in (verilog, TESTBENCH.read_text(encoding="utf-8"), cflags, " ".join(VERILATOR_FLAGS)):
         key.update(part.encode())
