@@ -46,8 +46,17 @@ boundary adds a register slice on the port.
 **Head-of-line**: a write master whose address was granted holds the W channel until its
 burst's data is in, so another master's ready data waits; the DMA writer issues addresses up
 to ``max_outstanding`` bursts ahead of its data, so two writers serialise their bursts in
-address order. A master whose write data waits on another master's write to finish deadlocks
-(none in the accelerator does: write data comes from compute on reads).
+address order. So a write master whose data waits (through buffers or the controller) on
+another write master's data going out deadlocks the port: e.g. a GEMM's C writer whose next
+tile waits for a non-linear unit to free a buffer, while that unit's writer waits behind the
+GEMM writer's granted address. A top-level with several writers must rule that out (writers on
+separate ports, or a writer whose addresses go out only with its data, which the DMA writer
+does not do today).
+
+**Composing a top**: :func:`port_wires` turns a generator's named ports into wires, and
+:func:`embedded_sequencer` puts the layer sequencer inside a top with its fetch as a read master
+(tests/test_rtl_verilator.py's copy engine: sequencer and a DMA reader on the read port, a DMA
+writer on the write port, exported and run under :mod:`hwmodel.rtl.verilator`).
 
 **Area** (Yosys 0.70 ``synth_xilinx -family xcup``, ``python -m hwmodel.rtl.axi``:
 :func:`interconnect_verilog`, 32-bit addresses, 128-bit beats, FIFOs of 16 bursts): 3 read
