@@ -9,14 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyrtl
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_rtl_dma import IMAGE_BYTES, reference, transfers
 
 from hwmodel.arch.dma import DmaConfig, Window, bursts, read_cycles, row_start_bit, write_cycles
 from hwmodel.arch.program import Operand, write_operand
-from hwmodel.rtl.axi import LATENCY_CYCLES, port_wires, read_interconnect, write_interconnect
+from hwmodel.rtl.axi import LATENCY_CYCLES, read_interconnect, write_interconnect
 from hwmodel.rtl.block import fresh_block, output_port
 from hwmodel.rtl.dma import (
     _TRANSFER_PORTS,
@@ -304,17 +303,3 @@ def test_round_robin_alternates_between_busy_readers() -> None:
     b = (Operand(2048, 64, 0, 8, 0), Window(0, 0, 4, 0, 8))
     run = simulate(mem, cfg, [(a, 0), (b, 0)], [], 10, None)
     assert [addr // 2048 for addr, _ in run.dram.bursts()] == [0, 1, 0, 1, 0, 1, 0, 1]
-
-
-def test_port_wires_turns_ports_into_wires() -> None:
-    fresh_block()
-    a = pyrtl.Input(4, "a")
-    output_port("b", a + 1)
-    w = port_wires(["a", "b"])
-    w["a"] <<= pyrtl.Const(5, 4)
-    output_port("b", w["b"])
-    sim = pyrtl.FastSimulation()
-    sim.step({})
-    assert sim.inspect("b") == 6
-    with pytest.raises(ValueError, match="not a top-level port"):
-        port_wires(["nothing"])

@@ -32,7 +32,7 @@ from hwmodel.arch.program import (
     write_operand,
 )
 from hwmodel.arch.sequencer import sequencer_schedule
-from hwmodel.rtl.axi import embedded_sequencer, port_wires, read_interconnect, write_interconnect
+from hwmodel.rtl.axi import read_interconnect, write_interconnect
 from hwmodel.rtl.block import fresh_block, output_port
 from hwmodel.rtl.dma import (
     read_channel_inputs,
@@ -43,7 +43,7 @@ from hwmodel.rtl.dma import (
     writer,
 )
 from hwmodel.rtl.engines import delay_line
-from hwmodel.rtl.sequencer import layer_sequencer
+from hwmodel.rtl.sequencer import lite_inputs, sequencer
 from hwmodel.rtl.verilator import (
     VerilatorDevice,
     VerilatorSim,
@@ -64,10 +64,11 @@ def sequencer_top(data_bits: int = SEQ_BITS, op_cycles: int = OP_CYCLES) -> str:
     """The layer sequencer whose ``op_done`` is its ``op_start`` ``op_cycles`` later, write
     channel idle; its Verilog (the PyRTL block stays built)."""
     fresh_block()
-    layer_sequencer(data_bits)
-    w = port_wires(["op_done", "op_start"])
-    done = w["op_done"]
-    done <<= delay_line(w["op_start"], op_cycles)[op_cycles]
+    op_done = pyrtl.WireVector(1)
+    seq = sequencer(data_bits, lite_inputs(), read_channel_inputs(data_bits), op_done)
+    op_done <<= delay_line(seq.op_start, op_cycles)[op_cycles]
+    for name, wire in {**seq.lite, **seq.ar.ports("m_ar", data_bits), "m_rready": seq.rready}.items():
+        output_port(name, wire)
     idle_write_port(data_bits)
     return working_block_verilog("codesign_sequencer_top", initialize_registers=True)
 
@@ -84,7 +85,9 @@ def copy_top(cfg: DmaConfig = COPY) -> str:
     stream and the writer's. Its Verilog (the PyRTL block stays built)."""
     data_bits = cfg.data_bits
     fresh_block()
-    seq = embedded_sequencer(data_bits)
+    op_done = pyrtl.WireVector(1)
+    fetch_channel = read_channel_wires(data_bits)
+    seq = sequencer(data_bits, lite_inputs(), fetch_channel, op_done)
     start = seq.op_start
     zero = pyrtl.Const(0, 16)
 
@@ -101,7 +104,7 @@ def copy_top(cfg: DmaConfig = COPY) -> str:
     dma_channel = read_channel_wires(data_bits)
     r = reader(cfg, start, transfer("a"), dma_channel)
     rport = read_interconnect(
-        [seq.fetch, r], [seq.channel, dma_channel], read_channel_inputs(data_bits), 1 + cfg.max_outstanding
+        [seq, r], [fetch_channel, dma_channel], read_channel_inputs(data_bits), 1 + cfg.max_outstanding
     )
     # the buffer between the streams
     width = cfg.elems_per_cycle * cfg.max_bits
@@ -115,9 +118,8 @@ def copy_top(cfg: DmaConfig = COPY) -> str:
     wrote.next <<= pyrtl.select(start, pyrtl.Const(0, 16), (wrote + r.stream.valid)[:16])
     taken.next <<= pyrtl.select(start, pyrtl.Const(0, 16), (taken + (in_valid & w.in_ready))[:16])
     wport = write_interconnect([w], [wchannel], write_channel_inputs(), cfg.max_outstanding)
-    op_done = seq.op_done
     op_done <<= w.done
-    for name, wire in {**rport.ports(data_bits), **wport.ports(data_bits)}.items():
+    for name, wire in {**seq.lite, **rport.ports(data_bits), **wport.ports(data_bits)}.items():
         output_port(name, wire)
     return working_block_verilog("codesign_copy_top", initialize_registers=True)
 

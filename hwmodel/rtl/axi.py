@@ -53,10 +53,10 @@ GEMM writer's granted address. A top-level with several writers must rule that o
 separate ports, or a writer whose addresses go out only with its data, which the DMA writer
 does not do today).
 
-**Composing a top**: :func:`port_wires` turns a generator's named ports into wires, and
-:func:`embedded_sequencer` puts the layer sequencer inside a top with its fetch as a read master
-(tests/test_rtl_verilator.py's copy engine: sequencer and a DMA reader on the read port, a DMA
-writer on the write port, exported and run under :mod:`hwmodel.rtl.verilator`).
+**Composing a top**: the layer sequencer on wires (:func:`hwmodel.rtl.sequencer.sequencer`) is
+a read master as it is (``ar``, ``rready``): tests/test_rtl_verilator.py's copy engine puts it and
+a DMA reader on the read port and a DMA writer on the write port, exported and run under
+:mod:`hwmodel.rtl.verilator`.
 
 **Area** (Yosys 0.70 ``synth_xilinx -family xcup``, ``python -m hwmodel.rtl.axi``:
 :func:`interconnect_verilog`, 32-bit addresses, 128-bit beats, FIFOs of 16 bursts): 3 read
@@ -67,13 +67,13 @@ beat); 4 read + 2 write masters 395 LUT, 114 FF; no DSP, no memory (the FIFOs ar
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
 import pyrtl
-import pyrtl.transform
 
+from hwmodel.arch.program import ADDR_BITS
 from hwmodel.rtl.block import fresh_block, output_port
 from hwmodel.rtl.dma import (
     AddressChannel,
@@ -84,7 +84,6 @@ from hwmodel.rtl.dma import (
     write_channel_inputs,
     write_channel_wires,
 )
-from hwmodel.rtl.sequencer import ADDR_BITS
 from hwmodel.rtl.verilog import working_block_verilog
 
 Wire: TypeAlias = pyrtl.WireVector
@@ -315,52 +314,6 @@ def write_interconnect(
         _drive(ch.wready, port.wready & w_owned & w_mine)
         _drive(ch.bvalid, port.bvalid & (b_fifo.count != 0) & b_mine)
     return WritePort(aw, wvalid, wdata, wstrb, wlast)
-
-
-def port_wires(names: Iterable[str]) -> dict[str, Wire]:
-    """Make the working block's top-level ports ``names`` plain wires, so that a generator that
-    declares its ports by name (:func:`hwmodel.rtl.sequencer.layer_sequencer`) can sit inside a
-    top-level: an input port becomes a wire the caller must drive, an output port a wire carrying
-    its value; the names are then free for the top-level's own ports."""
-    block = pyrtl.working_block()
-    out: dict[str, Wire] = {}
-    for name in names:
-        wire = block.get_wirevector_by_name(name)
-        if not isinstance(wire, pyrtl.Input | pyrtl.Output):
-            raise ValueError(f"{name!r} is not a top-level port of the working block")
-        out[name] = pyrtl.WireVector(len(wire))
-        pyrtl.transform.replace_wires({wire: out[name]})
-    return out
-
-
-@dataclass(frozen=True)
-class EmbeddedSequencer:
-    """The layer sequencer inside a top-level (:func:`embedded_sequencer`): its fetch as a read
-    master for :func:`read_interconnect` (``fetch``, ``channel`` the wires to drive), its
-    ``op_start`` pulse, ``op_done`` (a wire the top drives) and the descriptor's fields by name
-    (``fields["m"]`` is the sequencer's ``d_m``)."""
-
-    fetch: ReadPort
-    channel: ReadChannel
-    op_start: Wire
-    op_done: Wire
-    fields: dict[str, Wire]
-
-
-def embedded_sequencer(data_bits: int) -> EmbeddedSequencer:
-    """Build :func:`hwmodel.rtl.sequencer.layer_sequencer` in the working block with its AXI4-Lite
-    slave as the top's ports (``s_*``) and everything else as wires (:func:`port_wires`)."""
-    from hwmodel.arch.program import field_offsets
-    from hwmodel.rtl.sequencer import layer_sequencer
-
-    layer_sequencer(data_bits)
-    master = ["m_arvalid", "m_araddr", "m_arlen", "m_arsize", "m_arburst", "m_rready"]
-    inputs = ["m_arready", "m_rvalid", "m_rdata", "m_rlast"]
-    fields = [f"d_{name}" for name in field_offsets()]
-    w = port_wires(["op_start", "op_done", "running", *master, *inputs, *fields])
-    fetch = ReadPort(AddressChannel(w["m_arvalid"], w["m_araddr"], w["m_arlen"], w["running"]), w["m_rready"])
-    channel = ReadChannel(w["m_arready"], w["m_rvalid"], w["m_rdata"], w["m_rlast"])
-    return EmbeddedSequencer(fetch, channel, w["op_start"], w["op_done"], {f[2:]: w[f] for f in fields})
 
 
 def _master_wires(n: int, data_bits: int, read: bool) -> list[dict[str, Wire]]:

@@ -61,6 +61,7 @@ import numpy.typing as npt
 import pyrtl
 
 from hwmodel.arch.program import (
+    ADDR_BITS,
     CTRL_START,
     REGISTERS,
     STATUS_DONE,
@@ -70,7 +71,7 @@ from hwmodel.arch.program import (
 from hwmodel.rtl.block import output_port
 from hwmodel.rtl.dram import Dram
 from hwmodel.rtl.dsp import port_decls
-from hwmodel.rtl.sequencer import ADDR_BITS, REG_ADDR_BITS
+from hwmodel.rtl.sequencer import REG_ADDR_BITS
 
 #: The C++ testbench sources (package data).
 TB_DIR = Path(__file__).with_name("tb")
