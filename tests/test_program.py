@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,13 @@ from torch import nn
 
 from codesign.errors import UserError
 from codesign.program import MemoryFault, Program, compile_program, execute
-from codesign.program._compile import write_program
+from codesign.program._compile import granule, write_program
 from codesign.program.driver import Accelerator, ProgramFiles, ReferenceDevice
 from codesign.quant import Calibration, QuantConfig, quantize_integer_model
 from codesign.quant._integer import IntegerViT
 from hwmodel.arch.config import AcceleratorConfig, LayerHw
 from hwmodel.arch.controller import NL_MODES
+from hwmodel.arch.dma import Window, check_write_alignment
 from hwmodel.arch.program import (
     ALIGN_BYTES,
     DESCRIPTOR_BYTES,
@@ -43,7 +45,7 @@ from hwmodel.arch.program import (
     write_operand,
 )
 from hwmodel.model.default import default_config
-from hwmodel.model.evaluation import evaluate
+from hwmodel.model.evaluation import DesignReport, evaluate
 from hwmodel.target.device import load_device
 from hwmodel.target.workload import workload_from_model
 
@@ -155,6 +157,9 @@ CONFIGS = {
     "mixed": config("W8A8").with_layers(
         {"blocks.0.mlp.fc1": "W4A8P0.25", "head": "W6A6", "blocks.1.attn.qkv": "W5A7"}
     ),
+    # activations whose rows (17 tokens) and heads (12 columns) do not fill whole bytes
+    "W8A6 mixed": config("W8A6").with_layers({"blocks.1.attn.qkv": "W8A8", "blocks.0.mlp.fc2": "W4A7"}),
+    "W4A5 mixed": config("W4A5").with_layers({"blocks.0.attn.proj": "W4A7", "blocks.1.mlp.fc1": "W6A6"}),
 }
 
 
@@ -172,6 +177,26 @@ def images() -> torch.Tensor:
 def integer(model: nn.Module, images: torch.Tensor) -> dict[str, IntegerViT]:
     calib = Calibration(model, images)
     return {name: quantize_integer_model(model, cfg, calib) for name, cfg in CONFIGS.items()}
+
+
+#: Designs whose tiles the programs carry: none, 8 × 16 tiles, the default design, 5 × 5 tiles
+#: (edges inside rows at 5-column steps: the codes of Q, K, V, attention and GELU outputs stored wider).
+DESIGNS = ("no report", "tm 8", "default", "tiles 5")
+
+
+@pytest.fixture(scope="module")
+def reports(model: nn.Module) -> dict[str, DesignReport | None]:
+    workload = workload_from_model(model)
+    device = load_device("zcu102")
+
+    accels = {
+        "tm 8": AcceleratorConfig(freq_mhz=200, rows=8, cols=16, default=LayerHw(tm=8, tn=16, tk=16)),
+        "default": default_config(workload, device),
+        "tiles 5": AcceleratorConfig(freq_mhz=200, rows=4, cols=4, default=LayerHw(tm=5, tn=5, tk=16)),
+    }
+    out: dict[str, DesignReport | None] = {"no report": None}
+    out.update({name: evaluate(workload, accel, device, detail=True) for name, accel in accels.items()})
+    return out
 
 
 def run_program(program: Program, rows: torch.Tensor) -> torch.Tensor:
@@ -272,6 +297,134 @@ def test_an_access_outside_the_image_is_a_fault(integer: dict[str, IntegerViT]) 
     mem = program.image()[: program.region("logits").addr]  # DRAM too small for the logits
     with pytest.raises(MemoryFault, match="outside"):
         execute(mem)
+
+
+# ----------------------------------------------------------------------------- write alignment
+
+
+def output_windows(program: Program) -> list[tuple[str, Operand, list[Window]]]:
+    """Per op, each output operand and the windows the accelerator writes to it: a GEMM's output
+    tiles (``tm`` × ``tn`` of C, in either orientation) cut at its segments, per head; a
+    non-linear op's whole rows, or GELU's the tiles of a GEMM that hands it each tile."""
+    out: list[tuple[str, Operand, list[Window]]] = []
+    prev: Descriptor | None = None
+    for d in program.descriptors:
+        if d.kind == "gemm":
+            tm, tn = d.tm or d.m, d.tn or d.n
+            seg = d.seg_cols if d.segments > 1 else d.n
+            for s in range(d.segments):
+                wins = [
+                    Window(
+                        h,
+                        r0,
+                        min(tm, d.m - r0),
+                        max(c0, s * seg) - s * seg,
+                        min(c0 + tn, (s + 1) * seg) - max(c0, s * seg),
+                    )
+                    for h in range(d.repeat)
+                    for r0 in range(0, d.m, tm)
+                    for c0 in range(0, d.n, tn)
+                    if max(c0, s * seg) < min(c0 + tn, (s + 1) * seg)
+                ]
+                out.append((d.name, d.output(s)[0], wins))
+        elif prev is not None and prev.kind == "gemm" and prev.schedule()[0] == "tile":
+            tm, tn = prev.tm or prev.m, prev.tn or prev.n
+            wins = [
+                Window(0, r0, min(tm, d.m - r0), c0, min(tn, d.n - c0))
+                for r0 in range(0, d.m, tm)
+                for c0 in range(0, d.n, tn)
+            ]
+            out.append((d.name, d.c, wins))
+        else:
+            out.append((d.name, d.c, [Window(0, 0, d.m, 0, d.n)]))
+        prev = d
+    return out
+
+
+def whole_bytes(op: Operand, win: Window) -> Window:
+    """The window as the writer writes it: its columns rounded up to whole bytes (the codes past
+    its end are the row's padding)."""
+    step = granule(op.bits)
+    return replace(win, cols=-(-(win.col0 + win.cols) // step) * step - win.col0)
+
+
+def codes(op: Operand, win: Window) -> set[int]:
+    """The stream positions (in codes from the operand's address) of a window's codes."""
+    return {
+        win.head * op.head_stride + (win.row0 + r) * op.row_stride + win.col0 + c
+        for r in range(win.rows)
+        for c in range(win.cols)
+    }
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_every_window_the_accelerator_writes_is_byte_aligned(
+    name: str, design: str, integer: dict[str, IntegerViT], reports: dict[str, DesignReport | None]
+) -> None:
+    """Every output window, rounded up to whole bytes, passes the DMA writer's check, and the codes
+    the rounding adds are no codes of the op's output (padding), inside the output's region."""
+    program = compile_program(integer[name], reports[design])
+    regions = sorted(program.regions, key=lambda r: r.addr)
+    seen = 0
+    for op_name, op, wins in output_windows(program):
+        region = next(r for r in reversed(regions) if r.addr <= op.addr)
+        written = set().union(*(codes(op, w) for w in wins))
+        for win in wins:
+            whole = whole_bytes(op, win)
+            check_write_alignment(op, whole)
+            padding = codes(op, whole) - codes(op, win)
+            assert not padding & written, (op_name, win)
+            assert 8 * op.addr + (max(codes(op, whole)) + 1) * op.bits <= 8 * region.end, (op_name, win)
+            seen += 1
+    assert seen > len(program.descriptors)
+
+
+def test_rows_the_writer_could_not_write_are_padded(integer: dict[str, IntegerViT]) -> None:
+    """W8A6: the softmax's 17 codes × 6 bits (102 bits) a row become 20 codes (15 bytes); W4A5:
+    attn.sv's heads of 12 5-bit codes (60 bits) are stored at 6 bits (7-bit ones at 8); the
+    regions and ``program.json`` size them so."""
+    p = compile_program(integer["W8A6 mixed"]).region("p")
+    assert (p.shape, p.bits, p.row_stride, p.nbytes) == ((2, 17, 17), 6, 20, 2 * 17 * 15)
+    assert p.to_dict() | {"addr": 0} == {
+        "name": "p",
+        "addr": 0,
+        "bytes": 510,
+        "shape": [2, 17, 17],
+        "row_stride": 20,
+        "bits": 6,
+        "signed": False,
+        "role": "scratch",
+    }
+    program = compile_program(integer["W4A5 mixed"])
+    ops = {d.name: d for d in program.descriptors}
+    # proj reads 7-bit codes in block 0 (stored at 8), 5-bit ones in block 1 (stored at 6)
+    assert [(ops[f"blocks.{i}.attn.sv"].c.bits, ops[f"blocks.{i}.attn.proj"].in_bits) for i in (0, 1)] == [
+        (8, 7),
+        (6, 5),
+    ]
+    assert ops["blocks.1.attn.sv"].c.head_stride == 12 and ops["blocks.1.attn.proj"].a.bits == 6
+    assert program.region("p").row_stride == 24  # 5-bit codes: a granule of 8
+    for r in program.regions:
+        assert r.nbytes == packed_bytes(int(np.prod(r.shape[:-1])) * r.row_stride, r.bits), r.name
+        if r.role == "scratch":
+            assert r.row_stride % granule(r.bits) == 0 and r.row_stride - r.shape[-1] < granule(r.bits)
+
+
+@pytest.mark.parametrize(("name", "design"), [("W4A5 mixed", "tiles 5"), ("W8A6 mixed", "default")])
+def test_a_padded_and_widened_layout_is_bit_exact(
+    name: str,
+    design: str,
+    integer: dict[str, IntegerViT],
+    reports: dict[str, DesignReport | None],
+    images: torch.Tensor,
+) -> None:
+    im = integer[name]
+    program = compile_program(im, reports[design])
+    widened = [d.name for d in program.descriptors if d.kind == "gemm" and d.a.bits > d.in_bits]
+    assert bool(widened) == (design == "tiles 5")  # 5-column tiles: A codes stored wider
+    got = run_program(program, im.patches(im.codes(images)))
+    assert torch.equal(got, im.accumulators(images))
 
 
 # ----------------------------------------------------------------------------- the driver

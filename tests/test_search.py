@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
@@ -33,6 +34,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "default"
 
 
+@pytest.fixture(scope="module")
+def evaluator() -> Any:
+    """The real evaluator of the shipped model and its splits (as the run scores designs)."""
+    from codesign.models import load_default
+    from codesign.proxy import Evaluator
+
+    model, splits = load_default()
+    return Evaluator(model, splits)
+
+
 def test_outputs_exist(run: Path) -> None:
     for name in (
         "study.db",
@@ -54,16 +65,10 @@ def test_outputs_exist(run: Path) -> None:
     assert designs == sorted(str(n) for n in info["pareto_trials"])
 
 
-def test_every_export_reloads_and_reproduces(run: Path) -> None:
+def test_every_export_reloads_and_reproduces(run: Path, evaluator: Any) -> None:
     schema = json.loads(SCHEMA_PATH.read_text())
     info = json.loads((run / "summary.json").read_text())
-    base = create_default_model()
-    workload = workload_from_model(base, "default_vit_mnist")
-    from codesign.models import load_default
-    from codesign.proxy import Evaluator
-
-    model, splits = load_default()
-    evaluator = Evaluator(model, splits)
+    workload = workload_from_model(evaluator.model, "default_vit_mnist")
     for trial in info["pareto_trials"]:
         d = run / "designs" / str(trial)
         doc = json.loads((d / "accelerator.json").read_text())
@@ -234,11 +239,9 @@ def test_qonnx_graph_of_a_design_runs_like_pytorch(run: Path, capsys: pytest.Cap
 
 
 def test_finetune_records_its_accuracy_beside_the_post_training_one(
-    run: Path, capsys: pytest.CaptureFixture[str]
+    run: Path, evaluator: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from codesign.cli.finetune import main
-    from codesign.models import load_default
-    from codesign.proxy import Evaluator
 
     trial = min(json.loads((run / "summary.json").read_text())["pareto_trials"])
     d = run / "designs" / str(trial)
@@ -250,9 +253,8 @@ def test_finetune_records_its_accuracy_beside_the_post_training_one(
     assert doc["accuracy"]["real_top1"] == before["real_top1"] == out["post_training_top1"]
     assert doc["accuracy"]["finetuned_top1"] == out["finetuned_top1"]
     assert doc["finetune"]["steps"] == out["steps"] == 20  # 2,500 training images, batch 128
-    model, splits = load_default()
     tuned = load_int_model(d / "model_int.pt", create_default_model)
-    assert Evaluator(model, splits).top1(tuned) == pytest.approx(out["finetuned_top1"], abs=1e-9)
+    assert evaluator.top1(tuned) == pytest.approx(out["finetuned_top1"], abs=1e-9)
 
 
 def test_resume_adds_trials_to_the_same_study(run: Path, tmp_path: Path) -> None:
@@ -265,7 +267,13 @@ def test_resume_adds_trials_to_the_same_study(run: Path, tmp_path: Path) -> None
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
 
 
-def test_unreachable_fps_target_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_fps_target_is_one_line(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a fresh run folder holding the proxy's terms of the same model and images (the cache a
+    # resumed search or another worker reads; computing them is the run fixture's part)
+    (tmp_path / "default").mkdir()
+    shutil.copy2(run / "proxy_terms.pt", tmp_path / "default" / "proxy_terms.pt")
     code = entry(
         ["--trials", "4", "--fps", "1000000", "--out", str(tmp_path), "--quiet", "--json", "--no-rtl"]
     )

@@ -18,7 +18,39 @@ DRAM, from address 0 (every region on a 64-byte boundary):
 * ``logits``: the head's 32-bit accumulators, which the host multiplies by ``logit_unit``.
 
 Every tensor is bit-packed at its codes' width (:mod:`hwmodel.arch.program`), so its bytes are
-the ones the model prices.
+the ones the model prices, up to the padding below.
+
+**Write alignment.** The tile DMA's writer never reads DRAM, so each window row it writes must
+start and end on a byte (:func:`hwmodel.arch.dma.check_write_alignment`). The accelerator writes an
+op's output as windows: a GEMM each output tile (``tm`` rows × ``tn`` columns of C at column
+multiples of ``tn``; a transposed GEMM's Cᵀ tiles are the same windows of C), cut at its segments'
+edges (qkv's Q, K, V: ``seg_cols`` columns each, every segment its own operand) and per head
+(``repeat``; attn.sv's heads lie side by side in a row, ``head_stride`` columns apart); a
+non-linear op whole rows (or groups of them), GELU the tiles of the GEMM before it where that GEMM
+hands it each tile (``nl_mode`` ``tile``). With ``granule(bits) = 8 / gcd(bits, 8)`` codes (the
+fewest that fill whole bytes), every tensor the accelerator writes is laid out so that
+
+1. its **row stride is a multiple of the granule** of every width stored in it (its head stride,
+   ``rows × row_stride``, too): every row starts on a byte; the ``row_stride − cols`` codes past a
+   row's last (fewer than a granule) are padding that no op reads;
+2. its **codes are stored at the narrowest width ≥ theirs at which every window edge inside a row
+   is on a byte** — tile edges ``j·tn`` (from their segment's first column), heads' first columns
+   ``h·head_stride``: with ``e`` the gcd of those edges, the width rounded up to a multiple of
+   ``granule(e)``. The descriptor's ``in_bits`` / ``bits`` stay the codes' width, the operand's
+   ``bits`` is the stored one. With tiles and heads of a multiple of 8 columns (DeiT's heads of 64)
+   nothing is widened; the tiny ViT's heads of 12 columns store 5- and 7-bit attention outputs at
+   6 and 8 bits;
+3. hence every window row starts on a byte, and one that ends inside a byte (``cols·bits`` not a
+   multiple of 8) ends at its row's last column: **the writer is given the window with its
+   columns rounded up to a multiple of the granule** (the byte finished with padding codes), which
+   passes :func:`~hwmodel.arch.dma.check_write_alignment` and writes no code of another window
+   (``tests/test_program.py`` checks every window of compiled programs).
+
+E.g. the tiny ViT's W8A6 softmax output (17 codes × 6 bits: 102-bit rows) has rows of 20 codes
+(15 bytes); DeiT's 197-token rows are 198 codes at 4 or 12 bits, 200 at the other widths but 8 and
+16. The regions (and ``program.json``'s ``regions``: ``row_stride``, ``bits``, ``bytes``) hold the
+padded rows. The host's input rows and the parameters are not written by the accelerator and stay
+dense.
 
 The program has one descriptor per op of the workload (:class:`hwmodel.target.workload.Workload`,
 same names and order), with the design's tiles and orientation when a
@@ -28,7 +60,8 @@ same names and order), with the design's tiles and orientation when a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -72,7 +105,7 @@ from hwmodel.arch.program import (
     program_bytes,
 )
 from hwmodel.model.evaluation import DesignReport
-from hwmodel.target.vit import HEAD, PATCH_EMBED, block_layer
+from hwmodel.target.vit import BLOCK_GEMMS, HEAD, PATCH_EMBED, block_layer
 
 I64 = npt.NDArray[np.int64]
 ROLES = ("program", "param", "input", "scratch", "output")
@@ -80,10 +113,36 @@ ROLES = ("program", "param", "input", "scratch", "output")
 BIAS_BITS = INPUT_BITS + 1
 
 
+def granule(bits: int) -> int:
+    """The fewest codes of ``bits`` that fill whole bytes: ``8 / gcd(bits, 8)``."""
+    return 8 // math.gcd(bits, 8)
+
+
+def _round_up(n: int, q: int) -> int:
+    return -(-n // q) * q
+
+
+def stored_bits(bits: int, edges: Iterable[int]) -> int:
+    """The narrowest width ≥ ``bits`` at which every column edge in ``edges`` (codes from a row's
+    start) lies on a byte (module docstring, rule 2)."""
+    e = 0
+    for edge in edges:
+        e = math.gcd(e, edge)
+    return bits if e == 0 else _round_up(bits, granule(e))
+
+
+def _tile_edges(n: int, tn: int, first: int = 0, cols: int | None = None) -> list[int]:
+    """The edges of tiles of ``tn`` columns over ``n`` GEMM columns strictly inside the ``cols``
+    columns from GEMM column ``first`` (a segment), relative to ``first``."""
+    cols = n - first if cols is None else cols
+    return [c - first for c in range(tn, n, tn) if first < c < first + cols]
+
+
 @dataclass(frozen=True)
 class Region:
     """A named area of DRAM: byte address, shape, bits of its widest codes, whether they are
-    signed, role (:data:`ROLES`)."""
+    signed, role (:data:`ROLES`), and the codes from one row (last axis) to the next
+    (``stride``; 0: the last axis, rows dense)."""
 
     name: str
     addr: int
@@ -91,10 +150,22 @@ class Region:
     bits: int
     signed: bool
     role: str
+    stride: int = 0
+
+    @property
+    def row_stride(self) -> int:
+        """Codes from one row to the next: the last axis, padded (module docstring, rule 1)."""
+        return self.stride or self.shape[-1]
+
+    @property
+    def head_stride(self) -> int:
+        """Codes from one matrix (of the last two axes) to the next."""
+        return self.row_stride * (self.shape[-2] if len(self.shape) > 1 else 1)
 
     @property
     def nbytes(self) -> int:
-        return packed_bytes(int(np.prod(self.shape, dtype=np.int64)), self.bits)
+        rows = int(np.prod(self.shape[:-1], dtype=np.int64))
+        return packed_bytes(rows * self.row_stride, self.bits)
 
     @property
     def end(self) -> int:
@@ -108,11 +179,11 @@ class Region:
         head_stride: int = 0,
     ) -> Operand:
         """The region as an operand of ``bits`` (default: the region's; at most those) codes, rows
-        of its last axis unless ``row_stride``."""
+        :attr:`row_stride` apart unless ``row_stride``."""
         b = self.bits if bits is None else bits
         if b > self.bits:
             raise ValueError(f"{self.name}: {b}-bit codes in a region of {self.bits}-bit ones")
-        stride = self.shape[-1] if row_stride is None else row_stride
+        stride = self.row_stride if row_stride is None else row_stride
         return Operand(self.addr, stride, head_stride, b, int(self.signed if signed is None else signed))
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,6 +192,7 @@ class Region:
             "addr": self.addr,
             "bytes": self.nbytes,
             "shape": list(self.shape),
+            "row_stride": self.row_stride,
             "bits": self.bits,
             "signed": self.signed,
             "role": self.role,
@@ -239,8 +311,21 @@ class _Layout:
         self.params: dict[str, np.ndarray] = {}
         self.at = 0
 
-    def add(self, name: str, shape: Sequence[int], bits: int, role: str, signed: bool = True) -> Region:
-        region = Region(name, self.at, tuple(int(s) for s in shape), bits, signed, role)
+    def add(
+        self,
+        name: str,
+        shape: Sequence[int],
+        bits: int,
+        role: str,
+        signed: bool = True,
+        widths: Iterable[int] = (),
+    ) -> Region:
+        """A region; with ``widths`` (the widths it stores), rows padded to a multiple of each one's
+        :func:`granule` (an activation the accelerator writes)."""
+        dims = tuple(int(s) for s in shape)
+        step = math.lcm(1, *(granule(w) for w in widths))
+        stride = _round_up(dims[-1], step)
+        region = Region(name, self.at, dims, bits, signed, role, stride if stride != dims[-1] else 0)
         self.regions.append(region)
         self.at = _align(region.end)
         return region
@@ -304,6 +389,21 @@ def _weights(lay: _Layout, name: str, lin: IntegerLinear) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class _BlockOperands:
+    """A block's activations the accelerator writes, as the operands its ops use: LayerNorms'
+    outputs, Q/K/V, the scores, probabilities, attention output, fc1's output and GELU's."""
+
+    ln1: Operand
+    ln2: Operand
+    qkv: tuple[Operand, Operand, Operand]
+    s: Operand
+    p: Operand
+    o: Operand
+    h: Operand
+    g: Operand
+
+
 class _Compiler:
     def __init__(self, imodel: IntegerViT, report: DesignReport | None) -> None:
         self.m = imodel
@@ -339,17 +439,18 @@ class _Compiler:
         self,
         name: str,
         lin: IntegerLinear,
-        a: Region,
+        a: Operand | Region,
         m: int,
         outputs: Sequence[tuple[Operand, Rescale]],
         residual: tuple[Operand, Rescale] | None = None,
         raw: Operand | None = None,
     ) -> None:
-        """A weight GEMM ``m × K`` times ``K × O`` (A: ``a``'s first ``m`` rows at the layer's
-        input width) with its epilogue."""
+        """A weight GEMM ``m × K`` times ``K × O`` (A: ``a``'s first ``m`` rows; a region's at the
+        layer's input width) with its epilogue."""
         n, k = int(lin.weight_t.shape[1]), int(lin.weight_t.shape[0])
+        a_op = a.operand(lin.in_bits) if isinstance(a, Region) else a
         parts: list[Mapping[str, Any]] = [
-            {"m": m, "n": n, "k": k, "a": a.operand(lin.in_bits), "in_bits": lin.in_bits, "flags": F_WEIGHT},
+            {"m": m, "n": n, "k": k, "a": a_op, "in_bits": lin.in_bits, "flags": F_WEIGHT},
             _weights(self.lay, name, lin),
             self.tiles(name),
             self.epilogue(name, outputs, residual, raw),
@@ -416,12 +517,28 @@ class _Compiler:
             parts.append({"lo": out.lo, "hi": out.hi})
         self.emit(name, kind, parts)
 
-    def layernorm(self, name: str, ln: IntegerLayerNorm, src: Region, dst: Region) -> None:
+    def layernorm(self, name: str, ln: IntegerLayerNorm, src: Region, dst: Operand) -> None:
         rows, cols = src.shape
-        bits, signed = _signed_bits(ln.out)
-        self.nonlinear(
-            name, "layernorm", ln.op, ln.spec, src.operand(), rows, cols, dst.operand(bits, signed), ln.out
-        )
+        self.nonlinear(name, "layernorm", ln.op, ln.spec, src.operand(), rows, cols, dst, ln.out)
+
+    def tn(self, name: str, n: int) -> int:
+        """GEMM ``name``'s output tile width (``n``: one tile, without a report)."""
+        layer = self.layers.get(name)
+        return n if layer is None else min(layer.tn, layer.n)
+
+    def activations(
+        self, name: str, shape: Sequence[int], uses: Sequence[tuple[int, bool, Sequence[int]]]
+    ) -> list[Operand]:
+        """A scratch region the accelerator writes, for ``uses`` (per use: the codes' width, whether
+        signed, the window edges inside a row): each use's operand, its codes stored at
+        :func:`stored_bits`, rows padded to every stored width's granule (module docstring)."""
+        widths = [stored_bits(bits, edges) for bits, _, edges in uses]
+        signed = any(sign for _, sign, _ in uses)
+        region = self.lay.add(name, shape, max(widths), "scratch", signed, widths)
+        return [
+            region.operand(w, sign, head_stride=region.head_stride if len(shape) > 2 else 0)
+            for w, (_, sign, _) in zip(widths, uses, strict=True)
+        ]
 
     def compile(self) -> Program:
         m, lay = self.m, self.lay
@@ -435,7 +552,7 @@ class _Compiler:
             raise UserError("program: the model has no position embedding")
         patches = int(m.embed.offset.shape[0])  # the patch embedding's rows carry position offsets
         tokens = patches + 1
-        heads = blocks[0].heads
+        heads, hd = blocks[0].heads, blocks[0].head_dim
         hidden = int(blocks[0].fc1.weight_t.shape[1])
 
         program = lay.add("program", (program_bytes(self.n_ops(len(blocks))),), 8, "program", signed=False)
@@ -443,34 +560,87 @@ class _Compiler:
         x0_init[0] = m.cls_codes
         x0 = lay.param("x0", x0_init, RESIDUAL_BITS)
         inp = lay.add("input", (patches, k_in), pe.in_bits, "input")
-        # scratch: the residual stream (two buffers beside x0, and the mid-block one), the rest
-        # sized for the widest codes they hold
+        # scratch: the residual stream (two buffers beside x0, and the mid-block one; 24-bit codes
+        # start every row on a byte), the rest sized for the widest codes they store; per block
+        # each use's operand (its stored width, rows padded: module docstring)
         xs = [lay.add(f"x{i}", (tokens, d), RESIDUAL_BITS, "scratch") for i in (1, 2)]
         xmid = lay.add("xmid", (tokens, d), RESIDUAL_BITS, "scratch")
-        widest = max(*(max(b.qkv.in_bits, b.fc1.in_bits) for b in blocks), m.head.in_bits)
-        ln_out = lay.add("ln", (tokens, d), widest, "scratch")
-        qkv = tuple(
-            lay.add(n, (tokens, d), max(_signed_bits(getattr(b, f"to_{n}"))[0] for b in blocks), "scratch")
-            for n in ("q", "k", "v")
+        layer = [{part: block_layer(i, part) for part in BLOCK_GEMMS} for i in range(len(blocks))]
+        ln_ops = self.activations(
+            "ln",
+            (tokens, d),
+            [(*_signed_bits(ln.out), ()) for b in blocks for ln in (b.norm1, b.norm2)]
+            + [(*_signed_bits(m.norm.out), ())],
         )
-        s = lay.add("s", (heads, tokens, tokens), NONLINEAR_BITS, "scratch")
-        p_bits = max(b.soft_spec.out_frac + 1 if b.log2 else b.p_bits for b in blocks)
-        pbuf = lay.add("p", (heads, tokens, tokens), p_bits, "scratch", signed=False)
-        o = lay.add("o", (tokens, d), max(b.proj.in_bits for b in blocks), "scratch")
-        h = lay.add("h", (tokens, hidden), NONLINEAR_BITS, "scratch")
-        g = lay.add("g", (tokens, hidden), max(b.fc2.in_bits for b in blocks), "scratch")
+        qkv_tn = [self.tn(names["attn.qkv"], 3 * d) for names in layer]
+        qkv_ops = [
+            self.activations(
+                n,
+                (tokens, d),
+                [
+                    (*_signed_bits(getattr(b, f"to_{n}")), _tile_edges(3 * d, tn, j * d, d))
+                    for b, tn in zip(blocks, qkv_tn, strict=True)
+                ],
+            )
+            for j, n in enumerate(("q", "k", "v"))
+        ]
+        s_ops = self.activations(
+            "s",
+            (heads, tokens, tokens),
+            [
+                (NONLINEAR_BITS, True, _tile_edges(tokens, self.tn(names["attn.qk"], tokens)))
+                for names in layer
+            ],
+        )
+        p_ops = self.activations(
+            "p",
+            (heads, tokens, tokens),
+            [(b.soft_spec.out_frac + 1 if b.log2 else b.p_bits, False, ()) for b in blocks],
+        )
+        sv_tn = [self.tn(names["attn.sv"], hd) for names in layer]
+        o_ops = self.activations(
+            "o",
+            (tokens, d),
+            [
+                (
+                    *_signed_bits(b.to_proj),
+                    [h * hd + c for h in range(heads) for c in range(0, hd, tn) if h or c],
+                )
+                for b, tn in zip(blocks, sv_tn, strict=True)
+            ],
+        )
+        fc1_edges = [_tile_edges(hidden, self.tn(names["mlp.fc1"], hidden)) for names in layer]
+        h_ops = self.activations("h", (tokens, hidden), [(NONLINEAR_BITS, True, e) for e in fc1_edges])
+        g_ops = self.activations(
+            "g",
+            (tokens, hidden),
+            [
+                (*_signed_bits(b.from_gelu), e if self.nl_mode(names["mlp.fc1"]) == "tile" else ())
+                for b, e, names in zip(blocks, fc1_edges, layer, strict=True)
+            ],
+        )
         classes = int(m.head.weight_t.shape[1])
         logits = lay.add("logits", (1, classes), BIAS_BITS, "output")
 
         embed_out = Operand(x0.addr + d * RESIDUAL_BITS // 8, d, 0, RESIDUAL_BITS, 1)  # rows 1 …
-        self.gemm(PATCH_EMBED, pe, inp, patches, [(embed_out, m.embed)])
+        self.gemm(PATCH_EMBED, pe, inp.operand(), patches, [(embed_out, m.embed)])
         x_in = x0
         for i, blk in enumerate(blocks):
             x_out = xs[i % 2]
-            self.block(i, blk, x_in, xmid, x_out, ln_out, qkv, s, pbuf, o, h, g)  # type: ignore[arg-type]
+            acts = _BlockOperands(
+                ln1=ln_ops[2 * i],
+                ln2=ln_ops[2 * i + 1],
+                qkv=(qkv_ops[0][i], qkv_ops[1][i], qkv_ops[2][i]),
+                s=s_ops[i],
+                p=p_ops[i],
+                o=o_ops[i],
+                h=h_ops[i],
+                g=g_ops[i],
+            )
+            self.block(i, blk, x_in, xmid, x_out, acts, tokens)
             x_in = x_out
-        self.layernorm("norm", m.norm, x_in, ln_out)
-        self.gemm(HEAD, m.head, ln_out, 1, [], raw=logits.operand())
+        self.layernorm("norm", m.norm, x_in, ln_ops[-1])
+        self.gemm(HEAD, m.head, ln_ops[-1], 1, [], raw=logits.operand())
         descriptors = tuple(self.ops)
         if program_bytes(len(descriptors)) != program.nbytes:
             raise AssertionError("program region sized for another op count")
@@ -485,6 +655,11 @@ class _Compiler:
             logit_unit=m.head.acc_unit.numpy().astype(np.float64),
         )
 
+    def nl_mode(self, name: str) -> str:
+        """How GEMM ``name`` hands its results to its non-linear successor (``none`` without a report)."""
+        layer = self.layers.get(name)
+        return "none" if layer is None else layer.nl_mode
+
     @staticmethod
     def n_ops(depth: int) -> int:
         """Descriptors of a ViT of ``depth`` blocks: patch embedding, 10 per block, norm, head."""
@@ -497,23 +672,19 @@ class _Compiler:
         x_in: Region,
         xmid: Region,
         x_out: Region,
-        ln: Region,
-        qkv: tuple[Region, Region, Region],
-        s: Region,
-        p: Region,
-        o: Region,
-        h: Region,
-        g: Region,
+        acts: _BlockOperands,
+        tokens: int,
     ) -> None:
-        tokens = x_in.shape[0]
         heads, hd = blk.heads, blk.head_dim
-        q, k, v = (
-            r.operand(*_signed_bits(rs)) for r, rs in zip(qkv, (blk.to_q, blk.to_k, blk.to_v), strict=True)
-        )
+        q, k, v = acts.qkv
         name = f"blocks.{i}"
-        self.layernorm(f"{name}.norm1", blk.norm1, x_in, ln)
+        self.layernorm(f"{name}.norm1", blk.norm1, x_in, acts.ln1)
         self.gemm(
-            block_layer(i, "attn.qkv"), blk.qkv, ln, tokens, [(q, blk.to_q), (k, blk.to_k), (v, blk.to_v)]
+            block_layer(i, "attn.qkv"),
+            blk.qkv,
+            acts.ln1,
+            tokens,
+            [(q, blk.to_q), (k, blk.to_k), (v, blk.to_v)],
         )
         # Q·Kᵀ per head: A = Q_h (rows of Q, columns h·hd …), B = K_h n-major, C = S_h
         qk = block_layer(i, "attn.qk")
@@ -526,30 +697,29 @@ class _Compiler:
                     "n": tokens,
                     "k": hd,
                     "repeat": heads,
-                    "in_bits": q.bits,
-                    "bits": k.bits,
+                    "in_bits": _signed_bits(blk.to_q)[0],
+                    "bits": _signed_bits(blk.to_k)[0],
                     "a": replace(q, head_stride=hd),
                     "b": replace(k, head_stride=hd),
                 },
                 self.tiles(qk),
-                self.epilogue(qk, [(s.operand(head_stride=tokens * tokens), blk.to_softmax)]),
+                self.epilogue(qk, [(acts.s, blk.to_softmax)]),
             ],
         )
-        p_out = p.operand(blk.soft_spec.out_frac + 1 if blk.log2 else blk.p_bits)
+        p_bits = blk.soft_spec.out_frac + 1 if blk.log2 else blk.p_bits
         self.nonlinear(
             f"{name}.attn.softmax",
             "softmax",
             blk.soft_op,
             blk.soft_spec,
-            s.operand(),
+            replace(acts.s, head_stride=0),
             heads * tokens,
             tokens,
-            p_out,
+            replace(acts.p, head_stride=0),
             None if blk.log2 else blk.to_p,
             blk.p_bits,
         )
         sv = block_layer(i, "attn.sv")
-        o_op = o.operand(*_signed_bits(blk.to_proj))
         self.emit(
             sv,
             "gemm",
@@ -559,42 +729,41 @@ class _Compiler:
                     "n": hd,
                     "k": tokens,
                     "repeat": heads,
-                    "in_bits": p_out.bits,
-                    "bits": v.bits,
+                    "in_bits": p_bits,
+                    "bits": _signed_bits(blk.to_v)[0],
                     "flags": F_B_KMAJOR,
-                    "a": replace(p_out, head_stride=tokens * tokens),
+                    "a": acts.p,
                     "b": replace(v, head_stride=hd),
                 },
                 self.tiles(sv),
-                self.epilogue(sv, [(replace(o_op, head_stride=hd), blk.to_proj)]),
+                self.epilogue(sv, [(replace(acts.o, head_stride=hd), blk.to_proj)]),
             ],
         )
         self.gemm(
             block_layer(i, "attn.proj"),
             blk.proj,
-            o,
+            acts.o,
             tokens,
             [(xmid.operand(), blk.add1)],
             residual=(x_in.operand(), blk.skip1),
         )
-        self.layernorm(f"{name}.norm2", blk.norm2, xmid, ln)
-        h_op = h.operand()
-        self.gemm(block_layer(i, "mlp.fc1"), blk.fc1, ln, tokens, [(h_op, blk.to_gelu)])
+        self.layernorm(f"{name}.norm2", blk.norm2, xmid, acts.ln2)
+        self.gemm(block_layer(i, "mlp.fc1"), blk.fc1, acts.ln2, tokens, [(acts.h, blk.to_gelu)])
         self.nonlinear(
             f"{name}.mlp.act",
             "gelu",
             blk.gelu_op,
             blk.gelu_spec,
-            h_op,
+            acts.h,
             tokens,
-            int(h.shape[1]),
-            g.operand(*_signed_bits(blk.from_gelu)),
+            int(blk.fc1.weight_t.shape[1]),
+            acts.g,
             blk.from_gelu,
         )
         self.gemm(
             block_layer(i, "mlp.fc2"),
             blk.fc2,
-            g,
+            acts.g,
             tokens,
             [(x_out.operand(), blk.add2)],
             residual=(xmid.operand(), blk.skip2),

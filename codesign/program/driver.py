@@ -125,10 +125,10 @@ class ProgramFiles:
 
 
 def _operand(region: dict[str, Any]) -> Operand:
-    """A ``program.json`` region as an operand over its rows."""
-    return Operand(
-        int(region["addr"]), int(region["shape"][-1]), 0, int(region["bits"]), int(region["signed"])
-    )
+    """A ``program.json`` region as an operand over its rows (``row_stride`` codes apart; a file
+    without it: rows dense)."""
+    stride = int(region.get("row_stride", region["shape"][-1]))
+    return Operand(int(region["addr"]), stride, 0, int(region["bits"]), int(region["signed"]))
 
 
 class Accelerator:
