@@ -98,6 +98,7 @@ from hwmodel.rtl.dma import (
 from hwmodel.rtl.dram import Dram
 from hwmodel.rtl.dsp import sext
 from hwmodel.rtl.engines import hold_register
+from hwmodel.rtl.gemm import CStream
 from hwmodel.rtl.requant import LATENCY, RESIDUAL_LATENCY, requant_lane, residual_lane
 
 Wire: TypeAlias = pyrtl.WireVector
@@ -200,23 +201,6 @@ class EpilogueSpec:
             read=DmaConfig(data_bits, rd, 64, max_burst, max_outstanding),
             write=DmaConfig(data_bits, wr, ACC_BITS, max_burst, max_outstanding),
         )
-
-
-@dataclass(frozen=True)
-class CStream:
-    """The GEMM core's C stream into the epilogue (module docstring)."""
-
-    tile: Wire
-    h: Wire
-    m0: Wire
-    rows: Wire
-    n0: Wire
-    cols: Wire
-    valid: Wire
-    data: Wire
-    count: Wire
-    row_end: Wire
-    last: Wire
 
 
 def c_stream_inputs(elems: int, prefix: str = "c_") -> CStream:

@@ -245,8 +245,8 @@ def gemm_spec(
 
 @dataclass(frozen=True)
 class CStream:
-    """The GEMM core's accumulators (module docstring): a header per output tile, then its words;
-    ``ready`` is the consumer's input."""
+    """The GEMM core's accumulators (module docstring): a header per output tile, then its words
+    (what :func:`hwmodel.rtl.epilogue.epilogue` consumes)."""
 
     tile: Wire
     h: Wire
@@ -259,16 +259,15 @@ class CStream:
     count: Wire
     row_end: Wire
     last: Wire
-    ready: Wire
-    done: Wire
 
 
 @dataclass(frozen=True)
 class GemmCore:
-    """The core's outputs: the C stream, the readers (AXI4 master sides, one per read channel)
-    and ``busy``."""
+    """The core's outputs: the C stream, ``done`` (the cycle after the op's last word moved), the
+    readers (AXI4 master sides, one per read channel) and ``busy``."""
 
     c: CStream
+    done: Wire
     readers: tuple[Reader, ...]
     busy: Wire
 
@@ -750,10 +749,8 @@ def gemm_core(
         count=_c(1, 1),
         row_end=at("drain") & c_row_end,
         last=at("drain") & c_last,
-        ready=ready,
-        done=done,
     )
-    return GemmCore(stream, rds, ~at("idle"))
+    return GemmCore(stream, done, rds, ~at("idle"))
 
 
 #: The port prefixes of the read channels (:func:`build_gemm`).
@@ -786,7 +783,7 @@ def build_gemm(spec: GemmSpec, slices: SliceBuilder | None = None) -> GemmCore:
         for name, wire in rd.ports(spec.dma.data_bits, prefix).items():
             output_port(name, wire)
     for name in C_PORTS:
-        output_port(f"c_{name}", getattr(core.c, name))
+        output_port(f"c_{name}", core.done if name == "done" else getattr(core.c, name))
     output_port("busy", core.busy)
     return core
 
