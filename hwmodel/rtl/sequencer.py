@@ -172,9 +172,13 @@ def layer_sequencer(data_bits: int = 128) -> None:
         output_port(name, wire)
 
 
-def sequencer(data_bits: int, lite: Mapping[str, Wire], axi: ReadChannel, op_done: Wire) -> Sequencer:
+def sequencer(
+    data_bits: int, lite: Mapping[str, Wire], axi: ReadChannel, op_done: Wire, op_error: Wire | None = None
+) -> Sequencer:
     """The sequencer (module docstring) on wires: the AXI4-Lite slave's inputs ``lite`` (by
-    :data:`LITE_INPUTS` name), the fetch's read channel ``axi`` and the op units' ``op_done``."""
+    :data:`LITE_INPUTS` name), the fetch's read channel ``axi``, the op units' ``op_done`` and
+    ``op_error`` (high while an op unit refuses its op: the run ends with ``STATUS`` error, as on
+    a bad header; the unit is left as it is until the next start)."""
     if data_bits % 8 or (DESCRIPTOR_BYTES * 8) % data_bits or (HEADER_BYTES * 8) % data_bits:
         raise ValueError(f"data_bits {data_bits}: a descriptor and the header must be whole beats")
     reg = REGISTERS
@@ -243,6 +247,8 @@ def sequencer(data_bits: int, lite: Mapping[str, Wire], axi: ReadChannel, op_don
     hdr_last = hdr_beat & m_rlast
     desc_last = desc_beat & m_rlast
     bad_header = hdr_last & ~_header_ok(hdr_value)
+    # an op unit's refusal ends the run (a fetch under way finishes its burst)
+    fault = running & busy & op_error if op_error is not None else pyrtl.Const(0, 1)
     opcode_at, _ = field_offsets()["opcode"]
     is_end = fetched[8 * opcode_at : 8 * opcode_at + 8] == OPCODES["end"]
 
@@ -277,9 +283,9 @@ def sequencer(data_bits: int, lite: Mapping[str, Wire], axi: ReadChannel, op_don
     busy.next <<= dispatch | (busy & ~op_done)
     cur.next <<= pyrtl.select(dispatch, fetched, cur)
     op_start.next <<= dispatch
-    running.next <<= start | (running & ~finish & ~bad_header)
+    running.next <<= start | (running & ~finish & ~bad_header & ~fault)
     done.next <<= pyrtl.select(start, pyrtl.Const(0, 1), done | finish)
-    error.next <<= pyrtl.select(start, pyrtl.Const(0, 1), error | bad_header)
+    error.next <<= pyrtl.select(start, pyrtl.Const(0, 1), error | bad_header | fault)
     ops_done.next <<= pyrtl.select(
         start,
         pyrtl.Const(0, COUNTER_BITS),
