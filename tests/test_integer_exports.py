@@ -78,7 +78,11 @@ def _outcome(ctx: SearchContext) -> Outcome:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[SearchContext, Outcome, Path]:
-    folder = tmp_path_factory.mktemp("integer_run")
+    return exported_run(tmp_path_factory.mktemp("integer_run"))
+
+
+def exported_run(folder: Path) -> tuple[SearchContext, Outcome, Path]:
+    """The run folder of the module docstring in ``folder``: its context, front and path."""
     study = _study(folder)
     ctx = build_context(load_study(study))
     outcome = _outcome(ctx)

@@ -1,0 +1,132 @@
+"""The whole accelerator (``codesign_accelerator``): a compiled program of the tiny ViT runs on the
+top-level under Verilator, driven by the host driver through the AXI4-Lite registers, and its
+logits are bit-exact against the integer model (and so against the program's reference
+semantics); an op the build cannot run ends the run with ``STATUS`` error instead of hanging."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_integer import config
+from test_integer_exports import exported_run
+from test_quant_model import tiny_vit
+
+from codesign.cli.rtlsim import rtlsim
+from codesign.errors import UserError
+from codesign.program import Program, compile_program, execute, write_program
+from codesign.program.driver import Accelerator, ProgramFiles
+from codesign.quant import Calibration, quantize_integer_model
+from codesign.quant._integer import IntegerViT
+from hwmodel.arch.config import AcceleratorConfig, LayerHw
+from hwmodel.arch.program import (
+    OPCODES,
+    STATUS_DONE,
+    STATUS_ERROR,
+    encode_program,
+    write_operand,
+)
+from hwmodel.model.evaluation import design_engine, evaluate
+from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog
+from hwmodel.rtl.verilator import VerilatorDevice, VerilatorSim, check_top, verilator_available
+from hwmodel.target.device import load_device
+from hwmodel.target.workload import workload_from_model
+
+pytestmark = pytest.mark.skipif(not verilator_available(), reason="verilator not installed")
+
+DESIGNS = {
+    "W8A8 poly": config("W8A8"),
+    "W4A8P0.5 shift log2": config("W4A8P0.5", "shift", "log2"),
+}
+
+
+@cache
+def _images() -> torch.Tensor:
+    return torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+
+
+@cache
+def _design(name: str) -> tuple[IntegerViT, Program, AcceleratorSpec]:
+    model = tiny_vit()
+    im = quantize_integer_model(model, DESIGNS[name], Calibration(model, _images()))
+    workload, device = workload_from_model(model), load_device("zcu102")
+    accel = AcceleratorConfig(freq_mhz=200, rows=8, cols=16, default=LayerHw(tm=8, tn=16, tk=16))
+    if "P" in name:  # PoT columns beside the fixed-point ones
+        accel = AcceleratorConfig(
+            freq_mhz=200, rows=8, cols=16, pot_cols=4, default=LayerHw(tm=8, tn=16, tk=16)
+        )
+    program = compile_program(im, evaluate(workload, accel, device, detail=True))
+    return (
+        im,
+        program,
+        AcceleratorSpec.for_program(design_engine(workload, accel, device), program.descriptors),
+    )
+
+
+@cache
+def _sim(name: str) -> VerilatorSim:
+    _, _, spec = _design(name)
+    return VerilatorSim(accelerator_verilog(spec), spec.data_bits, latency_cycles=16)
+
+
+def test_the_top_level_has_the_harness_ports_and_its_module_name() -> None:
+    _, _, spec = _design("W8A8 poly")
+    assert check_top(accelerator_verilog(spec), spec.data_bits) == "codesign_accelerator"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(DESIGNS))
+def test_the_accelerator_runs_the_program_bit_exact(name: str, tmp_path: Path) -> None:
+    """Two images through the host driver on the Verilator top: the head's accumulators equal
+    the integer model's; every op done; the whole DRAM image equal to the reference run's."""
+    im, program, _ = _design(name)
+    write_program(tmp_path, program)
+    files = ProgramFiles.read(tmp_path)
+    device = VerilatorDevice(_sim(name), int(files.doc["dram_bytes"]))
+    acc = Accelerator(files, device)
+    images = _images()[:2]
+    got = acc.accumulators(images)
+    np.testing.assert_array_equal(got, im.accumulators(images).numpy())
+    assert device.last is not None
+    assert device.last.status & STATUS_DONE and not device.last.status & STATUS_ERROR
+    assert device.last.ops_done == len(program.descriptors)
+    # every byte as the reference semantics leave it (scratch included), for the last image
+    ref = program.image()
+    rows = acc.rows(images[-1:])[0]
+    write_operand(ref, program.region("input").operand(), rows.numpy()[None])
+    execute(ref)
+    np.testing.assert_array_equal(device.mem, ref)
+
+
+@pytest.mark.slow
+def test_an_op_the_build_lacks_ends_the_run_with_an_error() -> None:
+    """A softmax whose formats the build's units do not have: STATUS error, no hang."""
+    _, program, _ = _design("W8A8 poly")
+    soft = next(i for i, d in enumerate(program.descriptors) if d.kind == "softmax")
+    odd = program.descriptors[soft]
+    ops = [*program.descriptors[:soft], type(odd)(**{**odd.__dict__, "in_frac": odd.in_frac - 1})]
+    mem = program.image()
+    enc = np.frombuffer(encode_program(ops), dtype=np.uint8)
+    mem[: enc.size] = enc
+    _, res = _sim("W8A8 poly").run(mem, 0, max_cycles=2_000_000)
+    assert not res.timed_out
+    assert res.status & STATUS_ERROR
+    assert res.ops_done == soft
+    assert ops[-1].opcode == OPCODES["softmax"]
+
+
+@pytest.mark.slow
+def test_rtlsim_runs_an_exported_design_bit_exact(tmp_path: Path) -> None:
+    """``codesign.rtlsim`` on an exported design (W4A8, half the columns PoT, pynq_z2): the test
+    images bit-exact, the cycles of each run counted, the model's latency beside them; a design
+    without a program is its one line."""
+    _, _, run = exported_run(tmp_path)
+    result = rtlsim(run, 0, 2)
+    assert result.images == 2 and result.bit_exact_images == 2
+    assert result.sim_cycles_per_image > result.model_cycles_per_image > 0
+    assert 0.0 <= result.top1 <= 100.0
+    with pytest.raises(UserError, match=r"no program\.json"):
+        rtlsim(run, 1, 1)
