@@ -1,0 +1,137 @@
+"""``python -m codesign.rtlsim runs/<study> --trial N [--images K] [--json]``: run an exported design
+on its whole accelerator top-level in Verilator.
+
+The design's ``codesign_accelerator`` (:mod:`hwmodel.rtl.accelerator`, built for the design's
+engine and its program) runs the exported ``program.bin`` / ``params.bin`` on the first K test
+images (default 1) through the host driver (:class:`codesign.program.driver.Accelerator`, the
+AXI4-Lite registers) with a DRAM model of the design's device in the testbench (the model's DRAM
+latency at the design's clock; its bandwidth). Per image the head's accumulators are compared
+with the integer-only model's (:func:`codesign.quant.integer_model` of the design's
+``model_int.pt``): bit-exact or not. Printed: images, bit-exact images, the hardware's top-1,
+simulated cycles per image (the ``CYCLES`` register: start to done) against the model's latency
+(``accelerator.json``), and the seconds of simulation. ``--json``: ``images``,
+``bit_exact_images``, ``top1``, ``sim_cycles_per_image``, ``model_cycles_per_image``,
+``sim_s`` (and ``build_s``). A design without a program (a float layer or ``nonlinear: float``:
+the integer program cannot run it) is one line, exit 2. Needs Debian's ``verilator``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from codesign.errors import UserError
+from codesign.integer_top1 import first_images
+from codesign.program.driver import Accelerator, ProgramFiles
+from codesign.quant import integer_model, load_int_model, on_cpu
+from codesign.run_folder import design_dir, load_run_evaluator, read_summary
+from hwmodel.arch.program import decode_program
+from hwmodel.base.cli import command_parser, positive_int, run_main
+from hwmodel.base.yamlio import read_json
+from hwmodel.cost.coefficients import load_coefficients
+from hwmodel.model.document import read_design, recorded_workload
+from hwmodel.model.evaluation import design_engine
+from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog
+from hwmodel.rtl.verilator import VerilatorDevice, VerilatorSim, verilator_available
+
+COMMAND = "codesign.rtlsim"
+
+
+@dataclass(frozen=True)
+class RtlSim:
+    """A design's run on its simulated top-level (module docstring)."""
+
+    images: int
+    bit_exact_images: int
+    top1: float
+    sim_cycles_per_image: float
+    model_cycles_per_image: int
+    sim_s: float
+    build_s: float
+
+
+def design_sim(folder: Path, files: ProgramFiles) -> tuple[VerilatorSim, int]:
+    """The Verilator simulation of design ``folder``'s top-level (its DRAM as the device's) and
+    the model's latency in cycles."""
+    doc_path = folder / "accelerator.json"
+    design = read_design(doc_path, read_json(doc_path, "accelerator"))
+    engine = design_engine(recorded_workload(design), design.config, design.device)
+    freq = design.config.freq_mhz
+    spec = AcceleratorSpec.for_program(engine, decode_program(files.program))
+    latency = max(1, load_coefficients().dram_latency_cycles(freq))
+    sim = VerilatorSim(
+        accelerator_verilog(spec), spec.data_bits, latency, design.device.bytes_per_cycle(freq)
+    )
+    return sim, int(design.predicted["latency_cycles"])
+
+
+def rtlsim(run_dir: Path, trial: int, n_images: int) -> RtlSim:
+    """Design ``trial`` of ``run_dir`` on the first ``n_images`` test images (module docstring)."""
+    if not verilator_available():
+        raise UserError("codesign.rtlsim needs Verilator (Debian: apt-get install verilator)")
+    info = read_summary(run_dir)
+    folder = design_dir(run_dir, trial, info)
+    files = ProgramFiles.read(folder)
+    evaluator = load_run_evaluator(run_dir, info)
+    imodel = integer_model(load_int_model(folder / "model_int.pt", on_cpu(evaluator.model)))
+    t0 = time.perf_counter()
+    sim, model_cycles = design_sim(folder, files)
+    sim.build()
+    build_s = time.perf_counter() - t0
+    device = VerilatorDevice(sim, int(files.doc["dram_bytes"]))
+    acc = Accelerator(files, device)
+    test = evaluator.splits.test
+    images = torch.cat(list(first_images(test, n_images, evaluator.batch_size)))
+    labels = test.labels[: images.shape[0]]
+    expected = imodel.accumulators(images).numpy()
+    exact, cycles, right = 0, 0, 0
+    t0 = time.perf_counter()
+    for i, rows in enumerate(acc.rows(images)):
+        got = acc.run_rows(rows)
+        assert device.last is not None
+        cycles += device.last.cycles_register
+        exact += int(np.array_equal(got, expected[i]))
+        right += int(int(np.argmax(got)) == int(labels[i]))
+    n = int(images.shape[0])
+    return RtlSim(
+        images=n,
+        bit_exact_images=exact,
+        top1=100.0 * right / n,
+        sim_cycles_per_image=cycles / n,
+        model_cycles_per_image=model_cycles,
+        sim_s=time.perf_counter() - t0,
+        build_s=build_s,
+    )
+
+
+def _line(trial: int, r: RtlSim) -> str:
+    ratio = r.sim_cycles_per_image / r.model_cycles_per_image
+    return (
+        f"trial {trial}: {r.bit_exact_images} / {r.images} images bit-exact against the integer model, "
+        f"top-1 {r.top1:.2f} %; {r.sim_cycles_per_image:,.0f} simulated cycles an image, model "
+        f"{r.model_cycles_per_image:,} ({ratio:.2f} x); simulation {r.sim_s:.1f} s (build {r.build_s:.1f} s)"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = command_parser(COMMAND, __doc__)
+    p.add_argument("run_dir", help="a run folder, e.g. runs/default")
+    p.add_argument("--trial", type=int, required=True, help="the exported design to simulate")
+    p.add_argument("--images", type=positive_int, default=1, help="the first N test images (default 1)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = p.parse_args(argv)
+    result = rtlsim(Path(args.run_dir), args.trial, args.images)
+    out: dict[str, Any] = asdict(result)
+    print(json.dumps(out, indent=2) if args.json else _line(args.trial, result))
+    return 0 if result.bit_exact_images == result.images else 1
+
+
+def entry(argv: Sequence[str] | None = None) -> int:
+    return run_main(main, argv, prog=COMMAND)
