@@ -16,9 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codesign.program import Program, compile_program, execute
-from codesign.program._execute import _weights, read
+from codesign.program._execute import gemm_accumulators
 from codesign.quant import Calibration, quantize_integer_model
-from codesign.quant._integer import int_matmul
 from hwmodel.arch.config import AcceleratorConfig, LayerHw
 from hwmodel.arch.cycles import ceil_div, mixed_tile_cycles
 from hwmodel.arch.dma import Window, read_cycles
@@ -399,15 +398,8 @@ def operands_before(c: _Compiled, name: str) -> tuple[npt.NDArray[np.uint8], Des
 
 
 def reference_accumulators(mem: npt.NDArray[np.uint8], d: Descriptor) -> I64:
-    """``_gemm``'s accumulators (before the bias): :func:`int_matmul` of its operands."""
-    a = read(mem, d.a, (d.repeat, d.m, d.k))
-    if d.has(F_WEIGHT):
-        b = _weights(mem, d)[None]
-    elif d.has(F_B_KMAJOR):
-        b = read(mem, d.b, (d.repeat, d.k, d.n)).transpose(1, 2)
-    else:
-        b = read(mem, d.b, (d.repeat, d.n, d.k))
-    out: I64 = int_matmul(a, b.transpose(1, 2)).numpy()
+    """``_gemm``'s accumulators (before the bias), one block per head."""
+    out: I64 = gemm_accumulators(mem, d).numpy()
     return np.broadcast_to(out, (d.repeat, d.m, d.n))
 
 

@@ -93,7 +93,9 @@ def _weights(mem: np.ndarray, d: Descriptor) -> torch.Tensor:
     return values
 
 
-def _gemm(mem: np.ndarray, d: Descriptor) -> None:
+def gemm_accumulators(mem: np.ndarray, d: Descriptor) -> torch.Tensor:
+    """GEMM ``d``'s accumulators before the bias, ``(repeat or 1, m, n)``: :func:`int_matmul` of
+    its operands as the DRAM image holds them."""
     a = read(mem, d.a, (d.repeat, d.m, d.k))
     if d.has(F_WEIGHT):
         b = _weights(mem, d)[None]
@@ -101,7 +103,11 @@ def _gemm(mem: np.ndarray, d: Descriptor) -> None:
         b = read(mem, d.b, (d.repeat, d.k, d.n)).transpose(1, 2)
     else:
         b = read(mem, d.b, (d.repeat, d.n, d.k))
-    gemm_epilogue(mem, d, int_matmul(a, b.transpose(1, 2)))
+    return int_matmul(a, b.transpose(1, 2))
+
+
+def _gemm(mem: np.ndarray, d: Descriptor) -> None:
+    gemm_epilogue(mem, d, gemm_accumulators(mem, d))
 
 
 def gemm_epilogue(mem: np.ndarray, d: Descriptor, acc: torch.Tensor) -> None:

@@ -35,6 +35,8 @@ from hwmodel.arch.program import (
     STATUS_ERROR,
     STATUS_IDLE,
     Operand,
+    RegisterDevice,
+    RunRegisters,
     read_operand,
     write_operand,
 )
@@ -53,39 +55,16 @@ class Device(Protocol):
     def read_reg(self, offset: int) -> int: ...
 
 
-class ReferenceDevice:
+class ReferenceDevice(RegisterDevice):
     """The program's reference semantics behind the register map: a start runs the program at
     ``PROG_BASE`` on :attr:`mem` (:func:`codesign.program.execute`) and sets ``STATUS``."""
 
-    def __init__(self, dram_bytes: int) -> None:
-        self.mem = np.zeros(dram_bytes, dtype=np.uint8)
-        self.regs = dict.fromkeys(REGISTERS.values(), 0)
-        self.regs[REGISTERS["STATUS"]] = STATUS_IDLE
-
-    def write_reg(self, offset: int, value: int) -> None:
-        if offset not in self.regs:
-            raise ValueError(f"no register at {offset:#x}")
-        if offset == REGISTERS["CTRL"]:
-            if value & CTRL_START:
-                self._run()
-            return
-        if offset != REGISTERS["STATUS"]:
-            self.regs[offset] = value & 0xFFFFFFFF
-
-    def read_reg(self, offset: int) -> int:
-        if offset not in self.regs:
-            raise ValueError(f"no register at {offset:#x}")
-        return self.regs[offset]
-
-    def _run(self) -> None:
-        base = self.regs[REGISTERS["PROG_BASE_LO"]] | self.regs[REGISTERS["PROG_BASE_HI"]] << 32
+    def run(self, program_base: int) -> RunRegisters:
         try:
-            ops = execute(self.mem, base)
+            ops = execute(self.mem, program_base)
         except MemoryFault:
-            self.regs[REGISTERS["STATUS"]] = STATUS_IDLE | STATUS_ERROR
-            return
-        self.regs[REGISTERS["OPS_DONE"]] = ops
-        self.regs[REGISTERS["STATUS"]] = STATUS_IDLE | STATUS_DONE
+            return RunRegisters(STATUS_IDLE | STATUS_ERROR, 0, 0)
+        return RunRegisters(STATUS_IDLE | STATUS_DONE, ops, 0)
 
 
 @dataclass(frozen=True)

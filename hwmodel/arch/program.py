@@ -468,3 +468,48 @@ CTRL_START = 1 << 0
 STATUS_DONE = 1 << 0
 STATUS_IDLE = 1 << 1
 STATUS_ERROR = 1 << 2
+
+
+@dataclass(frozen=True)
+class RunRegisters:
+    """What a run leaves in the read-only registers: ``STATUS``, ``OPS_DONE``, ``CYCLES``."""
+
+    status: int
+    ops_done: int
+    cycles: int
+
+
+class RegisterDevice:
+    """An accelerator as its host driver sees it (PYNQ-style): the DRAM image :attr:`mem` and
+    the register map :data:`REGISTERS` with the sequencer's semantics — ``PROG_BASE_LO``/``HI``
+    written and read back, a ``CTRL`` write with :data:`CTRL_START` runs the program at
+    ``PROG_BASE`` (:meth:`run`, which subclasses provide), ``STATUS``, ``OPS_DONE`` and
+    ``CYCLES_LO``/``HI`` read what the last run left; writes to those are ignored, an offset
+    outside the map is a ``ValueError``."""
+
+    def __init__(self, dram_bytes: int) -> None:
+        self.mem = np.zeros(dram_bytes, dtype=np.uint8)
+        self.regs = dict.fromkeys(REGISTERS.values(), 0)
+        self.regs[REGISTERS["STATUS"]] = STATUS_IDLE
+
+    def run(self, program_base: int) -> RunRegisters:
+        """Run the program at ``program_base`` on :attr:`mem`."""
+        raise NotImplementedError
+
+    def write_reg(self, offset: int, value: int) -> None:
+        if offset not in self.regs:
+            raise ValueError(f"no register at {offset:#x}")
+        if offset == REGISTERS["CTRL"] and value & CTRL_START:
+            base = self.regs[REGISTERS["PROG_BASE_LO"]] | self.regs[REGISTERS["PROG_BASE_HI"]] << 32
+            out = self.run(base)
+            self.regs[REGISTERS["STATUS"]] = out.status
+            self.regs[REGISTERS["OPS_DONE"]] = out.ops_done & 0xFFFFFFFF
+            self.regs[REGISTERS["CYCLES_LO"]] = out.cycles & 0xFFFFFFFF
+            self.regs[REGISTERS["CYCLES_HI"]] = out.cycles >> 32 & 0xFFFFFFFF
+        elif offset in (REGISTERS["PROG_BASE_LO"], REGISTERS["PROG_BASE_HI"]):
+            self.regs[offset] = value & 0xFFFFFFFF
+
+    def read_reg(self, offset: int) -> int:
+        if offset not in self.regs:
+            raise ValueError(f"no register at {offset:#x}")
+        return self.regs[offset]

@@ -83,6 +83,7 @@ from hwmodel.rtl.dma import (
     read_channel_wires,
     write_channel_inputs,
     write_channel_wires,
+    write_ports,
 )
 from hwmodel.rtl.verilog import working_block_verilog
 
@@ -145,14 +146,7 @@ class WritePort:
 
     def ports(self, data_bits: int, prefix: str = "m_") -> dict[str, Wire]:
         """Its AXI4 output ports by name (``m_awvalid`` … ``m_bready``)."""
-        return {
-            **self.aw.ports(f"{prefix}aw", data_bits),
-            f"{prefix}wvalid": self.wvalid,
-            f"{prefix}wdata": self.wdata,
-            f"{prefix}wstrb": self.wstrb,
-            f"{prefix}wlast": self.wlast,
-            f"{prefix}bready": pyrtl.Const(1, 1),
-        }
+        return write_ports(self.aw, self.wvalid, self.wdata, self.wstrb, self.wlast, data_bits, prefix)
 
 
 def _index_bits(n: int) -> int:

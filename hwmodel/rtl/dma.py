@@ -486,14 +486,22 @@ class Writer:
 
     def ports(self, data_bits: int, prefix: str = "m_") -> dict[str, Wire]:
         """The master's AXI4 output ports by name (``m_awvalid`` … ``m_bready``)."""
-        return {
-            **self.aw.ports(f"{prefix}aw", data_bits),
-            f"{prefix}wvalid": self.wvalid,
-            f"{prefix}wdata": self.wdata,
-            f"{prefix}wstrb": self.wstrb,
-            f"{prefix}wlast": self.wlast,
-            f"{prefix}bready": pyrtl.Const(1, 1),
-        }
+        return write_ports(self.aw, self.wvalid, self.wdata, self.wstrb, self.wlast, data_bits, prefix)
+
+
+def write_ports(
+    aw: AddressChannel, wvalid: Wire, wdata: Wire, wstrb: Wire, wlast: Wire, data_bits: int, prefix: str
+) -> dict[str, Wire]:
+    """An AXI4 write master's output ports by name (``<prefix>awvalid`` … ``<prefix>bready``: the
+    response always taken)."""
+    return {
+        **aw.ports(f"{prefix}aw", data_bits),
+        f"{prefix}wvalid": wvalid,
+        f"{prefix}wdata": wdata,
+        f"{prefix}wstrb": wstrb,
+        f"{prefix}wlast": wlast,
+        f"{prefix}bready": pyrtl.Const(1, 1),
+    }
 
 
 def writer(

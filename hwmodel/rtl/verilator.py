@@ -66,7 +66,8 @@ from hwmodel.arch.program import (
     REGISTERS,
     STATUS_DONE,
     STATUS_ERROR,
-    STATUS_IDLE,
+    RegisterDevice,
+    RunRegisters,
 )
 from hwmodel.rtl.block import output_port
 from hwmodel.rtl.dram import Dram
@@ -436,41 +437,20 @@ def simulate_top(
     return dram.image, result
 
 
-class VerilatorDevice:
+class VerilatorDevice(RegisterDevice):
     """A :class:`codesign.program.driver.Device` whose start runs the program in Verilator: the
     registers as the sequencer's, :attr:`mem` the DRAM image, :attr:`last` the last run's result."""
 
     def __init__(self, sim: VerilatorSim, dram_bytes: int, max_cycles: int = 10**10) -> None:
+        super().__init__(dram_bytes)
         self.sim = sim
         self.max_cycles = max_cycles
-        self.mem = np.zeros(dram_bytes, dtype=np.uint8)
-        self.regs = dict.fromkeys(REGISTERS.values(), 0)
-        self.regs[REGISTERS["STATUS"]] = STATUS_IDLE
         self.last: SimResult | None = None
 
-    def write_reg(self, offset: int, value: int) -> None:
-        if offset not in self.regs:
-            raise ValueError(f"no register at {offset:#x}")
-        if offset == REGISTERS["CTRL"]:
-            if value & CTRL_START:
-                self._run()
-            return
-        if offset in (REGISTERS["PROG_BASE_LO"], REGISTERS["PROG_BASE_HI"]):
-            self.regs[offset] = value & 0xFFFFFFFF
-
-    def read_reg(self, offset: int) -> int:
-        if offset not in self.regs:
-            raise ValueError(f"no register at {offset:#x}")
-        return self.regs[offset]
-
-    def _run(self) -> None:
-        base = self.regs[REGISTERS["PROG_BASE_LO"]] | self.regs[REGISTERS["PROG_BASE_HI"]] << 32
-        after, result = self.sim.run(self.mem, base, self.max_cycles)
+    def run(self, program_base: int) -> RunRegisters:
+        after, result = self.sim.run(self.mem, program_base, self.max_cycles)
         if result.timed_out:
             raise RuntimeError(f"the Verilator run did not finish within {self.max_cycles} cycles")
         self.mem[:] = after
         self.last = result
-        self.regs[REGISTERS["STATUS"]] = result.status
-        self.regs[REGISTERS["OPS_DONE"]] = result.ops_done
-        self.regs[REGISTERS["CYCLES_LO"]] = result.cycles_register & 0xFFFFFFFF
-        self.regs[REGISTERS["CYCLES_HI"]] = result.cycles_register >> 32
+        return RunRegisters(result.status, result.ops_done, result.cycles_register)
