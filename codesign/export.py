@@ -23,7 +23,9 @@ import torch
 from codesign.atomic import write_atomic, write_text_atomic
 from codesign.quant import LayerQuant, QuantConfig, export_int_model
 from codesign.space import Candidate
+from hwmodel.arch.config import AcceleratorConfig
 from hwmodel.arch.engine import EngineConfig
+from hwmodel.arch.program import decode_program
 from hwmodel.cost.coefficients import load_coefficients
 from hwmodel.cost.controller import controller_resources
 from hwmodel.model.evaluation import DesignReport, UtilisationCaps, buffers, design_controller, design_engine
@@ -31,6 +33,7 @@ from hwmodel.target.device import Device
 from hwmodel.target.workload import Workload
 
 if TYPE_CHECKING:  # the RTL package (PyRTL) loads only when Verilog is written
+    from hwmodel.rtl.accelerator import AcceleratorSpec
     from hwmodel.rtl.testbench import TileOperands
 
 #: accelerator.json version 2: the weight-stationary engine v2 (config schema 2, ``engines`` block)
@@ -180,6 +183,30 @@ def engine_verilog_for(cand: Candidate, workload: Workload, device: Device) -> s
     from hwmodel.rtl.verilog import engine_verilog
 
     return str(engine_verilog(design_engine(workload, cand.accel, device), module_name="codesign_engine"))
+
+
+#: The whole top-level's Verilog in a design's ``rtl/`` (designs with a program).
+ACCELERATOR_FILE = "accelerator.v"
+
+
+def accelerator_spec_for(
+    program: bytes, workload: Workload, accel: AcceleratorConfig, device: Device
+) -> AcceleratorSpec:
+    """The top-level build of a design (its engine) for its encoded program (``program.bin``)."""
+    from hwmodel.rtl.accelerator import AcceleratorSpec
+
+    return AcceleratorSpec.for_program(design_engine(workload, accel, device), decode_program(program))
+
+
+def accelerator_verilog_for(
+    program_file: Path, workload: Workload, accel: AcceleratorConfig, device: Device
+) -> str:
+    """Verilog of a design's whole top-level (module ``codesign_accelerator``, the engine's DSP
+    slices as primitives, as ``engine.v``) for its exported ``program.bin``."""
+    from hwmodel.rtl.accelerator import accelerator_verilog
+
+    spec = accelerator_spec_for(program_file.read_bytes(), workload, accel, device)
+    return accelerator_verilog(spec, primitives=True)
 
 
 def controller_verilog_for(cand: Candidate, workload: Workload, device: Device) -> str:

@@ -81,14 +81,15 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[SearchContext, O
     return exported_run(tmp_path_factory.mktemp("integer_run"))
 
 
-def exported_run(folder: Path) -> tuple[SearchContext, Outcome, Path]:
-    """The run folder of the module docstring in ``folder``: its context, front and path."""
+def exported_run(folder: Path, with_rtl: bool = False) -> tuple[SearchContext, Outcome, Path]:
+    """The run folder of the module docstring in ``folder``: its context, front and path
+    (``with_rtl``: the designs' Verilog exported too)."""
     study = _study(folder)
     ctx = build_context(load_study(study))
     outcome = _outcome(ctx)
     run = folder / "runs" / "tiny_int"
     run.mkdir(parents=True)
-    export_designs(ctx, outcome, run, with_rtl=False)
+    export_designs(ctx, outcome, run, with_rtl=with_rtl)
     info = {**summary(ctx, outcome), "study_file": str(study)}
     (run / "summary.json").write_text(json.dumps(info))
     return ctx, outcome, run

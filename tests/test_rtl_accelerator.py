@@ -5,6 +5,7 @@ semantics); an op the build cannot run ends the run with ``STATUS`` error instea
 
 from __future__ import annotations
 
+import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from hwmodel.arch.program import (
 from hwmodel.model.evaluation import design_engine, evaluate
 from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog
 from hwmodel.rtl.verilator import VerilatorDevice, VerilatorSim, check_top, verilator_available
+from hwmodel.rtl.verilog import iverilog_available
 from hwmodel.target.device import load_device
 from hwmodel.target.workload import workload_from_model
 
@@ -123,10 +125,18 @@ def test_rtlsim_runs_an_exported_design_bit_exact(tmp_path: Path) -> None:
     """``codesign.rtlsim`` on an exported design (W4A8, half the columns PoT, pynq_z2): the test
     images bit-exact, the cycles of each run counted, the model's latency beside them; a design
     without a program is its one line."""
-    _, _, run = exported_run(tmp_path)
+    _, _, run = exported_run(tmp_path, with_rtl=True)
     result = rtlsim(run, 0, 2)
     assert result.images == 2 and result.bit_exact_images == 2
     assert result.sim_cycles_per_image > result.model_cycles_per_image > 0
     assert 0.0 <= result.top1 <= 100.0
     with pytest.raises(UserError, match=r"no program\.json"):
         rtlsim(run, 1, 1)
+    # the export's top-level (DSP primitives, for synthesis) compiles with the primitives' models
+    rtl = run / "designs" / "0" / "rtl"
+    text = (rtl / "accelerator.v").read_text()
+    assert "module codesign_accelerator" in text and ("DSP48E1" in text or "DSP48E2" in text)
+    assert not (run / "designs" / "1" / "rtl" / "accelerator.v").exists()
+    if iverilog_available():
+        sources = [str(rtl / "accelerator.v"), *(str(p) for p in rtl.glob("dsp_models.v"))]
+        subprocess.run(["iverilog", "-o", str(tmp_path / "top"), *sources], check=True)

@@ -28,17 +28,16 @@ import numpy as np
 import torch
 
 from codesign.errors import UserError
+from codesign.export import accelerator_spec_for
 from codesign.integer_top1 import first_images
 from codesign.program.driver import Accelerator, ProgramFiles
 from codesign.quant import integer_model, load_int_model, on_cpu
 from codesign.run_folder import design_dir, load_run_evaluator, read_summary
-from hwmodel.arch.program import decode_program
 from hwmodel.base.cli import command_parser, positive_int, run_main
 from hwmodel.base.yamlio import read_json
 from hwmodel.cost.coefficients import load_coefficients
 from hwmodel.model.document import read_design, recorded_workload
-from hwmodel.model.evaluation import design_engine
-from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog
+from hwmodel.rtl.accelerator import accelerator_verilog
 from hwmodel.rtl.verilator import VerilatorDevice, VerilatorSim, verilator_available
 
 COMMAND = "codesign.rtlsim"
@@ -62,9 +61,8 @@ def design_sim(folder: Path, files: ProgramFiles) -> tuple[VerilatorSim, int]:
     the model's latency in cycles."""
     doc_path = folder / "accelerator.json"
     design = read_design(doc_path, read_json(doc_path, "accelerator"))
-    engine = design_engine(recorded_workload(design), design.config, design.device)
+    spec = accelerator_spec_for(files.program, recorded_workload(design), design.config, design.device)
     freq = design.config.freq_mhz
-    spec = AcceleratorSpec.for_program(engine, decode_program(files.program))
     latency = max(1, load_coefficients().dram_latency_cycles(freq))
     sim = VerilatorSim(
         accelerator_verilog(spec), spec.data_bits, latency, design.device.bytes_per_cycle(freq)

@@ -33,9 +33,11 @@ from codesign.atomic import replace_dir_atomic
 from codesign.context import SearchContext
 from codesign.errors import UserError
 from codesign.export import (
+    ACCELERATOR_FILE,
     DSP_MODELS_FILE,
     TESTBENCH_FILE,
     accelerator_document,
+    accelerator_verilog_for,
     controller_verilog_for,
     engine_verilog_for,
     nonlinear_units_for,
@@ -46,7 +48,7 @@ from codesign.export import (
     write_json,
 )
 from codesign.integer_top1 import integer_accuracy, integer_refusal
-from codesign.program import PROGRAM_JSON, export_program
+from codesign.program import PROGRAM_FILE, PROGRAM_JSON, export_program
 from codesign.qonnx_export import QONNX_FILE, QonnxExporter
 from codesign.quant import QuantConfig, on_cpu
 from codesign.results.front import Outcome
@@ -144,6 +146,8 @@ def _up_to_date(
             [f"rtl/{kind}.v" for kind, *_ in nonlinear_units_for(p.cand, ctx.workload)] if with_rtl else []
         )
         program = [PROGRAM_JSON] * (with_model and integer_refusal(p.cand.quant, ctx.layers) is None)
+        if program and with_rtl and (folder / str(p.number) / PROGRAM_FILE).is_file():
+            program.append(f"rtl/{ACCELERATOR_FILE}")
         return (
             wanted
             + program
@@ -248,9 +252,13 @@ def export_designs(
             if qmodel is not None and integer_refusal(p.cand.quant, ctx.layers) is None:
                 report = evaluate(ctx.workload, p.cand.accel, ctx.device, ctx.study.caps, detail=True)
                 export_program(d, qmodel, report, ctx.workload.model_name)
+                if with_rtl and (d / PROGRAM_FILE).is_file():
+                    (d / "rtl").mkdir()
+                    text = accelerator_verilog_for(d / PROGRAM_FILE, ctx.workload, p.cand.accel, ctx.device)
+                    (d / "rtl" / ACCELERATOR_FILE).write_text(text, encoding="utf-8")
             if with_rtl:
                 engine_text, dsp_models = texts.engine(p.cand)
-                (d / "rtl").mkdir()
+                (d / "rtl").mkdir(exist_ok=True)
                 (d / "rtl" / "engine.v").write_text(engine_text, encoding="utf-8")
                 image = ctx.evaluator.splits.test.head(1) if ctx.evaluator is not None else None
                 engine = design_engine(ctx.workload, p.cand.accel, ctx.device)
