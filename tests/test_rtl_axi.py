@@ -11,10 +11,10 @@ import numpy as np
 import pyrtl
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_rtl_dma import IMAGE_BYTES, reference, transfers
+from test_rtl_dma import IMAGE_BYTES, reference, stored, transfers
 
-from hwmodel.arch.dma import DmaConfig, Window, bursts, read_cycles, row_start_bit, write_cycles
-from hwmodel.arch.program import Operand, write_operand
+from hwmodel.arch.dma import DmaConfig, Window, bursts, read_cycles, write_cycles
+from hwmodel.arch.program import Operand
 from hwmodel.rtl.axi import LATENCY_CYCLES, read_interconnect, write_interconnect
 from hwmodel.rtl.block import fresh_block, output_port
 from hwmodel.rtl.dma import (
@@ -184,8 +184,7 @@ def values_for(op: Operand, win: Window, seed: int) -> np.ndarray:
 def expected_image(mem: np.ndarray, writes: list[tuple[Transfer, np.ndarray, int]]) -> np.ndarray:
     want = mem.copy()
     for (op, win), v, _ in writes:
-        corner = row_start_bit(op, win, 0) // 8
-        write_operand(want, Operand(corner, op.row_stride, 0, op.bits, op.signed), v[None])
+        stored(want, op, win, v)
     return want
 
 

@@ -29,16 +29,13 @@ window), the packer shifts its codes into a two-beat window at the row's bit off
 each beat when full (``m_wvalid``, ``m_wdata``, ``m_wstrb``, ``m_wlast``; a burst's data only
 after its address), a row's last beat(s) when its last word is in; ``done`` the second cycle
 after the last response. **Partial bytes:** the writer never reads DRAM (no read-modify-write)
-and ``m_wstrb`` covers whole bytes, so every window row must start and end on a byte boundary
-(``row_stride·bits``, ``head_stride·bits``, ``col0·bits`` and ``cols·bits`` multiples of 8 where
-they matter): :func:`hwmodel.arch.dma.check_write_alignment` names the first edge that is not,
-and :func:`simulate_writer` refuses such a window. The compiler (``codesign/program/_compile.py``)
-starts every region on 64 bytes but strides rows by the tensor's last axis, so it *can* violate
-this: the attention probabilities (softmax output, rows of ``tokens`` codes) of the 17-token
-test ViT at W8A6 have rows of 102 bits (``blocks.*.attn.softmax``); on DeiT (197 tokens) any
-width but 8 or 16 bits does. W8A8 programs, and the mixed config of ``tests/test_program.py``,
-pass. A fix is the compiler's to make (pad such rows to a multiple of ``8 / gcd(bits, 8)``
-codes) or the writer's (merge rows that are contiguous in DRAM into one run).
+and ``m_wstrb`` covers whole bytes, so every window row must start on a byte boundary
+(``row_stride·bits``, ``head_stride·bits`` and ``col0·bits`` multiples of 8 where they matter:
+:func:`hwmodel.arch.dma.check_write_alignment` names the first row that does not, and
+:func:`simulate_writer` refuses such a window); a row that ends inside a byte is written to the
+end of that byte, its other bits 0. That is what the compiler's layout allows
+(``codesign/program/_compile.py``, *write alignment*): row strides padded so rows start on bytes,
+and a window that ends inside a byte ends at its row's last code, the rest of the byte padding.
 
 **Timing** (cycle 0 the ``start`` pulse): exactly :func:`hwmodel.arch.dma.read_cycles` /
 :func:`~hwmodel.arch.dma.write_cycles` against the testbench DRAM of :func:`simulate_reader` /
@@ -443,7 +440,9 @@ def packer(
     rem.next <<= _pick(t.start, t.now_cols, [(row_in, t.cols), (take, rem - k)], rem)
     rows_left.next <<= _pick(t.start, t.now_rows, [(emptied, rows_left - 1)], rows_left)
     active.next <<= pyrtl.select(t.start, pyrtl.Const(1, 1), active & ~(emptied & (rows_left == 1)))
-    top = pyrtl.select(lo_full, pyrtl.Const(strobes, len(first) + 1), fill[3:])
+    # a row's last beat: its bytes up to the one holding its last bit (a partial byte's other
+    # bits are 0: the padding the compiler leaves after a row that ends inside a byte)
+    top = pyrtl.select(lo_full, pyrtl.Const(strobes, len(first) + 1), (fill + 7)[3 : len(fill)])
     upto = (pyrtl.shift_left_logical(pyrtl.Const(1, strobes + 1), top) - 1)[:strobes]
     below = (pyrtl.shift_left_logical(pyrtl.Const(1, strobes + 1), first) - 1)[:strobes]
     return in_ready, wvalid, acc[:data_bits], upto & ~below, active
