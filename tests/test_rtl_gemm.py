@@ -457,3 +457,24 @@ def test_every_gemm_of_a_mixed_program_runs_bit_exact() -> None:
     assert {F_TRANSPOSED, F_B_KMAJOR | F_TRANSPOSED} <= {d.flags & (F_TRANSPOSED | F_B_KMAJOR) for d in gemms}
     for d in gemms:
         run_program_gemm("mixed", d.name, readers=2, data_bits=128)
+
+
+def test_a_widened_operand_that_breaks_the_packing_runs_unpacked() -> None:
+    """softmax·V's unsigned 8-bit P needs 9-bit signed engine inputs; on a DSP48E1 engine of
+    packing 4 (2-token modes) those pack one token a slice, which the tile buffers cannot hold
+    beside the 4-lane mode's two: the core is built unpacked, and a weight GEMM and the P·V one
+    both run bit-exact on it (the default model's Auto-ViT-Acc-like design on pynq_z2 needs it)."""
+    engine = EngineConfig(4, 2, 2, 8, 4, 8, 24, 4, "DSP48E1")
+    assert len({m.tokens for m in engine.modes}) == 1
+    rng = np.random.default_rng(23)
+    mem = np.zeros(1 << 16, dtype=np.uint8)
+    _, weight = layout(rng, "weight", 9, 13, 11, 1, 8, 8, into=(mem, 0))
+    _, pv = layout(rng, "kmajor", 9, 7, 11, 2, 8, 8, a_signed=0, into=(mem, OP_BYTES))
+    ops = [descriptor(weight, 9, 13, 11, 1, (8, 6, 8)), descriptor(pv, 9, 7, 11, 2, (4, 5, 8))]
+    spec = gemm_spec(engine, ops, data_bits=64)
+    assert (spec.engine.act_bits, spec.engine.packing) == (9, 1)
+    for d, run in zip(ops, simulate_gemms(spec, mem, ops), strict=True):
+        want = reference(mem, d)
+        for t in run.tiles:
+            rows, cols = t.values.shape
+            np.testing.assert_array_equal(t.values, want[t.h, t.m0 : t.m0 + rows, t.n0 : t.n0 + cols])

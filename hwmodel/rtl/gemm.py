@@ -235,6 +235,11 @@ def gemm_spec(
         acc = required_acc_bits(max(d.k for d in gemms), wb, pwb if engine.cols_pot else 0, ab)
         acc = max(engine.acc_bits, min(acc, MAX_ACC_BITS))
         engine = replace(engine, weight_bits=wb, act_bits=ab, pot_weight_bits=pwb, acc_bits=acc)
+        if len({m.tokens for m in engine.modes}) > 1:
+            # the widened operand no longer packs as the narrow mode does (DSP48E1, 9-bit
+            # activations: one token a slice beside the 4-lane mode's two), and the tile buffers
+            # hold one token count: no packing, one mode
+            engine = replace(engine, packing=1)
     tokens = max(d.tn if d.has(F_TRANSPOSED) else d.tm for d in gemms)
     depth = max(d.tk for d in gemms)
     channels = max(d.tm if d.has(F_TRANSPOSED) else d.tn for d in gemms)
