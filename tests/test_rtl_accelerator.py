@@ -6,6 +6,7 @@ semantics); an op the build cannot run ends the run with ``STATUS`` error instea
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def test_an_op_the_build_lacks_ends_the_run_with_an_error() -> None:
     _, program, _ = _design("W8A8 poly")
     soft = next(i for i, d in enumerate(program.descriptors) if d.kind == "softmax")
     odd = program.descriptors[soft]
-    ops = [*program.descriptors[:soft], type(odd)(**{**odd.__dict__, "in_frac": odd.in_frac - 1})]
+    ops = [*program.descriptors[:soft], replace(odd, in_frac=odd.in_frac - 1)]
     mem = program.image()
     enc = np.frombuffer(encode_program(ops), dtype=np.uint8)
     mem[: enc.size] = enc

@@ -63,7 +63,6 @@ tiles, residual and offsets, 128-bit reader of 2 × 64-bit and writer of 4 × 32
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -78,7 +77,6 @@ from hwmodel.arch.program import (
     F_OFFSET_PER_ROW,
     F_RAW,
     F_RESIDUAL,
-    FIELDS,
     OPCODES,
     Descriptor,
     Operand,
@@ -100,6 +98,7 @@ from hwmodel.rtl.dsp import sext
 from hwmodel.rtl.engines import hold_register
 from hwmodel.rtl.gemm import CStream
 from hwmodel.rtl.requant import LATENCY, RESIDUAL_LATENCY, requant_lane, residual_lane
+from hwmodel.rtl.sequencer import descriptor_inputs, descriptor_values
 
 Wire: TypeAlias = pyrtl.WireVector
 
@@ -120,24 +119,6 @@ def _log2(n: int) -> int:
 
 def _clog2(n: int) -> int:
     return max(1, (n - 1).bit_length())
-
-
-def field_bits(name: str) -> int:
-    """Bits of descriptor field ``name`` (its ``struct`` code's bytes × 8)."""
-    return 8 * struct.calcsize("<" + dict(FIELDS)[name])
-
-
-def descriptor_inputs(prefix: str = "d_") -> dict[str, Wire]:
-    """Every descriptor field as a top-level input ``<prefix><field>`` (the sequencer's outputs)."""
-    return {name: pyrtl.Input(field_bits(name), f"{prefix}{name}") for name, _ in FIELDS}
-
-
-def descriptor_values(d: Descriptor, prefix: str = "d_") -> dict[str, int]:
-    """The values of :func:`descriptor_inputs` for ``d`` (signed fields as two's complement)."""
-    return {
-        f"{prefix}{name}": value & ((1 << field_bits(name)) - 1)
-        for (name, _), value in zip(FIELDS, d.values(), strict=True)
-    }
 
 
 @dataclass(frozen=True)

@@ -128,16 +128,15 @@ from hwmodel.arch.program import (
     F_B_KMAJOR,
     F_TRANSPOSED,
     F_WEIGHT,
-    FIELDS,
     OPCODES,
     Descriptor,
-    field_offsets,
 )
 from hwmodel.rtl.block import fresh_block, output_port
 from hwmodel.rtl.dma import COUNT_BITS, ReadChannel, Reader, read_channel_inputs, reader
 from hwmodel.rtl.dram import Dram
 from hwmodel.rtl.dsp import PrimitiveSlices, SliceBuilder, embed_primitives
 from hwmodel.rtl.engines import hold_register
+from hwmodel.rtl.sequencer import descriptor_inputs, descriptor_values
 from hwmodel.rtl.tile import DmaWrite, TileLimits, tile_buffer_shapes, tile_frontend
 from hwmodel.rtl.verilog import cosimulate_verilog, working_block_verilog
 
@@ -764,18 +763,13 @@ READ_PREFIXES = ("m_", "m1_")
 C_PORTS = ("tile", "h", "m0", "rows", "n0", "cols", "valid", "data", "count", "row_end", "last", "done")
 
 
-def field_widths() -> dict[str, int]:
-    """Bits of each descriptor field as the sequencer puts it out (``d_<field>``)."""
-    return {name: 8 * size for name, (_, size) in field_offsets().items()}
-
-
 def build_gemm(spec: GemmSpec, slices: SliceBuilder | None = None) -> GemmCore:
     """The core with named ports into the working block (the caller resets it): inputs
     ``op_start``, ``d_<field>`` (every :data:`~hwmodel.arch.program.FIELDS` name), per read
     channel ``m_arready`` … (``m1_`` for the second; :func:`hwmodel.rtl.dma.read_channel_inputs`),
     ``c_ready``; outputs the readers' ``m_ar*`` / ``m_rready`` (``m1_`` …), ``c_<name>``
     (:data:`C_PORTS`) and ``busy``."""
-    d = {name: pyrtl.Input(bits, f"d_{name}") for name, bits in field_widths().items()}
+    d = descriptor_inputs()
     core = gemm_core(
         spec,
         pyrtl.Input(1, "op_start"),
@@ -861,14 +855,10 @@ def simulate_gemms(
         prefixes=READ_PREFIXES[: spec.readers],
         writes=False,
     )
-    widths = field_widths()
     runs: list[GemmRun] = []
     cycle = 0
     for desc in descs:
-        fields = {
-            f"d_{name}": value & ((1 << widths[name]) - 1)
-            for (name, _), value in zip(FIELDS, desc.values(), strict=True)
-        }
+        fields = descriptor_values(desc)
         tiles: list[CTile] = []
         headers: list[int] = []
         header: tuple[int, int, int, int, int] | None = None

@@ -77,7 +77,7 @@ from hwmodel.rtl.dma import (
 from hwmodel.rtl.dram import Dram
 from hwmodel.rtl.dsp import sext
 from hwmodel.rtl.engines import hold_register
-from hwmodel.rtl.epilogue import ACC_BITS, Banks, StreamLoad, descriptor_inputs, descriptor_values, dma_ports
+from hwmodel.rtl.epilogue import ACC_BITS, Banks, StreamLoad, dma_ports
 from hwmodel.rtl.nonlinear import (
     gelu_lane,
     gelu_lane_shift,
@@ -87,6 +87,7 @@ from hwmodel.rtl.nonlinear import (
     softmax_lane_shift,
 )
 from hwmodel.rtl.requant import LATENCY, requant_lane
+from hwmodel.rtl.sequencer import descriptor_inputs, descriptor_values
 
 Wire: TypeAlias = pyrtl.WireVector
 Unit: TypeAlias = tuple[str, str, IntSpec]

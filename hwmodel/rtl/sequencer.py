@@ -90,6 +90,7 @@ from hwmodel.arch.program import (
     STATUS_DONE,
     STATUS_ERROR,
     STATUS_IDLE,
+    Descriptor,
     field_offsets,
 )
 from hwmodel.arch.sequencer import beats
@@ -163,6 +164,24 @@ class Sequencer:
 def lite_inputs(prefix: str = "s_") -> dict[str, Wire]:
     """The AXI4-Lite slave's inputs as top-level input ports, by name without the prefix."""
     return {name: pyrtl.Input(bits, f"{prefix}{name}") for name, bits in LITE_INPUTS}
+
+
+def field_bits(name: str) -> int:
+    """Bits of descriptor field ``name`` (its ``struct`` code's bytes × 8)."""
+    return 8 * struct.calcsize("<" + dict(FIELDS)[name])
+
+
+def descriptor_inputs(prefix: str = "d_") -> dict[str, Wire]:
+    """Every descriptor field as a top-level input ``<prefix><field>`` (the sequencer's outputs)."""
+    return {name: pyrtl.Input(field_bits(name), f"{prefix}{name}") for name, _ in FIELDS}
+
+
+def descriptor_values(d: Descriptor, prefix: str = "d_") -> dict[str, int]:
+    """The values of :func:`descriptor_inputs` for ``d`` (signed fields as two's complement)."""
+    return {
+        f"{prefix}{name}": value & ((1 << field_bits(name)) - 1)
+        for (name, _), value in zip(FIELDS, d.values(), strict=True)
+    }
 
 
 def layer_sequencer(data_bits: int = 128) -> None:
