@@ -41,16 +41,16 @@ class SearchContext:
         """The fixed quantization of a hardware-only search (``Study.fixed_quant``)."""
         return self.study.fixed_quant
 
-    def prepare_proxy(self, progress: bool = False) -> int:
+    def prepare_proxy(self, progress: bool = False, processes: int = 1) -> int:
         """Compute (or read from ``cache_dir/proxy_terms.pt``, ``proxy_terms_<kind>.pt`` for
         ``linkl_topk`` / ``fit``) the proxy's terms of every per-layer choice of the space, so a proxy
         call is ~1 ms; before the trials, not at set-up (a run with no trial left to do needs none).
-        Returns the number of terms (0: not needed)."""
+        ``processes``: :meth:`Evaluator.precompute`'s. Returns the number of terms (0: not needed)."""
         ev = self.evaluator
         if ev is None or ev.proxy_kind not in TERM_KINDS or self.fixed_quant is not None:
             return 0
         cache = self.cache_dir / ev.terms_file if self.cache_dir is not None else None
-        return ev.precompute(self.space.quant, cache=cache, progress=progress)
+        return ev.precompute(self.space.quant, cache=cache, progress=progress, processes=processes)
 
     @property
     def objectives(self) -> tuple[str, ...]:

@@ -224,6 +224,7 @@ class Evaluator:
         config: QuantConfig | None = None,
         cache: Path | None = None,
         progress: bool = False,
+        processes: int = 1,
     ) -> int:
         """Cache the proxy terms of every per-layer choice of ``space`` (``linkl``, or the
         ``linkl_topk`` / ``fit`` proxy of those kinds; methods of ``config``, default
@@ -232,7 +233,8 @@ class Evaluator:
 
         ``cache``: a file that keeps the terms between runs (resumes, other workers); it is
         used only when it was written for this model and these proxy images. ``progress``: a
-        progress bar over the layers.
+        progress bar over the layers. ``processes`` = 2: ``linkl``'s layers are shared with a forked
+        process (the same terms, bit for bit; :meth:`LinearizedKL.precompute`).
         """
         cfg = config or QuantConfig.uniform("W8A8", nonlinear=space.nonlinear)
         choices = (space.weight_bits, space.act_bits, space.pot_ratio, cfg)
@@ -244,7 +246,7 @@ class Evaluator:
         else:
             proxy = self.linear()
             loaded = proxy.load_terms(cache) if cache is not None and cache.is_file() else 0
-            total = proxy.precompute(*choices, progress=progress, kernels=space.kernels)
+            total = proxy.precompute(*choices, progress=progress, kernels=space.kernels, processes=processes)
         if cache is not None and total > loaded:
             write_atomic(cache, proxy.save_terms)
         return total

@@ -23,13 +23,16 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from codesign.beside import Beside
 from codesign.nn_attrs import child_module, tensor_attr
 from codesign.quant import (
     FLOAT_BITS,
@@ -107,6 +110,34 @@ def load_term_file(
         if isinstance(key, tuple) and len(key) == 5 and isinstance(value, torch.Tensor):
             into[(str(key[0]), int(key[1]), float(key[2]), str(key[3]), str(key[4]))] = value.to(device)
     return len(terms)
+
+
+@dataclass(frozen=True)
+class _SpaceChoices:
+    """What :meth:`LinearizedKL.precompute` computes the terms of: a space's per-layer choices and
+    the calibration methods (and softmax quantizer) of ``config``."""
+
+    weight_bits: tuple[int, ...]
+    act_bits: tuple[int, ...]
+    pot_ratios: tuple[float, ...]
+    config: QuantConfig
+
+    def first(self, name: str) -> str:
+        """The quantizer of a matmul layer's first operand (the probabilities of ``.sv``)."""
+        if not name.endswith(".sv"):
+            return "fixed"
+        return "log2" if self.config.softmax == "log2" else "unsigned"
+
+
+def _share(names: Sequence[str], cost: Callable[[str], int]) -> list[str]:
+    """About half of ``names`` by ``cost`` (largest first, each to the lighter side): the share of
+    a second process, in the order of ``names``."""
+    loads, sides = [0, 0], [set[str](), set[str]()]
+    for name in sorted(names, key=cost, reverse=True):
+        side = 0 if loads[0] <= loads[1] else 1
+        loads[side] += cost(name)
+        sides[side].add(name)
+    return [n for n in names if n in sides[1]]
 
 
 def _apply_fn(module: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -316,40 +347,86 @@ class LinearizedKL:
         config: QuantConfig,
         progress: bool = False,
         kernels: Mapping[str, Sequence[str]] | None = None,
+        processes: int = 1,
     ) -> int:
         """Fill the memo for every per-layer choice of a search space (methods from ``config``;
         with ``nonlinear: int`` the non-linear terms of every kernel variant of ``kernels``, per
         kind, :func:`kernel_choices`); returns the number of cached terms. ``progress``: a progress
-        bar over the layers (shown only when some term is missing)."""
-        am, wm = config.act_calibration, config.weight_calibration
-        soft = "log2" if config.softmax == "log2" else "unsigned"
-        bar = tqdm(self.names, desc="proxy terms", unit="layer", disable=not progress, delay=1.0)
-        for name in bar:
-            if is_matmul_layer(name):
-                first = soft if name.endswith(".sv") else "fixed"
-                for b in act_bits:
-                    if b < FLOAT_BITS:
-                        self._point_term(f"{name}:a", b, first, am)
-                        self._point_term(f"{name}:b", b, "fixed", am)
-                continue
-            choices = [
-                (b, float(r))
-                for b in weight_bits
-                for r in pot_ratios
-                if b < FLOAT_BITS and (r == 0 or b <= 8) and (name, b, float(r), wm, "w") not in self._memo
-            ]
-            per_choice = 4 * self._grad[name][0].numel()  # bytes of one choice's layer-output error
-            batch = max(1, min(len(choices), WEIGHT_BATCH_BYTES // per_choice))
-            for i in range(0, len(choices), batch):
-                self._weight_terms(name, choices[i : i + batch], wm)
-            for b in act_bits:
-                if b < FLOAT_BITS:
-                    self._input_term(name, b, am)
+        bar over the layers (shown only when some term is missing). ``processes`` = 2: the layers
+        are shared with a forked process (:class:`codesign.beside.Beside`), each layer's terms
+        computed whole on one side, so the terms are the same bits as in one process."""
+        choices = _SpaceChoices(weight_bits, act_bits, pot_ratios, config)
+        todo = [n for n in self.names if self._layer_cost(n, choices) > 0]
+        split = processes > 1 and len(todo) > 1 and self._z.device.type == "cpu"  # (no fork under CUDA)
+        theirs = _share(todo, lambda n: self._layer_cost(n, choices)) if split else []
+        beside = Beside(lambda: self._computed(theirs, choices)) if theirs else None
+        mine = [n for n in todo if n not in theirs]
+        for name in tqdm(mine, desc="proxy terms", unit="layer", disable=not progress, delay=1.0):
+            self._layer_terms(name, choices)
+        got = beside.result() if beside is not None else None
+        if got is not None:
+            self._memo.update((k, torch.from_numpy(v)) for k, v in got.items())
+        else:  # no second process, or it failed: its layers here
+            for name in theirs:
+                self._layer_terms(name, choices)
         if config.nonlinear == "int":
             variants = kernel_choices(config, kernels)
             for i in range(max(len(v) for v in variants.values())):
                 self.nonlinear_delta({k: v[min(i, len(v) - 1)] for k, v in variants.items()})
         return len(self._memo)
+
+    def _missing_weight_choices(self, name: str, choices: _SpaceChoices) -> list[tuple[int, float]]:
+        wm = choices.config.weight_calibration
+        return [
+            (b, float(r))
+            for b in choices.weight_bits
+            for r in choices.pot_ratios
+            if b < FLOAT_BITS and (r == 0 or b <= 8) and (name, b, float(r), wm, "w") not in self._memo
+        ]
+
+    def _missing_act_bits(self, name: str, choices: _SpaceChoices) -> list[int]:
+        am = choices.config.act_calibration
+        if is_matmul_layer(name):
+            return [
+                b
+                for b in choices.act_bits
+                if b < FLOAT_BITS and (f"{name}:a", b, 0.0, am, choices.first(name)) not in self._memo
+            ]
+        return [b for b in choices.act_bits if b < FLOAT_BITS and (name, b, 0.0, am, "a") not in self._memo]
+
+    def _layer_cost(self, name: str, choices: _SpaceChoices) -> int:
+        """Elements of layer-output errors a layer's missing terms take (0: none missing)."""
+        size = self._grad[name][0].numel() if name in self._grad else self._grad[f"{name}:a"][0].numel()
+        if is_matmul_layer(name):
+            return 2 * size * len(self._missing_act_bits(name, choices))
+        return size * (
+            len(self._missing_weight_choices(name, choices)) + len(self._missing_act_bits(name, choices))
+        )
+
+    def _layer_terms(self, name: str, choices: _SpaceChoices) -> None:
+        """Every missing term of one layer (weights in batches, then inputs)."""
+        am, wm = choices.config.act_calibration, choices.config.weight_calibration
+        if is_matmul_layer(name):
+            for b in choices.act_bits:
+                if b < FLOAT_BITS:
+                    self._point_term(f"{name}:a", b, choices.first(name), am)
+                    self._point_term(f"{name}:b", b, "fixed", am)
+            return
+        missing = self._missing_weight_choices(name, choices)
+        per_choice = 4 * self._grad[name][0].numel()  # bytes of one choice's layer-output error
+        batch = max(1, min(len(missing), WEIGHT_BATCH_BYTES // per_choice))
+        for i in range(0, len(missing), batch):
+            self._weight_terms(name, missing[i : i + batch], wm)
+        for b in choices.act_bits:
+            if b < FLOAT_BITS:
+                self._input_term(name, b, am)
+
+    def _computed(self, names: Sequence[str], choices: _SpaceChoices) -> dict[TermKey, Any]:
+        """The terms ``names`` add to the memo, as numpy arrays (what a forked process sends)."""
+        before = set(self._memo)
+        for name in names:
+            self._layer_terms(name, choices)
+        return {k: v.numpy() for k, v in self._memo.items() if k not in before}
 
     def fingerprint(self) -> str:
         """Identifies the model and the proxy images (the FP32 logits depend on both)."""
