@@ -5,6 +5,7 @@ semantics); an op the build cannot run ends the run with ``STATUS`` error instea
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import replace
 from functools import cache
@@ -17,7 +18,7 @@ from test_integer import config
 from test_integer_exports import exported_run
 from test_quant_model import tiny_vit
 
-from codesign.cli.rtlsim import rtlsim
+from codesign.cli.rtlsim import SYNTH_KEYS, rtlsim, rtlsynth
 from codesign.errors import UserError
 from codesign.program import Program, compile_program, execute, write_program
 from codesign.program.driver import Accelerator, ProgramFiles
@@ -141,3 +142,19 @@ def test_rtlsim_runs_an_exported_design_bit_exact(tmp_path: Path) -> None:
     if iverilog_available():
         sources = [str(rtl / "accelerator.v"), *(str(p) for p in rtl.glob("dsp_models.v"))]
         subprocess.run(["iverilog", "-o", str(tmp_path / "top"), *sources], check=True)
+
+
+@pytest.mark.slow
+def test_rtlsim_synth_puts_yosys_beside_the_model(tmp_path: Path) -> None:
+    """``codesign.rtlsim --synth``: Yosys on the exported design's whole top-level (its family's
+    DSP primitives: at least the engine's slices) beside the model's totals from
+    ``accelerator.json``; a design without a program is its one line."""
+    _, _, run = exported_run(tmp_path, with_rtl=True)
+    got = rtlsynth(run, 0)
+    doc = json.loads((run / "designs" / "0" / "accelerator.json").read_text())
+    assert got.model == {k: float(doc["predicted"]["resources"][k]) for k in SYNTH_KEYS}
+    assert got.family == "xc7" and got.synth_s > 0
+    assert got.yosys["dsp"] >= doc["engines"]["dsp_slices"] > 0
+    assert got.yosys["lut"] > 0 and got.yosys["ff"] > 0
+    with pytest.raises(UserError, match=r"no program\.json"):
+        rtlsynth(run, 1)

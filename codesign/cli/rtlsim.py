@@ -11,7 +11,13 @@ with the integer-only model's (:func:`codesign.quant.integer_model` of the desig
 simulated cycles per image (the ``CYCLES`` register: start to done) against the model's latency
 (``accelerator.json``), and the seconds of simulation. ``--json``: ``images``,
 ``bit_exact_images``, ``top1``, ``sim_cycles_per_image``, ``model_cycles_per_image``,
-``sim_s`` (and ``build_s``). A design without a program (a float layer or ``nonlinear: float``:
+``sim_s`` (and ``build_s``).
+
+``--synth``: instead of simulating, synthesise the design's top-level (with its DSP primitives)
+with the pinned Yosys for the device's family and print its LUT, FF, DSP, BRAM36 and LUT-RAM
+against the model's totals for the design (``accelerator.json``'s ``resources``); ``--json``:
+``yosys`` and ``model`` (each ``lut``, ``ff``, ``dsp``, ``bram36``; Yosys also ``lutram``),
+``synth_s``. A design without a program (a float layer or ``nonlinear: float``:
 the integer program cannot run it) is one line, exit 2. Needs Debian's ``verilator``.
 """
 
@@ -36,7 +42,7 @@ from codesign.run_folder import design_dir, load_run_evaluator, read_summary
 from hwmodel.base.cli import command_parser, positive_int, run_main
 from hwmodel.base.yamlio import read_json
 from hwmodel.cost.coefficients import load_coefficients
-from hwmodel.model.document import read_design, recorded_workload
+from hwmodel.model.document import DesignFile, read_design, recorded_workload
 from hwmodel.rtl.accelerator import accelerator_verilog
 from hwmodel.rtl.verilator import VerilatorDevice, VerilatorSim, verilator_available
 
@@ -56,11 +62,15 @@ class RtlSim:
     build_s: float
 
 
+def _design(folder: Path) -> DesignFile:
+    doc_path = folder / "accelerator.json"
+    return read_design(doc_path, read_json(doc_path, "accelerator"))
+
+
 def design_sim(folder: Path, files: ProgramFiles) -> tuple[VerilatorSim, int]:
     """The Verilator simulation of design ``folder``'s top-level (its DRAM as the device's) and
     the model's latency in cycles."""
-    doc_path = folder / "accelerator.json"
-    design = read_design(doc_path, read_json(doc_path, "accelerator"))
+    design = _design(folder)
     spec = accelerator_spec_for(files.program, recorded_workload(design), design.config, design.device)
     freq = design.config.freq_mhz
     latency = max(1, load_coefficients().dram_latency_cycles(freq))
@@ -109,6 +119,52 @@ def rtlsim(run_dir: Path, trial: int, n_images: int) -> RtlSim:
     )
 
 
+@dataclass(frozen=True)
+class TopSynth:
+    """Yosys on a design's whole top-level against the model's totals (``--synth``)."""
+
+    yosys: dict[str, float]
+    model: dict[str, float]
+    family: str
+    synth_s: float
+
+
+#: the resources ``--synth`` compares (Yosys's LUT-RAM primitives are listed beside them)
+SYNTH_KEYS = ("lut", "ff", "dsp", "bram36")
+
+
+def rtlsynth(run_dir: Path, trial: int) -> TopSynth:
+    """Yosys on design ``trial``'s top-level (``--synth``, module docstring)."""
+    from hwmodel.rtl.verilog import synthesize_verilog
+
+    folder = design_dir(run_dir, trial, read_summary(run_dir))
+    files = ProgramFiles.read(folder)
+    design = _design(folder)
+    spec = accelerator_spec_for(files.program, recorded_workload(design), design.config, design.device)
+    family = design.device.synth_family
+    res = synthesize_verilog(accelerator_verilog(spec, primitives=True), timeout_s=4 * 3600.0, family=family)
+    model = design.predicted["resources"]
+    return TopSynth(
+        yosys={"lut": res.lut, "ff": res.ff, "dsp": res.dsp, "bram36": res.bram36, "lutram": res.lutram},
+        model={k: float(model[k]) for k in SYNTH_KEYS},
+        family=family,
+        synth_s=res.synth_seconds,
+    )
+
+
+def _synth_line(trial: int, r: TopSynth) -> str:
+    cols = "; ".join(
+        f"{k.upper()} {r.yosys[k]:,.0f} vs {r.model[k]:,.0f} ({r.yosys[k] / r.model[k]:.2f} x)"
+        if r.model[k]
+        else f"{k.upper()} {r.yosys[k]:,.0f} vs 0"
+        for k in SYNTH_KEYS
+    )
+    return (
+        f"trial {trial}: Yosys ({r.family}) on the whole top-level against the model: {cols}; "
+        f"LUT-RAM {r.yosys['lutram']:,.0f}; synthesis {r.synth_s:.0f} s"
+    )
+
+
 def _line(trial: int, r: RtlSim) -> str:
     ratio = r.sim_cycles_per_image / r.model_cycles_per_image
     return (
@@ -124,7 +180,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--trial", type=int, required=True, help="the exported design to simulate")
     p.add_argument("--images", type=positive_int, default=1, help="the first N test images (default 1)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument(
+        "--synth",
+        action="store_true",
+        help="synthesise the top-level with Yosys instead (against the model's totals)",
+    )
     args = p.parse_args(argv)
+    if args.synth:
+        synth = rtlsynth(Path(args.run_dir), args.trial)
+        print(json.dumps(asdict(synth), indent=2) if args.json else _synth_line(args.trial, synth))
+        return 0
     result = rtlsim(Path(args.run_dir), args.trial, args.images)
     out: dict[str, Any] = asdict(result)
     print(json.dumps(out, indent=2) if args.json else _line(args.trial, result))
