@@ -192,10 +192,13 @@ ACCELERATOR_FILE = "accelerator.v"
 def accelerator_spec_for(
     program: bytes, workload: Workload, accel: AcceleratorConfig, device: Device
 ) -> AcceleratorSpec:
-    """The top-level build of a design (its engine) for its encoded program (``program.bin``)."""
+    """The top-level build of a design (its engine, its non-linear units' lanes) for its encoded
+    program (``program.bin``)."""
     from hwmodel.rtl.accelerator import AcceleratorSpec
 
-    return AcceleratorSpec.for_program(design_engine(workload, accel, device), decode_program(program))
+    return AcceleratorSpec.for_program(
+        design_engine(workload, accel, device), decode_program(program), nl_lanes=dict(accel.lanes_key)
+    )
 
 
 def accelerator_verilog_for(

@@ -202,3 +202,21 @@ def test_ops_run_back_to_back_on_one_unit(programs: dict[str, Program]) -> None:
     for d in ops:  # each reads what the ones before wrote where they overlap
         nonlinear_op(want, d)
     assert np.array_equal(run.image, want)
+
+
+def test_each_kind_takes_its_rows_in_groups_of_its_own_lanes(programs: dict[str, Program]) -> None:
+    """A design's ``nonlinear_kind_lanes``: softmax on 3 lanes, LayerNorm on 1, GELU on the
+    default 2, in one build (3 lanes built). Each op is bit-exact and takes the cycles it takes
+    on a build whose every unit has that kind's lanes."""
+    program = programs["W8A8"]
+    mixed = NlOpSpec.from_descriptors(program.descriptors, kind_lanes={"softmax": 3, "layernorm": 1})
+    assert (mixed.built_lanes, mixed.lanes_of("softmax"), mixed.lanes_of("gelu")) == (3, 3, 2)
+    for name, lanes in (("blocks.1.attn.softmax", 3), ("blocks.1.norm1", 1), ("blocks.1.mlp.act", 2)):
+        d = next(x for x in program.descriptors if x.name == name)
+        image, d = byte_aligned(random_input(program.image(), d, lanes, 1 << 14), d)
+        want = image.copy()
+        nonlinear_op(want, d)
+        run = simulate_nl_op(mixed, image, d)
+        assert not run.error and np.array_equal(run.image, want), name
+        uniform = simulate_nl_op(NlOpSpec.from_descriptors(program.descriptors, lanes=lanes), image, d)
+        assert run.dones == uniform.dones, name

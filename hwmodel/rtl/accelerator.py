@@ -42,7 +42,7 @@ primitives for synthesis, or as their PyRTL model for simulation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pyrtl
@@ -87,14 +87,17 @@ class AcceleratorSpec:
         data_bits: int = 128,
         max_burst: int = 16,
         max_outstanding: int = 4,
+        nl_lanes: Mapping[str, int] | None = None,
     ) -> AcceleratorSpec:
         """The build that runs ``descriptors`` on ``engine`` (a design's,
-        :func:`hwmodel.model.evaluation.design_engine`): each unit sized by the program's ops."""
+        :func:`hwmodel.model.evaluation.design_engine`): each unit sized by the program's ops;
+        ``nl_lanes``: the lanes of each non-linear kind's unit (a design's
+        :attr:`~hwmodel.arch.config.AcceleratorConfig.lanes_key`; default 2 each)."""
         dma = {"data_bits": data_bits, "max_burst": max_burst, "max_outstanding": max_outstanding}
         core = gemm_spec(engine, descriptors, **dma)
         epi = EpilogueSpec.from_descriptors(descriptors, elems=core.elems, **dma)
         has_nl = any(d.kind in KINDS for d in descriptors)
-        nl = NlOpSpec.from_descriptors(descriptors, **dma) if has_nl else None
+        nl = NlOpSpec.from_descriptors(descriptors, kind_lanes=nl_lanes, **dma) if has_nl else None
         return cls(data_bits, core, epi, nl)
 
 

@@ -117,6 +117,9 @@ class NlOpSpec:
 
     units: tuple[Unit, ...]
     lanes: int = 2
+    #: lanes of the units of these kinds, (kind, lanes) pairs (the others have ``lanes``): a
+    #: design's ``nonlinear_kind_lanes``
+    kind_lanes: tuple[tuple[str, int], ...] = ()
     log2_rows: int = 5
     log2_cols: int = 7
     log2: bool = True
@@ -125,7 +128,7 @@ class NlOpSpec:
     write: DmaConfig = field(default_factory=lambda: DmaConfig(128, 4, 32))
 
     def __post_init__(self) -> None:
-        if not self.units or self.lanes < 1:
+        if not self.units or self.lanes < 1 or any(n < 1 for _, n in self.kind_lanes):
             raise ValueError("a non-linear unit needs at least one kernel and one lane")
         for kind, variant, _ in self.units:
             if kind not in KINDS or variant not in VARIANTS:
@@ -134,6 +137,16 @@ class NlOpSpec:
             raise ValueError(f"the reader moves {OFFSET_BITS}-bit offsets, the writer {ACC_BITS}-bit codes")
         if self.log2_rows > self.log2_cols:
             raise ValueError("the lanes' rows cannot be longer than the unit's")
+
+    def lanes_of(self, kind: str) -> int:
+        """The lanes of the units of op ``kind``."""
+        return dict(self.kind_lanes).get(kind, self.lanes)
+
+    @property
+    def built_lanes(self) -> int:
+        """Lanes the unit builds: the most any of its kinds has (a kind with fewer leaves the
+        others' lanes idle; its rows go in groups of its own count)."""
+        return max(self.lanes_of(kind) for kind, _, _ in self.units)
 
     @property
     def in_bits(self) -> int:
@@ -148,8 +161,10 @@ class NlOpSpec:
         data_bits: int = 128,
         max_burst: int = 16,
         max_outstanding: int = 4,
+        kind_lanes: Mapping[str, int] | None = None,
     ) -> NlOpSpec:
-        """The build a program's non-linear ops need (its units, the longest rows, log2 if used)."""
+        """The build a program's non-linear ops need (its units, the longest rows, log2 if used),
+        ``lanes`` lanes a unit, or ``kind_lanes`` for those kinds."""
         ops = [d for d in descriptors if d.kind in KINDS]
         if not ops:
             raise ValueError("no non-linear op in the program")
@@ -158,6 +173,7 @@ class NlOpSpec:
         return cls(
             units=program_units(ops),
             lanes=lanes,
+            kind_lanes=tuple(sorted((kind_lanes or {}).items())),
             log2_rows=max(1, _clog2(max(rowwise))),
             log2_cols=max(1, _clog2(max(d.n for d in ops))),
             log2=bool(log2),
@@ -239,7 +255,7 @@ _R_IDLE, _R_TABLES, _R_ROWS, _R_WAIT = 0, 1, 2, 3
 
 def nl_op(spec: NlOpSpec, op_start: Wire, d: Mapping[str, Wire], rd: ReadChannel, wr: WriteChannel) -> NlOp:
     """The non-linear op unit (module docstring) on wires."""
-    lanes, cols = spec.lanes, 1 << spec.log2_cols
+    lanes, cols = spec.built_lanes, 1 << spec.log2_cols
     cbits = spec.log2_cols + 1
     rd_e, ew = spec.read.elems_per_cycle, spec.write.elems_per_cycle
     zero = pyrtl.Const(0)
@@ -279,7 +295,11 @@ def nl_op(spec: NlOpSpec, op_start: Wire, d: Mapping[str, Wire], rd: ReadChannel
     row0 = pyrtl.Register(ROW_BITS)  # the next group's first row
     ib_full = [pyrtl.Register(1) for _ in range(lanes)]
     group = (m - row0)[:ROW_BITS]
-    group = pyrtl.select(group > lanes, pyrtl.Const(lanes, ROW_BITS), group)
+    cap: Wire = pyrtl.Const(lanes, ROW_BITS)  # the running kind's lanes
+    for u, (kind, _, _) in enumerate(spec.units):
+        if spec.lanes_of(kind) < lanes:
+            cap = pyrtl.select(active[u], pyrtl.Const(spec.lanes_of(kind), ROW_BITS), cap)
+    group = pyrtl.select(group > cap, cap, group)
     free = [~ib_full[j] | (group <= j) for j in range(lanes)]
     tables = rstate == _R_TABLES
     need = pyrtl.mux(step, ~log2, ~log2, has_offset, pyrtl.Const(0))
@@ -395,6 +415,8 @@ def nl_op(spec: NlOpSpec, op_start: Wire, d: Mapping[str, Wire], rd: ReadChannel
         banks = ib[j].read([fcol[lg_rd:] if lg_rd else fcol])
         q = pyrtl.mux(fcol[:lg_rd], *banks) if lg_rd else banks[0]
         for u, unit in enumerate(spec.units):
+            if j >= spec.lanes_of(unit[0]):
+                continue  # this kind's rows never reach lane j
             s = unit[2]
             rdy, ov, od = _lane(unit, feeding & active[u], q[: s.in_bits], feed_last, spec.log2_rows)
             ready_any = ready_any | (active[u] & rdy)
