@@ -90,7 +90,12 @@ class Synthesis:
 
 @dataclass(frozen=True)
 class LayerSim:
-    """One layer's run on the simulated top (module docstring)."""
+    """One layer's run on the simulated top (module docstring). ``output_bytes``: the bytes the
+    reference's op changes (last image), ``mismatched_*``: those and the whole image's bytes where
+    the simulation differs; ``sim_cycles``: the ``CYCLES`` register of the first image's run;
+    ``model_latency_cycles``: the layer's row of the design report (a non-linear op: the cycles
+    it leaves exposed), ``model_busy_cycles``: a non-linear unit's busy cycles (else the same);
+    ``prepare_s``: model, design, quantization and compilation; ``build_s`` 0 when cached."""
 
     model: str
     device: str
