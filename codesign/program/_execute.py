@@ -154,8 +154,14 @@ def execute(mem: np.ndarray, program_base: int = 0) -> int:
     except ValueError as exc:
         raise MemoryFault(f"no program at {program_base:#x}: {exc}") from exc
     for d in ops:
-        if d.opcode == OPCODES["gemm"]:
-            _gemm(mem, d)
-        else:
-            nonlinear_op(mem, d)
+        execute_op(mem, d)
     return len(ops)
+
+
+def execute_op(mem: np.ndarray, d: Descriptor) -> None:
+    """Run one descriptor on the DRAM image ``mem`` (modified in place): a GEMM with its
+    epilogue, or a non-linear op."""
+    if d.opcode == OPCODES["gemm"]:
+        _gemm(mem, d)
+    else:
+        nonlinear_op(mem, d)
