@@ -21,8 +21,11 @@ from hwmodel.target.device import load_device
 
 @cache
 def _design() -> Design:
-    """The tiny ViT (2 blocks, 24 channels) on an 8 × 16 ZCU102 array with 8 × 16 × 16 tiles."""
-    accel = AcceleratorConfig(freq_mhz=200, rows=8, cols=16, default=LayerHw(tm=8, tn=16, tk=16))
+    """The tiny ViT (2 blocks, 24 channels) on an 8 × 16 ZCU102 array with 8 × 16 × 16 tiles and 2
+    non-linear lanes a kind."""
+    accel = AcceleratorConfig(
+        freq_mhz=200, rows=8, cols=16, default=LayerHw(tm=8, tn=16, tk=16), nonlinear_lanes=2
+    )
     return prepare_design(tiny_vit(), "tiny_vit", load_device("zcu102"), accel)
 
 

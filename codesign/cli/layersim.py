@@ -40,8 +40,10 @@ loads take one code a cycle, 48 B tiles of 128 × 768 codes alone are 4.7 M cycl
 1,127 s (5.0 k cycles a second); preparing the model, design and program 205 s.
 ``--layer blocks.0.mlp.act`` (GELU; its top also holds the GEMM unit): bit-exact, 610,782 cycles
 against the unit's 38,400 busy cycles in the model (which hides them beside fc2); build 869 s,
-simulation 207 s (3.0 k cycles a second).
-``--model default_vit_mnist --device ultra96v2 --synth`` (8 × 32 array): fc1 bit-exact, 50,732
+simulation 207 s (3.0 k cycles a second); on a top whose non-linear unit had 2 lanes a kind
+(the design has softmax 128, LayerNorm 32, GELU 16; tops now get the design's lanes).
+``--model default_vit_mnist --device ultra96v2 --synth`` (8 × 32 array; 2 non-linear lanes a kind
+then, as for the DeiT-B synthesis below): fc1 bit-exact, 50,732
 cycles against 2,457; the whole top in Yosys 0.70 in 484 s: 41,872 LUT (model 53,924), 28,970 FF
 (43,960), 318 DSP (256: the DMA's address multiplies and the requantization lanes are not
 priced), 29 BRAM36 (48), 871 LUT-RAM. DeiT-B's whole top (``--synth``; 6.1 MB of Verilog)
@@ -69,6 +71,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from codesign.cli.rtlsim import TopSynth, synth_line, top_synthesis
 from codesign.errors import UserError
 from codesign.program import Program, compile_program, execute, execute_op
 from codesign.quant import Calibration, QuantConfig, quantize_integer_model
@@ -90,23 +93,6 @@ DEFAULT_DEVICE = "zcu102"
 DEFAULT_LAYER = "blocks.0.mlp.fc1"
 #: Random calibration images (the activation scales; their values do not matter to bit-exactness).
 CALIB_IMAGES = 4
-
-
-@dataclass(frozen=True)
-class Synthesis:
-    """Yosys on the design's whole top-level against the model's totals."""
-
-    lut: int
-    ff: int
-    dsp: int
-    bram36: float
-    lutram: int
-    model_lut: int
-    model_ff: int
-    model_dsp: int
-    model_bram36: float
-    synth_s: float
-    yosys_version: str
 
 
 @dataclass(frozen=True)
@@ -142,7 +128,7 @@ class LayerSim:
     build_cached: bool
     sim_s: float
     sim_cycles_per_s: float
-    synth: Synthesis | None = field(default=None)
+    synth: TopSynth | None = field(default=None)
 
 
 @dataclass(frozen=True)
@@ -268,30 +254,15 @@ def dram_timing(design: Design) -> tuple[int, float]:
     return latency, design.device.bytes_per_cycle(freq)
 
 
-def synthesize(design: Design, timeout_s: float) -> Synthesis:
+def synthesize(design: Design, timeout_s: float) -> TopSynth:
     """Yosys on the design's whole top-level (every op of its program) against the model."""
-    from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog
-    from hwmodel.rtl.verilog import synthesize_verilog
+    from hwmodel.rtl.accelerator import AcceleratorSpec
 
     engine = design_engine(design.workload, design.config, design.device)
-    spec = AcceleratorSpec.for_program(engine, design.program.descriptors)
-    res = synthesize_verilog(
-        accelerator_verilog(spec, primitives=True), timeout_s=timeout_s, family=design.device.synth_family
+    spec = AcceleratorSpec.for_program(
+        engine, design.program.descriptors, nl_lanes=dict(design.config.lanes_key)
     )
-    model = design.report.resources
-    return Synthesis(
-        lut=res.lut,
-        ff=res.ff,
-        dsp=res.dsp,
-        bram36=res.bram36,
-        lutram=res.lutram,
-        model_lut=int(model.lut),
-        model_ff=int(model.ff),
-        model_dsp=int(model.dsp),
-        model_bram36=float(model.bram36),
-        synth_s=res.synth_seconds,
-        yosys_version=res.yosys_version,
-    )
+    return top_synthesis(spec, asdict(design.report.resources), design.device.synth_family, timeout_s)
 
 
 def layersim(
@@ -325,7 +296,9 @@ def layersim(
         if not verilator_available():
             raise UserError(f"{COMMAND} needs Verilator (Debian: apt-get install verilator), or --no-sim")
         engine = design_engine(design.workload, cfg, design.device)
-        spec = AcceleratorSpec.for_program(engine, op_descriptors(program, index))
+        spec = AcceleratorSpec.for_program(
+            engine, op_descriptors(program, index), nl_lanes=dict(cfg.lanes_key)
+        )
         t0 = time.perf_counter()
         verilog = accelerator_verilog(spec)
         verilog_s = time.perf_counter() - t0
@@ -405,12 +378,7 @@ def _lines(r: LayerSim) -> str:
             f"({r.sim_cycles_per_s:,.0f} cycles/s)",
         ]
     if r.synth is not None:
-        s = r.synth
-        out.append(
-            f"Yosys {s.yosys_version} (whole top, {s.synth_s:.0f} s): LUT {s.lut:,} (model {s.model_lut:,}), "
-            f"FF {s.ff:,} (model {s.model_ff:,}), DSP {s.dsp:,} (model {s.model_dsp:,}), "
-            f"BRAM36 {s.bram36:g} (model {s.model_bram36:g}), LUT-RAM {s.lutram:,}"
-        )
+        out.append(synth_line(r.synth))
     return "\n".join(out)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from hwmodel.base.cli import command_parser, positive_int, run_main
 from hwmodel.base.yamlio import read_json
 from hwmodel.cost.coefficients import load_coefficients
 from hwmodel.model.document import DesignFile, read_design, recorded_workload
-from hwmodel.rtl.accelerator import accelerator_verilog
+from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog
 from hwmodel.rtl.verilator import VerilatorDevice, VerilatorSim, verilator_available
 
 COMMAND = "codesign.rtlsim"
@@ -121,38 +121,48 @@ def rtlsim(run_dir: Path, trial: int, n_images: int) -> RtlSim:
 
 @dataclass(frozen=True)
 class TopSynth:
-    """Yosys on a design's whole top-level against the model's totals (``--synth``)."""
+    """Yosys on a whole top-level against the model's totals (``--synth``; also
+    ``codesign.layersim --synth``)."""
 
     yosys: dict[str, float]
     model: dict[str, float]
     family: str
     synth_s: float
+    yosys_version: str
 
 
 #: the resources ``--synth`` compares (Yosys's LUT-RAM primitives are listed beside them)
 SYNTH_KEYS = ("lut", "ff", "dsp", "bram36")
 
 
-def rtlsynth(run_dir: Path, trial: int) -> TopSynth:
-    """Yosys on design ``trial``'s top-level (``--synth``, module docstring)."""
+def top_synthesis(
+    spec: AcceleratorSpec, model: Mapping[str, float], family: str, timeout_s: float = 4 * 3600.0
+) -> TopSynth:
+    """Yosys (``family``) on the top-level ``spec`` with its DSP primitives, beside ``model``'s
+    totals (``lut``, ``ff``, ``dsp``, ``bram36``)."""
     from hwmodel.rtl.verilog import synthesize_verilog
 
-    folder = design_dir(run_dir, trial, read_summary(run_dir))
-    files = ProgramFiles.read(folder)
-    design = _design(folder)
-    spec = accelerator_spec_for(files.program, recorded_workload(design), design.config, design.device)
-    family = design.device.synth_family
-    res = synthesize_verilog(accelerator_verilog(spec, primitives=True), timeout_s=4 * 3600.0, family=family)
-    model = design.predicted["resources"]
+    res = synthesize_verilog(accelerator_verilog(spec, primitives=True), timeout_s=timeout_s, family=family)
     return TopSynth(
         yosys={"lut": res.lut, "ff": res.ff, "dsp": res.dsp, "bram36": res.bram36, "lutram": res.lutram},
         model={k: float(model[k]) for k in SYNTH_KEYS},
         family=family,
         synth_s=res.synth_seconds,
+        yosys_version=res.yosys_version,
     )
 
 
-def _synth_line(trial: int, r: TopSynth) -> str:
+def rtlsynth(run_dir: Path, trial: int) -> TopSynth:
+    """Yosys on design ``trial``'s top-level (``--synth``, module docstring)."""
+    folder = design_dir(run_dir, trial, read_summary(run_dir))
+    files = ProgramFiles.read(folder)
+    design = _design(folder)
+    spec = accelerator_spec_for(files.program, recorded_workload(design), design.config, design.device)
+    return top_synthesis(spec, design.predicted["resources"], design.device.synth_family)
+
+
+def synth_line(r: TopSynth) -> str:
+    """Yosys beside the model, in one line."""
     cols = "; ".join(
         f"{k.upper()} {r.yosys[k]:,.0f} vs {r.model[k]:,.0f} ({r.yosys[k] / r.model[k]:.2f} x)"
         if r.model[k]
@@ -160,7 +170,7 @@ def _synth_line(trial: int, r: TopSynth) -> str:
         for k in SYNTH_KEYS
     )
     return (
-        f"trial {trial}: Yosys ({r.family}) on the whole top-level against the model: {cols}; "
+        f"Yosys {r.yosys_version} ({r.family}) on the whole top-level against the model: {cols}; "
         f"LUT-RAM {r.yosys['lutram']:,.0f}; synthesis {r.synth_s:.0f} s"
     )
 
@@ -188,7 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.synth:
         synth = rtlsynth(Path(args.run_dir), args.trial)
-        print(json.dumps(asdict(synth), indent=2) if args.json else _synth_line(args.trial, synth))
+        print(
+            json.dumps(asdict(synth), indent=2) if args.json else f"trial {args.trial}: {synth_line(synth)}"
+        )
         return 0
     result = rtlsim(Path(args.run_dir), args.trial, args.images)
     out: dict[str, Any] = asdict(result)
