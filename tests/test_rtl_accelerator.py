@@ -18,7 +18,7 @@ from test_integer import config
 from test_integer_exports import exported_run
 from test_quant_model import tiny_vit
 
-from codesign.cli.rtlsim import SYNTH_KEYS, rtlsim, rtlsynth
+from codesign.cli.rtlsim import SYNTH_KEYS, entry, rtlsim, rtlsynth
 from codesign.errors import UserError
 from codesign.program import Program, compile_program, execute, write_program
 from codesign.program.driver import Accelerator, ProgramFiles
@@ -33,7 +33,7 @@ from hwmodel.arch.program import (
     write_operand,
 )
 from hwmodel.model.evaluation import design_engine, evaluate
-from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog
+from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog, unit_verilogs
 from hwmodel.rtl.verilator import VerilatorDevice, VerilatorSim, check_top, verilator_available
 from hwmodel.rtl.verilog import iverilog_available
 from hwmodel.target.device import load_device
@@ -158,3 +158,21 @@ def test_rtlsim_synth_puts_yosys_beside_the_model(tmp_path: Path) -> None:
     assert got.yosys["lut"] > 0 and got.yosys["ff"] > 0
     with pytest.raises(UserError, match=r"no program\.json"):
         rtlsynth(run, 1)
+
+
+def test_each_unit_of_the_top_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--synth --units`` synthesises these: each unit as the top builds it, one module each (the
+    engine with its DSP primitives; the interconnect with a port per master the top has)."""
+    _, _, spec = _design("W4A8P0.5 shift log2")
+    texts = unit_verilogs(spec)
+    assert list(texts) == ["engine", "gemm_core", "epilogue", "nl_op", "sequencer", "interconnect"]
+    for name, text in texts.items():
+        assert text.count("\nmodule ") + text.startswith("module ") >= 1, name
+    assert "DSP48E2" in texts["engine"] and "DSP48E2" in texts["gemm_core"]
+    reads = 2 + spec.gemm.readers + 1
+    assert (
+        f"r{reads - 1}_arvalid" in texts["interconnect"] and f"r{reads}_arvalid" not in texts["interconnect"]
+    )
+    assert "w1_awvalid" in texts["interconnect"]
+    assert entry(["/nonexistent", "--trial", "0", "--units"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--units goes with --synth")

@@ -17,8 +17,11 @@ simulated cycles per image (the ``CYCLES`` register: start to done) against the 
 with the pinned Yosys for the device's family and print its LUT, FF, DSP, BRAM36 and LUT-RAM
 against the model's totals for the design (``accelerator.json``'s ``resources``); ``--json``:
 ``yosys`` and ``model`` (each ``lut``, ``ff``, ``dsp``, ``bram36``; Yosys also ``lutram``),
-``synth_s``. A design without a program (a float layer or ``nonlinear: float``:
-the integer program cannot run it) is one line, exit 2. Needs Debian's ``verilator``.
+``synth_s``. ``--units`` (with ``--synth``): each unit of the top synthesised alone too
+(:func:`hwmodel.rtl.accelerator.unit_verilogs`: engine, GEMM core, epilogue, non-linear unit,
+sequencer, interconnect), a line each (``units`` in JSON). A design without a program (a float
+layer or ``nonlinear: float``: the integer program cannot run it) is one line, exit 2. Needs
+Debian's ``verilator``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,7 @@ from hwmodel.base.cli import command_parser, positive_int, run_main
 from hwmodel.base.yamlio import read_json
 from hwmodel.cost.coefficients import load_coefficients
 from hwmodel.model.document import DesignFile, read_design, recorded_workload
-from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog
+from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog, unit_verilogs
 from hwmodel.rtl.verilator import VerilatorDevice, VerilatorSim, verilator_available
 
 COMMAND = "codesign.rtlsim"
@@ -129,6 +132,9 @@ class TopSynth:
     family: str
     synth_s: float
     yosys_version: str
+    #: ``--units``: each unit of the top synthesised alone (:func:`hwmodel.rtl.accelerator.unit_verilogs`),
+    #: by name: ``lut``, ``ff``, ``dsp``, ``bram36``, ``lutram``, ``synth_s``
+    units: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 #: the resources ``--synth`` compares (Yosys's LUT-RAM primitives are listed beside them)
@@ -136,29 +142,44 @@ SYNTH_KEYS = ("lut", "ff", "dsp", "bram36")
 
 
 def top_synthesis(
-    spec: AcceleratorSpec, model: Mapping[str, float], family: str, timeout_s: float = 4 * 3600.0
+    spec: AcceleratorSpec,
+    model: Mapping[str, float],
+    family: str,
+    timeout_s: float = 4 * 3600.0,
+    units: bool = False,
 ) -> TopSynth:
     """Yosys (``family``) on the top-level ``spec`` with its DSP primitives, beside ``model``'s
-    totals (``lut``, ``ff``, ``dsp``, ``bram36``)."""
+    totals (``lut``, ``ff``, ``dsp``, ``bram36``); ``units``: each unit alone too."""
     from hwmodel.rtl.verilog import synthesize_verilog
 
-    res = synthesize_verilog(accelerator_verilog(spec, primitives=True), timeout_s=timeout_s, family=family)
+    def figures(verilog: str) -> tuple[dict[str, float], float, str]:
+        res = synthesize_verilog(verilog, timeout_s=timeout_s, family=family)
+        got = {"lut": res.lut, "ff": res.ff, "dsp": res.dsp, "bram36": res.bram36, "lutram": res.lutram}
+        return {k: float(v) for k, v in got.items()}, res.synth_seconds, res.yosys_version
+
+    top, seconds, version = figures(accelerator_verilog(spec, primitives=True))
+    alone = {}
+    for name, verilog in (unit_verilogs(spec) if units else {}).items():
+        got, unit_s, _ = figures(verilog)
+        alone[name] = {**got, "synth_s": unit_s}
     return TopSynth(
-        yosys={"lut": res.lut, "ff": res.ff, "dsp": res.dsp, "bram36": res.bram36, "lutram": res.lutram},
+        yosys=top,
         model={k: float(model[k]) for k in SYNTH_KEYS},
         family=family,
-        synth_s=res.synth_seconds,
-        yosys_version=res.yosys_version,
+        synth_s=seconds,
+        yosys_version=version,
+        units=alone,
     )
 
 
-def rtlsynth(run_dir: Path, trial: int) -> TopSynth:
-    """Yosys on design ``trial``'s top-level (``--synth``, module docstring)."""
+def rtlsynth(run_dir: Path, trial: int, units: bool = False) -> TopSynth:
+    """Yosys on design ``trial``'s top-level (``--synth``, module docstring); ``units``: each
+    unit alone too (``--units``)."""
     folder = design_dir(run_dir, trial, read_summary(run_dir))
     files = ProgramFiles.read(folder)
     design = _design(folder)
     spec = accelerator_spec_for(files.program, recorded_workload(design), design.config, design.device)
-    return top_synthesis(spec, design.predicted["resources"], design.device.synth_family)
+    return top_synthesis(spec, design.predicted["resources"], design.device.synth_family, units=units)
 
 
 def synth_line(r: TopSynth) -> str:
@@ -169,10 +190,16 @@ def synth_line(r: TopSynth) -> str:
         else f"{k.upper()} {r.yosys[k]:,.0f} vs 0"
         for k in SYNTH_KEYS
     )
-    return (
+    lines = [
         f"Yosys {r.yosys_version} ({r.family}) on the whole top-level against the model: {cols}; "
         f"LUT-RAM {r.yosys['lutram']:,.0f}; synthesis {r.synth_s:.0f} s"
-    )
+    ]
+    for name, u in r.units.items():
+        lines.append(
+            f"  {name:<13} LUT {u['lut']:>8,.0f}  FF {u['ff']:>8,.0f}  DSP {u['dsp']:>5,.0f}  "
+            f"BRAM36 {u['bram36']:>5g}  LUT-RAM {u['lutram']:>6,.0f}"
+        )
+    return "\n".join(lines)
 
 
 def _line(trial: int, r: RtlSim) -> str:
@@ -195,9 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="synthesise the top-level with Yosys instead (against the model's totals)",
     )
+    p.add_argument("--units", action="store_true", help="with --synth: each unit of the top alone too")
     args = p.parse_args(argv)
+    if args.units and not args.synth:
+        raise UserError("--units goes with --synth")
     if args.synth:
-        synth = rtlsynth(Path(args.run_dir), args.trial)
+        synth = rtlsynth(Path(args.run_dir), args.trial, units=args.units)
         print(
             json.dumps(asdict(synth), indent=2) if args.json else f"trial {args.trial}: {synth_line(synth)}"
         )

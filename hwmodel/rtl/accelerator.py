@@ -42,7 +42,7 @@ primitives for synthesis, or as their PyRTL model for simulation).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyrtl
@@ -159,3 +159,34 @@ def accelerator_verilog(spec: AcceleratorSpec, primitives: bool = False) -> str:
     slices = PrimitiveSlices(spec.gemm.engine.slice)
     build_accelerator(spec, slices)
     return embed_primitives(working_block_verilog(MODULE_NAME, initialize_registers=True), slices.instances)
+
+
+def unit_verilogs(spec: AcceleratorSpec) -> dict[str, str]:
+    """Verilog of each unit of the top-level alone, as the top builds it (the engine and the GEMM
+    core with their DSP primitives), for synthesis unit by unit: ``engine``, ``gemm_core`` (the
+    engine, tile frontend, DMA reader(s) and walker), ``epilogue``, ``nl_op`` (when the program has
+    non-linear ops), ``sequencer``, ``interconnect``. Resets the PyRTL working block."""
+    from hwmodel.rtl.axi import interconnect_verilog
+    from hwmodel.rtl.epilogue import build_epilogue
+    from hwmodel.rtl.gemm import gemm_verilog
+    from hwmodel.rtl.nl_op import build_nl_op
+    from hwmodel.rtl.sequencer import sequencer_verilog
+    from hwmodel.rtl.verilog import engine_verilog
+
+    def alone(build: Callable[[], None], name: str) -> str:
+        fresh_block()
+        build()
+        return working_block_verilog(name, initialize_registers=True)
+
+    nl = spec.nl
+    out = {
+        "engine": engine_verilog(spec.gemm.engine, "codesign_engine"),
+        "gemm_core": gemm_verilog(spec.gemm, "codesign_gemm_core"),
+        "epilogue": alone(lambda: build_epilogue(spec.epilogue), "codesign_epilogue"),
+    }
+    if nl is not None:
+        out["nl_op"] = alone(lambda: build_nl_op(nl), "codesign_nl_op")
+    out["sequencer"] = sequencer_verilog(spec.data_bits)
+    reads = 2 + spec.gemm.readers + (nl is not None)  # the fetch, the core's, the epilogue's, the unit's
+    out["interconnect"] = interconnect_verilog(reads, 1 + (nl is not None), spec.data_bits, PORT_OUTSTANDING)
+    return out
