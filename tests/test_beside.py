@@ -60,9 +60,13 @@ def test_linkl_terms_on_two_processes_are_the_same_bits() -> None:
     space = ((4, 8), (6, 8), (0.0, 0.5))
     cfg = QuantConfig.uniform("W8A8", nonlinear="int", softmax="log2")
     one, two = (LinearizedKL(model, x, Calibration(model, x)) for _ in range(2))
+    am = cfg.act_calibration
     for proxy in (one, two):  # a term already there (alone, not in its layer's batch: other bits)
         proxy._weight_term("blocks.0.mlp.fc1", 4, 0.5, cfg.weight_calibration)
+        for bits in space[1]:  # one operand's, not the other's
+            proxy._point_term("blocks.0.attn.qk:a", bits, "fixed", am)
     n = one.precompute(*space, cfg)
+    assert ("blocks.0.attn.qk:b", 6, 0.0, am, "fixed") in one._memo
     assert two.precompute(*space, cfg, processes=2) == n
     assert set(two._memo) == set(one._memo)
     for key, term in one._memo.items():

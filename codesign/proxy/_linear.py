@@ -356,9 +356,10 @@ class LinearizedKL:
         are shared with a forked process (:class:`codesign.beside.Beside`), each layer's terms
         computed whole on one side, so the terms are the same bits as in one process."""
         choices = _SpaceChoices(weight_bits, act_bits, pot_ratios, config)
-        todo = [n for n in self.names if self._layer_cost(n, choices) > 0]
+        cost = {n: self._layer_cost(n, choices) for n in self.names}
+        todo = [n for n in self.names if cost[n] > 0]
         split = processes > 1 and len(todo) > 1 and self._z.device.type == "cpu"  # (no fork under CUDA)
-        theirs = _share(todo, lambda n: self._layer_cost(n, choices)) if split else []
+        theirs = _share(todo, cost.__getitem__) if split else []
         beside = Beside(lambda: self._computed(theirs, choices)) if theirs else None
         mine = [n for n in todo if n not in theirs]
         for name in tqdm(mine, desc="proxy terms", unit="layer", disable=not progress, delay=1.0):
@@ -386,11 +387,12 @@ class LinearizedKL:
 
     def _missing_act_bits(self, name: str, choices: _SpaceChoices) -> list[int]:
         am = choices.config.act_calibration
-        if is_matmul_layer(name):
+        if is_matmul_layer(name):  # both operands' terms (what _layer_terms computes)
+            keys = ((f"{name}:a", choices.first(name)), (f"{name}:b", "fixed"))
             return [
                 b
                 for b in choices.act_bits
-                if b < FLOAT_BITS and (f"{name}:a", b, 0.0, am, choices.first(name)) not in self._memo
+                if b < FLOAT_BITS and any((point, b, 0.0, am, kind) not in self._memo for point, kind in keys)
             ]
         return [b for b in choices.act_bits if b < FLOAT_BITS and (name, b, 0.0, am, "a") not in self._memo]
 
