@@ -13,6 +13,7 @@ under ``config``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from codesign.quant import LayerQuant, QuantConfig, export_int_model
 from codesign.space import Candidate
 from hwmodel.arch.config import AcceleratorConfig
 from hwmodel.arch.engine import EngineConfig
-from hwmodel.arch.program import decode_program
+from hwmodel.arch.program import Descriptor, decode_program
 from hwmodel.cost.coefficients import load_coefficients
 from hwmodel.cost.controller import controller_resources
 from hwmodel.model.evaluation import DesignReport, UtilisationCaps, buffers, design_controller, design_engine
@@ -189,16 +190,22 @@ def engine_verilog_for(cand: Candidate, workload: Workload, device: Device) -> s
 ACCELERATOR_FILE = "accelerator.v"
 
 
+def design_accelerator_spec(
+    descriptors: Sequence[Descriptor], workload: Workload, accel: AcceleratorConfig, device: Device
+) -> AcceleratorSpec:
+    """The top-level build of a design (its engine, its non-linear units' lanes) that runs
+    ``descriptors`` (its program's, or some of them)."""
+    from hwmodel.rtl.accelerator import AcceleratorSpec
+
+    engine = design_engine(workload, accel, device)
+    return AcceleratorSpec.for_program(engine, descriptors, nl_lanes=dict(accel.lanes_key))
+
+
 def accelerator_spec_for(
     program: bytes, workload: Workload, accel: AcceleratorConfig, device: Device
 ) -> AcceleratorSpec:
-    """The top-level build of a design (its engine, its non-linear units' lanes) for its encoded
-    program (``program.bin``)."""
-    from hwmodel.rtl.accelerator import AcceleratorSpec
-
-    return AcceleratorSpec.for_program(
-        design_engine(workload, accel, device), decode_program(program), nl_lanes=dict(accel.lanes_key)
-    )
+    """:func:`design_accelerator_spec` of a design's encoded program (``program.bin``)."""
+    return design_accelerator_spec(decode_program(program), workload, accel, device)
 
 
 def accelerator_verilog_for(

@@ -71,17 +71,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from codesign.cli.rtlsim import TopSynth, synth_line, top_synthesis
+from codesign.cli.rtlsim import TopSynth, synth_line, testbench_dram, top_synthesis
 from codesign.errors import UserError
+from codesign.export import design_accelerator_spec
 from codesign.program import Program, compile_program, execute, execute_op
 from codesign.quant import Calibration, QuantConfig, quantize_integer_model
 from codesign.quant._integer import input_codes, patch_rows
 from hwmodel.arch.config import AcceleratorConfig
 from hwmodel.arch.program import OPCODES, Descriptor, encode_program, write_operand
 from hwmodel.base.cli import command_parser, positive_int, run_main
-from hwmodel.cost.coefficients import load_coefficients
 from hwmodel.model.default import default_config
-from hwmodel.model.evaluation import DesignReport, LayerResult, design_engine, evaluate
+from hwmodel.model.evaluation import DesignReport, LayerResult, evaluate
 from hwmodel.target.device import Device, load_device
 from hwmodel.target.timm_compat import import_timm
 from hwmodel.target.vit import check_model_name
@@ -247,21 +247,9 @@ def layer_row(report: DesignReport, name: str) -> LayerResult:
     raise UserError(f"the design's report has no layer '{name}'")
 
 
-def dram_timing(design: Design) -> tuple[int, float]:
-    """The testbench DRAM's latency (cycles) and bandwidth (bytes a cycle) at the design's clock."""
-    freq = design.config.freq_mhz
-    latency = max(1, load_coefficients().dram_latency_cycles(freq))
-    return latency, design.device.bytes_per_cycle(freq)
-
-
 def synthesize(design: Design, timeout_s: float) -> TopSynth:
     """Yosys on the design's whole top-level (every op of its program) against the model."""
-    from hwmodel.rtl.accelerator import AcceleratorSpec
-
-    engine = design_engine(design.workload, design.config, design.device)
-    spec = AcceleratorSpec.for_program(
-        engine, design.program.descriptors, nl_lanes=dict(design.config.lanes_key)
-    )
+    spec = design_accelerator_spec(design.program.descriptors, design.workload, design.config, design.device)
     return top_synthesis(spec, asdict(design.report.resources), design.device.synth_family, timeout_s)
 
 
@@ -278,14 +266,14 @@ def layersim(
 ) -> LayerSim:
     """Layer ``layer`` of ``design`` on the simulated top for ``n_images`` seeded random images
     (module docstring); ``synth_timeout_s``: also synthesise the design's top with that limit."""
-    from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog
+    from hwmodel.rtl.accelerator import accelerator_verilog
     from hwmodel.rtl.verilator import VerilatorSim, build_verilator, verilator_available
 
     program = design.program
     index = find_op(program, layer)
     d = program.descriptors[index]
     row = layer_row(design.report, layer)
-    latency, bandwidth = dram_timing(design)
+    latency, bandwidth = testbench_dram(design.config.freq_mhz, design.device)
     cfg = design.config
     nonlinear = row.bound in ("nonlinear", "overlapped")
     exact = out_bytes = bad_out = bad_dram = cycles = 0
@@ -295,10 +283,7 @@ def layersim(
     if simulate:
         if not verilator_available():
             raise UserError(f"{COMMAND} needs Verilator (Debian: apt-get install verilator), or --no-sim")
-        engine = design_engine(design.workload, cfg, design.device)
-        spec = AcceleratorSpec.for_program(
-            engine, op_descriptors(program, index), nl_lanes=dict(cfg.lanes_key)
-        )
+        spec = design_accelerator_spec(op_descriptors(program, index), design.workload, cfg, design.device)
         t0 = time.perf_counter()
         verilog = accelerator_verilog(spec)
         verilog_s = time.perf_counter() - t0

@@ -48,6 +48,7 @@ from hwmodel.cost.coefficients import load_coefficients
 from hwmodel.model.document import DesignFile, read_design, recorded_workload
 from hwmodel.rtl.accelerator import AcceleratorSpec, accelerator_verilog, unit_verilogs
 from hwmodel.rtl.verilator import VerilatorDevice, VerilatorSim, verilator_available
+from hwmodel.target.device import Device
 
 COMMAND = "codesign.rtlsim"
 
@@ -75,12 +76,16 @@ def design_sim(folder: Path, files: ProgramFiles) -> tuple[VerilatorSim, int]:
     the model's latency in cycles."""
     design = _design(folder)
     spec = accelerator_spec_for(files.program, recorded_workload(design), design.config, design.device)
-    freq = design.config.freq_mhz
-    latency = max(1, load_coefficients().dram_latency_cycles(freq))
-    sim = VerilatorSim(
-        accelerator_verilog(spec), spec.data_bits, latency, design.device.bytes_per_cycle(freq)
-    )
+    latency, bandwidth = testbench_dram(design.config.freq_mhz, design.device)
+    sim = VerilatorSim(accelerator_verilog(spec), spec.data_bits, latency, bandwidth)
     return sim, int(design.predicted["latency_cycles"])
+
+
+def testbench_dram(freq_mhz: float, device: Device) -> tuple[int, float]:
+    """The testbench DRAM of a design at ``freq_mhz``: the model's DRAM latency (cycles, at least
+    1) and the device's bandwidth (bytes a cycle)."""
+    latency = max(1, load_coefficients().dram_latency_cycles(freq_mhz))
+    return latency, device.bytes_per_cycle(freq_mhz)
 
 
 def rtlsim(run_dir: Path, trial: int, n_images: int) -> RtlSim:
