@@ -169,7 +169,8 @@ def test_each_unit_of_the_top_alone(capsys: pytest.CaptureFixture[str]) -> None:
     for name, text in texts.items():
         assert text.count("\nmodule ") + text.startswith("module ") >= 1, name
     assert "DSP48E2" in texts["engine"] and "DSP48E2" in texts["gemm_core"]
-    reads = 2 + spec.gemm.readers + 1
+    reads = spec.read_masters
+    assert reads == 2 + spec.gemm.readers + 1  # the fetch, the core's, the epilogue's, the unit's
     assert (
         f"r{reads - 1}_arvalid" in texts["interconnect"] and f"r{reads}_arvalid" not in texts["interconnect"]
     )

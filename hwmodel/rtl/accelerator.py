@@ -100,6 +100,17 @@ class AcceleratorSpec:
         nl = NlOpSpec.from_descriptors(descriptors, kind_lanes=nl_lanes, **dma) if has_nl else None
         return cls(data_bits, core, epi, nl)
 
+    @property
+    def read_masters(self) -> int:
+        """Read masters on the DRAM port: the sequencer's fetch, the core's reader(s), the
+        epilogue's and the non-linear unit's."""
+        return 2 + self.gemm.readers + (self.nl is not None)
+
+    @property
+    def write_masters(self) -> int:
+        """Write masters on the DRAM port: the epilogue's writer and the non-linear unit's."""
+        return 1 + (self.nl is not None)
+
 
 def accelerator(spec: AcceleratorSpec, slices: SliceBuilder | None = None) -> None:
     """The top-level (module docstring) with named ports in the working block."""
@@ -135,6 +146,7 @@ def accelerator(spec: AcceleratorSpec, slices: SliceBuilder | None = None) -> No
     op_error <<= error
 
     # ---- one DRAM port
+    assert (len(readers), len(writers)) == (spec.read_masters, spec.write_masters)
     rd_port = read_interconnect(readers, read_channels, read_channel_inputs(bits), PORT_OUTSTANDING)
     wr_port = write_interconnect(writers, write_channels, write_channel_inputs(), PORT_OUTSTANDING)
     ports = {**seq.lite, **rd_port.ports(bits), **wr_port.ports(bits)}
@@ -187,6 +199,7 @@ def unit_verilogs(spec: AcceleratorSpec) -> dict[str, str]:
     if nl is not None:
         out["nl_op"] = alone(lambda: build_nl_op(nl), "codesign_nl_op")
     out["sequencer"] = sequencer_verilog(spec.data_bits)
-    reads = 2 + spec.gemm.readers + (nl is not None)  # the fetch, the core's, the epilogue's, the unit's
-    out["interconnect"] = interconnect_verilog(reads, 1 + (nl is not None), spec.data_bits, PORT_OUTSTANDING)
+    out["interconnect"] = interconnect_verilog(
+        spec.read_masters, spec.write_masters, spec.data_bits, PORT_OUTSTANDING
+    )
     return out
